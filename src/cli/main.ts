@@ -1,0 +1,11 @@
+import "reflect-metadata";
+import { buildProgram } from "./program.js";
+import { exitCodeFor, printError } from "./run.js";
+
+const program = buildProgram();
+try {
+  await program.parseAsync(process.argv);
+} catch (e) {
+  printError(e);
+  process.exitCode = exitCodeFor(e);
+}

@@ -1,0 +1,18 @@
+import { Command } from "commander";
+
+/**
+ * The `tpmtrust` command tree. Each area registers its subcommands from its own module
+ * (src/cli/commands/*.ts), so adding a command never touches another area's file.
+ */
+export function buildProgram(): Command {
+  const program = new Command("tpmtrust")
+    .description("TPM 2.0 attestation authority: EK trust, host attestation, key attestation CA, provisioning, key release")
+    .version("0.1.0")
+    .exitOverride()
+    .showHelpAfterError();
+  for (const register of registrations) register(program);
+  return program;
+}
+
+type Register = (program: Command) => void;
+const registrations: Register[] = [];
