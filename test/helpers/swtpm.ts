@@ -221,3 +221,46 @@ export async function startSwtpm(opts: SwtpmOptions = {}): Promise<Swtpm> {
     throw e;
   }
 }
+
+export interface SwtpmChardev {
+  /** our end of the socketpair: a raw, non-blocking descriptor speaking the /dev/tpm0 protocol */
+  fd: number;
+  pid: number;
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts `swtpm chardev --tpm2 --fd 3` on one end of a socketpair (node creates child stdio pipes
+ * with socketpair(2)) and hands out the raw descriptor of the other end, so a character-device
+ * client can be tested without /dev/tpm*. Node's own reader on that end is stopped first, through
+ * the socket's internal handle: nothing but the caller reads the descriptor.
+ */
+export async function startSwtpmChardev(): Promise<SwtpmChardev> {
+  requireTool("swtpm");
+  const work = mkdtempSync(join(tmpdir(), "tpmtrust-swtpm-"));
+  const fd = openSync(join(work, "swtpm.log"), "a");
+  const child = spawn("swtpm", ["chardev", "--tpm2", "--fd", "3", "--tpmstate", `dir=${work}`, "--flags", "startup-clear"], {
+    stdio: ["ignore", fd, fd, "pipe"],
+  });
+  closeSync(fd);
+  if (child.pid === undefined) throw new Error("swtpm could not be spawned");
+  live.set(child.pid, { child, dir: work });
+  const handle = (child.stdio[3] as unknown as { _handle?: { readStop(): number; fd: number } })._handle;
+  if (!handle || handle.fd < 0) throw new Error("no descriptor for the socketpair end");
+  handle.readStop();
+  const pid = child.pid;
+  return {
+    fd: handle.fd,
+    pid,
+    async stop() {
+      if (!exited(child)) {
+        child.kill("SIGTERM");
+        if (!(await waitExit(child, 5000))) child.kill("SIGKILL");
+        await waitExit(child, 5000);
+      }
+      (child.stdio[3] as { destroy(): void }).destroy();
+      live.delete(pid);
+      rmSync(work, { recursive: true, force: true });
+    },
+  };
+}
