@@ -6,6 +6,11 @@ import type { TpmtPublic } from "../tpm/types.js";
 /** A public key as tpmtrust receives one: a TPM public area, a KeyObject, or an SPKI (DER bytes or PEM text). */
 export type PublicKeyInput = TpmtPublic | KeyObject | Uint8Array | string;
 
+/** True for a TPM public area (as opposed to a KeyObject or SPKI). */
+export function isTpmtPublic(key: PublicKeyInput): key is TpmtPublic {
+  return typeof key === "object" && !(key instanceof KeyObject) && !(key instanceof Uint8Array) && "objectAttributes" in key;
+}
+
 /** Big-endian bytes of `n` without leading zeros. */
 function uintBytes(n: number): Buffer {
   const b = Buffer.alloc(4);
@@ -89,14 +94,12 @@ export function toPublicKey(key: PublicKeyInput): KeyObject {
     if (key.type === "private") return createPublicKey(key);
     throw new TpmTrustError("ERR_PARSE_BAD_VALUE", "a secret key is not a public key");
   }
-  if (typeof key === "string" || key instanceof Uint8Array) {
-    try {
-      return typeof key === "string" ? createPublicKey(key) : createPublicKey({ key: Buffer.from(key.buffer, key.byteOffset, key.length), format: "der", type: "spki" });
-    } catch (e) {
-      throw new TpmTrustError("ERR_PARSE_FORMAT", `not a SubjectPublicKeyInfo: ${(e as Error).message}`);
-    }
+  if (isTpmtPublic(key)) return publicKeyFromTpmt(key);
+  try {
+    return typeof key === "string" ? createPublicKey(key) : createPublicKey({ key: Buffer.from(key.buffer, key.byteOffset, key.length), format: "der", type: "spki" });
+  } catch (e) {
+    throw new TpmTrustError("ERR_PARSE_FORMAT", `not a SubjectPublicKeyInfo: ${(e as Error).message}`);
   }
-  return publicKeyFromTpmt(key);
 }
 
 /** True when both inputs hold the same public key (same algorithm, parameters and key material). */
