@@ -23,12 +23,12 @@ function rsaTpmt(pub: KeyObject, scheme: { scheme: number; hashAlg?: number }): 
   const n = Buffer.from(pub.export({ format: "jwk" }).n!, "base64url");
   return { type: TPM_ALG.RSA, nameAlg: TPM_ALG.SHA256, objectAttributes: 0x00050072, authPolicy: Buffer.alloc(0), parameters: { symmetric: { algorithm: TPM_ALG.NULL }, scheme, keyBits: 2048, exponent: 0 }, unique: n };
 }
-function flip(b: Buffer, i = b.length - 1): Buffer {
+function flip(b: Uint8Array, i = b.length - 1): Buffer {
   const c = Buffer.from(b);
   c[i] ^= 1;
   return c;
 }
-const rejects = (sig: TpmtSignature, key: Parameters<typeof verifySignature>[2], code: string, m = msg) => assert.throws(() => verifySignature(sig, m, key), { code });
+const rejects = (sig: TpmtSignature, key: Parameters<typeof verifySignature>[2], code: string, m: Uint8Array = msg) => assert.throws(() => verifySignature(sig, m, key), { code });
 
 test("RSASSA with SHA-1/256/384/512 against KeyObject, SPKI DER/PEM and TPMT_PUBLIC; tampering is ERR_SIGNATURE_INVALID", () => {
   const tpmt = rsaTpmt(rsa.publicKey, { scheme: TPM_ALG.NULL });
