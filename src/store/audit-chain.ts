@@ -1,0 +1,131 @@
+import { createHash } from "node:crypto";
+
+/**
+ * The audit log's hash chain, pure (no database): entry n stores prev_hash = hash of entry n-1
+ * (GENESIS_HASH for seq 1) and hash = SHA-256(prev_hash bytes ‖ UTF-8 canonical JSON of
+ * {seq, at, actor, action, subject, outcome, details}). Editing, deleting, inserting or reordering
+ * entries breaks the chain at the first affected seq; the head row (newest seq and hash, written
+ * in the same transaction) also exposes a truncated tail.
+ */
+export const GENESIS_HASH = "0".repeat(64);
+
+export type JsonValue = null | boolean | number | string | JsonValue[] | { [k: string]: JsonValue };
+
+export type AuditOutcome = "success" | "failure" | "denied";
+
+export interface AuditFields {
+  seq: number;
+  /** epoch ms */
+  at: number;
+  actor: string;
+  action: string;
+  subject: string | null;
+  outcome: AuditOutcome;
+  details: JsonValue;
+}
+
+export interface AuditEntry extends AuditFields {
+  prevHash: string;
+  hash: string;
+}
+
+/** JSON with object keys sorted (UTF-16 code unit order) and no whitespace; one text per value. */
+export function canonicalJson(v: JsonValue): string {
+  if (v === null || typeof v === "boolean" || typeof v === "string") return JSON.stringify(v);
+  if (typeof v === "number") {
+    if (!Number.isFinite(v)) throw new TypeError("canonical JSON has no non-finite numbers");
+    return JSON.stringify(v);
+  }
+  if (Array.isArray(v)) return `[${v.map(canonicalJson).join(",")}]`;
+  const keys = Object.keys(v).sort();
+  return `{${keys.map((k) => `${JSON.stringify(k)}:${canonicalJson(v[k])}`).join(",")}}`;
+}
+
+/**
+ * Turns arbitrary details into a JSON value the chain can hash: Buffers/Uint8Arrays become hex,
+ * bigints decimal strings, Dates ISO-8601, undefined object members are dropped.
+ */
+export function toJsonValue(v: unknown): JsonValue {
+  if (v === null || v === undefined) return null;
+  if (typeof v === "boolean" || typeof v === "string") return v;
+  if (typeof v === "number") return Number.isFinite(v) ? v : String(v);
+  if (typeof v === "bigint") return v.toString();
+  if (v instanceof Uint8Array) return Buffer.from(v).toString("hex");
+  if (v instanceof Date) return v.toISOString();
+  if (Array.isArray(v)) return v.map(toJsonValue);
+  if (typeof v === "object") {
+    const out: { [k: string]: JsonValue } = {};
+    for (const [k, x] of Object.entries(v)) if (x !== undefined) out[k] = toJsonValue(x);
+    return out;
+  }
+  return String(v);
+}
+
+export function auditHash(prevHash: string, e: AuditFields): string {
+  const body = canonicalJson({ seq: e.seq, at: e.at, actor: e.actor, action: e.action, subject: e.subject, outcome: e.outcome, details: e.details });
+  return createHash("sha256").update(Buffer.from(prevHash, "hex")).update(body, "utf8").digest("hex");
+}
+
+/** What is wrong at the first bad seq: a gap (deleted/inserted entry), a broken link, an entry whose content changed, or a head that does not match the last entry. */
+export type ChainProblem = "gap" | "link" | "hash" | "details" | "head";
+
+export interface ChainBreak {
+  seq: number;
+  problem: ChainProblem;
+  reason: string;
+}
+
+/** One stored row as the repo reads it: details still the stored text. */
+export interface StoredAuditRow {
+  seq: number;
+  at: number;
+  actor: string;
+  action: string;
+  subject: string | null;
+  outcome: string;
+  details: string;
+  prevHash: string;
+  hash: string;
+}
+
+/** Walks rows in seq order; `next` returns the first break found, then the caller stops. */
+export class ChainWalker {
+  private expectSeq = 1;
+  private prevHash = GENESIS_HASH;
+
+  get length(): number {
+    return this.expectSeq - 1;
+  }
+  get lastHash(): string {
+    return this.prevHash;
+  }
+
+  next(row: StoredAuditRow): ChainBreak | undefined {
+    if (row.seq !== this.expectSeq) {
+      return { seq: this.expectSeq, problem: "gap", reason: `expected seq ${this.expectSeq}, found ${row.seq}: entries were deleted or inserted` };
+    }
+    if (row.prevHash !== this.prevHash) {
+      return { seq: row.seq, problem: "link", reason: `prev_hash does not equal the hash of seq ${row.seq - 1}` };
+    }
+    let details: JsonValue;
+    try {
+      details = JSON.parse(row.details) as JsonValue;
+    } catch {
+      return { seq: row.seq, problem: "details", reason: "details are not valid JSON" };
+    }
+    if (canonicalJson(details) !== row.details) return { seq: row.seq, problem: "details", reason: "details are not in canonical form: the row was edited" };
+    const fields: AuditFields = { seq: row.seq, at: row.at, actor: row.actor, action: row.action, subject: row.subject, outcome: row.outcome as AuditOutcome, details };
+    if (auditHash(row.prevHash, fields) !== row.hash) return { seq: row.seq, problem: "hash", reason: "the entry does not hash to its stored hash: the row was edited" };
+    this.prevHash = row.hash;
+    this.expectSeq++;
+    return undefined;
+  }
+
+  /** After the last row: the head must name exactly the last entry. */
+  finish(head: { seq: number; hash: string }): ChainBreak | undefined {
+    if (head.seq > this.length) return { seq: this.length + 1, problem: "head", reason: `the head records seq ${head.seq} but the log ends at ${this.length}: entries were deleted from the end` };
+    if (head.seq < this.length) return { seq: head.seq + 1, problem: "head", reason: `entries after seq ${head.seq} were not appended through the log` };
+    if (head.hash !== this.prevHash) return { seq: head.seq, problem: "head", reason: "the head hash does not match the last entry" };
+    return undefined;
+  }
+}

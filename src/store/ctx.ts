@@ -1,0 +1,116 @@
+import { createHash } from "node:crypto";
+import { sql, type Kysely, type SelectQueryBuilder } from "kysely";
+import { TpmTrustError } from "../errors.js";
+import type { Database } from "./schema.js";
+
+export type DialectName = "sqlite" | "postgres";
+
+/** What every repo is built over: a connection (or one transaction's connection) and its dialect. */
+export interface Ctx {
+  readonly db: Kysely<Database>;
+  readonly dialect: DialectName;
+  readonly inTransaction: boolean;
+  /**
+   * Runs `fn` in one transaction (already inside one: just runs it). SQLite: BEGIN IMMEDIATE, so
+   * the write lock is taken up front and writers from other processes wait (busy_timeout) instead
+   * of failing on lock upgrade. PostgreSQL: BEGIN (READ COMMITTED); serialise with `lock`.
+   */
+  transaction<T>(fn: (tx: Ctx) => Promise<T>): Promise<T>;
+  /**
+   * Inside a transaction: waits until no other transaction holds the lock `name`, and keeps it to
+   * the end of this one (PostgreSQL advisory transaction lock; SQLite's write lock already
+   * serialises all writers).
+   */
+  lock(name: string): Promise<void>;
+  /** Runs read-only `fn` on one consistent snapshot without blocking writers (SQLite WAL read transaction; PostgreSQL REPEATABLE READ). */
+  snapshot<T>(fn: (tx: Ctx) => Promise<T>): Promise<T>;
+}
+
+export function rootCtx(db: Kysely<Database>, dialect: DialectName): Ctx {
+  const run = <T>(begin: string, fn: (tx: Ctx) => Promise<T>): Promise<T> =>
+    db.connection().execute(async (conn) => {
+      await sql.raw(begin).execute(conn);
+      try {
+        const result = await fn(txCtx(conn, dialect));
+        await sql.raw("commit").execute(conn);
+        return result;
+      } catch (e) {
+        await sql.raw("rollback").execute(conn).catch(() => undefined);
+        throw e;
+      }
+    });
+  return {
+    db,
+    dialect,
+    inTransaction: false,
+    transaction: (fn) => run(dialect === "sqlite" ? "begin immediate" : "begin", fn),
+    snapshot: (fn) => run(dialect === "sqlite" ? "begin" : "begin isolation level repeatable read read only", fn),
+    lock: () => Promise.reject(new TpmTrustError("ERR_INTERNAL", "store lock taken outside a transaction")),
+  };
+}
+
+function txCtx(conn: Kysely<Database>, dialect: DialectName): Ctx {
+  const self: Ctx = {
+    db: conn,
+    dialect,
+    inTransaction: true,
+    transaction: (fn) => fn(self),
+    snapshot: (fn) => fn(self),
+    lock: async (name) => {
+      if (dialect === "postgres") await sql`select pg_advisory_xact_lock(${advisoryKey(name)}::bigint)`.execute(conn);
+    },
+  };
+  return self;
+}
+
+/** A stable signed 64-bit advisory lock key for a lock name. */
+function advisoryKey(name: string): string {
+  const h = createHash("sha256").update(`tpmtrust:${name}`).digest();
+  return h.readBigInt64BE(0).toString();
+}
+
+/** `SELECT … FOR UPDATE` on PostgreSQL; SQLite has no row locks (its transactions lock the file). */
+export function forUpdate<DB, TB extends keyof DB, O>(ctx: Ctx, qb: SelectQueryBuilder<DB, TB, O>): SelectQueryBuilder<DB, TB, O> {
+  return ctx.dialect === "postgres" ? qb.forUpdate() : qb;
+}
+
+// --- value codecs (see schema.ts for the conventions) ---
+export const hex = (b: Uint8Array): string => Buffer.from(b).toString("hex");
+export const unhex = (s: string): Buffer => Buffer.from(s, "hex");
+export const hexOrNull = (b: Uint8Array | null | undefined): string | null => (b ? hex(b) : null);
+export const unhexOrNull = (s: string | null): Buffer | null => (s === null ? null : unhex(s));
+export const toJson = (v: unknown): string => JSON.stringify(v);
+export const fromJson = <T>(s: string): T => JSON.parse(s) as T;
+export const fromJsonOrNull = <T>(s: string | null): T | null => (s === null ? null : (JSON.parse(s) as T));
+
+/** Unique-constraint violation on either driver. */
+function isUniqueViolation(e: unknown): boolean {
+  const code = (e as { code?: unknown })?.code;
+  return code === "23505" || code === "SQLITE_CONSTRAINT_PRIMARYKEY" || code === "SQLITE_CONSTRAINT_UNIQUE";
+}
+
+/** Foreign-key violation on either driver (the referenced row does not exist). */
+function isForeignKeyViolation(e: unknown): boolean {
+  const code = (e as { code?: unknown })?.code;
+  return code === "23503" || code === "SQLITE_CONSTRAINT_FOREIGNKEY";
+}
+
+/** Runs an insert; a duplicate key becomes ERR_CONFLICT and a missing referenced row ERR_NOT_FOUND. */
+export async function insertOrConflict<T>(p: Promise<T>, conflict: string, missing = "a referenced object does not exist"): Promise<T> {
+  try {
+    return await p;
+  } catch (e) {
+    if (isUniqueViolation(e)) throw new TpmTrustError("ERR_CONFLICT", conflict);
+    if (isForeignKeyViolation(e)) throw new TpmTrustError("ERR_NOT_FOUND", missing);
+    throw e;
+  }
+}
+
+export function notFound(what: string): TpmTrustError {
+  return new TpmTrustError("ERR_NOT_FOUND", `${what} not found`);
+}
+
+/** Updates/deletes report affected rows as bigint on both drivers. */
+export function affected(r: { numUpdatedRows?: bigint; numDeletedRows?: bigint }): number {
+  return Number(r.numUpdatedRows ?? r.numDeletedRows ?? 0n);
+}

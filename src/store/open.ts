@@ -1,0 +1,122 @@
+import { closeSync, existsSync, mkdirSync, openSync } from "node:fs";
+import { dirname, resolve } from "node:path";
+import SqliteDatabase from "better-sqlite3";
+import { Kysely, PostgresDialect, SqliteDialect } from "kysely";
+import pg from "pg";
+import { TpmTrustError } from "../errors.js";
+import { type Ctx, type DialectName, rootCtx } from "./ctx.js";
+import { migrate } from "./migrations/index.js";
+import { type Repos, makeRepos } from "./repos/index.js";
+import type { Database } from "./schema.js";
+
+export interface Store extends Repos {
+  readonly dialect: DialectName;
+  /** the SQLite file, or the PostgreSQL URL without its password: for messages */
+  readonly location: string;
+  /** schema version after migrating */
+  readonly schemaVersion: number;
+  /** Runs `fn` in one transaction; everything it does through `tx` commits or rolls back together. */
+  transaction<T>(fn: (tx: Repos) => Promise<T>): Promise<T>;
+  close(): Promise<void>;
+}
+
+export interface OpenOptions {
+  /** SQLite: fail with ERR_IO instead of creating a missing database file (read-only commands). */
+  mustExist?: boolean;
+  /** PostgreSQL: connections in the pool (default 10). */
+  poolSize?: number;
+}
+
+/** The embedded default: a SQLite file under the working directory, or $TPMTRUST_DB. */
+export const DEFAULT_DB = ".tpmtrust/tpmtrust.db";
+
+/** The database a command uses: its --db flag, else $TPMTRUST_DB, else DEFAULT_DB. */
+export function resolveDbUrl(flag?: string): string {
+  return flag ?? process.env.TPMTRUST_DB ?? DEFAULT_DB;
+}
+
+export function isPostgresUrl(url: string): boolean {
+  return /^postgres(ql)?:\/\//i.test(url);
+}
+
+/**
+ * Opens the store and brings its schema up to date. `postgres://…` / `postgresql://…` selects
+ * PostgreSQL; anything else is a SQLite file path (created on first start, mode 0600) or
+ * `:memory:`. Only one Store per SQLite file per process: better-sqlite3 waits for locks
+ * synchronously, so two in-process writers on one file would block each other.
+ */
+export async function openStore(url: string, opts: OpenOptions = {}): Promise<Store> {
+  const { db, dialect, location } = isPostgresUrl(url) ? openPostgres(url, opts) : openSqlite(url, opts);
+  const ctx = rootCtx(db, dialect);
+  let version: number;
+  try {
+    version = (await migrate(ctx)).version;
+  } catch (e) {
+    await db.destroy().catch(() => undefined);
+    throw connectError(e, dialect, location);
+  }
+  return storeOver(ctx, location, version);
+}
+
+function storeOver(ctx: Ctx, location: string, schemaVersion: number): Store {
+  return {
+    ...makeRepos(ctx),
+    dialect: ctx.dialect,
+    location,
+    schemaVersion,
+    transaction: (fn) => ctx.transaction((tx) => fn(makeRepos(tx))),
+    close: () => ctx.db.destroy(),
+  };
+}
+
+function openSqlite(path: string, opts: OpenOptions): { db: Kysely<Database>; dialect: DialectName; location: string } {
+  const location = path === ":memory:" ? path : resolve(path);
+  if (location !== ":memory:" && !existsSync(location)) {
+    if (opts.mustExist) throw new TpmTrustError("ERR_IO", `no database at ${location}`);
+    mkdirSync(dirname(location), { recursive: true, mode: 0o700 });
+    // The database holds signing keys and secrets: create it private. SQLite gives its -wal/-shm files the same mode.
+    closeSync(openSync(location, "a", 0o600));
+  }
+  let sqlite: SqliteDatabase.Database;
+  try {
+    sqlite = new SqliteDatabase(location);
+    // WAL: readers never block the writer. synchronous=NORMAL in WAL mode loses nothing on a
+    // process crash (kill -9); only an OS crash/power loss can drop the last commits.
+    sqlite.pragma("journal_mode = WAL");
+    sqlite.pragma("synchronous = NORMAL");
+    sqlite.pragma("busy_timeout = 5000");
+    sqlite.pragma("foreign_keys = ON");
+  } catch (e) {
+    throw new TpmTrustError("ERR_IO", `cannot open SQLite database ${location}: ${(e as Error).message}`);
+  }
+  return { db: new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) }), dialect: "sqlite", location };
+}
+
+// BIGINT (int8) columns hold epoch-ms times and counters, all far below 2^53: return numbers, not strings.
+const INT8_OID = 20;
+const pgTypes = {
+  getTypeParser: ((oid: number, format?: "text" | "binary") =>
+    oid === INT8_OID ? (v: string) => Number(v) : pg.types.getTypeParser(oid, format as "text")) as typeof pg.types.getTypeParser,
+};
+
+function openPostgres(url: string, opts: OpenOptions): { db: Kysely<Database>; dialect: DialectName; location: string } {
+  let location: string;
+  try {
+    const u = new URL(url);
+    if (u.password) u.password = "***";
+    location = u.toString();
+  } catch {
+    throw new TpmTrustError("ERR_USAGE", "the PostgreSQL URL does not parse");
+  }
+  const pool = new pg.Pool({ connectionString: url, max: opts.poolSize ?? 10, types: pgTypes, application_name: "tpmtrust" });
+  // An idle client losing its connection (server restart) must not crash the process; the pool
+  // drops that client and the next query connects anew.
+  pool.on("error", () => undefined);
+  return { db: new Kysely<Database>({ dialect: new PostgresDialect({ pool }) }), dialect: "postgres", location };
+}
+
+function connectError(e: unknown, dialect: DialectName, location: string): unknown {
+  if (e instanceof TpmTrustError) return e;
+  const msg = e instanceof Error ? e.message : String(e);
+  return new TpmTrustError("ERR_IO", `cannot use the ${dialect === "postgres" ? "PostgreSQL" : "SQLite"} database ${location}: ${msg}`);
+}

@@ -1,0 +1,51 @@
+import { createHash, randomBytes, randomUUID } from "node:crypto";
+import { type Ctx, affected } from "../ctx.js";
+
+/** Roles of admin API tokens (hosts authenticate with their bound AK, never with a token). */
+export type AdminRole = "admin" | "auditor";
+
+export interface AdminToken {
+  id: string;
+  role: AdminRole;
+  label: string | null;
+  createdAt: number;
+  revokedAt: number | null;
+}
+
+/** Tokens look like `tpmtrust_<43 base64url chars>` (256 random bits); only their SHA-256 is stored. */
+const TOKEN_PREFIX = "tpmtrust_";
+const tokenHash = (token: string) => createHash("sha256").update(token, "utf8").digest("hex");
+
+export function adminTokensRepo(ctx: Ctx) {
+  /** Creates a token; the returned `token` is shown once and cannot be recovered. */
+  async function create(o: { role: AdminRole; label?: string | null; at?: number }): Promise<AdminToken & { token: string }> {
+    const token = TOKEN_PREFIX + randomBytes(32).toString("base64url");
+    const row = { id: randomUUID(), token_hash: tokenHash(token), role: o.role, label: o.label ?? null, created_at: o.at ?? Date.now(), revoked_at: null };
+    await ctx.db.insertInto("admin_tokens").values(row).execute();
+    return { id: row.id, role: o.role, label: row.label, createdAt: row.created_at, revokedAt: null, token };
+  }
+
+  return {
+    create,
+    /** First start: creates an admin token only if no token exists yet (once, even when instances start together). */
+    createInitial: (o: { label?: string | null; at?: number } = {}): Promise<(AdminToken & { token: string }) | undefined> =>
+      ctx.transaction(async (tx) => {
+        await tx.lock("admin-tokens:initial");
+        if (await tx.db.selectFrom("admin_tokens").select("id").limit(1).executeTakeFirst()) return undefined;
+        return adminTokensRepo(tx).create({ role: "admin", label: o.label ?? "initial", at: o.at });
+      }),
+    /** The unrevoked token this secret belongs to, or undefined. */
+    async verify(token: string): Promise<AdminToken | undefined> {
+      if (!token.startsWith(TOKEN_PREFIX)) return undefined;
+      const r = await ctx.db.selectFrom("admin_tokens").selectAll().where("token_hash", "=", tokenHash(token)).where("revoked_at", "is", null).executeTakeFirst();
+      return r ? { id: r.id, role: r.role as AdminRole, label: r.label, createdAt: r.created_at, revokedAt: r.revoked_at } : undefined;
+    },
+    async list(): Promise<AdminToken[]> {
+      const rows = await ctx.db.selectFrom("admin_tokens").selectAll().orderBy("created_at").orderBy("id").execute();
+      return rows.map((r) => ({ id: r.id, role: r.role as AdminRole, label: r.label, createdAt: r.created_at, revokedAt: r.revoked_at }));
+    },
+    async revoke(id: string, at: number = Date.now()): Promise<boolean> {
+      return affected(await ctx.db.updateTable("admin_tokens").set({ revoked_at: at }).where("id", "=", id).where("revoked_at", "is", null).executeTakeFirst()) > 0;
+    },
+  };
+}

@@ -1,0 +1,40 @@
+import { type Ctx, affected, hex, hexOrNull, insertOrConflict, notFound, unhex, unhexOrNull } from "../ctx.js";
+import type { AksTable } from "../schema.js";
+
+export interface Ak {
+  /** Name of the AK: nameAlg ‖ H(TPMT_PUBLIC) */
+  name: Buffer;
+  hostName: string;
+  /** TPMT_PUBLIC bytes */
+  public: Buffer;
+  boundAt: number;
+  /** DER AK certificate from the attestation CA */
+  akCert: Buffer | null;
+}
+
+const toAk = (r: AksTable): Ak => ({ name: unhex(r.name), hostName: r.host_name, public: unhex(r.public), boundAt: r.bound_at, akCert: unhexOrNull(r.ak_cert) });
+
+/** Attestation keys bound to hosts (only after a successful credential activation). */
+export function aksRepo(ctx: Ctx) {
+  return {
+    /** Binds an AK to a host. ERR_CONFLICT if the AK is already bound, ERR_NOT_FOUND for an unknown host. */
+    async bind(o: { hostName: string; name: Uint8Array; public: Uint8Array; akCert?: Uint8Array | null; at?: number }): Promise<Ak> {
+      const row: AksTable = { name: hex(o.name), host_name: o.hostName, public: hex(o.public), bound_at: o.at ?? Date.now(), ak_cert: hexOrNull(o.akCert) };
+      await insertOrConflict(ctx.db.insertInto("aks").values(row).execute(), `AK ${row.name} is already bound`, `host ${o.hostName} not found`);
+      return toAk(row);
+    },
+    async get(name: Uint8Array): Promise<Ak | undefined> {
+      const r = await ctx.db.selectFrom("aks").selectAll().where("name", "=", hex(name)).executeTakeFirst();
+      return r ? toAk(r) : undefined;
+    },
+    async listForHost(hostName: string): Promise<Ak[]> {
+      return (await ctx.db.selectFrom("aks").selectAll().where("host_name", "=", hostName).orderBy("bound_at").orderBy("name").execute()).map(toAk);
+    },
+    async setCert(name: Uint8Array, akCert: Uint8Array): Promise<void> {
+      if (affected(await ctx.db.updateTable("aks").set({ ak_cert: hex(akCert) }).where("name", "=", hex(name)).executeTakeFirst()) === 0) throw notFound("AK");
+    },
+    async unbind(name: Uint8Array): Promise<boolean> {
+      return affected(await ctx.db.deleteFrom("aks").where("name", "=", hex(name)).executeTakeFirst()) > 0;
+    },
+  };
+}

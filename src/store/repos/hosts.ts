@@ -1,0 +1,195 @@
+import { type Ctx, affected, forUpdate, fromJson, fromJsonOrNull, hex, hexOrNull, insertOrConflict, notFound, toJson, unhex, unhexOrNull } from "../ctx.js";
+import type { HostEksTable, HostsTable } from "../schema.js";
+
+export type Health = "unknown" | "healthy" | "unhealthy";
+/** HGS policy versions: v2 requires a trusted EK certificate, v1 accepts an allow-listed EK without one. */
+export type PolicyVersion = "v1" | "v2";
+
+export interface HostEk {
+  /** Name of the EK: nameAlg ‖ H(TPMT_PUBLIC) */
+  name: Buffer;
+  /** TPMT_PUBLIC bytes */
+  public: Buffer;
+  /** DER EK certificate, if the TPM has one */
+  cert: Buffer | null;
+}
+
+export interface Host {
+  name: string;
+  hardwareClass: string;
+  policyVersion: PolicyVersion;
+  /** how the EK was trusted, e.g. "ek-cert", "ek-allowlist" */
+  trustMethod: string | null;
+  health: Health;
+  healthReason: string | null;
+  healthChangedAt: number | null;
+  lastAttestationAt: number | null;
+  /** the host counts as silent (unhealthy) after this time unless it attests again */
+  deadlineAt: number | null;
+  tags: string[];
+  /** TPM manufacturer, model, firmware … as `agent identify` reported them */
+  platform: Record<string, unknown> | null;
+  eks: HostEk[];
+  createdAt: number;
+  updatedAt: number;
+}
+
+export interface NewHost {
+  name: string;
+  hardwareClass: string;
+  policyVersion: PolicyVersion;
+  eks: HostEk[];
+  trustMethod?: string | null;
+  tags?: string[];
+  platform?: Record<string, unknown> | null;
+  at?: number;
+}
+
+export type HostPatch = Partial<Pick<Host, "hardwareClass" | "policyVersion" | "trustMethod" | "tags" | "platform" | "lastAttestationAt" | "deadlineAt">>;
+
+const toEk = (r: HostEksTable): HostEk => ({ name: unhex(r.ek_name), public: unhex(r.public), cert: unhexOrNull(r.cert) });
+
+function toHost(r: HostsTable, eks: HostEk[]): Host {
+  return {
+    name: r.name,
+    hardwareClass: r.hardware_class,
+    policyVersion: r.policy_version as PolicyVersion,
+    trustMethod: r.trust_method,
+    health: r.health as Health,
+    healthReason: r.health_reason,
+    healthChangedAt: r.health_changed_at,
+    lastAttestationAt: r.last_attestation_at,
+    deadlineAt: r.deadline_at,
+    tags: fromJson<string[]>(r.tags),
+    platform: fromJsonOrNull<Record<string, unknown>>(r.platform),
+    eks,
+    createdAt: r.created_at,
+    updatedAt: r.updated_at,
+  };
+}
+
+export function hostsRepo(ctx: Ctx) {
+  async function withEks(rows: HostsTable[]): Promise<Host[]> {
+    if (rows.length === 0) return [];
+    const eks = await ctx.db
+      .selectFrom("host_eks")
+      .selectAll()
+      .where("host_name", "in", rows.map((r) => r.name))
+      .orderBy("ek_name")
+      .execute();
+    const by = new Map<string, HostEk[]>();
+    for (const e of eks) by.set(e.host_name, [...(by.get(e.host_name) ?? []), toEk(e)]);
+    return rows.map((r) => toHost(r, by.get(r.name) ?? []));
+  }
+
+  async function get(name: string): Promise<Host | undefined> {
+    const row = await ctx.db.selectFrom("hosts").selectAll().where("name", "=", name).executeTakeFirst();
+    return row ? (await withEks([row]))[0] : undefined;
+  }
+
+  return {
+    get,
+
+    /** Adds a host with its EKs in one transaction. ERR_CONFLICT if the name or an EK is taken. */
+    add: (h: NewHost): Promise<Host> =>
+      ctx.transaction(async (tx) => {
+        const at = h.at ?? Date.now();
+        await insertOrConflict(
+          tx.db
+            .insertInto("hosts")
+            .values({
+              name: h.name,
+              hardware_class: h.hardwareClass,
+              policy_version: h.policyVersion,
+              trust_method: h.trustMethod ?? null,
+              health: "unknown",
+              health_reason: null,
+              health_changed_at: null,
+              last_attestation_at: null,
+              deadline_at: null,
+              tags: toJson(h.tags ?? []),
+              platform: h.platform ? toJson(h.platform) : null,
+              created_at: at,
+              updated_at: at,
+            })
+            .execute(),
+          `host ${h.name} already exists`,
+        );
+        for (const ek of h.eks) {
+          await insertOrConflict(
+            tx.db.insertInto("host_eks").values({ ek_name: hex(ek.name), host_name: h.name, public: hex(ek.public), cert: hexOrNull(ek.cert) }).execute(),
+            `EK ${hex(ek.name)} is already registered to a host`,
+          );
+        }
+        return (await hostsRepo(tx).get(h.name))!;
+      }),
+
+    /** The host that owns the EK with this Name. */
+    async findByEk(ekName: Uint8Array): Promise<Host | undefined> {
+      const r = await ctx.db.selectFrom("host_eks").select("host_name").where("ek_name", "=", hex(ekName)).executeTakeFirst();
+      return r ? get(r.host_name) : undefined;
+    },
+
+    async list(o: { health?: Health; hardwareClass?: string; limit?: number; offset?: number } = {}): Promise<Host[]> {
+      let q = ctx.db.selectFrom("hosts").selectAll().orderBy("name");
+      if (o.health) q = q.where("health", "=", o.health);
+      if (o.hardwareClass) q = q.where("hardware_class", "=", o.hardwareClass);
+      if (o.limit !== undefined) q = q.limit(o.limit).offset(o.offset ?? 0);
+      return withEks(await q.execute());
+    },
+
+    async countByHealth(): Promise<Record<Health, number>> {
+      const rows = await ctx.db
+        .selectFrom("hosts")
+        .select((eb) => ["health", eb.fn.countAll<number>().as("n")])
+        .groupBy("health")
+        .execute();
+      const out: Record<Health, number> = { unknown: 0, healthy: 0, unhealthy: 0 };
+      for (const r of rows) out[r.health as Health] = Number(r.n);
+      return out;
+    },
+
+    /** Changes the given fields; ERR_NOT_FOUND for an unknown host. */
+    async update(name: string, p: HostPatch, at: number = Date.now()): Promise<Host> {
+      const set: Partial<HostsTable> = { updated_at: at };
+      if (p.hardwareClass !== undefined) set.hardware_class = p.hardwareClass;
+      if (p.policyVersion !== undefined) set.policy_version = p.policyVersion;
+      if (p.trustMethod !== undefined) set.trust_method = p.trustMethod;
+      if (p.tags !== undefined) set.tags = toJson(p.tags);
+      if (p.platform !== undefined) set.platform = p.platform === null ? null : toJson(p.platform);
+      if (p.lastAttestationAt !== undefined) set.last_attestation_at = p.lastAttestationAt;
+      if (p.deadlineAt !== undefined) set.deadline_at = p.deadlineAt;
+      if (affected(await ctx.db.updateTable("hosts").set(set).where("name", "=", name).executeTakeFirst()) === 0) throw notFound(`host ${name}`);
+      return (await get(name))!;
+    },
+
+    /**
+     * Sets the health state. `changed` is true for exactly one caller per transition, even with
+     * several instances (row lock), so health-change notifications go out once.
+     */
+    setHealth: (name: string, o: { health: Health; reason?: string | null; at?: number }): Promise<{ changed: boolean; previous: Health; host: Host }> =>
+      ctx.transaction(async (tx) => {
+        const at = o.at ?? Date.now();
+        const cur = await forUpdate(tx, tx.db.selectFrom("hosts").select("health").where("name", "=", name)).executeTakeFirst();
+        if (!cur) throw notFound(`host ${name}`);
+        const previous = cur.health as Health;
+        const changed = previous !== o.health;
+        await tx.db
+          .updateTable("hosts")
+          .set({ health: o.health, health_reason: o.reason ?? null, updated_at: at, ...(changed ? { health_changed_at: at } : {}) })
+          .where("name", "=", name)
+          .execute();
+        return { changed, previous, host: (await hostsRepo(tx).get(name))! };
+      }),
+
+    /** Hosts not yet unhealthy whose attestation deadline has passed. */
+    async listOverdue(at: number = Date.now()): Promise<Host[]> {
+      return withEks(await ctx.db.selectFrom("hosts").selectAll().where("deadline_at", "<", at).where("health", "<>", "unhealthy").orderBy("name").execute());
+    },
+
+    /** Deletes the host and, by cascade, its EKs, AKs, activations, attestations and tokens. */
+    async remove(name: string): Promise<boolean> {
+      return affected(await ctx.db.deleteFrom("hosts").where("name", "=", name).executeTakeFirst()) > 0;
+    },
+  };
+}

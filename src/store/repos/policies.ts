@@ -1,0 +1,112 @@
+import { randomUUID } from "node:crypto";
+import { type Ctx, fromJson, toJson } from "../ctx.js";
+import type { PoliciesTable } from "../schema.js";
+
+/** "baseline" | "software" | "ci" (code integrity) | "secureboot" | … */
+export type PolicyKind = string;
+
+export interface Policy<D = unknown> {
+  id: string;
+  kind: PolicyKind;
+  name: string;
+  /** 1, 2, … per (kind, name); every put makes a new version, old ones stay for the record */
+  version: number;
+  /** null = applies to every hardware class */
+  hardwareClass: string | null;
+  document: D;
+  createdAt: number;
+  createdBy: string | null;
+  disabledAt: number | null;
+}
+
+const toPolicy = <D>(r: PoliciesTable): Policy<D> => ({
+  id: r.id,
+  kind: r.kind,
+  name: r.name,
+  version: r.version,
+  hardwareClass: r.hardware_class,
+  document: fromJson<D>(r.document),
+  createdAt: r.created_at,
+  createdBy: r.created_by,
+  disabledAt: r.disabled_at,
+});
+
+/** Versioned JSON policy documents (baselines, accepted software, code integrity …). */
+export function policiesRepo(ctx: Ctx) {
+  return {
+    /** Stores a new version of (kind, name); versions never collide, even across instances. */
+    put: <D>(o: { kind: PolicyKind; name: string; document: D; hardwareClass?: string | null; createdBy?: string | null; at?: number }): Promise<Policy<D>> =>
+      ctx.transaction(async (tx) => {
+        await tx.lock(`policy:${o.kind}:${o.name}`);
+        const last = await tx.db
+          .selectFrom("policies")
+          .select((eb) => eb.fn.max("version").as("v"))
+          .where("kind", "=", o.kind)
+          .where("name", "=", o.name)
+          .executeTakeFirst();
+        const row: PoliciesTable = {
+          id: randomUUID(),
+          kind: o.kind,
+          name: o.name,
+          version: Number(last?.v ?? 0) + 1,
+          hardware_class: o.hardwareClass ?? null,
+          document: toJson(o.document),
+          created_at: o.at ?? Date.now(),
+          created_by: o.createdBy ?? null,
+          disabled_at: null,
+        };
+        await tx.db.insertInto("policies").values(row).execute();
+        return toPolicy<D>(row);
+      }),
+
+    /** A given version, or the newest one when `version` is omitted. */
+    async get<D = unknown>(kind: PolicyKind, name: string, version?: number): Promise<Policy<D> | undefined> {
+      let q = ctx.db.selectFrom("policies").selectAll().where("kind", "=", kind).where("name", "=", name);
+      q = version === undefined ? q.orderBy("version", "desc").limit(1) : q.where("version", "=", version);
+      const r = await q.executeTakeFirst();
+      return r ? toPolicy<D>(r) : undefined;
+    },
+
+    async getById<D = unknown>(id: string): Promise<Policy<D> | undefined> {
+      const r = await ctx.db.selectFrom("policies").selectAll().where("id", "=", id).executeTakeFirst();
+      return r ? toPolicy<D>(r) : undefined;
+    },
+
+    /**
+     * Policies, newest version of each (kind, name) unless `allVersions`. `hardwareClass` matches
+     * that class and the class-independent policies. Disabled ones only with `includeDisabled`.
+     */
+    async list<D = unknown>(o: { kind?: PolicyKind; hardwareClass?: string; allVersions?: boolean; includeDisabled?: boolean } = {}): Promise<Policy<D>[]> {
+      let q = ctx.db.selectFrom("policies as p").selectAll("p");
+      if (o.kind !== undefined) q = q.where("p.kind", "=", o.kind);
+      if (o.hardwareClass !== undefined) q = q.where((eb) => eb.or([eb("p.hardware_class", "=", o.hardwareClass!), eb("p.hardware_class", "is", null)]));
+      if (!o.includeDisabled) q = q.where("p.disabled_at", "is", null);
+      if (!o.allVersions) {
+        q = q.where((eb) =>
+          eb.not(
+            eb.exists(
+              eb
+                .selectFrom("policies as n")
+                .select("n.id")
+                .whereRef("n.kind", "=", "p.kind")
+                .whereRef("n.name", "=", "p.name")
+                .whereRef("n.version", ">", "p.version"),
+            ),
+          ),
+        );
+      }
+      return (await q.orderBy("p.kind").orderBy("p.name").orderBy("p.version").execute()).map((r) => toPolicy<D>(r));
+    },
+
+    /** Enables or disables every version of (kind, name); returns how many rows changed. */
+    async setEnabled(kind: PolicyKind, name: string, enabled: boolean, at: number = Date.now()): Promise<number> {
+      const r = await ctx.db
+        .updateTable("policies")
+        .set({ disabled_at: enabled ? null : at })
+        .where("kind", "=", kind)
+        .where("name", "=", name)
+        .executeTakeFirst();
+      return Number(r.numUpdatedRows);
+    },
+  };
+}

@@ -1,0 +1,91 @@
+import { createHash } from "node:crypto";
+import { TpmTrustError } from "../../errors.js";
+import { type Ctx, affected, hex, unhex } from "../ctx.js";
+import type { EkCaCertTable } from "../schema.js";
+
+export interface AllowlistEntry {
+  /** lowercase hex SHA-256 of the EK public key */
+  ekHash: string;
+  label: string | null;
+  /** where the entry came from, e.g. "cli", "api" */
+  source: string | null;
+  addedAt: number;
+}
+
+export interface EkCaCert {
+  /** lowercase hex SHA-256 of the DER */
+  fingerprint: string;
+  subject: string;
+  der: Buffer;
+  addedAt: number;
+}
+
+export type EkCaKind = "root" | "intermediate";
+
+const caTable = (kind: EkCaKind) => (kind === "root" ? "ek_roots" : "ek_intermediates");
+const toCaCert = (r: EkCaCertTable): EkCaCert => ({ fingerprint: r.fingerprint, subject: r.subject, der: unhex(r.cert), addedAt: r.added_at });
+
+/** Allow-list entries are hex SHA-256 values, case-insensitive: stored lowercase. */
+export function normalizeEkHash(h: string): string {
+  const s = h.trim().toLowerCase();
+  if (!/^[0-9a-f]{64}$/.test(s)) throw new TpmTrustError("ERR_VALIDATION", `not a hex SHA-256 EK hash: ${JSON.stringify(h)}`);
+  return s;
+}
+
+/** EK trust configuration: the allow-list, manufacturer roots (EKROOT) and intermediates (EKCA), allow-list directories. */
+export function trustRepo(ctx: Ctx) {
+  return {
+    /** Adds (or keeps) an allow-list entry; returns false if it was already present. */
+    async addAllowlist(ekHash: string, o: { label?: string | null; source?: string | null; at?: number } = {}): Promise<boolean> {
+      const r = await ctx.db
+        .insertInto("ek_allowlist")
+        .values({ ek_hash: normalizeEkHash(ekHash), label: o.label ?? null, source: o.source ?? null, added_at: o.at ?? Date.now() })
+        .onConflict((oc) => oc.column("ek_hash").doNothing())
+        .executeTakeFirst();
+      return Number(r.numInsertedOrUpdatedRows ?? 0n) > 0;
+    },
+    async removeAllowlist(ekHash: string): Promise<boolean> {
+      return affected(await ctx.db.deleteFrom("ek_allowlist").where("ek_hash", "=", normalizeEkHash(ekHash)).executeTakeFirst()) > 0;
+    },
+    async isAllowlisted(ekHash: string): Promise<boolean> {
+      return (await ctx.db.selectFrom("ek_allowlist").select("ek_hash").where("ek_hash", "=", normalizeEkHash(ekHash)).executeTakeFirst()) !== undefined;
+    },
+    async listAllowlist(): Promise<AllowlistEntry[]> {
+      const rows = await ctx.db.selectFrom("ek_allowlist").selectAll().orderBy("ek_hash").execute();
+      return rows.map((r) => ({ ekHash: r.ek_hash, label: r.label, source: r.source, addedAt: r.added_at }));
+    },
+
+    /** Adds a root or intermediate certificate (DER); `subject` is for display. Returns false if already present. */
+    async addCaCert(kind: EkCaKind, der: Uint8Array, subject: string, at: number = Date.now()): Promise<{ fingerprint: string; added: boolean }> {
+      const fingerprint = createHash("sha256").update(der).digest("hex");
+      const r = await ctx.db
+        .insertInto(caTable(kind))
+        .values({ fingerprint, subject, cert: hex(der), added_at: at })
+        .onConflict((oc) => oc.column("fingerprint").doNothing())
+        .executeTakeFirst();
+      return { fingerprint, added: Number(r.numInsertedOrUpdatedRows ?? 0n) > 0 };
+    },
+    async removeCaCert(kind: EkCaKind, fingerprint: string): Promise<boolean> {
+      return affected(await ctx.db.deleteFrom(caTable(kind)).where("fingerprint", "=", fingerprint.toLowerCase()).executeTakeFirst()) > 0;
+    },
+    async listCaCerts(kind: EkCaKind): Promise<EkCaCert[]> {
+      return (await ctx.db.selectFrom(caTable(kind)).selectAll().orderBy("subject").orderBy("fingerprint").execute()).map(toCaCert);
+    },
+
+    /** AD CS-style directories of zero-byte files named by EK hash; the trust layer scans them on each check. */
+    async addAllowlistDir(path: string, at: number = Date.now()): Promise<boolean> {
+      const r = await ctx.db
+        .insertInto("allowlist_dirs")
+        .values({ path, added_at: at })
+        .onConflict((oc) => oc.column("path").doNothing())
+        .executeTakeFirst();
+      return Number(r.numInsertedOrUpdatedRows ?? 0n) > 0;
+    },
+    async removeAllowlistDir(path: string): Promise<boolean> {
+      return affected(await ctx.db.deleteFrom("allowlist_dirs").where("path", "=", path).executeTakeFirst()) > 0;
+    },
+    async listAllowlistDirs(): Promise<{ path: string; addedAt: number }[]> {
+      return (await ctx.db.selectFrom("allowlist_dirs").selectAll().orderBy("path").execute()).map((r) => ({ path: r.path, addedAt: r.added_at }));
+    },
+  };
+}
