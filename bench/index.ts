@@ -3,7 +3,9 @@ import os from "node:os";
 import type { BenchFigure, BenchModule } from "./lib.js";
 
 /** Every benchmark module of the project; each adds its figures to one report. */
-const modules: Record<string, () => Promise<BenchModule>> = {};
+const modules: Record<string, () => Promise<BenchModule>> = {
+  quote: () => import("./quote.js"),
+};
 
 const wantMd = process.argv.includes("--md");
 const only = process.argv.filter((a) => !a.startsWith("--")).slice(2);

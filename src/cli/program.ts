@@ -1,4 +1,6 @@
 import { Command } from "commander";
+import { register as verify } from "./commands/verify.js";
+import { register as credential } from "./commands/credential.js";
 
 /**
  * The `tpmtrust` command tree. Each area registers its subcommands from its own module
@@ -15,4 +17,4 @@ export function buildProgram(): Command {
 }
 
 type Register = (program: Command) => void;
-const registrations: Register[] = [];
+const registrations: Register[] = [verify, credential];

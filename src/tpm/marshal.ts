@@ -50,11 +50,12 @@ export class Reader {
     const lo = this.u32(what);
     return (BigInt(hi) << 32n) | BigInt(lo);
   }
+  /** A view of the next n bytes (no copy: parsed values share memory with the input, which callers must not mutate). */
   bytes(n: number, what = "bytes"): Buffer {
     this.need(n, what);
     const out = Buffer.from(this.buf.buffer, this.buf.byteOffset + this.pos, n);
     this.pos += n;
-    return Buffer.from(out); // copy: callers may keep it after the input is reused
+    return out;
   }
   /** TPM2B: u16 size then that many bytes; `max` enforces the type's bound. */
   tpm2b(what = "TPM2B", max = 0xffff): Buffer {

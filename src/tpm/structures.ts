@@ -3,7 +3,7 @@
  * For each structure X: readX(Reader) / writeX(Writer, v) for composition, decodeX(bytes) (whole
  * input, trailing bytes rejected) / encodeX(v) for whole buffers.
  */
-import { createHash } from "node:crypto";
+import { hash } from "node:crypto";
 import { TpmTrustError } from "../errors.js";
 import { HASH_ALGS, TPM_ALG, TPM_GENERATED_VALUE, TPM_ST } from "./constants.js";
 import { marshal, parseAll, Reader, Writer } from "./marshal.js";
@@ -38,9 +38,8 @@ const MAX_DIGESTS = 8; // TPML_DIGEST: at most 8 (Part 2 §10.9.2)
 export function hashOf(alg: number, ...data: Uint8Array[]): Buffer {
   const h = HASH_ALGS[alg];
   if (!h) throw new TpmTrustError("ERR_PARSE_UNSUPPORTED", `unsupported hash algorithm 0x${alg.toString(16)}`, { alg });
-  const c = createHash(h.node);
-  for (const d of data) c.update(d);
-  return c.digest();
+  // one-shot crypto.hash (Node ≥ 20.12) is cheaper than a Hash object on hot paths like pcrDigest
+  return hash(h.node, data.length === 1 ? data[0] : Buffer.concat(data), "buffer");
 }
 
 export function digestSize(alg: number): number {
