@@ -1,0 +1,90 @@
+/** X.501 distinguished names: decoding, display, and RFC 5280 §7.1 style comparison. */
+import { AsnConvert } from "@peculiar/asn1-schema";
+import { Name, type AttributeValue } from "@peculiar/asn1-x509";
+import { children, readTlv, parseError } from "./der.js";
+import { OID } from "./oids.js";
+
+export interface NameAttribute {
+  type: string;
+  value: string;
+}
+
+export interface DistinguishedName {
+  /** exact DER as it appears in the certificate */
+  der: Buffer;
+  /** RDNs in encoded order, each a set of attributes */
+  rdns: NameAttribute[][];
+  /** display form, e.g. `C=DE, O=Infineon Technologies AG, CN=…` (encoded order; `+` joins multi-valued RDNs) */
+  text: string;
+}
+
+const SHORT: Record<string, string> = {
+  "2.5.4.3": "CN",
+  "2.5.4.5": "serialNumber",
+  "2.5.4.6": "C",
+  "2.5.4.7": "L",
+  "2.5.4.8": "ST",
+  "2.5.4.10": "O",
+  "2.5.4.11": "OU",
+  "1.2.840.113549.1.9.1": "emailAddress",
+  "0.9.2342.19200300.100.1.25": "DC",
+  [OID.tpmManufacturer]: "tpmManufacturer",
+  [OID.tpmModel]: "tpmModel",
+  [OID.tpmVersion]: "tpmVersion",
+  [OID.platformManufacturer]: "platformManufacturer",
+  [OID.platformModel]: "platformModel",
+  [OID.platformVersion]: "platformVersion",
+};
+
+function valueString(v: AttributeValue): string {
+  for (const s of [v.utf8String, v.printableString, v.ia5String, v.teletexString, v.bmpString, v.universalString]) {
+    if (s !== undefined) return s;
+  }
+  // not a string type (e.g. NumericString inside ANY): RFC 4514 hex form
+  return v.anyValue ? `#${Buffer.from(v.anyValue).toString("hex")}` : "";
+}
+
+/** Decodes a Name from its exact DER. `unsorted` is set when a multi-valued RDN's SET is not in DER order. */
+export function decodeName(der: Buffer, what: string): { name: DistinguishedName; unsorted: boolean } {
+  let parsed: Name;
+  try {
+    parsed = AsnConvert.parse(der, Name);
+  } catch (e) {
+    throw parseError(`${what}: not a valid Name: ${(e as Error).message}`, 0, { field: what });
+  }
+  const rdns = parsed.map((rdn) => rdn.map((atv) => ({ type: atv.type, value: valueString(atv.value) })));
+  const text = rdns.map((rdn) => rdn.map((a) => `${SHORT[a.type] ?? a.type}=${a.value}`).join("+")).join(", ");
+  return { name: { der, rdns, text }, unsorted: hasUnsortedSet(der) };
+}
+
+/** X.690 §11.6: the elements of a DER SET OF are sorted by their encodings. */
+function hasUnsortedSet(der: Buffer): boolean {
+  const seq = readTlv(der, 0);
+  for (const set of children(der, seq)) {
+    const items = children(der, set).map((t) => der.subarray(t.start, t.end));
+    for (let i = 1; i < items.length; i++) if (Buffer.compare(items[i - 1], items[i]) > 0) return true;
+  }
+  return false;
+}
+
+function normalized(name: DistinguishedName): string[] {
+  const norm = (s: string) => s.normalize("NFKC").toLowerCase().trim().replace(/\s+/g, " ");
+  return name.rdns.map((rdn) =>
+    rdn
+      .map((a) => `${a.type}=${norm(a.value)}`)
+      .sort()
+      .join("+"),
+  );
+}
+
+/**
+ * Compares an issuer name with a subject name: "exact" when the DER is identical, "normalized" when
+ * they match after RFC 4518-style case folding and space collapsing (attribute order inside an RDN
+ * ignored), otherwise false.
+ */
+export function compareNames(a: DistinguishedName, b: DistinguishedName): "exact" | "normalized" | false {
+  if (a.der.equals(b.der)) return "exact";
+  const na = normalized(a);
+  const nb = normalized(b);
+  return na.length === nb.length && na.every((r, i) => r === nb[i]) ? "normalized" : false;
+}
