@@ -80,11 +80,11 @@ function openSqlite(path: string, opts: OpenOptions): { db: Kysely<Database>; di
   let sqlite: SqliteDatabase.Database;
   try {
     sqlite = new SqliteDatabase(location);
+    sqlite.pragma("busy_timeout = 5000");
     // WAL: readers never block the writer. synchronous=NORMAL in WAL mode loses nothing on a
     // process crash (kill -9); only an OS crash/power loss can drop the last commits.
     sqlite.pragma("journal_mode = WAL");
     sqlite.pragma("synchronous = NORMAL");
-    sqlite.pragma("busy_timeout = 5000");
     sqlite.pragma("foreign_keys = ON");
   } catch (e) {
     throw new TpmTrustError("ERR_IO", `cannot open SQLite database ${location}: ${(e as Error).message}`);
