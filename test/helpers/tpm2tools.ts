@@ -40,6 +40,7 @@ export function runTool(tool: string, args: string[], opts: ToolOptions & { env?
         } else resolve(stdout);
       },
     );
+    child.stdin?.on("error", () => undefined); // tools that never read stdin close it early
     child.stdin?.end(opts.input ?? Buffer.alloc(0));
   });
 }
