@@ -1,0 +1,353 @@
+import { createHash, X509Certificate } from "node:crypto";
+import { dataBinding } from "./binding.js";
+import { EV, GUID, SIPA } from "./constants.js";
+import { flattenSipa } from "./sipa.js";
+import type { EfiVariableEvent, SipaItem, TcgEvent } from "./types.js";
+
+/**
+ * What a (verified) event log says, for policy: Secure Boot state and databases, the authorities that
+ * verified boot software, the boot chain, and Windows boot facts. Facts read from event data are used
+ * only when the data is bound to the event's digests; events whose data is not are named in `warnings`.
+ * Pure; pass the events of a VerifiedEventLog to get facts, or a parsed log's events for a preview.
+ */
+export interface Interpretation {
+  secureBoot: SecureBootState;
+  bootChain: BootChain;
+  windows?: WindowsBoot;
+  warnings: { record: number; message: string }[];
+}
+
+/**
+ * A certificate from a signature database or authority event: the SHA-256 fingerprint is computed
+ * at once (policies compare it); names are parsed on first use, since X.509 parsing costs more than
+ * the rest of the interpretation together.
+ */
+export class CertificateSummary {
+  readonly sha256: string;
+  private parsed?: { subject?: string; issuer?: string; serial?: string; notAfter?: string; error?: string };
+  constructor(readonly der: Buffer) {
+    this.sha256 = createHash("sha256").update(der).digest("hex");
+  }
+  private get info() {
+    if (!this.parsed) {
+      try {
+        const c = new X509Certificate(this.der);
+        this.parsed = { subject: c.subject.replace(/\n/g, ", "), issuer: c.issuer.replace(/\n/g, ", "), serial: c.serialNumber, notAfter: c.validTo };
+      } catch (e) {
+        this.parsed = { error: (e as Error).message };
+      }
+    }
+    return this.parsed;
+  }
+  get subject(): string | undefined {
+    return this.info.subject;
+  }
+  get issuer(): string | undefined {
+    return this.info.issuer;
+  }
+  toJSON() {
+    return { sha256: this.sha256, ...this.info };
+  }
+}
+
+export interface SignatureDatabase {
+  name: string;
+  record: number;
+  /** SHA-256 of the variable's content, the value to compare. */
+  sha256: string;
+  certificates: CertificateSummary[];
+  /** Counts of hash entries by signature type (e.g. dbx: { sha256: 371 }). */
+  hashes: Record<string, number>;
+}
+
+export interface Authority {
+  record: number;
+  variable: string;
+  owner?: string;
+  certificate?: CertificateSummary;
+  sha256: string;
+  /** The boot application or driver (record) that followed: the image this authority most likely verified. */
+  before?: number;
+}
+
+export interface SecureBootState {
+  /** SecureBoot variable as measured into PCR 7; undefined when not measured or not bound. */
+  enabled?: boolean;
+  setupMode?: boolean;
+  auditMode?: boolean;
+  deployedMode?: boolean;
+  databases: SignatureDatabase[];
+  authorities: Authority[];
+}
+
+export type BootRole = "pre-boot" | "driver" | "shim" | "grub" | "systemd-boot" | "windows-boot-manager" | "bootloader" | "kernel" | "initrd" | "efi-application";
+
+export interface BootImage {
+  record: number;
+  pcr: number;
+  role: BootRole;
+  path?: string;
+  devicePath?: string;
+  digests: Record<string, string>;
+}
+
+export interface BootChain {
+  /** EV_EFI_BOOT_SERVICES_APPLICATION events of PCR 4, in order. */
+  applications: BootImage[];
+  /** EV_EFI_BOOT_SERVICES_DRIVER / RUNTIME_SERVICES_DRIVER events (option ROMs and the like). */
+  drivers: BootImage[];
+  bootloaders: BootImage[];
+  /** The kernel as loaded: a PCR 4 EFI image (EFI stub, UKI) and/or a file GRUB measured into PCR 9. */
+  kernels: BootImage[];
+  initrds: BootImage[];
+  cmdline?: { record: number; text: string; source: "grub" | "systemd" };
+}
+
+export interface WindowsBoot {
+  bootCount?: string;
+  codeIntegrity?: boolean;
+  testSigning?: boolean;
+  kernelDebug?: boolean;
+  bootDebugging?: boolean;
+  safeMode?: boolean;
+  winPE?: boolean;
+  dataExecutionPrevention?: string;
+  hypervisorLaunchType?: string;
+  vsmLaunchType?: string;
+  systemRoot?: string;
+  bitlocker: { flags: number; methods: string[] }[];
+  elam: { keyName?: string; measured?: string; policy?: string }[];
+  loadedModules: { path?: string; authenticodeHash?: string; imageValidated?: boolean; publisher?: string; issuer?: string; svn?: number }[];
+}
+
+const hex = (b: Buffer) => b.toString("hex");
+const hexDigests = (ev: TcgEvent) => Object.fromEntries(Object.entries(ev.digests).map(([k, v]) => [k, hex(v)]));
+
+export function interpretEvents(events: readonly TcgEvent[]): Interpretation {
+  const warnings: Interpretation["warnings"] = [];
+  const boundData = new Map<number, boolean>();
+  const bound = (ev: TcgEvent) => {
+    let b = boundData.get(ev.index);
+    if (b === undefined) {
+      b = dataBinding(ev)?.bound ?? false;
+      boundData.set(ev.index, b);
+      if (!b) warnings.push({ record: ev.index, message: `${ev.typeName} data does not hash to its digest: its content is not used` });
+    }
+    return b;
+  };
+  const secureBoot = secureBootState(events, bound);
+  const bootChain = bootChainOf(events, bound);
+  const windows = windowsBoot(events, bound);
+  return { secureBoot, bootChain, ...(windows ? { windows } : {}), warnings };
+}
+
+function secureBootState(events: readonly TcgEvent[], bound: (ev: TcgEvent) => boolean): SecureBootState {
+  const state: SecureBootState = { databases: [], authorities: [] };
+  const flags: Record<string, "enabled" | "setupMode" | "auditMode" | "deployedMode"> = { SecureBoot: "enabled", SetupMode: "setupMode", AuditMode: "auditMode", DeployedMode: "deployedMode" };
+  const pendingAuthorities: Authority[] = [];
+  for (const ev of events) {
+    const d = ev.decoded;
+    if ((ev.type === EV.EFI_BOOT_SERVICES_APPLICATION || ev.type === EV.EFI_BOOT_SERVICES_DRIVER) && pendingAuthorities.length) {
+      for (const a of pendingAuthorities.splice(0)) a.before = ev.index;
+    }
+    if (d.kind !== "efi-variable" || ev.pcr !== 7) continue;
+    if (ev.type === EV.EFI_VARIABLE_DRIVER_CONFIG && bound(ev)) {
+      const flag = flags[d.name];
+      if (flag && d.guid === GUID.EFI_GLOBAL_VARIABLE) state[flag] = d.value.length === 1 ? d.value[0] === 1 : false;
+      else if (d.parsed.kind === "signature-lists") state.databases.push(database(ev, d));
+    } else if (ev.type === EV.EFI_VARIABLE_AUTHORITY && bound(ev)) {
+      const sd = d.parsed.kind === "signature-data" ? d.parsed : undefined;
+      const a: Authority = {
+        record: ev.index,
+        variable: d.name,
+        ...(sd?.owner ? { owner: sd.owner } : {}),
+        ...(sd && sd.data[0] === 0x30 ? { certificate: new CertificateSummary(sd.data) } : {}),
+        sha256: createHash("sha256").update(d.value).digest("hex"),
+      };
+      state.authorities.push(a);
+      pendingAuthorities.push(a);
+    }
+  }
+  return state;
+}
+
+function database(ev: TcgEvent, d: EfiVariableEvent): SignatureDatabase {
+  const certificates: CertificateSummary[] = [];
+  const hashes: Record<string, number> = {};
+  if (d.parsed.kind === "signature-lists") {
+    for (const list of d.parsed.lists) {
+      if (list.type === GUID.EFI_CERT_X509) for (const s of list.signatures) certificates.push(new CertificateSummary(s.data));
+      else hashes[list.typeName] = (hashes[list.typeName] ?? 0) + list.signatures.length;
+    }
+  }
+  return { name: d.name, record: ev.index, sha256: createHash("sha256").update(d.value).digest("hex"), certificates, hashes };
+}
+
+const LOADER_ROLES: [RegExp, BootRole][] = [
+  [/(^|\\)shim[^\\]*\.efi$/i, "shim"],
+  [/(^|\\)grub[^\\]*\.efi$/i, "grub"],
+  [/(^|\\)systemd-boot[^\\]*\.efi$/i, "systemd-boot"],
+  [/(^|\\)bootmgfw\.efi$/i, "windows-boot-manager"],
+];
+const KERNEL_FILE = /vmlinu[xz]|bzimage|(^|[\s/\\])kernel\b/i;
+const INITRD_FILE = /initr(d|amfs)/i;
+
+function bootChainOf(events: readonly TcgEvent[], bound: (ev: TcgEvent) => boolean): BootChain {
+  const chain: BootChain = { applications: [], drivers: [], bootloaders: [], kernels: [], initrds: [] };
+  let pcr4Separated = false;
+  let loaderSeen = false;
+  let grubLinux: string | undefined;
+  let grubInitrd: string | undefined;
+  for (const ev of events) {
+    const d = ev.decoded;
+    if (ev.pcr === 4 && ev.type === EV.SEPARATOR) pcr4Separated = true;
+    if (d.kind === "image-load") {
+      const path = d.devicePath.filePath;
+      const image: BootImage = { record: ev.index, pcr: ev.pcr, role: "efi-application", ...(path ? { path } : {}), ...(d.devicePath.text ? { devicePath: d.devicePath.text } : {}), digests: hexDigests(ev) };
+      if (ev.type !== EV.EFI_BOOT_SERVICES_APPLICATION) {
+        chain.drivers.push({ ...image, role: "driver" });
+        continue;
+      }
+      const named = path ? LOADER_ROLES.find(([re]) => re.test(path))?.[1] : undefined;
+      if (!pcr4Separated) image.role = "pre-boot";
+      else if (named) image.role = named;
+      else if (!loaderSeen) image.role = "bootloader";
+      else image.role = "kernel";
+      if (image.role !== "pre-boot" && image.role !== "kernel" && image.role !== "efi-application") {
+        loaderSeen = true;
+        chain.bootloaders.push(image);
+      }
+      chain.applications.push(image);
+    } else if (ev.type === EV.IPL && d.kind === "text") {
+      if (ev.pcr === 9) {
+        // GRUB measures the files it loads into PCR 9; RHEL's names them only "grub_linuxefi Kernel|Initrd"
+        const role = INITRD_FILE.test(d.text) ? "initrd" : KERNEL_FILE.test(d.text) ? "kernel" : undefined;
+        if (!role) continue;
+        const path = /[/\\]/.test(d.text) ? d.text : (role === "kernel" ? grubLinux : grubInitrd) ?? d.text;
+        (role === "kernel" ? chain.kernels : chain.initrds).push({ record: ev.index, pcr: 9, role, path, digests: hexDigests(ev) });
+      } else if (ev.pcr === 8 || ev.pcr === 12) {
+        const cmd = cmdline(d.text, d.encoding);
+        const load = /^grub_cmd:? (linux\w*|initrd\w*) (\S+)/.exec(d.text);
+        if ((cmd || load) && !bound(ev)) continue;
+        if (cmd) chain.cmdline = { record: ev.index, ...cmd };
+        if (load) {
+          if (load[1].startsWith("linux")) grubLinux = load[2];
+          else grubInitrd = load[2];
+        }
+      }
+    }
+  }
+  // Only the last non-loader application after a boot loader is the kernel; earlier ones are other EFI tools.
+  const kernelApps = chain.applications.filter((a) => a.role === "kernel");
+  for (const a of kernelApps.slice(0, -1)) a.role = "efi-application";
+  chain.kernels.unshift(...kernelApps.slice(-1));
+  return chain;
+}
+
+/** GRUB: "kernel_cmdline: <path> args" (upstream) or "grub_kernel_cmdline <path> args" (RHEL); systemd: the UTF-16 command line itself. */
+function cmdline(text: string, encoding: "ascii" | "utf16le"): { text: string; source: "grub" | "systemd" } | undefined {
+  if (encoding === "utf16le") return { text, source: "systemd" };
+  const m = /^(?:grub_)?kernel_cmdline:?\s+(.*)$/s.exec(text);
+  if (!m) return undefined;
+  const args = m[1].replace(/^(\([^)]*\))?\/\S*\s*/, "");
+  return { text: args, source: "grub" };
+}
+
+const FVEB_FLAGS: [number, string][] = [
+  [0x1, "cached"],
+  [0x2, "media"],
+  [0x4, "tpm"],
+  [0x10, "pin"],
+  [0x20, "external"],
+  [0x40, "recovery"],
+  [0x80, "passphrase"],
+  [0x100, "network"],
+];
+
+function sipaValue(it: SipaItem): string {
+  const d = it.data;
+  if (d.length === 8) return d.readBigUInt64LE(0).toString();
+  if (d.length === 4) return String(d.readUInt32LE(0));
+  if (d.length === 1) return String(d[0]);
+  return hex(d);
+}
+const sipaBool = (it: SipaItem) => it.data.some((b) => b !== 0);
+const sipaText = (it: SipaItem) => it.data.toString("utf16le").replace(/\0+$/, "");
+
+function windowsBoot(events: readonly TcgEvent[], bound: (ev: TcgEvent) => boolean): WindowsBoot | undefined {
+  const sipaEvents = events.filter((ev) => ev.type === EV.EVENT_TAG && ev.decoded.kind === "sipa");
+  if (!sipaEvents.length) return undefined;
+  const w: WindowsBoot = { bitlocker: [], elam: [], loadedModules: [] };
+  const firstOnly = <K extends keyof WindowsBoot>(k: K, v: WindowsBoot[K]) => {
+    if (w[k] === undefined) w[k] = v;
+  };
+  for (const ev of sipaEvents) {
+    if (ev.decoded.kind !== "sipa" || !bound(ev)) continue;
+    for (const it of flattenSipa(ev.decoded.items)) {
+      switch (it.id) {
+        case SIPA.BOOTCOUNTER:
+          firstOnly("bootCount", sipaValue(it));
+          break;
+        case SIPA.CODEINTEGRITY:
+          firstOnly("codeIntegrity", sipaBool(it));
+          break;
+        case SIPA.TESTSIGNING:
+          firstOnly("testSigning", sipaBool(it));
+          break;
+        case SIPA.OSKERNELDEBUG:
+          firstOnly("kernelDebug", sipaBool(it));
+          break;
+        case SIPA.BOOTDEBUGGING:
+          firstOnly("bootDebugging", sipaBool(it));
+          break;
+        case SIPA.SAFEMODE:
+          firstOnly("safeMode", sipaBool(it));
+          break;
+        case SIPA.WINPE:
+          firstOnly("winPE", sipaBool(it));
+          break;
+        case SIPA.DATAEXECUTIONPREVENTION:
+          firstOnly("dataExecutionPrevention", sipaValue(it));
+          break;
+        case SIPA.HYPERVISOR_LAUNCH_TYPE:
+          firstOnly("hypervisorLaunchType", sipaValue(it));
+          break;
+        case SIPA.VSM_LAUNCH_TYPE:
+          firstOnly("vsmLaunchType", sipaValue(it));
+          break;
+        case SIPA.SYSTEMROOT:
+          firstOnly("systemRoot", sipaText(it));
+          break;
+        case SIPA.BITLOCKER_UNLOCK: {
+          const flags = it.data.length >= 4 ? it.data.readUInt32LE(0) : 0;
+          w.bitlocker.push({ flags, methods: FVEB_FLAGS.filter(([f]) => flags & f).map(([, n]) => n) });
+          break;
+        }
+        case SIPA.ELAM_AGGREGATION: {
+          const e: WindowsBoot["elam"][number] = {};
+          for (const c of it.children ?? []) {
+            if (c.id === SIPA.ELAM_KEYNAME) e.keyName = sipaText(c);
+            else if (c.id === SIPA.ELAM_MEASURED) e.measured = hex(c.data);
+            else if (c.id === SIPA.ELAM_POLICY) e.policy = hex(c.data);
+          }
+          w.elam.push(e);
+          break;
+        }
+        case SIPA.LOADEDMODULE_AGGREGATION: {
+          const m: WindowsBoot["loadedModules"][number] = {};
+          for (const c of it.children ?? []) {
+            if (c.id === SIPA.FILEPATH) m.path = sipaText(c);
+            else if (c.id === SIPA.AUTHENTICODEHASH) m.authenticodeHash = hex(c.data);
+            else if (c.id === SIPA.IMAGEVALIDATED) m.imageValidated = sipaBool(c);
+            else if (c.id === SIPA.AUTHORITYPUBLISHER) m.publisher = sipaText(c);
+            else if (c.id === SIPA.AUTHORITYISSUER) m.issuer = sipaText(c);
+            else if (c.id === SIPA.MODULE_SVN && c.data.length >= 4) m.svn = c.data.readUInt32LE(0);
+          }
+          w.loadedModules.push(m);
+          break;
+        }
+      }
+    }
+  }
+  return w;
+}
