@@ -3,7 +3,7 @@
  *
  * - `startSwtpm()` (cheap, ~50 ms): fresh state, banks sha1/sha256/sha384/sha512, no EK certificates.
  * - `startSwtpm({ ekCerts: true })` (~0.7 s; +0.5 s for the first call in a process, which creates
- *   the CA): swtpm_setup writes an RSA-2048 EK (0x81010001, cert NV 0x01c00002), a P-384 EK
+ *   the CA): swtpm_setup writes an RSA-2048 (or 3072) EK (0x81010001, cert NV 0x01c00002), a P-384 EK
  *   (0x81010016, cert 0x01c00016) and a platform certificate (0x01c08000), issued by a private
  *   swtpm_localca CA in a temp dir (nothing goes to /var/lib). The CA is shared by all swtpms of
  *   one test process; each swtpm has its own seeds and keys.
@@ -30,6 +30,8 @@ export function requireTool(tool: string): void {
 export interface SwtpmOptions {
   /** Run swtpm_setup with a private EK CA: EKs, EK certificates and a platform certificate in NV. */
   ekCerts?: boolean;
+  /** RSA EK size for ekCerts: 2048 (EK 0x81010001, cert 0x01c00002, default) or 3072 (0x8101001c, cert 0x01c0001c). */
+  rsaKeySize?: 2048 | 3072;
   /** PCR banks to activate, e.g. ["sha1", "sha256"] (runs swtpm_setup). Default: all four. */
   pcrBanks?: string[];
   /** Start with `--flags startup-clear` (default true). false: the TPM is off until CMD_INIT and TPM2_Startup. */
@@ -103,7 +105,7 @@ async function runSetup(work: string, stateDir: string, opts: SwtpmOptions): Pro
     writeFileSync(lcaConf, `statedir = ${dir}\nsigningkey = ${dir}/signkey.pem\nissuercert = ${dir}/issuercert.pem\ncertserial = ${dir}/certserial\n`);
     writeFileSync(lcaOpts, "--platform-manufacturer tpmtrust-test\n--platform-version 2.1\n--platform-model swtpm\n");
     writeFileSync(conf, `create_certs_tool = swtpm_localca\ncreate_certs_tool_config = ${lcaConf}\ncreate_certs_tool_options = ${lcaOpts}\n`);
-    args.push("--create-ek-cert", "--create-platform-cert", "--rsa-keysize", "2048");
+    args.push("--create-ek-cert", "--create-platform-cert", "--rsa-keysize", String(opts.rsaKeySize ?? 2048));
     ca = { dir, rootPem: "", intermediatePem: "" };
   } else {
     writeFileSync(conf, "");
