@@ -1,17 +1,21 @@
 /**
- * A second service instance for concurrency tests, in its own process:
- *   store-worker.ts URL START_AT open
- *   store-worker.ts URL START_AT consume PURPOSE HEX,HEX,…   -> {"won":[hex…],"codes":{code:n}}
- *   store-worker.ts URL START_AT append N ACTOR               -> {"seqs":[…]}
- * Each waits until the epoch-ms START_AT after opening, so two workers race for real.
+ * A second service instance for concurrency tests, in its own process. Opens the store, prints
+ * "ready", waits for stdin to close, does its work and prints one JSON object:
+ *   store-worker.ts URL open                       -> {"schemaVersion":n}
+ *   store-worker.ts URL consume PURPOSE HEX,HEX,…  -> {"won":[hex…],"codes":{code:n}}
+ *   store-worker.ts URL append N ACTOR             -> {"seqs":[…]}
  */
+import { once } from "node:events";
 import { isTpmTrustError } from "../../src/errors.js";
 import { openStore } from "../../src/store/index.js";
 
-const [url, startAt, cmd, ...args] = process.argv.slice(2);
-const store = await openStore(url);
-const wait = Number(startAt) - Date.now();
-if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+const [url, cmd, ...args] = process.argv.slice(2);
+// "open" races the opening itself (migrations); the others open first and race their work.
+let store = cmd === "open" ? undefined : await openStore(url);
+process.stdout.write("ready\n");
+process.stdin.resume();
+await once(process.stdin, "end");
+store ??= await openStore(url);
 let result: unknown;
 if (cmd === "open") {
   result = { schemaVersion: store.schemaVersion };

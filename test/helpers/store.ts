@@ -60,22 +60,41 @@ export async function rawSql(url: string, text: string): Promise<Record<string, 
   }
 }
 
-/** Runs test/helpers/store-worker.ts in a child process and parses the JSON it prints. */
-export function runWorker<T>(args: string[]): Promise<T> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ["--import", "tsx", join(import.meta.dirname, "store-worker.ts"), ...args], { stdio: ["ignore", "pipe", "pipe"] });
-    let out = "";
-    let err = "";
-    child.stdout.on("data", (d) => (out += d));
-    child.stderr.on("data", (d) => (err += d));
+export interface Worker<T> {
+  /** resolves once the worker has opened its store */
+  ready: Promise<void>;
+  /** lets it start its work (closes its stdin) */
+  go(): void;
+  result: Promise<T>;
+}
+
+/**
+ * Starts test/helpers/store-worker.ts in a child process: a second service instance. It opens the
+ * store, reports ready, and waits for `go()`, so several workers really race.
+ */
+export function startWorker<T>(args: string[]): Worker<T> {
+  const child = spawn(process.execPath, ["--import", "tsx", join(import.meta.dirname, "store-worker.ts"), ...args], { stdio: ["pipe", "pipe", "pipe"] });
+  let out = "";
+  let err = "";
+  let onReady: () => void = () => undefined;
+  const ready = new Promise<void>((resolve) => (onReady = resolve));
+  child.stdout.on("data", (d) => {
+    out += d;
+    if (out.startsWith("ready\n")) onReady();
+  });
+  child.stderr.on("data", (d) => (err += d));
+  const result = new Promise<T>((resolve, reject) => {
     child.on("error", reject);
     child.on("close", (code) => {
       if (code !== 0) return reject(new Error(`store worker exited ${code}: ${err}`));
       try {
-        resolve(JSON.parse(out) as T);
+        resolve(JSON.parse(out.slice("ready\n".length)) as T);
       } catch {
         reject(new Error(`store worker printed no JSON: ${out}${err}`));
       }
     });
   });
+  // a worker that dies before it is ready must not leave `ready` pending forever
+  result.catch(() => onReady());
+  return { ready, go: () => child.stdin.end(), result };
 }

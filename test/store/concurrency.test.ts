@@ -1,0 +1,76 @@
+import { after, before, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { openStore } from "../../src/store/index.js";
+import { BACKENDS, rawSql, startWorker, type Backend } from "../helpers/store.js";
+
+/** Several service instances (separate processes) on one database. */
+for (const [name, make] of BACKENDS) {
+  describe(`concurrent instances on ${name}`, () => {
+    let backend: Backend;
+    before(async () => {
+      backend = await make();
+    });
+    after(() => backend.close());
+
+    /** Starts `n` workers, waits until all are ready, then lets them run at once. */
+    async function race<T>(argsFor: (i: number) => string[], n = 2): Promise<T[]> {
+      const workers = Array.from({ length: n }, (_, i) => startWorker<T>(argsFor(i)));
+      await Promise.all(workers.map((w) => w.ready));
+      for (const w of workers) w.go();
+      return Promise.all(workers.map((w) => w.result));
+    }
+
+    test("instances opening one fresh database at once migrate it exactly once", async () => {
+      const url = await backend.newUrl();
+      const results = await race<{ schemaVersion: number }>(() => [url, "open"], 3);
+      assert.deepEqual(results.map((r) => r.schemaVersion), [1, 1, 1]);
+      assert.deepEqual((await rawSql(url, "select version from schema_migrations")).map((r) => Number(r.version)), [1]);
+    });
+
+    test("instances consuming the same nonces at once: each nonce is won exactly once", async () => {
+      const url = await backend.newUrl();
+      const s = await openStore(url);
+      const nonces = await Promise.all(Array.from({ length: 200 }, () => s.nonces.issue({ purpose: "attest", ttlMs: 600_000 })));
+      await s.close();
+      const list = nonces.map((n) => n.value.toString("hex"));
+      // opposite orders, so the two meet in the middle and contend there
+      const results = await race<{ won: string[]; codes: Record<string, number> }>((i) => [url, "consume", "attest", (i ? [...list].reverse() : list).join(",")]);
+      const won = results.flatMap((r) => r.won);
+      assert.equal(won.length, 200);
+      assert.deepEqual(new Set(won), new Set(list));
+      for (const r of results) assert.deepEqual(Object.keys(r.codes).filter((c) => c !== "ERR_NONCE_REUSED"), []);
+    });
+
+    test("instances appending audit entries at once keep one unbroken chain", async () => {
+      const url = await backend.newUrl();
+      const results = await race<{ seqs: number[] }>((i) => [url, "append", "100", `instance-${i}`]);
+      const seqs = results.flatMap((r) => r.seqs).sort((a, b) => a - b);
+      assert.deepEqual(seqs, Array.from({ length: 200 }, (_, i) => i + 1));
+      const s = await openStore(url);
+      try {
+        const v = await s.audit.verify();
+        assert.equal(v.ok, true, v.reason ?? "");
+        assert.equal(v.headSeq, 200);
+        assert.equal((await s.audit.list({ actor: "instance-1", limit: 1000 })).length, 100);
+      } finally {
+        await s.close();
+      }
+    });
+
+    if (name === "postgres") {
+      test("two pools in one process appending audit entries at once", async () => {
+        const url = await backend.newUrl();
+        const [a, b] = await Promise.all([openStore(url), openStore(url)]);
+        try {
+          await Promise.all(
+            Array.from({ length: 40 }, (_, i) => [a, b][i % 2].audit.append({ actor: `pool-${i % 2}`, action: "test", outcome: "success", details: { i } })),
+          );
+          const v = await b.audit.verify();
+          assert.deepEqual([v.ok, v.headSeq], [true, 40]);
+        } finally {
+          await Promise.all([a.close(), b.close()]);
+        }
+      });
+    }
+  });
+}
