@@ -10,7 +10,7 @@ import * as asn from "@peculiar/asn1-x509";
 
 x509.cryptoProvider.set(webcrypto as unknown as Crypto);
 
-export type KeyKind = "ec" | "rsa" | "rsa-pss";
+export type KeyKind = "ec" | "rsa" | "rsa-sha1" | "rsa-pss";
 
 export interface Issued {
   der: Buffer;
@@ -21,6 +21,7 @@ export interface Issued {
 const ALGS: Record<KeyKind, RsaHashedKeyGenParams | EcKeyGenParams> = {
   ec: { name: "ECDSA", namedCurve: "P-256" },
   rsa: { name: "RSASSA-PKCS1-v1_5", hash: "SHA-256", publicExponent: new Uint8Array([1, 0, 1]), modulusLength: 2048 },
+  "rsa-sha1": { name: "RSASSA-PKCS1-v1_5", hash: "SHA-1", publicExponent: new Uint8Array([1, 0, 1]), modulusLength: 2048 },
   "rsa-pss": { name: "RSA-PSS", hash: "SHA-256", publicExponent: new Uint8Array([1, 0, 1]), modulusLength: 2048 },
 };
 
@@ -34,6 +35,11 @@ export async function keyPair(kind: KeyKind = "ec", slot = 0): Promise<CryptoKey
     keyCache.set(id, k);
   }
   return k;
+}
+
+/** WebCrypto needs the PSS salt length spelt out; other keys carry their whole algorithm. */
+function signingAlgorithm(signer: CryptoKeyPair): { signingAlgorithm?: Algorithm & { saltLength: number } } {
+  return signer.privateKey.algorithm.name === "RSA-PSS" ? { signingAlgorithm: { name: "RSA-PSS", saltLength: 32 } } : {};
 }
 
 export const T0 = new Date("2020-01-01T00:00:00Z");
@@ -52,7 +58,6 @@ export interface CaOptions {
   ca?: boolean;
   keyUsage?: number;
   extensions?: x509.Extension[];
-  signingAlgorithm?: Algorithm & { hash?: string; saltLength?: number };
 }
 
 export async function makeCa(o: CaOptions): Promise<Issued> {
@@ -71,7 +76,7 @@ export async function makeCa(o: CaOptions): Promise<Issued> {
     notAfter: o.notAfter ?? T1,
     publicKey: keys.publicKey,
     signingKey: (o.issuer ?? { keys }).keys.privateKey,
-    ...(o.signingAlgorithm ? { signingAlgorithm: o.signingAlgorithm } : {}),
+    ...signingAlgorithm((o.issuer ?? { keys }).keys),
     extensions,
   });
   return { der: Buffer.from(cert.rawData), keys, name: o.name };
@@ -129,6 +134,7 @@ export async function makeLeaf(o: LeafOptions): Promise<Issued & { publicKey: Cr
     notAfter: o.notAfter ?? T1,
     publicKey,
     signingKey: o.issuer.keys.privateKey,
+    ...signingAlgorithm(o.issuer.keys),
     extensions,
   });
   return { der: Buffer.from(cert.rawData), keys: { publicKey, privateKey: undefined as unknown as CryptoKey }, name: "", publicKey };

@@ -1,0 +1,100 @@
+/**
+ * Certificate signature verification over the exact TBSCertificate bytes with node:crypto:
+ * RSA PKCS#1 v1.5 (RFC 8017 §8.2), RSASSA-PSS (RFC 4055 §3.1 parameters) and ECDSA (RFC 5758 §3.2).
+ */
+import { constants, verify, type KeyObject } from "node:crypto";
+import { TpmTrustError } from "../../errors.js";
+import { AsnConvert } from "@peculiar/asn1-schema";
+import { AlgorithmIdentifier } from "@peculiar/asn1-x509";
+import type { ParsedCertificate } from "./certificate.js";
+import { children, readTlv } from "./der.js";
+import { OID } from "./oids.js";
+
+const HASHES: Record<string, string> = {
+  [OID.sha1]: "sha1",
+  [OID.sha224]: "sha224",
+  [OID.sha256]: "sha256",
+  [OID.sha384]: "sha384",
+  [OID.sha512]: "sha512",
+};
+const RSA_PKCS1: Record<string, string> = {
+  [OID.sha1WithRSA]: "sha1",
+  [OID.sha224WithRSA]: "sha224",
+  [OID.sha256WithRSA]: "sha256",
+  [OID.sha384WithRSA]: "sha384",
+  [OID.sha512WithRSA]: "sha512",
+};
+const ECDSA: Record<string, string> = {
+  [OID.ecdsaWithSha1]: "sha1",
+  [OID.ecdsaWithSha224]: "sha224",
+  [OID.ecdsaWithSha256]: "sha256",
+  [OID.ecdsaWithSha384]: "sha384",
+  [OID.ecdsaWithSha512]: "sha512",
+};
+
+function invalid(cert: ParsedCertificate, message: string): TpmTrustError {
+  return new TpmTrustError("ERR_CHAIN_INVALID", `${cert.label}: ${message}`, { certificate: cert.label, algorithm: cert.signatureAlgorithm.oid });
+}
+
+function hashOfAlgId(der: Buffer): string | undefined {
+  return HASHES[AsnConvert.parse(der, AlgorithmIdentifier).algorithm];
+}
+
+/** RSASSA-PSS-params (RFC 4055 §3.1); defaults SHA-1, MGF1-SHA-1, salt 20, trailer 1. */
+function pssParams(cert: ParsedCertificate): { hash: string; saltLength: number } {
+  let hash = "sha1";
+  let mgfHash = "sha1";
+  let saltLength = 20;
+  const p = cert.signatureAlgorithm.parameters;
+  try {
+    if (p && !(p.length === 2 && p[0] === 0x05)) {
+      const seq = readTlv(p, 0);
+      for (const field of children(p, seq)) {
+        // each field is [n] EXPLICIT around one element
+        const inner = readTlv(p, field.contentStart, field.end);
+        const element = p.subarray(inner.start, inner.end);
+        const value = p.subarray(inner.contentStart, inner.end);
+        if (field.tag === 0xa0) hash = hashOfAlgId(element) ?? "";
+        else if (field.tag === 0xa1) {
+          const mgf = AsnConvert.parse(element, AlgorithmIdentifier);
+          if (mgf.algorithm !== OID.mgf1 || !mgf.parameters) throw new Error("mask generation is not MGF1");
+          mgfHash = hashOfAlgId(Buffer.from(mgf.parameters)) ?? "";
+        } else if (field.tag === 0xa2) {
+          if (inner.tag !== 0x02 || value.length === 0 || value.length > 4) throw new Error("bad saltLength");
+          saltLength = value.readUIntBE(0, value.length);
+        } else if (field.tag === 0xa3) {
+          if (value.toString("hex") !== "01") throw new Error("trailerField is not 1");
+        }
+      }
+    }
+  } catch (e) {
+    throw invalid(cert, `bad RSASSA-PSS parameters: ${(e as Error).message}`);
+  }
+  if (!hash || hash !== mgfHash) throw invalid(cert, "RSASSA-PSS with an unsupported hash or an MGF1 hash other than the message hash");
+  return { hash, saltLength };
+}
+
+/**
+ * True when `issuerKey` signed `cert`. Unsupported or mismatched algorithms are ERR_CHAIN_INVALID.
+ * `hash` names the digest used, so callers can report SHA-1.
+ */
+export function verifyCertificateSignature(cert: ParsedCertificate, issuerKey: KeyObject): { valid: boolean; hash: string } {
+  const oid = cert.signatureAlgorithm.oid;
+  const keyType = issuerKey.asymmetricKeyType;
+  if (RSA_PKCS1[oid]) {
+    if (keyType !== "rsa") throw invalid(cert, `an RSA signature, but the issuer key is ${keyType}`);
+    const hash = RSA_PKCS1[oid];
+    return { valid: verify(hash, cert.tbs, { key: issuerKey, padding: constants.RSA_PKCS1_PADDING }, cert.signature), hash };
+  }
+  if (oid === OID.rsassaPss) {
+    if (keyType !== "rsa" && keyType !== "rsa-pss") throw invalid(cert, `an RSA-PSS signature, but the issuer key is ${keyType}`);
+    const { hash, saltLength } = pssParams(cert);
+    return { valid: verify(hash, cert.tbs, { key: issuerKey, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength }, cert.signature), hash };
+  }
+  if (ECDSA[oid]) {
+    if (keyType !== "ec") throw invalid(cert, `an ECDSA signature, but the issuer key is ${keyType}`);
+    const hash = ECDSA[oid];
+    return { valid: verify(hash, cert.tbs, issuerKey, cert.signature), hash };
+  }
+  throw invalid(cert, `unsupported signature algorithm ${oid}`);
+}
