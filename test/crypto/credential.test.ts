@@ -36,7 +36,7 @@ test("ECC secret sharing equals 100 published vectors (P-256/384/521, SHA-1/256/
 test("RSA secret sharing: published ciphertexts decrypt to their seeds with OAEP(nameAlg or scheme hash, label‖00); ours round-trip", () => {
   const vectors: { Name: string; Label: SeedLabel; PublicKey: string; PrivateKey: string; Secret: string; Ciphertext: string }[] = fixture("rsa_labeled_encaps.json");
   assert.equal(vectors.length, 100);
-  for (const v of vectors.filter((_, i) => i % 4 === 0)) {
+  for (const v of vectors) {
     const pub = decodeTpmtPublic(hex(v.PublicKey)) as RsaPublic;
     const priv = rsaPrivateFromPrime(pub, decodeTpmtSensitive(hex(v.PrivateKey)).sensitive);
     assert.equal(recoverSeed(pub, priv, hex(v.Ciphertext), v.Label).toString("hex"), v.Secret, v.Name);
