@@ -92,7 +92,7 @@ export interface TextEvent {
 export interface SeparatorEvent {
   kind: "separator";
   value: number;
-  /** 0xFFFFFFFF (or "WBCL"-style non-zero values other than 0) mark an error separator per PFP §10.4.1. */
+  /** 0xFFFFFFFF marks a firmware error (PFP §10.4.1); Windows writes "WBCL" (0x4C434257) into PCRs 12–14. */
   error: boolean;
 }
 
