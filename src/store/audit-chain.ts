@@ -54,9 +54,8 @@ export function toJsonValue(v: unknown): JsonValue {
   if (v instanceof Date) return v.toISOString();
   if (Array.isArray(v)) return v.map(toJsonValue);
   if (typeof v === "object") {
-    const out: { [k: string]: JsonValue } = {};
-    for (const [k, x] of Object.entries(v)) if (x !== undefined) out[k] = toJsonValue(x);
-    return out;
+    // fromEntries defines own properties, so a "__proto__" key stays data
+    return Object.fromEntries(Object.entries(v).filter(([, x]) => x !== undefined).map(([k, x]) => [k, toJsonValue(x)]));
   }
   return String(v);
 }
