@@ -70,7 +70,7 @@ export function specId03(algs: { alg: number; size?: number }[], opts: { uintn?:
 }
 
 /** TCG_PCR_EVENT2 with explicit digests (default: hash of data in each listed bank). */
-export function agileRecord(pcr: number, type: number, data: Buffer, digests: [number, Buffer][] | number[]): Buffer {
+export function agileRecord(pcr: number, type: number, data: Buffer, digests: (number | [number, Buffer])[]): Buffer {
   const list = digests.map((d) => (typeof d === "number" ? ([d, h(d, data)] as [number, Buffer]) : d));
   return Buffer.concat([u32(pcr), u32(type), u32(list.length), ...list.map(([alg, dg]) => Buffer.concat([u16(alg), dg])), u32(data.length), data]);
 }
