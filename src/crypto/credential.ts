@@ -4,11 +4,11 @@
  */
 import { randomBytes } from "node:crypto";
 import { TpmTrustError } from "../errors.js";
-import { marshal, Reader } from "../tpm/marshal.js";
+import { Reader } from "../tpm/marshal.js";
 import { decodeTpm2bEncryptedSecret, decodeTpm2bIdObject, readTpm2bIdObject } from "../tpm/structures.js";
 import type { TpmtPublic } from "../tpm/types.js";
 import { hashAlgorithm } from "./kdf.js";
-import { outerWrap, protectorKeyBits, shareSeed, type Random } from "./protect.js";
+import { outerWrap, protectorKeyBits, shareSeed, tpm2b, type Random } from "./protect.js";
 
 export interface CredentialBlob {
   /** marshalled TPM2B_ID_OBJECT (with its size) */
@@ -18,8 +18,6 @@ export interface CredentialBlob {
 }
 
 const MAX_NAME = 2 + 64;
-
-const tpm2b = (b: Uint8Array): Buffer => marshal((w) => w.tpm2b(b));
 
 /**
  * MakeCredential to an RSA or ECC EK (any nameAlg; AES-128/192/256-CFB). The seed goes to the EK

@@ -5,11 +5,10 @@
 import { randomBytes } from "node:crypto";
 import { TpmTrustError } from "../errors.js";
 import { TPMA_OBJECT, TPM_ALG } from "../tpm/constants.js";
-import { marshal } from "../tpm/marshal.js";
 import { encodeTpm2bPublic, encodeTpm2bSensitive, hashOf, objectName } from "../tpm/structures.js";
 import type { TpmsKeyedHashParms, TpmtPublic, TpmtSensitive } from "../tpm/types.js";
 import { hashAlgorithm } from "./kdf.js";
-import { aesCfbEncrypt, outerWrap, protectorKeyBits, shareSeed, type Random } from "./protect.js";
+import { aesCfbEncrypt, outerWrap, protectorKeyBits, shareSeed, tpm2b, type Random } from "./protect.js";
 
 export interface DuplicateOptions {
   /**
@@ -31,8 +30,6 @@ export interface DuplicationBlob {
   /** Name of the object (nameAlg ‖ H(TPMT_PUBLIC)) */
   name: Buffer;
 }
-
-const tpm2b = (b: Uint8Array): Buffer => marshal((w) => w.tpm2b(b));
 
 /**
  * Wraps `sensitive` for import under `parent` (an RSA or ECC storage key with AES-CFB).
@@ -81,12 +78,12 @@ export interface KeyedHashOptions {
   random?: Random;
 }
 
-/** Largest data a sealed data object holds (MAX_SYM_DATA, Part 2 §10.4.8). */
+/** Largest data a sealed data object holds (MAX_SYM_DATA). */
 const MAX_SYM_DATA = 128;
 
 /**
- * A KEYEDHASH object (Part 2 §12.2.3.3): unique = H_nameAlg(seedValue ‖ data) with a seedValue of
- * one nameAlg digest (else TPM2_Import fails with TPM_RC_BINDING / TPM_RC_KEY_SIZE).
+ * A KEYEDHASH object: unique = H_nameAlg(seedValue ‖ data) with a seedValue of one nameAlg digest
+ * (else TPM2_Import fails with TPM_RC_BINDING / TPM_RC_KEY_SIZE).
  */
 function keyedHash(data: Uint8Array, parameters: TpmsKeyedHashParms, objectAttributes: number, opts: KeyedHashOptions): KeyedHashObject {
   const nameAlg = opts.nameAlg ?? TPM_ALG.SHA256;

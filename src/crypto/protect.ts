@@ -5,6 +5,7 @@
 import { createCipheriv, createECDH, createHmac, publicEncrypt, randomBytes, constants } from "node:crypto";
 import { TpmTrustError } from "../errors.js";
 import { ECC_CURVES, TPMA_OBJECT, TPM_ALG, algName } from "../tpm/constants.js";
+import { marshal } from "../tpm/marshal.js";
 import { encodeTpmsEccPoint } from "../tpm/structures.js";
 import type { TpmtPublic } from "../tpm/types.js";
 import { hashAlgorithm, kdfa, kdfe } from "./kdf.js";
@@ -23,6 +24,9 @@ export interface SharedSeed {
 }
 
 const ZERO_IV = Buffer.alloc(16);
+
+/** `b` with its u16 size in front (a TPM2B). */
+export const tpm2b = (b: Uint8Array): Buffer => marshal((w) => w.tpm2b(b));
 
 /** AES-CFB (full-block CFB128) with a zero IV, as every TPM wrap uses (Part 1 §11.4.6, symmetric encryption). */
 export function aesCfbEncrypt(key: Uint8Array, data: Uint8Array): Buffer {
@@ -107,9 +111,5 @@ export function outerWrap(protector: TpmtPublic, seed: Buffer, name: Uint8Array,
   const encrypted = aesCfbEncrypt(symKey, plaintext);
   const hmacKey = kdfa(protector.nameAlg, seed, "INTEGRITY", undefined, undefined, size * 8);
   const integrity = createHmac(node, hmacKey).update(encrypted).update(name).digest();
-  const out = Buffer.allocUnsafe(2 + integrity.length + encrypted.length);
-  out.writeUInt16BE(integrity.length, 0);
-  integrity.copy(out, 2);
-  encrypted.copy(out, 2 + integrity.length);
-  return out;
+  return Buffer.concat([tpm2b(integrity), encrypted]);
 }
