@@ -1,6 +1,9 @@
 import { Command } from "commander";
 import { register as verify } from "./commands/verify.js";
 import { register as credential } from "./commands/credential.js";
+import { register as audit } from "./commands/audit.js";
+import { register as serve } from "./commands/serve.js";
+import { register as admin } from "./commands/admin.js";
 
 /**
  * The `tpmtrust` command tree. Each area registers its subcommands from its own module
@@ -17,4 +20,4 @@ export function buildProgram(): Command {
 }
 
 type Register = (program: Command) => void;
-const registrations: Register[] = [verify, credential];
+const registrations: Register[] = [verify, credential, serve, admin, audit];

@@ -1,0 +1,37 @@
+import type { Command } from "commander";
+import { TpmTrustError } from "../../errors.js";
+import { resolveDbUrl } from "../../store/index.js";
+import { startServer } from "../../server/serve.js";
+import { readInput } from "../files.js";
+import { action } from "../run.js";
+
+export function register(program: Command): void {
+  program
+    .command("serve")
+    .description("run the attestation service (HTTP API, dashboard at /ui)")
+    .option("--db <file|url>", "SQLite file or postgres:// URL (default $TPMTRUST_DB or .tpmtrust/tpmtrust.db)")
+    .option("--listen <host:port>", "address to bind", "127.0.0.1:7443")
+    .option("--tls-cert <file>", "TLS certificate chain (PEM)")
+    .option("--tls-key <file>", "TLS private key (PEM)")
+    .option("--admin-token-file <file>", "where the first start writes the initial admin token (mode 0600)")
+    .option("--public-url <url>", "the URL clients reach this service at")
+    .action(
+      action(async (o: { db?: string; listen: string; tlsCert?: string; tlsKey?: string; adminTokenFile?: string; publicUrl?: string }) => {
+        if (!!o.tlsCert !== !!o.tlsKey) throw new TpmTrustError("ERR_USAGE", "--tls-cert and --tls-key go together");
+        const tls = o.tlsCert && o.tlsKey ? { cert: readInput(o.tlsCert, "--tls-cert"), key: readInput(o.tlsKey, "--tls-key") } : undefined;
+        const s = await startServer({ db: resolveDbUrl(o.db), listen: o.listen, tls, adminTokenFile: o.adminTokenFile, publicUrl: o.publicUrl });
+        s.app.log.info({ url: s.url, db: s.store.location }, "tpmtrust listening");
+        if (s.adminTokenFile) process.stderr.write(`initial admin token written to ${s.adminTokenFile}\n`);
+        process.stdout.write(`${s.url}\n`);
+        await new Promise<void>((resolve) => {
+          const stop = () => {
+            process.off("SIGTERM", stop);
+            process.off("SIGINT", stop);
+            s.close().then(resolve, resolve);
+          };
+          process.on("SIGTERM", stop);
+          process.on("SIGINT", stop);
+        });
+      }),
+    );
+}

@@ -1,0 +1,60 @@
+/**
+ * The HTTP service: fastify with strict validation (no coercion, no silent stripping), body limits,
+ * problem+json errors, admin-token auth, an OpenAPI document at /openapi.json, and one route
+ * module per area. Binding, TLS and shutdown are the caller's (see src/cli/commands/serve.ts).
+ */
+import Fastify, { LogController, type FastifyInstance, type FastifyServerOptions } from "fastify";
+import swagger from "@fastify/swagger";
+import type { Logger } from "pino";
+import type { Store } from "../store/index.js";
+import { installAuth } from "./auth.js";
+import { errorHandler, problem, sendProblem } from "./problem.js";
+import { routeModules } from "./routes/index.js";
+
+export interface AppOptions {
+  store: Store;
+  logger?: Logger | false;
+  /** clock in ms since the epoch (tests inject one) */
+  now?: () => number;
+  https?: { cert: Buffer; key: Buffer };
+  /** the public base URL of this service, for links in documents (default: from the request) */
+  publicUrl?: string;
+  bodyLimit?: number;
+}
+
+/** What every route module gets. */
+export interface RouteDeps {
+  store: Store;
+  now: () => number;
+  publicUrl?: string;
+}
+
+export type RouteModule = (app: FastifyInstance, deps: RouteDeps) => Promise<void> | void;
+
+export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
+  const serverOpts: FastifyServerOptions = {
+    loggerInstance: opts.logger || undefined,
+    logger: opts.logger ? undefined : false,
+    bodyLimit: opts.bodyLimit ?? 1 << 20,
+    ajv: { customOptions: { coerceTypes: false, removeAdditional: false, allErrors: false, useDefaults: false } },
+    return503OnClosing: true,
+    // per-request logs would dominate at fleet scale; errors and decisions are logged where they happen
+    logController: new LogController({ disableRequestLogging: true }),
+  } as FastifyServerOptions;
+  const app = (opts.https ? Fastify({ ...serverOpts, https: opts.https } as FastifyServerOptions) : Fastify(serverOpts)) as unknown as FastifyInstance;
+  app.setErrorHandler(errorHandler);
+  app.setNotFoundHandler((req, reply) => sendProblem(reply, problem("ERR_NOT_FOUND", `no route ${req.method} ${req.url.split("?")[0]}`, undefined, req.url)));
+  await app.register(swagger, {
+    openapi: {
+      openapi: "3.1.0",
+      info: { title: "tpmtrust", version: "0.1.0", description: "TPM 2.0 attestation authority API. Errors are RFC 7807 problem+json with a stable `code`." },
+      components: { securitySchemes: { adminToken: { type: "http", scheme: "bearer", description: "admin or auditor API token (tpmtrust admin token create)" } } },
+    },
+  });
+  installAuth(app, opts.store);
+  const deps: RouteDeps = { store: opts.store, now: opts.now ?? Date.now, publicUrl: opts.publicUrl };
+  for (const mod of routeModules) await app.register(async (scope) => mod(scope, deps));
+  app.get("/openapi.json", { schema: { hide: true } }, async () => app.swagger());
+  await app.ready();
+  return app;
+}
