@@ -111,9 +111,14 @@ const RETRYABLE = new Set([0x908, 0x90a, 0x922]);
 const EMPTY = Buffer.alloc(0);
 const NULL_SCHEME: TpmtScheme = { scheme: TPM_ALG.NULL };
 
-// Part 2 §11.1.15 TPM2B_SENSITIVE_CREATE
-function writeSensitiveCreate(w: Writer, s: SensitiveCreate = {}): void {
-  w.sized((i) => i.tpm2b(s.userAuth ?? EMPTY).tpm2b(s.data ?? EMPTY));
+/** Parameters shared by TPM2_CreatePrimary and TPM2_Create: inSensitive ‖ inPublic ‖ outsideInfo ‖ creationPCR. */
+function creationParams(template: TpmtPublic, opts: CreateOptions): Buffer {
+  const s = opts.sensitive ?? {};
+  const w = new Writer().sized((i) => i.tpm2b(s.userAuth ?? EMPTY).tpm2b(s.data ?? EMPTY)); // Part 2 §11.1.16 TPM2B_SENSITIVE_CREATE
+  writeTpm2bPublic(w, template);
+  w.tpm2b(opts.outsideInfo ?? EMPTY);
+  writeTpmlPcrSelection(w, opts.creationPcrs ?? []);
+  return w.finish();
 }
 function readTicket(r: Reader, what: string): TpmtTicket {
   return { tag: r.u16(`${what}.tag`), hierarchy: r.u32(`${what}.hierarchy`), digest: r.tpm2b(`${what}.digest`, 64) };
@@ -278,12 +283,7 @@ export class TpmClient {
 
   /** Part 3 §24.1 TPM2_CreatePrimary under `hierarchy` (TPM_RH_OWNER / ENDORSEMENT / PLATFORM / NULL). */
   async createPrimary(hierarchy: number, template: TpmtPublic, opts: CreateOptions = {}): Promise<CreatePrimaryResult> {
-    const w = new Writer();
-    writeSensitiveCreate(w, opts.sensitive);
-    writeTpm2bPublic(w, template);
-    w.tpm2b(opts.outsideInfo ?? EMPTY);
-    writeTpmlPcrSelection(w, opts.creationPcrs ?? []);
-    const req = { name: "TPM2_CreatePrimary", code: TPM_CC.CreatePrimary, handles: [hierarchy], params: w.finish(), responseHandles: 1 };
+    const req = { name: "TPM2_CreatePrimary", code: TPM_CC.CreatePrimary, handles: [hierarchy], params: creationParams(template, opts), responseHandles: 1 };
     return this.execute(req, [opts.auth ?? password()], (r, [handle]) => {
       const pub = readPublicRaw(r);
       const creation = readCreation(r);
@@ -293,12 +293,8 @@ export class TpmClient {
 
   /** Part 3 §12.1 TPM2_Create under a loaded parent. */
   async create(parent: number, template: TpmtPublic, opts: CreateOptions = {}): Promise<CreateResult> {
-    const w = new Writer();
-    writeSensitiveCreate(w, opts.sensitive);
-    writeTpm2bPublic(w, template);
-    w.tpm2b(opts.outsideInfo ?? EMPTY);
-    writeTpmlPcrSelection(w, opts.creationPcrs ?? []);
-    return this.execute({ name: "TPM2_Create", code: TPM_CC.Create, handles: [parent], params: w.finish() }, [opts.auth ?? password()], (r) => {
+    const req = { name: "TPM2_Create", code: TPM_CC.Create, handles: [parent], params: creationParams(template, opts) };
+    return this.execute(req, [opts.auth ?? password()], (r) => {
       const priv = r.tpm2b("outPrivate", 4096);
       return { private: priv, ...readPublicRaw(r), ...readCreation(r) };
     });

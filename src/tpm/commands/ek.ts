@@ -39,26 +39,29 @@ interface EkSpec {
   template: () => TpmtPublic;
 }
 
-function rsaEk(high: boolean, nameAlg: number, keyBits: number, keyBytesOfZeros: number, symBits: number): () => TpmtPublic {
-  return () => ({
-    type: TPM_ALG.RSA,
+/** nameAlg, attributes, policy and symmetric algorithm, which depend only on the range and hash. */
+function ekBase(high: boolean, nameAlg: number, symBits: number) {
+  return {
     nameAlg,
     objectAttributes: high ? HIGH_ATTRS : LOW_ATTRS,
     authPolicy: high ? Buffer.from(POLICY_B[nameAlg], "hex") : ekPolicyA(nameAlg),
-    parameters: { symmetric: aesCfb(symBits), scheme: { scheme: TPM_ALG.NULL }, keyBits, exponent: 0 },
-    unique: Buffer.alloc(keyBytesOfZeros),
-  });
+    symmetric: aesCfb(symBits),
+  };
 }
 
-function eccEk(high: boolean, nameAlg: number, curveID: number, coordBytesOfZeros: number, symBits: number): () => TpmtPublic {
-  return () => ({
-    type: TPM_ALG.ECC,
-    nameAlg,
-    objectAttributes: high ? HIGH_ATTRS : LOW_ATTRS,
-    authPolicy: high ? Buffer.from(POLICY_B[nameAlg], "hex") : ekPolicyA(nameAlg),
-    parameters: { symmetric: aesCfb(symBits), scheme: { scheme: TPM_ALG.NULL }, curveID, kdf: { scheme: TPM_ALG.NULL } },
-    unique: { x: Buffer.alloc(coordBytesOfZeros), y: Buffer.alloc(coordBytesOfZeros) },
-  });
+function rsaEk(high: boolean, nameAlg: number, keyBits: number, uniqueZeros: number, symBits: number): () => TpmtPublic {
+  return () => {
+    const { symmetric, ...base } = ekBase(high, nameAlg, symBits);
+    return { type: TPM_ALG.RSA, ...base, parameters: { symmetric, scheme: { scheme: TPM_ALG.NULL }, keyBits, exponent: 0 }, unique: Buffer.alloc(uniqueZeros) };
+  };
+}
+
+function eccEk(high: boolean, nameAlg: number, curveID: number, coordZeros: number, symBits: number): () => TpmtPublic {
+  return () => {
+    const { symmetric, ...base } = ekBase(high, nameAlg, symBits);
+    const parameters = { symmetric, scheme: { scheme: TPM_ALG.NULL }, curveID, kdf: { scheme: TPM_ALG.NULL } };
+    return { type: TPM_ALG.ECC, ...base, parameters, unique: { x: Buffer.alloc(coordZeros), y: Buffer.alloc(coordZeros) } };
+  };
 }
 
 /**
