@@ -15,7 +15,7 @@ import {
   SubjectKeyIdentifier,
 } from "@peculiar/asn1-x509";
 import { children, readTlv } from "./der.js";
-import { decodeName, type DistinguishedName } from "./names.js";
+import { decodeName, TCG_ATTRIBUTES, type DistinguishedName } from "./names.js";
 import { OID } from "./oids.js";
 
 export interface TpmSpecification {
@@ -52,15 +52,6 @@ export interface DecodedExtensions {
 }
 
 type Decoder = (value: Buffer, out: DecodedExtensions) => void;
-
-const TCG_NAME_FACTS: Record<string, keyof TcgFacts> = {
-  [OID.tpmManufacturer]: "tpmManufacturer",
-  [OID.tpmModel]: "tpmModel",
-  [OID.tpmVersion]: "tpmVersion",
-  [OID.platformManufacturer]: "platformManufacturer",
-  [OID.platformModel]: "platformModel",
-  [OID.platformVersion]: "platformVersion",
-};
 
 /** "id:49465800" -> "IFX" (TCG vendor IDs are 4 ASCII bytes, NUL or space padded). */
 function vendorId(manufacturer: string): string | undefined {
@@ -119,7 +110,7 @@ const DECODERS: Record<string, Decoder> = {
       out.altDirectoryNames.push(name);
       // the attributes may come as one RDN of three attributes or as three RDNs: flatten
       for (const a of name.rdns.flat()) {
-        const key = TCG_NAME_FACTS[a.type];
+        const key = (TCG_ATTRIBUTES as Record<string, keyof TcgFacts>)[a.type];
         if (key) (out.tcg as Record<string, string>)[key] = a.value;
       }
     }

@@ -18,6 +18,16 @@ export interface DistinguishedName {
   text: string;
 }
 
+/** TCG attributes of SAN directoryNames (EK Credential Profile §3.2.9, Platform Certificate Profile). */
+export const TCG_ATTRIBUTES = {
+  [OID.tpmManufacturer]: "tpmManufacturer",
+  [OID.tpmModel]: "tpmModel",
+  [OID.tpmVersion]: "tpmVersion",
+  [OID.platformManufacturer]: "platformManufacturer",
+  [OID.platformModel]: "platformModel",
+  [OID.platformVersion]: "platformVersion",
+} as const;
+
 const SHORT: Record<string, string> = {
   "2.5.4.3": "CN",
   "2.5.4.5": "serialNumber",
@@ -28,12 +38,7 @@ const SHORT: Record<string, string> = {
   "2.5.4.11": "OU",
   "1.2.840.113549.1.9.1": "emailAddress",
   "0.9.2342.19200300.100.1.25": "DC",
-  [OID.tpmManufacturer]: "tpmManufacturer",
-  [OID.tpmModel]: "tpmModel",
-  [OID.tpmVersion]: "tpmVersion",
-  [OID.platformManufacturer]: "platformManufacturer",
-  [OID.platformModel]: "platformModel",
-  [OID.platformVersion]: "platformVersion",
+  ...TCG_ATTRIBUTES,
 };
 
 function valueString(v: AttributeValue): string {

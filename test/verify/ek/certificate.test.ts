@@ -1,3 +1,4 @@
+import "reflect-metadata";
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
@@ -6,7 +7,10 @@ import * as fc from "fast-check";
 import * as asn from "@peculiar/asn1-x509";
 import { AsnConvert } from "@peculiar/asn1-schema";
 import { isTpmTrustError } from "../../../src/errors.js";
+import { KeyObject } from "node:crypto";
+import * as x509 from "@peculiar/x509";
 import { loadCertificate, loadCertificates, parseCertificateDer } from "../../../src/verify/ek/certificate.js";
+import { ekHash, ekHashFromCertificate } from "../../../src/verify/ek/hash.js";
 import { makeCa, makeLeaf, rawName, resign, tcgSan, tlv } from "./certgen.js";
 
 const FIX = "test/fixtures/ek-certs";
@@ -156,6 +160,36 @@ test("SAN as three RDNs or one RDN of three attributes; notAfter 9999; empty sub
     assert.equal(c.altDirectoryNames[0].rdns.length, rdns);
     assert.equal(c.tolerances.some((t) => t.code === "empty-subject-noncritical-san"), rdns === 1);
   }
+});
+
+test("agrees with @peculiar/x509 on well-formed certificates; rejects the bad time it would misread", () => {
+  for (const der of [rsaEk, eccEk]) {
+    const ours = loadCertificate(der);
+    const theirs = new x509.X509Certificate(der);
+    assert.equal(ours.serialNumber, theirs.serialNumber);
+    assert.equal(ours.issuer.text, theirs.issuer);
+    assert.equal(ours.notBefore.getTime(), theirs.notBefore.getTime());
+    assert.equal(ours.notAfter.getTime(), theirs.notAfter.getTime());
+    assert.ok(ours.spki.equals(Buffer.from(theirs.publicKey.rawData)));
+  }
+  // notBefore "180301141933+" instead of "…Z": @peculiar/x509 returns a date in 1899
+  const nb = Buffer.from("180301141933Z").toString("hex");
+  const bad = Buffer.from(rsaEk.toString("hex").replace(nb, Buffer.from("180301141933+").toString("hex")), "hex");
+  assert.equal(new x509.X509Certificate(bad).notBefore.getUTCFullYear(), 1899);
+  assert.equal(codeOf(() => loadCertificate(bad)), "ERR_PARSE_CERT");
+});
+
+test("an old EK labelled id-RSAES-OAEP is read as RSA and reported", async () => {
+  const ca = await makeCa({ name: "CN=OAEP CA", slot: 1 });
+  const leaf = await makeLeaf({ issuer: ca, kind: "rsa", slot: 9 });
+  const der = await resign(leaf.der, ca, (t) => (t.subjectPublicKeyInfo.algorithm = new asn.AlgorithmIdentifier({ algorithm: "1.2.840.113549.1.1.7" })));
+  const c = loadCertificate(der);
+  assert.equal(c.publicKeyAlgorithm, "1.2.840.113549.1.1.7");
+  assert.deepEqual(
+    c.tolerances.map((t) => t.code),
+    ["rsa-oaep-spki"],
+  );
+  assert.equal(ekHashFromCertificate(c), ekHash(KeyObject.from(leaf.publicKey)));
 });
 
 test("malformed certificates are ERR_PARSE_CERT with an offset, never a crash", () => {
