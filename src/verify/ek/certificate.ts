@@ -154,12 +154,12 @@ function decodeTime(buf: Buffer, t: Tlv, what: string, note: (c: ToleranceCode) 
   return date;
 }
 
-function algorithm(der: Buffer, what: string): { oid: string; parameters?: Buffer } {
+function algorithm(der: Buffer, what: string, offset: number): { oid: string; parameters?: Buffer } {
   try {
     const a = AsnConvert.parse(der, AlgorithmIdentifier);
     return { oid: a.algorithm, ...(a.parameters ? { parameters: Buffer.from(a.parameters) } : {}) };
   } catch (e) {
-    throw parseError(`${what}: bad AlgorithmIdentifier: ${(e as Error).message}`, 0, { field: what });
+    throw parseError(`${what}: bad AlgorithmIdentifier: ${(e as Error).message}`, offset, { field: what });
   }
 }
 
@@ -226,8 +226,8 @@ export function parseCertificateDer(input: Uint8Array): ParsedCertificate {
   if (serial.length > 1 && ((serial[0] === 0x00 && serial[1] < 0x80) || (serial[0] === 0xff && serial[1] >= 0x80))) note("non-minimal-serial");
   if (serial[0] & 0x80) note("negative-serial");
 
-  const signatureAlgorithm = algorithm(whole(der, algT), "signatureAlgorithm");
-  const tbsAlgorithm = algorithm(whole(der, tbsAlgT), "tbsCertificate.signature");
+  const signatureAlgorithm = algorithm(whole(der, algT), "signatureAlgorithm", algT.start);
+  const tbsAlgorithm = algorithm(whole(der, tbsAlgT), "tbsCertificate.signature", tbsAlgT.start);
   if (!whole(der, algT).equals(whole(der, tbsAlgT))) {
     if (!sameAlgorithm(signatureAlgorithm, tbsAlgorithm)) {
       throw parseError(`signatureAlgorithm ${signatureAlgorithm.oid} differs from tbsCertificate.signature ${tbsAlgorithm.oid}`, algT.start);
@@ -238,8 +238,8 @@ export function parseCertificateDer(input: Uint8Array): ParsedCertificate {
   const sigBits = contents(der, sigT);
   if (sigBits.length < 2 || sigBits[0] !== 0) throw parseError("signatureValue is not a whole-octet BIT STRING", sigT.start);
 
-  const issuer = decodeName(whole(der, issuerT), "issuer");
-  const subject = decodeName(whole(der, subjectT), "subject");
+  const issuer = decodeName(whole(der, issuerT), "issuer", issuerT.start);
+  const subject = decodeName(whole(der, subjectT), "subject", subjectT.start);
   if (issuer.unsorted || subject.unsorted) note("unsorted-rdn-set");
 
   const times = children(der, validityT);
@@ -251,7 +251,7 @@ export function parseCertificateDer(input: Uint8Array): ParsedCertificate {
   if (spkiParts.length !== 2 || spkiParts[0].tag !== 0x30 || spkiParts[1].tag !== 0x03) throw parseError("bad SubjectPublicKeyInfo", spkiT.start);
   const keyBits = contents(der, spkiParts[1]);
   if (keyBits.length < 2 || keyBits[0] !== 0) throw parseError("subjectPublicKey is not a whole-octet BIT STRING", spkiParts[1].start);
-  const publicKeyAlgorithm = algorithm(whole(der, spkiParts[0]), "subjectPublicKeyInfo.algorithm").oid;
+  const publicKeyAlgorithm = algorithm(whole(der, spkiParts[0]), "subjectPublicKeyInfo.algorithm", spkiParts[0].start).oid;
   if (publicKeyAlgorithm === OID.rsaesOaep) note("rsa-oaep-spki");
 
   const decoded: DecodedExtensions = { caIssuers: [], altDirectoryNames: [], tcg: {} };

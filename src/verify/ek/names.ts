@@ -50,12 +50,12 @@ function valueString(v: AttributeValue): string {
 }
 
 /** Decodes a Name from its exact DER. `unsorted` is set when a multi-valued RDN's SET is not in DER order. */
-export function decodeName(der: Buffer, what: string): { name: DistinguishedName; unsorted: boolean } {
+export function decodeName(der: Buffer, what: string, offset = 0): { name: DistinguishedName; unsorted: boolean } {
   let parsed: Name;
   try {
     parsed = AsnConvert.parse(der, Name);
   } catch (e) {
-    throw parseError(`${what}: not a valid Name: ${(e as Error).message}`, 0, { field: what });
+    throw parseError(`${what}: not a valid Name: ${(e as Error).message}`, offset, { field: what });
   }
   const rdns = parsed.map((rdn) => rdn.map((atv) => ({ type: atv.type, value: valueString(atv.value) })));
   const text = rdns.map((rdn) => rdn.map((a) => `${SHORT[a.type] ?? a.type}=${a.value}`).join("+")).join(", ");

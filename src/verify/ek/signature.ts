@@ -79,22 +79,32 @@ function pssParams(cert: ParsedCertificate): { hash: string; saltLength: number 
  * `hash` names the digest used, so callers can report SHA-1.
  */
 export function verifyCertificateSignature(cert: ParsedCertificate, issuerKey: KeyObject): { valid: boolean; hash: string } {
+  const { hash, options } = scheme(cert, issuerKey);
+  let valid: boolean;
+  try {
+    valid = verify(hash, cert.tbs, { key: issuerKey, ...options }, cert.signature);
+  } catch {
+    valid = false; // a signature value node:crypto cannot even decode does not verify
+  }
+  return { valid, hash };
+}
+
+/** Digest and node:crypto options for the certificate's signature algorithm, checked against the issuer's key type. */
+function scheme(cert: ParsedCertificate, issuerKey: KeyObject): { hash: string; options: { padding?: number; saltLength?: number } } {
   const oid = cert.signatureAlgorithm.oid;
   const keyType = issuerKey.asymmetricKeyType;
   if (RSA_PKCS1[oid]) {
     if (keyType !== "rsa") throw invalid(cert, `an RSA signature, but the issuer key is ${keyType}`);
-    const hash = RSA_PKCS1[oid];
-    return { valid: verify(hash, cert.tbs, { key: issuerKey, padding: constants.RSA_PKCS1_PADDING }, cert.signature), hash };
+    return { hash: RSA_PKCS1[oid], options: { padding: constants.RSA_PKCS1_PADDING } };
   }
   if (oid === OID.rsassaPss) {
     if (keyType !== "rsa" && keyType !== "rsa-pss") throw invalid(cert, `an RSA-PSS signature, but the issuer key is ${keyType}`);
     const { hash, saltLength } = pssParams(cert);
-    return { valid: verify(hash, cert.tbs, { key: issuerKey, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength }, cert.signature), hash };
+    return { hash, options: { padding: constants.RSA_PKCS1_PSS_PADDING, saltLength } };
   }
   if (ECDSA[oid]) {
     if (keyType !== "ec") throw invalid(cert, `an ECDSA signature, but the issuer key is ${keyType}`);
-    const hash = ECDSA[oid];
-    return { valid: verify(hash, cert.tbs, issuerKey, cert.signature), hash };
+    return { hash: ECDSA[oid], options: {} };
   }
   throw invalid(cert, `unsupported signature algorithm ${oid}`);
 }

@@ -4,6 +4,7 @@ import assert from "node:assert/strict";
 import { readdirSync, readFileSync } from "node:fs";
 import { generateKeyPairSync, KeyObject } from "node:crypto";
 import * as x509 from "@peculiar/x509";
+import * as fc from "fast-check";
 import * as asn from "@peculiar/asn1-x509";
 import { decodeTpm2bPublic } from "../../../src/tpm/structures.js";
 import { TpmTrustError } from "../../../src/errors.js";
@@ -246,5 +247,23 @@ test("expectedKey accepts a KeyObject and an SPKI, and a leaf for the key passes
   assert.deepEqual(
     validateChain({ ...opts, leaf: nv }).tolerances.map((t) => t.code),
     ["nv-prefix", "ff-padding"],
+  );
+});
+
+test("property: mutated real EK certificates are accepted only unchanged, and only ever fail with TpmTrustError", () => {
+  const intermediates = [...store.intermediates, ...int035];
+  fc.assert(
+    fc.property(fc.constantFrom(ek.rsa.der, ek.ecc.der), fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { minLength: 1, maxLength: 4 }), (base, flips) => {
+      const b = Buffer.from(base);
+      for (const [i, v] of flips) b[i % b.length] = v;
+      try {
+        validateChain({ leaf: loadCertificate(b), roots: store.roots, intermediates, at: AT });
+        // the signature covers the TBS: whatever the flips hit, the signed part is unchanged
+        assert.ok(loadCertificate(b).tbs.equals(loadCertificate(base).tbs));
+      } catch (e) {
+        if (!(e instanceof TpmTrustError)) throw e;
+      }
+    }),
+    { numRuns: 200 },
   );
 });
