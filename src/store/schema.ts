@@ -107,6 +107,8 @@ export interface PoliciesTable {
   created_at: number;
   created_by: string | null;
   disabled_at: number | null;
+  /** HGS policy version ("v1" | "v2") of the hosts this policy may judge */
+  policy_version: string;
 }
 export interface AttestationsTable {
   id: string;

@@ -2,10 +2,12 @@ import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { createHash, randomBytes } from "node:crypto";
 import { auditHash, openStore, type Store } from "../../src/store/index.js";
+import { MIGRATIONS } from "../../src/store/migrations/index.js";
 import { BACKENDS, rawSql, type Backend } from "../helpers/store.js";
 
 const T0 = 1_700_000_000_000;
 const ek = (tag: string) => ({ name: Buffer.concat([Buffer.from("000b", "hex"), createHash("sha256").update(tag).digest()]), public: Buffer.from(`pub-${tag}`), cert: null });
+const LATEST = MIGRATIONS.at(-1)!.version;
 const code = (c: string) => (e: unknown) => (e as { code?: string }).code === c;
 
 for (const [name, make] of BACKENDS) {
@@ -30,13 +32,13 @@ for (const [name, make] of BACKENDS) {
     test("migrations create the schema once; reopening is idempotent; a newer schema is refused", async () => {
       const url = await backend.newUrl();
       const a = await openStore(url);
-      assert.equal(a.schemaVersion, 1);
+      assert.equal(a.schemaVersion, LATEST);
       assert.equal(a.dialect, name);
       await a.close();
       const b = await openStore(url);
-      assert.equal(b.schemaVersion, 1);
+      assert.equal(b.schemaVersion, LATEST);
       await b.close();
-      assert.deepEqual((await rawSql(url, "select version from schema_migrations")).map((r) => Number(r.version)), [1]);
+      assert.deepEqual((await rawSql(url, "select version from schema_migrations order by version")).map((r) => Number(r.version)), MIGRATIONS.map((m) => m.version));
       await rawSql(url, "insert into schema_migrations (version, name, applied_at) values (999, 'future', 0)");
       await assert.rejects(openStore(url), (e: unknown) => code("ERR_CONFLICT")(e) && /schema version 999/.test((e as Error).message));
     });

@@ -1,6 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { type Ctx, fromJson, toJson } from "../ctx.js";
 import type { PoliciesTable } from "../schema.js";
+import type { PolicyVersion } from "./hosts.js";
 
 /** "baseline" | "software" | "ci" (code integrity) | "secureboot" | … */
 export type PolicyKind = string;
@@ -13,6 +14,8 @@ export interface Policy<D = unknown> {
   version: number;
   /** null = applies to every hardware class */
   hardwareClass: string | null;
+  /** HGS policy version of the hosts it may judge: a host attests only if all its policies share its version */
+  policyVersion: PolicyVersion;
   document: D;
   createdAt: number;
   createdBy: string | null;
@@ -25,6 +28,7 @@ const toPolicy = <D>(r: PoliciesTable): Policy<D> => ({
   name: r.name,
   version: r.version,
   hardwareClass: r.hardware_class,
+  policyVersion: r.policy_version as PolicyVersion,
   document: fromJson<D>(r.document),
   createdAt: r.created_at,
   createdBy: r.created_by,
@@ -35,7 +39,7 @@ const toPolicy = <D>(r: PoliciesTable): Policy<D> => ({
 export function policiesRepo(ctx: Ctx) {
   return {
     /** Stores a new version of (kind, name); versions never collide, even across instances. */
-    put: <D>(o: { kind: PolicyKind; name: string; document: D; hardwareClass?: string | null; createdBy?: string | null; at?: number }): Promise<Policy<D>> =>
+    put: <D>(o: { kind: PolicyKind; name: string; document: D; hardwareClass?: string | null; policyVersion?: PolicyVersion; createdBy?: string | null; at?: number }): Promise<Policy<D>> =>
       ctx.transaction(async (tx) => {
         await tx.lock(`policy:${o.kind}:${o.name}`);
         const last = await tx.db
@@ -54,6 +58,7 @@ export function policiesRepo(ctx: Ctx) {
           created_at: o.at ?? Date.now(),
           created_by: o.createdBy ?? null,
           disabled_at: null,
+          policy_version: o.policyVersion ?? "v2",
         };
         await tx.db.insertInto("policies").values(row).execute();
         return toPolicy<D>(row);
