@@ -5,6 +5,7 @@ import type { BenchFigure, BenchModule } from "./lib.js";
 /** Every benchmark module of the project; each adds its figures to one report. */
 const modules: Record<string, () => Promise<BenchModule>> = {
   quote: () => import("./quote.js"),
+  eventlog: () => import("./eventlog.js"),
 };
 
 const wantMd = process.argv.includes("--md");

@@ -1,4 +1,4 @@
-import { createHash } from "node:crypto";
+import { hash as oneShot } from "node:crypto";
 import { EV } from "./constants.js";
 import { bankHash } from "./replay.js";
 import type { TcgEvent } from "./types.js";
@@ -80,7 +80,7 @@ export function dataBinding(ev: TcgEvent): Binding | undefined {
   const want = ev.digests[bank];
   const hash = bankHash(bank)!;
   for (const { form, bytes } of rule(ev)) {
-    if (createHash(hash).update(bytes).digest().equals(want)) return { bound: true, bank, form };
+    if (oneShot(hash, bytes, "buffer").equals(want)) return { bound: true, bank, form };
   }
   return { bound: false, bank };
 }

@@ -1,4 +1,4 @@
-import { createHash, X509Certificate } from "node:crypto";
+import { hash, X509Certificate } from "node:crypto";
 import { dataBinding } from "./binding.js";
 import { EV, GUID, SIPA } from "./constants.js";
 import { flattenSipa } from "./sipa.js";
@@ -26,7 +26,7 @@ export class CertificateSummary {
   readonly sha256: string;
   private parsed?: { subject?: string; issuer?: string; serial?: string; notAfter?: string; error?: string };
   constructor(readonly der: Buffer) {
-    this.sha256 = createHash("sha256").update(der).digest("hex");
+    this.sha256 = hash("sha256", der, "hex");
   }
   private get info() {
     if (!this.parsed) {
@@ -162,7 +162,7 @@ function secureBootState(events: readonly TcgEvent[], bound: (ev: TcgEvent) => b
         variable: d.name,
         ...(sd?.owner ? { owner: sd.owner } : {}),
         ...(sd && sd.data[0] === 0x30 ? { certificate: new CertificateSummary(sd.data) } : {}),
-        sha256: createHash("sha256").update(d.value).digest("hex"),
+        sha256: hash("sha256", d.value, "hex"),
       };
       state.authorities.push(a);
       pendingAuthorities.push(a);
@@ -180,7 +180,7 @@ function database(ev: TcgEvent, d: EfiVariableEvent): SignatureDatabase {
       else hashes[list.typeName] = (hashes[list.typeName] ?? 0) + list.signatures.length;
     }
   }
-  return { name: d.name, record: ev.index, sha256: createHash("sha256").update(d.value).digest("hex"), certificates, hashes };
+  return { name: d.name, record: ev.index, sha256: hash("sha256", d.value, "hex"), certificates, hashes };
 }
 
 const LOADER_ROLES: [RegExp, BootRole][] = [

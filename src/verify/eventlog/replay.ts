@@ -1,4 +1,4 @@
-import { createHash } from "node:crypto";
+import { hash } from "node:crypto";
 import { HASH_ALGS } from "../../tpm/constants.js";
 import { eventLogError } from "./bytes.js";
 import { EV } from "./constants.js";
@@ -17,8 +17,8 @@ export function bankHash(bank: string): string | undefined {
 }
 
 /** TPM2_PCR_Extend: new = H(old ‖ digest). */
-export function extend(hash: string, pcr: Buffer, digest: Buffer): Buffer {
-  return createHash(hash).update(Buffer.concat([pcr, digest])).digest();
+export function extend(alg: string, pcr: Buffer, digest: Buffer): Buffer {
+  return hash(alg, Buffer.concat([pcr, digest]), "buffer");
 }
 
 /**

@@ -1,4 +1,4 @@
-import { createHash } from "node:crypto";
+import { hash as oneShot } from "node:crypto";
 import { EFI_ACTION, EV } from "./constants.js";
 import type { EventLog } from "./types.js";
 
@@ -23,7 +23,7 @@ export const WORKAROUNDS: readonly ReplayWorkaround[] = [
       "the firmware extended PCR 5 with the ExitBootServices EV_EFI_ACTION events (\"Exit Boot Services Invocation\", \"… Returned with Success\") but did not log them",
     unloggedExtends(log, pcr, hash) {
       if (pcr !== 5 || hasAction(log, 5, EFI_ACTION.EXIT_BOOT_SERVICES_INVOCATION)) return [];
-      const h = (s: string) => createHash(hash).update(s).digest();
+      const h = (s: string) => oneShot(hash, s, "buffer");
       const invocation = h(EFI_ACTION.EXIT_BOOT_SERVICES_INVOCATION);
       return [[invocation], [invocation, h(EFI_ACTION.EXIT_BOOT_SERVICES_SUCCEEDED)]];
     },
