@@ -1,4 +1,5 @@
 import { createHash } from "node:crypto";
+import type { AuditTable } from "./schema.js";
 
 /**
  * The audit log's hash chain, pure (no database): entry n stores prev_hash = hash of entry n-1
@@ -74,20 +75,7 @@ export interface ChainBreak {
   reason: string;
 }
 
-/** One stored row as the repo reads it: details still the stored text. */
-export interface StoredAuditRow {
-  seq: number;
-  at: number;
-  actor: string;
-  action: string;
-  subject: string | null;
-  outcome: string;
-  details: string;
-  prevHash: string;
-  hash: string;
-}
-
-/** Walks rows in seq order; `next` returns the first break found, then the caller stops. */
+/** Walks stored rows (details still the stored text) in seq order; `next` returns the first break found, then the caller stops. */
 export class ChainWalker {
   private expectSeq = 1;
   private prevHash = GENESIS_HASH;
@@ -95,15 +83,12 @@ export class ChainWalker {
   get length(): number {
     return this.expectSeq - 1;
   }
-  get lastHash(): string {
-    return this.prevHash;
-  }
 
-  next(row: StoredAuditRow): ChainBreak | undefined {
+  next(row: AuditTable): ChainBreak | undefined {
     if (row.seq !== this.expectSeq) {
       return { seq: this.expectSeq, problem: "gap", reason: `expected seq ${this.expectSeq}, found ${row.seq}: entries were deleted or inserted` };
     }
-    if (row.prevHash !== this.prevHash) {
+    if (row.prev_hash !== this.prevHash) {
       return { seq: row.seq, problem: "link", reason: `prev_hash does not equal the hash of seq ${row.seq - 1}` };
     }
     let details: JsonValue;
@@ -114,7 +99,7 @@ export class ChainWalker {
     }
     if (canonicalJson(details) !== row.details) return { seq: row.seq, problem: "details", reason: "details are not in canonical form: the row was edited" };
     const fields: AuditFields = { seq: row.seq, at: row.at, actor: row.actor, action: row.action, subject: row.subject, outcome: row.outcome as AuditOutcome, details };
-    if (auditHash(row.prevHash, fields) !== row.hash) return { seq: row.seq, problem: "hash", reason: "the entry does not hash to its stored hash: the row was edited" };
+    if (auditHash(row.prev_hash, fields) !== row.hash) return { seq: row.seq, problem: "hash", reason: "the entry does not hash to its stored hash: the row was edited" };
     this.prevHash = row.hash;
     this.expectSeq++;
     return undefined;

@@ -1,7 +1,8 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import { ChainWalker, GENESIS_HASH, auditHash, canonicalJson, toJsonValue, type AuditOutcome, type JsonValue, type StoredAuditRow } from "../../src/store/audit-chain.js";
+import { ChainWalker, GENESIS_HASH, auditHash, canonicalJson, toJsonValue, type AuditFields, type AuditOutcome, type JsonValue } from "../../src/store/audit-chain.js";
+import type { AuditTable } from "../../src/store/schema.js";
 
 test("canonical JSON sorts keys at every depth and has no whitespace", () => {
   assert.equal(canonicalJson({ b: [{ z: 1, a: null }], a: "x\n", c: { y: true, x: -1.5 } }), '{"a":"x\\n","b":[{"a":null,"z":1}],"c":{"x":-1.5,"y":true}}');
@@ -29,14 +30,7 @@ test("toJsonValue: bytes as hex, bigints as strings, undefined members dropped, 
 });
 
 const outcomes: AuditOutcome[] = ["success", "failure", "denied"];
-interface Entry {
-  at: number;
-  actor: string;
-  action: string;
-  subject: string | null;
-  outcome: AuditOutcome;
-  details: JsonValue;
-}
+type Entry = Omit<AuditFields, "seq">;
 const entryArb: fc.Arbitrary<Entry> = fc.record({
   at: fc.integer({ min: 0, max: 2 ** 45 }),
   actor: fc.string(),
@@ -46,18 +40,18 @@ const entryArb: fc.Arbitrary<Entry> = fc.record({
   details: fc.jsonValue() as fc.Arbitrary<JsonValue>,
 });
 
-function chain(entries: Entry[]): StoredAuditRow[] {
+function chain(entries: Entry[]): AuditTable[] {
   let prev = GENESIS_HASH;
   return entries.map((e, i) => {
     const details = JSON.parse(canonicalJson(e.details)) as JsonValue;
     const hash = auditHash(prev, { ...e, seq: i + 1, details });
-    const row = { ...e, seq: i + 1, details: canonicalJson(details), prevHash: prev, hash };
+    const row = { ...e, seq: i + 1, details: canonicalJson(details), prev_hash: prev, hash };
     prev = hash;
     return row;
   });
 }
 
-function walk(rows: StoredAuditRow[], head: { seq: number; hash: string }) {
+function walk(rows: AuditTable[], head: { seq: number; hash: string }) {
   const w = new ChainWalker();
   for (const r of rows) {
     const bad = w.next(r);
@@ -76,7 +70,7 @@ test("an intact chain verifies", () => {
 });
 
 test("any changed field of any entry is found at that entry's seq", () => {
-  const fields = ["at", "actor", "action", "subject", "outcome", "details", "prevHash", "hash"] as const;
+  const fields = ["at", "actor", "action", "subject", "outcome", "details", "prev_hash", "hash"] as const;
   fc.assert(
     fc.property(fc.array(entryArb, { minLength: 1, maxLength: 6 }), fc.nat(), fc.constantFrom(...fields), (entries, pick, field) => {
       const rows = chain(entries);
@@ -87,7 +81,7 @@ test("any changed field of any entry is found at that entry's seq", () => {
       else if (field === "subject") r.subject = r.subject === null ? "" : null;
       else if (field === "outcome") r.outcome = r.outcome === "success" ? "denied" : "success";
       else if (field === "details") r.details = canonicalJson({ tampered: JSON.parse(r.details) as JsonValue });
-      else if (field === "prevHash" || field === "hash") r[field] = (r[field][0] === "0" ? "1" : "0") + r[field].slice(1);
+      else if (field === "prev_hash" || field === "hash") r[field] = (r[field][0] === "0" ? "1" : "0") + r[field].slice(1);
       else r[field] = r[field] + "x";
       rows[k] = r;
       const bad = walk(rows, head);

@@ -93,7 +93,7 @@ export function auditRepo(ctx: Ctx) {
         for (;;) {
           const rows = await tx.db.selectFrom("audit").selectAll().where("seq", ">", after).orderBy("seq").limit(o.batchSize ?? 1000).execute();
           for (const r of rows) {
-            const bad = walker.next({ ...r, prevHash: r.prev_hash });
+            const bad = walker.next(r);
             if (bad) return { ok: false, verified: walker.length, headSeq: h.seq, headHash: h.hash, firstBadSeq: bad.seq, problem: bad.problem, reason: bad.reason };
           }
           if (rows.length === 0) break;

@@ -182,6 +182,39 @@ export function hostsRepo(ctx: Ctx) {
         return { changed, previous, host: (await hostsRepo(tx).get(name))! };
       }),
 
+    /**
+     * Records an attestation outcome: health and its reason, the attestation time and the next
+     * deadline. `changed` is true for exactly one caller per transition (row lock).
+     */
+    attested: (name: string, o: { health: Health; reason?: string | null; at: number; deadlineAt: number }): Promise<{ changed: boolean; previous: Health }> =>
+      ctx.transaction(async (tx) => {
+        const cur = await forUpdate(tx, tx.db.selectFrom("hosts").select("health").where("name", "=", name)).executeTakeFirst();
+        if (!cur) throw notFound(`host ${name}`);
+        const changed = cur.health !== o.health;
+        await tx.db
+          .updateTable("hosts")
+          .set({ health: o.health, health_reason: o.reason ?? null, updated_at: o.at, last_attestation_at: o.at, deadline_at: o.deadlineAt, ...(changed ? { health_changed_at: o.at } : {}) })
+          .where("name", "=", name)
+          .execute();
+        return { changed, previous: cur.health as Health };
+      }),
+
+    /**
+     * Marks a host unhealthy because it went silent, only if it is still past its deadline and still
+     * in the health `seen`: one conditional UPDATE, so of several sweeping instances exactly one wins.
+     */
+    async markSilent(name: string, o: { seen: Health; reason: string; at: number }): Promise<boolean> {
+      const r = await ctx.db
+        .updateTable("hosts")
+        .set({ health: "unhealthy", health_reason: o.reason, health_changed_at: o.at, updated_at: o.at })
+        .where("name", "=", name)
+        .where("health", "=", o.seen)
+        .where("health", "<>", "unhealthy")
+        .where("deadline_at", "<", o.at)
+        .executeTakeFirst();
+      return affected(r) > 0;
+    },
+
     /** Hosts not yet unhealthy whose attestation deadline has passed. */
     async listOverdue(at: number = Date.now()): Promise<Host[]> {
       return withEks(await ctx.db.selectFrom("hosts").selectAll().where("deadline_at", "<", at).where("health", "<>", "unhealthy").orderBy("name").execute());
