@@ -72,11 +72,14 @@ export function shareSeed(protector: TpmtPublic, label: SeedLabel, random: Rando
     // the seed is one digest of the OAEP hash: the key's OAEP scheme hash if it has one, else nameAlg
     const oaep = scheme.scheme === TPM_ALG.OAEP ? hashAlgorithm(scheme.hashAlg!) : { node, size };
     const seed = random(oaep.size);
-    const encryptedSecret = publicEncrypt(
-      { key: publicKeyFromTpmt(protector), padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: oaep.node, oaepLabel: Buffer.from(`${label}\0`, "latin1") },
-      seed,
-    );
-    return { seed, encryptedSecret };
+    const key = publicKeyFromTpmt(protector);
+    try {
+      const encryptedSecret = publicEncrypt({ key, padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: oaep.node, oaepLabel: Buffer.from(`${label}\0`, "latin1") }, seed);
+      return { seed, encryptedSecret };
+    } catch (e) {
+      // e.g. OAEP with SHA-512 needs more than a 1024-bit modulus
+      throw new TpmTrustError("ERR_PARSE_UNSUPPORTED", `RSA-OAEP(${oaep.node}) to this key is impossible: ${(e as Error).message}`, { keyBits: protector.parameters.keyBits });
+    }
   }
   if (protector.type === TPM_ALG.ECC) {
     const curve = ECC_CURVES[protector.parameters.curveID];
@@ -86,11 +89,15 @@ export function shareSeed(protector: TpmtPublic, label: SeedLabel, random: Rando
     else {
       const d = random(curve.size);
       if (curve.size === 66) d[0] &= 0x01; // P-521: 521-bit scalars
-      ecdh.setPrivateKey(d);
+      try {
+        ecdh.setPrivateKey(d);
+      } catch {
+        throw new TpmTrustError("ERR_PARSE_BAD_VALUE", "the injected ephemeral private key is not a valid scalar");
+      }
     }
     const eph = ecdh.getPublicKey();
     const q = Buffer.concat([Buffer.of(4), pad(protector.unique.x, curve.size), pad(protector.unique.y, curve.size)]);
-    const zx = ecdh.computeSecret(q);
+    const zx = ecdh.computeSecret(q); // q was validated as a point on the curve above
     const ephX = eph.subarray(1, 1 + curve.size);
     const seed = kdfe(protector.nameAlg, zx, label, ephX, protector.unique.x, size * 8);
     return { seed, encryptedSecret: encodeTpmsEccPoint({ x: ephX, y: eph.subarray(1 + curve.size) }) };
