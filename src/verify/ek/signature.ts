@@ -17,19 +17,18 @@ const HASHES: Record<string, string> = {
   [OID.sha384]: "sha384",
   [OID.sha512]: "sha512",
 };
-const RSA_PKCS1: Record<string, string> = {
-  [OID.sha1WithRSA]: "sha1",
-  [OID.sha224WithRSA]: "sha224",
-  [OID.sha256WithRSA]: "sha256",
-  [OID.sha384WithRSA]: "sha384",
-  [OID.sha512WithRSA]: "sha512",
-};
-const ECDSA: Record<string, string> = {
-  [OID.ecdsaWithSha1]: "sha1",
-  [OID.ecdsaWithSha224]: "sha224",
-  [OID.ecdsaWithSha256]: "sha256",
-  [OID.ecdsaWithSha384]: "sha384",
-  [OID.ecdsaWithSha512]: "sha512",
+/** PKCS#1 v1.5 (RFC 8017 §A.2.4) and ECDSA (RFC 5758 §3.2) signature algorithms: key type and digest. */
+const SIGNATURES: Record<string, { key: "rsa" | "ec"; hash: string }> = {
+  [OID.sha1WithRSA]: { key: "rsa", hash: "sha1" },
+  [OID.sha224WithRSA]: { key: "rsa", hash: "sha224" },
+  [OID.sha256WithRSA]: { key: "rsa", hash: "sha256" },
+  [OID.sha384WithRSA]: { key: "rsa", hash: "sha384" },
+  [OID.sha512WithRSA]: { key: "rsa", hash: "sha512" },
+  [OID.ecdsaWithSha1]: { key: "ec", hash: "sha1" },
+  [OID.ecdsaWithSha224]: { key: "ec", hash: "sha224" },
+  [OID.ecdsaWithSha256]: { key: "ec", hash: "sha256" },
+  [OID.ecdsaWithSha384]: { key: "ec", hash: "sha384" },
+  [OID.ecdsaWithSha512]: { key: "ec", hash: "sha512" },
 };
 
 function invalid(cert: ParsedCertificate, message: string): TpmTrustError {
@@ -93,18 +92,15 @@ export function verifyCertificateSignature(cert: ParsedCertificate, issuerKey: K
 function scheme(cert: ParsedCertificate, issuerKey: KeyObject): { hash: string; options: { padding?: number; saltLength?: number } } {
   const oid = cert.signatureAlgorithm.oid;
   const keyType = issuerKey.asymmetricKeyType;
-  if (RSA_PKCS1[oid]) {
-    if (keyType !== "rsa") throw invalid(cert, `an RSA signature, but the issuer key is ${keyType}`);
-    return { hash: RSA_PKCS1[oid], options: { padding: constants.RSA_PKCS1_PADDING } };
+  const plain = SIGNATURES[oid];
+  if (plain) {
+    if (keyType !== plain.key) throw invalid(cert, `an ${plain.key === "rsa" ? "RSA" : "ECDSA"} signature, but the issuer key is ${keyType}`);
+    return { hash: plain.hash, options: plain.key === "rsa" ? { padding: constants.RSA_PKCS1_PADDING } : {} };
   }
   if (oid === OID.rsassaPss) {
     if (keyType !== "rsa" && keyType !== "rsa-pss") throw invalid(cert, `an RSA-PSS signature, but the issuer key is ${keyType}`);
     const { hash, saltLength } = pssParams(cert);
     return { hash, options: { padding: constants.RSA_PKCS1_PSS_PADDING, saltLength } };
-  }
-  if (ECDSA[oid]) {
-    if (keyType !== "ec") throw invalid(cert, `an ECDSA signature, but the issuer key is ${keyType}`);
-    return { hash: ECDSA[oid], options: {} };
   }
   throw invalid(cert, `unsupported signature algorithm ${oid}`);
 }
