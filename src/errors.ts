@@ -73,6 +73,7 @@ export const ERROR_CODES = {
   // TPM and internal
   ERR_TPM_RC: "the TPM returned an error",
   ERR_TPM_TRANSPORT: "the TPM could not be reached",
+  ERR_UNREACHABLE: "the service could not be reached or gave no usable answer",
   ERR_INTERNAL: "internal error",
 } as const;
 
