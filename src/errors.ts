@@ -58,6 +58,8 @@ export const ERROR_CODES = {
   ERR_TOKEN_EXPIRED: "attestation token has expired",
   ERR_TOKEN_REVOKED: "attestation token was revoked",
   ERR_HOST_UNHEALTHY: "host is not healthy",
+  ERR_HOST_SILENT: "the host did not attest before its deadline",
+  ERR_QUOTES_INCONSISTENT: "the quotes of one attestation come from different boots or firmware",
   ERR_AUDIT_CHAIN_BROKEN: "the audit log's hash chain does not verify (an entry was edited, deleted or reordered)",
 
   // auth (HTTP 401/403)
