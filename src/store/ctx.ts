@@ -9,7 +9,6 @@ export type DialectName = "sqlite" | "postgres";
 export interface Ctx {
   readonly db: Kysely<Database>;
   readonly dialect: DialectName;
-  readonly inTransaction: boolean;
   /**
    * Runs `fn` in one transaction (already inside one: just runs it). SQLite: BEGIN IMMEDIATE, so
    * the write lock is taken up front and writers from other processes wait (busy_timeout) instead
@@ -42,7 +41,6 @@ export function rootCtx(db: Kysely<Database>, dialect: DialectName): Ctx {
   return {
     db,
     dialect,
-    inTransaction: false,
     transaction: (fn) => run(dialect === "sqlite" ? "begin immediate" : "begin", fn),
     snapshot: (fn) => run(dialect === "sqlite" ? "begin" : "begin isolation level repeatable read read only", fn),
     lock: () => Promise.reject(new TpmTrustError("ERR_INTERNAL", "store lock taken outside a transaction")),
@@ -53,7 +51,6 @@ function txCtx(conn: Kysely<Database>, dialect: DialectName): Ctx {
   const self: Ctx = {
     db: conn,
     dialect,
-    inTransaction: true,
     transaction: (fn) => fn(self),
     snapshot: (fn) => fn(self),
     lock: async (name) => {

@@ -15,7 +15,11 @@ export interface Store extends Repos {
   readonly location: string;
   /** schema version after migrating */
   readonly schemaVersion: number;
-  /** Runs `fn` in one transaction; everything it does through `tx` commits or rolls back together. */
+  /**
+   * Runs `fn` in one transaction; everything it does through `tx` commits or rolls back together.
+   * Inside `fn` use only `tx`: the outer store waits for the connection the transaction holds
+   * (SQLite has one), so calling it from `fn` would never return.
+   */
   transaction<T>(fn: (tx: Repos) => Promise<T>): Promise<T>;
   close(): Promise<void>;
 }

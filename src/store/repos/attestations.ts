@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import { type Ctx, fromJsonOrNull, hexOrNull, insertOrConflict, unhexOrNull } from "../ctx.js";
+import { type Ctx, fromJsonOrNull, hexOrNull, insertOrConflict, toJson, unhexOrNull } from "../ctx.js";
 import type { AttestationsTable } from "../schema.js";
 
 export type Verdict = "pass" | "fail" | "error";
@@ -62,8 +62,8 @@ export function attestationsRepo(ctx: Ctx) {
         reason_code: a.reasonCode ?? null,
         ak_name: hexOrNull(a.akName),
         pcr_digest: hexOrNull(a.pcrDigest),
-        diff: a.diff === undefined || a.diff === null ? null : JSON.stringify(a.diff),
-        details: a.details ? JSON.stringify(a.details) : null,
+        diff: a.diff === undefined || a.diff === null ? null : toJson(a.diff),
+        details: a.details ? toJson(a.details) : null,
       };
       await insertOrConflict(ctx.db.insertInto("attestations").values(row).execute(), "attestation id collision", `host ${a.hostName} not found`);
       return toAttestation(row);
