@@ -7,10 +7,10 @@ import { TPM_ST } from "../tpm/constants.js";
 import { objectName } from "../tpm/structures.js";
 import type { TpmsAttest, TpmtPublic, TpmtSignature } from "../tpm/types.js";
 import { verifySignature } from "../crypto/signature.js";
-import type { PublicKeyInput } from "../crypto/keys.js";
+import { isTpmtPublic, type PublicKeyInput } from "../crypto/keys.js";
 import { checkAkAttributes, checkCertifiedKeyAttributes } from "./keyattrs.js";
 import { attributeNames } from "../tpm/describe.js";
-import { checkNonce, isTpmtPublic } from "./quote.js";
+import { checkNonce } from "./quote.js";
 
 export interface CertifyInput {
   attestBytes: Uint8Array;

@@ -7,9 +7,9 @@ import { timingSafeEqual } from "node:crypto";
 import { TpmTrustError } from "../errors.js";
 import { HASH_ALGS, TPM_ALG, TPM_ST } from "../tpm/constants.js";
 import { hashOf, selectedPcrs } from "../tpm/structures.js";
-import type { QuoteAttest, TpmsAttest, TpmsPcrSelection, TpmtPublic, TpmtSignature } from "../tpm/types.js";
+import type { QuoteAttest, TpmsAttest, TpmsPcrSelection, TpmtSignature } from "../tpm/types.js";
 import { verifySignature } from "../crypto/signature.js";
-import type { PublicKeyInput } from "../crypto/keys.js";
+import { isTpmtPublic, type PublicKeyInput } from "../crypto/keys.js";
 import { checkAkAttributes } from "./keyattrs.js";
 import type { PcrValues } from "./eventlog/types.js";
 
@@ -43,10 +43,6 @@ export function verifyQuote(input: QuoteInput): QuoteFacts {
   const facts: QuoteFacts = { pcrSelect: describeSelection(attest.attested.pcrSelect), pcrDigest: attest.attested.pcrDigest };
   if (input.pcrs) facts.verifiedPcrs = checkPcrDigest(attest, input.signature, input.pcrs);
   return facts;
-}
-
-export function isTpmtPublic(k: PublicKeyInput): k is TpmtPublic {
-  return typeof k === "object" && k !== null && "objectAttributes" in k && "nameAlg" in k;
 }
 
 export function checkNonce(attest: TpmsAttest, nonce: Uint8Array | undefined): void {
