@@ -1,0 +1,167 @@
+/**
+ * `tpmtrust agent attest`: one round of host attestation (docs/api.md).
+ *
+ *   POST /v1/attestations/challenge {akNameHex} → nonce + PCR selection
+ *   → TPM2_Quote with the bound AK over the selection, one quote per bank
+ *   → TPM2_PCR_Read of the same PCRs (quoted again if they moved in between)
+ *   → the event log file → POST /v1/attestations → verdict (+ token, or the diff)
+ */
+import { readFileSync } from "node:fs";
+import type { Logger } from "pino";
+import { decodeBase64 } from "../attest/identity.js";
+import { TpmTrustError } from "../errors.js";
+import { HASH_ALGS, hashAlgByName } from "../tpm/constants.js";
+import { ekAuth, type AttestResult, type TpmClient } from "../tpm/commands/index.js";
+import { decodeTpm2bPrivate, decodeTpm2bPublic, pcrSelection, selectedPcrs } from "../tpm/structures.js";
+import type { QuoteAttest, TpmsPcrSelection } from "../tpm/types.js";
+import type { PcrValues } from "../verify/eventlog/types.js";
+import { checkPcrDigest } from "../verify/quote.js";
+import type { ServiceClient } from "./http.js";
+import { clearToken, readState, writeToken, type AgentState } from "./state.js";
+import { withEk } from "./tpm.js";
+
+/** Where Linux exposes the firmware's TCG event log (securityfs). */
+export const DEFAULT_EVENTLOG = "/sys/kernel/security/tpm0/binary_bios_measurements";
+
+export interface AttestOptions {
+  stateDir: string;
+  /** the event log file (default: the Linux securityfs path) */
+  eventLog?: string;
+  /** a missing event log is an error (true when the path was given explicitly); else it is left out with a warning */
+  eventLogRequired?: boolean;
+  log?: Logger;
+}
+
+interface Challenge {
+  nonceHex: string;
+  expiresAt: number | string;
+  pcrSelection: { bank: string; pcrs: number[] }[];
+}
+
+export interface AttestationResult {
+  verdict: "pass" | "fail";
+  code: string;
+  host: string;
+  token?: string;
+  diff?: unknown;
+  explainedPcrs?: unknown;
+  unexplainedPcrs?: unknown;
+}
+
+/** A quote together with the PCR values it covers. */
+export interface Evidence {
+  quotes: AttestResult[];
+  pcrs: PcrValues;
+}
+
+/** Tries to quote while the PCRs stand still; extends between quote and read start over. */
+const QUOTE_ATTEMPTS = 3;
+
+/** The bound AK, loaded: its persistent handle, or its blobs loaded under the EK (flushed by `release`). */
+async function withAk<T>(tpm: TpmClient, s: AgentState, fn: (handle: number) => Promise<T>): Promise<T> {
+  const check = (name: Buffer, where: string) => {
+    if (name.toString("hex") !== s.akNameHex) {
+      throw new TpmTrustError("ERR_KEY_MISMATCH", `${where} is not the registered AK ${s.akNameHex} (Name ${name.toString("hex")}); run \`tpmtrust agent register\` again`);
+    }
+  };
+  if (s.akHandle !== undefined) {
+    const where = `the object at 0x${s.akHandle.toString(16)}`;
+    if (!(await tpm.getHandles(s.akHandle)).includes(s.akHandle)) {
+      throw new TpmTrustError("ERR_KEY_MISMATCH", `the TPM has no object at 0x${s.akHandle.toString(16)} (the registered AK); run \`tpmtrust agent register\` again`);
+    }
+    check((await tpm.readPublic(s.akHandle)).name, where);
+    return fn(s.akHandle);
+  }
+  const pub = decodeTpm2bPublic(decodeBase64(s.akPublic, "akPublic"));
+  const priv = decodeTpm2bPrivate(decodeBase64(s.akPrivate, "akPrivate"));
+  const handle = await withEk(tpm, s.ekAlg, async (ek) => (await tpm.load(ek.handle, priv, pub, { auth: await ekAuth(tpm, ek.public) })).handle);
+  try {
+    check((await tpm.readPublic(handle)).name, "the AK loaded from the state directory");
+    return await fn(handle);
+  } finally {
+    await tpm.flushContext(handle).catch(() => undefined);
+  }
+}
+
+/**
+ * The requested selection, limited to what this TPM has allocated: a bank the TPM lacks cannot be
+ * quoted (the service then sees it missing and decides).
+ */
+async function quotableSelection(tpm: TpmClient, requested: Challenge["pcrSelection"], log?: Logger): Promise<TpmsPcrSelection[]> {
+  const allocated = new Map((await tpm.getPcrBanks()).map((s) => [s.hash, new Set(selectedPcrs(s))]));
+  const out: TpmsPcrSelection[] = [];
+  for (const { bank, pcrs } of requested) {
+    const alg = hashAlgByName(bank);
+    const have = alg === undefined ? undefined : allocated.get(alg);
+    if (alg === undefined || !have) {
+      log?.warn({ bank }, "the service asked for a PCR bank this TPM does not have");
+      continue;
+    }
+    const ok = pcrs.filter((p) => have.has(p));
+    if (ok.length < pcrs.length) log?.warn({ bank, missing: pcrs.filter((p) => !have.has(p)) }, "the service asked for PCRs this TPM does not have");
+    if (ok.length) out.push(pcrSelection(alg, ok));
+  }
+  if (out.length === 0) throw new TpmTrustError("ERR_PCR_SELECTION_MISMATCH", "none of the requested PCRs exist in this TPM", { requested });
+  return out;
+}
+
+/**
+ * Quotes `selection` with one TPM2_Quote per bank (each bank's pcrDigest on its own, as verifiers
+ * expect), then reads the PCRs. If a PCR was extended in between, the values no longer hash to a
+ * quote's pcrDigest: quote and read again.
+ */
+export async function quotePcrs(tpm: TpmClient, ak: number, nonce: Buffer, selection: TpmsPcrSelection[]): Promise<Evidence> {
+  for (let attempt = 1; ; attempt++) {
+    const quotes: AttestResult[] = [];
+    for (const sel of selection) quotes.push(await tpm.quote(ak, nonce, [sel]));
+    const { values } = await tpm.pcrRead(selection);
+    const pcrs: PcrValues = {};
+    for (const [alg, byPcr] of values) pcrs[HASH_ALGS[alg].name] = Object.fromEntries(byPcr);
+    try {
+      for (const q of quotes) checkPcrDigest(q.attested as QuoteAttest, q.signature, pcrs);
+      return { quotes, pcrs };
+    } catch (e) {
+      if (!(e instanceof TpmTrustError && e.code === "ERR_PCR_DIGEST_MISMATCH") || attempt === QUOTE_ATTEMPTS) throw e;
+    }
+  }
+}
+
+function readEventLog(o: AttestOptions): Buffer | undefined {
+  const path = o.eventLog ?? DEFAULT_EVENTLOG;
+  try {
+    return readFileSync(path);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (!o.eventLogRequired && code === "ENOENT") {
+      o.log?.warn({ path }, "no event log; attesting with the quote alone");
+      return undefined;
+    }
+    throw new TpmTrustError("ERR_IO", `--eventlog: cannot read ${path}: ${code ?? (e as Error).message}`, { path });
+  }
+}
+
+const pcrsHex = (pcrs: PcrValues) => Object.fromEntries(Object.entries(pcrs).map(([bank, v]) => [bank, Object.fromEntries(Object.entries(v).map(([i, d]) => [i, d.toString("hex")]))]));
+
+/** One attestation round with the AK registered in `o.stateDir`; stores the token of a passing verdict. */
+export async function attest(tpm: TpmClient, service: ServiceClient, o: AttestOptions): Promise<AttestationResult> {
+  const state = readState(o.stateDir);
+  const eventLog = readEventLog(o);
+  const challenge = await service.post<Challenge>("/v1/attestations/challenge", { akNameHex: state.akNameHex });
+  if (typeof challenge.nonceHex !== "string" || !/^([0-9a-fA-F]{2})+$/.test(challenge.nonceHex) || !Array.isArray(challenge.pcrSelection)) {
+    throw new TpmTrustError("ERR_UNREACHABLE", "the challenge answer lacks a nonce or a PCR selection");
+  }
+  const nonce = Buffer.from(challenge.nonceHex, "hex");
+  const selection = await quotableSelection(tpm, challenge.pcrSelection, o.log);
+  const evidence = await withAk(tpm, state, (ak) => quotePcrs(tpm, ak, nonce, selection));
+  const result = await service.post<AttestationResult>("/v1/attestations", {
+    akNameHex: state.akNameHex,
+    nonceHex: challenge.nonceHex,
+    quotes: evidence.quotes.map((q) => ({ attest: q.attest.toString("base64"), signature: q.signatureBytes.toString("base64") })),
+    pcrs: pcrsHex(evidence.pcrs),
+    ...(eventLog ? { eventLog: eventLog.toString("base64") } : {}),
+  });
+  if (result.verdict === "pass" && typeof result.token === "string") writeToken(o.stateDir, result.token);
+  else clearToken(o.stateDir);
+  o.log?.info({ host: result.host, verdict: result.verdict, code: result.code }, "attested");
+  return result;
+}
