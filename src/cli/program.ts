@@ -4,6 +4,7 @@ import { register as credential } from "./commands/credential.js";
 import { register as audit } from "./commands/audit.js";
 import { register as serve } from "./commands/serve.js";
 import { register as admin } from "./commands/admin.js";
+import { register as agent } from "./commands/agent.js";
 
 /**
  * The `tpmtrust` command tree. Each area registers its subcommands from its own module
@@ -20,4 +21,4 @@ export function buildProgram(): Command {
 }
 
 type Register = (program: Command) => void;
-const registrations: Register[] = [verify, credential, serve, admin, audit];
+const registrations: Register[] = [verify, credential, serve, admin, audit, agent];

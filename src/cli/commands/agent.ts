@@ -1,0 +1,159 @@
+import { type Command, Option } from "commander";
+import pino, { type Logger } from "pino";
+import { attest, DEFAULT_EVENTLOG, DEFAULT_STATE_DIR, EK_ALG_KINDS, identify, readState, register as registerAk, run, ServiceClient, tokenPath, withTpm } from "../../agent/index.js";
+import { isTpmTrustError, isUnusableInput, TpmTrustError } from "../../errors.js";
+import { TPM_SPEC_HELP } from "../../tpm/transport/index.js";
+import { readInput } from "../files.js";
+import { exitCodeFor, printError, printJson } from "../run.js";
+
+interface Common {
+  tpm: string;
+  server?: string;
+  caCert?: string;
+  stateDir: string;
+  json?: boolean;
+}
+
+/** The agent could not do its job (bad input, no service, no TPM): exit 2; the service said no: exit 1. */
+const NOT_A_VERDICT = new Set(["ERR_UNREACHABLE", "ERR_TPM_TRANSPORT", "ERR_TPM_RC", "ERR_INTERNAL"]);
+
+function agentExitCode(e: unknown): number {
+  if (isTpmTrustError(e)) return isUnusableInput(e.code) || NOT_A_VERDICT.has(e.code) ? 2 : 1;
+  return exitCodeFor(e);
+}
+
+function agentAction<A extends unknown[]>(fn: (...args: A) => Promise<number | void>): (...args: A) => Promise<void> {
+  return async (...args: A) => {
+    try {
+      const code = await fn(...args);
+      if (typeof code === "number") process.exitCode = code;
+    } catch (e) {
+      printError(e);
+      process.exitCode = agentExitCode(e);
+    }
+  };
+}
+
+/** Logs go to stderr (fd 2), so stdout stays data (host.json, verdicts, tokens). */
+function logger(level: string): Logger {
+  return pino({ name: "tpmtrust-agent", level: process.env.TPMTRUST_LOG_LEVEL ?? level }, pino.destination(2));
+}
+
+function service(o: Common, fallback?: string): ServiceClient {
+  const url = o.server ?? fallback;
+  if (!url) throw new TpmTrustError("ERR_USAGE", "--server URL is required");
+  return new ServiceClient({ url, ca: o.caCert ? readInput(o.caCert, "--ca-cert") : undefined });
+}
+
+function akHandleArg(v: string): number | null {
+  if (v === "none") return null;
+  if (!/^(0x)?[0-9a-fA-F]{8}$/.test(v)) throw new TpmTrustError("ERR_USAGE", `--ak-handle must be a persistent handle like 0x81010003, or none; got "${v}"`);
+  return parseInt(v.replace(/^0x/i, ""), 16);
+}
+
+function intervalArg(v: string): number {
+  const s = Number(v);
+  if (!/^\d+(\.\d+)?$/.test(v) || !(s > 0) || s > 86_400) throw new TpmTrustError("ERR_USAGE", `--interval must be seconds in (0, 86400], got "${v}"`);
+  return Math.round(s * 1000);
+}
+
+const tpmOption = () => new Option("--tpm <spec>", `the TPM: ${TPM_SPEC_HELP}`).default("/dev/tpmrm0");
+const serverOption = () => new Option("--server <url>", "the tpmtrust service, e.g. https://attest.example:7443");
+const stateOption = () => new Option("--state-dir <dir>", "where the agent keeps its AK registration and last token (0700)").default(process.env.TPMTRUST_AGENT_STATE ?? DEFAULT_STATE_DIR);
+const caOption = () => new Option("--ca-cert <file>", "PEM CA certificate to trust for the service's TLS certificate");
+const eventlogOption = () => new Option("--eventlog <path>", `the TCG event log (default ${DEFAULT_EVENTLOG}; left out with a warning if that is missing)`);
+
+function printVerdict(r: Awaited<ReturnType<typeof attest>>, json: boolean | undefined, stateDir: string): number {
+  if (json) printJson(r);
+  else {
+    process.stdout.write(`${r.verdict} host=${r.host} code=${r.code}\n`);
+    if (r.token) process.stdout.write(`token ${r.token}\n`);
+    if (r.diff) process.stdout.write(`diff ${JSON.stringify(r.diff, null, 2)}\n`);
+    if (r.token) process.stderr.write(`token saved to ${tokenPath(stateDir)}\n`);
+  }
+  return r.verdict === "pass" ? 0 : 1;
+}
+
+export function register(program: Command): void {
+  const agent = program
+    .command("agent")
+    .description("the attester on a host: identify its TPM, enrol an AK with credential activation, attest (exit 0 ok, 1 rejected, 2 unusable input or unreachable)");
+
+  agent
+    .command("identify")
+    .description("print the host's platform identifier (EK publics, EK certificates, TPM maker and firmware) as JSON: tpmtrust agent identify > host.json")
+    .addOption(tpmOption())
+    .option("--json", "print JSON (the only format; accepted for symmetry)")
+    .action(
+      agentAction(async (o: { tpm: string }) => {
+        const { identity, notes } = await withTpm(o.tpm, identify);
+        for (const n of notes) process.stderr.write(`note: ${n}\n`);
+        printJson(identity);
+      }),
+    );
+
+  agent
+    .command("register")
+    .description("create an AK under the EK, prove it with credential activation, and bind it to this host at the service")
+    .addOption(serverOption().makeOptionMandatory())
+    .addOption(tpmOption())
+    .addOption(stateOption())
+    .addOption(caOption())
+    .addOption(new Option("--ek-alg <alg>", "the EK to enrol under").choices(Object.keys(EK_ALG_KINDS)).default("rsa"))
+    .addOption(new Option("--ak-alg <alg>", "the AK's key type").choices(["rsa", "ecc"]).default("rsa"))
+    .option("--ak-handle <handle|none>", "persistent handle for the AK, or none to keep its blobs in the state dir", "0x81010003")
+    .option("--json", "print one JSON object")
+    .action(
+      agentAction(async (o: Common & { ekAlg: keyof typeof EK_ALG_KINDS; akAlg: "rsa" | "ecc"; akHandle: string }) => {
+        const akHandle = akHandleArg(o.akHandle);
+        const svc = service(o);
+        const s = await withTpm(o.tpm, (tpm) => registerAk(tpm, svc, { stateDir: o.stateDir, ekAlg: EK_ALG_KINDS[o.ekAlg], akAlg: o.akAlg, akHandle, log: logger("warn") }));
+        const out = { host: s.host, akNameHex: s.akNameHex, akHandle: s.akHandle === undefined ? null : `0x${s.akHandle.toString(16)}`, stateDir: o.stateDir, akCertificate: s.akCertificate ?? null };
+        if (o.json) printJson(out);
+        else process.stdout.write(`registered host=${out.host} ak=${out.akNameHex} ${out.akHandle ? `handle=${out.akHandle}` : `blobs in ${o.stateDir}`}\n`);
+      }),
+    );
+
+  agent
+    .command("attest")
+    .description("attest once: quote the PCRs the service asks for, send quote, PCRs and event log, print the verdict and token")
+    .addOption(serverOption())
+    .addOption(tpmOption())
+    .addOption(eventlogOption())
+    .addOption(stateOption())
+    .addOption(caOption())
+    .option("--json", "print one JSON object")
+    .action(
+      agentAction(async (o: Common & { eventlog?: string }) => {
+        const svc = service(o, readState(o.stateDir).server);
+        const r = await withTpm(o.tpm, (tpm) => attest(tpm, svc, { stateDir: o.stateDir, eventLog: o.eventlog, eventLogRequired: o.eventlog !== undefined, log: logger("warn") }));
+        return printVerdict(r, o.json, o.stateDir);
+      }),
+    );
+
+  agent
+    .command("run")
+    .description("attest every --interval seconds until SIGTERM, backing off after errors; logs JSON lines to stderr")
+    .addOption(serverOption())
+    .addOption(tpmOption())
+    .addOption(eventlogOption())
+    .addOption(stateOption())
+    .addOption(caOption())
+    .option("--interval <seconds>", "seconds between attestations", "60")
+    .action(
+      agentAction(async (o: Common & { eventlog?: string; interval: string }) => {
+        const intervalMs = intervalArg(o.interval);
+        const svc = service(o, readState(o.stateDir).server);
+        const ac = new AbortController();
+        const stop = () => ac.abort();
+        process.once("SIGTERM", stop);
+        process.once("SIGINT", stop);
+        try {
+          await run({ tpm: o.tpm, service: svc, stateDir: o.stateDir, eventLog: o.eventlog, eventLogRequired: o.eventlog !== undefined, intervalMs, signal: ac.signal, log: logger("info") });
+        } finally {
+          process.off("SIGTERM", stop);
+          process.off("SIGINT", stop);
+        }
+      }),
+    );
+}
