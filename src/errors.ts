@@ -60,6 +60,9 @@ export const ERROR_CODES = {
   ERR_HOST_UNHEALTHY: "host is not healthy",
   ERR_HOST_SILENT: "the host did not attest before its deadline",
   ERR_QUOTES_INCONSISTENT: "the quotes of one attestation come from different boots or firmware",
+  ERR_KEY_NOT_STORAGE: "key is not a storage key (restricted decryption key that cannot sign)",
+  ERR_DECRYPT_FAILED: "ciphertext does not decrypt under this key, provider, version and context (tampered or misdirected)",
+  ERR_KEY_RETIRED: "the key version is retired and no longer decrypts",
   ERR_AUDIT_CHAIN_BROKEN: "the audit log's hash chain does not verify (an entry was edited, deleted or reordered)",
 
   // auth (HTTP 401/403)
