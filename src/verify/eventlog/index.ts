@@ -12,6 +12,7 @@ export { parseEventLog, bankName } from "./parse.js";
 export { replayEventLog, extendsPcr, type ReplayResult } from "./replay.js";
 export {
   verifyEventLog,
+  selfVerifyEventLog,
   type VerifiedEventLog,
   type ExplainedPcr,
   type UnexplainedPcr,
@@ -22,6 +23,7 @@ export {
 } from "./verify.js";
 export {
   interpretEvents,
+  iplKind,
   CertificateSummary,
   type Interpretation,
   type SecureBootState,

@@ -189,8 +189,16 @@ const LOADER_ROLES: [RegExp, BootRole][] = [
   [/(^|\\)systemd-boot[^\\]*\.efi$/i, "systemd-boot"],
   [/(^|\\)bootmgfw\.efi$/i, "windows-boot-manager"],
 ];
-const KERNEL_FILE = /vmlinu[xz]|bzimage|(^|[\s/\\])kernel\b/i;
-const INITRD_FILE = /initr(d|amfs)/i;
+/**
+ * What an EV_IPL string is: GRUB's command lines ("grub_cmd", "kernel_cmdline", "module_cmdline"),
+ * the files GRUB measures into PCR 9 ("kernel", "initrd", "file"), else its first word (e.g. shim's "MokList").
+ */
+export function iplKind(pcr: number, text: string): string {
+  if (/^(grub_)?kernel_cmdline/.test(text)) return "kernel_cmdline";
+  if (pcr === 9) return /initr(d|amfs)/i.test(text) ? "initrd" : /vmlinu[xz]|bzimage|(^|[\s/\\])kernel\b/i.test(text) ? "kernel" : "file";
+  const m = /^(grub_cmd|module_cmdline)[: ]/.exec(text);
+  return m ? m[1] : text.split(/[\s:]/)[0].slice(0, 40);
+}
 
 function bootChainOf(events: readonly TcgEvent[], bound: (ev: TcgEvent) => boolean): BootChain {
   const chain: BootChain = { applications: [], drivers: [], bootloaders: [], kernels: [], initrds: [] };
@@ -221,8 +229,8 @@ function bootChainOf(events: readonly TcgEvent[], bound: (ev: TcgEvent) => boole
     } else if (ev.type === EV.IPL && d.kind === "text") {
       if (ev.pcr === 9) {
         // GRUB measures the files it loads into PCR 9; RHEL's names them only "grub_linuxefi Kernel|Initrd"
-        const role = INITRD_FILE.test(d.text) ? "initrd" : KERNEL_FILE.test(d.text) ? "kernel" : undefined;
-        if (!role) continue;
+        const role = iplKind(9, d.text);
+        if (role !== "kernel" && role !== "initrd") continue;
         const path = /[/\\]/.test(d.text) ? d.text : (role === "kernel" ? grubLinux : grubInitrd) ?? d.text;
         (role === "kernel" ? chain.kernels : chain.initrds).push({ record: ev.index, pcr: 9, role, path, digests: hexDigests(ev) });
       } else if (ev.pcr === 8 || ev.pcr === 12) {

@@ -1,7 +1,7 @@
 import { TpmTrustError } from "../../errors.js";
 import { DATA_DIGEST_TYPES, dataBinding } from "./binding.js";
 import { parseEventLog } from "./parse.js";
-import { bankHash, extend, extendsPcr, initialValue, pcrEvents, replayEventLog } from "./replay.js";
+import { bankHash, extend, extendsPcr, initialValue, pcrEvents, replayEventLog, startupLocality } from "./replay.js";
 import type { EventLog, ParseQuirk, PcrValues, SpecIdAlgorithm, TcgEvent } from "./types.js";
 import { WORKAROUNDS } from "./workarounds.js";
 
@@ -164,4 +164,23 @@ function divergence(events: TcgEvent[], bank: string, hash: string, size: number
     ...at(events[0]),
     reason: `no prefix of the ${events.length} events reproduces the quoted value: an event is missing, altered or out of order at or after record ${events[0].index}${also}`,
   };
+}
+
+/**
+ * For offline tools without a quote: verifies the log against its own replay over all 24 PCRs of every
+ * bank it can hash (PCRs without events at their reset value). The result says what the log claims,
+ * consistently shaped, and proves nothing about the host.
+ */
+export function selfVerifyEventLog(log: EventLog): VerifiedEventLog {
+  const replay = replayEventLog(log);
+  const locality = startupLocality(log);
+  const quoted: PcrValues = {};
+  for (const alg of log.algorithms) {
+    if (!bankHash(alg.bank)) continue;
+    const values: Record<number, Buffer> = {};
+    for (let pcr = 0; pcr < 24; pcr++) values[pcr] = replay.pcrs[alg.bank][pcr] ?? initialValue(alg.digestSize, pcr, locality);
+    for (const i of replay.incomplete) if (i.bank === alg.bank) delete values[i.pcr];
+    quoted[alg.bank] = values;
+  }
+  return verifyEventLog(log, quoted);
 }
