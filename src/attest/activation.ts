@@ -1,0 +1,153 @@
+/**
+ * AK enrolment with credential activation (TPM 2.0 Part 1 §24): the agent sends its EK (with
+ * certificates) and a new AK; the service finds the registered host by the EK's Name, checks the EK's
+ * trust under the host's policy version and the AK's attributes, and answers with MakeCredential of a
+ * fresh 32-byte secret to the EK over the AK's Name. Only a TPM that holds both that EK and an AK
+ * with that Name recovers the secret (TPM2_ActivateCredential); presenting it binds the AK to the
+ * host. One try: the first answer spends the activation, right or wrong. Only the secret's SHA-256 is
+ * stored. Every decision is audited.
+ */
+import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
+import { TpmTrustError, isTpmTrustError } from "../errors.js";
+import { makeCredential } from "../crypto/credential.js";
+import type { Store } from "../store/index.js";
+import { TPM_ALG, algName } from "../tpm/constants.js";
+import { decodeTpmtPublic } from "../tpm/structures.js";
+import { checkAkAttributes } from "../verify/keyattrs.js";
+import { loadCertificates } from "../verify/ek/index.js";
+import { attestationCa, issueAkCertificate } from "./ak-ca.js";
+import { decodePublic } from "./identity.js";
+import { evaluateEk, requireForPolicy } from "./trust.js";
+
+export const ACTIVATION_TTL_MS = 5 * 60_000;
+const SECRET_BYTES = 32;
+/** AK Names must use a hash at least as strong as SHA-256. */
+const AK_NAME_ALGS = new Set<number>([TPM_ALG.SHA256, TPM_ALG.SHA384, TPM_ALG.SHA512]);
+
+export interface StartActivation {
+  /** TPM2B_PUBLIC of the EK */
+  ekPublic: Buffer;
+  /** EK certificates (DER, as read from NV), judged with the one stored at registration */
+  ekCertificates?: readonly Buffer[];
+  /** intermediates for path building */
+  intermediates?: readonly Buffer[];
+  /** TPM2B_PUBLIC of the AK */
+  akPublic: Buffer;
+}
+
+export interface ActivationChallenge {
+  activationId: string;
+  /** TPM2B_ID_OBJECT */
+  credentialBlob: Buffer;
+  /** TPM2B_ENCRYPTED_SECRET */
+  encryptedSecret: Buffer;
+  akName: Buffer;
+  expiresAt: number;
+}
+
+export interface ActivationResult {
+  host: string;
+  akName: Buffer;
+  /** DER, EKU 2.23.133.8.3, from the attestation CA */
+  akCertificate?: Buffer;
+  /** why no certificate was issued (the AK is bound all the same) */
+  akCertificateError?: string;
+}
+
+const sha256 = (b: Uint8Array) => createHash("sha256").update(b).digest();
+
+/** Step 1: checks and the credential challenge. */
+export async function startActivation(store: Store, input: StartActivation, o: { now: number; ttlMs?: number }): Promise<ActivationChallenge> {
+  let actor = "anonymous";
+  let subject: string | null = null;
+  const details: Record<string, unknown> = {};
+  try {
+    const ek = decodePublic(input.ekPublic, "ekPublic");
+    const ak = decodePublic(input.akPublic, "akPublic");
+    subject = ak.name.toString("hex");
+    details.ekName = ek.name.toString("hex");
+    const intermediates = (input.intermediates ?? []).flatMap((c) => loadCertificates(c));
+    const host = await store.hosts.findByEk(ek.name);
+    if (!host) throw new TpmTrustError("ERR_NOT_FOUND", "this EK belongs to no registered host (register it with tpmtrust hosts add)", { ekName: details.ekName });
+    actor = `host:${host.name}`;
+    const stored = host.eks.find((e) => e.name.equals(ek.name))!.cert;
+    const ekCerts = [...(input.ekCertificates ?? []), ...(stored ? [stored] : [])];
+    const d = await evaluateEk(store, { ekPublic: ek.public, ekCerts, intermediates }, new Date(o.now));
+    details.ekTrustMethod = requireForPolicy(d, host.policyVersion);
+    details.policyVersion = host.policyVersion;
+
+    checkAkAttributes(ak.public);
+    if (!AK_NAME_ALGS.has(ak.public.nameAlg)) {
+      throw new TpmTrustError("ERR_KEY_TOO_WEAK", `the AK's nameAlg ${algName(ak.public.nameAlg)} is weaker than SHA-256`, { nameAlg: ak.public.nameAlg });
+    }
+    const bound = await store.aks.get(ak.name);
+    if (bound) throw new TpmTrustError("ERR_CONFLICT", `this AK is already bound${bound.hostName === host.name ? " to this host" : " to another host"}`);
+
+    const secret = randomBytes(SECRET_BYTES);
+    const blob = makeCredential(ek.public, ak.name, secret);
+    const a = await store.activations.create({
+      hostName: host.name,
+      akName: ak.name,
+      akPublic: ak.publicArea,
+      ekName: ek.name,
+      secretHash: sha256(secret),
+      ttlMs: o.ttlMs ?? ACTIVATION_TTL_MS,
+      at: o.now,
+    });
+    await store.audit.append({ actor, action: "ak.activation.start", subject, outcome: "success", details: { ...details, activationId: a.id, expiresAt: a.expiresAt }, at: o.now });
+    return { activationId: a.id, credentialBlob: blob.credentialBlob, encryptedSecret: blob.secret, akName: ak.name, expiresAt: a.expiresAt };
+  } catch (e) {
+    if (isTpmTrustError(e)) {
+      await store.audit.append({ actor, action: "ak.activation.start", subject, outcome: "failure", details: { ...details, code: e.code, reason: e.message }, at: o.now });
+    }
+    throw e;
+  }
+}
+
+/**
+ * Step 2: the secret the TPM recovered. Right: the AK is bound to the host and certified by the
+ * attestation CA. Wrong: ERR_ACTIVATION_FAILED, and the activation is spent. Unknown, spent or
+ * expired: ERR_NOT_FOUND.
+ */
+export async function completeActivation(store: Store, id: string, secret: Buffer, o: { now: number }): Promise<ActivationResult> {
+  let actor = "anonymous";
+  let subject: string | null = null;
+  try {
+    const a = await store.activations.getPending(id, o.now);
+    actor = `host:${a.hostName}`;
+    subject = a.akName.toString("hex");
+    // spend it before judging the answer: exactly one answer is ever judged
+    if (!(await store.activations.complete(id, o.now))) throw new TpmTrustError("ERR_NOT_FOUND", "no pending activation with this id (unknown, completed or expired)");
+    const ok = secret.length === SECRET_BYTES && timingSafeEqual(sha256(secret), a.secretHash);
+    if (!ok) {
+      await store.activations.recordFailure(id);
+      throw new TpmTrustError("ERR_ACTIVATION_FAILED", "the secret is not the credential: the AK and EK are not in one TPM, or the answer is wrong; the activation is spent, start again");
+    }
+    // bind first: the binding is what the TPM proved; the certificate is a convenience on top
+    await store.aks.bind({ hostName: a.hostName, name: a.akName, public: a.akPublic, at: o.now });
+    let akCertificate: Buffer | undefined;
+    let certError: string | undefined;
+    try {
+      const ca = await attestationCa(store, o.now);
+      akCertificate = await issueAkCertificate(store, ca, { hostName: a.hostName, akPublic: decodeTpmtPublic(a.akPublic), akName: a.akName, now: o.now });
+      await store.aks.setCert(a.akName, akCertificate);
+    } catch (e) {
+      if (!isTpmTrustError(e)) throw e;
+      certError = `${e.code}: ${e.message}`;
+    }
+    await store.audit.append({
+      actor,
+      action: "ak.activation.complete",
+      subject,
+      outcome: "success",
+      details: { activationId: id, host: a.hostName, akCertificate: akCertificate !== undefined, ...(certError ? { akCertificateError: certError } : {}) },
+      at: o.now,
+    });
+    return { host: a.hostName, akName: a.akName, ...(akCertificate ? { akCertificate } : { akCertificateError: certError! }) };
+  } catch (e) {
+    if (isTpmTrustError(e)) {
+      await store.audit.append({ actor, action: "ak.activation.complete", subject, outcome: "failure", details: { activationId: id, code: e.code, reason: e.message }, at: o.now });
+    }
+    throw e;
+  }
+}

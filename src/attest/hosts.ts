@@ -1,0 +1,186 @@
+/**
+ * Host registration (Add-HgsAttestationTpmHost of tpmtrust): a host is known by its TPM's EKs, as
+ * `tpmtrust agent identify` reports them, a name, a hardware class and an HGS policy version.
+ * v2 (default) admits an EK only with a trusted EK certificate; v1 also admits an allow-listed EK
+ * without one — only when asked for explicitly. Only EKs trusted under the host's version are
+ * registered (so only they can activate AKs); the trust method used is stored with the host.
+ */
+import { TpmTrustError, isTpmTrustError, type ErrorCode } from "../errors.js";
+import type { Ak, Host, PolicyVersion, Store } from "../store/index.js";
+import { decodeTpmtPublic } from "../tpm/structures.js";
+import { ekHash, loadCertificate, type EkTrustMethod, type MethodOutcome, type TcgFacts } from "../verify/ek/index.js";
+import { decodeHostIdentity } from "./identity.js";
+import { evaluateEk, requireForPolicy, type Caller } from "./trust.js";
+
+export const POLICY_VERSIONS: readonly PolicyVersion[] = ["v2", "v1"];
+export const HOST_NAME_PATTERN = "^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$";
+export const HARDWARE_CLASS_PATTERN = "^[A-Za-z0-9][A-Za-z0-9 ._:/+-]{0,127}$";
+
+export interface RegisterHost {
+  name: string;
+  hardwareClass: string;
+  /** default v2 */
+  policyVersion?: PolicyVersion;
+  /** the `tpmtrust agent identify` JSON (validated here) */
+  identity: unknown;
+}
+
+export interface EkRegistration {
+  nameHex: string;
+  alg: string;
+  ekHash: string;
+  registered: boolean;
+  /** the method that admitted it under the host's policy version */
+  method?: EkTrustMethod;
+  methods: Record<EkTrustMethod, MethodOutcome>;
+  /** why it was not admitted */
+  code?: ErrorCode;
+  reason?: string;
+}
+
+export interface EkView {
+  nameHex: string;
+  ekHash: string;
+  certificate: { subject: string; notAfter: string } | null;
+}
+
+export interface AkView {
+  nameHex: string;
+  boundAt: number;
+  hasCertificate: boolean;
+}
+
+export type HostView = Omit<Host, "eks"> & { eks: EkView[]; aks: AkView[] };
+
+function check(value: string, pattern: string, field: string): string {
+  if (!new RegExp(pattern).test(value)) throw new TpmTrustError("ERR_VALIDATION", `${field} must match ${pattern}, got ${JSON.stringify(value)}`, { field });
+  return value;
+}
+
+function ekView(ek: Host["eks"][number]): EkView {
+  let certificate: EkView["certificate"] = null;
+  if (ek.cert) {
+    try {
+      const c = loadCertificate(ek.cert);
+      certificate = { subject: c.label, notAfter: c.notAfter.toISOString() };
+    } catch {
+      certificate = { subject: "(unparseable)", notAfter: "" };
+    }
+  }
+  return { nameHex: ek.name.toString("hex"), ekHash: ekHash(decodeTpmtPublic(ek.public)), certificate };
+}
+
+export function hostView(h: Host, aks: readonly Ak[]): HostView {
+  return { ...h, eks: h.eks.map(ekView), aks: aks.map((a) => ({ nameHex: a.name.toString("hex"), boundAt: a.boundAt, hasCertificate: a.akCert !== null })) };
+}
+
+/**
+ * Registers a host. Each EK of the identity is judged under the policy version with the identity's
+ * certificates; those that pass are stored (with the certificate that certifies them). None passing:
+ * the first EK's reason (ERR_EK_CERT_REQUIRED, ERR_EK_NOT_ALLOWLISTED, ERR_EK_NOT_TRUSTED). A taken
+ * name or EK: ERR_CONFLICT. Audited as host.add either way.
+ */
+export async function registerHost(store: Store, input: RegisterHost, c: Caller): Promise<{ host: HostView; ekTrust: { method: EkTrustMethod; eks: EkRegistration[]; warnings: string[] } }> {
+  const policyVersion = input.policyVersion ?? "v2";
+  const audit = (outcome: "success" | "failure", details: Record<string, unknown>) =>
+    store.audit.append({ actor: c.actor, action: "host.add", subject: input.name, outcome, details: { hardwareClass: input.hardwareClass, policyVersion, ...details }, at: c.now });
+  try {
+    check(input.name, HOST_NAME_PATTERN, "name");
+    check(input.hardwareClass, HARDWARE_CLASS_PATTERN, "hardwareClass");
+    if (!POLICY_VERSIONS.includes(policyVersion)) throw new TpmTrustError("ERR_VALIDATION", `policyVersion must be v2 or v1, got ${JSON.stringify(policyVersion)}`, { field: "policyVersion" });
+    const id = decodeHostIdentity(input.identity);
+    const at = new Date(c.now);
+    const eks: EkRegistration[] = [];
+    const admitted: { name: Buffer; public: Buffer; cert: Buffer | null; method: EkTrustMethod }[] = [];
+    const warnings = new Set<string>();
+    let firstError: TpmTrustError | undefined;
+    let tcg: TcgFacts | undefined;
+    for (const ek of id.eks) {
+      const d = await evaluateEk(store, { ekPublic: ek.public, ekCerts: id.ekCertificates }, at);
+      d.warnings.forEach((w) => warnings.add(w));
+      const base = { nameHex: ek.name.toString("hex"), alg: ek.alg, ekHash: d.ekHash!, methods: d.methods };
+      // the certificate for this EK: the one that validated, else one that at least certifies its key
+      const i = d.certificates.findIndex((x) => x.passed);
+      const j = i >= 0 ? i : d.certificates.findIndex((x) => x.ekHash === d.ekHash);
+      let cert: Buffer | null = null;
+      if (j >= 0) {
+        try {
+          cert = loadCertificate(id.ekCertificates[j]).der;
+        } catch {
+          cert = null;
+        }
+      }
+      try {
+        const method = requireForPolicy(d, policyVersion);
+        admitted.push({ name: ek.name, public: ek.publicArea, cert, method });
+        eks.push({ ...base, registered: true, method });
+        tcg ??= d.tcg;
+      } catch (e) {
+        if (!isTpmTrustError(e)) throw e;
+        firstError ??= e;
+        eks.push({ ...base, registered: false, code: e.code, reason: e.message });
+      }
+    }
+    if (admitted.length === 0) throw firstError!;
+    // the host is as trusted as its weakest registered EK
+    const method: EkTrustMethod = admitted.every((a) => a.method === "ek-cert") ? "ek-cert" : "ek-key";
+    const host = await store.hosts.add({
+      name: input.name,
+      hardwareClass: input.hardwareClass,
+      policyVersion,
+      trustMethod: method,
+      eks: admitted.map(({ name, public: pub, cert }) => ({ name, public: pub, cert })),
+      platform: { ...id.tpm, ...(tcg ? { certified: tcg } : {}) },
+      at: c.now,
+    });
+    await audit("success", { trustMethod: method, eks: eks.map((e) => ({ name: e.nameHex, ekHash: e.ekHash, registered: e.registered, method: e.method ?? null, code: e.code ?? null })) });
+    return { host: hostView(host, []), ekTrust: { method, eks, warnings: [...warnings] } };
+  } catch (e) {
+    if (isTpmTrustError(e)) await audit("failure", { code: e.code, reason: e.message, ...(e.details ? { details: e.details } : {}) });
+    throw e;
+  }
+}
+
+export async function getHost(store: Store, name: string): Promise<HostView> {
+  const h = await store.hosts.get(name);
+  if (!h) throw new TpmTrustError("ERR_NOT_FOUND", `no host named ${JSON.stringify(name)}`);
+  return hostView(h, await store.aks.listForHost(name));
+}
+
+export async function listHosts(store: Store, o: { hardwareClass?: string; health?: Host["health"] } = {}): Promise<HostView[]> {
+  const hosts = await store.hosts.list(o);
+  return Promise.all(hosts.map(async (h) => hostView(h, await store.aks.listForHost(h.name))));
+}
+
+/** Deletes a host with its EKs, AKs, activations, attestations and tokens. Audited. */
+export async function removeHost(store: Store, name: string, c: Caller): Promise<void> {
+  const removed = await store.hosts.remove(name);
+  await store.audit.append({ actor: c.actor, action: "host.remove", subject: name, outcome: removed ? "success" : "failure", details: removed ? {} : { code: "ERR_NOT_FOUND" }, at: c.now });
+  if (!removed) throw new TpmTrustError("ERR_NOT_FOUND", `no host named ${JSON.stringify(name)}`);
+}
+
+/** A policy artifact as the attestation flow holds it (src/store Policy has these fields). */
+export interface PolicyArtifact {
+  id: string;
+  kind: string;
+  name: string;
+  policyVersion: PolicyVersion;
+}
+
+/**
+ * A host attests only if all its policy artifacts share its policy version, and its stored EK trust
+ * satisfies that version (v2: ek-cert). ERR_POLICY_VERSION listing every mismatch otherwise.
+ */
+export function requireSamePolicyVersion(host: Pick<Host, "name" | "policyVersion" | "trustMethod">, artifacts: readonly PolicyArtifact[]): void {
+  const mismatched = artifacts.filter((a) => a.policyVersion !== host.policyVersion);
+  const ekMismatch = host.policyVersion === "v2" && host.trustMethod !== "ek-cert";
+  if (mismatched.length === 0 && !ekMismatch) return;
+  const parts = mismatched.map((a) => `${a.kind} "${a.name}" (${a.id}) is ${a.policyVersion}`);
+  if (ekMismatch) parts.push(`its EK was trusted by ${host.trustMethod ?? "no method"}, and v2 requires ek-cert`);
+  throw new TpmTrustError("ERR_POLICY_VERSION", `host ${host.name} has policy version ${host.policyVersion}, but ${parts.join("; ")}`, {
+    host: host.name,
+    policyVersion: host.policyVersion,
+    mismatched: mismatched.map((a) => ({ id: a.id, kind: a.kind, name: a.name, policyVersion: a.policyVersion })),
+    ...(ekMismatch ? { trustMethod: host.trustMethod } : {}),
+  });
+}

@@ -1,0 +1,132 @@
+/** EK trust: allow-list, allow-list folders, EK roots and intermediates, and confirm. Admin writes, admin/auditor reads. */
+import type { RouteModule } from "../app.js";
+import { actorOf, ADMINS, READERS } from "../auth.js";
+import { BASE64_PATTERN, decodeBase64, decodePublic } from "../../attest/identity.js";
+import {
+  addAllowlist,
+  addAllowlistDir,
+  confirm,
+  importCaCertificates,
+  listAllowlist,
+  listAllowlistDirs,
+  listCas,
+  removeAllowlist,
+  removeAllowlistDir,
+  removeCa,
+  type ConfirmInput,
+} from "../../attest/trust.js";
+import { TpmTrustError } from "../../errors.js";
+
+const EK_HASH = { type: "string", pattern: "^[0-9a-fA-F]{64}$", description: "hex SHA-256 of the EK public key (AD CS rule), any case" } as const;
+const B64 = { type: "string", minLength: 4, maxLength: 65536, pattern: BASE64_PATTERN } as const;
+const CERTS = { type: "array", maxItems: 64, items: B64 } as const;
+const PATH = { type: "object", additionalProperties: false, required: ["path"], properties: { path: { type: "string", minLength: 1, maxLength: 4096 } } } as const;
+const tags = ["trust"];
+
+const trust: RouteModule = (app, { store, now }) => {
+  const caller = (req: Parameters<typeof actorOf>[0]) => ({ actor: actorOf(req), now: now() });
+
+  app.get("/v1/trust/allowlist", { config: { access: READERS }, schema: { tags, summary: "allow-listed EK hashes: database entries and every allow-list folder" } }, async () => (await listAllowlist(store)).entries);
+
+  app.post<{ Body: { ekHash: string; label?: string } }>(
+    "/v1/trust/allowlist",
+    {
+      config: { access: ADMINS },
+      schema: { tags, summary: "allow-list an EK hash", body: { type: "object", additionalProperties: false, required: ["ekHash"], properties: { ekHash: EK_HASH, label: { type: "string", maxLength: 256 } } } },
+    },
+    async (req, reply) => {
+      const r = await addAllowlist(store, { ekHash: req.body.ekHash, label: req.body.label ?? null, via: "api" }, caller(req));
+      return reply.code(r.added ? 201 : 200).send(r.entry);
+    },
+  );
+
+  app.delete<{ Params: { ekHash: string } }>(
+    "/v1/trust/allowlist/:ekHash",
+    { config: { access: ADMINS }, schema: { tags, summary: "remove a database allow-list entry", params: { type: "object", additionalProperties: false, required: ["ekHash"], properties: { ekHash: EK_HASH } } } },
+    async (req, reply) => {
+      await removeAllowlist(store, req.params.ekHash, caller(req));
+      return reply.code(204).send();
+    },
+  );
+
+  app.get("/v1/trust/allowlist-dirs", { config: { access: READERS }, schema: { tags, summary: "AD CS-style allow-list folders, with what each holds now" } }, async () => listAllowlistDirs(store));
+
+  app.post<{ Body: { path: string } }>(
+    "/v1/trust/allowlist-dirs",
+    { config: { access: ADMINS }, schema: { tags, summary: "register an allow-list folder (a path on the service's host, re-read on every decision)", body: PATH } },
+    async (req, reply) => {
+      const r = await addAllowlistDir(store, req.body.path, caller(req));
+      return reply.code(r.added ? 201 : 200).send(r.dir);
+    },
+  );
+
+  app.delete<{ Body: { path: string } }>("/v1/trust/allowlist-dirs", { config: { access: ADMINS }, schema: { tags, summary: "unregister an allow-list folder", body: PATH } }, async (req, reply) => {
+    await removeAllowlistDir(store, req.body.path, caller(req));
+    return reply.code(204).send();
+  });
+
+  app.get("/v1/trust/cas", { config: { access: READERS }, schema: { tags, summary: "EK roots (EKROOT) and intermediates (EKCA)" } }, async () => listCas(store));
+
+  app.post<{ Body: { certificates: string[]; kind?: "root" | "intermediate" } }>(
+    "/v1/trust/cas",
+    {
+      config: { access: ADMINS },
+      schema: {
+        tags,
+        summary: "import EK roots or intermediates (kind absent: self-signed = root)",
+        body: {
+          type: "object",
+          additionalProperties: false,
+          required: ["certificates"],
+          properties: { certificates: { ...CERTS, minItems: 1 }, kind: { type: "string", enum: ["root", "intermediate"] } },
+        },
+      },
+    },
+    async (req, reply) => {
+      const certs = req.body.certificates.map((c, i) => decodeBase64(c, `certificates[${i}]`));
+      const r = await importCaCertificates(store, certs, req.body.kind ? { kind: req.body.kind } : {}, caller(req));
+      return reply.code(r.added.length > 0 ? 201 : 200).send(r);
+    },
+  );
+
+  app.delete<{ Params: { id: string } }>(
+    "/v1/trust/cas/:id",
+    { config: { access: ADMINS }, schema: { tags, summary: "remove an EK root or intermediate", params: { type: "object", additionalProperties: false, required: ["id"], properties: { id: EK_HASH } } } },
+    async (req, reply) => {
+      await removeCa(store, req.params.id, caller(req));
+      return reply.code(204).send();
+    },
+  );
+
+  app.post<{ Body: { ekHash?: string; ekCertificates?: string[]; intermediates?: string[]; ekPublic?: string; at?: string } }>(
+    "/v1/trust/confirm",
+    {
+      config: { access: READERS },
+      schema: {
+        tags,
+        summary: "does the configured trust accept this TPM, by which method, and why not",
+        body: {
+          type: "object",
+          additionalProperties: false,
+          properties: { ekHash: EK_HASH, ekCertificates: CERTS, intermediates: CERTS, ekPublic: { ...B64, maxLength: 4096 }, at: { type: "string", format: "date-time" } },
+        },
+      },
+    },
+    async (req) => {
+      const b = req.body;
+      let input: ConfirmInput;
+      if (b.ekHash !== undefined) {
+        if (b.ekCertificates || b.intermediates || b.ekPublic) throw new TpmTrustError("ERR_VALIDATION", "give either ekHash or ekCertificates/intermediates/ekPublic, not both");
+        input = { ekHash: b.ekHash };
+      } else {
+        input = {
+          ekCertificates: (b.ekCertificates ?? []).map((c, i) => decodeBase64(c, `ekCertificates[${i}]`)),
+          intermediates: (b.intermediates ?? []).map((c, i) => decodeBase64(c, `intermediates[${i}]`)),
+          ...(b.ekPublic ? { ekPublic: decodePublic(decodeBase64(b.ekPublic, "ekPublic"), "ekPublic").public } : {}),
+        };
+      }
+      return confirm(store, input, { ...caller(req), ...(b.at ? { at: new Date(b.at) } : {}) });
+    },
+  );
+};
+export default trust;
