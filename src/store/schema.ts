@@ -230,6 +230,10 @@ export interface EnrollmentGroupsTable {
   name: string;
   /** hex DER of the manufacturer CA the EK certificates must chain to */
   ca_cert: string;
+  /** JSON array of hex DER: further trust anchors of the group */
+  extra_ca_certs: string;
+  /** JSON array of hex DER: intermediates that complete paths to the anchors */
+  intermediate_certs: string;
   initial_twin: string | null;
   allocation: string;
   reprovision_policy: string;
@@ -251,9 +255,22 @@ export interface DeviceRegistrationsTable {
   etag: string;
   /** JSON */
   payload: string | null;
-  /** hex HMAC key the device proves with its SAS tokens */
+  /** hex HMAC key the device proves with its SAS tokens (as the provisioning service stores it: wrapped) */
   sas_key: string | null;
+  /** hex key of the latest challenge, until a SAS token made with it is seen */
+  pending_sas_key: string | null;
+  /** JSON device twin (tags, desired properties) handed to the hub */
+  twin: string | null;
+  /** DPS error code and message of a failed assignment */
+  error_code: number | null;
+  error_message: string | null;
   created_at: number;
+  updated_at: number;
+}
+export interface ProvisioningSettingsTable {
+  /** always 1: one row */
+  id: number;
+  id_scope: string;
   updated_at: number;
 }
 export interface HubsTable {
@@ -357,6 +374,7 @@ export interface Database {
   enrollment_groups: EnrollmentGroupsTable;
   device_registrations: DeviceRegistrationsTable;
   hubs: HubsTable;
+  provisioning_settings: ProvisioningSettingsTable;
   key_servers: KeyServersTable;
   key_providers: KeyProvidersTable;
   key_versions: KeyVersionsTable;

@@ -315,7 +315,7 @@ for (const [name, make] of BACKENDS) {
         assert.deepEqual(await s.provisioning.getEnrollment("dev1"), e2);
         assert.equal((await s.provisioning.listEnrollments()).length, 1);
 
-        const g = await s.provisioning.putGroup({ name: "vendor", caCert: Buffer.from([0x30]), initialTwin: null, allocation: { policy: "static", hub: "h1" }, reprovisionPolicy: "never", enabled: true }, T0);
+        const g = await s.provisioning.putGroup({ name: "vendor", caCerts: [Buffer.from([0x30]), Buffer.from([0x31])], intermediates: [Buffer.from([0x32])], initialTwin: null, allocation: { policy: "static", hub: "h1" }, reprovisionPolicy: "never", enabled: true }, T0);
         assert.deepEqual(await s.provisioning.getGroup("vendor"), g);
         assert.deepEqual((await s.provisioning.listGroups()).map((x) => x.name), ["vendor"]);
 
@@ -336,6 +336,11 @@ for (const [name, make] of BACKENDS) {
         assert.equal(await s.provisioning.removeEnrollment("dev1"), true);
         assert.equal(await s.provisioning.removeGroup("vendor"), true);
         assert.equal(await s.provisioning.removeHub("hub1"), true);
+
+        assert.equal(await s.provisioning.getIdScope(), undefined);
+        assert.equal(await s.provisioning.setIdScope("0ne0000A1B2", { onlyIfUnset: true }), "0ne0000A1B2");
+        assert.equal(await s.provisioning.setIdScope("0ne0000FFFF", { onlyIfUnset: true }), "0ne0000A1B2");
+        assert.equal(await s.provisioning.setIdScope("0ne0000FFFF"), "0ne0000FFFF");
       }));
 
     test("key release: servers, providers with versions, rotation, clusters", () =>
@@ -396,6 +401,9 @@ for (const [name, make] of BACKENDS) {
           assert.equal(await s.rateLimits.hit("sas:dev1", { windowMs: 1000, at: T0 + 999 }), 3);
           assert.equal(await s.rateLimits.hit("sas:dev1", { windowMs: 1000, at: T0 + 1000 }), 1, "new window");
           assert.equal(await s.rateLimits.hit("sas:dev2", { windowMs: 1000, at: T0 }), 1);
+          assert.equal(await s.rateLimits.count("sas:dev1", { windowMs: 1000, at: T0 + 1000 }), 1);
+          assert.equal(await s.rateLimits.count("sas:dev1", { windowMs: 1000, at: T0 + 2000 }), 0, "window over");
+          assert.equal(await s.rateLimits.count("sas:none", { windowMs: 1000, at: T0 }), 0);
           await s.rateLimits.reset("sas:dev1");
           assert.equal(await s.rateLimits.hit("sas:dev1", { windowMs: 1000, at: T0 + 1001 }), 1);
         } finally {

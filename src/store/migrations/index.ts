@@ -2,6 +2,7 @@ import { TpmTrustError } from "../../errors.js";
 import type { Ctx } from "../ctx.js";
 import { initial } from "./001-initial.js";
 import { policyVersion } from "./002-policy-version.js";
+import { provisioning } from "./003-provisioning.js";
 
 /**
  * A versioned schema change. To add one: a new file `NNN-what.ts` exporting a Migration with the
@@ -13,7 +14,7 @@ export interface Migration {
   up(tx: Ctx): Promise<void>;
 }
 
-export const MIGRATIONS: readonly Migration[] = [initial, policyVersion];
+export const MIGRATIONS: readonly Migration[] = [initial, policyVersion, provisioning];
 
 /**
  * Applies the migrations the database lacks, in one transaction. Idempotent, and safe when several

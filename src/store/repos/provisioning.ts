@@ -1,4 +1,5 @@
 import { randomUUID } from "node:crypto";
+import { TpmTrustError } from "../../errors.js";
 import { type Ctx, affected, fromJson, fromJsonOrNull, hex, hexOrNull, insertOrConflict, notFound, toJson, unhex, unhexOrNull } from "../ctx.js";
 import type { DeviceRegistrationsTable, EnrollmentGroupsTable, EnrollmentsTable } from "../schema.js";
 
@@ -21,8 +22,10 @@ export interface Enrollment {
 
 export interface EnrollmentGroup {
   name: string;
-  /** DER of the manufacturer CA the EK certificates must chain to */
-  caCert: Buffer;
+  /** DER of the manufacturer CAs (trust anchors; at least one) the EK certificates must chain to */
+  caCerts: Buffer[];
+  /** DER of intermediate CAs that complete paths to the anchors */
+  intermediates: Buffer[];
   initialTwin: Record<string, unknown> | null;
   allocation: Record<string, unknown>;
   reprovisionPolicy: ReprovisionPolicy;
@@ -45,8 +48,15 @@ export interface DeviceRegistration {
   operationId: string | null;
   etag: string;
   payload: unknown;
-  /** the HMAC key the device signs its SAS tokens with (duplicated into its TPM) */
+  /** the HMAC key the device signs its SAS tokens with (duplicated into its TPM), as the caller stored it */
   sasKey: Buffer | null;
+  /** the key of the latest challenge, until the device proves it */
+  pendingSasKey: Buffer | null;
+  /** the device twin ({tags, properties: {desired}}) for the assigned hub */
+  twin: Record<string, unknown> | null;
+  /** DPS error code and message when status is "failed" */
+  errorCode: number | null;
+  errorMessage: string | null;
   createdAt: number;
   updatedAt: number;
 }
@@ -60,7 +70,9 @@ export interface Hub {
 
 type EnrollmentFields = Omit<Enrollment, "createdAt" | "updatedAt">;
 type GroupFields = Omit<EnrollmentGroup, "createdAt" | "updatedAt">;
-export type RegistrationPatch = Partial<Pick<DeviceRegistration, "groupName" | "ekPublic" | "srkPublic" | "status" | "substatus" | "assignedHub" | "deviceId" | "operationId" | "payload" | "sasKey">>;
+export type RegistrationPatch = Partial<
+  Pick<DeviceRegistration, "groupName" | "ekPublic" | "srkPublic" | "status" | "substatus" | "assignedHub" | "deviceId" | "operationId" | "payload" | "sasKey" | "pendingSasKey" | "twin" | "errorCode" | "errorMessage">
+>;
 
 const toEnrollment = (r: EnrollmentsTable): Enrollment => ({
   registrationId: r.registration_id,
@@ -75,7 +87,8 @@ const toEnrollment = (r: EnrollmentsTable): Enrollment => ({
 });
 const toGroup = (r: EnrollmentGroupsTable): EnrollmentGroup => ({
   name: r.name,
-  caCert: unhex(r.ca_cert),
+  caCerts: [unhex(r.ca_cert), ...fromJson<string[]>(r.extra_ca_certs).map(unhex)],
+  intermediates: fromJson<string[]>(r.intermediate_certs).map(unhex),
   initialTwin: fromJsonOrNull<Record<string, unknown>>(r.initial_twin),
   allocation: fromJson<Record<string, unknown>>(r.allocation),
   reprovisionPolicy: r.reprovision_policy as ReprovisionPolicy,
@@ -96,6 +109,10 @@ const toRegistration = (r: DeviceRegistrationsTable): DeviceRegistration => ({
   etag: r.etag,
   payload: fromJsonOrNull(r.payload),
   sasKey: unhexOrNull(r.sas_key),
+  pendingSasKey: unhexOrNull(r.pending_sas_key),
+  twin: fromJsonOrNull<Record<string, unknown>>(r.twin),
+  errorCode: r.error_code,
+  errorMessage: r.error_message,
   createdAt: r.created_at,
   updatedAt: r.updated_at,
 });
@@ -103,6 +120,8 @@ const twin = (t: Record<string, unknown> | null) => (t === null ? null : toJson(
 
 /** DPS-style provisioning: enrollments, enrollment groups, linked hubs, device registration records. */
 export function provisioningRepo(ctx: Ctx) {
+  const getIdScope = async (): Promise<string | undefined> =>
+    (await ctx.db.selectFrom("provisioning_settings").select("id_scope").where("id", "=", 1).executeTakeFirst())?.id_scope;
   return {
     /** Creates or replaces an individual enrollment. */
     async putEnrollment(e: EnrollmentFields, at: number = Date.now()): Promise<Enrollment> {
@@ -136,8 +155,11 @@ export function provisioningRepo(ctx: Ctx) {
 
     /** Creates or replaces an enrollment group. */
     async putGroup(g: GroupFields, at: number = Date.now()): Promise<EnrollmentGroup> {
+      if (g.caCerts.length === 0) throw new TpmTrustError("ERR_VALIDATION", `enrollment group ${g.name} needs at least one CA certificate`);
       const fields = {
-        ca_cert: hex(g.caCert),
+        ca_cert: hex(g.caCerts[0]),
+        extra_ca_certs: toJson(g.caCerts.slice(1).map(hex)),
+        intermediate_certs: toJson(g.intermediates.map(hex)),
         initial_twin: twin(g.initialTwin),
         allocation: toJson(g.allocation),
         reprovision_policy: g.reprovisionPolicy,
@@ -172,6 +194,10 @@ export function provisioningRepo(ctx: Ctx) {
         .executeTakeFirstOrThrow();
       return { name: r.name, hostname: r.hostname, weight: r.weight, createdAt: r.created_at };
     },
+    async getHub(name: string): Promise<Hub | undefined> {
+      const r = await ctx.db.selectFrom("hubs").selectAll().where("name", "=", name).executeTakeFirst();
+      return r ? { name: r.name, hostname: r.hostname, weight: r.weight, createdAt: r.created_at } : undefined;
+    },
     async listHubs(): Promise<Hub[]> {
       return (await ctx.db.selectFrom("hubs").selectAll().orderBy("name").execute()).map((r) => ({ name: r.name, hostname: r.hostname, weight: r.weight, createdAt: r.created_at }));
     },
@@ -195,6 +221,10 @@ export function provisioningRepo(ctx: Ctx) {
         etag: randomUUID(),
         payload: null,
         sas_key: null,
+        pending_sas_key: null,
+        twin: null,
+        error_code: null,
+        error_message: null,
         created_at: at,
         updated_at: at,
       };
@@ -222,6 +252,10 @@ export function provisioningRepo(ctx: Ctx) {
       if (p.operationId !== undefined) set.operation_id = p.operationId;
       if (p.payload !== undefined) set.payload = p.payload === null ? null : toJson(p.payload);
       if (p.sasKey !== undefined) set.sas_key = hexOrNull(p.sasKey);
+      if (p.pendingSasKey !== undefined) set.pending_sas_key = hexOrNull(p.pendingSasKey);
+      if (p.twin !== undefined) set.twin = p.twin === null ? null : toJson(p.twin);
+      if (p.errorCode !== undefined) set.error_code = p.errorCode;
+      if (p.errorMessage !== undefined) set.error_message = p.errorMessage;
       const r = await ctx.db.updateTable("device_registrations").set(set).where("registration_id", "=", registrationId).returningAll().executeTakeFirst();
       if (!r) throw notFound(`registration ${registrationId}`);
       return toRegistration(r);
@@ -233,6 +267,19 @@ export function provisioningRepo(ctx: Ctx) {
     },
     async removeRegistration(registrationId: string): Promise<boolean> {
       return affected(await ctx.db.deleteFrom("device_registrations").where("registration_id", "=", registrationId).executeTakeFirst()) > 0;
+    },
+
+    /** The service's DPS ID scope, or undefined before one was set. */
+    getIdScope,
+    /** Sets the ID scope (replacing any); `onlyIfUnset` keeps an existing one. Returns the scope in force. */
+    async setIdScope(idScope: string, o: { onlyIfUnset?: boolean; at?: number } = {}): Promise<string> {
+      const at = o.at ?? Date.now();
+      await ctx.db
+        .insertInto("provisioning_settings")
+        .values({ id: 1, id_scope: idScope, updated_at: at })
+        .onConflict((oc) => (o.onlyIfUnset ? oc.column("id").doNothing() : oc.column("id").doUpdateSet({ id_scope: idScope, updated_at: at })))
+        .execute();
+      return (await getIdScope())!;
     },
   };
 }

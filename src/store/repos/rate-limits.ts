@@ -24,6 +24,13 @@ export function rateLimitsRepo(ctx: Ctx) {
       return row.count;
     },
 
+    /** The count in the current window without counting a hit (0 when the window has passed). */
+    async count(key: string, o: { windowMs: number; at?: number }): Promise<number> {
+      const at = o.at ?? Date.now();
+      const row = await ctx.db.selectFrom("rate_limits").select(["window_start", "count"]).where("key", "=", key).executeTakeFirst();
+      return row && row.window_start > at - o.windowMs ? row.count : 0;
+    },
+
     async reset(key: string): Promise<void> {
       await ctx.db.deleteFrom("rate_limits").where("key", "=", key).execute();
     },
