@@ -5,6 +5,8 @@ import { register as audit } from "./commands/audit.js";
 import { register as serve } from "./commands/serve.js";
 import { register as admin } from "./commands/admin.js";
 import { register as agent } from "./commands/agent.js";
+import { register as eventlog } from "./commands/eventlog.js";
+import { register as policy } from "./commands/policy.js";
 
 /**
  * The `tpmtrust` command tree. Each area registers its subcommands from its own module
@@ -21,4 +23,4 @@ export function buildProgram(): Command {
 }
 
 type Register = (program: Command) => void;
-const registrations: Register[] = [verify, credential, serve, admin, audit, agent];
+const registrations: Register[] = [verify, credential, serve, admin, audit, agent, eventlog, policy];

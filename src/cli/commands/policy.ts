@@ -1,0 +1,94 @@
+import { writeFileSync } from "node:fs";
+import type { Command } from "commander";
+import { TpmTrustError } from "../../errors.js";
+import { readInput } from "../files.js";
+import { action, printJson } from "../run.js";
+import { evaluateBaseline, evaluateSoftware, formatResult, learnBaseline, learnSoftware, parseBaseline, parsePcrList, parseSoftwarePolicy, type PolicyResult } from "../../policy/index.js";
+import { selfVerifyEventLog } from "../../verify/eventlog/index.js";
+import { loadEventLog, UNVERIFIED_NOTE } from "./eventlog.js";
+
+function readJson(path: string, what: string): unknown {
+  const text = readInput(path, what).toString("utf8");
+  try {
+    return JSON.parse(text);
+  } catch (e) {
+    throw new TpmTrustError("ERR_PARSE_FORMAT", `${what}: ${path} is not JSON: ${(e as Error).message}`, { path });
+  }
+}
+
+/** Prints a policy document to --out, or to stdout when there is none. */
+function emit(doc: unknown, out?: string): void {
+  if (!out) return printJson(doc);
+  try {
+    writeFileSync(out, JSON.stringify(doc, null, 2) + "\n");
+  } catch (e) {
+    throw new TpmTrustError("ERR_IO", `--out: cannot write ${out}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, { path: out });
+  }
+  process.stderr.write(`wrote ${out}\n`);
+}
+
+function report(result: PolicyResult, json?: boolean): number {
+  if (json) printJson({ ...result, verifiedAgainstQuote: false });
+  else process.stdout.write(formatResult(result) + `${UNVERIFIED_NOTE}\n`);
+  return result.pass ? 0 : 1;
+}
+
+const collect = (v: string, prev: string[] = []) => [...prev, v];
+
+export function register(program: Command): void {
+  const policy = program.command("policy").description("TPM baselines and accepted boot software, as JSON documents (exit 0 pass, 1 fail, 2 unusable input)");
+
+  const baseline = policy.command("baseline").description("TPM baselines learned from reference hosts' event logs");
+  baseline
+    .command("create")
+    .description("learn a baseline from one or more reference logs: events equal in all logs must match, events that differ may vary")
+    .requiredOption("--name <name>", "baseline name, e.g. the hardware class")
+    .requiredOption("--from <log>", "reference event log (repeat for several hosts)", collect)
+    .option("--pcrs <list>", "PCRs to cover, e.g. 0-7 or 0,2,4-7", "0-7")
+    .option("--out <file>", "write the baseline here instead of standard output")
+    .action(
+      action((o: { name: string; from: string[]; pcrs: string; out?: string }) => {
+        const pcrs = parsePcrList(o.pcrs);
+        emit(learnBaseline(o.name, o.from.map((f) => loadEventLog(f, "--from")), pcrs), o.out);
+        return 0;
+      }),
+    );
+  baseline
+    .command("check")
+    .description("evaluate an event log against a baseline: pass, or each difference with its meaning")
+    .requiredOption("--baseline <file>", "baseline JSON")
+    .requiredOption("--log <file>", "the host's event log")
+    .option("--json", "print one JSON object")
+    .action(
+      action((o: { baseline: string; log: string; json?: boolean }) => {
+        const b = parseBaseline(readJson(o.baseline, "--baseline"));
+        return report(evaluateBaseline(b, selfVerifyEventLog(loadEventLog(o.log, "--log"))), o.json);
+      }),
+    );
+
+  const software = policy.command("software").description("accepted boot software: boot loaders, kernels, initrds");
+  software
+    .command("create")
+    .description("extract the boot software (boot loader, kernel, initrd digests) of reference logs")
+    .requiredOption("--name <name>", "policy name")
+    .requiredOption("--from <log>", "reference event log (repeat for several)", collect)
+    .option("--out <file>", "write the policy here instead of standard output")
+    .action(
+      action((o: { name: string; from: string[]; out?: string }) => {
+        emit(learnSoftware(o.name, o.from.map((f) => loadEventLog(f, "--from"))), o.out);
+        return 0;
+      }),
+    );
+  software
+    .command("check")
+    .description("evaluate an event log's boot software against an accepted-software policy")
+    .requiredOption("--policy <file>", "software policy JSON")
+    .requiredOption("--log <file>", "the host's event log")
+    .option("--json", "print one JSON object")
+    .action(
+      action((o: { policy: string; log: string; json?: boolean }) => {
+        const p = parseSoftwarePolicy(readJson(o.policy, "--policy"));
+        return report(evaluateSoftware(p, selfVerifyEventLog(loadEventLog(o.log, "--log"))), o.json);
+      }),
+    );
+}
