@@ -6,6 +6,7 @@
 import Fastify, { LogController, type FastifyInstance, type FastifyServerOptions } from "fastify";
 import swagger from "@fastify/swagger";
 import type { Logger } from "pino";
+import { attestConfig, type AttestConfig } from "../attest/config.js";
 import type { Store } from "../store/index.js";
 import { installAuth } from "./auth.js";
 import { errorHandler, problem, sendProblem } from "./problem.js";
@@ -20,6 +21,8 @@ export interface AppOptions {
   /** the public base URL of this service, for links in documents (default: from the request) */
   publicUrl?: string;
   bodyLimit?: number;
+  /** attestation service settings (intervals, lifetimes, sweeper) */
+  attest?: Partial<AttestConfig>;
 }
 
 /** What every route module gets. */
@@ -27,6 +30,7 @@ export interface RouteDeps {
   store: Store;
   now: () => number;
   publicUrl?: string;
+  attest: AttestConfig;
 }
 
 export type RouteModule = (app: FastifyInstance, deps: RouteDeps) => Promise<void> | void;
@@ -52,7 +56,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     },
   });
   installAuth(app, opts.store);
-  const deps: RouteDeps = { store: opts.store, now: opts.now ?? Date.now, publicUrl: opts.publicUrl };
+  const deps: RouteDeps = { store: opts.store, now: opts.now ?? Date.now, publicUrl: opts.publicUrl, attest: attestConfig(opts.attest) };
   for (const mod of routeModules) await app.register(async (scope) => mod(scope, deps));
   app.get("/openapi.json", { schema: { hide: true } }, async () => app.swagger());
   await app.ready();

@@ -3,6 +3,7 @@ import { chmodSync, existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import pino, { type Logger } from "pino";
 import type { FastifyInstance } from "fastify";
+import type { AttestConfig } from "../attest/config.js";
 import { TpmTrustError } from "../errors.js";
 import { isPostgresUrl, openStore, type Store } from "../store/index.js";
 import { buildApp } from "./app.js";
@@ -16,6 +17,8 @@ export interface ServeOptions {
   /** where the initial admin token is written on first start (default: beside the SQLite file, or .tpmtrust/) */
   adminTokenFile?: string;
   publicUrl?: string;
+  /** attestation service settings (intervals, lifetimes, sweeper) */
+  attest?: Partial<AttestConfig>;
 }
 
 export interface RunningServer {
@@ -54,7 +57,7 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
   let app: FastifyInstance | undefined;
   try {
     const adminTokenFile = await initialAdminToken(store, o.db, o.adminTokenFile);
-    app = await buildApp({ store, logger, https: o.tls, publicUrl: o.publicUrl });
+    app = await buildApp({ store, logger, https: o.tls, publicUrl: o.publicUrl, attest: o.attest });
     await app.listen({ host, port });
     const addr = app.server.address();
     const bound = typeof addr === "object" && addr ? addr.port : port;

@@ -3,6 +3,11 @@ import health from "./health.js";
 import trust from "./trust.js";
 import hosts from "./hosts.js";
 import activations from "./activations.js";
+import attestations from "./attestations.js";
+import policies from "./policies.js";
+import webhooks from "./webhooks.js";
+import jwks from "./jwks.js";
+import audit from "./audit.js";
 
 /** Every area's routes; an area adds one entry here. */
-export const routeModules: RouteModule[] = [health, trust, hosts, activations];
+export const routeModules: RouteModule[] = [health, trust, hosts, activations, attestations, policies, webhooks, jwks, audit];

@@ -1,0 +1,158 @@
+/**
+ * Host attestation, as the protocol reads:
+ *   issueChallenge → receiveEvidence → verifyQuote → (consume nonce) → replayLog → evaluatePolicies → recordVerdict → signToken
+ *
+ * What is recorded as the host's verdict: only evidence proven to come from the host's TPM, i.e.
+ * quotes whose signature by the bound AK over the fresh nonce verified. Anything else (unknown AK,
+ * bad signature, wrong/reused/expired nonce, malformed structures) is rejected and audited but
+ * changes nothing about the host, so nobody can make a healthy host unhealthy by sending junk.
+ */
+import { TpmTrustError, isTpmTrustError } from "../errors.js";
+import type { Store } from "../store/index.js";
+import { decodeTpmtPublic } from "../tpm/structures.js";
+import type { TpmtPublic } from "../tpm/types.js";
+import { boundAk, NONCE_PURPOSE } from "./challenge.js";
+import type { AttestConfig } from "./config.js";
+import { receiveEvidence, type EvidenceBody } from "./evidence.js";
+import type { HealthChange } from "./health.js";
+import { checkPolicySet, evaluatePolicies, hostPolicies, policySelection, refOf, type PolicyOutcome } from "./policies.js";
+import { recordVerdict } from "./record-verdict.js";
+import { replayLog } from "./replay-log.js";
+import { signToken, type PolicyRef } from "./tokens.js";
+import { verifyQuotes } from "./verify-quotes.js";
+
+export interface AttestDeps {
+  store: Store;
+  cfg: AttestConfig;
+  now: () => number;
+  /** called after a verdict changed a host's health (e.g. to deliver webhooks at once) */
+  onHealthChange?: (c: HealthChange) => void;
+}
+
+export interface AttestationResult {
+  attestationId: string;
+  verdict: "pass" | "fail";
+  code: string | null;
+  message?: string;
+  host: string;
+  hardwareClass: string;
+  policies: PolicyRef[];
+  pcrDigestHex?: string;
+  token?: string;
+  tokenExpiresAt?: number;
+  /** per failed policy (or the failed check): what differed and what it means */
+  diff?: unknown;
+  explainedPcrs: { bank: string; pcr: number }[];
+  unexplainedPcrs: { bank: string; pcr: number; reason: string }[];
+  workarounds: { name: string; bank: string; pcr: number; description: string }[];
+}
+
+/** Failures of evidence that the TPM did sign over the fresh nonce: these are the host's verdict. */
+const HOST_FAILURES = new Set(["ERR_PCR_DIGEST_MISMATCH", "ERR_PCR_SELECTION_MISMATCH", "ERR_QUOTES_INCONSISTENT"]);
+
+// Stored AK publics are immutable per Name: parse each once.
+const akPublics = new Map<string, TpmtPublic>();
+function akPublic(name: Buffer, pub: Buffer): TpmtPublic {
+  const key = name.toString("hex");
+  let p = akPublics.get(key);
+  if (!p) {
+    p = decodeTpmtPublic(pub);
+    if (akPublics.size > 100_000) akPublics.clear();
+    akPublics.set(key, p);
+  }
+  return p;
+}
+
+async function audited<T>(store: Store, at: number, actor: string, subject: string | null, fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (e) {
+    const code = isTpmTrustError(e) ? e.code : "ERR_INTERNAL";
+    await store.audit.append({ actor, action: "attestation.reject", subject, outcome: "failure", details: { code, reason: (e as Error).message }, at }).catch(() => undefined);
+    throw e;
+  }
+}
+
+export async function attest(d: AttestDeps, body: EvidenceBody): Promise<AttestationResult> {
+  const at = d.now();
+  const akHex = body.akNameHex.toLowerCase();
+  const ev = await audited(d.store, at, "anonymous", akHex, async () => receiveEvidence(body));
+  const bound = await audited(d.store, at, "anonymous", akHex, () => boundAk(d.store, ev.akName));
+  const host = bound.host;
+  const actor = `host:${host.name}`;
+  const policies = await hostPolicies(d.store, host);
+  const required = policySelection(policies);
+
+  let failure: TpmTrustError | undefined;
+  const quoted = await audited(d.store, at, actor, host.name, async () => {
+    try {
+      return verifyQuotes(ev, akPublic(bound.ak.name, bound.ak.public), required);
+    } catch (e) {
+      if (isTpmTrustError(e) && HOST_FAILURES.has(e.code)) {
+        failure = e;
+        return undefined;
+      }
+      throw e;
+    }
+  });
+  // after the quotes verified, so that a forged answer cannot use up the host's nonce
+  await audited(d.store, at, actor, host.name, () => d.store.nonces.consume({ value: ev.nonce, purpose: NONCE_PURPOSE, subject: akHex, at }));
+
+  const refs = policies.map(refOf);
+  let outcomes: PolicyOutcome[] = [];
+  let facts: ReturnType<typeof replayLog> | undefined;
+  if (quoted && !failure) {
+    try {
+      checkPolicySet(host, policies);
+      facts = replayLog(ev.eventLog, quoted.pcrs, required);
+      outcomes = evaluatePolicies(policies, { log: facts.log, interpretation: facts.interpretation });
+      const failed = outcomes.filter((o) => !o.pass);
+      if (failed.length) failure = new TpmTrustError("ERR_POLICY_FAILED", `the host does not satisfy ${failed.map((o) => `${o.policy.kind} ${o.policy.name}`).join(", ")}`);
+    } catch (e) {
+      if (!isTpmTrustError(e) || e.code === "ERR_INTERNAL") throw e;
+      failure = e;
+    }
+  }
+
+  const verdict = failure ? "fail" : "pass";
+  const diff = failure
+    ? failure.code === "ERR_POLICY_FAILED" && outcomes.length
+      ? outcomes.filter((o) => !o.pass).map((o) => ({ ...o.policy, diffs: o.diffs }))
+      : [{ check: failure.code, message: failure.message, ...(failure.details ?? {}) }]
+    : undefined;
+  const token =
+    verdict === "pass" && quoted
+      ? await signToken(d.store, d.cfg, at, { host: host.name, hardwareClass: host.hardwareClass, policyVersion: host.policyVersion, policies: refs, pcrDigestHex: quoted.pcrDigest.toString("hex") })
+      : undefined;
+  const explainedPcrs = facts?.explained ?? [];
+  const unexplainedPcrs = facts?.unexplained ?? [];
+  const workarounds = facts?.log.workarounds ?? [];
+  const { attestation, change } = await recordVerdict(d.store, d.cfg, at, {
+    host,
+    akName: ev.akName,
+    verdict,
+    code: failure?.code ?? null,
+    message: failure?.message,
+    pcrDigest: quoted?.pcrDigest,
+    diff,
+    policies: refs,
+    details: { boot: quoted?.boot ?? null, explainedPcrs, unexplainedPcrs, workarounds },
+    token,
+  });
+  if (change) d.onHealthChange?.(change);
+  return {
+    attestationId: attestation.id,
+    verdict,
+    code: failure?.code ?? null,
+    ...(failure ? { message: failure.message } : {}),
+    host: host.name,
+    hardwareClass: host.hardwareClass,
+    policies: refs,
+    ...(quoted ? { pcrDigestHex: quoted.pcrDigest.toString("hex") } : {}),
+    ...(token ? { token: token.jwt, tokenExpiresAt: token.expiresAt } : {}),
+    ...(diff ? { diff } : {}),
+    explainedPcrs,
+    unexplainedPcrs,
+    workarounds,
+  };
+}

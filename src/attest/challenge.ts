@@ -1,0 +1,50 @@
+/**
+ * issueChallenge step: a single-use, expiring nonce bound to the AK that must sign the quote (and so
+ * to its host), stored in the database so that any service instance can accept the answer, plus the
+ * PCR selection the host's policies need.
+ */
+import { TpmTrustError } from "../errors.js";
+import { hashAlgByName, HASH_ALGS } from "../tpm/constants.js";
+import type { Ak, Host, Store } from "../store/index.js";
+import type { AttestConfig } from "./config.js";
+import { hostPolicies, policySelection } from "./policies.js";
+import type { Selection } from "./verify-quotes.js";
+
+export const NONCE_PURPOSE = "attestation";
+
+export interface Challenge {
+  nonce: Buffer;
+  expiresAt: number;
+  pcrSelection: Selection;
+}
+
+/** The bound AK with this Name and its host; ERR_AK_NOT_BOUND otherwise. */
+export async function boundAk(store: Store, akName: Buffer): Promise<{ ak: Ak; host: Host }> {
+  const ak = await store.aks.get(akName);
+  const host = ak && (await store.hosts.get(ak.hostName));
+  if (!ak || !host) throw new TpmTrustError("ERR_AK_NOT_BOUND", `AK ${akName.toString("hex")} is not bound to a registered host: enrol it with credential activation first`, { akName: akName.toString("hex") });
+  return { ak, host };
+}
+
+/**
+ * `banks`: the PCR banks the host's TPM reports (TPM2_GetCapability TPM_CAP_PCRS). The selection is
+ * the policies' PCRs in every bank the host's baselines carry plus these; only the baselines'
+ * banks are required of the answer, since what a host reports about itself proves nothing.
+ */
+export async function issueChallenge(store: Store, cfg: AttestConfig, now: number, o: { akName: Buffer; banks?: string[] }): Promise<Challenge & { host: string }> {
+  let host: Host;
+  try {
+    ({ host } = await boundAk(store, o.akName));
+  } catch (e) {
+    const code = (e as TpmTrustError).code;
+    await store.audit.append({ actor: "anonymous", action: "attestation.challenge", subject: o.akName.toString("hex"), outcome: "failure", details: { code }, at: now });
+    throw e;
+  }
+  const reported = (o.banks ?? []).filter((b) => {
+    const alg = hashAlgByName(b);
+    return alg !== undefined && HASH_ALGS[alg].name === b;
+  });
+  const pcrSelection = policySelection(await hostPolicies(store, host), reported);
+  const n = await store.nonces.issue({ purpose: NONCE_PURPOSE, subject: o.akName.toString("hex"), ttlMs: cfg.nonceTtlMs, at: now });
+  return { nonce: n.value, expiresAt: n.expiresAt, pcrSelection, host: host.name };
+}

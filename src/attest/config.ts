@@ -1,0 +1,39 @@
+/** Settings of the attestation service; every duration is in milliseconds. */
+export interface AttestConfig {
+  /** how long a challenge nonce may be answered */
+  nonceTtlMs: number;
+  /** lifetime of an attestation token */
+  tokenTtlMs: number;
+  /** a new token signing key is made once the current one is this old */
+  keyRotationMs: number;
+  /** how often hosts are expected to attest (`tpmtrust agent run` interval) */
+  intervalMs: number;
+  /** a host is silent, hence unhealthy, `intervalMs × grace` after its last attestation */
+  grace: number;
+  /** how often the health sweeper looks for silent hosts and due webhook deliveries */
+  sweepMs: number;
+  /** webhook delivery attempts before giving up, and the first retry delay (doubled each time) */
+  webhookAttempts: number;
+  webhookBackoffMs: number;
+  /** per-attempt timeout of a webhook POST */
+  webhookTimeoutMs: number;
+  /** `iss` of attestation tokens */
+  issuer: string;
+}
+
+export const DEFAULT_ATTEST_CONFIG: AttestConfig = {
+  nonceTtlMs: 60_000,
+  tokenTtlMs: 10 * 60_000,
+  keyRotationMs: 24 * 3_600_000,
+  intervalMs: 100_000,
+  grace: 3,
+  sweepMs: 5_000,
+  webhookAttempts: 8,
+  webhookBackoffMs: 1_000,
+  webhookTimeoutMs: 5_000,
+  issuer: "tpmtrust",
+};
+
+export function attestConfig(o: Partial<AttestConfig> = {}): AttestConfig {
+  return { ...DEFAULT_ATTEST_CONFIG, ...o };
+}

@@ -1,0 +1,75 @@
+/**
+ * receiveEvidence: turns the JSON body of POST /v1/attestations into parsed TPM structures. The
+ * route's schema has already checked shapes (base64, hex, sizes); this decodes and parses, and every
+ * malformed structure becomes an ERR_PARSE_* with its byte offset.
+ */
+import { TpmTrustError } from "../errors.js";
+import { hashAlgByName, HASH_ALGS } from "../tpm/constants.js";
+import { decodeTpmsAttest, decodeTpmtSignature } from "../tpm/structures.js";
+import type { TpmsAttest, TpmtSignature } from "../tpm/types.js";
+import type { PcrValues } from "../verify/eventlog/types.js";
+
+export interface EvidenceBody {
+  akNameHex: string;
+  nonceHex: string;
+  quotes: { attest: string; signature: string }[];
+  pcrs: Record<string, Record<string, string>>;
+  eventLog?: string;
+}
+
+export interface Quote {
+  /** the signed bytes, exactly as received */
+  attestBytes: Buffer;
+  attest: TpmsAttest;
+  signature: TpmtSignature;
+}
+
+export interface Evidence {
+  akName: Buffer;
+  nonce: Buffer;
+  quotes: Quote[];
+  /** PCR values the host claims; only those a quote's pcrDigest covers are ever used */
+  pcrs: PcrValues;
+  eventLog?: Buffer;
+}
+
+/** Runs a parser and names the quote and field a parse error came from. */
+function parsed<T>(what: string, parse: () => T): T {
+  try {
+    return parse();
+  } catch (e) {
+    if (e instanceof TpmTrustError) throw new TpmTrustError(e.code, `${what}: ${e.message}`, { ...e.details, field: what });
+    throw e;
+  }
+}
+
+export function receiveEvidence(body: EvidenceBody): Evidence {
+  const quotes = body.quotes.map((q, i) => {
+    const attestBytes = Buffer.from(q.attest, "base64");
+    return {
+      attestBytes,
+      attest: parsed(`quotes[${i}].attest`, () => decodeTpmsAttest(attestBytes)),
+      signature: parsed(`quotes[${i}].signature`, () => decodeTpmtSignature(Buffer.from(q.signature, "base64"))),
+    };
+  });
+  const pcrs: PcrValues = {};
+  for (const [bank, values] of Object.entries(body.pcrs)) {
+    const alg = hashAlgByName(bank);
+    const size = alg === undefined ? undefined : HASH_ALGS[alg].size;
+    if (size === undefined || HASH_ALGS[alg!].name !== bank) throw new TpmTrustError("ERR_VALIDATION", `pcrs: unknown bank "${bank}"`, { bank });
+    const out: Record<number, Buffer> = (pcrs[bank] = {});
+    for (const [index, hex] of Object.entries(values)) {
+      const pcr = Number(index);
+      if (!/^(0|[1-9][0-9]?)$/.test(index) || pcr > 23) throw new TpmTrustError("ERR_VALIDATION", `pcrs.${bank}: "${index}" is not a PCR index 0..23`, { bank, pcr: index });
+      if (hex.length !== size * 2) throw new TpmTrustError("ERR_VALIDATION", `pcrs.${bank}.${index} has ${hex.length / 2} bytes, a ${bank} PCR ${size}`, { bank, pcr });
+      out[pcr] = Buffer.from(hex, "hex");
+    }
+  }
+  return {
+    akName: Buffer.from(body.akNameHex, "hex"),
+    nonce: Buffer.from(body.nonceHex, "hex"),
+    quotes,
+    pcrs,
+    ...(body.eventLog !== undefined ? { eventLog: Buffer.from(body.eventLog, "base64") } : {}),
+  };
+}

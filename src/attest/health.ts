@@ -1,0 +1,89 @@
+/**
+ * Continuous attestation: every attestation moves a host's deadline to `at + intervalMs × grace`;
+ * a host that fails, or stays silent past its deadline, is unhealthy. Every health change is
+ * audited, queued for webhook subscribers, and (to unhealthy) revokes the host's tokens, all in the
+ * transaction that makes the change. A sweeper in each service instance finds silent hosts; the
+ * conditional update in hosts.markSilent lets exactly one instance report each transition.
+ */
+import type { Health, Repos, Store } from "../store/index.js";
+import type { AttestConfig } from "./config.js";
+import { deliverDue } from "./webhooks.js";
+
+export const HEALTH_EVENT = "host.health";
+
+export interface HealthChange {
+  host: string;
+  hardwareClass: string;
+  previous: Health;
+  health: Health;
+  /** stable code of why (ERR_… of a failed attestation, ERR_HOST_SILENT), null when healthy */
+  reason: string | null;
+  at: number;
+  attestationId?: string;
+}
+
+/** Reports a health change inside the caller's transaction; returns how many tokens were revoked. */
+export async function healthChanged(tx: Repos, c: HealthChange, actor = "system"): Promise<number> {
+  const revoked = c.health === "unhealthy" ? await tx.tokens.revokeForHost(c.host, c.at) : 0;
+  const data = { host: c.host, hardwareClass: c.hardwareClass, previous: c.previous, health: c.health, reason: c.reason, at: c.at, ...(c.attestationId ? { attestationId: c.attestationId } : {}) };
+  await tx.webhooks.enqueue(HEALTH_EVENT, data, c.at);
+  await tx.audit.append({ actor, action: "host.health", subject: c.host, outcome: "success", details: { ...data, revokedTokens: revoked }, at: c.at });
+  return revoked;
+}
+
+/** Marks every host that is past its deadline unhealthy; returns the changes this instance made. */
+export async function sweepSilentHosts(store: Store, now: () => number): Promise<HealthChange[]> {
+  const changes: HealthChange[] = [];
+  for (const h of await store.hosts.listOverdue(now())) {
+    const at = now();
+    const c = await store.transaction(async (tx) => {
+      if (!(await tx.hosts.markSilent(h.name, { seen: h.health, reason: "ERR_HOST_SILENT", at }))) return undefined;
+      const change: HealthChange = { host: h.name, hardwareClass: h.hardwareClass, previous: h.health, health: "unhealthy", reason: "ERR_HOST_SILENT", at };
+      await healthChanged(tx, change);
+      return change;
+    });
+    if (c) changes.push(c);
+  }
+  return changes;
+}
+
+export interface Monitor {
+  /** runs webhook delivery soon (after a health change), without waiting for the next tick */
+  kick(): void;
+  stop(): Promise<void>;
+}
+
+/** Starts the periodic sweep (silent hosts, then due webhook deliveries) every `sweepMs` (0: only on kick). */
+export function startMonitor(o: { store: Store; cfg: AttestConfig; now: () => number; logger?: { error(obj: object, msg: string): void } }): Monitor {
+  let running: Promise<void> | undefined;
+  let again = false;
+  let stopped = false;
+  const log = (err: unknown, what: string) => o.logger?.error({ err: (err as Error).message }, what);
+  const run = (sweep: boolean): void => {
+    if (stopped) return;
+    if (running) {
+      again = true;
+      return;
+    }
+    running = (async () => {
+      if (sweep) await sweepSilentHosts(o.store, o.now).catch((e) => log(e, "health sweep failed"));
+      await deliverDue(o.store, o.cfg, o.now).catch((e) => log(e, "webhook delivery failed"));
+    })().finally(() => {
+      running = undefined;
+      if (again) {
+        again = false;
+        run(false);
+      }
+    });
+  };
+  const timer = o.cfg.sweepMs > 0 ? setInterval(() => run(true), o.cfg.sweepMs) : undefined;
+  timer?.unref();
+  return {
+    kick: () => run(false),
+    async stop() {
+      stopped = true;
+      clearInterval(timer);
+      await running;
+    },
+  };
+}

@@ -1,0 +1,52 @@
+/** Webhook subscriptions to host health changes (admin), and their delivery records. */
+import type { RouteModule } from "../app.js";
+import { actorOf, ADMINS } from "../auth.js";
+import { addWebhook, removeWebhook, WEBHOOK_EVENTS, webhookView } from "../../attest/webhooks.js";
+import { TpmTrustError } from "../../errors.js";
+
+const tags = ["webhooks"];
+const ID = { type: "object", additionalProperties: false, required: ["id"], properties: { id: { type: "string", format: "uuid" } } } as const;
+
+const webhooks: RouteModule = (app, { store, now }) => {
+  app.post<{ Body: { url: string; secret: string; events?: string[] } }>(
+    "/v1/webhooks",
+    {
+      config: { access: ADMINS },
+      schema: {
+        tags,
+        summary: "subscribe a URL; deliveries carry X-Tpmtrust-Signature: sha256=<hex HMAC-SHA256(secret, body)>",
+        body: {
+          type: "object",
+          additionalProperties: false,
+          required: ["url", "secret"],
+          properties: {
+            url: { type: "string", minLength: 8, maxLength: 2048 },
+            secret: { type: "string", minLength: 16, maxLength: 256 },
+            events: { type: "array", uniqueItems: true, maxItems: WEBHOOK_EVENTS.length, items: { type: "string", enum: [...WEBHOOK_EVENTS] }, description: "omit for every event" },
+          },
+        },
+      },
+    },
+    async (req, reply) => reply.code(201).send(await addWebhook(store, actorOf(req), now(), req.body)),
+  );
+
+  app.get("/v1/webhooks", { config: { access: ADMINS }, schema: { tags, summary: "subscriptions (secrets are never shown)" } }, async () => (await store.webhooks.list({ includeDisabled: true })).map(webhookView));
+
+  app.delete<{ Params: { id: string } }>("/v1/webhooks/:id", { config: { access: ADMINS }, schema: { tags, summary: "unsubscribe (pending deliveries are dropped)", params: ID } }, async (req, reply) => {
+    await removeWebhook(store, actorOf(req), now(), req.params.id);
+    return reply.code(204).send();
+  });
+
+  app.get<{ Params: { id: string }; Querystring: { limit?: string } }>(
+    "/v1/webhooks/:id/deliveries",
+    {
+      config: { access: ADMINS },
+      schema: { tags, summary: "delivery records, newest first", params: ID, querystring: { type: "object", additionalProperties: false, properties: { limit: { type: "string", pattern: "^[1-9][0-9]{0,3}$" } } } },
+    },
+    async (req) => {
+      if (!(await store.webhooks.list({ includeDisabled: true })).some((w) => w.id === req.params.id)) throw new TpmTrustError("ERR_NOT_FOUND", `webhook ${req.params.id} not found`);
+      return store.webhooks.listDeliveries({ webhookId: req.params.id, limit: req.query.limit ? Number(req.query.limit) : 100 });
+    },
+  );
+};
+export default webhooks;

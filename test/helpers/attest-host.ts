@@ -1,0 +1,121 @@
+/**
+ * A host for attestation tests: a swtpm whose PCRs were extended with a real event log's digests
+ * (in every bank the log carries; swtpm started with exactly those banks), an EK, an AK bound to a
+ * registered host through the store, and the client side of the attestation protocol over HTTP.
+ */
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { createEk, createAk, TpmClient, type CreatedKey } from "../../src/tpm/commands/index.js";
+import { openTransport } from "../../src/tpm/transport/index.js";
+import { hashAlgByName, HASH_ALGS } from "../../src/tpm/constants.js";
+import { pcrSelection } from "../../src/tpm/structures.js";
+import { parseEventLog, extendsPcr, type EventLog } from "../../src/verify/eventlog/index.js";
+import type { Store } from "../../src/store/index.js";
+import type { EvidenceBody } from "../../src/attest/evidence.js";
+import { startSwtpm, type Swtpm } from "./swtpm.js";
+
+export const EVENTLOGS = join(import.meta.dirname, "..", "fixtures", "eventlogs");
+export const readLog = (file: string): Buffer => readFileSync(join(EVENTLOGS, file));
+
+export interface TpmHost {
+  swtpm: Swtpm;
+  client: TpmClient;
+  ek: { public: Buffer; name: Buffer };
+  ak: CreatedKey;
+  akNameHex: string;
+  log?: Buffer;
+  close(): Promise<void>;
+}
+
+/** Replays the log into the TPM: PCR_Extend of every extending event in every bank it has digests for. */
+export async function extendLog(client: TpmClient, log: EventLog): Promise<void> {
+  for (const ev of log.events) {
+    if (!extendsPcr(ev)) continue;
+    const digests = Object.entries(ev.digests).map(([bank, digest]) => ({ hashAlg: hashAlgByName(bank)!, digest }));
+    await client.pcrExtend(ev.pcr, digests);
+  }
+}
+
+/** A swtpm with the banks of `logFile` (or `banks`), its PCRs extended with the log, an ECC EK and AK. */
+export async function startTpmHost(o: { logFile?: string; banks?: string[]; akType?: "rsa" | "ecc" } = {}): Promise<TpmHost> {
+  const log = o.logFile ? readLog(o.logFile) : undefined;
+  const parsed = log ? parseEventLog(log) : undefined;
+  const swtpm = await startSwtpm({ pcrBanks: o.banks ?? parsed?.algorithms.map((a) => a.bank) ?? ["sha256"] });
+  const client = new TpmClient(await openTransport(swtpm.tcti));
+  try {
+    if (parsed) await extendLog(client, parsed);
+    const ek = await createEk(client, "ecc-p256");
+    const ak = await createAk(client, { handle: ek.handle, public: ek.public }, { type: o.akType ?? "ecc" });
+    await client.flushContext(ek.handle); // swtpm holds 3 transient objects: keep room for a second AK
+    return {
+      swtpm,
+      client,
+      ek: { public: ek.publicArea, name: ek.name },
+      ak,
+      akNameHex: ak.name.toString("hex"),
+      ...(log ? { log } : {}),
+      async close() {
+        await client.close().catch(() => undefined);
+        await swtpm.stop();
+      },
+    };
+  } catch (e) {
+    await client.close().catch(() => undefined);
+    await swtpm.stop();
+    throw e;
+  }
+}
+
+/** Registers the host in the store and binds its AK (what registration + credential activation end in). */
+export async function registerHost(store: Store, h: TpmHost, o: { name: string; hardwareClass: string; policyVersion?: "v1" | "v2" }): Promise<void> {
+  await store.hosts.add({ name: o.name, hardwareClass: o.hardwareClass, policyVersion: o.policyVersion ?? "v2", eks: [{ name: h.ek.name, public: h.ek.public, cert: null }] });
+  await store.aks.bind({ hostName: o.name, name: h.ak.name, public: h.ak.publicArea });
+}
+
+export interface ChallengeAnswer {
+  nonceHex: string;
+  expiresAt: number;
+  host: string;
+  pcrSelection: { bank: string; pcrs: number[] }[];
+}
+
+export async function postJson(url: string, body: unknown, headers: Record<string, string> = {}): Promise<{ status: number; body: any }> {
+  const r = await fetch(url, { method: "POST", headers: { "content-type": "application/json", ...headers }, body: JSON.stringify(body) });
+  return { status: r.status, body: r.status === 204 ? undefined : await r.json() };
+}
+
+/** Asks `base` for a challenge for the host's AK. */
+export async function challenge(base: string, h: TpmHost, banks?: string[]): Promise<ChallengeAnswer> {
+  const r = await postJson(`${base}/v1/attestations/challenge`, { akNameHex: h.akNameHex, ...(banks ? { banks } : {}) });
+  if (r.status !== 201) throw new Error(`challenge: ${r.status} ${JSON.stringify(r.body)}`);
+  return r.body;
+}
+
+/**
+ * What the agent sends: one quote per bank of the selection by `signer` (default the host's AK) over
+ * the nonce, the PCR values read from the TPM, and the event log.
+ */
+export async function evidence(h: TpmHost, c: ChallengeAnswer, o: { signer?: CreatedKey; eventLog?: Buffer | null } = {}): Promise<EvidenceBody> {
+  const signer = o.signer ?? h.ak;
+  const nonce = Buffer.from(c.nonceHex, "hex");
+  const quotes: EvidenceBody["quotes"] = [];
+  const pcrs: EvidenceBody["pcrs"] = {};
+  for (const s of c.pcrSelection) {
+    const sel = [pcrSelection(hashAlgByName(s.bank)!, s.pcrs)];
+    const q = await h.client.quote(signer.handle, nonce, sel);
+    quotes.push({ attest: q.attest.toString("base64"), signature: q.signatureBytes.toString("base64") });
+    const read = await h.client.pcrRead(sel);
+    for (const [alg, values] of read.values) {
+      const bank = HASH_ALGS[alg].name;
+      for (const [pcr, v] of values) (pcrs[bank] ??= {})[String(pcr)] = v.toString("hex");
+    }
+  }
+  const log = o.eventLog === undefined ? h.log : o.eventLog ?? undefined;
+  return { akNameHex: h.akNameHex, nonceHex: c.nonceHex, quotes, pcrs, ...(log ? { eventLog: log.toString("base64") } : {}) };
+}
+
+/** challenge → quote → evidence against `base` (or the challenge from `challengeBase`). */
+export async function attestOnce(base: string, h: TpmHost, challengeBase = base): Promise<{ status: number; body: any }> {
+  const c = await challenge(challengeBase, h);
+  return postJson(`${base}/v1/attestations`, await evidence(h, c));
+}
