@@ -4,6 +4,9 @@ import { register as credential } from "./commands/credential.js";
 import { register as audit } from "./commands/audit.js";
 import { register as serve } from "./commands/serve.js";
 import { register as admin } from "./commands/admin.js";
+import { register as trust } from "./commands/trust.js";
+import { register as hosts } from "./commands/hosts.js";
+import { register as confirm } from "./commands/confirm.js";
 import { register as agent } from "./commands/agent.js";
 import { register as eventlog } from "./commands/eventlog.js";
 import { register as policy } from "./commands/policy.js";
@@ -23,4 +26,4 @@ export function buildProgram(): Command {
 }
 
 type Register = (program: Command) => void;
-const registrations: Register[] = [verify, credential, serve, admin, audit, agent, eventlog, policy];
+const registrations: Register[] = [verify, credential, serve, admin, audit, agent, eventlog, policy, trust, hosts, confirm];

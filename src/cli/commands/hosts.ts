@@ -1,0 +1,98 @@
+import { type Command, Option } from "commander";
+import { getHost, listHosts, registerHost, removeHost, type HostView } from "../../attest/hosts.js";
+import { TpmTrustError } from "../../errors.js";
+import type { PolicyVersion } from "../../store/index.js";
+import { readInput } from "../files.js";
+import { action, printJson } from "../run.js";
+import { DB_OPTION_HELP, withStore } from "../store.js";
+
+function readIdentity(path: string): unknown {
+  const text = readInput(path, "host.json").toString("utf8");
+  try {
+    return JSON.parse(text);
+  } catch (e) {
+    throw new TpmTrustError("ERR_PARSE_FORMAT", `${path} is not JSON (expected the output of tpmtrust agent identify): ${(e as Error).message}`, { path });
+  }
+}
+
+function describe(h: HostView): string {
+  const lines = [
+    `name: ${h.name}`,
+    `hardware class: ${h.hardwareClass}`,
+    `policy version: ${h.policyVersion}`,
+    `EK trust method: ${h.trustMethod ?? "-"}`,
+    `health: ${h.health}${h.healthReason ? ` (${h.healthReason})` : ""}`,
+    `last attestation: ${h.lastAttestationAt ? new Date(h.lastAttestationAt).toISOString() : "never"}`,
+  ];
+  if (h.platform) lines.push(`TPM: ${JSON.stringify(h.platform)}`);
+  for (const ek of h.eks) lines.push(`EK ${ek.nameHex}\n  ekHash ${ek.ekHash}\n  certificate ${ek.certificate ? `${ek.certificate.subject} (until ${ek.certificate.notAfter})` : "none"}`);
+  for (const ak of h.aks) lines.push(`AK ${ak.nameHex} bound ${new Date(ak.boundAt).toISOString()}${ak.hasCertificate ? ", certified" : ""}`);
+  return lines.join("\n") + "\n";
+}
+
+/** `tpmtrust hosts …`: registration (Add-HgsAttestationTpmHost), listing, removal. */
+export function register(program: Command): void {
+  const hosts = program.command("hosts").description("attested hosts: register from `tpmtrust agent identify` output, list, show, remove");
+  hosts
+    .command("add <hostJson>")
+    .description("register a host from the JSON `tpmtrust agent identify` wrote; v2 (default) requires a trusted EK certificate, v1 also accepts an allow-listed EK without one")
+    .requiredOption("--name <name>", "host name")
+    .requiredOption("--class <hwclass>", "hardware class (selects its baseline)")
+    .addOption(new Option("--policy-version <v>", "HGS policy version").choices(["v2", "v1"]).default("v2"))
+    .option("--db <url>", DB_OPTION_HELP)
+    .option("--json", "print JSON")
+    .action(
+      action((file: string, o: { name: string; class: string; policyVersion: PolicyVersion; db?: string; json?: boolean }) => {
+        const identity = readIdentity(file);
+        return withStore(o.db, async (store) => {
+          const r = await registerHost(store, { name: o.name, hardwareClass: o.class, policyVersion: o.policyVersion, identity }, { actor: "cli", now: Date.now() });
+          if (o.json) return printJson({ ...r.host, ekTrust: r.ekTrust });
+          process.stdout.write(`registered ${r.host.name} (${r.host.policyVersion}, EK trusted by ${r.ekTrust.method})\n`);
+          for (const e of r.ekTrust.eks) process.stdout.write(`  EK ${e.alg} ${e.ekHash}: ${e.registered ? `registered (${e.method})` : `not registered: ${e.code} ${e.reason}`}\n`);
+          for (const w of r.ekTrust.warnings) process.stderr.write(`warning: ${w}\n`);
+        });
+      }),
+    );
+  hosts
+    .command("list")
+    .description("registered hosts")
+    .option("--class <hwclass>", "only this hardware class")
+    .option("--db <url>", DB_OPTION_HELP)
+    .option("--json", "print JSON")
+    .action(
+      action((o: { class?: string; db?: string; json?: boolean }) =>
+        withStore(
+          o.db,
+          async (store) => {
+            const list = await listHosts(store, o.class ? { hardwareClass: o.class } : {});
+            if (o.json) return printJson(list);
+            for (const h of list) process.stdout.write(`${h.name}\t${h.hardwareClass}\t${h.policyVersion}\t${h.trustMethod ?? "-"}\t${h.health}\t${h.aks.length} AK\n`);
+          },
+          { mustExist: true },
+        ),
+      ),
+    );
+  hosts
+    .command("show <name>")
+    .description("one host: EKs, trust method, AKs, health")
+    .option("--db <url>", DB_OPTION_HELP)
+    .option("--json", "print JSON")
+    .action(
+      action((name: string, o: { db?: string; json?: boolean }) =>
+        withStore(
+          o.db,
+          async (store) => {
+            const h = await getHost(store, name);
+            if (o.json) printJson(h);
+            else process.stdout.write(describe(h));
+          },
+          { mustExist: true },
+        ),
+      ),
+    );
+  hosts
+    .command("remove <name>")
+    .description("remove a host with its EKs, AKs and attestation history")
+    .option("--db <url>", DB_OPTION_HELP)
+    .action(action((name: string, o: { db?: string }) => withStore(o.db, (store) => removeHost(store, name, { actor: "cli", now: Date.now() }))));
+}

@@ -1,0 +1,153 @@
+import type { Command } from "commander";
+import {
+  addAllowlist,
+  addAllowlistDir,
+  importCaFiles,
+  listAllowlist,
+  listAllowlistDirs,
+  listCas,
+  removeAllowlist,
+  removeAllowlistDir,
+  removeCa,
+  type Caller,
+} from "../../attest/trust.js";
+import { action, printJson, usage } from "../run.js";
+import { DB_OPTION_HELP, withStore } from "../store.js";
+
+const cli = (): Caller => ({ actor: "cli", now: Date.now() });
+const tsv = (rows: (string | number | null)[][]) => process.stdout.write(rows.map((r) => r.map((c) => c ?? "").join("\t") + "\n").join(""));
+
+/** `tpmtrust trust …`: the EK allow-list, allow-list folders, and EK roots/intermediates. */
+export function register(program: Command): void {
+  const trust = program.command("trust").description("EK trust: the EKpub allow-list, AD CS-style allow-list folders, manufacturer roots (EKROOT) and intermediates (EKCA)");
+
+  const allow = trust.command("allowlist").description("EK hashes (hex SHA-256 of the EK public key, case-insensitive) trusted by the ek-key method");
+  allow
+    .command("add <ekHash>")
+    .description("allow-list an EK hash")
+    .option("--label <text>", "what this TPM is")
+    .option("--db <url>", DB_OPTION_HELP)
+    .action(
+      action((ekHash: string, o: { label?: string; db?: string }) =>
+        withStore(o.db, async (store) => {
+          const r = await addAllowlist(store, { ekHash, label: o.label ?? null, via: "cli" }, cli());
+          process.stdout.write(`${r.entry.ekHash}\t${r.added ? "added" : "already allow-listed"}\n`);
+        }),
+      ),
+    );
+  allow
+    .command("remove <ekHash>")
+    .description("remove a database entry (folder entries: delete the file)")
+    .option("--db <url>", DB_OPTION_HELP)
+    .action(action((ekHash: string, o: { db?: string }) => withStore(o.db, (store) => removeAllowlist(store, ekHash, cli()))));
+  allow
+    .command("list")
+    .description("database entries and the entries of every allow-list folder")
+    .option("--db <url>", DB_OPTION_HELP)
+    .option("--json", "print JSON")
+    .action(
+      action((o: { db?: string; json?: boolean }) =>
+        withStore(
+          o.db,
+          async (store) => {
+            const r = await listAllowlist(store);
+            if (o.json) return printJson(r);
+            tsv(r.entries.map((e) => [e.ekHash, e.source, e.label]));
+            for (const w of r.warnings) process.stderr.write(`warning: ${w}\n`);
+          },
+          { mustExist: true },
+        ),
+      ),
+    );
+
+  const dirs = trust.command("allowlist-dir").description("AD CS-style folders of zero-byte files named by EK hash, re-read on every decision");
+  dirs
+    .command("add <dir>")
+    .description("register a folder")
+    .option("--db <url>", DB_OPTION_HELP)
+    .action(
+      action((dir: string, o: { db?: string }) =>
+        withStore(o.db, async (store) => {
+          const r = await addAllowlistDir(store, dir, cli());
+          process.stdout.write(`${r.dir.path}\t${r.added ? "added" : "already registered"}\t${r.dir.entries} EK hashes\n`);
+          for (const i of r.dir.ignored) process.stderr.write(`ignored ${i.path}: ${i.reason}\n`);
+        }),
+      ),
+    );
+  dirs
+    .command("remove <dir>")
+    .description("unregister a folder (its files stay)")
+    .option("--db <url>", DB_OPTION_HELP)
+    .action(action((dir: string, o: { db?: string }) => withStore(o.db, (store) => removeAllowlistDir(store, dir, cli()))));
+  dirs
+    .command("list")
+    .description("registered folders and what each holds now")
+    .option("--db <url>", DB_OPTION_HELP)
+    .option("--json", "print JSON")
+    .action(
+      action((o: { db?: string; json?: boolean }) =>
+        withStore(
+          o.db,
+          async (store) => {
+            const r = await listAllowlistDirs(store);
+            if (o.json) return printJson(r);
+            tsv(r.map((d) => [d.path, d.entries === null ? `unreadable: ${d.error}` : `${d.entries} EK hashes`, d.ignored.length ? `${d.ignored.length} ignored` : ""]));
+          },
+          { mustExist: true },
+        ),
+      ),
+    );
+
+  trust
+    .command("import <paths...>")
+    .description("import EK roots/intermediates from certificate files (DER/PEM), PEM bundles and vendor folder trees (TrustedTpm.cab layout: Vendor/RootCA, Vendor/IntermediateCA)")
+    .option("--root", "import everything as roots (EKROOT)")
+    .option("--intermediate", "import everything as intermediates (EKCA)")
+    .option("--db <url>", DB_OPTION_HELP)
+    .option("--json", "print JSON")
+    .action(
+      action((paths: string[], o: { root?: boolean; intermediate?: boolean; db?: string; json?: boolean }) => {
+        if (o.root && o.intermediate) throw usage("--root and --intermediate exclude each other");
+        const kind = o.root ? "root" : o.intermediate ? "intermediate" : undefined;
+        return withStore(o.db, async (store) => {
+          const r = await importCaFiles(store, paths, kind ? { kind } : {}, cli());
+          if (o.json) return printJson(r);
+          for (const a of r.added) process.stdout.write(`added\t${a.kind}\t${a.id}\t${a.subject}\n`);
+          for (const a of r.present) process.stdout.write(`present\t${a.kind}\t${a.id}\t${a.subject}\n`);
+          for (const s of r.skipped) process.stderr.write(`skipped ${s.path}: ${s.reason}\n`);
+          process.stdout.write(`${r.added.length} added, ${r.present.length} already present, ${r.skipped.length} skipped\n`);
+        });
+      }),
+    );
+
+  const cas = trust.command("cas").description("the stored EK roots and intermediates");
+  cas
+    .command("list")
+    .description("list them (id = SHA-256 of the DER)")
+    .option("--db <url>", DB_OPTION_HELP)
+    .option("--json", "print JSON")
+    .action(
+      action((o: { db?: string; json?: boolean }) =>
+        withStore(
+          o.db,
+          async (store) => {
+            const r = await listCas(store);
+            if (o.json) return printJson(r);
+            tsv(r.map((c) => [c.id, c.kind, c.notAfter, c.subject]));
+          },
+          { mustExist: true },
+        ),
+      ),
+    );
+  cas
+    .command("remove <id>")
+    .description("remove a root or intermediate by id")
+    .option("--db <url>", DB_OPTION_HELP)
+    .action(
+      action((id: string, o: { db?: string }) =>
+        withStore(o.db, async (store) => {
+          process.stdout.write(`removed ${await removeCa(store, id, cli())} ${id.toLowerCase()}\n`);
+        }),
+      ),
+    );
+}
