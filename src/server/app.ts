@@ -9,6 +9,7 @@ import type { Logger } from "pino";
 import { attestConfig, type AttestConfig } from "../attest/config.js";
 import type { Store } from "../store/index.js";
 import { installAuth } from "./auth.js";
+import { installMetrics } from "./metrics.js";
 import { errorHandler, problem, sendProblem } from "./problem.js";
 import { routeModules } from "./routes/index.js";
 
@@ -56,6 +57,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     },
   });
   installAuth(app, opts.store);
+  installMetrics(app);
   const deps: RouteDeps = { store: opts.store, now: opts.now ?? Date.now, publicUrl: opts.publicUrl, attest: attestConfig(opts.attest) };
   for (const mod of routeModules) await app.register(async (scope) => mod(scope, deps));
   app.get("/openapi.json", { schema: { hide: true } }, async () => app.swagger());

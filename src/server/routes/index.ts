@@ -8,6 +8,8 @@ import policies from "./policies.js";
 import webhooks from "./webhooks.js";
 import jwks from "./jwks.js";
 import audit from "./audit.js";
+import keys from "./keys.js";
+import metrics from "./metrics.js";
 
 /** Every area's routes; an area adds one entry here. */
-export const routeModules: RouteModule[] = [health, trust, hosts, activations, attestations, policies, webhooks, jwks, audit];
+export const routeModules: RouteModule[] = [health, trust, hosts, activations, attestations, policies, webhooks, jwks, audit, metrics, keys];

@@ -1,0 +1,17 @@
+/** Prometheus exposition at GET /metrics (admin or auditor token: fleet figures are not public). */
+import type { RouteModule } from "../app.js";
+import { READERS } from "../auth.js";
+import { metrics } from "../metrics.js";
+
+const metricsRoute: RouteModule = (app, { store }) => {
+  app.get(
+    "/metrics",
+    { config: { access: READERS }, schema: { tags: ["health"], summary: "Prometheus metrics (text exposition format); scrape with an auditor token" } },
+    async (_req, reply) => {
+      metrics.auditChainLength.set((await store.audit.head()).seq);
+      for (const [health, n] of Object.entries(await store.hosts.countByHealth())) metrics.hosts.set({ health }, n);
+      return reply.type(metrics.registry.contentType).send(await metrics.registry.metrics());
+    },
+  );
+};
+export default metricsRoute;
