@@ -1,0 +1,132 @@
+/**
+ * PKCS#11 key servers against SoftHSM2: AES-256 keys generated inside the token (sensitive, not
+ * extractable), CKM_AES_GCM encryption and decryption inside the token, AAD binding, the token
+ * chosen by label or slot, the PIN from a variable or a 0600 file, and the errors of a wrong PIN,
+ * an unknown token and a reference the token does not hold.
+ */
+import { after, before, test } from "node:test";
+import assert from "node:assert/strict";
+import { createRequire } from "node:module";
+import { chmodSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import type * as Pkcs11Types from "pkcs11js";
+import { KEY_SERVER_KINDS, type KeyServer } from "../../src/keys/index.js";
+import { TpmTrustError } from "../../src/errors.js";
+import { startSoftHsm, type SoftHsm } from "../helpers/softhsm.js";
+
+const PKCS11 = KEY_SERVER_KINDS.pkcs11;
+const isCode = (code: string) => (e: unknown) => e instanceof TpmTrustError && e.code === code;
+
+let hsm: SoftHsm;
+let token: { label: string; pin: string };
+let other: { label: string; pin: string };
+let server: KeyServer;
+
+before(() => {
+  hsm = startSoftHsm();
+  token = hsm.initToken("tpmtrust-keys");
+  other = hsm.initToken("second", "9999");
+  process.env.TPMTRUST_TEST_PIN = token.pin;
+  server = PKCS11.open(PKCS11.configure({ module: hsm.module, tokenLabel: token.label, pinEnv: "TPMTRUST_TEST_PIN" }));
+});
+after(async () => {
+  await server?.close();
+  hsm?.cleanup();
+});
+
+test("settings: module path, token by label or slot, PIN place; never a PIN in the settings", () => {
+  assert.deepEqual(PKCS11.configure({ module: "/usr/lib/x.so", slot: 0, pinFile: "/etc/pin" }), { module: "/usr/lib/x.so", slot: 0, pinFile: "/etc/pin" });
+  for (const bad of [
+    { module: "x.so", tokenLabel: "t", pinEnv: "P" },
+    { module: "/x.so", pinEnv: "P" },
+    { module: "/x.so", tokenLabel: "t", slot: 0, pinEnv: "P" },
+    { module: "/x.so", tokenLabel: "t" },
+    { module: "/x.so", tokenLabel: "t", pin: "1234" },
+    { module: "/x.so", tokenLabel: "t", pinFile: "relative" },
+  ]) {
+    assert.throws(() => PKCS11.configure(bad), isCode("ERR_VALIDATION"), JSON.stringify(bad));
+  }
+});
+
+test("AES-256 keys are generated inside the token: sensitive, not extractable, found by CKA_ID", async () => {
+  const ref = await server.createKey("volumes");
+  assert.match(ref, /^id:[0-9a-f]{32}$/);
+  // look at the object with a session of our own
+  const m = createRequire(import.meta.url)("pkcs11js") as typeof Pkcs11Types;
+  const lib = new m.PKCS11();
+  lib.load(hsm.module);
+  try {
+    lib.C_Initialize();
+  } catch (e) {
+    assert.equal((e as { code: number }).code, m.CKR_CRYPTOKI_ALREADY_INITIALIZED);
+  }
+  const slot = lib.C_GetSlotList(true).find((s) => lib.C_GetTokenInfo(s).label.replace(/[\0 ]+$/, "") === token.label)!;
+  const session = lib.C_OpenSession(slot, m.CKF_SERIAL_SESSION);
+  try {
+    lib.C_Login(session, m.CKU_USER, token.pin);
+  } catch (e) {
+    assert.equal((e as { code: number }).code, m.CKR_USER_ALREADY_LOGGED_IN);
+  }
+  lib.C_FindObjectsInit(session, [{ type: m.CKA_ID, value: Buffer.from(ref.slice(3), "hex") }]);
+  const [obj] = lib.C_FindObjects(session, 2);
+  lib.C_FindObjectsFinal(session);
+  assert.ok(obj, "the key is a token object");
+  const attrs = lib.C_GetAttributeValue(session, obj, [
+    { type: m.CKA_KEY_TYPE },
+    { type: m.CKA_VALUE_LEN },
+    { type: m.CKA_SENSITIVE },
+    { type: m.CKA_EXTRACTABLE },
+    { type: m.CKA_LABEL },
+  ]);
+  const ulong = (b: Buffer) => (b.length === 8 ? Number(b.readBigUInt64LE(0)) : b.readUInt32LE(0));
+  assert.equal(ulong(attrs[0].value as Buffer), m.CKK_AES);
+  assert.equal(ulong(attrs[1].value as Buffer), 32);
+  assert.equal((attrs[2].value as Buffer)[0], 1, "CKA_SENSITIVE");
+  assert.equal((attrs[3].value as Buffer)[0], 0, "CKA_EXTRACTABLE");
+  assert.equal((attrs[4].value as Buffer).toString(), "volumes");
+  assert.throws(() => lib.C_GetAttributeValue(session, obj, [{ type: m.CKA_VALUE }]), "the key value cannot be read out");
+  lib.C_CloseSession(session);
+});
+
+test("CKM_AES_GCM inside the token: round trip, AAD bound, tampering detected, versions distinct", async () => {
+  const v1 = { keyId: "volumes", version: 1, ref: await server.createKey("volumes") };
+  const v2 = { keyId: "volumes", version: 2, ref: await server.createKey("volumes") };
+  const aad = Buffer.from("tpmtrust aad");
+  const pt = Buffer.from("the data key of a VM disk");
+  const sealed = await server.encrypt(v1, pt, aad);
+  assert.equal(sealed.length, 12 + pt.length + 16);
+  assert.notDeepEqual((await server.encrypt(v1, pt, aad)).subarray(0, 12), sealed.subarray(0, 12), "a fresh IV each time");
+  assert.deepEqual(await server.decrypt(v1, sealed, aad), pt);
+  await assert.rejects(server.decrypt(v1, sealed, Buffer.from("other aad")), isCode("ERR_DECRYPT_FAILED"));
+  await assert.rejects(server.decrypt(v2, sealed, aad), isCode("ERR_DECRYPT_FAILED"));
+  const flipped = Buffer.from(sealed);
+  flipped[flipped.length - 1] ^= 0x80;
+  await assert.rejects(server.decrypt(v1, flipped, aad), isCode("ERR_DECRYPT_FAILED"));
+  await assert.rejects(server.decrypt(v1, sealed.subarray(0, 20), aad), isCode("ERR_DECRYPT_FAILED"));
+  // the session survives failed decryptions
+  assert.deepEqual(await server.decrypt(v1, sealed, aad), pt);
+  assert.equal((await server.randomBytes(48)).length, 48);
+  await assert.rejects(server.encrypt({ keyId: "volumes", version: 3, ref: `id:${"ab".repeat(16)}` }, pt, aad), (e: unknown) => isCode("ERR_IO")(e) && /no key with CKA_ID/.test((e as Error).message));
+});
+
+test("the token by slot index and the PIN from a 0600 file; a group-readable PIN file, a wrong PIN and an unknown label are refused", async () => {
+  const pinFile = join(hsm.dir, "pin");
+  writeFileSync(pinFile, `${other.pin}\n`, { mode: 0o600 });
+  const slots = [token.label, other.label];
+  const bySlot = PKCS11.open({ module: hsm.module, slot: slots.indexOf(other.label), pinFile });
+  try {
+    await bySlot.check();
+    const k = { keyId: "x", version: 1, ref: await bySlot.createKey("x") };
+    assert.deepEqual(await bySlot.decrypt(k, await bySlot.encrypt(k, Buffer.from("hi"), Buffer.alloc(0)), Buffer.alloc(0)), Buffer.from("hi"));
+  } finally {
+    await bySlot.close();
+  }
+  chmodSync(pinFile, 0o644);
+  await assert.rejects(PKCS11.open({ module: hsm.module, tokenLabel: other.label, pinFile }).check(), isCode("ERR_IO"));
+
+  process.env.TPMTRUST_WRONG_PIN = "0000";
+  const wrong = PKCS11.open({ module: hsm.module, tokenLabel: other.label, pinEnv: "TPMTRUST_WRONG_PIN" });
+  await assert.rejects(wrong.check(), (e: unknown) => isCode("ERR_IO")(e) && /CKR_PIN_INCORRECT/.test((e as Error).message));
+  await assert.rejects(PKCS11.open({ module: hsm.module, tokenLabel: "nope", pinEnv: "TPMTRUST_TEST_PIN" }).check(), (e: unknown) => isCode("ERR_IO")(e) && /no PKCS#11 token labelled "nope"/.test((e as Error).message));
+  await assert.rejects(PKCS11.open({ module: "/nonexistent/lib.so", tokenLabel: "t", pinEnv: "TPMTRUST_TEST_PIN" }).check(), isCode("ERR_IO"));
+});
