@@ -6,7 +6,9 @@ import { decodeHostIdentity, type HostIdentity } from "../../src/attest/identity
 import { requireSamePolicyVersion } from "../../src/attest/hosts.js";
 import { requireForPolicy } from "../../src/attest/trust.js";
 import { TpmTrustError } from "../../src/errors.js";
+import { TPM_ALG } from "../../src/tpm/constants.js";
 import { akTemplate } from "../../src/tpm/commands/index.js";
+import type { TpmtPublic } from "../../src/tpm/types.js";
 import { decodeTpm2bPublic, encodeTpm2bPublic, objectName } from "../../src/tpm/structures.js";
 import { classifyCertificates, ekHash, evaluateEkTrust, loadCertificate } from "../../src/verify/ek/index.js";
 
@@ -59,7 +61,8 @@ test("decodeHostIdentity rejects, naming the field: unknown or missing fields, b
   rejects({ ...identity, ekPublics: [{ alg: "rsa3072", public: identity.ekPublics[0].public }] }, "ERR_VALIDATION", /does not match EK template rsa3072/);
   // an AK template with an RSA-2048 unique: right type and size, but a signing key
   const ak = akTemplate();
-  const akAsEk = encodeTpm2bPublic({ ...ak, unique: Buffer.alloc(256, 1) }).toString("base64");
+  assert.equal(ak.type, TPM_ALG.RSA);
+  const akAsEk = encodeTpm2bPublic({ ...(ak as Extract<TpmtPublic, { type: typeof TPM_ALG.RSA }>), unique: Buffer.alloc(256, 1) }).toString("base64");
   rejects({ ...identity, ekPublics: [{ alg: "rsa2048", public: akAsEk }] }, "ERR_VALIDATION", /an EK is a restricted decryption key/);
   rejects({ ...identity, ekPublics: [identity.ekPublics[0], identity.ekPublics[0]] }, "ERR_VALIDATION", /^ekPublics\[1\]: the same EK is listed twice/);
   rejects(null, "ERR_VALIDATION", /^identity: must be an object/);
