@@ -66,7 +66,7 @@ const eventlogOption = () => new Option("--eventlog <path>", `the TCG event log 
 function printVerdict(r: Awaited<ReturnType<typeof attest>>, json: boolean | undefined, stateDir: string): number {
   if (json) printJson(r);
   else {
-    process.stdout.write(`${r.verdict} host=${r.host} code=${r.code}\n`);
+    process.stdout.write(`${r.verdict} host=${r.host}${r.code ? ` code=${r.code}` : ""}${r.message ? ` ${r.message}` : ""}\n`);
     if (r.token) process.stdout.write(`token ${r.token}\n`);
     if (r.diff) process.stdout.write(`diff ${JSON.stringify(r.diff, null, 2)}\n`);
     if (r.token) process.stderr.write(`token saved to ${tokenPath(stateDir)}\n`);
