@@ -1,7 +1,7 @@
 /**
  * `tpmtrust agent attest`: one round of host attestation (docs/api.md).
  *
- *   POST /v1/attestations/challenge {akNameHex} → nonce + PCR selection
+ *   POST /v1/attestations/challenge {akNameHex, banks (the TPM's)} → nonce + PCR selection
  *   → TPM2_Quote with the bound AK over the selection, one quote per bank
  *   → TPM2_PCR_Read of the same PCRs (quoted again if they moved in between)
  *   → the event log file → POST /v1/attestations → verdict (+ token, or the diff)
@@ -34,18 +34,23 @@ export interface AttestOptions {
 
 interface Challenge {
   nonceHex: string;
-  expiresAt: number | string;
+  expiresAt: number;
+  host: string;
   pcrSelection: { bank: string; pcrs: number[] }[];
 }
 
+/** The service's verdict (docs/api.md); fields the agent does not use are passed through. */
 export interface AttestationResult {
+  attestationId: string;
   verdict: "pass" | "fail";
-  code: string;
+  /** the failure's code; null for a pass */
+  code: string | null;
+  message?: string;
   host: string;
   token?: string;
+  tokenExpiresAt?: number;
   diff?: unknown;
-  explainedPcrs?: unknown;
-  unexplainedPcrs?: unknown;
+  [more: string]: unknown;
 }
 
 /** A quote together with the PCR values it covers. */
@@ -58,7 +63,7 @@ export interface Evidence {
 const QUOTE_ATTEMPTS = 3;
 
 /** The bound AK, loaded: its persistent handle, or its blobs loaded under the EK (flushed by `release`). */
-async function withAk<T>(tpm: TpmClient, s: AgentState, fn: (handle: number) => Promise<T>): Promise<T> {
+export async function withAk<T>(tpm: TpmClient, s: AgentState, fn: (handle: number) => Promise<T>): Promise<T> {
   const check = (name: Buffer, where: string) => {
     if (name.toString("hex") !== s.akNameHex) {
       throw new TpmTrustError("ERR_KEY_MISMATCH", `${where} is not the registered AK ${s.akNameHex} (Name ${name.toString("hex")}); run \`tpmtrust agent register\` again`);
@@ -87,8 +92,8 @@ async function withAk<T>(tpm: TpmClient, s: AgentState, fn: (handle: number) => 
  * The requested selection, limited to what this TPM has allocated: a bank the TPM lacks cannot be
  * quoted (the service then sees it missing and decides).
  */
-async function quotableSelection(tpm: TpmClient, requested: Challenge["pcrSelection"], log?: Logger): Promise<TpmsPcrSelection[]> {
-  const allocated = new Map((await tpm.getPcrBanks()).map((s) => [s.hash, new Set(selectedPcrs(s))]));
+function quotableSelection(banks: TpmsPcrSelection[], requested: Challenge["pcrSelection"], log?: Logger): TpmsPcrSelection[] {
+  const allocated = new Map(banks.map((s) => [s.hash, new Set(selectedPcrs(s))]));
   const out: TpmsPcrSelection[] = [];
   for (const { bank, pcrs } of requested) {
     const alg = hashAlgByName(bank);
@@ -146,12 +151,16 @@ const pcrsHex = (pcrs: PcrValues) => Object.fromEntries(Object.entries(pcrs).map
 export async function attest(tpm: TpmClient, service: ServiceClient, o: AttestOptions): Promise<AttestationResult> {
   const state = readState(o.stateDir);
   const eventLog = readEventLog(o);
-  const challenge = await service.post<Challenge>("/v1/attestations/challenge", { akNameHex: state.akNameHex });
+  const banks = await tpm.getPcrBanks();
+  const challenge = await service.post<Challenge>("/v1/attestations/challenge", {
+    akNameHex: state.akNameHex,
+    banks: banks.filter((b) => HASH_ALGS[b.hash]).map((b) => HASH_ALGS[b.hash].name),
+  });
   if (typeof challenge.nonceHex !== "string" || !/^([0-9a-fA-F]{2})+$/.test(challenge.nonceHex) || !Array.isArray(challenge.pcrSelection)) {
     throw new TpmTrustError("ERR_UNREACHABLE", "the challenge answer lacks a nonce or a PCR selection");
   }
   const nonce = Buffer.from(challenge.nonceHex, "hex");
-  const selection = await quotableSelection(tpm, challenge.pcrSelection, o.log);
+  const selection = quotableSelection(banks, challenge.pcrSelection, o.log);
   const evidence = await withAk(tpm, state, (ak) => quotePcrs(tpm, ak, nonce, selection));
   const result = await service.post<AttestationResult>("/v1/attestations", {
     akNameHex: state.akNameHex,
