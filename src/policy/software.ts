@@ -1,5 +1,5 @@
 import { TpmTrustError } from "../errors.js";
-import { interpretEvents, type BootImage, type EventLog, type VerifiedEventLog } from "../verify/eventlog/index.js";
+import { interpretBootChain, type BootImage, type EventLog, type VerifiedEventLog } from "../verify/eventlog/index.js";
 import type { PolicyDiff, PolicyResult } from "./baseline.js";
 import { DIGESTS, NAME, validate, type Schema } from "./schema.js";
 
@@ -77,7 +77,7 @@ export function learnSoftware(name: string, logs: EventLog[]): SoftwarePolicy {
   if (!logs.length) throw new TpmTrustError("ERR_USAGE", "software is learned from at least one log");
   const policy: SoftwarePolicy = { $schema: SOFTWARE_SCHEMA_ID, kind: "tpmtrust.software", version: SOFTWARE_VERSION, name, bootloaders: [], kernels: [], initrds: [] };
   for (const log of logs) {
-    const chain = interpretEvents(log.events).bootChain;
+    const chain = interpretBootChain(log.events);
     for (const [kind] of KINDS) {
       for (const img of chain[kind].map(accepted)) if (!policy[kind].some((x) => sameImage(x, img))) policy[kind].push(img);
     }
@@ -103,7 +103,7 @@ export function evaluateSoftware(policy: SoftwarePolicy, verified: VerifiedEvent
   for (const pcr of new Set(KINDS.flatMap(([k]) => policy[k].map((i) => i.pcr)))) {
     if (!verifiedPcrs.has(pcr)) diffs.push({ pcr, kind: "pcr-not-verified", description: `PCR ${pcr}`, meaning: `PCR ${pcr} was not verified by the quote, so its boot software cannot be judged` });
   }
-  const chain = interpretEvents(verified.events).bootChain;
+  const chain = interpretBootChain(verified.events);
   for (const [kind, what] of KINDS) {
     for (const img of chain[kind]) {
       const ok = policy[kind].some((a) => {

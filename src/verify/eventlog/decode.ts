@@ -2,7 +2,7 @@ import { isTpmTrustError } from "../../errors.js";
 import { asciiText, eventLogError, LeCursor, utf16Text } from "./bytes.js";
 import { EV } from "./constants.js";
 import { decodeFirmwareBlob, decodeGpt, decodeHandoffTables, decodeImageLoad, decodeVariable } from "./efi.js";
-import { decodeSipa } from "./sipa.js";
+import { decodeSipaEvent } from "./sipa.js";
 import type { EventData, Sp800155Event, TextEvent } from "./types.js";
 
 type Decoder = (c: LeCursor, ctx: { pcr: number; uintn: 4 | 8 }) => EventData;
@@ -44,7 +44,7 @@ const noAction: Decoder = (c, ctx) => {
     return { kind: "startup-locality", locality };
   }
   if (sig.startsWith("SP800-155 Event")) return sp800155(c);
-  if (ctx.pcr === 0xffffffff && c.buf.length >= 8) return { kind: "sipa", items: decodeSipa(c) };
+  if (ctx.pcr === 0xffffffff && c.buf.length >= 8) return decodeSipaEvent(c);
   const printable = /^[\x20-\x7e]+\0*$/.test(sig);
   return { kind: "no-action", ...(printable ? { signature: sig.replace(/\0+$/, "") } : {}) };
 };
@@ -86,7 +86,7 @@ const DECODERS = new Map<number, Decoder>([
   [EV.OMIT_BOOT_DEVICE_EVENTS, text],
   [EV.EFI_ACTION, text],
   [EV.EFI_HCRTM_EVENT, text],
-  [EV.EVENT_TAG, (c) => ({ kind: "sipa", items: decodeSipa(c) })],
+  [EV.EVENT_TAG, decodeSipaEvent],
   [EV.COMPACT_HASH, (c) => ({ kind: "compact-hash", ...(c.buf.length === 4 ? { value: c.buf.readUInt32LE(0) } : {}) })],
   [EV.EFI_VARIABLE_DRIVER_CONFIG, (c, x) => decodeVariable(c, x.uintn, false)],
   [EV.EFI_VARIABLE_BOOT, (c, x) => decodeVariable(c, x.uintn, false)],

@@ -23,6 +23,7 @@ export {
 } from "./verify.js";
 export {
   interpretEvents,
+  interpretBootChain,
   iplKind,
   CertificateSummary,
   type Interpretation,

@@ -123,25 +123,37 @@ export interface WindowsBoot {
 const hex = (b: Buffer) => b.toString("hex");
 const hexDigests = (ev: TcgEvent) => Object.fromEntries(Object.entries(ev.digests).map(([k, v]) => [k, hex(v)]));
 
-export function interpretEvents(events: readonly TcgEvent[]): Interpretation {
-  const warnings: Interpretation["warnings"] = [];
-  const boundData = new Map<number, boolean>();
-  const bound = (ev: TcgEvent) => {
-    let b = boundData.get(ev.index);
+type Bound = (ev: TcgEvent) => boolean;
+
+/** Memoised data-binding check; every event whose data is not bound gets one warning. */
+function binder(warnings: Interpretation["warnings"]): Bound {
+  const seen = new Map<number, boolean>();
+  return (ev) => {
+    let b = seen.get(ev.index);
     if (b === undefined) {
       b = dataBinding(ev)?.bound ?? false;
-      boundData.set(ev.index, b);
+      seen.set(ev.index, b);
       if (!b) warnings.push({ record: ev.index, message: `${ev.typeName} data does not hash to its digest: its content is not used` });
     }
     return b;
   };
+}
+
+export function interpretEvents(events: readonly TcgEvent[]): Interpretation {
+  const warnings: Interpretation["warnings"] = [];
+  const bound = binder(warnings);
   const secureBoot = secureBootState(events, bound);
   const bootChain = bootChainOf(events, bound);
   const windows = windowsBoot(events, bound);
   return { secureBoot, bootChain, ...(windows ? { windows } : {}), warnings };
 }
 
-function secureBootState(events: readonly TcgEvent[], bound: (ev: TcgEvent) => boolean): SecureBootState {
+/** Only the boot chain (what policies need to name boot images), without Secure Boot or Windows facts. */
+export function interpretBootChain(events: readonly TcgEvent[]): BootChain {
+  return bootChainOf(events, binder([]));
+}
+
+function secureBootState(events: readonly TcgEvent[], bound: Bound): SecureBootState {
   const state: SecureBootState = { databases: [], authorities: [] };
   const flags: Record<string, "enabled" | "setupMode" | "auditMode" | "deployedMode"> = { SecureBoot: "enabled", SetupMode: "setupMode", AuditMode: "auditMode", DeployedMode: "deployedMode" };
   const pendingAuthorities: Authority[] = [];
@@ -200,7 +212,7 @@ export function iplKind(pcr: number, text: string): string {
   return m ? m[1] : text.split(/[\s:]/)[0].slice(0, 40);
 }
 
-function bootChainOf(events: readonly TcgEvent[], bound: (ev: TcgEvent) => boolean): BootChain {
+function bootChainOf(events: readonly TcgEvent[], bound: Bound): BootChain {
   const chain: BootChain = { applications: [], drivers: [], bootloaders: [], kernels: [], initrds: [] };
   let pcr4Separated = false;
   let loaderSeen = false;
@@ -282,7 +294,7 @@ function sipaValue(it: SipaItem): string {
 const sipaBool = (it: SipaItem) => it.data.some((b) => b !== 0);
 const sipaText = (it: SipaItem) => it.data.toString("utf16le").replace(/\0+$/, "");
 
-function windowsBoot(events: readonly TcgEvent[], bound: (ev: TcgEvent) => boolean): WindowsBoot | undefined {
+function windowsBoot(events: readonly TcgEvent[], bound: Bound): WindowsBoot | undefined {
   const sipaEvents = events.filter((ev) => ev.type === EV.EVENT_TAG && ev.decoded.kind === "sipa");
   if (!sipaEvents.length) return undefined;
   const w: WindowsBoot = { bitlocker: [], elam: [], loadedModules: [] };

@@ -198,7 +198,8 @@ export interface SipaItem {
 
 export interface SipaEvent {
   kind: "sipa";
-  items: SipaItem[];
+  /** Built on first access (an enumerable getter, so JSON output includes it). */
+  readonly items: SipaItem[];
 }
 
 export interface CompactHashEvent {
