@@ -7,9 +7,11 @@
 import { TpmTrustError } from "../errors.js";
 import { evaluateBaseline, parseBaseline, type PolicyResult } from "../policy/baseline.js";
 import { evaluateCodeIntegrity, parseCodeIntegrityPolicy } from "../policy/code-integrity.js";
+import { NAME, validate } from "../policy/schema.js";
 import { SECUREBOOT_PCR, evaluateSecureBoot, parseSecureBootPolicy } from "../policy/secure-boot.js";
 import { evaluateSoftware, parseSoftwarePolicy } from "../policy/software.js";
 import type { Host, Policy, PolicyVersion, Store } from "../store/index.js";
+import { HARDWARE_CLASS_PATTERN } from "./hosts.js";
 import type { Interpretation, VerifiedEventLog } from "../verify/eventlog/index.js";
 import type { PolicyRef } from "./tokens.js";
 import { bankOrder, type Selection } from "./verify-quotes.js";
@@ -138,6 +140,8 @@ export interface NewPolicy {
 /** Validates the document for its kind, stores it as the next version of (kind, name), audits it. */
 export async function addPolicy(store: Store, actor: string, now: number, p: NewPolicy): Promise<Policy> {
   try {
+    validate(NAME, p.name, "policy name");
+    if (p.hardwareClass != null && !new RegExp(HARDWARE_CLASS_PATTERN).test(p.hardwareClass)) throw new TpmTrustError("ERR_VALIDATION", `hardware class ${JSON.stringify(p.hardwareClass)} does not match ${HARDWARE_CLASS_PATTERN}`);
     kindOf(p.kind).parse(p.document);
   } catch (e) {
     if (e instanceof TpmTrustError) {

@@ -8,8 +8,11 @@ import { register as trust } from "./commands/trust.js";
 import { register as hosts } from "./commands/hosts.js";
 import { register as confirm } from "./commands/confirm.js";
 import { register as agent } from "./commands/agent.js";
+import { register as ca } from "./commands/ca.js";
+import { register as agentCert } from "./commands/agent-cert.js";
 import { register as eventlog } from "./commands/eventlog.js";
 import { register as policy } from "./commands/policy.js";
+import { register as policyStore } from "./commands/policy-store.js";
 
 /**
  * The `tpmtrust` command tree. Each area registers its subcommands from its own module
@@ -26,4 +29,4 @@ export function buildProgram(): Command {
 }
 
 type Register = (program: Command) => void;
-const registrations: Register[] = [verify, credential, serve, admin, audit, agent, eventlog, policy, trust, hosts, confirm];
+const registrations: Register[] = [verify, credential, serve, admin, audit, agent, trust, hosts, confirm, eventlog, policy, policyStore, ca, agentCert];

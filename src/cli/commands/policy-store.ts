@@ -1,0 +1,221 @@
+/**
+ * Policies in the service's database: `tpmtrust policy add|list|show|remove` and
+ * `policy secureboot create` (attached to the `policy` command of the file-based policy tools),
+ * `tpmtrust ci add` (code-integrity policies by name and digest), `tpmtrust webhooks add|list|remove|deliveries`.
+ */
+import { type Command, Option } from "commander";
+import { addPolicy, POLICY_KINDS, removePolicy } from "../../attest/policies.js";
+import { addWebhook, removeWebhook, WEBHOOK_EVENTS, webhookView } from "../../attest/webhooks.js";
+import { TpmTrustError } from "../../errors.js";
+import { parsePcrList } from "../../policy/baseline.js";
+import { CI_DEFAULT_PCRS, codeIntegrityPolicy } from "../../policy/code-integrity.js";
+import { secureBootPolicy } from "../../policy/secure-boot.js";
+import type { Policy, PolicyVersion, Store } from "../../store/index.js";
+import { readInput } from "../files.js";
+import { action, printJson } from "../run.js";
+import { DB_OPTION_HELP, withStore } from "../store.js";
+
+const ACTOR = "cli";
+const iso = (t: number | null) => (t === null ? "-" : new Date(t).toISOString());
+
+function readDocument(path: string): Record<string, unknown> {
+  const text = readInput(path, "policy file").toString("utf8");
+  let doc: unknown;
+  try {
+    doc = JSON.parse(text);
+  } catch (e) {
+    throw new TpmTrustError("ERR_PARSE_FORMAT", `${path} is not JSON: ${(e as Error).message}`, { path });
+  }
+  if (!doc || typeof doc !== "object" || Array.isArray(doc)) throw new TpmTrustError("ERR_VALIDATION", `${path}: a policy document is a JSON object`, { path });
+  return doc as Record<string, unknown>;
+}
+
+function summary(p: Policy): string {
+  return `${p.id}\t${p.kind}\t${p.name}\tv${p.version}\t${p.hardwareClass ?? "(all classes)"}\t${p.policyVersion}\t${iso(p.createdAt)}${p.disabledAt !== null ? "\tdisabled" : ""}`;
+}
+
+const policyVersionOption = () =>
+  new Option("--policy-version <v>", "policy version of the hosts it judges (a host attests only if all its policies share its version)").choices(["v2", "v1"]).default("v2");
+
+async function store(store: Store, o: { kind: string; name: string; class?: string; policyVersion: PolicyVersion; json?: boolean }, document: unknown): Promise<void> {
+  const p = await addPolicy(store, ACTOR, Date.now(), { kind: o.kind, name: o.name, hardwareClass: o.class ?? null, policyVersion: o.policyVersion, document });
+  if (o.json) return printJson(p);
+  process.stdout.write(`stored ${p.kind} ${p.name} version ${p.version} (${p.id}) for ${p.hardwareClass ?? "every hardware class"}, policy version ${p.policyVersion}\n`);
+}
+
+export function register(program: Command): void {
+  const policy = program.commands.find((c) => c.name() === "policy") ?? program.command("policy").description("policies");
+
+  policy
+    .command("add <file>")
+    .description("store a policy document in the database as the next version of its kind and name")
+    .addOption(new Option("--kind <kind>", "policy kind").choices(Object.keys(POLICY_KINDS)).makeOptionMandatory())
+    .option("--name <name>", "policy name (default: the document's name)")
+    .option("--class <hwclass>", "hardware class it applies to (default: every class)")
+    .addOption(policyVersionOption())
+    .option("--db <url>", DB_OPTION_HELP)
+    .option("--json", "print JSON")
+    .action(
+      action((file: string, o: { kind: string; name?: string; class?: string; policyVersion: PolicyVersion; db?: string; json?: boolean }) => {
+        const document = readDocument(file);
+        const name = o.name ?? (typeof document.name === "string" ? document.name : undefined);
+        if (!name) throw new TpmTrustError("ERR_USAGE", "the document has no name: pass --name");
+        return withStore(o.db, (s) => store(s, { ...o, name }, document));
+      }),
+    );
+
+  policy
+    .command("list")
+    .description("policies in the database: the newest enabled version of each")
+    .addOption(new Option("--kind <kind>", "only this kind").choices(Object.keys(POLICY_KINDS)))
+    .option("--class <hwclass>", "only policies that apply to this hardware class")
+    .option("--all", "every version, disabled ones too")
+    .option("--db <url>", DB_OPTION_HELP)
+    .option("--json", "print JSON (without documents)")
+    .action(
+      action((o: { kind?: string; class?: string; all?: boolean; db?: string; json?: boolean }) =>
+        withStore(
+          o.db,
+          async (s) => {
+            const list = await s.policies.list({ kind: o.kind, hardwareClass: o.class, allVersions: o.all, includeDisabled: o.all });
+            if (o.json) return printJson(list.map(({ document: _d, ...p }) => p));
+            for (const p of list) process.stdout.write(summary(p) + "\n");
+          },
+          { mustExist: true },
+        ),
+      ),
+    );
+
+  policy
+    .command("show <id>")
+    .description("one policy version with its document (JSON)")
+    .option("--db <url>", DB_OPTION_HELP)
+    .action(
+      action((id: string, o: { db?: string }) =>
+        withStore(
+          o.db,
+          async (s) => {
+            const p = await s.policies.getById(id);
+            if (!p) throw new TpmTrustError("ERR_NOT_FOUND", `policy ${id} not found`);
+            printJson(p);
+          },
+          { mustExist: true },
+        ),
+      ),
+    );
+
+  policy
+    .command("remove <id>")
+    .description("disable the policy that this id is a version of (every version; kept for the record)")
+    .option("--db <url>", DB_OPTION_HELP)
+    .action(
+      action((id: string, o: { db?: string }) =>
+        withStore(
+          o.db,
+          async (s) => {
+            const p = await removePolicy(s, ACTOR, Date.now(), id);
+            process.stdout.write(`disabled ${p.kind} ${p.name}\n`);
+          },
+          { mustExist: true },
+        ),
+      ),
+    );
+
+  policy
+    .command("secureboot")
+    .description("Secure Boot required: SecureBoot enabled, not in setup mode, optionally only listed authorities")
+    .command("create")
+    .description("write a Secure Boot policy document (store it with: tpmtrust policy add FILE --kind secureboot)")
+    .requiredOption("--name <name>", "policy name")
+    .option("--authority <sha256>", "SHA-256 of a certificate allowed to verify boot software (repeatable)", (v: string, prev: string[] = []) => [...prev, v.toLowerCase()])
+    .action(
+      action((o: { name: string; authority?: string[] }) => {
+        printJson(secureBootPolicy(o.name, o.authority));
+        return 0;
+      }),
+    );
+
+  program
+    .command("ci")
+    .description("code-integrity policies, registered by name and digest")
+    .command("add")
+    .description("register a code-integrity policy: its digest must appear among the verified events of its PCRs")
+    .requiredOption("--name <name>", "policy name")
+    .requiredOption("--digest <hex>", "digest of the policy (SHA-1/256/384/512, hex)")
+    .option("--pcrs <list>", "PCRs its measurement is in", CI_DEFAULT_PCRS.join(","))
+    .option("--class <hwclass>", "hardware class it applies to (default: every class)")
+    .addOption(policyVersionOption())
+    .option("--db <url>", DB_OPTION_HELP)
+    .option("--json", "print JSON")
+    .action(
+      action((o: { name: string; digest: string; pcrs: string; class?: string; policyVersion: PolicyVersion; db?: string; json?: boolean }) => {
+        const doc = codeIntegrityPolicy(o.name, o.digest.replace(/^0x/i, ""), parsePcrList(o.pcrs));
+        return withStore(o.db, (s) => store(s, { ...o, kind: "ci" }, doc));
+      }),
+    );
+
+  const hooks = program.command("webhooks").description("subscribers notified (signed POST) on every host health change");
+  hooks
+    .command("add")
+    .description("subscribe a URL; deliveries carry X-Tpmtrust-Signature: sha256=<hex HMAC-SHA256(secret, body)>")
+    .requiredOption("--url <url>", "http:// or https:// URL")
+    .requiredOption("--secret-file <file>", "file holding the HMAC secret (16–256 characters; - for standard input)")
+    .addOption(new Option("--event <name>", "only this event (repeatable; default all)").choices([...WEBHOOK_EVENTS]).argParser((v: string, prev: string[] = []) => [...prev, v]))
+    .option("--db <url>", DB_OPTION_HELP)
+    .option("--json", "print JSON")
+    .action(
+      action((o: { url: string; secretFile: string; event?: string[]; db?: string; json?: boolean }) => {
+        const secret = readInput(o.secretFile, "--secret-file").toString("utf8").trim();
+        if (secret.length < 16 || secret.length > 256) throw new TpmTrustError("ERR_USAGE", "the webhook secret must have 16 to 256 characters");
+        return withStore(o.db, async (s) => {
+          const w = await addWebhook(s, ACTOR, Date.now(), { url: o.url, secret, events: o.event });
+          if (o.json) return printJson(w);
+          process.stdout.write(`${w.id}\t${w.url}\n`);
+        });
+      }),
+    );
+  hooks
+    .command("list")
+    .description("subscriptions (secrets are never shown)")
+    .option("--db <url>", DB_OPTION_HELP)
+    .option("--json", "print JSON")
+    .action(
+      action((o: { db?: string; json?: boolean }) =>
+        withStore(
+          o.db,
+          async (s) => {
+            const list = (await s.webhooks.list({ includeDisabled: true })).map(webhookView);
+            if (o.json) return printJson(list);
+            for (const w of list) process.stdout.write(`${w.id}\t${w.url}\t${w.events.length ? w.events.join(",") : "all events"}\t${iso(w.createdAt)}\n`);
+          },
+          { mustExist: true },
+        ),
+      ),
+    );
+  hooks
+    .command("remove <id>")
+    .description("unsubscribe (pending deliveries are dropped)")
+    .option("--db <url>", DB_OPTION_HELP)
+    .action(action((id: string, o: { db?: string }) => withStore(o.db, (s) => removeWebhook(s, ACTOR, Date.now(), id), { mustExist: true })));
+  hooks
+    .command("deliveries <id>")
+    .description("delivery records of a subscription, newest first")
+    .option("--db <url>", DB_OPTION_HELP)
+    .option("--json", "print JSON")
+    .action(
+      action((id: string, o: { db?: string; json?: boolean }) =>
+        withStore(
+          o.db,
+          async (s) => {
+            const list = await s.webhooks.listDeliveries({ webhookId: id });
+            if (o.json) return printJson(list);
+            for (const d of list) {
+              const state = d.deliveredAt !== null ? `delivered ${iso(d.deliveredAt)}` : d.nextAttemptAt !== null ? `retry at ${iso(d.nextAttemptAt)}` : "gave up";
+              process.stdout.write(`${d.id}\t${d.event}\t${d.attempts} attempt(s)\t${state}${d.lastError ? `\t${d.lastError}` : ""}\n`);
+            }
+          },
+          { mustExist: true },
+        ),
+      ),
+    );
+}
