@@ -1,0 +1,140 @@
+// Host detail: EKs and how they were trusted, bound AKs, the attestation timeline, and for a failed
+// attestation the policy results with the event-log diff.
+import { actionButton, api, badge, clear, errorBox, fmtTime, h, has, json, kv, loading, section, session, short, table, timeCell } from "../lib.js";
+
+export async function render(main, [name]) {
+  if (!name) return (location.hash = "#/fleet");
+  const host = await api("GET", `/v1/hosts/${encodeURIComponent(name)}`);
+  const timeline = has("GET /v1/hosts/{name}/attestations") ? await api("GET", `/v1/hosts/${encodeURIComponent(name)}/attestations?limit=50`) : null;
+  const detail = h("div", { id: "attestation-detail" });
+
+  const show = async (a) => {
+    clear(detail, loading());
+    try {
+      const full = has("GET /v1/attestations/{id}") ? await api("GET", `/v1/attestations/${a.id}`) : { ...a, details: null };
+      clear(detail, attestationView(full));
+      detail.scrollIntoView({ block: "nearest" });
+    } catch (e) {
+      clear(detail, errorBox(e));
+    }
+  };
+
+  clear(
+    main,
+    h("p", { class: "crumbs" }, h("a", { href: "#/fleet" }, "Fleet"), " / ", host.name),
+    h("h1", {}, host.name, " ", badge(host.health)),
+    section(
+      "Host",
+      kv([
+        ["Hardware class", host.hardwareClass],
+        ["Policy version", host.policyVersion],
+        ["EK trusted by", host.trustMethod ?? "—"],
+        ["Health", [badge(host.health), host.healthReason ? [" ", h("code", {}, host.healthReason)] : null, host.healthChangedAt ? [" since ", fmtTime(host.healthChangedAt)] : null]],
+        ["Last attestation", timeCell(host.lastAttestationAt)],
+        ["Deadline", host.deadlineAt ? timeCell(host.deadlineAt) : "—"],
+        ["Registered", fmtTime(host.createdAt)],
+        host.platform ? ["TPM", Object.entries(host.platform).map(([k, v]) => `${k}: ${typeof v === "object" ? JSON.stringify(v) : v}`).join(" · ")] : null,
+        host.tags?.length ? ["Tags", host.tags.join(", ")] : null,
+      ]),
+      session.isAdmin && has("DELETE /v1/hosts/{name}")
+        ? actionButton("Remove host", () => api("DELETE", `/v1/hosts/${encodeURIComponent(host.name)}`), { danger: true, confirm: `Remove ${host.name} with its EKs, AKs and history?`, done: () => (location.hash = "#/fleet") })
+        : null,
+    ),
+    section(
+      "Endorsement keys",
+      table(
+        [
+          { label: "EK hash (SHA-256 of the public key)", cell: (e) => short(e.ekHash, 24) },
+          { label: "Name", cell: (e) => short(e.nameHex, 20) },
+          { label: "Certificate", cell: (e) => (e.certificate ? e.certificate.subject : "none") },
+          { label: "Certificate expires", cell: (e) => (e.certificate?.notAfter ? e.certificate.notAfter.slice(0, 10) : "—") },
+        ],
+        host.eks,
+        { label: "endorsement keys" },
+      ),
+    ),
+    section(
+      "Attestation keys",
+      table(
+        [
+          { label: "AK name", cell: (a) => short(a.nameHex, 32) },
+          { label: "Bound", cell: (a) => timeCell(a.boundAt) },
+          { label: "AK certificate", cell: (a) => (a.hasCertificate ? "issued" : "none") },
+        ],
+        host.aks,
+        { label: "attestation keys", empty: "No AK bound yet: tpmtrust agent register." },
+      ),
+    ),
+    section(
+      "Attestation timeline",
+      timeline === null
+        ? h("p", { class: "empty" }, "This server has no attestation timeline.")
+        : table(
+            [
+              { label: "When", cell: (a) => timeCell(a.at) },
+              { label: "Verdict", cell: (a) => badge(a.verdict) },
+              { label: "Reason", cell: (a) => (a.code ? h("code", {}, a.code) : "") },
+              { label: "PCR digest", cell: (a) => short(a.pcrDigestHex ?? "", 16) },
+            ],
+            timeline,
+            { label: "attestations", empty: "No attestations yet.", onRowClick: show, rowKey: (a) => a.id },
+          ),
+      detail,
+    ),
+  );
+  const firstFailure = timeline?.find((a) => a.verdict !== "pass");
+  if (firstFailure && timeline[0] === firstFailure) await show(firstFailure);
+}
+
+/** One attestation: verdict, policies judged, PCRs the log explained, and the diff of a failure. */
+export function attestationView(a) {
+  const d = a.details ?? {};
+  return h(
+    "div",
+    { class: "attestation" },
+    h("h3", {}, "Attestation ", badge(a.verdict), " ", fmtTime(a.at)),
+    kv([
+      ["Reason", a.code ? h("code", {}, a.code) : "—"],
+      d.message ? ["Message", d.message] : null,
+      ["AK", short(a.akNameHex ?? "", 32)],
+      ["PCR digest", short(a.pcrDigestHex ?? "", 32)],
+      d.policies ? ["Policies", d.policies.map((p) => `${p.kind} ${p.name} v${p.version}`).join(", ") || "—"] : null,
+      d.explainedPcrs ? ["PCRs the log explains", d.explainedPcrs.map((p) => `${p.bank}:${p.pcr}`).join(" ") || "—"] : null,
+      d.unexplainedPcrs?.length ? ["PCRs not explained", d.unexplainedPcrs.map((p) => `${p.bank}:${p.pcr} (${p.reason})`).join("; ")] : null,
+      d.workarounds?.length ? ["Workarounds applied", d.workarounds.map((w) => `${w.name} (${w.bank}:${w.pcr})`).join("; ")] : null,
+    ]),
+    a.diff ? diffView(a.diff) : null,
+  );
+}
+
+const digests = (v) => (v === "any" ? "any" : v && typeof v === "object" ? Object.entries(v).map(([k, x]) => h("div", { class: "mono" }, `${k}: ${x}`)) : "");
+
+/** The diff of a failed attestation: per failed policy its differences, or the failed check. */
+export function diffView(diff) {
+  const items = Array.isArray(diff) ? diff : [diff];
+  return h(
+    "div",
+    { class: "diff" },
+    items.map((p) =>
+      Array.isArray(p?.diffs)
+        ? h(
+            "div",
+            { class: "diff-policy" },
+            h("h4", {}, `${p.kind} “${p.name}”`, p.version ? ` v${p.version}` : "", " failed"),
+            table(
+              [
+                { label: "PCR", cell: (x) => String(x.pcr), class: "num" },
+                { label: "Difference", cell: (x) => badge(x.kind, "diff") },
+                { label: "Event", cell: (x) => [x.type ?? "", x.record !== undefined ? ` #${x.record}` : ""] },
+                { label: "Expected", cell: (x) => digests(x.expected) },
+                { label: "Actual", cell: (x) => digests(x.actual) },
+                { label: "What it means", cell: (x) => h("div", {}, h("strong", {}, x.meaning), h("div", { class: "muted" }, x.description)) },
+              ],
+              p.diffs,
+              { label: `differences of ${p.kind} ${p.name}` },
+            ),
+          )
+        : h("div", { class: "diff-check" }, h("h4", {}, "Failed check ", h("code", {}, p?.check ?? "")), p?.message ? h("p", {}, p.message) : null, json(p)),
+    ),
+  );
+}
