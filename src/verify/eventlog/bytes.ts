@@ -1,7 +1,7 @@
 import { TpmTrustError } from "../../errors.js";
 
 /** Why an event log was rejected: the stable `details.reason` of ERR_PARSE_EVENTLOG. */
-export type EventLogParseReason = "empty" | "truncated" | "too-large" | "bad-value" | "unsupported";
+export type EventLogParseReason = "empty" | "truncated" | "too-large" | "bad-value";
 
 export function eventLogError(reason: EventLogParseReason, message: string, offset: number, extra: Record<string, unknown> = {}): TpmTrustError {
   return new TpmTrustError("ERR_PARSE_EVENTLOG", `${message} at offset ${offset}`, { reason, offset, ...extra });

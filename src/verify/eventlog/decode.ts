@@ -11,7 +11,7 @@ function text(c: LeCursor): EventData {
   return textOf(c.buf) ?? { kind: "raw" };
 }
 
-export function textOf(b: Buffer): TextEvent | undefined {
+function textOf(b: Buffer): TextEvent | undefined {
   const utf16 = b.length >= 4 && b[1] === 0 ? utf16Text(b) : undefined;
   if (utf16 !== undefined) return { kind: "text", encoding: "utf16le", text: utf16 };
   const ascii = asciiText(b);
