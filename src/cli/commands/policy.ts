@@ -36,7 +36,7 @@ function report(result: PolicyResult, json?: boolean): number {
 const collect = (v: string, prev: string[] = []) => [...prev, v];
 
 export function register(program: Command): void {
-  const policy = program.command("policy").description("TPM baselines and accepted boot software, as JSON documents (exit 0 pass, 1 fail, 2 unusable input)");
+  const policy = program.command("policy").description("policies as JSON documents: TPM baselines, accepted boot software (exit 0 pass, 1 fail, 2 unusable input)");
 
   const baseline = policy.command("baseline").description("TPM baselines learned from reference hosts' event logs");
   baseline
