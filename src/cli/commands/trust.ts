@@ -11,11 +11,34 @@ import {
   removeCa,
   type Caller,
 } from "../../attest/trust.js";
+import type { Store } from "../../store/index.js";
 import { action, printJson, usage } from "../run.js";
 import { DB_OPTION_HELP, withStore } from "../store.js";
 
 const cli = (): Caller => ({ actor: "cli", now: Date.now() });
 const tsv = (rows: (string | number | null)[][]) => process.stdout.write(rows.map((r) => r.map((c) => c ?? "").join("\t") + "\n").join(""));
+
+/** `<parent> list [--db] [--json]`: reads with `fetch`, prints JSON or `text`; the database must exist. */
+function listCommand<T>(parent: Command, description: string, fetch: (store: Store) => Promise<T>, text: (r: T) => void): void {
+  parent
+    .command("list")
+    .description(description)
+    .option("--db <url>", DB_OPTION_HELP)
+    .option("--json", "print JSON")
+    .action(
+      action((o: { db?: string; json?: boolean }) =>
+        withStore(
+          o.db,
+          async (store) => {
+            const r = await fetch(store);
+            if (o.json) printJson(r);
+            else text(r);
+          },
+          { mustExist: true },
+        ),
+      ),
+    );
+}
 
 /** `tpmtrust trust …`: the EK allow-list, allow-list folders, and EK roots/intermediates. */
 export function register(program: Command): void {
@@ -40,25 +63,10 @@ export function register(program: Command): void {
     .description("remove a database entry (folder entries: delete the file)")
     .option("--db <url>", DB_OPTION_HELP)
     .action(action((ekHash: string, o: { db?: string }) => withStore(o.db, (store) => removeAllowlist(store, ekHash, cli()))));
-  allow
-    .command("list")
-    .description("database entries and the entries of every allow-list folder")
-    .option("--db <url>", DB_OPTION_HELP)
-    .option("--json", "print JSON")
-    .action(
-      action((o: { db?: string; json?: boolean }) =>
-        withStore(
-          o.db,
-          async (store) => {
-            const r = await listAllowlist(store);
-            if (o.json) return printJson(r);
-            tsv(r.entries.map((e) => [e.ekHash, e.source, e.label]));
-            for (const w of r.warnings) process.stderr.write(`warning: ${w}\n`);
-          },
-          { mustExist: true },
-        ),
-      ),
-    );
+  listCommand(allow, "database entries and the entries of every allow-list folder", listAllowlist, (r) => {
+    tsv(r.entries.map((e) => [e.ekHash, e.source, e.label]));
+    for (const w of r.warnings) process.stderr.write(`warning: ${w}\n`);
+  });
 
   const dirs = trust.command("allowlist-dir").description("AD CS-style folders of zero-byte files named by EK hash, re-read on every decision");
   dirs
@@ -79,24 +87,9 @@ export function register(program: Command): void {
     .description("unregister a folder (its files stay)")
     .option("--db <url>", DB_OPTION_HELP)
     .action(action((dir: string, o: { db?: string }) => withStore(o.db, (store) => removeAllowlistDir(store, dir, cli()))));
-  dirs
-    .command("list")
-    .description("registered folders and what each holds now")
-    .option("--db <url>", DB_OPTION_HELP)
-    .option("--json", "print JSON")
-    .action(
-      action((o: { db?: string; json?: boolean }) =>
-        withStore(
-          o.db,
-          async (store) => {
-            const r = await listAllowlistDirs(store);
-            if (o.json) return printJson(r);
-            tsv(r.map((d) => [d.path, d.entries === null ? `unreadable: ${d.error}` : `${d.entries} EK hashes`, d.ignored.length ? `${d.ignored.length} ignored` : ""]));
-          },
-          { mustExist: true },
-        ),
-      ),
-    );
+  listCommand(dirs, "registered folders and what each holds now", listAllowlistDirs, (r) =>
+    tsv(r.map((d) => [d.path, d.entries === null ? `unreadable: ${d.error}` : `${d.entries} EK hashes`, d.ignored.length ? `${d.ignored.length} ignored` : ""])),
+  );
 
   trust
     .command("import <paths...>")
@@ -121,24 +114,7 @@ export function register(program: Command): void {
     );
 
   const cas = trust.command("cas").description("the stored EK roots and intermediates");
-  cas
-    .command("list")
-    .description("list them (id = SHA-256 of the DER)")
-    .option("--db <url>", DB_OPTION_HELP)
-    .option("--json", "print JSON")
-    .action(
-      action((o: { db?: string; json?: boolean }) =>
-        withStore(
-          o.db,
-          async (store) => {
-            const r = await listCas(store);
-            if (o.json) return printJson(r);
-            tsv(r.map((c) => [c.id, c.kind, c.notAfter, c.subject]));
-          },
-          { mustExist: true },
-        ),
-      ),
-    );
+  listCommand(cas, "list them (id = SHA-256 of the DER)", listCas, (r) => tsv(r.map((c) => [c.id, c.kind, c.notAfter, c.subject])));
   cas
     .command("remove <id>")
     .description("remove a root or intermediate by id")
