@@ -134,7 +134,7 @@ export function badge(text, kind = text) {
 /** A table; columns: [{label, cell(row) → node|string, class?}]. */
 export function table(columns, rows, opts = {}) {
   if (rows.length === 0) return h("p", { class: "empty" }, opts.empty ?? "Nothing here yet.");
-  return h(
+  const t = h(
     "table",
     { class: "grid", "aria-label": opts.label },
     h("thead", {}, h("tr", {}, columns.map((c) => h("th", { scope: "col", class: c.class }, c.label)))),
@@ -150,6 +150,7 @@ export function table(columns, rows, opts = {}) {
       ),
     ),
   );
+  return h("div", { class: "scroll" }, t);
 }
 
 /** Any JSON array of objects as a table, for areas without a dedicated view. */

@@ -107,7 +107,9 @@ export function attestationView(a) {
   );
 }
 
-const digests = (v) => (v === "any" ? "any" : v && typeof v === "object" ? Object.entries(v).map(([k, x]) => h("div", { class: "mono" }, `${k}: ${x}`)) : "");
+/** Digests per bank, shortened; the full value is the tooltip. */
+const digests = (v) =>
+  v === "any" ? "any" : v && typeof v === "object" ? Object.entries(v).map(([k, x]) => h("div", { class: "mono", title: `${k}: ${x}` }, `${k}: ${String(x).slice(0, 16)}${String(x).length > 16 ? "…" : ""}`)) : "";
 
 /** The diff of a failed attestation: per failed policy its differences, or the failed check. */
 export function diffView(diff) {
