@@ -11,7 +11,7 @@ import { NAME, validate } from "../policy/schema.js";
 import { SECUREBOOT_PCR, evaluateSecureBoot, parseSecureBootPolicy } from "../policy/secure-boot.js";
 import { evaluateSoftware, parseSoftwarePolicy } from "../policy/software.js";
 import type { Host, Policy, PolicyVersion, Store } from "../store/index.js";
-import { HARDWARE_CLASS_PATTERN } from "./hosts.js";
+import { HARDWARE_CLASS_PATTERN, requireSamePolicyVersion } from "./hosts.js";
 import type { Interpretation, VerifiedEventLog } from "../verify/eventlog/index.js";
 import type { PolicyRef } from "./tokens.js";
 import { bankOrder, type Selection } from "./verify-quotes.js";
@@ -99,13 +99,7 @@ export function policySelection(policies: Policy[], extraBanks: string[] = []): 
 
 /** ERR_POLICY_VERSION unless every policy shares the host's policy version; ERR_POLICY_FAILED without a baseline. */
 export function checkPolicySet(host: Host, policies: Policy[]): void {
-  const off = policies.filter((p) => p.policyVersion !== host.policyVersion);
-  if (off.length) {
-    throw new TpmTrustError("ERR_POLICY_VERSION", `host ${host.name} has policy version ${host.policyVersion}, but ${off.map((p) => `${p.kind} ${p.name} is ${p.policyVersion}`).join(", ")}`, {
-      hostPolicyVersion: host.policyVersion,
-      policies: off.map((p) => ({ ...refOf(p), policyVersion: p.policyVersion })),
-    });
-  }
+  requireSamePolicyVersion(host, policies);
   if (!policies.some((p) => p.kind === "baseline")) {
     throw new TpmTrustError("ERR_POLICY_FAILED", `no baseline applies to hardware class ${host.hardwareClass}: add one with tpmtrust policy add FILE --kind baseline --class ${host.hardwareClass}`, {
       hardwareClass: host.hardwareClass,
