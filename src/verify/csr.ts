@@ -1,0 +1,117 @@
+/**
+ * PKCS#10 certificate requests (RFC 2986): strict, bounded parsing and the self-signature. Pure
+ * (no clock, disk or network); the signature check is async only because WebCrypto is.
+ */
+import "reflect-metadata";
+import * as x509 from "@peculiar/x509";
+import { createPublicKey, type KeyObject } from "node:crypto";
+import { TpmTrustError, isTpmTrustError } from "../errors.js";
+
+/** Largest CSR accepted (a KAST statement with two RSA bindings stays far below). */
+export const MAX_CSR_BYTES = 64 * 1024;
+const EXTENSION_REQUEST = "1.2.840.113549.1.9.14";
+const SAN = "2.5.29.17";
+
+export interface CsrSan {
+  type: "dns" | "ip" | "email" | "uri";
+  value: string;
+}
+
+export interface ParsedCsr {
+  der: Buffer;
+  request: x509.Pkcs10CertificateRequest;
+  /** RFC 4514-style subject, e.g. "CN=host1, O=Example" */
+  subject: string;
+  commonName: string | undefined;
+  /** DER SubjectPublicKeyInfo */
+  spki: Buffer;
+  publicKey: KeyObject;
+  /** "rsa-2048", "ecdsa-p256", … */
+  keyType: string;
+  sans: CsrSan[];
+  /** attributes other than extensionRequest: type and DER values */
+  attributes: { type: string; values: Buffer[] }[];
+  /** OIDs of requested extensions other than subjectAltName (ignored: the template decides) */
+  otherExtensions: string[];
+}
+
+function csrError(message: string, details?: Record<string, unknown>): TpmTrustError {
+  return new TpmTrustError("ERR_PARSE_CSR", message, details);
+}
+
+/** DER, or PEM text/bytes ("CERTIFICATE REQUEST"). */
+function toDer(input: Uint8Array | string): Buffer {
+  const text = typeof input === "string" ? input : input[0] === 0x2d ? Buffer.from(input).toString("latin1") : undefined;
+  if (text === undefined) return Buffer.from(input as Uint8Array);
+  const m = /^-----BEGIN (NEW )?CERTIFICATE REQUEST-----\s*([A-Za-z0-9+/=\s]+?)\s*-----END (NEW )?CERTIFICATE REQUEST-----\s*$/.exec(text.trim());
+  if (!m) throw csrError("not a DER or PEM certificate request");
+  return Buffer.from(m[2].replace(/\s+/g, ""), "base64");
+}
+
+function keyTypeOf(k: KeyObject): string {
+  const d = k.asymmetricKeyDetails ?? {};
+  if (k.asymmetricKeyType === "rsa") return `rsa-${d.modulusLength}`;
+  if (k.asymmetricKeyType === "ec") {
+    const curve = { prime256v1: "p256", secp384r1: "p384", secp521r1: "p521" }[d.namedCurve ?? ""];
+    return curve ? `ecdsa-${curve}` : `ec-${d.namedCurve}`;
+  }
+  return k.asymmetricKeyType ?? "unknown";
+}
+
+const SAN_TYPES: Record<string, CsrSan["type"]> = { dns: "dns", ip: "ip", email: "email", url: "uri" };
+
+/** Parses a CSR; ERR_PARSE_CSR for anything malformed, oversized or unsupported (e.g. otherName SANs). */
+export function parseCsr(input: Uint8Array | string): ParsedCsr {
+  const der = toDer(input);
+  if (der.length === 0 || der.length > MAX_CSR_BYTES) throw csrError(`a CSR has 1 to ${MAX_CSR_BYTES} bytes, got ${der.length}`);
+  let request: x509.Pkcs10CertificateRequest;
+  try {
+    request = new x509.Pkcs10CertificateRequest(new Uint8Array(der));
+  } catch (e) {
+    throw csrError(`not a PKCS#10 request: ${(e as Error).message}`);
+  }
+  if (!Buffer.from(request.rawData).equals(der)) throw csrError("trailing bytes after the CSR");
+  const spki = Buffer.from(request.publicKey.rawData);
+  let publicKey: KeyObject;
+  try {
+    publicKey = createPublicKey({ key: spki, format: "der", type: "spki" });
+  } catch (e) {
+    throw csrError(`the CSR's public key does not load: ${(e as Error).message}`);
+  }
+  const sans: CsrSan[] = [];
+  const otherExtensions: string[] = [];
+  const attributes: ParsedCsr["attributes"] = [];
+  try {
+    for (const a of request.attributes) {
+      if (a.type !== EXTENSION_REQUEST) attributes.push({ type: a.type, values: a.values.map((v) => Buffer.from(v)) });
+    }
+    for (const ext of request.extensions) {
+      if (ext.type !== SAN) {
+        otherExtensions.push(ext.type);
+        continue;
+      }
+      const names = new x509.SubjectAlternativeNameExtension(ext.rawData).names.items;
+      for (const n of names) {
+        const type = SAN_TYPES[n.type];
+        if (!type) throw csrError(`subjectAltName of type ${n.type} is not supported`, { type: n.type });
+        sans.push({ type, value: n.value });
+      }
+    }
+  } catch (e) {
+    if (isTpmTrustError(e)) throw e;
+    throw csrError(`the CSR's attributes do not parse: ${(e as Error).message}`);
+  }
+  const cn = request.subjectName.getField("CN");
+  return { der, request, subject: request.subject, commonName: cn[0], spki, publicKey, keyType: keyTypeOf(publicKey), sans, attributes, otherExtensions };
+}
+
+/** The CSR's self-signature (proof of possession); ERR_SIGNATURE_INVALID if it does not verify. */
+export async function verifyCsrSignature(csr: ParsedCsr): Promise<void> {
+  let ok: boolean;
+  try {
+    ok = await csr.request.verify();
+  } catch (e) {
+    throw new TpmTrustError("ERR_SIGNATURE_INVALID", `the CSR's signature cannot be checked: ${(e as Error).message}`);
+  }
+  if (!ok) throw new TpmTrustError("ERR_SIGNATURE_INVALID", "the CSR's self-signature does not verify with its public key");
+}
