@@ -10,6 +10,7 @@ import jwks from "./jwks.js";
 import audit from "./audit.js";
 import keys from "./keys.js";
 import metrics from "./metrics.js";
+import ca from "./ca.js";
 
 /** Every area's routes; an area adds one entry here. */
-export const routeModules: RouteModule[] = [health, trust, hosts, activations, attestations, policies, webhooks, jwks, audit, metrics, keys];
+export const routeModules: RouteModule[] = [health, trust, hosts, activations, attestations, policies, webhooks, jwks, audit, metrics, keys, ca];

@@ -1,0 +1,192 @@
+import { type Command, Option } from "commander";
+import { writeFileSync } from "node:fs";
+import { TpmTrustError } from "../../errors.js";
+import { initCa } from "../../ca/authority.js";
+import { certView, listCertificates } from "../../ca/certificates.js";
+import { publishCrl, REVOCATION_REASONS, revokeCertificate } from "../../ca/crl.js";
+import { CA_KEY_ALGS, type CaKeyAlg } from "../../ca/signing.js";
+import { ATTESTATION_MODES, getTemplate, listTemplates, putTemplate, removeTemplate, type TemplateView } from "../../ca/templates.js";
+import { TRUST_MODELS } from "../../ca/oids.js";
+import { readInput } from "../files.js";
+import { action, printJson } from "../run.js";
+import { DB_OPTION_HELP, withStore } from "../store.js";
+
+const caller = () => ({ actor: "cli", now: Date.now() });
+const csv = (v: string) => v.split(",").map((s) => s.trim()).filter(Boolean);
+
+function templateLine(t: TemplateView): string {
+  const ka = t.keyAttestation;
+  return `${t.name}\t${ka.mode}\t${ka.trustModels.join(",") || "-"}\t${t.validityDays}d\t${t.keyTypes.join(",")}`;
+}
+
+interface TemplateFlags {
+  name?: string;
+  validityDays?: string;
+  keyUsage?: string;
+  eku?: string;
+  subjectPattern?: string;
+  san?: string;
+  sanPattern?: string;
+  keyTypes?: string;
+  attestation?: string;
+  trustModels?: string;
+  policies?: boolean;
+}
+
+/** A template document from a JSON file, flags, or both (flags override the file). */
+function templateDocument(file: string | undefined, f: TemplateFlags): Record<string, unknown> {
+  let doc: Record<string, unknown> = {};
+  if (file) {
+    try {
+      doc = JSON.parse(readInput(file, "template").toString("utf8")) as Record<string, unknown>;
+    } catch (e) {
+      if (e instanceof SyntaxError) throw new TpmTrustError("ERR_PARSE_FORMAT", `${file} is not JSON: ${e.message}`);
+      throw e;
+    }
+    if (typeof doc !== "object" || doc === null || Array.isArray(doc)) throw new TpmTrustError("ERR_PARSE_FORMAT", `${file} must hold a JSON object`);
+  }
+  const set = (path: string[], v: unknown) => {
+    let o = doc;
+    for (const k of path.slice(0, -1)) o = (o[k] ??= {}) as Record<string, unknown>;
+    o[path[path.length - 1]] = v;
+  };
+  if (f.name) set(["name"], f.name);
+  if (f.validityDays) set(["validityDays"], Number(f.validityDays));
+  if (f.keyUsage) set(["keyUsage"], csv(f.keyUsage));
+  if (f.eku) set(["extendedKeyUsage"], csv(f.eku));
+  if (f.subjectPattern) set(["subject", "pattern"], f.subjectPattern);
+  if (f.san) set(["subjectAltNames", "allowed"], csv(f.san));
+  if (f.sanPattern) set(["subjectAltNames", "pattern"], f.sanPattern);
+  if (f.keyTypes) set(["keyTypes"], csv(f.keyTypes));
+  if (f.attestation) set(["keyAttestation", "mode"], f.attestation);
+  if (f.trustModels) set(["keyAttestation", "trustModels"], csv(f.trustModels));
+  if (f.policies === false) set(["keyAttestation", "includeIssuancePolicies"], false);
+  if (doc.name === undefined) throw new TpmTrustError("ERR_USAGE", "give a template JSON file or --name");
+  return doc;
+}
+
+export function register(program: Command): void {
+  const ca = program.command("ca").description("the key attestation CA: certificates only for keys a trusted TPM protects (AD CS TPM key attestation)");
+
+  ca.command("init")
+    .description("create the root and the issuing CA (keys: PKCS#8 files with mode 0600)")
+    .addOption(new Option("--alg <alg>", "CA key algorithm").choices([...CA_KEY_ALGS]).default("ecdsa-p256"))
+    .option("--key-dir <dir>", "where the CA keys are written (default: ca/ beside the SQLite database, or under $TPMTRUST_STATE_DIR)")
+    .option("--any-policy", "the issuing CA carries anyPolicy instead of the three attestation policies")
+    .option("--org <name>", "organisation in the CA subjects", "tpmtrust")
+    .option("--db <url>", DB_OPTION_HELP)
+    .option("--json", "print JSON")
+    .action(
+      action((o: { alg: CaKeyAlg; keyDir?: string; anyPolicy?: boolean; org: string; db?: string; json?: boolean }) =>
+        withStore(o.db, async (store) => {
+          const r = await initCa(store, { alg: o.alg, keyDir: o.keyDir, anyPolicy: o.anyPolicy, organization: o.org, ...caller() });
+          if (o.json) return printJson(r);
+          for (const a of [r.root, r.issuing]) process.stdout.write(`${a.kind}\t${a.subject}\t${a.notAfter}\t${a.keyRef}\n`);
+          process.stdout.write(`issuing CA policies: ${r.issuing.policies.join(", ")}\n`);
+        }),
+      ),
+    );
+
+  const templates = ca.command("templates").description("certificate templates");
+  templates
+    .command("add [file]")
+    .description("create or replace a template from a JSON file (- for stdin) and/or flags")
+    .option("--name <name>", "template name")
+    .option("--validity-days <n>", "certificate lifetime in days (default 365)")
+    .option("--key-usage <list>", "digitalSignature,keyEncipherment,… (default digitalSignature)")
+    .option("--eku <list>", "clientAuth,serverAuth,… or OIDs (default clientAuth)")
+    .option("--subject-pattern <regex>", "regular expression the subject (e.g. CN=host1, O=x) must match")
+    .option("--san <types>", "subjectAltName types a CSR may request: dns,ip,email,uri (default none)")
+    .option("--san-pattern <regex>", "regular expression every requested SAN value must match")
+    .option("--key-types <list>", "rsa-2048,ecdsa-p256,… (default rsa-2048,ecdsa-p256)")
+    .addOption(new Option("--attestation <mode>", "key attestation mode").choices([...ATTESTATION_MODES]))
+    .option("--trust-models <list>", `any of ${TRUST_MODELS.join(",")} (default ek-cert when attestation is on)`)
+    .option("--no-policies", "do not stamp the attestation issuance policies into certificates")
+    .option("--db <url>", DB_OPTION_HELP)
+    .option("--json", "print JSON")
+    .action(
+      action((file: string | undefined, o: TemplateFlags & { db?: string; json?: boolean }) =>
+        withStore(o.db, async (store) => {
+          const t = await putTemplate(store, templateDocument(file, o), caller());
+          if (o.json) return printJson(t);
+          process.stdout.write(templateLine(t) + "\n");
+        }),
+      ),
+    );
+  templates
+    .command("list")
+    .description("list templates: name, attestation mode, trust models, validity, key types")
+    .option("--db <url>", DB_OPTION_HELP)
+    .option("--json", "print JSON")
+    .action(
+      action((o: { db?: string; json?: boolean }) =>
+        withStore(o.db, async (store) => {
+          const list = await listTemplates(store);
+          if (o.json) return printJson(list);
+          for (const t of list) process.stdout.write(templateLine(t) + "\n");
+        }),
+      ),
+    );
+  templates
+    .command("show <name>")
+    .description("print a template (JSON)")
+    .option("--db <url>", DB_OPTION_HELP)
+    .action(action((name: string, o: { db?: string }) => withStore(o.db, async (store) => printJson(await getTemplate(store, name)))));
+  templates
+    .command("remove <name>")
+    .description("remove a template")
+    .option("--db <url>", DB_OPTION_HELP)
+    .action(action((name: string, o: { db?: string }) => withStore(o.db, (store) => removeTemplate(store, name, caller()))));
+
+  const certs = ca.command("certs").description("issued certificates");
+  certs
+    .command("list")
+    .description("list issued certificates, newest first")
+    .option("--template <name>", "only this template's")
+    .option("--host <name>", "only this host's")
+    .option("--revoked", "only revoked ones")
+    .option("--all", "include AK certificates of the attestation CA")
+    .option("--db <url>", DB_OPTION_HELP)
+    .option("--json", "print JSON")
+    .action(
+      action((o: { template?: string; host?: string; revoked?: boolean; all?: boolean; db?: string; json?: boolean }) =>
+        withStore(o.db, async (store) => {
+          const list = await listCertificates(store, { template: o.template, host: o.host, ...(o.revoked ? { revoked: true } : {}), all: o.all });
+          if (o.json) return printJson(list);
+          for (const c of list) {
+            const policies = (c.attestation?.policies as string[] | undefined)?.join(",") || "-";
+            process.stdout.write(`${c.serial}\t${c.subject}\t${c.template ?? "-"}\t${c.host ?? "-"}\t${c.notAfter}\t${c.revokedAt ? `revoked:${c.revocationReason}` : "valid"}\t${policies}\n`);
+          }
+        }),
+      ),
+    );
+  certs
+    .command("revoke <serial>")
+    .description("revoke a certificate and publish a new CRL")
+    .addOption(new Option("--reason <reason>", "RFC 5280 reason").choices(Object.keys(REVOCATION_REASONS)).default("unspecified"))
+    .option("--db <url>", DB_OPTION_HELP)
+    .option("--json", "print JSON")
+    .action(
+      action((serial: string, o: { reason: string; db?: string; json?: boolean }) =>
+        withStore(o.db, async (store) => {
+          const c = await revokeCertificate(store, serial, { reason: o.reason, ...caller() });
+          if (o.json) return printJson(certView(c));
+          process.stdout.write(`${c.serial}\trevoked\t${o.reason}\n`);
+        }),
+      ),
+    );
+
+  ca.command("crl")
+    .description("publish a new CRL now and write it (DER)")
+    .requiredOption("--out <file>", "where to write the CRL")
+    .option("--db <url>", DB_OPTION_HELP)
+    .action(
+      action((o: { out: string; db?: string }) =>
+        withStore(o.db, async (store) => {
+          const crl = await publishCrl(store, Date.now());
+          writeFileSync(o.out, crl.der);
+          process.stdout.write(`CRL ${crl.number} (next update ${new Date(crl.nextUpdate).toISOString()}) -> ${o.out}\n`);
+        }),
+      ),
+    );
+}

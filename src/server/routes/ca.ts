@@ -1,0 +1,187 @@
+/**
+ * The key attestation CA. Enrolment is public (the proof is TPM evidence); a request may carry an
+ * admin API token, which is what the `user-credentials` trust model rests on. Templates and
+ * certificate management need admin (writes) or auditor (reads) tokens; the CRL and the CA chain
+ * are public.
+ */
+import type { FastifyRequest } from "fastify";
+import type { RouteModule } from "../app.js";
+import { ADMINS, READERS, actorOf, bearer } from "../auth.js";
+import { TpmTrustError } from "../../errors.js";
+import { BASE64_PATTERN, decodeBase64 } from "../../attest/identity.js";
+import { caChain } from "../../ca/authority.js";
+import { certView, getCertificate, listCertificates } from "../../ca/certificates.js";
+import { currentCrl, revokeCertificate, REVOCATION_REASONS } from "../../ca/crl.js";
+import { enroll, enrollChallenge } from "../../ca/enroll.js";
+import { certificatePem } from "../../ca/signing.js";
+import { TEMPLATE_NAME_PATTERN, TEMPLATE_SCHEMA, getTemplate, listTemplates, putTemplate, removeTemplate } from "../../ca/templates.js";
+import type { Store } from "../../store/index.js";
+
+const tags = ["ca"];
+const B64 = (max: number, description: string) => ({ type: "string", minLength: 4, maxLength: max, pattern: BASE64_PATTERN, description }) as const;
+const NAME_PARAMS = { type: "object", additionalProperties: false, required: ["name"], properties: { name: { type: "string", pattern: TEMPLATE_NAME_PATTERN } } } as const;
+const SERIAL_PARAMS = { type: "object", additionalProperties: false, required: ["serial"], properties: { serial: { type: "string", pattern: "^[0-9A-Fa-f:]{1,64}$" } } } as const;
+
+interface EnrollBody {
+  template: string;
+  csr: string;
+  attestation?: { keyPublic: string; certify: { attest: string; signature: string }; akNameHex: string };
+}
+
+/** The enrolling principal: anonymous, or an admin whose token vouches (ERR_UNAUTHENTICATED/ERR_FORBIDDEN for a bad or non-admin token). */
+async function vouching(store: Store, req: FastifyRequest): Promise<{ actor: string; admin: boolean }> {
+  const token = bearer(req);
+  if (req.headers.authorization === undefined) return { actor: "anonymous", admin: false };
+  const t = token ? await store.adminTokens.verify(token) : undefined;
+  const deny = async (code: "ERR_UNAUTHENTICATED" | "ERR_FORBIDDEN", message: string, actor: string) => {
+    await store.audit.append({ actor, action: "auth.denied", subject: "POST /v1/ca/enroll", outcome: "denied", details: { code } });
+    throw new TpmTrustError(code, message);
+  };
+  if (!t) return deny("ERR_UNAUTHENTICATED", "the API token is unknown or revoked (enrol without Authorization for TPM-only attestation)", "anonymous");
+  if (t.role !== "admin") return deny("ERR_FORBIDDEN", `role ${t.role} may not vouch for a TPM; it needs admin`, `${t.role}:${t.id}`);
+  return { actor: `admin:${t.id}`, admin: true };
+}
+
+const ca: RouteModule = (app, { store, now, publicUrl }) => {
+  app.post(
+    "/v1/ca/challenge",
+    { config: { access: "public" }, schema: { tags, summary: "a single-use nonce: the qualifying data of the TPM2_Certify an enrolment carries" } },
+    async (_req, reply) => {
+      const c = await enrollChallenge(store, now());
+      return reply.code(201).send({ nonceHex: c.nonce.toString("hex"), expiresAt: c.expiresAt });
+    },
+  );
+
+  app.post<{ Body: EnrollBody }>(
+    "/v1/ca/enroll",
+    {
+      config: { access: "public" },
+      schema: {
+        tags,
+        summary: "enrol a CSR with TPM key attestation (TPM2_Certify by a bound AK, or a KAST statement in the CSR)",
+        body: {
+          type: "object",
+          additionalProperties: false,
+          required: ["template", "csr"],
+          properties: {
+            template: { type: "string", pattern: TEMPLATE_NAME_PATTERN },
+            csr: { type: "string", minLength: 4, maxLength: 90_000, description: "PKCS#10, base64 DER or PEM" },
+            attestation: {
+              type: "object",
+              additionalProperties: false,
+              required: ["keyPublic", "certify", "akNameHex"],
+              properties: {
+                keyPublic: B64(4096, "TPM2B_PUBLIC of the certified key"),
+                certify: {
+                  type: "object",
+                  additionalProperties: false,
+                  required: ["attest", "signature"],
+                  properties: { attest: B64(4096, "TPMS_ATTEST of TPM2_Certify, extraData = nonce"), signature: B64(4096, "TPMT_SIGNATURE") },
+                },
+                akNameHex: { type: "string", pattern: "^[0-9a-fA-F]{68,132}$" },
+              },
+            },
+          },
+        },
+      },
+    },
+    async (req, reply) => {
+      const who = await vouching(store, req);
+      const b = req.body;
+      const csr = b.csr.trimStart().startsWith("-----BEGIN") ? b.csr : decodeBase64(b.csr, "csr");
+      const a = b.attestation;
+      const r = await enroll(
+        store,
+        {
+          template: b.template,
+          csr,
+          ...(a
+            ? {
+                evidence: {
+                  keyPublic: decodeBase64(a.keyPublic, "attestation.keyPublic"),
+                  attest: decodeBase64(a.certify.attest, "attestation.certify.attest"),
+                  signature: decodeBase64(a.certify.signature, "attestation.certify.signature"),
+                  akNameHex: a.akNameHex.toLowerCase(),
+                },
+              }
+            : {}),
+        },
+        { ...who, now: now(), publicUrl },
+      );
+      return reply.code(201).send({
+        serial: r.serial,
+        subject: r.subject,
+        notAfter: r.notAfter,
+        certificate: r.certificate.toString("base64"),
+        certificatePem: certificatePem(r.certificate),
+        chainPem: certificatePem(...r.chain),
+        policies: r.policies,
+        trustModels: r.trustModels,
+        attestation: r.attestation,
+      });
+    },
+  );
+
+  app.get("/v1/ca/crl", { config: { access: "public" }, schema: { tags, summary: "the issuing CA's CRL (DER, application/pkix-crl)" } }, async (_req, reply) => {
+    const crl = await currentCrl(store, now());
+    return reply.type("application/pkix-crl").header("cache-control", "public, max-age=300").send(crl.der);
+  });
+
+  app.get("/v1/ca/certs/ca", { config: { access: "public" }, schema: { tags, summary: "the CA chain, issuing CA then root (PEM)" } }, async (_req, reply) =>
+    reply.type("application/pem-certificate-chain").send(certificatePem(...(await caChain(store)))),
+  );
+
+  // ---- templates
+
+  app.get("/v1/ca/templates", { config: { access: READERS }, schema: { tags, summary: "certificate templates" } }, async () => listTemplates(store));
+  app.get<{ Params: { name: string } }>("/v1/ca/templates/:name", { config: { access: READERS }, schema: { tags, summary: "one template", params: NAME_PARAMS } }, async (req) =>
+    getTemplate(store, req.params.name),
+  );
+  app.post("/v1/ca/templates", { config: { access: ADMINS }, schema: { tags, summary: "create or replace a template", body: TEMPLATE_SCHEMA } }, async (req, reply) =>
+    reply.code(201).send(await putTemplate(store, req.body, { actor: actorOf(req), now: now() })),
+  );
+  app.delete<{ Params: { name: string } }>("/v1/ca/templates/:name", { config: { access: ADMINS }, schema: { tags, summary: "remove a template", params: NAME_PARAMS } }, async (req, reply) => {
+    await removeTemplate(store, req.params.name, { actor: actorOf(req), now: now() });
+    return reply.code(204).send();
+  });
+
+  // ---- issued certificates
+
+  app.get<{ Querystring: { template?: string; host?: string; revoked?: "true" | "false"; all?: "true" | "false" } }>(
+    "/v1/ca/certs",
+    {
+      config: { access: READERS },
+      schema: {
+        tags,
+        summary: "issued certificates, newest first",
+        querystring: {
+          type: "object",
+          additionalProperties: false,
+          properties: { template: { type: "string", pattern: TEMPLATE_NAME_PATTERN }, host: { type: "string", maxLength: 128 }, revoked: { enum: ["true", "false"] }, all: { enum: ["true", "false"] } },
+        },
+      },
+    },
+    async (req) => {
+      const q = req.query;
+      return listCertificates(store, { template: q.template, host: q.host, ...(q.revoked ? { revoked: q.revoked === "true" } : {}), all: q.all === "true" });
+    },
+  );
+  app.get<{ Params: { serial: string } }>("/v1/ca/certs/:serial", { config: { access: READERS }, schema: { tags, summary: "one certificate with its PEM", params: SERIAL_PARAMS } }, async (req) => {
+    const c = await getCertificate(store, req.params.serial);
+    return { ...certView(c), certificatePem: certificatePem(c.der) };
+  });
+  app.post<{ Params: { serial: string }; Body: { reason?: string } }>(
+    "/v1/ca/certs/:serial/revoke",
+    {
+      config: { access: ADMINS },
+      schema: {
+        tags,
+        summary: "revoke a certificate (RFC 5280 reason) and publish a new CRL",
+        params: SERIAL_PARAMS,
+        body: { type: "object", additionalProperties: false, properties: { reason: { enum: Object.keys(REVOCATION_REASONS) } } },
+      },
+    },
+    async (req) => certView(await revokeCertificate(store, req.params.serial, { reason: req.body?.reason ?? "unspecified", actor: actorOf(req), now: now() })),
+  );
+};
+export default ca;
