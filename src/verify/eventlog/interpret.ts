@@ -1,8 +1,8 @@
 import { hash, X509Certificate } from "node:crypto";
 import { dataBinding } from "./binding.js";
 import { EV, GUID, SIPA } from "./constants.js";
-import { flattenSipa } from "./sipa.js";
-import type { EfiVariableEvent, SipaItem, TcgEvent } from "./types.js";
+import { visitSipa } from "./sipa.js";
+import type { EfiVariableEvent, TcgEvent } from "./types.js";
 
 /**
  * What a (verified) event log says, for policy: Secure Boot state and databases, the authorities that
@@ -284,90 +284,70 @@ const FVEB_FLAGS: [number, string][] = [
   [0x100, "network"],
 ];
 
-function sipaValue(it: SipaItem): string {
-  const d = it.data;
-  if (d.length === 8) return d.readBigUInt64LE(0).toString();
-  if (d.length === 4) return String(d.readUInt32LE(0));
-  if (d.length === 1) return String(d[0]);
-  return hex(d);
+/** Reads of one SIPA item's data, buf[start, end). */
+function sipaValue(b: Buffer, s: number, e: number): string {
+  if (e - s === 8) return b.readBigUInt64LE(s).toString();
+  if (e - s === 4) return String(b.readUInt32LE(s));
+  if (e - s === 1) return String(b[s]);
+  return b.toString("hex", s, e);
 }
-const sipaBool = (it: SipaItem) => it.data.some((b) => b !== 0);
-const sipaText = (it: SipaItem) => it.data.toString("utf16le").replace(/\0+$/, "");
+function sipaBool(b: Buffer, s: number, e: number): boolean {
+  for (let i = s; i < e; i++) if (b[i]) return true;
+  return false;
+}
+function sipaText(b: Buffer, s: number, e: number): string {
+  return b.toString("utf16le", s, e).replace(/\0+$/, "");
+}
 
+const SIPA_FLAGS: Partial<Record<number, "codeIntegrity" | "testSigning" | "kernelDebug" | "bootDebugging" | "safeMode" | "winPE">> = {
+  [SIPA.CODEINTEGRITY]: "codeIntegrity",
+  [SIPA.TESTSIGNING]: "testSigning",
+  [SIPA.OSKERNELDEBUG]: "kernelDebug",
+  [SIPA.BOOTDEBUGGING]: "bootDebugging",
+  [SIPA.SAFEMODE]: "safeMode",
+  [SIPA.WINPE]: "winPE",
+};
+const SIPA_VALUES: Partial<Record<number, "bootCount" | "dataExecutionPrevention" | "hypervisorLaunchType" | "vsmLaunchType">> = {
+  [SIPA.BOOTCOUNTER]: "bootCount",
+  [SIPA.DATAEXECUTIONPREVENTION]: "dataExecutionPrevention",
+  [SIPA.HYPERVISOR_LAUNCH_TYPE]: "hypervisorLaunchType",
+  [SIPA.VSM_LAUNCH_TYPE]: "vsmLaunchType",
+};
+
+/** Windows boot facts from bound EV_EVENT_TAG (SIPA) events; the first value of a fact wins. */
 function windowsBoot(events: readonly TcgEvent[], bound: Bound): WindowsBoot | undefined {
   const sipaEvents = events.filter((ev) => ev.type === EV.EVENT_TAG && ev.decoded.kind === "sipa");
   if (!sipaEvents.length) return undefined;
   const w: WindowsBoot = { bitlocker: [], elam: [], loadedModules: [] };
-  const firstOnly = <K extends keyof WindowsBoot>(k: K, v: WindowsBoot[K]) => {
-    if (w[k] === undefined) w[k] = v;
-  };
+  let elam: WindowsBoot["elam"][number] = {};
+  let mod: WindowsBoot["loadedModules"][number] = {};
   for (const ev of sipaEvents) {
-    if (ev.decoded.kind !== "sipa" || !bound(ev)) continue;
-    for (const it of flattenSipa(ev.decoded.items)) {
-      switch (it.id) {
-        case SIPA.BOOTCOUNTER:
-          firstOnly("bootCount", sipaValue(it));
-          break;
-        case SIPA.CODEINTEGRITY:
-          firstOnly("codeIntegrity", sipaBool(it));
-          break;
-        case SIPA.TESTSIGNING:
-          firstOnly("testSigning", sipaBool(it));
-          break;
-        case SIPA.OSKERNELDEBUG:
-          firstOnly("kernelDebug", sipaBool(it));
-          break;
-        case SIPA.BOOTDEBUGGING:
-          firstOnly("bootDebugging", sipaBool(it));
-          break;
-        case SIPA.SAFEMODE:
-          firstOnly("safeMode", sipaBool(it));
-          break;
-        case SIPA.WINPE:
-          firstOnly("winPE", sipaBool(it));
-          break;
-        case SIPA.DATAEXECUTIONPREVENTION:
-          firstOnly("dataExecutionPrevention", sipaValue(it));
-          break;
-        case SIPA.HYPERVISOR_LAUNCH_TYPE:
-          firstOnly("hypervisorLaunchType", sipaValue(it));
-          break;
-        case SIPA.VSM_LAUNCH_TYPE:
-          firstOnly("vsmLaunchType", sipaValue(it));
-          break;
-        case SIPA.SYSTEMROOT:
-          firstOnly("systemRoot", sipaText(it));
-          break;
-        case SIPA.BITLOCKER_UNLOCK: {
-          const flags = it.data.length >= 4 ? it.data.readUInt32LE(0) : 0;
-          w.bitlocker.push({ flags, methods: FVEB_FLAGS.filter(([f]) => flags & f).map(([, n]) => n) });
-          break;
-        }
-        case SIPA.ELAM_AGGREGATION: {
-          const e: WindowsBoot["elam"][number] = {};
-          for (const c of it.children ?? []) {
-            if (c.id === SIPA.ELAM_KEYNAME) e.keyName = sipaText(c);
-            else if (c.id === SIPA.ELAM_MEASURED) e.measured = hex(c.data);
-            else if (c.id === SIPA.ELAM_POLICY) e.policy = hex(c.data);
-          }
-          w.elam.push(e);
-          break;
-        }
-        case SIPA.LOADEDMODULE_AGGREGATION: {
-          const m: WindowsBoot["loadedModules"][number] = {};
-          for (const c of it.children ?? []) {
-            if (c.id === SIPA.FILEPATH) m.path = sipaText(c);
-            else if (c.id === SIPA.AUTHENTICODEHASH) m.authenticodeHash = hex(c.data);
-            else if (c.id === SIPA.IMAGEVALIDATED) m.imageValidated = sipaBool(c);
-            else if (c.id === SIPA.AUTHORITYPUBLISHER) m.publisher = sipaText(c);
-            else if (c.id === SIPA.AUTHORITYISSUER) m.issuer = sipaText(c);
-            else if (c.id === SIPA.MODULE_SVN && c.data.length >= 4) m.svn = c.data.readUInt32LE(0);
-          }
-          w.loadedModules.push(m);
-          break;
-        }
+    if (!bound(ev)) continue;
+    const b = ev.data;
+    visitSipa(b, ev.offset, (id, s, e, parent) => {
+      const flag = SIPA_FLAGS[id];
+      const value = SIPA_VALUES[id];
+      if (flag) w[flag] ??= sipaBool(b, s, e);
+      else if (value) w[value] ??= sipaValue(b, s, e);
+      else if (id === SIPA.SYSTEMROOT) w.systemRoot ??= sipaText(b, s, e);
+      else if (id === SIPA.BITLOCKER_UNLOCK) {
+        const flags = e - s >= 4 ? b.readUInt32LE(s) : 0;
+        w.bitlocker.push({ flags, methods: FVEB_FLAGS.filter(([f]) => flags & f).map(([, n]) => n) });
+      } else if (id === SIPA.ELAM_AGGREGATION) w.elam.push((elam = {}));
+      else if (id === SIPA.LOADEDMODULE_AGGREGATION) w.loadedModules.push((mod = {}));
+      else if (parent === SIPA.ELAM_AGGREGATION) {
+        if (id === SIPA.ELAM_KEYNAME) elam.keyName = sipaText(b, s, e);
+        else if (id === SIPA.ELAM_MEASURED) elam.measured = b.toString("hex", s, e);
+        else if (id === SIPA.ELAM_POLICY) elam.policy = b.toString("hex", s, e);
+      } else if (parent === SIPA.LOADEDMODULE_AGGREGATION) {
+        if (id === SIPA.FILEPATH) mod.path = sipaText(b, s, e);
+        else if (id === SIPA.AUTHENTICODEHASH) mod.authenticodeHash = b.toString("hex", s, e);
+        else if (id === SIPA.IMAGEVALIDATED) mod.imageValidated = sipaBool(b, s, e);
+        else if (id === SIPA.AUTHORITYPUBLISHER) mod.publisher = sipaText(b, s, e);
+        else if (id === SIPA.AUTHORITYISSUER) mod.issuer = sipaText(b, s, e);
+        else if (id === SIPA.MODULE_SVN && e - s >= 4) mod.svn = b.readUInt32LE(s);
       }
-    }
+    });
   }
   return w;
 }
