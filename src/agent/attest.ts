@@ -8,6 +8,8 @@
  */
 import { readFileSync } from "node:fs";
 import type { Logger } from "pino";
+import type { AttestationResult } from "../attest/attest.js";
+import type { EvidenceBody } from "../attest/evidence.js";
 import { decodeBase64 } from "../attest/identity.js";
 import { TpmTrustError } from "../errors.js";
 import { HASH_ALGS, hashAlgByName } from "../tpm/constants.js";
@@ -22,6 +24,8 @@ import { withEk } from "./tpm.js";
 
 /** Where Linux exposes the firmware's TCG event log (securityfs). */
 export const DEFAULT_EVENTLOG = "/sys/kernel/security/tpm0/binary_bios_measurements";
+
+export type { AttestationResult };
 
 export interface AttestOptions {
   stateDir: string;
@@ -39,19 +43,6 @@ interface Challenge {
   pcrSelection: { bank: string; pcrs: number[] }[];
 }
 
-/** The service's verdict (docs/api.md); fields the agent does not use are passed through. */
-export interface AttestationResult {
-  attestationId: string;
-  verdict: "pass" | "fail";
-  /** the failure's code; null for a pass */
-  code: string | null;
-  message?: string;
-  host: string;
-  token?: string;
-  tokenExpiresAt?: number;
-  diff?: unknown;
-  [more: string]: unknown;
-}
 
 /** A quote together with the PCR values it covers. */
 export interface Evidence {
@@ -145,7 +136,16 @@ function readEventLog(o: AttestOptions): Buffer | undefined {
   }
 }
 
-const pcrsHex = (pcrs: PcrValues) => Object.fromEntries(Object.entries(pcrs).map(([bank, v]) => [bank, Object.fromEntries(Object.entries(v).map(([i, d]) => [i, d.toString("hex")]))]));
+/** The body of POST /v1/attestations: the quotes and PCR values as the TPM gave them, and the event log. */
+export function evidenceBody(akNameHex: string, nonceHex: string, ev: Evidence, eventLog?: Buffer): EvidenceBody {
+  return {
+    akNameHex,
+    nonceHex,
+    quotes: ev.quotes.map((q) => ({ attest: q.attest.toString("base64"), signature: q.signatureBytes.toString("base64") })),
+    pcrs: Object.fromEntries(Object.entries(ev.pcrs).map(([bank, v]) => [bank, Object.fromEntries(Object.entries(v).map(([i, d]) => [i, d.toString("hex")]))])),
+    ...(eventLog ? { eventLog: eventLog.toString("base64") } : {}),
+  };
+}
 
 /** One attestation round with the AK registered in `o.stateDir`; stores the token of a passing verdict. */
 export async function attest(tpm: TpmClient, service: ServiceClient, o: AttestOptions): Promise<AttestationResult> {
@@ -162,13 +162,7 @@ export async function attest(tpm: TpmClient, service: ServiceClient, o: AttestOp
   const nonce = Buffer.from(challenge.nonceHex, "hex");
   const selection = quotableSelection(banks, challenge.pcrSelection, o.log);
   const evidence = await withAk(tpm, state, (ak) => quotePcrs(tpm, ak, nonce, selection));
-  const result = await service.post<AttestationResult>("/v1/attestations", {
-    akNameHex: state.akNameHex,
-    nonceHex: challenge.nonceHex,
-    quotes: evidence.quotes.map((q) => ({ attest: q.attest.toString("base64"), signature: q.signatureBytes.toString("base64") })),
-    pcrs: pcrsHex(evidence.pcrs),
-    ...(eventLog ? { eventLog: eventLog.toString("base64") } : {}),
-  });
+  const result = await service.post<AttestationResult>("/v1/attestations", evidenceBody(state.akNameHex, challenge.nonceHex, evidence, eventLog));
   if (result.verdict === "pass" && typeof result.token === "string") writeToken(o.stateDir, result.token);
   else clearToken(o.stateDir);
   o.log?.info({ host: result.host, verdict: result.verdict, code: result.code }, "attested");

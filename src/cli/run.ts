@@ -18,15 +18,18 @@ export function printError(e: unknown): void {
   process.stderr.write(`error ERR_INTERNAL: ${msg}\n`);
 }
 
-/** Wraps a command action: typed errors become exit codes, never stack traces. */
-export function action<A extends unknown[]>(fn: (...args: A) => Promise<number | void> | number | void): (...args: A) => Promise<void> {
+/** Wraps a command action: typed errors become exit codes (by `exitCode`), never stack traces. */
+export function action<A extends unknown[]>(
+  fn: (...args: A) => Promise<number | void> | number | void,
+  exitCode: (e: unknown) => number = exitCodeFor,
+): (...args: A) => Promise<void> {
   return async (...args: A) => {
     try {
       const code = await fn(...args);
       if (typeof code === "number") process.exitCode = code;
     } catch (e) {
       printError(e);
-      process.exitCode = exitCodeFor(e);
+      process.exitCode = exitCode(e);
     }
   };
 }

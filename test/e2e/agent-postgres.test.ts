@@ -8,14 +8,12 @@ import assert from "node:assert/strict";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { attest, identify, quotePcrs, readState, ServiceClient } from "../../src/agent/index.js";
+import { attest, identify, ServiceClient } from "../../src/agent/index.js";
 import { learnBaseline } from "../../src/policy/index.js";
-import { hashAlgByName } from "../../src/tpm/constants.js";
-import { pcrSelection } from "../../src/tpm/structures.js";
 import { parseEventLog } from "../../src/verify/eventlog/index.js";
 import { cli } from "../helpers/cli.js";
 import { startPostgres, type PgCluster } from "../helpers/postgres.js";
-import { addPolicy, agent, api, EVENTLOGS, out, startLogHost, startService, trustSwtpmCa, verifyToken, type LogHost, type Service } from "./harness.js";
+import { addPolicy, agent, api, EVENTLOGS, evidenceFor, out, startLogHost, startService, trustSwtpmCa, verifyToken, type LogHost, type Service } from "./harness.js";
 
 const LOG = "rhel8-gce-uefi.bin";
 const CLASS = "gce-n2";
@@ -45,20 +43,6 @@ after(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-/** Evidence for a challenge from `from`, quoted by the bound AK at its persistent handle. */
-async function evidence(from: Service) {
-  const akNameHex = readState(stateDir).akNameHex;
-  const c = await new ServiceClient({ url: from.url }).post<{ nonceHex: string; pcrSelection: { bank: string; pcrs: number[] }[] }>("/v1/attestations/challenge", { akNameHex });
-  const ev = await quotePcrs(host.tpm, readState(stateDir).akHandle!, Buffer.from(c.nonceHex, "hex"), c.pcrSelection.map((s) => pcrSelection(hashAlgByName(s.bank)!, s.pcrs)));
-  return {
-    akNameHex,
-    nonceHex: c.nonceHex,
-    quotes: ev.quotes.map((q) => ({ attest: q.attest.toString("base64"), signature: q.signatureBytes.toString("base64") })),
-    pcrs: Object.fromEntries(Object.entries(ev.pcrs).map(([bank, v]) => [bank, Object.fromEntries(Object.entries(v).map(([i, d]) => [i, d.toString("hex")]))])),
-    eventLog: host.log.toString("base64"),
-  };
-}
-
 test("PostgreSQL, two instances: hosts add --db postgres://, register at one, nonce from one and quote to the other, JWKS of both", async () => {
   const { identity } = await identify(host.tpm);
   writeFileSync(join(dir, "host.json"), JSON.stringify(identity));
@@ -72,7 +56,7 @@ test("PostgreSQL, two instances: hosts add --db postgres://, register at one, no
     [a, b],
     [b, a],
   ]) {
-    const body = await evidence(from);
+    const body = await evidenceFor(from.url, host.tpm, stateDir, host.log);
     const r = await api(to.url, "POST", "/v1/attestations", body);
     assert.equal(r.status, 200, JSON.stringify(r.body));
     assert.equal(r.body.verdict, "pass", JSON.stringify(r.body));

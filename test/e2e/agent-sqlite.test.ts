@@ -15,18 +15,18 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { attest, identify, quotePcrs, readState, readToken, register, ServiceClient, withEk } from "../../src/agent/index.js";
+import { attest, identify, readState, readToken, register, ServiceClient, withEk } from "../../src/agent/index.js";
 import { tpm2bPublic } from "../../src/agent/tpm.js";
 import { TpmTrustError } from "../../src/errors.js";
-import { hashAlgByName, TPMA_OBJECT } from "../../src/tpm/constants.js";
+import { TPMA_OBJECT } from "../../src/tpm/constants.js";
 import { akTemplate, createAk, ekAuth, TpmClient } from "../../src/tpm/commands/index.js";
 import { openTransport } from "../../src/tpm/transport/index.js";
-import { decodeTpm2bEncryptedSecret, decodeTpm2bIdObject, decodeTpm2bPublic, pcrSelection } from "../../src/tpm/structures.js";
+import { decodeTpm2bEncryptedSecret, decodeTpm2bIdObject, decodeTpm2bPublic } from "../../src/tpm/structures.js";
 import { parseEventLog } from "../../src/verify/eventlog/index.js";
 import { ekHash } from "../../src/verify/ek/index.js";
 import { cli } from "../helpers/cli.js";
 import { startSwtpm, type Swtpm } from "../helpers/swtpm.js";
-import { addPolicy, agent, api, EVENTLOGS, out, startLogHost, startService, trustSwtpmCa, verifyToken, type LogHost, type Service } from "./harness.js";
+import { addPolicy, agent, api, EVENTLOGS, evidenceFor, out, startLogHost, startService, trustSwtpmCa, verifyToken, type LogHost, type Service } from "./harness.js";
 
 const LOG = "rhel8-gce-uefi.bin";
 const OTHER_LOG = "windows-option-rom-sha1.bin";
@@ -56,10 +56,15 @@ before(async () => {
   dir = mkdtempSync(join(tmpdir(), "tpmtrust-e2e-"));
   db = join(dir, "tpmtrust.db");
   stateDir = join(dir, "agent");
-  [svc, host, bare] = await Promise.all([startService(dir, db), startLogHost(LOG), startSwtpm()]);
-  await trustSwtpmCa(svc, host.swtpm);
-  const b = await cli(["policy", "baseline", "create", "--name", "gce-n1-baseline", "--from", logPath, "--out", join(dir, "baseline.json")]);
+  let b: Awaited<ReturnType<typeof cli>>;
+  [svc, host, bare, b] = await Promise.all([
+    startService(dir, db),
+    startLogHost(LOG),
+    startSwtpm(),
+    cli(["policy", "baseline", "create", "--name", "gce-n1-baseline", "--from", logPath, "--out", join(dir, "baseline.json")]),
+  ]);
   assert.equal(b.code, 0, out(b));
+  await trustSwtpmCa(svc, host.swtpm);
   baseline = JSON.parse(readFileSync(join(dir, "baseline.json"), "utf8"));
   const p = await addPolicy(svc, "baseline", "gce-n1-baseline", CLASS, baseline);
   assert.equal(p.status, 201, JSON.stringify(p.body));
@@ -178,46 +183,27 @@ test("TLS: the agent trusts the service's certificate through --ca-cert, and onl
   }
 });
 
-const AK_HANDLE = 0x81010003;
-
-/** What the agent sends for a challenge from `base`, quoted by the bound AK at its persistent handle. */
-async function evidenceFrom(base: string, o: { eventLog?: Buffer } = {}) {
-  const c = await new ServiceClient({ url: base }).post<{ nonceHex: string; pcrSelection: { bank: string; pcrs: number[] }[] }>("/v1/attestations/challenge", {
-    akNameHex: readState(stateDir).akNameHex,
-  });
-  const selection = c.pcrSelection.map((s) => pcrSelection(hashAlgByName(s.bank)!, s.pcrs));
-  const ev = await quotePcrs(host.tpm, AK_HANDLE, Buffer.from(c.nonceHex, "hex"), selection);
-  const pcrs = Object.fromEntries(Object.entries(ev.pcrs).map(([bank, v]) => [bank, Object.fromEntries(Object.entries(v).map(([i, d]) => [i, d.toString("hex")]))]));
-  return {
-    akNameHex: readState(stateDir).akNameHex,
-    nonceHex: c.nonceHex,
-    quotes: ev.quotes.map((q) => ({ attest: q.attest.toString("base64"), signature: q.signatureBytes.toString("base64") })),
-    pcrs,
-    eventLog: (o.eventLog ?? host.log).toString("base64"),
-  };
-}
-
 const problem = (a: { status: number; body: any }, status: number, code: string) => {
   assert.equal(a.status, status, JSON.stringify(a.body));
   assert.equal(a.body.code, code, JSON.stringify(a.body));
 };
 
 test("evidence negatives: replayed nonce, expired nonce, PCR mismatch, tampered log", async () => {
-  const body = await evidenceFrom(svc.url);
+  const body = await evidenceFor(svc.url, host.tpm, stateDir, host.log);
   const first = await api(svc.url, "POST", "/v1/attestations", body);
   assert.equal(first.body.verdict, "pass", JSON.stringify(first.body));
   problem(await api(svc.url, "POST", "/v1/attestations", body), 422, "ERR_NONCE_REUSED");
 
   const shortLived = await startService(dir, db, { admin: svc.admin, attest: { nonceTtlMs: 1 } });
   try {
-    const stale = await evidenceFrom(shortLived.url);
+    const stale = await evidenceFor(shortLived.url, host.tpm, stateDir, host.log);
     await new Promise((r) => setTimeout(r, 20));
     problem(await api(svc.url, "POST", "/v1/attestations", stale), 422, "ERR_NONCE_EXPIRED");
   } finally {
     await shortLived.close();
   }
 
-  const wrongPcrs = await evidenceFrom(svc.url);
+  const wrongPcrs = await evidenceFor(svc.url, host.tpm, stateDir, host.log);
   const bank = Object.keys(wrongPcrs.pcrs)[0];
   wrongPcrs.pcrs[bank]["0"] = "ff" + wrongPcrs.pcrs[bank]["0"].slice(2);
   const mismatch = await api(svc.url, "POST", "/v1/attestations", wrongPcrs);

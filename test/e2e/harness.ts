@@ -7,9 +7,13 @@ import { mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { X509Certificate } from "node:crypto";
 import { createRemoteJWKSet, jwtVerify, type JWTPayload } from "jose";
+import { evidenceBody, quotePcrs, readState, ServiceClient } from "../../src/agent/index.js";
 import type { AttestConfig } from "../../src/attest/config.js";
+import type { EvidenceBody } from "../../src/attest/evidence.js";
 import { startServer, type RunningServer } from "../../src/server/serve.js";
+import { hashAlgByName } from "../../src/tpm/constants.js";
 import { TpmClient } from "../../src/tpm/commands/index.js";
+import { pcrSelection } from "../../src/tpm/structures.js";
 import { openTransport } from "../../src/tpm/transport/index.js";
 import { parseEventLog } from "../../src/verify/eventlog/index.js";
 import { extendLog, readLog } from "../helpers/attest-host.js";
@@ -104,6 +108,17 @@ export async function startLogHost(logFile: string, o: { ekCerts?: boolean } = {
       await swtpm.stop();
     },
   };
+}
+
+/**
+ * What the agent sends for a challenge from `base`, built with the agent's own pieces but without
+ * posting it: quotes by the AK registered in `stateDir` (at its persistent handle) and `eventLog`.
+ */
+export async function evidenceFor(base: string, tpm: TpmClient, stateDir: string, eventLog?: Buffer): Promise<EvidenceBody> {
+  const s = readState(stateDir);
+  const c = await new ServiceClient({ url: base }).post<{ nonceHex: string; pcrSelection: { bank: string; pcrs: number[] }[] }>("/v1/attestations/challenge", { akNameHex: s.akNameHex });
+  const selection = c.pcrSelection.map((x) => pcrSelection(hashAlgByName(x.bank)!, x.pcrs));
+  return evidenceBody(s.akNameHex, c.nonceHex, await quotePcrs(tpm, s.akHandle!, Buffer.from(c.nonceHex, "hex"), selection), eventLog);
 }
 
 /** `tpmtrust agent …` (the CLI as a separate process). */

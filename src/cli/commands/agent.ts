@@ -4,7 +4,7 @@ import { attest, DEFAULT_EVENTLOG, DEFAULT_STATE_DIR, EK_ALG_KINDS, identify, re
 import { isTpmTrustError, isUnusableInput, TpmTrustError } from "../../errors.js";
 import { TPM_SPEC_HELP } from "../../tpm/transport/index.js";
 import { readInput } from "../files.js";
-import { exitCodeFor, printError, printJson } from "../run.js";
+import { action, exitCodeFor, printJson } from "../run.js";
 
 interface Common {
   tpm: string;
@@ -22,17 +22,7 @@ function agentExitCode(e: unknown): number {
   return exitCodeFor(e);
 }
 
-function agentAction<A extends unknown[]>(fn: (...args: A) => Promise<number | void>): (...args: A) => Promise<void> {
-  return async (...args: A) => {
-    try {
-      const code = await fn(...args);
-      if (typeof code === "number") process.exitCode = code;
-    } catch (e) {
-      printError(e);
-      process.exitCode = agentExitCode(e);
-    }
-  };
-}
+const agentAction = <A extends unknown[]>(fn: (...args: A) => Promise<number | void>) => action(fn, agentExitCode);
 
 /** Logs go to stderr (fd 2), so stdout stays data (host.json, verdicts, tokens). */
 function logger(level: string): Logger {
