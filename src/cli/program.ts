@@ -13,6 +13,8 @@ import { register as agentCert } from "./commands/agent-cert.js";
 import { register as eventlog } from "./commands/eventlog.js";
 import { register as policy } from "./commands/policy.js";
 import { register as policyStore } from "./commands/policy-store.js";
+import { register as keys } from "./commands/keys.js";
+import { register as agentKey } from "./commands/agent-key.js";
 
 /**
  * The `tpmtrust` command tree. Each area registers its subcommands from its own module
@@ -29,4 +31,4 @@ export function buildProgram(): Command {
 }
 
 type Register = (program: Command) => void;
-const registrations: Register[] = [verify, credential, serve, admin, audit, agent, trust, hosts, confirm, eventlog, policy, policyStore, ca, agentCert];
+const registrations: Register[] = [verify, credential, serve, admin, audit, agent, trust, hosts, confirm, eventlog, policy, policyStore, ca, agentCert, keys, agentKey];
