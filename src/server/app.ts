@@ -7,6 +7,7 @@ import Fastify, { LogController, type FastifyInstance, type FastifyServerOptions
 import swagger from "@fastify/swagger";
 import type { Logger } from "pino";
 import { attestConfig, type AttestConfig } from "../attest/config.js";
+import type { ProvisioningOptions } from "../provisioning/config.js";
 import type { Store } from "../store/index.js";
 import { installAuth } from "./auth.js";
 import { installMetrics } from "./metrics.js";
@@ -24,6 +25,8 @@ export interface AppOptions {
   bodyLimit?: number;
   /** attestation service settings (intervals, lifetimes, sweeper) */
   attest?: Partial<AttestConfig>;
+  /** device registration API: master key and limits (src/provisioning/config.ts) */
+  provisioning?: ProvisioningOptions;
 }
 
 /** What every route module gets. */
@@ -32,6 +35,7 @@ export interface RouteDeps {
   now: () => number;
   publicUrl?: string;
   attest: AttestConfig;
+  provisioning?: ProvisioningOptions;
 }
 
 export type RouteModule = (app: FastifyInstance, deps: RouteDeps) => Promise<void> | void;
@@ -58,7 +62,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   });
   installAuth(app, opts.store);
   installMetrics(app);
-  const deps: RouteDeps = { store: opts.store, now: opts.now ?? Date.now, publicUrl: opts.publicUrl, attest: attestConfig(opts.attest) };
+  const deps: RouteDeps = { store: opts.store, now: opts.now ?? Date.now, publicUrl: opts.publicUrl, attest: attestConfig(opts.attest), provisioning: opts.provisioning };
   for (const mod of routeModules) await app.register(async (scope) => mod(scope, deps));
   app.get("/openapi.json", { schema: { hide: true } }, async () => app.swagger());
   await app.ready();

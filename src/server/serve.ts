@@ -5,6 +5,8 @@ import pino, { type Logger } from "pino";
 import type { FastifyInstance } from "fastify";
 import type { AttestConfig } from "../attest/config.js";
 import { TpmTrustError } from "../errors.js";
+import type { ProvisioningConfig } from "../provisioning/config.js";
+import { defaultProvisioningKeyFile, loadProvisioningKey } from "../provisioning/master-key.js";
 import { isPostgresUrl, openStore, type Store } from "../store/index.js";
 import { buildApp } from "./app.js";
 
@@ -19,6 +21,10 @@ export interface ServeOptions {
   publicUrl?: string;
   /** attestation service settings (intervals, lifetimes, sweeper) */
   attest?: Partial<AttestConfig>;
+  /** the provisioning master key file (default: $TPMTRUST_PROVISIONING_KEY_FILE, beside the SQLite file, or .tpmtrust/) */
+  provisioningKeyFile?: string;
+  /** device registration API limits */
+  provisioning?: Partial<ProvisioningConfig>;
 }
 
 export interface RunningServer {
@@ -57,7 +63,8 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
   let app: FastifyInstance | undefined;
   try {
     const adminTokenFile = await initialAdminToken(store, o.db, o.adminTokenFile);
-    app = await buildApp({ store, logger, https: o.tls, publicUrl: o.publicUrl, attest: o.attest });
+    const pk = loadProvisioningKey(o.provisioningKeyFile ?? defaultProvisioningKeyFile(o.db));
+    app = await buildApp({ store, logger, https: o.tls, publicUrl: o.publicUrl, attest: o.attest, provisioning: { masterKey: pk.key, config: o.provisioning } });
     await app.listen({ host, port });
     const addr = app.server.address();
     const bound = typeof addr === "object" && addr ? addr.port : port;

@@ -60,9 +60,12 @@ export function unwrapAuthenticationKey(blob: Buffer, ek: TpmtPublic, ekPriv: Ke
   return Buffer.from(s.sensitive);
 }
 
+let sharedSrk: ReturnType<typeof softSrk> | undefined;
+
+/** A device with a fresh EK; devices of one process share an SRK (RSA key generation is what costs). */
 export function softDevice(o: { ek?: "rsa" | "ecc"; registrationId?: string } = {}): SoftDevice {
   const ek = o.ek === "ecc" ? eccEk() : rsaEk();
-  const srk = softSrk();
+  const srk = (sharedSrk ??= softSrk());
   const registrationId = o.registrationId ?? defaultRegistrationId(ek.pub);
   return {
     ek: ek.pub,

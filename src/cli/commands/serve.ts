@@ -15,11 +15,12 @@ export function register(program: Command): void {
     .option("--tls-key <file>", "TLS private key (PEM)")
     .option("--admin-token-file <file>", "where the first start writes the initial admin token (mode 0600)")
     .option("--public-url <url>", "the URL clients reach this service at")
+    .option("--provisioning-key-file <file>", "provisioning master key (64 hex digits, created 0600 if absent; every instance needs the same one; default $TPMTRUST_PROVISIONING_KEY_FILE, beside the SQLite file, or .tpmtrust/)")
     .action(
-      action(async (o: { db?: string; listen: string; tlsCert?: string; tlsKey?: string; adminTokenFile?: string; publicUrl?: string }) => {
+      action(async (o: { db?: string; listen: string; tlsCert?: string; tlsKey?: string; adminTokenFile?: string; publicUrl?: string; provisioningKeyFile?: string }) => {
         if (!!o.tlsCert !== !!o.tlsKey) throw new TpmTrustError("ERR_USAGE", "--tls-cert and --tls-key go together");
         const tls = o.tlsCert && o.tlsKey ? { cert: readInput(o.tlsCert, "--tls-cert"), key: readInput(o.tlsKey, "--tls-key") } : undefined;
-        const s = await startServer({ db: resolveDbUrl(o.db), listen: o.listen, tls, adminTokenFile: o.adminTokenFile, publicUrl: o.publicUrl });
+        const s = await startServer({ db: resolveDbUrl(o.db), listen: o.listen, tls, adminTokenFile: o.adminTokenFile, publicUrl: o.publicUrl, provisioningKeyFile: o.provisioningKeyFile });
         s.app.log.info({ url: s.url, db: s.store.location }, "tpmtrust listening");
         if (s.adminTokenFile) process.stderr.write(`initial admin token written to ${s.adminTokenFile}\n`);
         process.stdout.write(`${s.url}\n`);
