@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { attest, identify, ServiceClient } from "../../src/agent/index.js";
+import { attest, identify, readState, register, ServiceClient } from "../../src/agent/index.js";
 import { learnBaseline } from "../../src/policy/index.js";
 import { parseEventLog } from "../../src/verify/eventlog/index.js";
 import { cli } from "../helpers/cli.js";
@@ -43,7 +43,7 @@ after(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-test("PostgreSQL, two instances: hosts add --db postgres://, register at one, nonce from one and quote to the other, JWKS of both", async () => {
+test("PostgreSQL, two instances: hosts add --db postgres://, register at one, nonce from one and quote to the other, JWKS of both, re-registration", async () => {
   const { identity } = await identify(host.tpm);
   writeFileSync(join(dir, "host.json"), JSON.stringify(identity));
   const add = await cli(["hosts", "add", join(dir, "host.json"), "--name", HOST, "--class", CLASS, "--db", pg.url]);
@@ -66,6 +66,12 @@ test("PostgreSQL, two instances: hosts add --db postgres://, register at one, no
     assert.equal(replay.body.code, "ERR_NONCE_REUSED", "the nonce the other instance accepted is spent here too");
   }
 
+  // registering again (at the other instance, RSA this time) replaces the AK at its persistent handle
+  const first = readState(stateDir);
+  const again = await register(host.tpm, new ServiceClient({ url: b.url }), { stateDir, akAlg: "rsa" });
+  assert.notEqual(again.akNameHex, first.akNameHex);
+  assert.equal(again.akHandle, first.akHandle);
+  assert.equal((await host.tpm.readPublic(again.akHandle!)).name.toString("hex"), again.akNameHex);
   const viaAgent = await attest(host.tpm, new ServiceClient({ url: b.url }), { stateDir, eventLog: join(EVENTLOGS, LOG), eventLogRequired: true });
   assert.equal(viaAgent.verdict, "pass");
   for (const s of [a, b]) {
