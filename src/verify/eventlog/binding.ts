@@ -68,8 +68,8 @@ export interface Binding {
   form?: string;
 }
 
-/** Strongest first: one collision-resistant bank binds the data; weaker banks add nothing. */
-const BANK_PREFERENCE = ["sha512", "sha384", "sha256", "sha3_512", "sha3_384", "sha3_256", "sm3_256", "sha1"];
+/** One collision-resistant bank binds the data (SHA-256 first: hardware-accelerated on most CPUs); SHA-1 only as a last resort. */
+const BANK_PREFERENCE = ["sha256", "sha384", "sha512", "sha3_256", "sha3_384", "sha3_512", "sm3_256", "sha1"];
 
 /** Undefined when the event type carries no data-derived digest (e.g. an EFI image's Authenticode hash). */
 export function dataBinding(ev: TcgEvent): Binding | undefined {
