@@ -10,8 +10,9 @@ import jwks from "./jwks.js";
 import audit from "./audit.js";
 import keys from "./keys.js";
 import metrics from "./metrics.js";
+import ui from "./ui.js";
 import ca from "./ca.js";
 import provisioning from "./provisioning.js";
 
 /** Every area's routes; an area adds one entry here. */
-export const routeModules: RouteModule[] = [health, trust, hosts, activations, attestations, policies, webhooks, jwks, audit, metrics, keys, ca, provisioning];
+export const routeModules: RouteModule[] = [health, trust, hosts, activations, attestations, policies, webhooks, jwks, audit, metrics, keys, ca, provisioning, ui];
