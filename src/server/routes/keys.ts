@@ -72,7 +72,7 @@ const keys: RouteModule = (app, { store, now, attest }) => {
             config: {
               type: "object",
               description: "local: {masterKeyEnv} | {masterKeyFile}; pkcs11: {module, tokenLabel | slot, pinEnv | pinFile}",
-              additionalProperties: { type: ["string", "integer"], maxLength: 4096 },
+              additionalProperties: { anyOf: [{ type: "string", maxLength: 4096 }, { type: "integer" }] },
             },
           },
         },
