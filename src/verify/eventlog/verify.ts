@@ -1,7 +1,7 @@
 import { TpmTrustError } from "../../errors.js";
 import { DATA_DIGEST_TYPES, dataBinding } from "./binding.js";
 import { parseEventLog } from "./parse.js";
-import { bankHash, extend, extendsPcr, initialValue, pcrEvents, replayEventLog, startupLocality } from "./replay.js";
+import { bankHash, extend, extendsPcr, initialValue, pcrEvents, replayEventLog } from "./replay.js";
 import type { EventLog, ParseQuirk, PcrValues, SpecIdAlgorithm, TcgEvent } from "./types.js";
 import { WORKAROUNDS } from "./workarounds.js";
 
@@ -173,12 +173,11 @@ function divergence(events: TcgEvent[], bank: string, hash: string, size: number
  */
 export function selfVerifyEventLog(log: EventLog): VerifiedEventLog {
   const replay = replayEventLog(log);
-  const locality = startupLocality(log);
   const quoted: PcrValues = {};
   for (const alg of log.algorithms) {
     if (!bankHash(alg.bank)) continue;
     const values: Record<number, Buffer> = {};
-    for (let pcr = 0; pcr < 24; pcr++) values[pcr] = replay.pcrs[alg.bank][pcr] ?? initialValue(alg.digestSize, pcr, locality);
+    for (let pcr = 0; pcr < 24; pcr++) values[pcr] = replay.pcrs[alg.bank][pcr] ?? initialValue(alg.digestSize, pcr, replay.startupLocality);
     for (const i of replay.incomplete) if (i.bank === alg.bank) delete values[i.pcr];
     quoted[alg.bank] = values;
   }
