@@ -43,7 +43,6 @@ interface Challenge {
   pcrSelection: { bank: string; pcrs: number[] }[];
 }
 
-
 /** A quote together with the PCR values it covers. */
 export interface Evidence {
   quotes: AttestResult[];
@@ -53,7 +52,7 @@ export interface Evidence {
 /** Tries to quote while the PCRs stand still; extends between quote and read start over. */
 const QUOTE_ATTEMPTS = 3;
 
-/** The bound AK, loaded: its persistent handle, or its blobs loaded under the EK (flushed by `release`). */
+/** Runs `fn` with the registered AK: at its persistent handle, or loaded from its blobs under the EK (and flushed afterwards); its Name is checked. */
 export async function withAk<T>(tpm: TpmClient, s: AgentState, fn: (handle: number) => Promise<T>): Promise<T> {
   const check = (name: Buffer, where: string) => {
     if (name.toString("hex") !== s.akNameHex) {

@@ -68,23 +68,21 @@ function isAk(pub: TpmtPublic): boolean {
 }
 
 /**
- * Makes the loaded AK persistent at `handle` (TPM2_EvictControl, owner authorization). An AK an
- * earlier registration left there is replaced; any other object is refused.
+ * Whether `handle` holds an AK an earlier registration left (to be replaced). Any other object
+ * there is refused before anything is enrolled.
  */
-async function persistAk(tpm: TpmClient, loaded: number, handle: number): Promise<void> {
-  if ((await tpm.getHandles(handle)).includes(handle)) {
-    const existing = await tpm.readPublic(handle);
-    if (!isAk(existing.public)) {
-      throw new TpmTrustError("ERR_CONFLICT", `persistent handle 0x${handle.toString(16)} holds an object that is not an attestation key; choose another --ak-handle`);
-    }
-    await tpm.evictControl(handle, handle);
+async function occupiedByAk(tpm: TpmClient, handle: number): Promise<boolean> {
+  if (!(await tpm.getHandles(handle)).includes(handle)) return false;
+  if (!isAk((await tpm.readPublic(handle)).public)) {
+    throw new TpmTrustError("ERR_CONFLICT", `persistent handle 0x${handle.toString(16)} holds an object that is not an attestation key; choose another --ak-handle`);
   }
-  await tpm.evictControl(loaded, handle);
+  return true;
 }
 
 async function activate(tpm: TpmClient, service: ServiceClient, ek: LoadedEk, o: RegisterOptions): Promise<AgentState> {
   const akAlg = o.akAlg ?? "rsa";
   const akHandle = o.akHandle === undefined ? DEFAULT_AK_HANDLE : o.akHandle;
+  const replace = akHandle !== null && (await occupiedByAk(tpm, akHandle));
   const ekCertificates = certificatesOf(ek.public, await readEkCertificates(tpm), o.log);
   const ak = await createAk(tpm, ek, { type: akAlg });
   try {
@@ -102,7 +100,9 @@ async function activate(tpm: TpmClient, service: ServiceClient, ek: LoadedEk, o:
     if (typeof bound.akNameHex !== "string" || bound.akNameHex.toLowerCase() !== ak.name.toString("hex")) {
       throw new TpmTrustError("ERR_NAME_MISMATCH", `the service bound AK ${bound.akNameHex}, not this AK ${ak.name.toString("hex")}`);
     }
-    if (akHandle !== null) await persistAk(tpm, ak.handle, akHandle);
+    // TPM2_EvictControl (owner authorization): the old AK out, the new one in
+    if (replace) await tpm.evictControl(akHandle, akHandle);
+    if (akHandle !== null) await tpm.evictControl(ak.handle, akHandle);
     const state: AgentState = {
       version: 1,
       server: service.base.href,

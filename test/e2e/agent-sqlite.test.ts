@@ -237,7 +237,7 @@ test("who may do what: no token 401, auditor writing 403, an attestation token i
   assert.equal((await api(svc.url, "GET", "/v1/audit/verify", undefined, auditor)).body.ok, true);
 });
 
-test("activation: a wrong secret spends it (ERR_ACTIVATION_FAILED, then ERR_NOT_FOUND); an unrestricted AK is refused", async () => {
+test("activation: a wrong secret spends it (ERR_ACTIVATION_FAILED, then ERR_NOT_FOUND); an unrestricted AK is refused; an occupied AK handle too", async () => {
   await withEk(host.tpm, "rsa2048", async (ek) => {
     const ekPublic = tpm2bPublic(ek.publicArea).toString("base64");
     const ak = await createAk(host.tpm, ek, { type: "ecc" });
@@ -257,6 +257,11 @@ test("activation: a wrong secret spends it (ERR_ACTIVATION_FAILED, then ERR_NOT_
     const unrestricted = await host.tpm.create(ek.handle, template, { auth: await ekAuth(host.tpm, ek.public) });
     problem(await api(svc.url, "POST", "/v1/activations", { ekPublic, akPublic: tpm2bPublic(unrestricted.publicArea).toString("base64") }), 422, "ERR_KEY_NOT_RESTRICTED");
   });
+  // a persistent handle holding something else than an AK (here the EK) is refused before enrolling
+  const starts = async () => (await api(svc.url, "GET", "/v1/audit?action=ak.activation.start&limit=1000", undefined, svc.admin)).body.entries.length;
+  const before = await starts();
+  await assert.rejects(register(host.tpm, new ServiceClient({ url: svc.url }), { stateDir: join(dir, "conflict"), akHandle: 0x81010001 }), (e: unknown) => e instanceof TpmTrustError && e.code === "ERR_CONFLICT");
+  assert.equal(await starts(), before);
 });
 
 test("EK trust at registration: v2 needs a trusted EK certificate, v1 an allow-listed EK; a v1 host is not judged by v2 policies", async () => {
