@@ -24,7 +24,10 @@ export interface VerdictInput {
 
 export async function recordVerdict(store: Store, cfg: AttestConfig, at: number, v: VerdictInput): Promise<{ attestation: Attestation; change?: HealthChange }> {
   const actor = `host:${v.host.name}`;
+  const health = v.verdict === "pass" ? "healthy" : "unhealthy";
   return store.transaction(async (tx) => {
+    // the host row first, then the audit head: every writer takes them in this order (no deadlocks)
+    const r = await tx.hosts.attested(v.host.name, { health, reason: v.code, at, deadlineAt: at + cfg.intervalMs * cfg.grace });
     const attestation = await tx.attestations.record({
       hostName: v.host.name,
       verdict: v.verdict,
@@ -48,8 +51,6 @@ export async function recordVerdict(store: Store, cfg: AttestConfig, at: number,
       await tx.tokens.record({ jti: t.jti, hostName: v.host.name, kid: t.kid, attestationId: attestation.id, issuedAt: t.issuedAt, expiresAt: t.expiresAt });
       await tx.audit.append({ actor: "system", action: "token.issue", subject: v.host.name, outcome: "success", details: { jti: t.jti, kid: t.kid, attestationId: attestation.id, expiresAt: t.expiresAt }, at });
     }
-    const health = v.verdict === "pass" ? "healthy" : "unhealthy";
-    const r = await tx.hosts.attested(v.host.name, { health, reason: v.code, at, deadlineAt: at + cfg.intervalMs * cfg.grace });
     if (!r.changed) return { attestation };
     const change: HealthChange = { host: v.host.name, hardwareClass: v.host.hardwareClass, previous: r.previous, health, reason: v.code, at, attestationId: attestation.id };
     await healthChanged(tx, change, actor);

@@ -68,7 +68,9 @@ export async function startTpmHost(o: { logFile?: string; banks?: string[]; akTy
 
 /** Registers the host in the store and binds its AK (what registration + credential activation end in). */
 export async function registerHost(store: Store, h: TpmHost, o: { name: string; hardwareClass: string; policyVersion?: "v1" | "v2" }): Promise<void> {
-  await store.hosts.add({ name: o.name, hardwareClass: o.hardwareClass, policyVersion: o.policyVersion ?? "v2", eks: [{ name: h.ek.name, public: h.ek.public, cert: null }] });
+  // what EK trust at registration would have recorded: v2 hosts are trusted by their EK certificate
+  const policyVersion = o.policyVersion ?? "v2";
+  await store.hosts.add({ name: o.name, hardwareClass: o.hardwareClass, policyVersion, trustMethod: policyVersion === "v2" ? "ek-cert" : "ek-key", eks: [{ name: h.ek.name, public: h.ek.public, cert: null }] });
   await store.aks.bind({ hostName: o.name, name: h.ak.name, public: h.ak.publicArea });
 }
 
