@@ -1,7 +1,7 @@
 import { TpmTrustError } from "../errors.js";
 import { extendsPcr, interpretBootChain, type BootRole, type EventLog, type TcgEvent, type VerifiedEventLog } from "../verify/eventlog/index.js";
 import { describeEvent, eventKey, meaningOfChange } from "./events.js";
-import { DIGESTS, NAME, validate, type Schema } from "./schema.js";
+import { DIGESTS, NAME, parseDocument, validate, type Schema } from "./schema.js";
 
 /**
  * A TPM baseline for a hardware class (the Host Guardian Service's "TPM baseline"): per PCR, the
@@ -125,11 +125,7 @@ export function learnBaseline(name: string, logs: EventLog[], pcrs: number[]): B
 
 /** Validates a baseline document (from a file or the API). */
 export function parseBaseline(doc: unknown): Baseline {
-  if (doc && typeof doc === "object" && "version" in doc && doc.version !== BASELINE_VERSION) {
-    throw new TpmTrustError("ERR_VALIDATION", `baseline version ${JSON.stringify(doc.version)} is not supported (expected ${BASELINE_VERSION})`);
-  }
-  validate(BASELINE_SCHEMA, doc, "baseline");
-  return doc as Baseline;
+  return parseDocument<Baseline>(BASELINE_SCHEMA, BASELINE_VERSION, "baseline", doc);
 }
 
 export type DiffKind = "differs" | "missing" | "unexpected" | "pcr-not-verified" | "no-common-bank";

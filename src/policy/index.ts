@@ -31,4 +31,4 @@ export {
   type SoftwarePolicy,
 } from "./software.js";
 export { describeEvent, eventKey, meaningOfChange } from "./events.js";
-export { validate, type Schema } from "./schema.js";
+export { parseDocument, validate, type Schema } from "./schema.js";

@@ -35,6 +35,18 @@ export function validate(schema: Schema, value: unknown, what: string): void {
   if (errors.length) throw new TpmTrustError("ERR_VALIDATION", `${what} is not valid: ${errors.join("; ")}`, { errors });
 }
 
+/**
+ * Validates a versioned policy document: an unsupported `version` is named as such before any other
+ * problem, so an operator holding a document from another tpmtrust release is told exactly that.
+ */
+export function parseDocument<T>(schema: Schema, version: number, what: string, doc: unknown): T {
+  if (doc && typeof doc === "object" && "version" in doc && doc.version !== version) {
+    throw new TpmTrustError("ERR_VALIDATION", `${what} version ${JSON.stringify(doc.version)} is not supported (expected ${version})`);
+  }
+  validate(schema, doc, what);
+  return doc as T;
+}
+
 function typeOf(v: unknown): string {
   if (Array.isArray(v)) return "array";
   if (v === null) return "null";

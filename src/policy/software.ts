@@ -1,7 +1,7 @@
 import { TpmTrustError } from "../errors.js";
 import { interpretBootChain, type BootImage, type EventLog, type VerifiedEventLog } from "../verify/eventlog/index.js";
 import type { PolicyDiff, PolicyResult } from "./baseline.js";
-import { DIGESTS, NAME, validate, type Schema } from "./schema.js";
+import { DIGESTS, NAME, parseDocument, validate, type Schema } from "./schema.js";
 
 /**
  * Accepted boot software (vSphere Trust Authority's "accepted software versions"): the boot loaders,
@@ -86,11 +86,7 @@ export function learnSoftware(name: string, logs: EventLog[]): SoftwarePolicy {
 }
 
 export function parseSoftwarePolicy(doc: unknown): SoftwarePolicy {
-  if (doc && typeof doc === "object" && "version" in doc && doc.version !== SOFTWARE_VERSION) {
-    throw new TpmTrustError("ERR_VALIDATION", `software policy version ${JSON.stringify(doc.version)} is not supported (expected ${SOFTWARE_VERSION})`);
-  }
-  validate(SOFTWARE_SCHEMA, doc, "software policy");
-  return doc as SoftwarePolicy;
+  return parseDocument<SoftwarePolicy>(SOFTWARE_SCHEMA, SOFTWARE_VERSION, "software policy", doc);
 }
 
 /**
