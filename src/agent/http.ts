@@ -55,7 +55,7 @@ export class ServiceClient {
 
   /** One request; 2xx answers are parsed JSON, problem+json answers become the service's error. */
   async call<T>(method: string, path: string, body?: unknown): Promise<T> {
-    const url = new URL(path.replace(/^\//, ""), this.base.href.endsWith("/") ? this.base : `${this.base.href}/`);
+    const url = this.urlOf(path);
     const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
     const headers: Record<string, string> = { accept: "application/json, application/problem+json" };
     if (payload) headers["content-type"] = "application/json";
@@ -78,7 +78,29 @@ export class ServiceClient {
     throw unreachable(`${method} ${url.pathname}: HTTP ${status} without a tpmtrust problem document`, { status });
   }
 
-  private send(url: URL, method: string, headers: Record<string, string>, payload?: Buffer): Promise<{ status: number; type: string; text: string }> {
+  private urlOf(path: string): URL {
+    return new URL(path.replace(/^\//, ""), this.base.href.endsWith("/") ? this.base : `${this.base.href}/`);
+  }
+
+  /**
+   * One request with extra headers, answered whatever its status: for protocols with their own
+   * error shapes (the DPS device API). `json` is undefined when the answer is empty or not JSON.
+   */
+  async exchange(method: string, path: string, body?: unknown, extraHeaders: Record<string, string> = {}): Promise<{ status: number; json: unknown; retryAfter?: number }> {
+    const url = this.urlOf(path);
+    const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
+    const headers: Record<string, string> = { accept: "application/json", ...(payload ? { "content-type": "application/json" } : {}), ...extraHeaders };
+    const { status, text, retryAfter } = await this.send(url, method, headers, payload);
+    let json: unknown;
+    try {
+      json = text.length ? JSON.parse(text) : undefined;
+    } catch {
+      json = undefined;
+    }
+    return { status, json, ...(retryAfter !== undefined ? { retryAfter } : {}) };
+  }
+
+  private send(url: URL, method: string, headers: Record<string, string>, payload?: Buffer): Promise<{ status: number; type: string; text: string; retryAfter?: number }> {
     return new Promise((resolve, reject) => {
       const opts = { method, headers: payload ? { ...headers, "content-length": String(payload.length) } : headers, timeout: this.timeoutMs };
       const onResponse = (res: IncomingMessage) => {
@@ -91,7 +113,15 @@ export class ServiceClient {
             reject(unreachable(`${method} ${url.pathname}: the answer exceeds ${MAX_RESPONSE} bytes`));
           } else chunks.push(c);
         });
-        res.on("end", () => resolve({ status: res.statusCode ?? 0, type: String(res.headers["content-type"] ?? ""), text: Buffer.concat(chunks).toString("utf8") }));
+        res.on("end", () => {
+          const retryAfter = Number(res.headers["retry-after"]);
+          resolve({
+            status: res.statusCode ?? 0,
+            type: String(res.headers["content-type"] ?? ""),
+            text: Buffer.concat(chunks).toString("utf8"),
+            ...(Number.isFinite(retryAfter) && retryAfter >= 0 ? { retryAfter } : {}),
+          });
+        });
         res.on("error", (e) => reject(unreachable(`${method} ${url.pathname}: ${e.message}`)));
       };
       const req = url.protocol === "https:" ? httpsRequest(url, { ...opts, ...(this.ca ? { ca: this.ca } : {}) }, onResponse) : httpRequest(url, opts, onResponse);
