@@ -68,6 +68,24 @@ export async function counted<T, L extends string>(
   }
 }
 
+/**
+ * Judges one attestation's evidence through `fn`: counts its verdict and reason code (a thrown
+ * error counts as verdict "rejected" with the error's code) and times it.
+ */
+export async function timeAttestation<T extends { verdict: string; code: string | null }>(fn: () => Promise<T>): Promise<T> {
+  const end = metrics.attestationSeconds.startTimer();
+  try {
+    const r = await fn();
+    metrics.attestations.inc({ verdict: r.verdict, reason: r.code ?? "none" });
+    end({ verdict: r.verdict });
+    return r;
+  } catch (e) {
+    metrics.attestations.inc({ verdict: "rejected", reason: reasonOf(e) });
+    end({ verdict: "rejected" });
+    throw e;
+  }
+}
+
 /** Times every request by its route pattern (unmatched URLs share one label, so scans add no series). */
 export function installMetrics(app: FastifyInstance): void {
   app.addHook("onResponse", async (req, reply) => {

@@ -6,6 +6,7 @@ import type { RouteModule } from "../app.js";
 import { BASE64_PATTERN, decodeBase64 } from "../../attest/identity.js";
 import { completeActivation, startActivation } from "../../attest/activation.js";
 import { attestationCa, certificatePem } from "../../attest/ak-ca.js";
+import { counted, metrics } from "../metrics.js";
 
 const tags = ["activation"];
 const PUBLIC_AREA = { type: "string", minLength: 4, maxLength: 4096, pattern: BASE64_PATTERN, description: "TPM2B_PUBLIC, base64" } as const;
@@ -29,16 +30,13 @@ const activations: RouteModule = (app, { store, now }) => {
     },
     async (req, reply) => {
       const b = req.body;
-      const c = await startActivation(
-        store,
-        {
-          ekPublic: decodeBase64(b.ekPublic, "ekPublic"),
-          akPublic: decodeBase64(b.akPublic, "akPublic"),
-          ekCertificates: (b.ekCertificates ?? []).map((x, i) => decodeBase64(x, `ekCertificates[${i}]`)),
-          intermediates: (b.intermediates ?? []).map((x, i) => decodeBase64(x, `intermediates[${i}]`)),
-        },
-        { now: now() },
-      );
+      const input = {
+        ekPublic: decodeBase64(b.ekPublic, "ekPublic"),
+        akPublic: decodeBase64(b.akPublic, "akPublic"),
+        ekCertificates: (b.ekCertificates ?? []).map((x, i) => decodeBase64(x, `ekCertificates[${i}]`)),
+        intermediates: (b.intermediates ?? []).map((x, i) => decodeBase64(x, `intermediates[${i}]`)),
+      };
+      const c = await counted(metrics.activations, { stage: "start" }, () => startActivation(store, input, { now: now() }));
       return reply.code(201).send({
         activationId: c.activationId,
         credentialBlob: c.credentialBlob.toString("base64"),
@@ -61,7 +59,8 @@ const activations: RouteModule = (app, { store, now }) => {
       },
     },
     async (req) => {
-      const r = await completeActivation(store, req.params.id, decodeBase64(req.body.secret, "secret"), { now: now() });
+      const r = await counted(metrics.activations, { stage: "complete" }, () => completeActivation(store, req.params.id, decodeBase64(req.body.secret, "secret"), { now: now() }));
+      if (r.akCertificate) metrics.certificatesIssued.inc({ purpose: "ak" });
       return {
         host: r.host,
         akNameHex: r.akName.toString("hex"),

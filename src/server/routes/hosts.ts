@@ -4,6 +4,7 @@ import { actorOf, ADMINS, READERS } from "../auth.js";
 import { HOST_IDENTITY_SCHEMA } from "../../attest/identity.js";
 import { getHost, HARDWARE_CLASS_PATTERN, HOST_NAME_PATTERN, listHosts, registerHost, removeHost } from "../../attest/hosts.js";
 import { TpmTrustError } from "../../errors.js";
+import { counted, metrics } from "../metrics.js";
 import type { Health, PolicyVersion } from "../../store/index.js";
 
 const tags = ["hosts"];
@@ -31,7 +32,7 @@ const hosts: RouteModule = (app, { store, now }) => {
       },
     },
     async (req, reply) => {
-      const r = await registerHost(store, req.body, { actor: actorOf(req), now: now() });
+      const r = await counted(metrics.registrations, { kind: "host" }, () => registerHost(store, req.body, { actor: actorOf(req), now: now() }));
       return reply.code(201).send({ ...r.host, ekTrust: r.ekTrust });
     },
   );
