@@ -97,7 +97,7 @@ export type CapabilityData =
   | { capability: typeof TPM_CAP.ECC_CURVES; curves: number[] };
 
 /** PCR values by bank (TPM_ALG_ID) then PCR index. */
-export type PcrValues = Map<number, Map<number, Buffer>>;
+export type PcrBankMap = Map<number, Map<number, Buffer>>;
 
 export interface ClientOptions {
   /** randomness for nonceCaller (fixed only to replay recorded sessions) */
@@ -474,9 +474,9 @@ export class TpmClient {
    * so this reads until everything selected was returned, starting over if pcrUpdateCounter
    * changes in between. PCRs of unallocated banks are absent from the result.
    */
-  async pcrRead(selection: TpmsPcrSelection[]): Promise<{ updateCounter: number; values: PcrValues }> {
+  async pcrRead(selection: TpmsPcrSelection[]): Promise<{ updateCounter: number; values: PcrBankMap }> {
     for (let attempt = 0; attempt < 5; attempt++) {
-      const values: PcrValues = new Map();
+      const values: PcrBankMap = new Map();
       const remaining = new Map(selection.map((s) => [s.hash, new Set(selectedPcrs(s))]));
       let counter: number | undefined;
       let changed = false;
