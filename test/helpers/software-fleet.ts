@@ -1,0 +1,162 @@
+/**
+ * Hosts simulated in software for load and crash tests, with the exact TPM formats: each has an
+ * ECC P-256 EK public built from the standard EK template and an AK public from the AK template
+ * (keys from node:crypto), quotes are TPMS_ATTEST over the policy PCRs of the RHEL 8 fixture log,
+ * signed by the AK as TPMT_SIGNATURE, so the service does all its real work and the TPM is not what
+ * is measured. Also: `tpmtrust serve` as a child process.
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { createHash, createSign, generateKeyPairSync, type KeyObject } from "node:crypto";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { NONCE_PURPOSE } from "../../src/attest/challenge.js";
+import { addPolicy } from "../../src/attest/policies.js";
+import { learnBaseline } from "../../src/policy/baseline.js";
+import type { Store } from "../../src/store/index.js";
+import { akTemplate } from "../../src/tpm/commands/ak.js";
+import { ekTemplate } from "../../src/tpm/commands/ek.js";
+import { hashAlgByName, TPM_ALG, TPM_GENERATED_VALUE, TPM_ST } from "../../src/tpm/constants.js";
+import { encodeTpmsAttest, encodeTpmtPublic, encodeTpmtSignature, objectName, pcrSelection } from "../../src/tpm/structures.js";
+import type { TpmtPublic } from "../../src/tpm/types.js";
+import { ekHash } from "../../src/verify/ek/index.js";
+import { parseEventLog, replayEventLog } from "../../src/verify/eventlog/index.js";
+
+const ROOT = join(import.meta.dirname, "..", "..");
+export const FLEET_LOG = readFileSync(join(ROOT, "test/fixtures/eventlogs/rhel8-gce-uefi.bin"));
+export const FLEET_CLASS = "gce-n1";
+const PCRS = [0, 1, 2, 3, 4, 5, 6, 7];
+
+function withKey(t: TpmtPublic, key: KeyObject): TpmtPublic {
+  const jwk = key.export({ format: "jwk" });
+  if (t.type !== TPM_ALG.ECC) throw new Error("ECC templates only");
+  return { ...t, unique: { x: Buffer.from(jwk.x!, "base64url"), y: Buffer.from(jwk.y!, "base64url") } };
+}
+
+export interface SoftHost {
+  name: string;
+  /** TPMT_PUBLIC of the EK (ecc-p256 template) */
+  ekPublic: Buffer;
+  ekName: Buffer;
+  /** the AD CS EK hash, for the allow-list */
+  ekHash: string;
+  akPublic: Buffer;
+  akName: Buffer;
+  akKey: KeyObject;
+}
+
+export function softHost(name: string): SoftHost {
+  const ek = generateKeyPairSync("ec", { namedCurve: "P-256" });
+  const ak = generateKeyPairSync("ec", { namedCurve: "P-256" });
+  const ekT = withKey(ekTemplate("ecc-p256"), ek.publicKey);
+  const akT = withKey(akTemplate({ type: "ecc" }), ak.publicKey);
+  return { name, ekPublic: encodeTpmtPublic(ekT), ekName: objectName(ekT), ekHash: ekHash(ek.publicKey), akPublic: encodeTpmtPublic(akT), akName: objectName(akT), akKey: ak.privateKey };
+}
+
+/** The `agent identify` JSON of a software host (no EK certificate: a v1 host needs its EK allow-listed). */
+export function identityOf(h: SoftHost): unknown {
+  const tpm2b = Buffer.concat([Buffer.from([h.ekPublic.length >> 8, h.ekPublic.length & 0xff]), h.ekPublic]);
+  return { ekPublics: [{ alg: "ecc-p256", public: tpm2b.toString("base64") }], ekCertificates: [], tpm: { manufacturer: "SIM", vendor: "software fleet", firmware: "1.0" } };
+}
+
+/** The baseline every fleet host passes (learned from the log its quotes cover). */
+export async function addFleetBaseline(store: Store): Promise<void> {
+  await addPolicy(store, "test", Date.now(), { kind: "baseline", name: "fleet", hardwareClass: FLEET_CLASS, document: learnBaseline("fleet", [parseEventLog(FLEET_LOG)], PCRS) });
+}
+
+/** Registers hosts with bound AKs directly in the store (what registration + activation end in), in batches. */
+export async function seedHosts(store: Store, hosts: SoftHost[]): Promise<void> {
+  for (let i = 0; i < hosts.length; i += 500) {
+    await store.transaction(async (tx) => {
+      for (const h of hosts.slice(i, i + 500)) {
+        await tx.hosts.add({ name: h.name, hardwareClass: FLEET_CLASS, policyVersion: "v2", trustMethod: "ek-cert", eks: [{ name: h.ekName, public: h.ekPublic, cert: null }] });
+        await tx.aks.bind({ hostName: h.name, name: h.akName, public: h.akPublic });
+      }
+    });
+  }
+}
+
+/** A quote's parts for one host and one nonce; `evidenceJson` assembles the request body. */
+export interface Quote {
+  akNameHex: string;
+  nonceHex: string;
+  attest: string;
+  signature: string;
+}
+
+const replayed = (() => {
+  const log = parseEventLog(FLEET_LOG);
+  const banks = log.algorithms.map((a) => a.bank);
+  const pcrs = replayEventLog(log).pcrs;
+  return {
+    banks,
+    pcrsJson: JSON.stringify(Object.fromEntries(banks.map((b) => [b, Object.fromEntries(PCRS.map((p) => [String(p), pcrs[b][p].toString("hex")]))]))),
+    digest: createHash("sha256").update(Buffer.concat(banks.flatMap((b) => PCRS.map((p) => pcrs[b][p])))).digest(),
+  };
+})();
+const LOG_B64 = FLEET_LOG.toString("base64");
+
+/** Issues a nonce per (host, round) through the store and signs a quote over it: pre-generated evidence. */
+export async function preQuotes(store: Store, hosts: SoftHost[], perHost: number, ttlMs = 3_600_000): Promise<Quote[][]> {
+  const nonces: Buffer[][] = hosts.map(() => []);
+  for (let round = 0; round < perHost; round++) {
+    for (let i = 0; i < hosts.length; i += 2000) {
+      await store.transaction(async (tx) => {
+        for (let j = i; j < Math.min(i + 2000, hosts.length); j++) nonces[j].push((await tx.nonces.issue({ purpose: NONCE_PURPOSE, subject: hosts[j].akName.toString("hex"), ttlMs })).value);
+      });
+    }
+  }
+  return hosts.map((h, i) => nonces[i].map((nonce) => quote(h, nonce)));
+}
+
+export function quote(h: SoftHost, nonce: Buffer): Quote {
+  const attest = encodeTpmsAttest({
+    magic: TPM_GENERATED_VALUE,
+    type: TPM_ST.ATTEST_QUOTE,
+    qualifiedSigner: h.akName,
+    extraData: nonce,
+    clockInfo: { clock: 1234n, resetCount: 7, restartCount: 0, safe: true },
+    firmwareVersion: 0x2019102300163636n,
+    attested: { pcrSelect: replayed.banks.map((b) => pcrSelection(hashAlgByName(b)!, PCRS)), pcrDigest: replayed.digest },
+  });
+  const raw = createSign("sha256").update(attest).sign({ key: h.akKey, dsaEncoding: "ieee-p1363" });
+  const signature = encodeTpmtSignature({ sigAlg: TPM_ALG.ECDSA, hash: TPM_ALG.SHA256, r: raw.subarray(0, 32), s: raw.subarray(32) });
+  return { akNameHex: h.akName.toString("hex"), nonceHex: nonce.toString("hex"), attest: attest.toString("base64"), signature: signature.toString("base64") };
+}
+
+/** POST /v1/attestations body for a quote, with the PCR values and the event log (assembled per request). */
+export function evidenceJson(q: Quote): string {
+  return `{"akNameHex":"${q.akNameHex}","nonceHex":"${q.nonceHex}","quotes":[{"attest":"${q.attest}","signature":"${q.signature}"}],"pcrs":${replayed.pcrsJson},"eventLog":"${LOG_B64}"}`;
+}
+
+export interface ServeProcess {
+  url: string;
+  child: ChildProcess;
+  /** SIGTERM and wait */
+  stop(): Promise<void>;
+  /** SIGKILL and wait: no shutdown code runs */
+  kill(): Promise<void>;
+}
+
+/** `tpmtrust serve` as operators run it, in a child process on a free port of 127.0.0.1. */
+export function spawnServe(db: string, adminTokenFile: string, extra: string[] = []): Promise<ServeProcess> {
+  const child = spawn(process.execPath, [join(ROOT, "bin/tpmtrust.js"), "serve", "--db", db, "--listen", "127.0.0.1:0", "--admin-token-file", adminTokenFile, ...extra], {
+    stdio: ["ignore", "pipe", "pipe"],
+    env: { ...process.env, TPMTRUST_LOG_LEVEL: "warn" },
+  });
+  let err = "";
+  child.stderr!.on("data", (d: Buffer) => (err = (err + d.toString()).slice(-4000)));
+  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+  const end = (signal: NodeJS.Signals) => async () => {
+    if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+    await exited;
+  };
+  return new Promise((resolve, reject) => {
+    let out = "";
+    child.stdout!.on("data", (d: Buffer) => {
+      out += d.toString();
+      const m = /^(https?:\/\/\S+)$/m.exec(out);
+      if (m) resolve({ url: m[1], child, stop: end("SIGTERM"), kill: end("SIGKILL") });
+    });
+    child.once("exit", (code) => reject(new Error(`tpmtrust serve exited with ${code}: ${err}`)));
+  });
+}
