@@ -7,7 +7,7 @@
  */
 import { verifyAttestationToken } from "../attest/tokens.js";
 import { TpmTrustError, isTpmTrustError } from "../errors.js";
-import type { Host, KeyProvider, Store } from "../store/index.js";
+import type { Host, KeyProvider, KeyServer as KeyServerRecord, Store } from "../store/index.js";
 import { clustersAllowing } from "./clusters.js";
 
 export type KeyOperation = "encrypt" | "decrypt" | "data-key" | "release";
@@ -15,6 +15,8 @@ export type KeyOperation = "encrypt" | "decrypt" | "data-key" | "release";
 export interface HostGrant {
   host: Host;
   provider: KeyProvider;
+  /** the provider's key server */
+  keyServer: KeyServerRecord;
   /** the clusters that allow it */
   clusters: string[];
   /** the token's jti, for the audit */
@@ -48,7 +50,9 @@ async function decide(store: Store, i: AuthorizeInput, who: { actor: string }): 
   const provider = await store.keys.getProvider(i.provider);
   if (!provider) throw new TpmTrustError("ERR_NOT_FOUND", `no key provider named ${JSON.stringify(i.provider)}`);
   if (provider.disabledAt !== null) throw new TpmTrustError("ERR_DISABLED", `key provider ${provider.name} is disabled`);
-  return { host, provider, clusters, jti: record.jti, actor: who.actor };
+  const keyServer = await store.keys.getServer(provider.keyServer);
+  if (!keyServer) throw new TpmTrustError("ERR_INTERNAL", `key server ${provider.keyServer} of provider ${provider.name} is missing`);
+  return { host, provider, keyServer, clusters, jti: record.jti, actor: who.actor };
 }
 
 /** Authorises a host's key operation or throws (after auditing) the reason it may not. */

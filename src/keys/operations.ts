@@ -26,15 +26,9 @@ interface VersionKey {
 }
 
 /** The provider's key server. */
-export async function serverOf(store: Store, g: HostGrant): Promise<KeyServer> {
-  const rec = await store.keys.getServer(g.provider.keyServer);
-  if (!rec) throw new TpmTrustError("ERR_INTERNAL", `key server ${g.provider.keyServer} of provider ${g.provider.name} is missing`);
-  return keyServerFor(store, rec);
-}
+export const serverOf = (store: Store, g: HostGrant): KeyServer => keyServerFor(store, g.keyServer);
 
-async function versionKey(store: Store, g: HostGrant, v: KeyVersion): Promise<VersionKey> {
-  return { server: await serverOf(store, g), key: { keyId: g.provider.primaryKeyId, version: v.version, ref: v.keyRef } };
-}
+const versionKey = (store: Store, g: HostGrant, v: KeyVersion): VersionKey => ({ server: serverOf(store, g), key: { keyId: g.provider.primaryKeyId, version: v.version, ref: v.keyRef } });
 
 async function audit(store: Store, g: HostGrant, op: KeyOperation, now: number, details: Record<string, unknown>): Promise<void> {
   await store.audit.append({ actor: g.actor, action: `keys.${op}`, subject: g.provider.name, outcome: "success", details: { host: g.host.name, clusters: g.clusters, jti: g.jti, ...details }, at: now });
@@ -44,7 +38,7 @@ async function audit(store: Store, g: HostGrant, op: KeyOperation, now: number, 
 export async function sealCurrent(store: Store, g: HostGrant, plaintext: Buffer, context?: Buffer): Promise<{ envelope: Buffer; version: number }> {
   const v = await store.keys.getVersion(g.provider.name, g.provider.currentVersion);
   if (!v) throw new TpmTrustError("ERR_INTERNAL", `current version ${g.provider.currentVersion} of ${g.provider.name} is missing`);
-  const { server, key } = await versionKey(store, g, v);
+  const { server, key } = versionKey(store, g, v);
   const sealed = await server.encrypt(key, plaintext, envelopeAad(g.provider.name, v.version, context));
   return { envelope: encodeEnvelope({ provider: g.provider.name, version: v.version, sealed }), version: v.version };
 }
@@ -56,7 +50,7 @@ export async function openEnvelope(store: Store, g: HostGrant, envelope: Buffer,
   const v = await store.keys.getVersion(e.provider, e.version);
   if (!v) throw new TpmTrustError("ERR_DECRYPT_FAILED", `key provider ${e.provider} has no version ${e.version}`, { version: e.version });
   if (v.retiredAt !== null) throw new TpmTrustError("ERR_KEY_RETIRED", `version ${v.version} of key provider ${e.provider} was retired at ${new Date(v.retiredAt).toISOString()}`, { version: v.version });
-  const { server, key } = await versionKey(store, g, v);
+  const { server, key } = versionKey(store, g, v);
   return { plaintext: await server.decrypt(key, e.sealed, envelopeAad(e.provider, e.version, context)), version: v.version };
 }
 
@@ -91,7 +85,7 @@ export async function decrypt(store: Store, g: HostGrant, o: { ciphertext: Buffe
 export async function dataKey(store: Store, g: HostGrant, o: { size?: number; context?: Buffer; now: number }): Promise<{ plaintext: Buffer; wrappedKey: Buffer; keyVersion: number }> {
   const size = o.size ?? DATA_KEY_SIZES.default;
   checkDataKeySize(size);
-  const plaintext = await (await serverOf(store, g)).randomBytes(size);
+  const plaintext = await serverOf(store, g).randomBytes(size);
   const { envelope, version } = await sealCurrent(store, g, plaintext, o.context);
   await audit(store, g, "data-key", o.now, { version, size });
   return { plaintext, wrappedKey: envelope, keyVersion: version };

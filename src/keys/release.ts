@@ -86,7 +86,7 @@ export async function release(store: Store, g: HostGrant, o: { srk: SrkProof; wr
     } else {
       const size = o.size ?? DATA_KEY_SIZES.default;
       checkDataKeySize(size);
-      secret = await (await serverOf(store, g)).randomBytes(size);
+      secret = await serverOf(store, g).randomBytes(size);
       ({ envelope: wrappedKey, version: keyVersion } = await sealCurrent(store, g, secret, o.context));
     }
     const sealed = sealedDataObject(secret);

@@ -300,6 +300,11 @@ for (const [i, [dialect, make]] of BACKENDS.entries()) {
       for (const code of ["ERR_UNAUTHENTICATED", "ERR_TOKEN_INVALID", "ERR_FORBIDDEN", "ERR_DISABLED"]) assert.ok(codes.includes(code), code);
       assert.ok(audit.some((e) => e.actor === "host:db-1" && e.action === "keys.encrypt" && e.outcome === "denied"));
       assert.ok((await s.store.audit.verify()).ok);
+      const m = await fetch(`${s.url}/metrics`, { headers: bearer(s.auditor) });
+      const text = await m.text();
+      assert.match(text, /tpmtrust_key_operations_total\{operation="encrypt",provider="local",outcome="success",reason="none"\} [1-9]/);
+      assert.match(text, /tpmtrust_key_operations_total\{operation="encrypt",provider="none",outcome="failure",reason="ERR_FORBIDDEN"\} [1-9]/);
+      assert.match(text, /tpmtrust_key_operations_total\{operation="data-key",provider="none",outcome="failure",reason="ERR_DISABLED"\} [1-9]/);
     });
 
     test("non-admins cannot manage key servers, providers or clusters (401/403)", async () => {

@@ -89,167 +89,114 @@ function serverConfig(o: { kind: string; masterKeyFile?: string; masterKeyEnv?: 
   };
 }
 
-export function register(program: Command): void {
-  const keys = program.command("keys").description("key release: key servers, trusted key providers and trusted clusters (admin; on the service's database)");
-  const dbOption = () => new Option("--db <url>", DB_OPTION_HELP);
-
-  // ---- key servers
-  const servers = keys.command("servers").description("where primary keys live: the built-in local store or a PKCS#11 token");
-  servers
-    .command("add <name>")
-    .description("add a key server; it is opened and checked first (master key readable, token logs in)")
-    .addOption(new Option("--kind <kind>", Object.entries(KEY_SERVER_KINDS).map(([k, v]) => `${k}: ${v.description}`).join("; ")).choices(Object.keys(KEY_SERVER_KINDS)).makeOptionMandatory())
-    .option("--master-key-file <path>", "local: the master key file (mode 0600; created on first use)")
-    .option("--master-key-env <var>", `local: the variable holding the base64 master key (e.g. ${MASTER_KEY_ENV})`)
-    .option("--module <path>", "pkcs11: the PKCS#11 module, e.g. /usr/lib/softhsm/libsofthsm2.so")
-    .option("--token-label <label>", "pkcs11: the token's label")
-    .option("--slot <index>", "pkcs11: the token's slot index (instead of --token-label)")
-    .option("--pin-env <var>", "pkcs11: the variable holding the user PIN")
-    .option("--pin-file <path>", "pkcs11: the file holding the user PIN (mode 0600)")
-    .addOption(dbOption())
+/**
+ * One subcommand on the database: positional arguments and options go to `run`; the result is
+ * printed as JSON with --json, else by `print`.
+ */
+function storeCommand<T, O extends Common = Common>(
+  parent: Command,
+  usage: string,
+  description: string,
+  run: (store: Store, args: string[], o: O) => Promise<T>,
+  print: (v: T) => void,
+  options: (c: Command) => Command = (c) => c,
+): void {
+  options(parent.command(usage).description(description))
+    .addOption(new Option("--db <url>", DB_OPTION_HELP))
     .option("--json", "print JSON")
     .action(
-      action((name: string, o: Common & Parameters<typeof serverConfig>[0]) =>
-        withKeys(o.db, async (store) => {
-          const s = await addKeyServer(store, { name, kind: o.kind, config: serverConfig(o) }, caller());
-          if (o.json) return printJson(s);
-          process.stdout.write(`added key server ${s.name} (${s.kind}) ${JSON.stringify(s.config)}\n`);
-        }),
-      ),
-    );
-  servers
-    .command("list")
-    .description("key servers and their settings (which name where secrets are, never the secrets)")
-    .addOption(dbOption())
-    .option("--json", "print JSON")
-    .action(
-      action((o: Common) =>
-        withKeys(o.db, async (store) => {
-          const all = await listKeyServers(store);
-          if (o.json) return printJson(all);
-          for (const s of all) process.stdout.write(`${s.name}\t${s.kind}\t${JSON.stringify(s.config)}\n`);
-        }),
-      ),
-    );
-
-  // ---- providers
-  const providers = keys.command("providers").description("trusted key providers: a name, a key server, a primary key id and versioned keys");
-  providers
-    .command("add <name>")
-    .description(`create a provider with key version 1 (on the key server "${DEFAULT_KEY_SERVER}" unless --key-server; "${DEFAULT_KEY_SERVER}" is created as the built-in store on first use)`)
-    .option("--key-server <name>", "the key server", DEFAULT_KEY_SERVER)
-    .option("--key-id <id>", "the primary key id (label) in the key server (default tpmtrust-<name>)")
-    .addOption(dbOption())
-    .option("--json", "print JSON")
-    .action(
-      action((name: string, o: Common & { keyServer: string; keyId?: string }) =>
-        withKeys(o.db, async (store) => {
-          const p = await createProvider(store, { name, keyServer: o.keyServer, ...(o.keyId ? { primaryKeyId: o.keyId } : {}) }, caller());
-          if (o.json) return printJson(p);
-          process.stdout.write(`created key provider ${p.name} on ${p.keyServer} (${p.kind}), key version 1\n`);
-        }),
-      ),
-    );
-  providers
-    .command("list")
-    .description("key providers")
-    .addOption(dbOption())
-    .option("--json", "print JSON")
-    .action(
-      action((o: Common) =>
-        withKeys(o.db, async (store) => {
-          const all = await listProviders(store);
-          if (o.json) return printJson(all);
-          for (const p of all) process.stdout.write(`${p.name}\t${p.keyServer}\tv${p.currentVersion}\t${p.disabledAt ? "disabled" : "enabled"}\t${p.clusters.join(",") || "-"}\n`);
-        }),
-      ),
-    );
-  const one = (verb: string, description: string, run: (store: Store, name: string) => Promise<ProviderView>) =>
-    providers
-      .command(`${verb} <name>`)
-      .description(description)
-      .addOption(dbOption())
-      .option("--json", "print JSON")
-      .action(
-        action((name: string, o: Common) =>
-          withKeys(o.db, async (store) => {
-            const p = await run(store, name);
-            if (o.json) printJson(p);
-            else printProvider(p);
-          }),
-        ),
-      );
-  one("show", "one provider: key server, versions, clusters", (store, name) => getProvider(store, name));
-  one("disable", "refuse every host operation with this provider (ERR_DISABLED)", (store, name) => setProviderEnabled(store, name, false, caller()));
-  one("enable", "enable a disabled provider", (store, name) => setProviderEnabled(store, name, true, caller()));
-  one("rotate", "make a new key version current; older versions still decrypt until retired", (store, name) => rotateProvider(store, name, caller()));
-  providers
-    .command("retire-version <name> <version>")
-    .description("retire an old key version: what it sealed no longer decrypts (ERR_KEY_RETIRED); the current version cannot be retired")
-    .addOption(dbOption())
-    .option("--json", "print JSON")
-    .action(
-      action((name: string, version: string, o: Common) => {
-        if (!/^[1-9]\d{0,8}$/.test(version)) throw new TpmTrustError("ERR_USAGE", `version must be a number like 1, got "${version}"`);
+      action((...a: unknown[]) => {
+        const o = a[a.length - 2] as O;
         return withKeys(o.db, async (store) => {
-          const p = await retireVersion(store, name, Number(version), caller());
-          if (o.json) printJson(p);
-          else printProvider(p);
+          const v = await run(store, a.slice(0, -2) as string[], o);
+          if (o.json) printJson(v ?? null);
+          else print(v);
         });
       }),
     );
+}
+
+const rows = <T>(row: (v: T) => string) => (vs: T[]) => process.stdout.write(vs.map((v) => row(v) + "\n").join(""));
+
+export function register(program: Command): void {
+  const keys = program.command("keys").description("key release: key servers, trusted key providers and trusted clusters (admin; on the service's database)");
+
+  // ---- key servers
+  const servers = keys.command("servers").description("where primary keys live: the built-in local store or a PKCS#11 token");
+  storeCommand(
+    servers,
+    "add <name>",
+    "add a key server; it is opened and checked first (master key readable, token logs in)",
+    (store, [name], o: Common & Parameters<typeof serverConfig>[0]) => addKeyServer(store, { name, kind: o.kind, config: serverConfig(o) }, caller()),
+    (s) => process.stdout.write(`added key server ${s.name} (${s.kind}) ${JSON.stringify(s.config)}\n`),
+    (c) =>
+      c
+        .addOption(new Option("--kind <kind>", Object.entries(KEY_SERVER_KINDS).map(([k, v]) => `${k}: ${v.description}`).join("; ")).choices(Object.keys(KEY_SERVER_KINDS)).makeOptionMandatory())
+        .option("--master-key-file <path>", "local: the master key file (mode 0600; created on first use)")
+        .option("--master-key-env <var>", `local: the variable holding the base64 master key (e.g. ${MASTER_KEY_ENV})`)
+        .option("--module <path>", "pkcs11: the PKCS#11 module, e.g. /usr/lib/softhsm/libsofthsm2.so")
+        .option("--token-label <label>", "pkcs11: the token's label")
+        .option("--slot <index>", "pkcs11: the token's slot index (instead of --token-label)")
+        .option("--pin-env <var>", "pkcs11: the variable holding the user PIN")
+        .option("--pin-file <path>", "pkcs11: the file holding the user PIN (mode 0600)"),
+  );
+  storeCommand(
+    servers,
+    "list",
+    "key servers and their settings (which name where secrets are, never the secrets)",
+    (store) => listKeyServers(store),
+    rows((s) => `${s.name}\t${s.kind}\t${JSON.stringify(s.config)}`),
+  );
+
+  // ---- providers
+  const providers = keys.command("providers").description("trusted key providers: a name, a key server, a primary key id and versioned keys");
+  storeCommand(
+    providers,
+    "add <name>",
+    `create a provider with key version 1 (on the key server "${DEFAULT_KEY_SERVER}" unless --key-server; "${DEFAULT_KEY_SERVER}" is created as the built-in store on first use)`,
+    (store, [name], o: Common & { keyServer: string; keyId?: string }) => createProvider(store, { name, keyServer: o.keyServer, ...(o.keyId ? { primaryKeyId: o.keyId } : {}) }, caller()),
+    (p) => process.stdout.write(`created key provider ${p.name} on ${p.keyServer} (${p.kind}), key version 1\n`),
+    (c) => c.option("--key-server <name>", "the key server", DEFAULT_KEY_SERVER).option("--key-id <id>", "the primary key id (label) in the key server (default tpmtrust-<name>)"),
+  );
+  storeCommand(
+    providers,
+    "list",
+    "key providers",
+    (store) => listProviders(store),
+    rows((p) => `${p.name}\t${p.keyServer}\tv${p.currentVersion}\t${p.disabledAt ? "disabled" : "enabled"}\t${p.clusters.join(",") || "-"}`),
+  );
+  storeCommand(providers, "show <name>", "one provider: key server, versions, clusters", (store, [name]) => getProvider(store, name), printProvider);
+  storeCommand(providers, "disable <name>", "refuse every host operation with this provider (ERR_DISABLED)", (store, [name]) => setProviderEnabled(store, name, false, caller()), printProvider);
+  storeCommand(providers, "enable <name>", "enable a disabled provider", (store, [name]) => setProviderEnabled(store, name, true, caller()), printProvider);
+  storeCommand(providers, "rotate <name>", "make a new key version current; older versions still decrypt until retired", (store, [name]) => rotateProvider(store, name, caller()), printProvider);
+  storeCommand(
+    providers,
+    "retire-version <name> <version>",
+    "retire an old key version: what it sealed no longer decrypts (ERR_KEY_RETIRED); the current version cannot be retired",
+    (store, [name, version]) => {
+      if (!/^[1-9]\d{0,8}$/.test(version)) throw new TpmTrustError("ERR_USAGE", `version must be a number like 1, got "${version}"`);
+      return retireVersion(store, name, Number(version), caller());
+    },
+    printProvider,
+  );
 
   // ---- clusters
   const clusters = keys.command("clusters").description("trusted clusters: hosts (by name, hardware class or tag) and the providers they may use");
-  clusters
-    .command("add <name>")
-    .description("create or replace a cluster")
-    .requiredOption("--providers <names>", "key providers its hosts may use (comma-separated, repeatable)", list)
-    .option("--hosts <names>", "host names (comma-separated, repeatable)", list)
-    .option("--classes <classes>", "hardware classes (comma-separated, repeatable)", list)
-    .option("--tags <tags>", "host tags (comma-separated, repeatable)", list)
-    .addOption(dbOption())
-    .option("--json", "print JSON")
-    .action(
-      action((name: string, o: Common & { providers: string[]; hosts?: string[]; classes?: string[]; tags?: string[] }) =>
-        withKeys(o.db, async (store) => {
-          const c = await putCluster(store, { name, providers: o.providers, hosts: o.hosts, hardwareClasses: o.classes, tags: o.tags }, caller());
-          if (o.json) printJson(c);
-          else printCluster(c);
-        }),
-      ),
-    );
-  clusters
-    .command("list")
-    .description("trusted clusters")
-    .addOption(dbOption())
-    .option("--json", "print JSON")
-    .action(
-      action((o: Common) =>
-        withKeys(o.db, async (store) => {
-          const all = await listClusters(store);
-          if (o.json) return printJson(all);
-          for (const c of all) process.stdout.write(`${c.name}\t${JSON.stringify(c.selector)}\t${c.providers.join(",") || "-"}\n`);
-        }),
-      ),
-    );
-  clusters
-    .command("show <name>")
-    .description("one cluster")
-    .addOption(dbOption())
-    .option("--json", "print JSON")
-    .action(
-      action((name: string, o: Common) =>
-        withKeys(o.db, async (store) => {
-          const c = await getCluster(store, name);
-          if (o.json) printJson(c);
-          else printCluster(c);
-        }),
-      ),
-    );
-  clusters
-    .command("remove <name>")
-    .description("remove a cluster: its hosts lose the providers it allowed")
-    .addOption(dbOption())
-    .action(action((name: string, o: Common) => withKeys(o.db, (store) => removeCluster(store, name, caller()))));
+  storeCommand(
+    clusters,
+    "add <name>",
+    "create or replace a cluster",
+    (store, [name], o: Common & { providers: string[]; hosts?: string[]; classes?: string[]; tags?: string[] }) =>
+      putCluster(store, { name, providers: o.providers, hosts: o.hosts, hardwareClasses: o.classes, tags: o.tags }, caller()),
+    printCluster,
+    (c) =>
+      c
+        .requiredOption("--providers <names>", "key providers its hosts may use (comma-separated, repeatable)", list)
+        .option("--hosts <names>", "host names (comma-separated, repeatable)", list)
+        .option("--classes <classes>", "hardware classes (comma-separated, repeatable)", list)
+        .option("--tags <tags>", "host tags (comma-separated, repeatable)", list),
+  );
+  storeCommand(clusters, "list", "trusted clusters", (store) => listClusters(store), rows((c) => `${c.name}\t${JSON.stringify(c.selector)}\t${c.providers.join(",") || "-"}`));
+  storeCommand(clusters, "show <name>", "one cluster", (store, [name]) => getCluster(store, name), printCluster);
+  storeCommand(clusters, "remove <name>", "remove a cluster: its hosts lose the providers it allowed", (store, [name]) => removeCluster(store, name, caller()), () => undefined);
 }

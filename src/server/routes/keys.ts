@@ -6,6 +6,7 @@
 import type { FastifyRequest } from "fastify";
 import type { RouteModule } from "../app.js";
 import { actorOf, ADMINS, bearer, READERS } from "../auth.js";
+import { metrics, reasonOf } from "../metrics.js";
 import { BASE64_PATTERN, decodeBase64 } from "../../attest/identity.js";
 import {
   addKeyServer,
@@ -33,6 +34,7 @@ import {
   retireVersion,
   rotateProvider,
   setProviderEnabled,
+  type HostGrant,
   type KeyOperation,
 } from "../../keys/index.js";
 
@@ -50,8 +52,23 @@ const ctx = (c: string | undefined) => (c === undefined ? undefined : Buffer.fro
 
 const keys: RouteModule = (app, { store, now, attest }) => {
   const caller = (req: FastifyRequest) => ({ actor: actorOf(req), now: now() });
-  const grant = (req: FastifyRequest<{ Params: { provider: string } }>, operation: KeyOperation) =>
-    authorizeHost(store, { token: bearer(req), provider: req.params.provider, operation, now: now(), issuer: attest.issuer });
+  /** A host operation: authorised, counted and timed by operation, key server kind ("none" when refused before) and outcome. */
+  const hostOp = async <T>(req: FastifyRequest<{ Params: { provider: string } }>, operation: KeyOperation, fn: (g: HostGrant) => Promise<T>): Promise<T> => {
+    const end = metrics.keyOperationSeconds.startTimer({ operation });
+    let kind = "none";
+    try {
+      const g = await authorizeHost(store, { token: bearer(req), provider: req.params.provider, operation, now: now(), issuer: attest.issuer });
+      kind = g.keyServer.kind;
+      const r = await fn(g);
+      metrics.keyOperations.inc({ operation, provider: kind, outcome: "success", reason: "none" });
+      return r;
+    } catch (e) {
+      metrics.keyOperations.inc({ operation, provider: kind, outcome: "failure", reason: reasonOf(e) });
+      throw e;
+    } finally {
+      end({ provider: kind });
+    }
+  };
 
   // ---- key servers (admin)
   app.get("/v1/keys/servers", { config: { access: READERS }, schema: { tags, summary: "key servers (their settings name where secrets are, never the secrets)" } }, async () => listKeyServers(store));
@@ -160,11 +177,11 @@ const keys: RouteModule = (app, { store, now, attest }) => {
         body: { type: "object", additionalProperties: false, required: ["plaintext"], properties: { plaintext: b64(Math.ceil(MAX_PLAINTEXT / 3) * 4), context: CONTEXT } },
       },
     },
-    async (req) => {
-      const g = await grant(req, "encrypt");
-      const r = await encrypt(store, g, { plaintext: decodeBase64(req.body.plaintext, "plaintext"), context: ctx(req.body.context), now: now() });
-      return { ciphertext: r.ciphertext.toString("base64"), keyVersion: r.keyVersion };
-    },
+    (req) =>
+      hostOp(req, "encrypt", async (g) => {
+        const r = await encrypt(store, g, { plaintext: decodeBase64(req.body.plaintext, "plaintext"), context: ctx(req.body.context), now: now() });
+        return { ciphertext: r.ciphertext.toString("base64"), keyVersion: r.keyVersion };
+      }),
   );
   app.post<{ Params: { provider: string }; Body: { ciphertext: string; context?: string } }>(
     "/v1/keys/:provider/decrypt",
@@ -177,11 +194,11 @@ const keys: RouteModule = (app, { store, now, attest }) => {
         body: { type: "object", additionalProperties: false, required: ["ciphertext"], properties: { ciphertext: b64(Math.ceil((MAX_PLAINTEXT + 1024) / 3) * 4), context: CONTEXT } },
       },
     },
-    async (req) => {
-      const g = await grant(req, "decrypt");
-      const r = await decrypt(store, g, { ciphertext: decodeBase64(req.body.ciphertext, "ciphertext"), context: ctx(req.body.context), now: now() });
-      return { plaintext: r.plaintext.toString("base64"), keyVersion: r.keyVersion };
-    },
+    (req) =>
+      hostOp(req, "decrypt", async (g) => {
+        const r = await decrypt(store, g, { ciphertext: decodeBase64(req.body.ciphertext, "ciphertext"), context: ctx(req.body.context), now: now() });
+        return { plaintext: r.plaintext.toString("base64"), keyVersion: r.keyVersion };
+      }),
   );
   app.post<{ Params: { provider: string }; Body: { size?: number; context?: string } }>(
     "/v1/keys/:provider/data-key",
@@ -194,11 +211,11 @@ const keys: RouteModule = (app, { store, now, attest }) => {
         body: { type: "object", additionalProperties: false, properties: { size: SIZE, context: CONTEXT } },
       },
     },
-    async (req) => {
-      const g = await grant(req, "data-key");
-      const r = await dataKey(store, g, { size: req.body?.size, context: ctx(req.body?.context), now: now() });
-      return { plaintext: r.plaintext.toString("base64"), wrappedKey: r.wrappedKey.toString("base64"), keyVersion: r.keyVersion };
-    },
+    (req) =>
+      hostOp(req, "data-key", async (g) => {
+        const r = await dataKey(store, g, { size: req.body?.size, context: ctx(req.body?.context), now: now() });
+        return { plaintext: r.plaintext.toString("base64"), wrappedKey: r.wrappedKey.toString("base64"), keyVersion: r.keyVersion };
+      }),
   );
   app.post<{ Params: { provider: string }; Body: { srk: { public: string; attest: string; signature: string }; wrappedKey?: string; size?: number; context?: string } }>(
     "/v1/keys/:provider/release",
@@ -227,19 +244,19 @@ const keys: RouteModule = (app, { store, now, attest }) => {
         },
       },
     },
-    async (req) => {
-      const g = await grant(req, "release");
-      const b = req.body;
-      const srk = { public: decodeBase64(b.srk.public, "srk.public"), attest: decodeBase64(b.srk.attest, "srk.attest"), signature: decodeBase64(b.srk.signature, "srk.signature") };
-      const r = await release(store, g, { srk, wrappedKey: b.wrappedKey === undefined ? undefined : decodeBase64(b.wrappedKey, "wrappedKey"), size: b.size, context: ctx(b.context), now: now() });
-      return {
-        keyVersion: r.keyVersion,
-        wrappedKey: r.wrappedKey.toString("base64"),
-        srkNameHex: r.srkName.toString("hex"),
-        import: { public: r.duplicate.public.toString("base64"), duplicate: r.duplicate.duplicate.toString("base64"), inSymSeed: r.duplicate.inSymSeed.toString("base64") },
-        objectNameHex: r.duplicate.name.toString("hex"),
-      };
-    },
+    (req) =>
+      hostOp(req, "release", async (g) => {
+        const b = req.body;
+        const srk = { public: decodeBase64(b.srk.public, "srk.public"), attest: decodeBase64(b.srk.attest, "srk.attest"), signature: decodeBase64(b.srk.signature, "srk.signature") };
+        const r = await release(store, g, { srk, wrappedKey: b.wrappedKey === undefined ? undefined : decodeBase64(b.wrappedKey, "wrappedKey"), size: b.size, context: ctx(b.context), now: now() });
+        return {
+          keyVersion: r.keyVersion,
+          wrappedKey: r.wrappedKey.toString("base64"),
+          srkNameHex: r.srkName.toString("hex"),
+          import: { public: r.duplicate.public.toString("base64"), duplicate: r.duplicate.duplicate.toString("base64"), inSymSeed: r.duplicate.inSymSeed.toString("base64") },
+          objectNameHex: r.duplicate.name.toString("hex"),
+        };
+      }),
   );
 };
 export default keys;
