@@ -2,7 +2,7 @@ import "reflect-metadata";
 import { buildProgram } from "./program.js";
 import { exitCodeFor, printError } from "./run.js";
 
-const program = buildProgram();
+const program = await buildProgram();
 try {
   await program.parseAsync(process.argv);
 } catch (e) {

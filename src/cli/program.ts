@@ -1,34 +1,71 @@
 import { Command } from "commander";
-import { register as verify } from "./commands/verify.js";
-import { register as credential } from "./commands/credential.js";
-import { register as audit } from "./commands/audit.js";
-import { register as serve } from "./commands/serve.js";
-import { register as admin } from "./commands/admin.js";
-import { register as trust } from "./commands/trust.js";
-import { register as hosts } from "./commands/hosts.js";
-import { register as confirm } from "./commands/confirm.js";
-import { register as agent } from "./commands/agent.js";
-import { register as ca } from "./commands/ca.js";
-import { register as agentCert } from "./commands/agent-cert.js";
-import { register as eventlog } from "./commands/eventlog.js";
-import { register as policy } from "./commands/policy.js";
-import { register as policyStore } from "./commands/policy-store.js";
-import { register as keys } from "./commands/keys.js";
-import { register as agentKey } from "./commands/agent-key.js";
 
 /**
  * The `tpmtrust` command tree. Each area registers its subcommands from its own module
- * (src/cli/commands/*.ts), so adding a command never touches another area's file.
+ * (src/cli/commands/*.ts), so adding a command never touches another area's file: add the module to
+ * MODULES and name the top-level commands it defines in COMMANDS.
+ *
+ * Modules load lazily: a run loads only the modules of its top-level command, so `tpmtrust verify`
+ * does not pay for the HTTP server, the database drivers or the X.509 stack of other commands.
  */
-export function buildProgram(): Command {
+type Register = (program: Command) => void;
+
+const MODULES: Record<string, () => Promise<{ register: Register }>> = {
+  verify: () => import("./commands/verify.js"),
+  credential: () => import("./commands/credential.js"),
+  serve: () => import("./commands/serve.js"),
+  admin: () => import("./commands/admin.js"),
+  audit: () => import("./commands/audit.js"),
+  agent: () => import("./commands/agent.js"),
+  agentCert: () => import("./commands/agent-cert.js"),
+  agentKey: () => import("./commands/agent-key.js"),
+  trust: () => import("./commands/trust.js"),
+  hosts: () => import("./commands/hosts.js"),
+  confirm: () => import("./commands/confirm.js"),
+  eventlog: () => import("./commands/eventlog.js"),
+  policy: () => import("./commands/policy.js"),
+  policyStore: () => import("./commands/policy-store.js"),
+  ca: () => import("./commands/ca.js"),
+  keys: () => import("./commands/keys.js"),
+  provisioning: () => import("./commands/provisioning.js"),
+  device: () => import("./commands/device.js"),
+  completion: () => import("./commands/completion.js"),
+};
+
+/** Top-level command → the modules that define it or add subcommands to it, in registration order. */
+const COMMANDS: Record<string, (keyof typeof MODULES)[]> = {
+  verify: ["verify"],
+  tpm: ["verify"],
+  makecredential: ["credential"],
+  serve: ["serve"],
+  admin: ["admin"],
+  audit: ["audit"],
+  agent: ["agent", "agentCert", "agentKey"],
+  trust: ["trust"],
+  hosts: ["hosts"],
+  confirm: ["confirm"],
+  eventlog: ["eventlog"],
+  policy: ["policy", "policyStore"],
+  ci: ["policyStore"],
+  webhooks: ["policyStore"],
+  ca: ["ca"],
+  keys: ["keys"],
+  enrollments: ["provisioning"],
+  "enrollment-groups": ["provisioning"],
+  hubs: ["provisioning"],
+  registrations: ["provisioning"],
+  device: ["device"],
+};
+
+/** Builds the command tree for `argv`: all modules for help, completion or an unknown command. */
+export async function buildProgram(argv: readonly string[] = process.argv): Promise<Command> {
   const program = new Command("tpmtrust")
     .description("TPM 2.0 attestation authority: EK trust, host attestation, key attestation CA, provisioning, key release")
     .version("0.1.0")
     .exitOverride()
     .showHelpAfterError();
-  for (const register of registrations) register(program);
+  const first = argv.slice(2).find((a) => !a.startsWith("-"));
+  const names = first !== undefined && COMMANDS[first] ? COMMANDS[first] : (Object.keys(MODULES) as (keyof typeof MODULES)[]);
+  for (const name of names) (await MODULES[name]()).register(program);
   return program;
 }
-
-type Register = (program: Command) => void;
-const registrations: Register[] = [verify, credential, serve, admin, audit, agent, trust, hosts, confirm, eventlog, policy, policyStore, ca, agentCert, keys, agentKey];
