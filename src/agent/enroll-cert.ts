@@ -15,7 +15,7 @@ import type { Logger } from "pino";
 import { spkiFromTpmt } from "../crypto/keys.js";
 import { TpmTrustError } from "../errors.js";
 import { TPMA_OBJECT, TPM_ALG, TPM_ECC } from "../tpm/constants.js";
-import type { TpmClient } from "../tpm/commands/index.js";
+import type { CreateResult, TpmClient } from "../tpm/commands/index.js";
 import { encodeTpm2bPrivate } from "../tpm/structures.js";
 import type { TpmtPublic, TpmtSignature } from "../tpm/types.js";
 import { withAk } from "./attest.js";
@@ -123,16 +123,37 @@ export async function tpmCsr(tpm: TpmClient, handle: number, key: TpmtPublic, o:
   return Buffer.from(csr.rawData);
 }
 
-/** Creates a TPM key, proves it with the bound AK, enrols it under `template`, and stores the result. */
-export async function enrollCert(tpm: TpmClient, service: ServiceClient, o: EnrollCertOptions): Promise<EnrolledCert> {
-  const state = readState(o.stateDir);
-  const alg = o.keyAlg ?? "ecc";
-  // create and load under the SRK, then let a transient SRK go: swtpm holds only three objects
-  const key = await withSrk(tpm, async (srk) => {
+/** A new signing key under the SRK, loaded (the caller flushes `handle`); a transient SRK is flushed at once (swtpm holds only three objects). */
+export async function createTpmKey(tpm: TpmClient, alg: "rsa" | "ecc"): Promise<{ handle: number; created: CreateResult }> {
+  return withSrk(tpm, async (srk) => {
     const created = await tpm.create(srk.handle, signingKeyTemplate(alg));
     const { handle } = await tpm.load(srk.handle, created.private, created.public);
     return { handle, created };
   });
+}
+
+/** Writes a certificate with its chain and the key's blobs (reloadable under the SRK) to <state-dir>/certs/<serial>/ (0600 files). */
+export function storeCertificate(stateDir: string, o: { serial: string; certificatePem: string; chainPem: string; key: CreateResult; meta: Record<string, unknown> }): string {
+  const dir = join(stateDir, "certs", o.serial);
+  try {
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    const write = (file: string, data: string | Buffer) => writeFileSync(join(dir, file), data, { mode: 0o600 });
+    write("cert.pem", o.certificatePem);
+    write("chain.pem", o.chainPem);
+    write("key.pub", tpm2bPublic(o.key.publicArea));
+    write("key.priv", encodeTpm2bPrivate(o.key.private));
+    write("enrollment.json", JSON.stringify({ serial: o.serial, ...o.meta, parent: "srk", enrolledAt: new Date().toISOString() }, null, 2) + "\n");
+  } catch (e) {
+    throw new TpmTrustError("ERR_IO", `cannot write ${dir}: ${(e as Error).message}`, { path: dir });
+  }
+  return dir;
+}
+
+/** Creates a TPM key, proves it with the bound AK, enrols it under `template`, and stores the result. */
+export async function enrollCert(tpm: TpmClient, service: ServiceClient, o: EnrollCertOptions): Promise<EnrolledCert> {
+  const state = readState(o.stateDir);
+  const alg = o.keyAlg ?? "ecc";
+  const key = await createTpmKey(tpm, alg);
   try {
     const challenge = await service.post<{ nonceHex: string }>("/v1/ca/challenge", {});
     if (typeof challenge?.nonceHex !== "string" || !/^([0-9a-f]{2})+$/i.test(challenge.nonceHex)) throw new TpmTrustError("ERR_UNREACHABLE", "the CA's challenge answer has no nonce");
@@ -149,14 +170,13 @@ export async function enrollCert(tpm: TpmClient, service: ServiceClient, o: Enro
       },
     });
     if (typeof r?.serial !== "string" || !/^[0-9a-f]+$/.test(r.serial) || typeof r.certificatePem !== "string") throw new TpmTrustError("ERR_UNREACHABLE", "the CA's answer has no certificate");
-    const dir = join(o.stateDir, "certs", r.serial);
-    mkdirSync(dir, { recursive: true, mode: 0o700 });
-    const write = (file: string, data: string | Buffer) => writeFileSync(join(dir, file), data, { mode: 0o600 });
-    write("cert.pem", r.certificatePem);
-    write("chain.pem", r.chainPem);
-    write("key.pub", tpm2bPublic(key.created.publicArea));
-    write("key.priv", encodeTpm2bPrivate(key.created.private));
-    write("enrollment.json", JSON.stringify({ template: o.template, subject: r.subject, serial: r.serial, policies: r.policies, trustModels: r.trustModels, keyAlg: alg, parent: "srk", enrolledAt: new Date().toISOString() }, null, 2) + "\n");
+    const dir = storeCertificate(o.stateDir, {
+      serial: r.serial,
+      certificatePem: r.certificatePem,
+      chainPem: r.chainPem,
+      key: key.created,
+      meta: { template: o.template, subject: r.subject, policies: r.policies, trustModels: r.trustModels, keyAlg: alg },
+    });
     return { serial: r.serial, subject: r.subject, policies: r.policies, trustModels: r.trustModels, dir };
   } finally {
     await tpm.flushContext(key.handle).catch(() => undefined);

@@ -349,6 +349,47 @@ export interface RateLimitsTable {
   count: number;
 }
 
+// --- ACME ---
+export interface AcmeAccountsTable {
+  id: string;
+  /** RFC 7638 SHA-256 thumbprint of the account key, base64url */
+  thumbprint: string;
+  /** JSON JWK */
+  jwk: string;
+  status: string;
+  /** JSON string[] */
+  contact: string;
+  created_at: number;
+}
+export interface AcmeOrdersTable {
+  id: string;
+  account_id: string;
+  template: string;
+  status: string;
+  /** JSON [{type, value}] */
+  identifiers: string;
+  expires_at: number;
+  cert_serial: string | null;
+  /** JSON problem */
+  error: string | null;
+  created_at: number;
+}
+export interface AcmeAuthzsTable {
+  id: string;
+  order_id: string;
+  /** JSON {type, value} */
+  identifier: string;
+  status: string;
+  token: string;
+  challenge_status: string;
+  validated_at: number | null;
+  /** JSON problem */
+  error: string | null;
+  /** JSON: what device-attest-01 proved (key fingerprint, host, AK, trust models) */
+  attestation: string | null;
+  expires_at: number;
+}
+
 export interface Database {
   schema_migrations: SchemaMigrationsTable;
   ek_allowlist: EkAllowlistTable;
@@ -383,4 +424,7 @@ export interface Database {
   audit_head: AuditHeadTable;
   admin_tokens: AdminTokensTable;
   rate_limits: RateLimitsTable;
+  acme_accounts: AcmeAccountsTable;
+  acme_orders: AcmeOrdersTable;
+  acme_authzs: AcmeAuthzsTable;
 }

@@ -5,6 +5,7 @@
 import { type Command, Option } from "commander";
 import pino from "pino";
 import { DEFAULT_STATE_DIR, ServiceClient, withTpm } from "../../agent/index.js";
+import { acmeEnroll } from "../../agent/acme.js";
 import { enrollCert } from "../../agent/enroll-cert.js";
 import { TpmTrustError } from "../../errors.js";
 import { TPM_SPEC_HELP } from "../../tpm/transport/index.js";
@@ -63,6 +64,25 @@ export function register(program: Command): void {
         );
         if (o.json) return printJson(r);
         process.stdout.write(`${r.serial}\t${r.subject}\t${r.policies.join(",") || "-"}\t${r.dir}\n`);
+      }),
+    );
+
+  agentCommand(program)
+    .command("acme")
+    .description("get a certificate over ACME, answering device-attest-01 with this TPM (a new key under the SRK, certified by the bound AK)")
+    .requiredOption("--directory <url>", "the ACME directory of a template: <server>/acme/<template>/directory")
+    .option("--identifier <name>", "the permanent-identifier to order (default: the registered host name)")
+    .option("--ecc", "ECC P-256 key (default)")
+    .option("--rsa", "RSA-2048 key")
+    .addOption(new Option("--tpm <spec>", `the TPM: ${TPM_SPEC_HELP}`).default("/dev/tpmrm0"))
+    .option("--state-dir <dir>", "the agent's state directory (from `agent register`)", DEFAULT_STATE_DIR)
+    .option("--json", "print JSON")
+    .action(
+      action(async (o: { directory: string; identifier?: string; ecc?: boolean; rsa?: boolean; tpm: string; stateDir: string; json?: boolean }) => {
+        if (o.ecc && o.rsa) throw new TpmTrustError("ERR_USAGE", "give --ecc or --rsa, not both");
+        const r = await withTpm(o.tpm, (tpm) => acmeEnroll(tpm, { stateDir: o.stateDir, directory: o.directory, identifier: o.identifier, keyAlg: o.rsa ? "rsa" : "ecc", log: log() }));
+        if (o.json) return printJson(r);
+        process.stdout.write(`${r.serial}\t${r.identifier}\t${r.dir}\n`);
       }),
     );
 }

@@ -12,7 +12,8 @@ import keys from "./keys.js";
 import metrics from "./metrics.js";
 import ui from "./ui.js";
 import ca from "./ca.js";
+import acme from "./acme.js";
 import provisioning from "./provisioning.js";
 
 /** Every area's routes; an area adds one entry here. */
-export const routeModules: RouteModule[] = [health, trust, hosts, activations, attestations, policies, webhooks, jwks, audit, metrics, keys, ca, provisioning, ui];
+export const routeModules: RouteModule[] = [health, trust, hosts, activations, attestations, policies, webhooks, jwks, audit, metrics, keys, ca, acme, provisioning, ui];

@@ -3,6 +3,7 @@ import type { Ctx } from "../ctx.js";
 import { initial } from "./001-initial.js";
 import { policyVersion } from "./002-policy-version.js";
 import { provisioning } from "./003-provisioning.js";
+import { acme } from "./004-acme.js";
 
 /**
  * A versioned schema change. To add one: a new file `NNN-what.ts` exporting a Migration with the
@@ -14,7 +15,7 @@ export interface Migration {
   up(tx: Ctx): Promise<void>;
 }
 
-export const MIGRATIONS: readonly Migration[] = [initial, policyVersion, provisioning];
+export const MIGRATIONS: readonly Migration[] = [initial, policyVersion, provisioning, acme];
 
 /**
  * Applies the migrations the database lacks, in one transaction. Idempotent, and safe when several

@@ -1,4 +1,5 @@
 import type { Ctx } from "../ctx.js";
+import { acmeRepo } from "./acme.js";
 import { activationsRepo } from "./activations.js";
 import { adminTokensRepo } from "./admin-tokens.js";
 import { aksRepo } from "./aks.js";
@@ -29,6 +30,7 @@ export function makeRepos(ctx: Ctx) {
     signingKeys: signingKeysRepo(ctx),
     webhooks: webhooksRepo(ctx),
     ca: caRepo(ctx),
+    acme: acmeRepo(ctx),
     provisioning: provisioningRepo(ctx),
     keys: keysRepo(ctx),
     audit: auditRepo(ctx),
