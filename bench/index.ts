@@ -7,6 +7,7 @@ const modules: Record<string, () => Promise<BenchModule>> = {
   quote: () => import("./quote.js"),
   eventlog: () => import("./eventlog.js"),
   keys: () => import("./keys.js"),
+  provisioning: () => import("./provisioning.js"),
 };
 
 const wantMd = process.argv.includes("--md");

@@ -46,12 +46,13 @@ export function deviceTpm(tpm: { endorsementKey: string; storageRootKey: string 
   return { ek, srk, ekName: objectName(ek), srkName: objectName(srk) };
 }
 
-/** ERR_TOO_MANY_ATTEMPTS while the registration id is over its failure limit. */
-export async function checkNotLocked(d: ProvisioningDeps, registrationId: string): Promise<void> {
+/** ERR_TOO_MANY_ATTEMPTS while the registration id is over its failure limit; else the failures counted so far. */
+export async function checkNotLocked(d: ProvisioningDeps, registrationId: string): Promise<number> {
   const n = await d.store.rateLimits.count(failureKey(registrationId), { windowMs: d.config.limitWindowMs, at: d.now() });
   if (n >= d.config.authFailureLimit) {
     throw new TpmTrustError("ERR_TOO_MANY_ATTEMPTS", `too many failed attempts for ${registrationId}; retry after ${Math.ceil(d.config.limitWindowMs / 1000)} s`);
   }
+  return n;
 }
 
 /** Counts and audits a failed authentication, then rethrows its error. */

@@ -43,7 +43,7 @@ export async function register(d: ProvisioningDeps, req: RegisterRequest): Promi
   const tpm = deviceTpm(req.body.tpm);
   const certificate = req.body.tpm.endorsementKeyCertificate !== undefined ? base64Field(req.body.tpm.endorsementKeyCertificate, "tpm.endorsementKeyCertificate") : undefined;
   const action = req.authorization === undefined ? "provisioning.device.challenge" : "provisioning.device.register";
-  await checkNotLocked(d, id);
+  const failures = await checkNotLocked(d, id);
   let match: EnrollmentMatch;
   try {
     match = await matchEnrollment(d.store, id, tpm.ek, certificate, new Date(d.now()));
@@ -64,7 +64,7 @@ export async function register(d: ProvisioningDeps, req: RegisterRequest): Promi
     if (e instanceof TpmTrustError) return authFailed(d, id, action, e);
     throw e;
   }
-  await d.store.rateLimits.reset(failureKey(id));
+  if (failures > 0) await d.store.rateLimits.reset(failureKey(id));
   const wrapped = verified.pending ? previous!.pendingSasKey! : previous!.sasKey!;
   return recordAssignment(d, id, match, tpm, previous!, wrapped, req.body);
 }
