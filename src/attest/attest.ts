@@ -1,6 +1,7 @@
 /**
  * Host attestation, as the protocol reads:
- *   issueChallenge → receiveEvidence → verifyQuote → (consume nonce) → replayLog → evaluatePolicies → recordVerdict → signToken
+ *   issueChallenge → receiveEvidence → verifyQuote → replayLog → evaluatePolicies → signToken → recordVerdict (consumes the nonce)
+ * (replayLog + evaluatePolicies of a boot already judged are looked up: see judge.ts)
  *
  * What is recorded as the host's verdict: only evidence proven to come from the host's TPM, i.e.
  * quotes whose signature by the bound AK over the fresh nonce verified. Anything else (unknown AK,
@@ -15,9 +16,9 @@ import { boundAk, NONCE_PURPOSE } from "./challenge.js";
 import type { AttestConfig } from "./config.js";
 import { receiveEvidence, type EvidenceBody } from "./evidence.js";
 import type { HealthChange } from "./health.js";
-import { checkPolicySet, evaluatePolicies, hostPolicies, policySelection, refOf, type PolicyOutcome } from "./policies.js";
+import type { Judgement, JudgementCache } from "./judge.js";
+import { checkPolicySet, hostPolicies, policySelection, refOf } from "./policies.js";
 import { recordVerdict } from "./record-verdict.js";
-import { replayLog } from "./replay-log.js";
 import { signToken, type PolicyRef } from "./tokens.js";
 import { verifyQuotes } from "./verify-quotes.js";
 
@@ -25,6 +26,8 @@ export interface AttestDeps {
   store: Store;
   cfg: AttestConfig;
   now: () => number;
+  /** replayLog + evaluatePolicies results of unchanged boots */
+  judgements: JudgementCache;
   /** called after a verdict changed a host's health (e.g. to deliver webhooks at once) */
   onHealthChange?: (c: HealthChange) => void;
 }
@@ -95,18 +98,13 @@ export async function attest(d: AttestDeps, body: EvidenceBody): Promise<Attesta
       throw e;
     }
   });
-  // after the quotes verified, so that a forged answer cannot use up the host's nonce
-  await audited(d.store, at, actor, host.name, () => d.store.nonces.consume({ value: ev.nonce, purpose: NONCE_PURPOSE, subject: akHex, at }));
-
   const refs = policies.map(refOf);
-  let outcomes: PolicyOutcome[] = [];
-  let facts: ReturnType<typeof replayLog> | undefined;
+  let judged: Judgement | undefined;
   if (quoted && !failure) {
     try {
       checkPolicySet(host, policies);
-      facts = replayLog(ev.eventLog, quoted.pcrs, required);
-      outcomes = evaluatePolicies(policies, { log: facts.log, interpretation: facts.interpretation });
-      const failed = outcomes.filter((o) => !o.pass);
+      judged = d.judgements.judge(ev.eventLog, quoted.pcrs, required, policies);
+      const failed = judged.outcomes.filter((o) => !o.pass);
       if (failed.length) failure = new TpmTrustError("ERR_POLICY_FAILED", `the host does not satisfy ${failed.map((o) => `${o.policy.kind} ${o.policy.name}`).join(", ")}`);
     } catch (e) {
       if (!isTpmTrustError(e) || e.code === "ERR_INTERNAL") throw e;
@@ -116,19 +114,23 @@ export async function attest(d: AttestDeps, body: EvidenceBody): Promise<Attesta
 
   const verdict = failure ? "fail" : "pass";
   const diff = failure
-    ? failure.code === "ERR_POLICY_FAILED" && outcomes.length
-      ? outcomes.filter((o) => !o.pass).map((o) => ({ ...o.policy, diffs: o.diffs }))
+    ? failure.code === "ERR_POLICY_FAILED" && judged
+      ? judged.outcomes.filter((o) => !o.pass).map((o) => ({ ...o.policy, diffs: o.diffs }))
       : [{ check: failure.code, message: failure.message, ...(failure.details ?? {}) }]
     : undefined;
   const token =
     verdict === "pass" && quoted
       ? await signToken(d.store, d.cfg, at, { host: host.name, hardwareClass: host.hardwareClass, policyVersion: host.policyVersion, policies: refs, pcrDigestHex: quoted.pcrDigest.toString("hex") })
       : undefined;
-  const explainedPcrs = facts?.explained ?? [];
-  const unexplainedPcrs = facts?.unexplained ?? [];
-  const workarounds = facts?.log.workarounds ?? [];
-  const { attestation, change } = await recordVerdict(d.store, d.cfg, at, {
-    host,
+  const explainedPcrs = judged?.explained ?? [];
+  const unexplainedPcrs = judged?.unexplained ?? [];
+  const workarounds = judged?.workarounds ?? [];
+  // the nonce is consumed in the transaction that records the verdict, only after the quotes
+  // verified (a forged answer cannot use up the host's nonce): a reused nonce records nothing
+  const { attestation, change } = await audited(d.store, at, actor, host.name, () =>
+    recordVerdict(d.store, d.cfg, at, {
+      nonce: { value: ev.nonce, purpose: NONCE_PURPOSE, subject: akHex },
+      host,
     akName: ev.akName,
     verdict,
     code: failure?.code ?? null,
@@ -136,9 +138,10 @@ export async function attest(d: AttestDeps, body: EvidenceBody): Promise<Attesta
     pcrDigest: quoted?.pcrDigest,
     diff,
     policies: refs,
-    details: { boot: quoted?.boot ?? null, explainedPcrs, unexplainedPcrs, workarounds },
-    token,
-  });
+      details: { boot: quoted?.boot ?? null, explainedPcrs, unexplainedPcrs, workarounds },
+      token,
+    }),
+  );
   if (change) d.onHealthChange?.(change);
   return {
     attestationId: attestation.id,

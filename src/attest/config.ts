@@ -19,6 +19,8 @@ export interface AttestConfig {
   webhookTimeoutMs: number;
   /** `iss` of attestation tokens */
   issuer: string;
+  /** judgements of unchanged boots (log, PCR values, policy versions) kept per process; 0 disables */
+  judgementCacheSize: number;
 }
 
 export const DEFAULT_ATTEST_CONFIG: AttestConfig = {
@@ -32,6 +34,7 @@ export const DEFAULT_ATTEST_CONFIG: AttestConfig = {
   webhookBackoffMs: 1_000,
   webhookTimeoutMs: 5_000,
   issuer: "tpmtrust",
+  judgementCacheSize: 10_000,
 };
 
 export function attestConfig(o: Partial<AttestConfig> = {}): AttestConfig {

@@ -1,5 +1,5 @@
 /**
- * recordVerdict step: one transaction stores the attestation, the token issued for it, the host's
+ * recordVerdict step: one transaction consumes the nonce and stores the attestation, the token issued for it, the host's
  * new health and deadline, the audit entries, and (on a health change) the webhook notifications and
  * token revocations — so a verdict is never half recorded.
  */
@@ -9,6 +9,8 @@ import { healthChanged, type HealthChange } from "./health.js";
 import type { PolicyRef, SignedToken } from "./tokens.js";
 
 export interface VerdictInput {
+  /** the challenge this evidence answers: consumed first, so a reused or expired nonce records nothing */
+  nonce: { value: Buffer; purpose: string; subject: string };
   host: Host;
   akName: Buffer;
   verdict: "pass" | "fail";
@@ -26,6 +28,7 @@ export async function recordVerdict(store: Store, cfg: AttestConfig, at: number,
   const actor = `host:${v.host.name}`;
   const health = v.verdict === "pass" ? "healthy" : "unhealthy";
   return store.transaction(async (tx) => {
+    await tx.nonces.consume({ ...v.nonce, at });
     // the host row first, then the audit head: every writer takes them in this order (no deadlocks)
     const r = await tx.hosts.attested(v.host.name, { health, reason: v.code, at, deadlineAt: at + cfg.intervalMs * cfg.grace });
     const attestation = await tx.attestations.record({
@@ -43,13 +46,21 @@ export async function recordVerdict(store: Store, cfg: AttestConfig, at: number,
       action: "attestation.verdict",
       subject: v.host.name,
       outcome: v.verdict === "pass" ? "success" : "failure",
-      details: { attestationId: attestation.id, verdict: v.verdict, code: v.code, akName: v.akName, pcrDigest: v.pcrDigest ?? null, policies: v.policies },
+      details: {
+        attestationId: attestation.id,
+        verdict: v.verdict,
+        code: v.code,
+        akName: v.akName,
+        pcrDigest: v.pcrDigest ?? null,
+        policies: v.policies,
+        // the token issued on this verdict: one audit entry per attestation keeps appends cheap
+        token: v.token ? { jti: v.token.jti, kid: v.token.kid, expiresAt: v.token.expiresAt } : null,
+      },
       at,
     });
     if (v.token) {
       const t = v.token;
       await tx.tokens.record({ jti: t.jti, hostName: v.host.name, kid: t.kid, attestationId: attestation.id, issuedAt: t.issuedAt, expiresAt: t.expiresAt });
-      await tx.audit.append({ actor: "system", action: "token.issue", subject: v.host.name, outcome: "success", details: { jti: t.jti, kid: t.kid, attestationId: attestation.id, expiresAt: t.expiresAt }, at });
     }
     if (!r.changed) return { attestation };
     const change: HealthChange = { host: v.host.name, hardwareClass: v.host.hardwareClass, previous: r.previous, health, reason: v.code, at, attestationId: attestation.id };

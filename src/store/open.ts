@@ -1,7 +1,7 @@
 import { closeSync, existsSync, mkdirSync, openSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import SqliteDatabase from "better-sqlite3";
-import { Kysely, PostgresDialect, SqliteDialect } from "kysely";
+import { Kysely, PostgresDialect, SqliteDialect, type SqliteDialectConfig } from "kysely";
 import pg from "pg";
 import { TpmTrustError } from "../errors.js";
 import { type Ctx, type DialectName, rootCtx } from "./ctx.js";
@@ -93,7 +93,28 @@ function openSqlite(path: string, opts: OpenOptions): { db: Kysely<Database>; di
   } catch (e) {
     throw new TpmTrustError("ERR_IO", `cannot open SQLite database ${location}: ${(e as Error).message}`);
   }
-  return { db: new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) }), dialect: "sqlite", location };
+  return { db: new Kysely<Database>({ dialect: new SqliteDialect({ database: withStatementCache(sqlite) }) }), dialect: "sqlite", location };
+}
+
+/**
+ * Kysely prepares every query anew; a statement is compiled once per distinct SQL text instead
+ * (the repos issue a few dozen shapes). Safe because the store never streams (`.stream()` keeps a
+ * statement busy while iterating); every other use runs it to completion synchronously.
+ */
+function withStatementCache(sqlite: SqliteDatabase.Database): SqliteDialectConfig["database"] {
+  const statements = new Map<string, SqliteDatabase.Statement>();
+  return {
+    close: () => sqlite.close(),
+    prepare(sqlText: string) {
+      let stmt = statements.get(sqlText);
+      if (!stmt) {
+        stmt = sqlite.prepare(sqlText);
+        if (statements.size >= 1000) statements.clear();
+        statements.set(sqlText, stmt);
+      }
+      return stmt;
+    },
+  };
 }
 
 // BIGINT (int8) columns hold epoch-ms times and counters, all far below 2^53: return numbers, not strings.

@@ -10,7 +10,9 @@ import { attest } from "../../attest/attest.js";
 import { issueChallenge } from "../../attest/challenge.js";
 import type { EvidenceBody } from "../../attest/evidence.js";
 import { startMonitor } from "../../attest/health.js";
+import { JudgementCache } from "../../attest/judge.js";
 import { TpmTrustError } from "../../errors.js";
+import { counted, metrics, timeAttestation } from "../metrics.js";
 
 const tags = ["attestation"];
 const BANKS = ["sha1", "sha256", "sha384", "sha512", "sm3_256", "sha3_256", "sha3_384", "sha3_512"];
@@ -45,6 +47,7 @@ const RESULT = {
 
 const attestations: RouteModule = (app, { store, now, attest: cfg }) => {
   const monitor = startMonitor({ store, cfg, now, logger: app.log });
+  const judgements = new JudgementCache(cfg.judgementCacheSize);
   app.addHook("onClose", () => monitor.stop());
 
   app.post<{ Body: { akNameHex: string; banks?: string[] } }>(
@@ -66,7 +69,7 @@ const attestations: RouteModule = (app, { store, now, attest: cfg }) => {
       },
     },
     async (req, reply) => {
-      const c = await issueChallenge(store, cfg, now(), { akName: Buffer.from(req.body.akNameHex, "hex"), banks: req.body.banks });
+      const c = await counted(metrics.challenges, {}, () => issueChallenge(store, cfg, now(), { akName: Buffer.from(req.body.akNameHex, "hex"), banks: req.body.banks }));
       return reply.code(201).send({ nonceHex: c.nonce.toString("hex"), expiresAt: c.expiresAt, host: c.host, pcrSelection: c.pcrSelection });
     },
   );
@@ -110,7 +113,7 @@ const attestations: RouteModule = (app, { store, now, attest: cfg }) => {
         response: { 200: RESULT },
       },
     },
-    async (req) => attest({ store, cfg, now, onHealthChange: () => monitor.kick() }, req.body),
+    async (req) => timeAttestation(() => attest({ store, cfg, now, judgements, onHealthChange: () => monitor.kick() }, req.body)),
   );
 
   app.get<{ Params: { id: string } }>(

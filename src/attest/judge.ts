@@ -1,0 +1,59 @@
+/**
+ * replayLog + evaluatePolicies, remembered. Their result is a pure function of the event log bytes,
+ * the verified PCR values and the policy versions (a policy id names one immutable version), and a
+ * host in continuous attestation sends the same log with the same PCR values until it reboots: the
+ * judgement of an unchanged boot is looked up instead of replayed. Only successful judgements are
+ * kept; a log that fails to verify is examined afresh every time.
+ */
+import { createHash } from "node:crypto";
+import type { Policy } from "../store/index.js";
+import type { PcrValues } from "../verify/eventlog/types.js";
+import { evaluatePolicies, type PolicyOutcome } from "./policies.js";
+import { replayLog } from "./replay-log.js";
+import { bankOrder, type Selection } from "./verify-quotes.js";
+
+export interface Judgement {
+  outcomes: PolicyOutcome[];
+  explained: { bank: string; pcr: number }[];
+  unexplained: { bank: string; pcr: number; reason: string }[];
+  workarounds: { name: string; bank: string; pcr: number; description: string }[];
+}
+
+function keyOf(eventLog: Buffer | undefined, pcrs: PcrValues, policies: Policy[]): string {
+  const h = createHash("sha256");
+  h.update(eventLog ? createHash("sha256").update(eventLog).digest("hex") : "no-log");
+  for (const bank of Object.keys(pcrs).sort(bankOrder)) {
+    for (const pcr of Object.keys(pcrs[bank]).map(Number).sort((a, b) => a - b)) h.update(`|${bank}:${pcr}=`).update(pcrs[bank][pcr]);
+  }
+  for (const p of policies) h.update(`|${p.id}`);
+  return h.digest("base64");
+}
+
+export class JudgementCache {
+  private readonly entries = new Map<string, Judgement>();
+  constructor(private readonly size: number) {}
+
+  /** Throws what replayLog throws (ERR_EVENTLOG_*, ERR_PARSE_EVENTLOG); policy failures are outcomes. */
+  judge(eventLog: Buffer | undefined, pcrs: PcrValues, required: Selection, policies: Policy[]): Judgement {
+    const key = this.size > 0 ? keyOf(eventLog, pcrs, policies) : "";
+    const hit = this.entries.get(key);
+    if (hit) {
+      // least recently used goes first
+      this.entries.delete(key);
+      this.entries.set(key, hit);
+      return hit;
+    }
+    const facts = replayLog(eventLog, pcrs, required);
+    const j: Judgement = {
+      outcomes: evaluatePolicies(policies, { log: facts.log, interpretation: facts.interpretation }),
+      explained: facts.explained,
+      unexplained: facts.unexplained,
+      workarounds: facts.log.workarounds.map((w) => ({ name: w.name, bank: w.bank, pcr: w.pcr, description: w.description })),
+    };
+    if (this.size > 0) {
+      if (this.entries.size >= this.size) this.entries.delete(this.entries.keys().next().value!);
+      this.entries.set(key, j);
+    }
+    return j;
+  }
+}
