@@ -9,6 +9,7 @@ import type { ProvisioningConfig } from "../provisioning/config.js";
 import { defaultProvisioningKeyFile, loadProvisioningKey } from "../provisioning/master-key.js";
 import { isPostgresUrl, openStore, type Store } from "../store/index.js";
 import { buildApp } from "./app.js";
+import { closeKeyServers } from "../keys/index.js";
 
 export interface ServeOptions {
   db: string;
@@ -77,6 +78,7 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
       adminTokenFile,
       async close() {
         await server.close();
+        await closeKeyServers(store); // e.g. PKCS#11 sessions
         await store.close();
       },
     };
