@@ -6,6 +6,7 @@ import "reflect-metadata";
 import * as x509 from "@peculiar/x509";
 import { createPublicKey, type KeyObject } from "node:crypto";
 import { TpmTrustError, isTpmTrustError } from "../errors.js";
+import { readTlv } from "./ek/der.js";
 
 /** Largest CSR accepted (a KAST statement with two RSA bindings stays far below). */
 export const MAX_CSR_BYTES = 64 * 1024;
@@ -64,24 +65,27 @@ const SAN_TYPES: Record<string, CsrSan["type"]> = { dns: "dns", ip: "ip", email:
 export function parseCsr(input: Uint8Array | string): ParsedCsr {
   const der = toDer(input);
   if (der.length === 0 || der.length > MAX_CSR_BYTES) throw csrError(`a CSR has 1 to ${MAX_CSR_BYTES} bytes, got ${der.length}`);
-  let request: x509.Pkcs10CertificateRequest;
+  let outer;
   try {
-    request = new x509.Pkcs10CertificateRequest(new Uint8Array(der));
+    outer = readTlv(der, 0);
   } catch (e) {
-    throw csrError(`not a PKCS#10 request: ${(e as Error).message}`);
+    throw csrError(`not DER: ${(e as Error).message}`, { offset: (e as TpmTrustError).details?.offset ?? 0 });
   }
-  if (!Buffer.from(request.rawData).equals(der)) throw csrError("trailing bytes after the CSR");
-  const spki = Buffer.from(request.publicKey.rawData);
-  let publicKey: KeyObject;
+  if (outer.tag !== 0x30) throw csrError("a CSR is a DER SEQUENCE", { offset: 0 });
+  if (outer.end !== der.length) throw csrError(`${der.length - outer.end} trailing bytes after the CSR`, { offset: outer.end });
+  // @peculiar/x509 parses parts lazily: every accessor may throw on malformed input
   try {
-    publicKey = createPublicKey({ key: spki, format: "der", type: "spki" });
-  } catch (e) {
-    throw csrError(`the CSR's public key does not load: ${(e as Error).message}`);
-  }
-  const sans: CsrSan[] = [];
-  const otherExtensions: string[] = [];
-  const attributes: ParsedCsr["attributes"] = [];
-  try {
+    const request = new x509.Pkcs10CertificateRequest(new Uint8Array(der));
+    const spki = Buffer.from(request.publicKey.rawData);
+    let publicKey: KeyObject;
+    try {
+      publicKey = createPublicKey({ key: spki, format: "der", type: "spki" });
+    } catch (e) {
+      throw csrError(`the CSR's public key does not load: ${(e as Error).message}`);
+    }
+    const sans: CsrSan[] = [];
+    const otherExtensions: string[] = [];
+    const attributes: ParsedCsr["attributes"] = [];
     for (const a of request.attributes) {
       if (a.type !== EXTENSION_REQUEST) attributes.push({ type: a.type, values: a.values.map((v) => Buffer.from(v)) });
     }
@@ -90,19 +94,19 @@ export function parseCsr(input: Uint8Array | string): ParsedCsr {
         otherExtensions.push(ext.type);
         continue;
       }
-      const names = new x509.SubjectAlternativeNameExtension(ext.rawData).names.items;
-      for (const n of names) {
+      for (const n of new x509.SubjectAlternativeNameExtension(ext.rawData).names.items) {
         const type = SAN_TYPES[n.type];
         if (!type) throw csrError(`subjectAltName of type ${n.type} is not supported`, { type: n.type });
         sans.push({ type, value: n.value });
       }
     }
+    const subject = request.subject;
+    const cn = request.subjectName.getField("CN");
+    return { der, request, subject, commonName: cn[0], spki, publicKey, keyType: keyTypeOf(publicKey), sans, attributes, otherExtensions };
   } catch (e) {
     if (isTpmTrustError(e)) throw e;
-    throw csrError(`the CSR's attributes do not parse: ${(e as Error).message}`);
+    throw csrError(`not a PKCS#10 request: ${(e as Error).message}`);
   }
-  const cn = request.subjectName.getField("CN");
-  return { der, request, subject: request.subject, commonName: cn[0], spki, publicKey, keyType: keyTypeOf(publicKey), sans, attributes, otherExtensions };
 }
 
 /** The CSR's self-signature (proof of possession); ERR_SIGNATURE_INVALID if it does not verify. */

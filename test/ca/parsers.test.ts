@@ -1,0 +1,242 @@
+/**
+ * The CA's parsers of untrusted input, without a TPM: KAST statements (built here from software
+ * keys that sign like a TPM), device-attest-01 attestation objects, CSRs and templates. Exact codes
+ * and offsets for malformed input; property tests: mutated input never escapes as anything but a
+ * TpmTrustError.
+ */
+import "reflect-metadata";
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import * as x509 from "@peculiar/x509";
+import { encode } from "cbor-x";
+import fc from "fast-check";
+import { generateKeyPairSync, sign, webcrypto, type KeyObject } from "node:crypto";
+import { decodeTemplate } from "../../src/ca/templates.js";
+import { isTpmTrustError, TpmTrustError } from "../../src/errors.js";
+import { TPM_ALG, TPM_ECC, TPMA_OBJECT } from "../../src/tpm/constants.js";
+import { encodeTpm2bCreationData, encodeTpm2bPublic, encodeTpmsAttest, encodeTpmsCreationData, encodeTpmtSignature, hashOf, objectName } from "../../src/tpm/structures.js";
+import type { TpmtPublic } from "../../src/tpm/types.js";
+import { parseCsr, verifyCsrSignature } from "../../src/verify/csr.js";
+import { decodeAttObj, keyAuthorizationDigest, verifyTpmAttStmt } from "../../src/verify/device-attest.js";
+import { parseKast, verifyCreationBinding } from "../../src/verify/kast.js";
+
+const BOUND = TPMA_OBJECT.fixedTPM | TPMA_OBJECT.fixedParent | TPMA_OBJECT.sensitiveDataOrigin | TPMA_OBJECT.userWithAuth | TPMA_OBJECT.sign;
+
+/** A software P-256 key and its TPMT_PUBLIC with the given attributes. */
+function eccKey(attrs: number): { key: KeyObject; pub: TpmtPublic } {
+  const { privateKey } = generateKeyPairSync("ec", { namedCurve: "P-256" });
+  const jwk = privateKey.export({ format: "jwk" });
+  return {
+    key: privateKey,
+    pub: {
+      type: TPM_ALG.ECC,
+      nameAlg: TPM_ALG.SHA256,
+      objectAttributes: attrs,
+      authPolicy: Buffer.alloc(0),
+      parameters: { symmetric: { algorithm: TPM_ALG.NULL }, scheme: { scheme: TPM_ALG.ECDSA, hashAlg: TPM_ALG.SHA256 }, curveID: TPM_ECC.NIST_P256, kdf: { scheme: TPM_ALG.NULL } },
+      unique: { x: Buffer.from(jwk.x!, "base64url"), y: Buffer.from(jwk.y!, "base64url") },
+    },
+  };
+}
+
+const clockInfo = { clock: 1n, resetCount: 0, restartCount: 0, safe: true };
+const signTpm = (key: KeyObject, data: Buffer) => {
+  const rs = sign("sha256", data, { key, dsaEncoding: "ieee-p1363" });
+  return encodeTpmtSignature({ sigAlg: TPM_ALG.ECDSA, hash: TPM_ALG.SHA256, r: rs.subarray(0, 32), s: rs.subarray(32) });
+};
+const sized = (b: Buffer) => Buffer.concat([Buffer.from([b.length >> 8, b.length & 0xff]), b]);
+
+/** One TPM2_CertifyCreation binding of `obj` signed by `signer`, in the KAST layout. */
+function binding(obj: TpmtPublic, signer: KeyObject, o: { extraData?: Buffer; type?: number; creationHash?: Buffer } = {}): Buffer {
+  const creationData = { pcrSelect: [], pcrDigest: hashOf(TPM_ALG.SHA256), locality: 1, parentNameAlg: TPM_ALG.SHA256, parentName: Buffer.alloc(34, 1), parentQualifiedName: Buffer.alloc(34, 2), outsideInfo: Buffer.alloc(0) };
+  const attested = { objectName: objectName(obj), creationHash: o.creationHash ?? hashOf(TPM_ALG.SHA256, encodeTpmsCreationData(creationData)) };
+  const attest = encodeTpmsAttest({ magic: 0xff544347, type: (o.type ?? 0x801a) as 0x801a, qualifiedSigner: Buffer.alloc(34, 3), extraData: o.extraData ?? Buffer.alloc(0), clockInfo, firmwareVersion: 1n, attested } as never);
+  return Buffer.concat([encodeTpm2bPublic(obj), encodeTpm2bCreationData(creationData), sized(attest), signTpm(signer, attest)]);
+}
+
+function kast(id: Buffer, key: Buffer, opaque = Buffer.alloc(0), header: number[] = []): Buffer {
+  const h = Buffer.alloc(28);
+  const values = [0x5453414b, 1, 2, 28, id.length, key.length, opaque.length];
+  header.forEach((v, i) => (values[i] = v));
+  values.forEach((v, i) => h.writeUInt32LE(v, i * 4));
+  return Buffer.concat([h, id, key, opaque]);
+}
+
+const aik = eccKey(BOUND | TPMA_OBJECT.restricted);
+const appKey = eccKey(BOUND);
+const valid = kast(binding(aik.pub, aik.key), binding(appKey.pub, aik.key, { extraData: Buffer.alloc(32, 9) }), Buffer.from("opaque"));
+
+const code = (fn: () => unknown, c: string, details?: Record<string, unknown>) =>
+  assert.throws(fn, (e: unknown) => {
+    assert.ok(e instanceof TpmTrustError, String(e));
+    assert.equal(e.code, c, e.message);
+    for (const [k, v] of Object.entries(details ?? {})) assert.deepEqual(e.details?.[k], v, k);
+    return true;
+  });
+
+test("KAST: a well-formed statement parses and both CertifyCreation bindings verify with the AIK", () => {
+  const st = parseKast(valid);
+  assert.equal(st.version, 1);
+  assert.deepEqual(st.aikOpaque, Buffer.from("opaque"));
+  assert.deepEqual(st.idBinding.name, objectName(aik.pub));
+  verifyCreationBinding(st.idBinding, aik.pub, { isAik: true });
+  const facts = verifyCreationBinding(st.keyAttestation!, aik.pub, { nonce: Buffer.alloc(32, 9) });
+  assert.equal(facts.type, "creation");
+  code(() => verifyCreationBinding(st.keyAttestation!, aik.pub, { nonce: Buffer.alloc(32, 8) }), "ERR_NONCE_MISMATCH");
+  // the AIK's own binding needs isAik (a restricted object)
+  code(() => verifyCreationBinding(st.idBinding, aik.pub), "ERR_KEY_RESTRICTED");
+});
+
+test("KAST header and sizes: stable codes with offsets", () => {
+  const id = binding(aik.pub, aik.key);
+  code(() => parseKast(kast(id, Buffer.alloc(0), Buffer.alloc(0), [0x4b415354])), "ERR_PARSE_BAD_VALUE", { offset: 0, field: "magic" });
+  code(() => parseKast(kast(id, Buffer.alloc(0), Buffer.alloc(0), [0x5453414b, 2])), "ERR_PARSE_UNSUPPORTED", { offset: 4 });
+  code(() => parseKast(kast(id, Buffer.alloc(0), Buffer.alloc(0), [0x5453414b, 1, 1])), "ERR_PARSE_UNSUPPORTED", { offset: 8 });
+  code(() => parseKast(kast(id, Buffer.alloc(0), Buffer.alloc(0), [0x5453414b, 1, 2, 32])), "ERR_PARSE_BAD_VALUE", { offset: 12 });
+  code(() => parseKast(valid.subarray(0, 20)), "ERR_PARSE_TRUNCATED");
+  code(() => parseKast(valid.subarray(0, valid.length - 1)), "ERR_PARSE_TRUNCATED");
+  code(() => parseKast(Buffer.concat([valid, Buffer.from([0])])), "ERR_PARSE_TRAILING_BYTES", { offset: valid.length });
+  code(() => parseKast(Buffer.alloc(20_000)), "ERR_PARSE_TOO_LARGE");
+  code(() => parseKast(kast(Buffer.alloc(0), Buffer.alloc(0))), "ERR_PARSE_BAD_VALUE", { field: "cbIdBinding" });
+  // a binding with a byte too many inside its declared size
+  const padded = Buffer.concat([id, Buffer.from([0])]);
+  code(() => parseKast(kast(padded, Buffer.alloc(0))), "ERR_PARSE_TRAILING_BYTES", { offset: 28 + id.length });
+  assert.equal(parseKast(kast(id, Buffer.alloc(0))).keyAttestation, null);
+});
+
+test("KAST bindings: wrong attestation type, creationHash not over the creation data, another signer", () => {
+  const other = eccKey(BOUND | TPMA_OBJECT.restricted);
+  const st = (b: Buffer) => parseKast(kast(binding(aik.pub, aik.key), b)).keyAttestation!;
+  code(() => verifyCreationBinding(st(binding(appKey.pub, aik.key, { creationHash: Buffer.alloc(32) })), aik.pub), "ERR_NAME_MISMATCH");
+  code(() => verifyCreationBinding(st(binding(appKey.pub, other.key)), aik.pub), "ERR_SIGNATURE_INVALID");
+  const dup = eccKey(TPMA_OBJECT.sensitiveDataOrigin | TPMA_OBJECT.userWithAuth | TPMA_OBJECT.sign);
+  code(() => verifyCreationBinding(st(binding(dup.pub, aik.key)), aik.pub), "ERR_KEY_NOT_FIXED_TPM");
+});
+
+test("KAST: any mutation of a valid statement parses or fails with a TpmTrustError", () => {
+  fc.assert(
+    fc.property(fc.array(fc.tuple(fc.nat(valid.length - 1), fc.integer({ min: 0, max: 255 })), { minLength: 1, maxLength: 8 }), fc.nat(valid.length), (edits, cut) => {
+      const b = Buffer.from(valid);
+      for (const [i, v] of edits) b[i] = v;
+      for (const input of [b, b.subarray(0, cut)]) {
+        try {
+          const s = parseKast(input);
+          if (s.keyAttestation) verifyCreationBinding(s.keyAttestation, aik.pub);
+        } catch (e) {
+          if (!isTpmTrustError(e)) throw e;
+        }
+      }
+    }),
+    { numRuns: 400 },
+  );
+});
+
+/** A device-attest-01 `tpm` statement signed by a software "AK". */
+function attObj(keyAuthorization: string, o: { fmt?: string; extra?: Record<string, unknown>; sigRaw?: boolean } = {}): Buffer {
+  const certInfo = encodeTpmsAttest({
+    magic: 0xff544347,
+    type: 0x8017,
+    qualifiedSigner: Buffer.alloc(34, 3),
+    extraData: keyAuthorizationDigest(keyAuthorization),
+    clockInfo,
+    firmwareVersion: 1n,
+    attested: { name: objectName(appKey.pub), qualifiedName: Buffer.alloc(34, 4) },
+  });
+  const sig = o.sigRaw ? sign("sha256", certInfo, { key: aik.key, dsaEncoding: "der" }) : signTpm(aik.key, certInfo);
+  const pubArea = encodeTpm2bPublic(appKey.pub).subarray(2);
+  return Buffer.from(encode({ fmt: o.fmt ?? "tpm", attStmt: { ver: "2.0", alg: -7, x5c: [Buffer.from([0x30, 0])], sig, certInfo, pubArea, ...o.extra } }));
+}
+
+test("device-attest-01: the tpm statement verifies over SHA-256(keyAuthorization), TPMT_SIGNATURE or a raw signature", () => {
+  for (const sigRaw of [false, true]) {
+    const st = decodeAttObj(attObj("tok.thumb", { sigRaw }));
+    const r = verifyTpmAttStmt(st, { ak: aik.pub, keyAuthorization: "tok.thumb" });
+    assert.deepEqual(objectName(r.key), objectName(appKey.pub));
+    code(() => verifyTpmAttStmt(st, { ak: aik.pub, keyAuthorization: "tok.other" }), "ERR_NONCE_MISMATCH");
+    code(() => verifyTpmAttStmt({ ...st, alg: -257 }, { ak: aik.pub, keyAuthorization: "tok.thumb" }), "ERR_SIGNATURE_SCHEME");
+  }
+  code(() => decodeAttObj(attObj("x", { fmt: "packed" })), "ERR_PARSE_UNSUPPORTED", { field: "fmt" });
+  code(() => decodeAttObj(attObj("x", { extra: { ecdaaKeyId: Buffer.alloc(4) } })), "ERR_PARSE_BAD_VALUE", { field: "attStmt.ecdaaKeyId" });
+  code(() => decodeAttObj(attObj("x", { extra: { ver: "1.2" } })), "ERR_PARSE_BAD_VALUE", { field: "attStmt.ver" });
+  code(() => decodeAttObj(attObj("x", { extra: { x5c: [] } })), "ERR_PARSE_BAD_VALUE", { field: "attStmt.x5c" });
+  code(() => decodeAttObj(Buffer.from([0xff, 0xff])), "ERR_PARSE_FORMAT");
+  code(() => decodeAttObj(Buffer.from(encode(["tpm"]))), "ERR_PARSE_BAD_VALUE");
+  code(() => decodeAttObj(Buffer.alloc(40_000)), "ERR_PARSE_TOO_LARGE");
+  const good = attObj("k");
+  fc.assert(
+    fc.property(fc.array(fc.tuple(fc.nat(good.length - 1), fc.integer({ min: 0, max: 255 })), { minLength: 1, maxLength: 6 }), (edits) => {
+      const b = Buffer.from(good);
+      for (const [i, v] of edits) b[i] = v;
+      try {
+        verifyTpmAttStmt(decodeAttObj(b), { ak: aik.pub, keyAuthorization: "k" });
+      } catch (e) {
+        if (!isTpmTrustError(e)) throw e;
+      }
+    }),
+    { numRuns: 300 },
+  );
+});
+
+test("CSR: PEM and DER, SANs, attributes; malformed, oversized, trailing bytes and bad signatures have stable codes", async () => {
+  const keys = (await webcrypto.subtle.generateKey({ name: "ECDSA", namedCurve: "P-256" }, true, ["sign", "verify"])) as CryptoKeyPair;
+  const req = await x509.Pkcs10CertificateRequestGenerator.create({
+    name: "CN=a.example, O=x",
+    keys,
+    signingAlgorithm: { name: "ECDSA", hash: "SHA-256" } as EcdsaParams,
+    extensions: [new x509.SubjectAlternativeNameExtension([{ type: "dns", value: "a.example" }, { type: "ip", value: "192.0.2.1" }])],
+    attributes: [new x509.Attribute("1.3.6.1.4.1.311.21.24", [Buffer.from([0x04, 0x01, 0x00])])],
+  });
+  const der = Buffer.from(req.rawData);
+  for (const input of [der, req.toString("pem")]) {
+    const c = parseCsr(input);
+    assert.equal(c.subject, "CN=a.example, O=x");
+    assert.equal(c.commonName, "a.example");
+    assert.equal(c.keyType, "ecdsa-p256");
+    assert.deepEqual(c.sans, [{ type: "dns", value: "a.example" }, { type: "ip", value: "192.0.2.1" }]);
+    assert.deepEqual(c.attributes.map((a) => a.type), ["1.3.6.1.4.1.311.21.24"]);
+    await verifyCsrSignature(c);
+  }
+  const tampered = Buffer.from(der);
+  tampered[tampered.indexOf(Buffer.from("a.example")) + 1] ^= 1;
+  await assert.rejects(verifyCsrSignature(parseCsr(tampered)), (e: unknown) => e instanceof TpmTrustError && e.code === "ERR_SIGNATURE_INVALID");
+  code(() => parseCsr(Buffer.concat([der, Buffer.from([0])])), "ERR_PARSE_CSR");
+  code(() => parseCsr(Buffer.alloc(70_000, 0x30)), "ERR_PARSE_CSR");
+  code(() => parseCsr("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----"), "ERR_PARSE_CSR");
+  fc.assert(
+    fc.property(fc.array(fc.tuple(fc.nat(der.length - 1), fc.integer({ min: 0, max: 255 })), { minLength: 1, maxLength: 6 }), (edits) => {
+      const b = Buffer.from(der);
+      for (const [i, v] of edits) b[i] = v;
+      try {
+        parseCsr(b);
+      } catch (e) {
+        if (!isTpmTrustError(e)) throw e;
+      }
+    }),
+    { numRuns: 300 },
+  );
+});
+
+test("templates: defaults, AD CS semantics fields, and every invalid field named", () => {
+  const t = decodeTemplate({ name: "web", keyAttestation: { mode: "required" } });
+  assert.deepEqual(t.keyAttestation, { mode: "required", trustModels: ["ek-cert"], includeIssuancePolicies: true });
+  assert.deepEqual(t.keyTypes, ["rsa-2048", "ecdsa-p256"]);
+  assert.deepEqual(t.subjectAltNames, { allowed: [] });
+  assert.equal(decodeTemplate({ name: "n" }).keyAttestation.mode, "none");
+  code(() => decodeTemplate({ name: "n", keyAttestation: { mode: "required", trustModels: [] } }), "ERR_VALIDATION", { field: "keyAttestation.trustModels" });
+  code(() => decodeTemplate({ name: "n", keyAttestation: { mode: "sometimes" } }), "ERR_VALIDATION", { field: "keyAttestation.mode" });
+  code(() => decodeTemplate({ name: "n", keyAttestation: { trustModels: ["ek-key", "ek-key"] } }), "ERR_VALIDATION");
+  code(() => decodeTemplate({ name: "n", subject: { pattern: "(" } }), "ERR_VALIDATION", { field: "subject.pattern" });
+  code(() => decodeTemplate({ name: "n", extendedKeyUsage: ["1.2.x"] }), "ERR_VALIDATION", { field: "extendedKeyUsage" });
+  code(() => decodeTemplate({ name: "n", extra: 1 }), "ERR_VALIDATION", { field: "extra" });
+  code(() => decodeTemplate({ name: "bad name" }), "ERR_VALIDATION", { field: "name" });
+  fc.assert(
+    fc.property(fc.jsonValue(), (v) => {
+      try {
+        decodeTemplate(typeof v === "object" && v !== null && !Array.isArray(v) ? { name: "n", ...v } : v);
+      } catch (e) {
+        if (!isTpmTrustError(e)) throw e;
+      }
+    }),
+    { numRuns: 300 },
+  );
+});
