@@ -209,13 +209,17 @@ export interface ImportResult {
   skipped: SkippedFile[];
 }
 
-async function storeAnchors(store: Store, entries: { cert: ParsedCertificate; kind: EkCaKind }[], skipped: SkippedFile[], c: Caller, source: unknown): Promise<ImportResult> {
+/** Told after each certificate is stored: how many of how many, and its subject (e.g. for a progress bar). */
+export type ImportProgress = (done: number, total: number, subject: string) => void;
+
+async function storeAnchors(store: Store, entries: { cert: ParsedCertificate; kind: EkCaKind }[], skipped: SkippedFile[], c: Caller, source: unknown, onProgress?: ImportProgress): Promise<ImportResult> {
   const added: CaView[] = [];
   const present: CaView[] = [];
   for (const { cert, kind } of entries) {
     const r = await store.trust.addCaCert(kind, cert.der, cert.label, c.now);
     const view: CaView = { id: r.fingerprint, kind, subject: cert.label, notBefore: cert.notBefore.toISOString(), notAfter: cert.notAfter.toISOString(), addedAt: c.now };
     (r.added ? added : present).push(view);
+    onProgress?.(added.length + present.length, entries.length, cert.label);
   }
   await store.audit.append({
     actor: c.actor,
@@ -256,12 +260,16 @@ function classified(entries: { cert: ParsedCertificate; role?: EkCaKind }[]): { 
  * loadTrustAnchors: folder names RootCA/IntermediateCA decide roles, else self-signed = root;
  * `kind` forces a role. Files in folders that are not certificates are skipped and reported.
  */
-export async function importCaFiles(store: Store, paths: readonly string[], o: { kind?: EkCaKind }, c: Caller): Promise<ImportResult> {
+export async function importCaFiles(store: Store, paths: readonly string[], o: { kind?: EkCaKind; onProgress?: ImportProgress }, c: Caller): Promise<ImportResult> {
   const loaded = loadTrustAnchors(paths, o.kind ? { role: o.kind } : {});
-  return storeAnchors(store, classified([...loaded.roots.map((cert) => ({ cert, role: "root" as const })), ...loaded.intermediates.map((cert) => ({ cert, role: "intermediate" as const }))]), loaded.skipped, c, {
-    paths: paths.map((p) => resolve(p)),
-    kind: o.kind ?? "auto",
-  });
+  return storeAnchors(
+    store,
+    classified([...loaded.roots.map((cert) => ({ cert, role: "root" as const })), ...loaded.intermediates.map((cert) => ({ cert, role: "intermediate" as const }))]),
+    loaded.skipped,
+    c,
+    { paths: paths.map((p) => resolve(p)), kind: o.kind ?? "auto" },
+    o.onProgress,
+  );
 }
 
 /** Removes a root or intermediate by id (its SHA-256); ERR_NOT_FOUND if neither holds it. */

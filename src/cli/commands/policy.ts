@@ -6,6 +6,7 @@ import { action, printJson } from "../run.js";
 import { evaluateBaseline, evaluateSoftware, formatResult, learnBaseline, learnSoftware, parseBaseline, parsePcrList, parseSoftwarePolicy, type PolicyResult } from "../../policy/index.js";
 import { selfVerifyEventLog } from "../../verify/eventlog/index.js";
 import { loadEventLog, UNVERIFIED_NOTE } from "./eventlog.js";
+import { withProgress } from "../progress.js";
 
 function readJson(path: string, what: string): unknown {
   const text = readInput(path, what).toString("utf8");
@@ -47,9 +48,9 @@ export function register(program: Command): void {
     .option("--pcrs <list>", "PCRs to cover, e.g. 0-7 or 0,2,4-7", "0-7")
     .option("--out <file>", "write the baseline here instead of standard output")
     .action(
-      action((o: { name: string; from: string[]; pcrs: string; out?: string }) => {
+      action(async (o: { name: string; from: string[]; pcrs: string; out?: string }) => {
         const pcrs = parsePcrList(o.pcrs);
-        emit(learnBaseline(o.name, o.from.map((f) => loadEventLog(f, "--from")), pcrs), o.out);
+        emit(learnBaseline(o.name, await withProgress("reading logs", o.from, (f) => f, (f) => loadEventLog(f, "--from")), pcrs), o.out);
         return 0;
       }),
     );
@@ -74,8 +75,8 @@ export function register(program: Command): void {
     .requiredOption("--from <log>", "reference event log (repeat for several)", collect)
     .option("--out <file>", "write the policy here instead of standard output")
     .action(
-      action((o: { name: string; from: string[]; out?: string }) => {
-        emit(learnSoftware(o.name, o.from.map((f) => loadEventLog(f, "--from"))), o.out);
+      action(async (o: { name: string; from: string[]; out?: string }) => {
+        emit(learnSoftware(o.name, await withProgress("reading logs", o.from, (f) => f, (f) => loadEventLog(f, "--from"))), o.out);
         return 0;
       }),
     );

@@ -1,3 +1,5 @@
+import { statSync } from "node:fs";
+import { basename } from "node:path";
 import type { Command } from "commander";
 import {
   addAllowlist,
@@ -14,8 +16,37 @@ import {
 import type { Store } from "../../store/index.js";
 import { action, printJson, usage } from "../run.js";
 import { DB_OPTION_HELP, withStore } from "../store.js";
+import { progress, withProgress, type Progress } from "../progress.js";
+import { decodeHostIdentity } from "../../attest/identity.js";
+import { loadAllowlistDir } from "../../attest/trust-files.js";
+import { TpmTrustError } from "../../errors.js";
+import { ekHash, ekHashFromCertificate, isEkHash, loadCertificates } from "../../verify/ek/index.js";
+import { readInput } from "../files.js";
 
 const cli = (): Caller => ({ actor: "cli", now: Date.now() });
+
+/** The EK hashes a path holds: an AD CS folder, a list of hashes, EK certificates, or an identity JSON. */
+function ekHashesIn(path: string): string[] {
+  if (statSync(path, { throwIfNoEntry: false })?.isDirectory()) return [...loadAllowlistDir(path).hashes];
+  const bytes = readInput(path, "allow-list import");
+  const text = bytes.toString("utf8");
+  if (/^\s*\{/.test(text)) {
+    let json: unknown;
+    try {
+      json = JSON.parse(text);
+    } catch {
+      throw new TpmTrustError("ERR_PARSE_FORMAT", `${path}: looks like JSON (an agent identify file) but does not parse`);
+    }
+    return decodeHostIdentity(json).eks.map((e) => ekHash(e.public));
+  }
+  const lines = text.split(/\r?\n/).map((l) => l.replace(/#.*/, "").trim()).filter(Boolean);
+  if (lines.length > 0 && lines.every(isEkHash)) return lines.map((l) => l.toLowerCase());
+  try {
+    return loadCertificates(bytes).map(ekHashFromCertificate);
+  } catch (e) {
+    throw new TpmTrustError("ERR_PARSE_FORMAT", `${path}: neither EK hashes (64 hex digits per line), EK certificates nor an agent identify file`, { cause: (e as Error).message });
+  }
+}
 const tsv = (rows: (string | number | null)[][]) => process.stdout.write(rows.map((r) => r.map((c) => c ?? "").join("\t") + "\n").join(""));
 
 /** `<parent> list [--db] [--json]`: reads with `fetch`, prints JSON or `text`; the database must exist. */
@@ -57,6 +88,25 @@ export function register(program: Command): void {
           process.stdout.write(`${r.entry.ekHash}\t${r.added ? "added" : "already allow-listed"}\n`);
         }),
       ),
+    );
+  allow
+    .command("import <paths...>")
+    .description("allow-list many EKs at once: text files of EK hashes (one per line, # comments), AD CS-style folders, EK certificates (DER/PEM bundles), or `tpmtrust agent identify` JSON files")
+    .option("--label <text>", "label for every entry (default: the file it came from)")
+    .option("--db <url>", DB_OPTION_HELP)
+    .option("--json", "print JSON")
+    .action(
+      action((paths: string[], o: { label?: string; db?: string; json?: boolean }) => {
+        const found = paths.flatMap((p) => ekHashesIn(p).map((ekHash) => ({ ekHash, label: o.label ?? basename(p) })));
+        if (found.length === 0) throw usage(`no EK hash found in ${paths.join(", ")}`);
+        return withStore(o.db, async (store) => {
+          const results = await withProgress("allow-listing EKs", found, (e) => e.ekHash.slice(0, 16), (e) => addAllowlist(store, { ekHash: e.ekHash, label: e.label, via: "cli" }, cli()));
+          const added = results.filter((r) => r.added).map((r) => r.entry.ekHash);
+          const present = results.filter((r) => !r.added).map((r) => r.entry.ekHash);
+          if (o.json) return printJson({ added, present });
+          process.stdout.write(`${added.length} added, ${present.length} already allow-listed\n`);
+        });
+      }),
     );
   allow
     .command("remove <ekHash>")
@@ -103,7 +153,12 @@ export function register(program: Command): void {
         if (o.root && o.intermediate) throw usage("--root and --intermediate exclude each other");
         const kind = o.root ? "root" : o.intermediate ? "intermediate" : undefined;
         return withStore(o.db, async (store) => {
-          const r = await importCaFiles(store, paths, kind ? { kind } : {}, cli());
+          let bar: Progress | undefined;
+          const onProgress = (done: number, total: number, subject: string) => {
+            bar ??= progress("storing certificates", total);
+            bar.tick(subject);
+          };
+          const r = await importCaFiles(store, paths, { ...(kind ? { kind } : {}), onProgress }, cli()).finally(() => bar?.stop());
           if (o.json) return printJson(r);
           for (const a of r.added) process.stdout.write(`added\t${a.kind}\t${a.id}\t${a.subject}\n`);
           for (const a of r.present) process.stdout.write(`present\t${a.kind}\t${a.id}\t${a.subject}\n`);
