@@ -1,6 +1,6 @@
 /**
  * DPS device registrations per second end to end over HTTP on loopback: the service on a SQLite
- * file, a keep-alive client in the same process, one request at a time. Devices are software TPMs
+ * file, a keep-alive client (fetch) in the same process, one request at a time. Devices are software TPMs
  * whose answers are computed before measuring (each device's key is unwrapped from its challenge
  * and its SAS token signed beforehand), so no TPM is measured. Figures:
  * - registration: PUT …/register with the SAS token (verify, allocate, record, audit) → 202, then
@@ -9,7 +9,6 @@
  * Each is compared with GET /healthz over the same client and server.
  */
 import { mkdtempSync, rmSync } from "node:fs";
-import { Agent, request } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { compare, type BenchFigure } from "./lib.js";
@@ -21,21 +20,12 @@ import { sasToken, softDevice } from "../test/helpers/soft-device.js";
 
 const DEVICES = 32;
 const API = "api-version=2021-06-01";
-const agent = new Agent({ keepAlive: true, maxSockets: 1 });
-
-function call(url: string, method: string, body?: string, authorization?: string): Promise<{ status: number; body: string }> {
-  const headers: Record<string, string | number> = body ? { "content-type": "application/json", "content-length": Buffer.byteLength(body) } : {};
+/** One request over fetch's keep-alive connection pool. */
+async function call(url: string, method: string, body?: string, authorization?: string): Promise<{ status: number; body: string }> {
+  const headers: Record<string, string> = body ? { "content-type": "application/json" } : {};
   if (authorization) headers.authorization = authorization;
-  return new Promise((resolve, reject) => {
-    const req = request(url, { method, agent, headers }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on("data", (c: Buffer) => chunks.push(c));
-      res.on("end", () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString() }));
-      res.on("error", reject);
-    });
-    req.on("error", reject);
-    req.end(body);
-  });
+  const r = await fetch(url, { method, headers, body });
+  return { status: r.status, body: await r.text() };
 }
 
 function expect(r: { status: number; body: string }, status: number, what: string): { status: number; body: string } {
@@ -90,7 +80,6 @@ export async function run(): Promise<BenchFigure[]> {
       await compare("DPS challenge over HTTP, SQLite (PUT without SAS → 401 authenticationKey; RSA-2048 EK and SRK)", challenge, "GET /healthz, same client and server", health, { ...opts, unit: "challenges/s" }),
     ];
   } finally {
-    agent.destroy();
     await s.close();
     rmSync(dir, { recursive: true, force: true });
   }

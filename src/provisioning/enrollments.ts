@@ -5,25 +5,20 @@
 import { TpmTrustError } from "../errors.js";
 import type { Enrollment, ReprovisionPolicy, Store } from "../store/index.js";
 import { encodeTpm2bPublic, encodeTpmtPublic, decodeTpmtPublic, objectName } from "../tpm/structures.js";
-import { checkAllocation, DEFAULT_ALLOCATION, redactAllocation, type AllocationSettings } from "./allocation.js";
 import { checkStorageKey, decodePublicArea } from "./tpm-keys.js";
-import { checkTwin, type Twin } from "./twin.js";
+import { checkSettings, mergeSettings, settingsView, type SettingsInput } from "./settings.js";
+import type { Twin } from "./twin.js";
 
 /** DPS registration ids: 1–128 of a-z 0-9 - . _ : (case-insensitive; stored lowercase). */
 export const REGISTRATION_ID_PATTERN = "^[A-Za-z0-9._:-]{1,128}$";
 /** IoT Hub device ids. */
 export const DEVICE_ID_PATTERN = "^[A-Za-z0-9._:@$!*'()+,;=%-]{1,128}$";
-export const REPROVISION_POLICIES: readonly ReprovisionPolicy[] = ["reprovision-and-migrate", "reprovision-and-reset", "never"];
 
-export interface EnrollmentInput {
+export interface EnrollmentInput extends SettingsInput {
   registrationId: string;
   /** TPM2B_PUBLIC (as DPS takes it) or TPMT_PUBLIC of the EK */
   endorsementKey: Uint8Array;
   deviceId?: string | null;
-  initialTwin?: unknown;
-  allocation?: unknown;
-  reprovisionPolicy?: ReprovisionPolicy;
-  enabled?: boolean;
 }
 
 export type EnrollmentPatch = Partial<Omit<EnrollmentInput, "registrationId">>;
@@ -58,12 +53,6 @@ function checkDeviceId(id: string | null | undefined): string | null {
   return id;
 }
 
-function checkPolicy(p: string | undefined): ReprovisionPolicy {
-  if (p === undefined) return "reprovision-and-migrate";
-  if (!REPROVISION_POLICIES.includes(p as ReprovisionPolicy)) throw new TpmTrustError("ERR_VALIDATION", `reprovisionPolicy must be one of ${REPROVISION_POLICIES.join(", ")}`);
-  return p as ReprovisionPolicy;
-}
-
 /** The EK as stored (TPMT_PUBLIC bytes), after checking it is a restricted decryption key. */
 function ekBytes(bytes: Uint8Array): Buffer {
   const ek = decodePublicArea(bytes);
@@ -78,10 +67,7 @@ export function enrollmentView(e: Enrollment): EnrollmentView {
     endorsementKey: encodeTpm2bPublic(ek).toString("base64"),
     ekNameHex: objectName(ek).toString("hex"),
     deviceId: e.deviceId,
-    initialTwin: e.initialTwin as Twin | null,
-    allocation: redactAllocation(e.allocation as unknown as AllocationSettings),
-    reprovisionPolicy: e.reprovisionPolicy,
-    enabled: e.enabled,
+    ...settingsView(e),
     createdAt: e.createdAt,
     updatedAt: e.updatedAt,
   };
@@ -92,10 +78,7 @@ function fields(i: EnrollmentInput) {
     registrationId: normalizeRegistrationId(i.registrationId),
     ekPublic: ekBytes(i.endorsementKey),
     deviceId: checkDeviceId(i.deviceId),
-    initialTwin: i.initialTwin === undefined || i.initialTwin === null ? null : (checkTwin(i.initialTwin) as Record<string, unknown>),
-    allocation: checkAllocation(i.allocation ?? DEFAULT_ALLOCATION) as unknown as Record<string, unknown>,
-    reprovisionPolicy: checkPolicy(i.reprovisionPolicy),
-    enabled: i.enabled ?? true,
+    ...checkSettings(i),
   };
 }
 
@@ -129,10 +112,7 @@ export async function updateEnrollment(store: Store, registrationId: string, pat
       registrationId: id,
       endorsementKey: patch.endorsementKey ?? cur.ekPublic,
       deviceId: patch.deviceId !== undefined ? patch.deviceId : cur.deviceId,
-      initialTwin: patch.initialTwin !== undefined ? patch.initialTwin : cur.initialTwin,
-      allocation: patch.allocation ?? cur.allocation,
-      reprovisionPolicy: patch.reprovisionPolicy ?? cur.reprovisionPolicy,
-      enabled: patch.enabled ?? cur.enabled,
+      ...mergeSettings(patch, cur),
     });
     const e = await tx.provisioning.putEnrollment(f, by.now);
     await tx.audit.append({ actor: by.actor, action: "provisioning.enrollment.update", subject: id, outcome: "success", details: { changed: Object.keys(patch), ...auditDetails(e) }, at: by.now });
@@ -152,11 +132,6 @@ export async function removeEnrollment(store: Store, registrationId: string, by:
 }
 
 function auditDetails(e: Enrollment): Record<string, unknown> {
-  return {
-    ekName: objectName(decodeTpmtPublic(e.ekPublic)).toString("hex"),
-    deviceId: e.deviceId,
-    allocation: redactAllocation(e.allocation as unknown as AllocationSettings),
-    reprovisionPolicy: e.reprovisionPolicy,
-    enabled: e.enabled,
-  };
+  const { initialTwin: _twin, ...settings } = settingsView(e);
+  return { ekName: objectName(decodeTpmtPublic(e.ekPublic)).toString("hex"), deviceId: e.deviceId, ...settings };
 }

@@ -7,21 +7,17 @@ import { createHash } from "node:crypto";
 import { TpmTrustError } from "../errors.js";
 import type { EnrollmentGroup, ReprovisionPolicy, Store } from "../store/index.js";
 import { loadCertificates, type ParsedCertificate } from "../verify/ek/index.js";
-import { checkAllocation, DEFAULT_ALLOCATION, redactAllocation, type AllocationSettings } from "./allocation.js";
-import { REPROVISION_POLICIES, type Actor } from "./enrollments.js";
-import { checkTwin, type Twin } from "./twin.js";
+import type { Actor } from "./enrollments.js";
+import { checkSettings, mergeSettings, settingsView, type SettingsInput } from "./settings.js";
+import type { Twin } from "./twin.js";
 
 export const GROUP_NAME_PATTERN = "^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$";
 
-export interface GroupInput {
+export interface GroupInput extends SettingsInput {
   name: string;
   /** the manufacturer CA certificates (trust anchors), each DER or PEM (a PEM bundle may hold several) */
   caCertificates: Uint8Array[];
   intermediateCertificates?: Uint8Array[];
-  initialTwin?: unknown;
-  allocation?: unknown;
-  reprovisionPolicy?: ReprovisionPolicy;
-  enabled?: boolean;
 }
 
 export type GroupPatch = Partial<Omit<GroupInput, "name">>;
@@ -70,10 +66,7 @@ export function groupView(g: EnrollmentGroup): GroupView {
     name: g.name,
     caCertificates: parsed(g.caCerts),
     intermediateCertificates: parsed(g.intermediates),
-    initialTwin: g.initialTwin as Twin | null,
-    allocation: redactAllocation(g.allocation as unknown as AllocationSettings),
-    reprovisionPolicy: g.reprovisionPolicy,
-    enabled: g.enabled,
+    ...settingsView(g),
     createdAt: g.createdAt,
     updatedAt: g.updatedAt,
   };
@@ -82,28 +75,12 @@ export function groupView(g: EnrollmentGroup): GroupView {
 function fields(i: GroupInput) {
   const caCerts = certificates(i.caCertificates);
   if (caCerts.length === 0) throw new TpmTrustError("ERR_VALIDATION", "an enrollment group needs at least one CA certificate");
-  if (i.reprovisionPolicy !== undefined && !REPROVISION_POLICIES.includes(i.reprovisionPolicy)) {
-    throw new TpmTrustError("ERR_VALIDATION", `reprovisionPolicy must be one of ${REPROVISION_POLICIES.join(", ")}`);
-  }
-  return {
-    name: checkName(i.name),
-    caCerts,
-    intermediates: certificates(i.intermediateCertificates ?? []),
-    initialTwin: i.initialTwin === undefined || i.initialTwin === null ? null : (checkTwin(i.initialTwin) as Record<string, unknown>),
-    allocation: checkAllocation(i.allocation ?? DEFAULT_ALLOCATION) as unknown as Record<string, unknown>,
-    reprovisionPolicy: i.reprovisionPolicy ?? ("reprovision-and-migrate" as ReprovisionPolicy),
-    enabled: i.enabled ?? true,
-  };
+  return { name: checkName(i.name), caCerts, intermediates: certificates(i.intermediateCertificates ?? []), ...checkSettings(i) };
 }
 
 function auditDetails(g: EnrollmentGroup) {
-  return {
-    caCertificates: g.caCerts.flatMap((d) => loadCertificates(d)).map((c) => ({ subject: c.subject.text, sha256: sha256(c.der) })),
-    intermediates: g.intermediates.length,
-    allocation: redactAllocation(g.allocation as unknown as AllocationSettings),
-    reprovisionPolicy: g.reprovisionPolicy,
-    enabled: g.enabled,
-  };
+  const { initialTwin: _twin, ...settings } = settingsView(g);
+  return { caCertificates: g.caCerts.flatMap((d) => loadCertificates(d)).map((c) => ({ subject: c.subject.text, sha256: sha256(c.der) })), intermediates: g.intermediates.length, ...settings };
 }
 
 export async function addGroup(store: Store, input: GroupInput, by: Actor): Promise<GroupView> {
@@ -135,10 +112,7 @@ export async function updateGroup(store: Store, name: string, patch: GroupPatch,
       name,
       caCertificates: patch.caCertificates ?? cur.caCerts,
       intermediateCertificates: patch.intermediateCertificates ?? cur.intermediates,
-      initialTwin: patch.initialTwin !== undefined ? patch.initialTwin : cur.initialTwin,
-      allocation: patch.allocation ?? cur.allocation,
-      reprovisionPolicy: patch.reprovisionPolicy ?? cur.reprovisionPolicy,
-      enabled: patch.enabled ?? cur.enabled,
+      ...mergeSettings(patch, cur),
     });
     const g = await tx.provisioning.putGroup(f, by.now);
     await tx.audit.append({ actor: by.actor, action: "provisioning.group.update", subject: name, outcome: "success", details: { changed: Object.keys(patch), ...auditDetails(g) }, at: by.now });

@@ -6,7 +6,8 @@
 import { type Command, Option } from "commander";
 import { TpmTrustError } from "../../errors.js";
 import type { AllocationSettings } from "../../provisioning/allocation.js";
-import { addEnrollment, getEnrollment, listEnrollments, removeEnrollment, REPROVISION_POLICIES, updateEnrollment, type EnrollmentPatch } from "../../provisioning/enrollments.js";
+import { addEnrollment, getEnrollment, listEnrollments, removeEnrollment, updateEnrollment, type EnrollmentPatch } from "../../provisioning/enrollments.js";
+import { REPROVISION_POLICIES } from "../../provisioning/settings.js";
 import { addGroup, getGroup, listGroups, removeGroup, updateGroup, type GroupPatch } from "../../provisioning/groups.js";
 import { listHubs, putHub, removeHub } from "../../provisioning/hubs.js";
 import { defaultRegistrationId } from "../../provisioning/registration-id.js";
