@@ -1,11 +1,15 @@
-/** GET /metrics: Prometheus text for admin/auditor tokens only, gauges read from the store per scrape. */
+/** GET /metrics: Prometheus text for admin/auditor tokens only, gauges read from the store per scrape, counters fed by the flows. */
 import { after, test } from "node:test";
 import assert from "node:assert/strict";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { learnBaseline } from "../../src/policy/baseline.js";
 import { startServer } from "../../src/server/serve.js";
+import { parseEventLog } from "../../src/verify/eventlog/index.js";
+import { challenge, evidence, postJson, readLog, registerHost, startTpmHost } from "../helpers/attest-host.js";
 
+const RHEL = "rhel8-gce-uefi.bin";
 const dir = mkdtempSync(join(tmpdir(), "tpmtrust-metrics-"));
 after(() => rmSync(dir, { recursive: true, force: true }));
 
@@ -43,6 +47,44 @@ test("/metrics needs a reader token and reports audit chain length, hosts by hea
     assert.match(text, /^# TYPE tpmtrust_attestations_total counter$/m);
     assert.match(text, /^tpmtrust_process_resident_memory_bytes \d+/m);
   } finally {
+    await s.close();
+  }
+});
+
+test("attestations count by verdict and reason with their latency; registrations and activations by outcome", async () => {
+  const s = await startServer({ db: join(dir, "a.db"), listen: "127.0.0.1:0", logger: false, adminTokenFile: join(dir, "a-admin-token"), attest: { sweepMs: 0 } });
+  const host = await startTpmHost({ logFile: RHEL });
+  try {
+    const admin = readFileSync(s.adminTokenFile!, "utf8").trim();
+    const scrape = async () => (await fetch(`${s.url}/metrics`, { headers: { authorization: `Bearer ${admin}` } })).text();
+    const before = await scrape();
+    const delta = (text: string, series: string) => (sample(text, series) ?? 0) - (sample(before, series) ?? 0);
+
+    await registerHost(s.store, host, { name: "m-1", hardwareClass: "gce-n1" });
+    const doc = learnBaseline("gce", [parseEventLog(readLog(RHEL))], [0, 1, 2, 3, 4, 5, 6, 7]);
+    assert.equal((await postJson(`${s.url}/v1/policies`, { kind: "baseline", name: "gce", hardwareClass: "gce-n1", document: doc }, { authorization: `Bearer ${admin}` })).status, 201);
+    const c = await challenge(s.url, host);
+    const ev = await evidence(host, c);
+    assert.equal((await postJson(`${s.url}/v1/attestations`, ev)).body.verdict, "pass");
+    assert.equal((await postJson(`${s.url}/v1/attestations`, ev)).body.code, "ERR_NONCE_REUSED");
+    // a registration and an activation that fail in their services, counted with their codes
+    const badHost = await postJson(`${s.url}/v1/hosts`, { name: "m-2", hardwareClass: "gce-n1", identity: { ekPublics: [{ alg: "rsa2048", public: "AAECAwQFBgc=" }], ekCertificates: [], tpm: { manufacturer: "IBM", vendor: "SW", firmware: "1" } } }, { authorization: `Bearer ${admin}` });
+    const tpm2b = (b: Buffer) => Buffer.concat([Buffer.from([b.length >> 8, b.length & 0xff]), b]).toString("base64");
+    // the host is v2 and its EK came without a certificate: refused by the activation service
+    const badActivation = await postJson(`${s.url}/v1/activations`, { ekPublic: tpm2b(host.ek.public), akPublic: tpm2b(host.ak.publicArea) });
+
+    assert.match(badHost.body.code, /^ERR_PARSE_/);
+    assert.equal(badActivation.body.code, "ERR_EK_CERT_REQUIRED");
+    const after = await scrape();
+    assert.equal(delta(after, 'tpmtrust_attestations_total{verdict="pass",reason="none"}'), 1);
+    assert.equal(delta(after, 'tpmtrust_attestations_total{verdict="rejected",reason="ERR_NONCE_REUSED"}'), 1);
+    assert.equal(delta(after, 'tpmtrust_attestation_duration_seconds_count{verdict="pass"}'), 1);
+    assert.equal(delta(after, 'tpmtrust_attestation_challenges_total{outcome="success",reason="none"}'), 1);
+    assert.equal(delta(after, `tpmtrust_registrations_total{kind="host",outcome="failure",reason="${badHost.body.code}"}`), 1);
+    assert.equal(delta(after, `tpmtrust_activations_total{stage="start",outcome="failure",reason="${badActivation.body.code}"}`), 1);
+    assert.equal(sample(after, 'tpmtrust_hosts{health="healthy"}'), 1);
+  } finally {
+    await host.close();
     await s.close();
   }
 });
