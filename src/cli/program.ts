@@ -54,6 +54,7 @@ const COMMANDS: Record<string, (keyof typeof MODULES)[]> = {
   "enrollment-groups": ["provisioning"],
   hubs: ["provisioning"],
   registrations: ["provisioning"],
+  provisioning: ["provisioning"],
   device: ["device"],
 };
 
