@@ -29,6 +29,7 @@ import { decodeTpm2bEncryptedSecret, decodeTpm2bIdObject, decodeTpm2bPublic, enc
 import { ekHash } from "../../src/verify/ek/index.js";
 import type { TpmtPublic } from "../../src/tpm/types.js";
 import { runTool, tpm2, tpm2Raw } from "../helpers/tpm2tools.js";
+import { cli } from "../helpers/cli.js";
 import { startSwtpm, type Swtpm } from "../helpers/swtpm.js";
 import { api, startService, trustSwtpmCa, type Service } from "../e2e/harness.js";
 
@@ -139,6 +140,19 @@ test("required + ek-key: rejected until the EK is allow-listed, then exactly .30
   const vouched = await agentEnroll(tpm, stateA(), "req-all", { token: svc.admin });
   assert.deepEqual(policiesOf(readFileSync(join(vouched.dir, "cert.pem"), "utf8")), [P30, P31, P32]);
   await api(svc.url, "DELETE", `/v1/trust/allowlist/${h.body.eks[0].ekHash}`, undefined, svc.admin);
+});
+
+test("the CLI: tpmtrust agent enroll-cert --template … --subject … --rsa --server … --tpm swtpm:…", async () => {
+  const r = await cli(["agent", "enroll-cert", "--template", "req-cert", "--subject", "CN=cli.example", "--rsa", "--server", svc.url, "--tpm", hostTpm.tcti, "--state-dir", stateA(), "--json"]);
+  assert.equal(r.code, 0, r.stderr);
+  const out = r.json();
+  assert.deepEqual(out.policies, [P31]);
+  const cert = new x509.X509Certificate(readFileSync(join(out.dir, "cert.pem"), "utf8"));
+  assert.equal(cert.subject, "CN=cli.example");
+  assert.equal((cert.publicKey.algorithm as { name: string }).name, "RSASSA-PKCS1-v1_5");
+  const rejected = await cli(["agent", "enroll-cert", "--template", "req-key", "--subject", "CN=cli.example", "--server", svc.url, "--tpm", hostTpm.tcti, "--state-dir", stateA()]);
+  assert.equal(rejected.code, 1);
+  assert.match(rejected.stderr, /ERR_EK_NOT_TRUSTED/);
 });
 
 test("user-credentials: only an admin token vouches; an auditor token is refused, includeIssuancePolicies false stamps nothing", async () => {
