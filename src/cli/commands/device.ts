@@ -27,7 +27,7 @@ export function register(program: Command): void {
     .requiredOption("--server <url>", "the provisioning service, e.g. https://provisioning.example:7443")
     .addOption(new Option("--tpm <spec>", `the TPM: ${TPM_SPEC_HELP}`).default("/dev/tpmrm0"))
     .option("--registration-id <id>", "default: the DPS default (base32 of SHA-256 of the EK's TPM2B_PUBLIC)")
-    .option("--handle <handle>", "persistent handle for the HMAC key", `0x${DEVICE_KEY_HANDLE.toString(16)}`)
+    .option("--handle <handle>", "persistent handle for the HMAC key (what is there is replaced)", `0x${DEVICE_KEY_HANDLE.toString(16)}`)
     .addOption(new Option("--ek <alg>", "the EK: rsa (DPS's) or ecc (P-256; tpmtrust only)").choices(Object.keys(EK_ALG_KINDS)).default("rsa"))
     .option("--payload <json>", "custom data for the custom allocation webhook (JSON)")
     .option("--ca-cert <file>", "PEM CA certificate to trust for the service's TLS certificate")
