@@ -8,6 +8,7 @@ const modules: Record<string, () => Promise<BenchModule>> = {
   eventlog: () => import("./eventlog.js"),
   keys: () => import("./keys.js"),
   provisioning: () => import("./provisioning.js"),
+  ca: () => import("./ca.js"),
 };
 
 const wantMd = process.argv.includes("--md");
