@@ -23,6 +23,7 @@ import { decodeTpmtPublic } from "../tpm/structures.js";
 import { parseCsr, verifyCsrSignature } from "../verify/csr.js";
 import { decodeAttObj, verifyTpmAttStmt } from "../verify/device-attest.js";
 import { EKU_AIK_CERTIFICATE, certificatePublicKey, loadCertificate, validateChain } from "../verify/ek/index.js";
+import { ATTESTATION_CA_KIND } from "../attest/ak-ca.js";
 import { ISSUING_KIND } from "./authority.js";
 import { ADCS_EVENT } from "./enroll.js";
 import { checkRequest, issueFromTemplate } from "./issue.js";
@@ -280,7 +281,7 @@ interface Proof {
 async function verifyDeviceAttest(store: Store, attObj: Buffer, o: { authz: AcmeAuthz; template: CertTemplate; keyAuthorization: string; now: number }): Promise<Proof> {
   const st = decodeAttObj(attObj);
   const akCert = loadCertificate(st.x5c[0]);
-  const attestationCa = await store.ca.currentAuthority("attestation");
+  const attestationCa = await store.ca.currentAuthority(ATTESTATION_CA_KIND);
   if (!attestationCa) throw new TpmTrustError("ERR_CHAIN_UNTRUSTED", "this service has no attestation CA yet (no AK was activated)");
   validateChain({ leaf: akCert, intermediates: st.x5c.slice(1).map((c) => loadCertificate(c)), roots: [loadCertificate(attestationCa.cert)], at: new Date(o.now), requiredEku: EKU_AIK_CERTIFICATE });
   const issued = await store.ca.getCert(akCert.serialNumber);
