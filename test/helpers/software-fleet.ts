@@ -17,7 +17,7 @@ import { akTemplate } from "../../src/tpm/commands/ak.js";
 import { ekTemplate } from "../../src/tpm/commands/ek.js";
 import { hashAlgByName, TPM_ALG, TPM_GENERATED_VALUE, TPM_ST } from "../../src/tpm/constants.js";
 import { encodeTpmsAttest, encodeTpmtPublic, encodeTpmtSignature, objectName, pcrSelection } from "../../src/tpm/structures.js";
-import type { TpmtPublic } from "../../src/tpm/types.js";
+import type { TpmsAttest, TpmtPublic } from "../../src/tpm/types.js";
 import { ekHash } from "../../src/verify/ek/index.js";
 import { parseEventLog, replayEventLog } from "../../src/verify/eventlog/index.js";
 
@@ -108,8 +108,9 @@ export async function preQuotes(store: Store, hosts: SoftHost[], perHost: number
   return hosts.map((h, i) => nonces[i].map((nonce) => quote(h, nonce)));
 }
 
-export function quote(h: SoftHost, nonce: Buffer): Quote {
-  const attest = encodeTpmsAttest({
+/** The TPMS_ATTEST a TPM would produce for a quote over the fleet's PCRs with `nonce`. */
+export function quoteAttest(h: SoftHost, nonce: Buffer): TpmsAttest {
+  return {
     magic: TPM_GENERATED_VALUE,
     type: TPM_ST.ATTEST_QUOTE,
     qualifiedSigner: h.akName,
@@ -117,11 +118,22 @@ export function quote(h: SoftHost, nonce: Buffer): Quote {
     clockInfo: { clock: 1234n, resetCount: 7, restartCount: 0, safe: true },
     firmwareVersion: 0x2019102300163636n,
     attested: { pcrSelect: replayed.banks.map((b) => pcrSelection(hashAlgByName(b)!, PCRS)), pcrDigest: replayed.digest },
-  });
-  const raw = createSign("sha256").update(attest).sign({ key: h.akKey, dsaEncoding: "ieee-p1363" });
-  const signature = encodeTpmtSignature({ sigAlg: TPM_ALG.ECDSA, hash: TPM_ALG.SHA256, r: raw.subarray(0, 32), s: raw.subarray(32) });
-  return { akNameHex: h.akName.toString("hex"), nonceHex: nonce.toString("hex"), attest: attest.toString("base64"), signature: signature.toString("base64") };
+  };
 }
+
+/** TPMT_SIGNATURE (ECDSA, SHA-256) of `data` by an AK's key, as TPM2_Quote returns it. */
+export function signEcdsa(key: KeyObject, data: Buffer): Buffer {
+  const raw = createSign("sha256").update(data).sign({ key, dsaEncoding: "ieee-p1363" });
+  return encodeTpmtSignature({ sigAlg: TPM_ALG.ECDSA, hash: TPM_ALG.SHA256, r: raw.subarray(0, 32), s: raw.subarray(32) });
+}
+
+export function quote(h: SoftHost, nonce: Buffer): Quote {
+  const attest = encodeTpmsAttest(quoteAttest(h, nonce));
+  return { akNameHex: h.akName.toString("hex"), nonceHex: nonce.toString("hex"), attest: attest.toString("base64"), signature: signEcdsa(h.akKey, attest).toString("base64") };
+}
+
+/** The PCR values (bank → PCR → hex) the fleet's quotes cover. */
+export const fleetPcrs = (): Record<string, Record<string, string>> => JSON.parse(replayed.pcrsJson);
 
 /** POST /v1/attestations body for a quote, with the PCR values and the event log (assembled per request). */
 export function evidenceJson(q: Quote): string {

@@ -1,0 +1,387 @@
+/**
+ * The negative corpus: attacks on every flow of the real service over HTTP, one table, each case
+ * asserting the exact reason code it must be refused with (and, for attestations, that a forged or
+ * replayed quote never changes the victim host's health). Evidence is built in software with the
+ * exact TPM formats (test/helpers/software-fleet.ts), so every field can be forged precisely.
+ */
+import { after, before, test } from "node:test";
+import assert from "node:assert/strict";
+import { createHash, generateKeyPairSync } from "node:crypto";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { SignJWT } from "jose";
+import { NONCE_PURPOSE } from "../../src/attest/challenge.js";
+import { startServer, type RunningServer } from "../../src/server/serve.js";
+import { akTemplate } from "../../src/tpm/commands/ak.js";
+import { TPM_ALG, TPM_ST, TPMA_OBJECT } from "../../src/tpm/constants.js";
+import { encodeTpmsAttest, encodeTpmtPublic, encodeTpmtSignature, objectName } from "../../src/tpm/structures.js";
+import type { TpmsAttest, TpmtPublic } from "../../src/tpm/types.js";
+import { FIXTURES } from "./parsers.js";
+import { addFleetBaseline, fleetPcrs, FLEET_LOG, identityOf, quoteAttest, seedHosts, signEcdsa, softHost, type SoftHost } from "../helpers/software-fleet.js";
+
+const dir = mkdtempSync(join(tmpdir(), "tpmtrust-attacks-"));
+let s: RunningServer;
+let admin: string;
+let auditor: string;
+let revoked: string;
+/** hosts with bound AKs and the fleet baseline */
+let alice: SoftHost;
+let bob: SoftHost;
+/** a bound host of a hardware class without a baseline */
+let orphan: SoftHost;
+/** a host whose EK is allow-listed but who is not registered */
+let newcomer: SoftHost;
+const LAPTOP_LOG = readFileSync(join(FIXTURES, "eventlogs", "laptop-startup-locality3.bin"));
+const INFINEON_CERT = readFileSync(join(FIXTURES, "ek-certs", "infineon_rsa_ek.der")).toString("base64");
+
+interface Answer {
+  status: number;
+  body: any;
+}
+
+async function call(method: string, path: string, body?: unknown, token?: string, raw?: string): Promise<Answer> {
+  const headers: Record<string, string> = {};
+  if (token) headers.authorization = token.startsWith("SharedAccessSignature") ? token : `Bearer ${token}`;
+  if (body !== undefined || raw !== undefined) headers["content-type"] = "application/json";
+  const r = await fetch(`${s.url}${path}`, { method, headers, body: raw ?? (body === undefined ? undefined : JSON.stringify(body)) });
+  const text = await r.text();
+  return { status: r.status, body: text ? JSON.parse(text) : undefined };
+}
+
+const b64 = (b: Buffer) => b.toString("base64");
+const tpm2b = (b: Buffer) => Buffer.concat([Buffer.from([b.length >> 8, b.length & 0xff]), b]);
+
+// ---- attestation evidence, forged field by field
+
+interface Forge {
+  host?: SoftHost;
+  /** change the TPMS_ATTEST before it is signed */
+  attest?: (a: TpmsAttest) => TpmsAttest;
+  /** change the signed bytes after signing */
+  bytes?: (b: Buffer) => Buffer;
+  /** the TPMT_SIGNATURE to send, from the attest bytes (default: ECDSA by the host's AK) */
+  sign?: (b: Buffer, h: SoftHost) => Buffer;
+  /** change the request body last */
+  body?: (body: Record<string, any>) => void;
+  /** a nonce other than a fresh challenge's */
+  nonce?: () => Promise<Buffer>;
+}
+
+async function freshNonce(h: SoftHost): Promise<Buffer> {
+  const c = await call("POST", "/v1/attestations/challenge", { akNameHex: h.akName.toString("hex") });
+  assert.equal(c.status, 201, JSON.stringify(c.body));
+  return Buffer.from(c.body.nonceHex, "hex");
+}
+
+async function evidence(f: Forge = {}): Promise<Record<string, any>> {
+  const h = f.host ?? alice;
+  const nonce = f.nonce ? await f.nonce() : await freshNonce(h);
+  const signed = encodeTpmsAttest((f.attest ?? ((a) => a))(quoteAttest(h, nonce)));
+  const signature = f.sign ? f.sign(signed, h) : signEcdsa(h.akKey, signed);
+  const body: Record<string, any> = {
+    akNameHex: h.akName.toString("hex"),
+    nonceHex: nonce.toString("hex"),
+    quotes: [{ attest: b64(f.bytes ? f.bytes(signed) : signed), signature: b64(signature) }],
+    pcrs: fleetPcrs(),
+    eventLog: b64(FLEET_LOG),
+  };
+  f.body?.(body);
+  return body;
+}
+
+const attestWith = async (f: Forge = {}) => call("POST", "/v1/attestations", await evidence(f));
+
+/** Flips one bit of a copy. */
+const flip = (b: Buffer, at: number) => {
+  const c = Buffer.from(b);
+  c[at < 0 ? c.length + at : at] ^= 0x01;
+  return c;
+};
+
+/** A log whose event at `index` has one digest byte flipped (crypto-agile event layout walked minimally). */
+function tamperedLog(): Buffer {
+  // the last 32 bytes before the final event data are not guaranteed digests; flip inside the first
+  // EV_POST_CODE-class region instead: the log's second event starts after the Spec ID event
+  const log = Buffer.from(FLEET_LOG);
+  const specSize = log.readUInt32LE(28);
+  const second = 32 + specSize; // TCG_PCR_EVENT header (32 bytes) + Spec ID event data
+  // TCG_PCR_EVENT2: pcr u32, type u32, count u32, then alg u16 + digest
+  log[second + 12 + 2] ^= 0xff;
+  return log;
+}
+
+function akLike(mutate: (t: TpmtPublic) => TpmtPublic): Buffer {
+  const key = generateKeyPairSync("ec", { namedCurve: "P-256" }).publicKey.export({ format: "jwk" });
+  const t = akTemplate({ type: "ecc" });
+  return tpm2b(encodeTpmtPublic(mutate({ ...t, unique: { x: Buffer.from(key.x!, "base64url"), y: Buffer.from(key.y!, "base64url") } } as TpmtPublic)));
+}
+
+const without = (t: TpmtPublic, attr: number): TpmtPublic => ({ ...t, objectAttributes: t.objectAttributes & ~attr });
+const withAttr = (t: TpmtPublic, attr: number): TpmtPublic => ({ ...t, objectAttributes: t.objectAttributes | attr });
+
+interface Attack {
+  flow: string;
+  name: string;
+  code: string;
+  /** the HTTP status the code maps to (attestation verdicts: 200 with verdict "fail") */
+  status?: number;
+  run: () => Promise<Answer>;
+}
+
+/** A correct quote of PCRs 0–6 only (selection and digest agree), one PCR short of the policy's. */
+const PCR_SELECT_0_6 = (a: TpmsAttest): TpmsAttest => {
+  const q = a.attested as { pcrSelect: { hash: number; select: Buffer }[]; pcrDigest: Buffer };
+  const values = fleetPcrs();
+  const banks = Object.keys(values);
+  const digest = createHash("sha256").update(Buffer.concat(banks.flatMap((b) => [0, 1, 2, 3, 4, 5, 6].map((p) => Buffer.from(values[b][String(p)], "hex"))))).digest();
+  return { ...a, attested: { pcrSelect: q.pcrSelect.map((p) => ({ ...p, select: Buffer.from([0x7f, 0, 0]) })), pcrDigest: digest } } as TpmsAttest;
+};
+
+const ATTACKS: Attack[] = [
+  // -- attestation: the nonce
+  { flow: "attestation", name: "a nonce the service never issued", code: "ERR_NONCE_UNKNOWN", run: () => attestWith({ nonce: async () => Buffer.alloc(32, 7) }) },
+  { flow: "attestation", name: "body nonce differs from the quoted extraData", code: "ERR_NONCE_MISMATCH", run: () => attestWith({ body: (b) => (b.nonceHex = "ab".repeat(32)) }) },
+  {
+    flow: "attestation",
+    name: "replay of accepted evidence",
+    code: "ERR_NONCE_REUSED",
+    run: async () => {
+      const ev = await evidence();
+      assert.equal((await call("POST", "/v1/attestations", ev)).body.verdict, "pass");
+      return call("POST", "/v1/attestations", ev);
+    },
+  },
+  { flow: "attestation", name: "a nonce issued to another host's AK", code: "ERR_NONCE_UNKNOWN", run: () => attestWith({ nonce: () => freshNonce(bob) }) },
+  {
+    flow: "attestation",
+    name: "an expired nonce",
+    code: "ERR_NONCE_EXPIRED",
+    run: async () => attestWith({ nonce: async () => (await s.store.nonces.issue({ purpose: NONCE_PURPOSE, subject: alice.akName.toString("hex"), ttlMs: 1, at: Date.now() - 60_000 })).value }),
+  },
+  { flow: "attestation", name: "extraData empty", code: "ERR_NONCE_MISMATCH", run: () => attestWith({ attest: (a) => ({ ...a, extraData: Buffer.alloc(0) }) }) },
+  // -- attestation: the signature and the signer
+  { flow: "attestation", name: "quote signed by another host's AK", code: "ERR_SIGNATURE_INVALID", run: () => attestWith({ sign: (b) => signEcdsa(bob.akKey, b) }) },
+  { flow: "attestation", name: "one bit of the attest flipped after signing", code: "ERR_SIGNATURE_INVALID", run: () => attestWith({ bytes: (b) => flip(b, -1) }) },
+  { flow: "attestation", name: "ECDSA r = 0", code: "ERR_SIGNATURE_INVALID", run: () => attestWith({ sign: () => encodeTpmtSignature({ sigAlg: TPM_ALG.ECDSA, hash: TPM_ALG.SHA256, r: Buffer.alloc(32), s: Buffer.alloc(32, 1) }) }) },
+  { flow: "attestation", name: "ECDSA s = 0", code: "ERR_SIGNATURE_INVALID", run: () => attestWith({ sign: () => encodeTpmtSignature({ sigAlg: TPM_ALG.ECDSA, hash: TPM_ALG.SHA256, r: Buffer.alloc(32, 1), s: Buffer.alloc(32) }) }) },
+  { flow: "attestation", name: "RSASSA signature for an ECC AK", code: "ERR_SIGNATURE_SCHEME", run: () => attestWith({ sign: () => encodeTpmtSignature({ sigAlg: TPM_ALG.RSASSA, hash: TPM_ALG.SHA256, sig: Buffer.alloc(256, 1) }) }) },
+  { flow: "attestation", name: "HMAC signature", code: "ERR_SIGNATURE_SCHEME", run: () => attestWith({ sign: () => encodeTpmtSignature({ sigAlg: TPM_ALG.HMAC, hash: TPM_ALG.SHA256, digest: Buffer.alloc(32, 1) }) }) },
+  { flow: "attestation", name: "signature claims SHA-384 over a SHA-256 signing", code: "ERR_SIGNATURE_SCHEME", run: () => attestWith({ sign: (b, h) => { const t = signEcdsa(h.akKey, b); t.writeUInt16BE(TPM_ALG.SHA384, 2); return t; } }) },
+  { flow: "attestation", name: "NULL signature", code: "ERR_SIGNATURE_SCHEME", run: () => attestWith({ sign: () => Buffer.from([0x00, 0x10]) }) },
+  { flow: "attestation", name: "an AK that is bound to no host", code: "ERR_AK_NOT_BOUND", run: async () => attestWith({ host: softHost("stranger"), nonce: async () => Buffer.alloc(32, 1) }) },
+  { flow: "attestation", name: "challenge for an AK bound to no host", code: "ERR_AK_NOT_BOUND", run: () => call("POST", "/v1/attestations/challenge", { akNameHex: softHost("x").akName.toString("hex") }) },
+  { flow: "attestation", name: "AK name with another name algorithm prefix", code: "ERR_AK_NOT_BOUND", run: () => attestWith({ body: (b) => (b.akNameHex = "0004" + b.akNameHex.slice(4)) }) },
+  // -- attestation: the structure
+  { flow: "attestation", name: "magic is not TPM_GENERATED_VALUE (signed)", code: "ERR_MAGIC", run: () => attestWith({ attest: (a) => ({ ...a, magic: 0xdeadbeef }) }) },
+  {
+    flow: "attestation",
+    name: "a certify statement instead of a quote (signed)",
+    code: "ERR_ATTEST_TYPE",
+    run: () => attestWith({ attest: (a) => ({ ...a, type: TPM_ST.ATTEST_CERTIFY, attested: { name: alice.akName, qualifiedName: alice.akName } }) as TpmsAttest }),
+  },
+  { flow: "attestation", name: "attest with a trailing byte", code: "ERR_PARSE_TRAILING_BYTES", run: () => attestWith({ bytes: (b) => Buffer.concat([b, Buffer.from([0])]) }) },
+  { flow: "attestation", name: "attest truncated", code: "ERR_PARSE_TRUNCATED", run: () => attestWith({ bytes: (b) => b.subarray(0, b.length - 10) }) },
+  { flow: "attestation", name: "attest with an oversized TPM2B", code: "ERR_PARSE_TOO_LARGE", run: () => attestWith({ bytes: (b) => { const c = Buffer.from(b); c.writeUInt16BE(0xffff, 6); return c; } }) },
+  { flow: "attestation", name: "signature truncated", code: "ERR_PARSE_TRUNCATED", run: () => attestWith({ sign: (b, h) => signEcdsa(h.akKey, b).subarray(0, 20) }) },
+  { flow: "attestation", name: "signature with a trailing byte", code: "ERR_PARSE_TRAILING_BYTES", run: () => attestWith({ sign: (b, h) => Buffer.concat([signEcdsa(h.akKey, b), Buffer.from([1])]) }) },
+  { flow: "attestation", name: "signature algorithm unknown", code: "ERR_PARSE_BAD_VALUE", run: () => attestWith({ sign: () => Buffer.from([0x12, 0x34, 0x00, 0x0b]) }) },
+  // -- attestation: PCRs and the event log (the TPM signed it, so these are the host's verdict)
+  { flow: "attestation", name: "a PCR value the quote's digest does not cover", code: "ERR_PCR_DIGEST_MISMATCH", status: 200, run: () => attestWith({ body: (b) => (b.pcrs.sha256["0"] = "00".repeat(32)) }) },
+  { flow: "attestation", name: "a quoted digest that is not the PCRs'", code: "ERR_PCR_DIGEST_MISMATCH", status: 200, run: () => attestWith({ attest: (a) => ({ ...a, attested: { ...(a.attested as object), pcrDigest: Buffer.alloc(32, 9) } }) as TpmsAttest }) },
+  { flow: "attestation", name: "the quote leaves out a policy PCR", code: "ERR_PCR_SELECTION_MISMATCH", status: 200, run: () => attestWith({ attest: PCR_SELECT_0_6, body: (b) => { for (const bank of Object.values(b.pcrs) as Record<string, string>[]) delete bank["7"]; } }) },
+  { flow: "attestation", name: "an event log of another machine", code: "ERR_EVENTLOG_REPLAY_MISMATCH", status: 200, run: () => attestWith({ body: (b) => (b.eventLog = b64(LAPTOP_LOG)) }) },
+  { flow: "attestation", name: "an event log with one digest flipped", code: "ERR_EVENTLOG_REPLAY_MISMATCH", status: 200, run: () => attestWith({ body: (b) => (b.eventLog = b64(tamperedLog())) }) },
+  { flow: "attestation", name: "an event log cut short", code: "ERR_PARSE_EVENTLOG", status: 200, run: () => attestWith({ body: (b) => (b.eventLog = b64(FLEET_LOG.subarray(0, FLEET_LOG.length - 7))) }) },
+  { flow: "attestation", name: "no event log: the policy PCRs stay unexplained", code: "ERR_EVENTLOG_PCR_UNEXPLAINED", status: 200, run: () => attestWith({ body: (b) => delete b.eventLog }) },
+  { flow: "attestation", name: "a host whose class has no baseline", code: "ERR_POLICY_FAILED", status: 200, run: () => attestWith({ host: orphan }) },
+  // -- attestation: the request
+  { flow: "attestation", name: "no quotes", code: "ERR_VALIDATION", run: () => attestWith({ body: (b) => (b.quotes = []) }) },
+  { flow: "attestation", name: "an unknown field", code: "ERR_VALIDATION", run: () => attestWith({ body: (b) => (b.verdict = "pass") }) },
+  { flow: "attestation", name: "a PCR bank that does not exist", code: "ERR_VALIDATION", run: () => attestWith({ body: (b) => (b.pcrs.md5 = { "0": "00".repeat(16) }) }) },
+  { flow: "attestation", name: "PCR index 99 as a string key", code: "ERR_VALIDATION", run: () => attestWith({ body: (b) => (b.pcrs.sha256["099"] = "00".repeat(32)) }) },
+  { flow: "attestation", name: "event log that is not base64", code: "ERR_VALIDATION", run: () => attestWith({ body: (b) => (b.eventLog = "%%%%") }) },
+  { flow: "attestation", name: "quote as a number", code: "ERR_VALIDATION", run: () => attestWith({ body: (b) => (b.quotes[0].attest = 42) }) },
+  { flow: "attestation", name: "nine quotes", code: "ERR_VALIDATION", run: () => attestWith({ body: (b) => (b.quotes = Array(9).fill(b.quotes[0])) }) },
+  { flow: "attestation", name: "challenge with an odd-length AK name", code: "ERR_VALIDATION", run: () => call("POST", "/v1/attestations/challenge", { akNameHex: "000b" + "a".repeat(63) }) },
+  { flow: "attestation", name: "challenge for an unknown bank", code: "ERR_VALIDATION", run: () => call("POST", "/v1/attestations/challenge", { akNameHex: alice.akName.toString("hex"), banks: ["md5"] }) },
+  { flow: "attestation", name: "malformed JSON", code: "ERR_VALIDATION", run: () => call("POST", "/v1/attestations", undefined, undefined, '{"akNameHex":') },
+  { flow: "attestation", name: "prototype pollution attempt", code: "ERR_VALIDATION", run: async () => call("POST", "/v1/attestations", undefined, undefined, JSON.stringify(await evidence()).replace(/^\{/, '{"__proto__":{"verdict":"pass"},')) },
+
+  // -- host registration (Add-HgsAttestationTpmHost)
+  ...(() => {
+    const reg = (name: string, identity: unknown, extra: Record<string, unknown> = {}, token: string | null = admin) => call("POST", "/v1/hosts", { name, hardwareClass: "gce-n1", identity, ...extra }, token ?? undefined);
+    const ident = (h: SoftHost, f: (i: any) => void = () => undefined) => {
+      const i = identityOf(h) as any;
+      f(i);
+      return i;
+    };
+    const ekBytes = (h: SoftHost) => tpm2b(h.ekPublic);
+    return [
+      { flow: "registration", name: "v2 host without an EK certificate", code: "ERR_EK_CERT_REQUIRED", run: () => reg("r-v2", identityOf(newcomer)) },
+      { flow: "registration", name: "v1 host whose EK is not allow-listed", code: "ERR_EK_NOT_ALLOWLISTED", run: () => reg("r-v1", identityOf(softHost("unknown")), { policyVersion: "v1" }) },
+      { flow: "registration", name: "a name already taken", code: "ERR_CONFLICT", run: () => reg(alice.name, identityOf(newcomer), { policyVersion: "v1" }) },
+      { flow: "registration", name: "an EK already registered to another host", code: "ERR_CONFLICT", run: async () => { await s.store.trust.addAllowlist(alice.ekHash); return reg("r-dup-ek", identityOf(alice), { policyVersion: "v1" }); } },
+      { flow: "registration", name: "an EK certificate of another TPM (none certifies this EK)", code: "ERR_EK_CERT_REQUIRED", run: () => reg("r-cert", ident(newcomer, (i) => (i.ekCertificates = [INFINEON_CERT]))) },
+      { flow: "registration", name: "a certificate that is junk", code: "ERR_EK_NOT_TRUSTED", run: () => reg("r-junk", ident(newcomer, (i) => (i.ekCertificates = [b64(Buffer.from("not a certificate at all"))]))) },
+      { flow: "registration", name: "an EK that can sign", code: "ERR_VALIDATION", run: () => reg("r-sign", ident(newcomer, (i) => { const p = Buffer.from(newcomer.ekPublic); p.writeUInt32BE(p.readUInt32BE(4) | TPMA_OBJECT.sign, 4); i.ekPublics[0].public = b64(tpm2b(p)); }), { policyVersion: "v1" }) },
+      { flow: "registration", name: "an ECC EK labelled rsa2048", code: "ERR_VALIDATION", run: () => reg("r-alg", ident(newcomer, (i) => (i.ekPublics[0].alg = "rsa2048")), { policyVersion: "v1" }) },
+      { flow: "registration", name: "EK TPM2B cut short", code: "ERR_PARSE_TRUNCATED", run: () => reg("r-trunc", ident(newcomer, (i) => (i.ekPublics[0].public = b64(ekBytes(newcomer).subarray(0, 40)))), { policyVersion: "v1" }) },
+      { flow: "registration", name: "EK TPM2B with trailing bytes", code: "ERR_PARSE_TRAILING_BYTES", run: () => reg("r-trail", ident(newcomer, (i) => (i.ekPublics[0].public = b64(Buffer.concat([ekBytes(newcomer), Buffer.alloc(3)])))), { policyVersion: "v1" }) },
+      { flow: "registration", name: "a host name with a slash", code: "ERR_VALIDATION", run: () => reg("../etc", identityOf(newcomer), { policyVersion: "v1" }) },
+      { flow: "registration", name: "policy version v3", code: "ERR_VALIDATION", run: () => reg("r-v3", identityOf(newcomer), { policyVersion: "v3" }) },
+      { flow: "registration", name: "no EK at all", code: "ERR_VALIDATION", run: () => reg("r-none", ident(newcomer, (i) => (i.ekPublics = []))) },
+      { flow: "registration", name: "without an API token", code: "ERR_UNAUTHENTICATED", run: () => reg("r-anon", identityOf(newcomer), { policyVersion: "v1" }, null) },
+      { flow: "registration", name: "by an auditor", code: "ERR_FORBIDDEN", run: () => reg("r-aud", identityOf(newcomer), { policyVersion: "v1" }, auditor) },
+      { flow: "registration", name: "with a revoked admin token", code: "ERR_UNAUTHENTICATED", run: () => reg("r-rev", identityOf(newcomer), { policyVersion: "v1" }, revoked) },
+    ] as Attack[];
+  })(),
+
+  // -- AK enrolment with credential activation
+  ...(() => {
+    const start = (akPublic: Buffer, ek = tpm2b(alice.ekPublic)) => call("POST", "/v1/activations", { ekPublic: b64(ek), akPublic: b64(akPublic) });
+    const v1Ek = () => tpm2b(newcomer.ekPublic);
+    return [
+      { flow: "activation", name: "an EK that belongs to no host", code: "ERR_NOT_FOUND", run: () => start(akLike((t) => t), tpm2b(softHost("nobody").ekPublic)) },
+      { flow: "activation", name: "a v2 host's EK without its certificate", code: "ERR_EK_CERT_REQUIRED", run: () => start(akLike((t) => t)) },
+      { flow: "activation", name: "AK not restricted", code: "ERR_KEY_NOT_RESTRICTED", run: () => start(akLike((t) => without(t, TPMA_OBJECT.restricted)), v1Ek()) },
+      { flow: "activation", name: "AK not fixedTPM", code: "ERR_KEY_NOT_FIXED_TPM", run: () => start(akLike((t) => without(t, TPMA_OBJECT.fixedTPM)), v1Ek()) },
+      { flow: "activation", name: "AK not fixedParent", code: "ERR_KEY_NOT_FIXED_PARENT", run: () => start(akLike((t) => without(t, TPMA_OBJECT.fixedParent)), v1Ek()) },
+      { flow: "activation", name: "AK key made outside the TPM", code: "ERR_KEY_NOT_SENSITIVE_DATA_ORIGIN", run: () => start(akLike((t) => without(t, TPMA_OBJECT.sensitiveDataOrigin)), v1Ek()) },
+      { flow: "activation", name: "AK that also decrypts", code: "ERR_KEY_DECRYPT", run: () => start(akLike((t) => withAttr(t, TPMA_OBJECT.decrypt)), v1Ek()) },
+      { flow: "activation", name: "AK that cannot sign", code: "ERR_KEY_NOT_SIGNING", run: () => start(akLike((t) => without(t, TPMA_OBJECT.sign)), v1Ek()) },
+      { flow: "activation", name: "AK public cut short", code: "ERR_PARSE_TRUNCATED", run: () => start(akLike((t) => t).subarray(0, 30), v1Ek()) },
+      {
+        flow: "activation",
+        name: "the wrong secret",
+        code: "ERR_ACTIVATION_FAILED",
+        run: async () => {
+          const a = await start(akLike((t) => t), v1Ek());
+          assert.equal(a.status, 201, JSON.stringify(a.body));
+          return call("POST", `/v1/activations/${a.body.activationId}`, { secret: b64(Buffer.alloc(32, 1)) });
+        },
+      },
+      {
+        flow: "activation",
+        name: "a second try after a wrong secret (one try: the activation is spent)",
+        code: "ERR_NOT_FOUND",
+        run: async () => {
+          const a = await start(akLike((t) => t), v1Ek());
+          await call("POST", `/v1/activations/${a.body.activationId}`, { secret: b64(Buffer.alloc(32, 1)) });
+          return call("POST", `/v1/activations/${a.body.activationId}`, { secret: b64(Buffer.alloc(32, 2)) });
+        },
+      },
+      { flow: "activation", name: "an activation that does not exist", code: "ERR_NOT_FOUND", run: () => call("POST", "/v1/activations/6f1f3c1e-0000-4000-8000-000000000000", { secret: b64(Buffer.alloc(32)) }) },
+      { flow: "activation", name: "activation id that is not a UUID", code: "ERR_VALIDATION", run: () => call("POST", "/v1/activations/..%2f..%2fadmin", { secret: b64(Buffer.alloc(32)) }) },
+    ] as Attack[];
+  })(),
+
+  // -- EK trust administration
+  { flow: "trust", name: "allow-list a hash of 63 digits", code: "ERR_VALIDATION", run: () => call("POST", "/v1/trust/allowlist", { ekHash: "a".repeat(63) }, admin) },
+  { flow: "trust", name: "allow-list by an auditor", code: "ERR_FORBIDDEN", run: () => call("POST", "/v1/trust/allowlist", { ekHash: "a".repeat(64) }, auditor) },
+  { flow: "trust", name: "allow-list without a token", code: "ERR_UNAUTHENTICATED", run: () => call("POST", "/v1/trust/allowlist", { ekHash: "a".repeat(64) }) },
+  { flow: "trust", name: "remove an entry that is not there", code: "ERR_NOT_FOUND", run: () => call("DELETE", `/v1/trust/allowlist/${"e".repeat(64)}`, undefined, admin) },
+  { flow: "trust", name: "register a folder that does not exist", code: "ERR_VALIDATION", run: () => call("POST", "/v1/trust/allowlist-dirs", { path: join(dir, "no-such-folder") }, admin) },
+  { flow: "trust", name: "import a CA with an empty list", code: "ERR_VALIDATION", run: () => call("POST", "/v1/trust/cas", { certificates: [] }, admin) },
+  { flow: "trust", name: "remove a CA that is not there", code: "ERR_NOT_FOUND", run: () => call("DELETE", `/v1/trust/cas/${"0".repeat(64)}`, undefined, admin) },
+  { flow: "trust", name: "confirm with both a hash and a certificate", code: "ERR_VALIDATION", run: () => call("POST", "/v1/trust/confirm", { ekHash: "a".repeat(64), ekCertificates: [INFINEON_CERT] }, admin) },
+  { flow: "trust", name: "confirm with an EK public cut short", code: "ERR_PARSE_TRUNCATED", run: () => call("POST", "/v1/trust/confirm", { ekPublic: b64(tpm2b(alice.ekPublic).subarray(0, 20)) }, admin) },
+
+  // -- policies
+  { flow: "policy", name: "an unknown kind", code: "ERR_VALIDATION", run: () => call("POST", "/v1/policies", { kind: "magic", name: "x", document: {} }, admin) },
+  { flow: "policy", name: "a baseline that is an empty object", code: "ERR_VALIDATION", run: () => call("POST", "/v1/policies", { kind: "baseline", name: "x", document: {} }, admin) },
+  { flow: "policy", name: "a code integrity digest of the wrong length", code: "ERR_VALIDATION", run: () => call("POST", "/v1/policies", { kind: "ci", name: "x", document: { $schema: "https://tpmtrust.dev/schemas/ci-1.json", kind: "ci", version: 1, name: "x", digest: "ab", pcrs: [12] } }, admin) },
+  { flow: "policy", name: "a policy name with spaces", code: "ERR_VALIDATION", run: () => call("POST", "/v1/policies", { kind: "secureboot", name: "a b", document: {} }, admin) },
+  { flow: "policy", name: "written by an auditor", code: "ERR_FORBIDDEN", run: () => call("POST", "/v1/policies", { kind: "secureboot", name: "x", document: {} }, auditor) },
+  { flow: "policy", name: "disable a policy that does not exist", code: "ERR_NOT_FOUND", run: () => call("DELETE", "/v1/policies/6f1f3c1e-0000-4000-8000-000000000000", undefined, admin) },
+
+  // -- administration, audit and operations
+  { flow: "admin", name: "the audit log without a token", code: "ERR_UNAUTHENTICATED", run: () => call("GET", "/v1/audit") },
+  { flow: "admin", name: "the audit log with a made-up token", code: "ERR_UNAUTHENTICATED", run: () => call("GET", "/v1/audit", undefined, "tpmtrust_" + "A".repeat(43)) },
+  { flow: "admin", name: "audit paging with a negative seq", code: "ERR_VALIDATION", run: () => call("GET", "/v1/audit?afterSeq=-1", undefined, admin) },
+  { flow: "admin", name: "metrics without a token", code: "ERR_UNAUTHENTICATED", run: () => call("GET", "/metrics") },
+  { flow: "admin", name: "webhooks read by an auditor", code: "ERR_FORBIDDEN", run: () => call("GET", "/v1/webhooks", undefined, auditor) },
+  { flow: "admin", name: "a webhook with a short secret", code: "ERR_VALIDATION", run: () => call("POST", "/v1/webhooks", { url: "http://127.0.0.1:9/", secret: "short" }, admin) },
+  { flow: "admin", name: "remove a host that does not exist", code: "ERR_NOT_FOUND", run: () => call("DELETE", "/v1/hosts/nobody-here", undefined, admin) },
+  { flow: "admin", name: "the timeline of an unknown host", code: "ERR_NOT_FOUND", run: () => call("GET", "/v1/hosts/nobody-here/attestations", undefined, admin) },
+  { flow: "admin", name: "an unknown route", code: "ERR_NOT_FOUND", run: () => call("GET", "/v1/../../etc/passwd") },
+  { flow: "admin", name: "a dashboard path outside web/", code: "ERR_NOT_FOUND", run: () => call("GET", "/ui/..%2f..%2fpackage.json") },
+
+  // -- key release (attestation tokens)
+  ...(() => {
+    const enc = (token?: string, provider = "vault") => call("POST", `/v1/keys/${provider}/encrypt`, { plaintext: b64(Buffer.from("secret")) }, token);
+    const forged = async (claims: Record<string, unknown>, o: { alg?: string; exp?: number } = {}) => {
+      const { privateKey } = generateKeyPairSync("ec", { namedCurve: "P-256" });
+      return new SignJWT({ verdict: "pass", ...claims }).setProtectedHeader({ alg: o.alg ?? "ES256", kid: "forged" }).setSubject(alice.name).setIssuedAt().setExpirationTime(o.exp ?? Math.floor(Date.now() / 1000) + 600).sign(privateKey);
+    };
+    return [
+      { flow: "keys", name: "encrypt without a token", code: "ERR_UNAUTHENTICATED", run: () => enc() },
+      { flow: "keys", name: "encrypt with a token that is not a JWT", code: "ERR_TOKEN_INVALID", run: () => enc("not.a.jwt") },
+      { flow: "keys", name: "encrypt with a JWT signed by another key", code: "ERR_TOKEN_INVALID", run: async () => enc(await forged({})) },
+      { flow: "keys", name: "encrypt with an alg=none token", code: "ERR_TOKEN_INVALID", run: async () => enc(`${Buffer.from('{"alg":"none"}').toString("base64url")}.${Buffer.from(`{"sub":"${alice.name}","verdict":"pass"}`).toString("base64url")}.`) },
+      { flow: "keys", name: "encrypt with an admin API token", code: "ERR_TOKEN_INVALID", run: () => enc(admin) },
+      { flow: "keys", name: "a provider name with a slash", code: "ERR_VALIDATION", run: () => call("POST", "/v1/keys/a%2Fb/encrypt", { plaintext: "AAAA" }) },
+      { flow: "keys", name: "providers managed by an auditor", code: "ERR_FORBIDDEN", run: () => call("POST", "/v1/keys/providers", { name: "vault" }, auditor) },
+    ] as Attack[];
+  })(),
+
+  // -- certificate authority
+  { flow: "ca", name: "enrol against a template that does not exist", code: "ERR_NOT_FOUND", run: () => call("POST", "/v1/ca/enroll", { template: "nope", csr: b64(Buffer.from("x")) }, admin) },
+  { flow: "ca", name: "a template managed by an auditor", code: "ERR_FORBIDDEN", run: () => call("POST", "/v1/ca/templates", { name: "t" }, auditor) },
+  { flow: "ca", name: "revoke a certificate that does not exist", code: "ERR_NOT_FOUND", run: () => call("POST", "/v1/ca/certs/0badc0de/revoke", {}, admin) },
+
+  // -- provisioning administration
+  { flow: "provisioning", name: "an enrollment with a truncated endorsement key", code: "ERR_PARSE_TRUNCATED", run: () => call("POST", "/v1/provisioning/enrollments", { registrationId: "dev-1", endorsementKey: b64(alice.ekPublic.subarray(0, 40)) }, admin) },
+  { flow: "provisioning", name: "an enrollment with an upper-case id that collides", code: "ERR_CONFLICT", run: async () => { await call("POST", "/v1/provisioning/enrollments", { registrationId: "dev-2", endorsementKey: b64(tpm2b(bob.ekPublic)) }, admin); return call("POST", "/v1/provisioning/enrollments", { registrationId: "DEV-2", endorsementKey: b64(tpm2b(bob.ekPublic)) }, admin); } },
+  { flow: "provisioning", name: "an enrollment by an auditor", code: "ERR_FORBIDDEN", run: () => call("POST", "/v1/provisioning/enrollments", { registrationId: "dev-3", endorsementKey: b64(tpm2b(bob.ekPublic)) }, auditor) },
+  { flow: "provisioning", name: "an enrollment group whose CA is junk", code: "ERR_PARSE_CERT", run: () => call("POST", "/v1/provisioning/enrollment-groups", { name: "g", caCertificates: [b64(Buffer.from("junk junk junk"))] }, admin) },
+  { flow: "provisioning", name: "an ID scope with a slash", code: "ERR_VALIDATION", run: () => call("PUT", "/v1/provisioning/settings", { idScope: "a/b" }, admin) },
+];
+
+before(async () => {
+  s = await startServer({ db: join(dir, "attacks.db"), listen: "127.0.0.1:0", logger: false, attest: { sweepMs: 0 } });
+  admin = readFileSync(s.adminTokenFile!, "utf8").trim();
+  auditor = (await s.store.adminTokens.create({ role: "auditor" })).token;
+  const r = await s.store.adminTokens.create({ role: "admin", label: "revoked" });
+  await s.store.adminTokens.revoke(r.id);
+  revoked = r.token;
+  [alice, bob, orphan, newcomer] = ["alice", "bob", "orphan", "newcomer"].map(softHost);
+  await addFleetBaseline(s.store);
+  await seedHosts(s.store, [alice, bob]);
+  await s.store.hosts.add({ name: orphan.name, hardwareClass: "no-baseline", policyVersion: "v2", trustMethod: "ek-cert", eks: [{ name: orphan.ekName, public: orphan.ekPublic, cert: null }] });
+  await s.store.aks.bind({ hostName: orphan.name, name: orphan.akName, public: orphan.akPublic });
+  // a v1 host for activation cases: registered over the API with its allow-listed EK
+  await s.store.trust.addAllowlist(newcomer.ekHash);
+  const v1 = await call("POST", "/v1/hosts", { name: "newcomer", hardwareClass: "gce-n1", policyVersion: "v1", identity: identityOf(newcomer) }, admin);
+  assert.equal(v1.status, 201, JSON.stringify(v1.body));
+  // the control: honest evidence passes
+  assert.equal((await attestWith()).body.verdict, "pass");
+});
+after(async () => {
+  await s?.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+test("the corpus holds at least 100 attacks across every flow", () => {
+  assert.ok(ATTACKS.length >= 100, `${ATTACKS.length} attacks`);
+  assert.deepEqual([...new Set(ATTACKS.map((a) => a.flow))].sort(), ["activation", "admin", "attestation", "ca", "keys", "policy", "provisioning", "registration", "trust"]);
+  assert.equal(new Set(ATTACKS.map((a) => `${a.flow} ${a.name}`)).size, ATTACKS.length, "names are unique");
+});
+
+for (const a of ATTACKS) {
+  test(`${a.flow}: ${a.name} → ${a.code}`, async () => {
+    const healthBefore = (await s.store.hosts.get(alice.name))!.health;
+    const r = await a.run();
+    if (a.status === 200) {
+      assert.equal(r.status, 200, JSON.stringify(r.body));
+      assert.equal(r.body.verdict, "fail");
+      assert.equal(r.body.code, a.code, JSON.stringify(r.body).slice(0, 400));
+      assert.equal(r.body.token, undefined);
+    } else {
+      assert.equal(r.body?.code, a.code, `HTTP ${r.status} ${JSON.stringify(r.body).slice(0, 400)}`);
+      assert.ok(r.status >= 400 && r.status < 500, `HTTP ${r.status}`);
+      // evidence the TPM did not sign over a fresh nonce never changes the host's health
+      if (a.flow === "attestation") assert.equal((await s.store.hosts.get(alice.name))!.health, healthBefore);
+    }
+  });
+}
