@@ -106,7 +106,7 @@ export function acmeRepo(ctx: Ctx) {
           error: null,
           created_at: at,
         };
-        await tx.db.insertInto("acme_orders").values(order).execute();
+        await insertOrConflict(tx.db.insertInto("acme_orders").values(order).execute(), `order ${order.id} exists`, `account ${o.accountId} not found`);
         const authzs: AcmeAuthzsTable[] = o.identifiers.map((id, i) => ({
           id: randomUUID(),
           order_id: order.id,
