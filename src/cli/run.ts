@@ -1,5 +1,6 @@
 import { CommanderError } from "commander";
 import { isTpmTrustError, isUnusableInput, TpmTrustError } from "../errors.js";
+import { hintFor } from "./hints.js";
 
 /** Exit codes: 0 verified/ok, 1 rejected/not trusted, 2 unusable input or usage error. */
 export function exitCodeFor(e: unknown): number {
@@ -11,7 +12,8 @@ export function exitCodeFor(e: unknown): number {
 export function printError(e: unknown): void {
   if (e instanceof CommanderError) return; // commander already printed its message
   if (isTpmTrustError(e)) {
-    process.stderr.write(`error ${e.code}: ${e.message}\n`);
+    const hint = hintFor(e);
+    process.stderr.write(`error ${e.code}: ${e.message}\n${hint ? `hint: ${hint}\n` : ""}`);
     return;
   }
   const msg = e instanceof Error ? e.message : String(e);
