@@ -11,11 +11,12 @@
 import "reflect-metadata";
 import * as x509 from "@peculiar/x509";
 import { createPublicKey } from "node:crypto";
-import { dirname, join, resolve } from "node:path";
+import { dirname, resolve } from "node:path";
 import { TpmTrustError } from "../errors.js";
 import { isPostgresUrl, type CaAuthority, type Store } from "../store/index.js";
 import { CA_OID, POLICY_OF, TRUST_MODELS } from "./oids.js";
-import { createSelfSignedCa, cryptoKeys, DAY_MS, generateCaKey, loadSigner, randomSerial, signCertificate, toSecond, writeKeyFile, type CaKeyAlg, type Signer } from "./signing.js";
+import { loadCaKey, storeCaKey } from "./custody.js";
+import { createSelfSignedCa, cryptoKeys, DAY_MS, generateCaKey, randomSerial, signCertificate, signerFor, toSecond, type CaKeyAlg, type Signer } from "./signing.js";
 
 export const ROOT_KIND = "root";
 export const ISSUING_KIND = "issuing";
@@ -26,6 +27,8 @@ export interface InitOptions {
   alg?: CaKeyAlg;
   /** where the key files go (default: see keyDirFor) */
   keyDir?: string;
+  /** seal the keys with this key server (src/keys) instead of writing key files */
+  keyServer?: string;
   /** the issuing CA's certificatePolicies: the three attestation policies (default) or anyPolicy */
   anyPolicy?: boolean;
   /** subject organisation (default "tpmtrust") */
@@ -51,11 +54,6 @@ export function keyDirFor(store: Store): string {
   return resolve(base, "ca");
 }
 
-function keyPathOf(a: CaAuthority): string {
-  if (!a.keyRef.startsWith("file:")) throw new TpmTrustError("ERR_IO", `CA ${a.id}: key reference ${a.keyRef} is not a file (only file: keys are supported)`);
-  return a.keyRef.slice("file:".length);
-}
-
 export function describe(a: CaAuthority): CaView {
   const c = new x509.X509Certificate(new Uint8Array(a.cert));
   const policies = c.getExtension(x509.CertificatePolicyExtension)?.policies ?? [];
@@ -72,10 +70,9 @@ export async function initCa(store: Store, o: InitOptions): Promise<{ root: CaVi
   const notBefore = toSecond(o.now);
 
   const rootKey = generateCaKey(alg);
-  const rootPath = join(dir, `root-${tag}.key.pem`);
   const issuingKey = generateCaKey(alg);
-  const issuingPath = join(dir, `issuing-${tag}.key.pem`);
-  if (!writeKeyFile(rootPath, rootKey) || !writeKeyFile(issuingPath, issuingKey)) throw new TpmTrustError("ERR_CONFLICT", `a key file already exists in ${dir}`);
+  const rootRef = await storeCaKey(store, rootKey, { label: `root-${tag}`, keyDir: dir, keyServer: o.keyServer });
+  const issuingRef = await storeCaKey(store, issuingKey, { label: `issuing-${tag}`, keyDir: dir, keyServer: o.keyServer });
 
   const rootCert = await createSelfSignedCa(rootKey, {
     subject: [{ O: [org] }, { CN: [`${org} root CA`] }],
@@ -101,15 +98,15 @@ export async function initCa(store: Store, o: InitOptions): Promise<{ root: CaVi
     },
     randomSerial(),
   );
-  const root = await store.ca.addAuthority({ kind: ROOT_KIND, cert: Buffer.from(rootCert.rawData), keyRef: `file:${rootPath}`, at: o.now });
-  const issuing = await store.ca.addAuthority({ kind: ISSUING_KIND, cert: Buffer.from(issuingCert.rawData), keyRef: `file:${issuingPath}`, at: o.now });
+  const root = await store.ca.addAuthority({ kind: ROOT_KIND, cert: Buffer.from(rootCert.rawData), keyRef: rootRef, at: o.now });
+  const issuing = await store.ca.addAuthority({ kind: ISSUING_KIND, cert: Buffer.from(issuingCert.rawData), keyRef: issuingRef, at: o.now });
   const out = { root: describe(root), issuing: describe(issuing) };
   await store.audit.append({
     actor: o.actor,
     action: "ca.init",
     subject: issuing.id,
     outcome: "success",
-    details: { alg, keyDir: dir, root: { id: root.id, subject: out.root.subject, serial: out.root.serial }, issuing: { id: issuing.id, subject: out.issuing.subject, serial: out.issuing.serial, policies } },
+    details: { alg, custody: o.keyServer ? `key server ${o.keyServer}` : `files in ${dir}`, root: { id: root.id, subject: out.root.subject, serial: out.root.serial }, issuing: { id: issuing.id, subject: out.issuing.subject, serial: out.issuing.serial, policies } },
     at: o.now,
   });
   return out;
@@ -125,7 +122,7 @@ export async function loadAuthority(store: Store, kind: string = ISSUING_KIND): 
   if (!authority) throw new TpmTrustError("ERR_NOT_FOUND", `no ${kind} CA: run \`tpmtrust ca init\` first`);
   let s = signers.get(authority.id);
   if (!s) {
-    s = loadSigner(authority.cert, keyPathOf(authority), `${kind} CA key`);
+    s = loadCaKey(store, authority.keyRef, `${kind} CA key`).then((key) => signerFor(authority.cert, key, `${kind} CA key`));
     signers.set(authority.id, s);
     s.catch(() => signers.delete(authority.id));
   }

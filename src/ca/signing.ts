@@ -93,11 +93,15 @@ export async function cryptoKeys(key: KeyObject): Promise<{ keys: CryptoKeyPair;
 }
 
 /** A Signer for a stored CA certificate and its key file; ERR_IO when the key is not the certificate's. */
-export async function loadSigner(certDer: Uint8Array, keyPath: string, what = "CA key"): Promise<Signer> {
-  const key = readKeyFile(keyPath, what);
+export function loadSigner(certDer: Uint8Array, keyPath: string, what = "CA key"): Promise<Signer> {
+  return signerFor(certDer, readKeyFile(keyPath, what), `${what} ${keyPath}`);
+}
+
+/** A Signer for a CA certificate and its private key; ERR_IO when the key is not the certificate's. */
+export async function signerFor(certDer: Uint8Array, key: KeyObject, what = "CA key"): Promise<Signer> {
   const certificate = new x509.X509Certificate(new Uint8Array(certDer));
   if (!createPublicKey(key).export({ type: "spki", format: "der" }).equals(Buffer.from(certificate.publicKey.rawData))) {
-    throw new TpmTrustError("ERR_IO", `${what} ${keyPath} does not belong to the CA certificate ${certificate.subject}`, { path: keyPath });
+    throw new TpmTrustError("ERR_IO", `${what} does not belong to the CA certificate ${certificate.subject}`);
   }
   const { keys, signingAlgorithm } = await cryptoKeys(key);
   return { certificate, signingKey: keys.privateKey, signingAlgorithm };

@@ -72,16 +72,17 @@ export function register(program: Command): void {
     .description("create the root and the issuing CA (keys: PKCS#8 files with mode 0600)")
     .addOption(new Option("--alg <alg>", "CA key algorithm").choices([...CA_KEY_ALGS]).default("ecdsa-p256"))
     .option("--key-dir <dir>", "where the CA keys are written (default: ca/ beside the SQLite database, or under $TPMTRUST_STATE_DIR)")
+    .option("--key-server <name>", "seal the CA keys with this key server (tpmtrust keys servers …) instead of writing key files")
     .option("--any-policy", "the issuing CA carries anyPolicy instead of the three attestation policies")
     .option("--org <name>", "organisation in the CA subjects", "tpmtrust")
     .option("--db <url>", DB_OPTION_HELP)
     .option("--json", "print JSON")
     .action(
-      action((o: { alg: CaKeyAlg; keyDir?: string; anyPolicy?: boolean; org: string; db?: string; json?: boolean }) =>
+      action((o: { alg: CaKeyAlg; keyDir?: string; keyServer?: string; anyPolicy?: boolean; org: string; db?: string; json?: boolean }) =>
         withStore(o.db, async (store) => {
-          const r = await initCa(store, { alg: o.alg, keyDir: o.keyDir, anyPolicy: o.anyPolicy, organization: o.org, ...caller() });
+          const r = await initCa(store, { alg: o.alg, keyDir: o.keyDir, keyServer: o.keyServer, anyPolicy: o.anyPolicy, organization: o.org, ...caller() });
           if (o.json) return printJson(r);
-          for (const a of [r.root, r.issuing]) process.stdout.write(`${a.kind}\t${a.subject}\t${a.notAfter}\t${a.keyRef}\n`);
+          for (const a of [r.root, r.issuing]) process.stdout.write(`${a.kind}\t${a.subject}\t${a.notAfter}\t${a.keyRef.split(":").slice(0, 2).join(":")}\n`);
           process.stdout.write(`issuing CA policies: ${r.issuing.policies.join(", ")}\n`);
         }),
       ),
