@@ -11,7 +11,7 @@
 import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { Encoder } from "cbor-x";
+import { encode } from "cborg";
 import { calculateJwkThumbprint, exportJWK, FlattenedSign, generateKeyPair, importJWK, type JWK } from "jose";
 import type { Logger } from "pino";
 import "reflect-metadata";
@@ -43,7 +43,6 @@ export interface AcmeResult {
 }
 
 const ACCOUNT_FILE = "acme-account.json";
-const encoder = new Encoder({ useRecords: false, variableMapSize: true });
 
 interface Directory {
   newNonce: string;
@@ -132,7 +131,7 @@ export async function deviceAttestObject(tpm: TpmClient, state: AgentState, key:
   const extraData = createHash("sha256").update(keyAuthorization).digest();
   const certify = await withAk(tpm, state, (ak) => tpm.certify(key.handle, ak, extraData));
   const attStmt = { ver: "2.0", alg: coseAlg(state), x5c: [decodeBase64(state.akCertificate, "akCertificate")], sig: certify.signatureBytes, certInfo: certify.attest, pubArea: key.publicArea };
-  return Buffer.from(encoder.encode({ fmt: "tpm", attStmt }));
+  return Buffer.from(encode({ fmt: "tpm", attStmt }));
 }
 
 export async function acmeEnroll(tpm: TpmClient, o: AcmeOptions): Promise<AcmeResult> {

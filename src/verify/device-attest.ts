@@ -6,7 +6,7 @@
  * certInfo.extraData must be SHA-256 of the challenge's key authorization. Pure.
  */
 import { createHash } from "node:crypto";
-import { Decoder } from "cbor-x";
+import { decode } from "cborg";
 import { TpmTrustError } from "../errors.js";
 import { signatureFromRaw } from "../crypto/signature.js";
 import { TPM_ALG, TPM_ST } from "../tpm/constants.js";
@@ -38,7 +38,6 @@ function bad(message: string, field: string): TpmTrustError {
   return new TpmTrustError("ERR_PARSE_BAD_VALUE", `attObj ${field}: ${message}`, { field });
 }
 
-const decoder = new Decoder({ useRecords: false, mapsAsObjects: true });
 const isMap = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v) && !(v instanceof Uint8Array);
 const bytes = (v: unknown, field: string, max = 8192): Buffer => {
   if (!(v instanceof Uint8Array) || v.length === 0 || v.length > max) throw bad(`must be a byte string of 1 to ${max} bytes`, field);
@@ -50,7 +49,7 @@ export function decodeAttObj(attObj: Uint8Array): TpmAttStmt {
   if (attObj.length === 0 || attObj.length > MAX_ATT_OBJ_BYTES) throw new TpmTrustError("ERR_PARSE_TOO_LARGE", `attObj has 1 to ${MAX_ATT_OBJ_BYTES} bytes, got ${attObj.length}`, { size: attObj.length });
   let v: unknown;
   try {
-    v = decoder.decode(attObj);
+    v = decode(attObj); // strict: no undefined, no indefinite lengths, string map keys
   } catch (e) {
     throw new TpmTrustError("ERR_PARSE_FORMAT", `attObj is not CBOR: ${(e as Error).message}`);
   }

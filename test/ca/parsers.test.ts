@@ -8,7 +8,7 @@ import "reflect-metadata";
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import * as x509 from "@peculiar/x509";
-import { encode } from "cbor-x";
+import { encode } from "cborg";
 import fc from "fast-check";
 import { generateKeyPairSync, sign, webcrypto, type KeyObject } from "node:crypto";
 import { decodeTemplate } from "../../src/ca/templates.js";
