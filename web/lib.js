@@ -72,11 +72,6 @@ export function signOut() {
 /** Does this server have the operation, e.g. has("GET /v1/trust/allowlist")? */
 export const has = (op) => session.operations.has(op);
 
-/** Paths of parameterless GET operations under a prefix (collections of an area). */
-export function collections(prefix) {
-  return [...session.operations].filter((op) => op.startsWith(`GET ${prefix}`) && !op.includes("{")).map((op) => op.slice(4)).sort();
-}
-
 // ---- DOM
 
 /** h("a", {href, class, onclick}, "text", child…): strings become text nodes. */
@@ -106,13 +101,18 @@ export function clear(el, ...children) {
   return el;
 }
 
-export function fmtTime(ms) {
-  if (ms === null || ms === undefined) return "never";
+/** Epoch ms from the API's epoch-ms numbers or ISO-8601 strings. */
+const toMs = (v) => (typeof v === "string" ? Date.parse(v) : v);
+
+export function fmtTime(t) {
+  const ms = toMs(t);
+  if (ms === null || ms === undefined || Number.isNaN(ms)) return "never";
   return new Date(ms).toISOString().replace("T", " ").replace(/\.\d+Z$/, "Z");
 }
 
-export function ago(ms, now = Date.now()) {
-  if (ms === null || ms === undefined) return "never";
+export function ago(t, now = Date.now()) {
+  const ms = toMs(t);
+  if (ms === null || ms === undefined || Number.isNaN(ms)) return "never";
   const s = Math.round((now - ms) / 1000);
   const abs = Math.abs(s);
   const [n, u] = abs < 60 ? [abs, "s"] : abs < 3600 ? [Math.round(abs / 60), "min"] : abs < 86400 ? [Math.round(abs / 3600), "h"] : [Math.round(abs / 86400), "d"];
@@ -120,7 +120,7 @@ export function ago(ms, now = Date.now()) {
 }
 
 /** A time cell: relative, with the exact UTC time as its tooltip. */
-export const timeCell = (ms) => h("time", { title: fmtTime(ms), datetime: ms ? new Date(ms).toISOString() : undefined }, ago(ms));
+export const timeCell = (t) => h("time", { title: fmtTime(t), datetime: t ? new Date(toMs(t)).toISOString() : undefined }, ago(t));
 
 export function short(hex, n = 16) {
   if (typeof hex !== "string") return "";
@@ -151,17 +151,6 @@ export function table(columns, rows, opts = {}) {
     ),
   );
   return h("div", { class: "scroll" }, t);
-}
-
-/** Any JSON array of objects as a table, for areas without a dedicated view. */
-export function autoTable(rows, label) {
-  const keys = [...new Set(rows.slice(0, 50).flatMap((r) => (r && typeof r === "object" ? Object.keys(r) : [])))].slice(0, 10);
-  const cell = (v) => (v === null || v === undefined ? "" : typeof v === "object" ? h("code", {}, JSON.stringify(v).slice(0, 120)) : String(v));
-  return table(
-    keys.map((k) => ({ label: k, cell: (r) => (/At$/.test(k) && typeof r[k] === "number" ? timeCell(r[k]) : cell(r[k])) })),
-    rows,
-    { label },
-  );
 }
 
 export function section(title, ...children) {
