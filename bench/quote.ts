@@ -12,11 +12,11 @@ import { verifyQuote } from "../src/verify/quote.js";
 import { makeCredential } from "../src/crypto/credential.js";
 import { publicKeyFromTpmt } from "../src/crypto/keys.js";
 
-const AK_ATTRS = 0x00050072; // fixedTPM|fixedParent|sensitiveDataOrigin|userWithAuth|restricted|sign
+export const AK_ATTRS = 0x00050072; // fixedTPM|fixedParent|sensitiveDataOrigin|userWithAuth|restricted|sign
 const EK_ATTRS = 0x000300b2;
 const EK_POLICY = Buffer.from("837197674484b3f81a90cc8d46a5d724fd52d76e06520b64f2a1da1b331469aa", "hex");
 
-function tpmtFromKey(key: KeyObject, attrs: number, authPolicy = Buffer.alloc(0)): TpmtPublic {
+export function tpmtFromKey(key: KeyObject, attrs: number, authPolicy = Buffer.alloc(0)): TpmtPublic {
   const jwk = key.export({ format: "jwk" });
   if (jwk.kty === "RSA") {
     const restricted = (attrs & 0x10000) !== 0 && (attrs & 0x20000) !== 0;
