@@ -30,6 +30,7 @@ import {
 } from "../../ca/acme.js";
 import { certificatePem } from "../../ca/signing.js";
 import { getTemplate, TEMPLATE_NAME_PATTERN } from "../../ca/templates.js";
+import { counted, metrics } from "../metrics.js";
 
 const tags = ["acme"];
 const JWS = {
@@ -128,7 +129,8 @@ const acme: RouteModule = (app, { store, now, publicUrl }) => {
   });
 
   app.post<{ Params: { id: string } }>("/acme/order/:id/finalize", { ...post, schema: { tags, summary: "finalize with a CSR for the attested key", params: ID, body: JWS } }, async (req, reply) => {
-    const order = await finalize(store, await verified(req, "kid"), req.params.id, { now: now(), publicUrl: base(req) });
+    const order = await counted(metrics.certificateRequests, {}, async () => finalize(store, await verified(req, "kid"), req.params.id, { now: now(), publicUrl: base(req) }));
+    if (order.status === "valid") metrics.certificatesIssued.inc({ purpose: "acme" });
     return json(reply).header("location", urls(req).order(order.id)).send(orderView(order, await store.acme.authzsOf(order.id), urls(req)));
   });
 

@@ -16,6 +16,7 @@ import { enroll, enrollChallenge } from "../../ca/enroll.js";
 import { certificatePem } from "../../ca/signing.js";
 import { TEMPLATE_NAME_PATTERN, TEMPLATE_SCHEMA, getTemplate, listTemplates, putTemplate, removeTemplate } from "../../ca/templates.js";
 import type { Store } from "../../store/index.js";
+import { counted, metrics } from "../metrics.js";
 
 const tags = ["ca"];
 const B64 = (max: number, description: string) => ({ type: "string", minLength: 4, maxLength: max, pattern: BASE64_PATTERN, description }) as const;
@@ -90,24 +91,22 @@ const ca: RouteModule = (app, { store, now, publicUrl }) => {
       const b = req.body;
       const csr = b.csr.trimStart().startsWith("-----BEGIN") ? b.csr : decodeBase64(b.csr, "csr");
       const a = b.attestation;
-      const r = await enroll(
-        store,
-        {
-          template: b.template,
-          csr,
-          ...(a
-            ? {
-                evidence: {
-                  keyPublic: decodeBase64(a.keyPublic, "attestation.keyPublic"),
-                  attest: decodeBase64(a.certify.attest, "attestation.certify.attest"),
-                  signature: decodeBase64(a.certify.signature, "attestation.certify.signature"),
-                  akNameHex: a.akNameHex.toLowerCase(),
-                },
-              }
-            : {}),
-        },
-        { ...who, now: now(), publicUrl },
-      );
+      const input = {
+        template: b.template,
+        csr,
+        ...(a
+          ? {
+              evidence: {
+                keyPublic: decodeBase64(a.keyPublic, "attestation.keyPublic"),
+                attest: decodeBase64(a.certify.attest, "attestation.certify.attest"),
+                signature: decodeBase64(a.certify.signature, "attestation.certify.signature"),
+                akNameHex: a.akNameHex.toLowerCase(),
+              },
+            }
+          : {}),
+      };
+      const r = await counted(metrics.certificateRequests, {}, () => enroll(store, input, { ...who, now: now(), publicUrl }));
+      metrics.certificatesIssued.inc({ purpose: "key-attestation" });
       return reply.code(201).send({
         serial: r.serial,
         subject: r.subject,
