@@ -45,6 +45,8 @@ export interface LoadReport {
   achievedPerSecond: number;
   /** ms from the scheduled time to the answer (what a host sees, queueing included) */
   latencyMs: { p50: number; p95: number; p99: number; max: number };
+  /** p99 latency of the requests scheduled in each window */
+  windowP99Ms: number[];
   /** ms of GET /healthz on the same server and client before the load */
   healthzMs: number;
 }
@@ -96,6 +98,8 @@ export async function runLoad(o: LoadOptions, log: (msg: string) => void = () =>
       const schedule = Array.from({ length: rounds * o.hosts }, (_, i) => ({ host: i % o.hosts, round: Math.floor(i / o.hosts), dueMs: (Math.floor(i / o.hosts) * o.interval + ((i % o.hosts) * o.interval) / o.hosts) * 1000 }));
       log(`load: ${schedule.length} attestations over ${o.seconds} s`);
       const latencies: number[] = [];
+      /** per answer: scheduled time and latency, for per-window figures */
+      const byDue: { dueMs: number; latency: number }[] = [];
       const doneAt: number[] = [];
       const firstErrors: string[] = [];
       let errors = 0;
@@ -113,6 +117,7 @@ export async function runLoad(o: LoadOptions, log: (msg: string) => void = () =>
           }
           const now = performance.now();
           latencies.push(now - start - s.dueMs);
+          byDue.push({ dueMs: s.dueMs, latency: now - start - s.dueMs });
           doneAt.push(now - start);
         }),
       );
@@ -121,6 +126,12 @@ export async function runLoad(o: LoadOptions, log: (msg: string) => void = () =>
       const windowMs = (o.seconds * 1000) / windows;
       const windowRates = Array.from({ length: windows }, (_, w) => doneAt.filter((t) => t >= w * windowMs && t < (w + 1) * windowMs).length / (windowMs / 1000));
       latencies.sort((a, b) => a - b);
+      const windowP99 = Array.from({ length: windows }, (_, w) =>
+        percentile(
+          byDue.filter((x) => x.dueMs >= w * windowMs && x.dueMs < (w + 1) * windowMs).map((x) => x.latency).sort((a, b) => a - b),
+          99,
+        ),
+      );
       return {
         hosts: o.hosts,
         seconds: o.seconds,
@@ -132,6 +143,7 @@ export async function runLoad(o: LoadOptions, log: (msg: string) => void = () =>
         windowRates,
         achievedPerSecond: schedule.length / elapsedS,
         latencyMs: { p50: percentile(latencies, 50), p95: percentile(latencies, 95), p99: percentile(latencies, 99), max: latencies[latencies.length - 1] ?? 0 },
+        windowP99Ms: windowP99,
         healthzMs: median(healthz),
       };
     } finally {
@@ -160,12 +172,12 @@ export async function run(): Promise<BenchFigure[]> {
       goal: "ratio 1.0: the server keeps up with a 10,000-host fleet attesting every minute",
     },
     {
-      name: `p99 latency as hosts see it (${label}; p50 ${r.latencyMs.p50.toFixed(1)} ms)`,
+      name: `p99 latency as hosts see it, per window (${label}; overall p50 ${r.latencyMs.p50.toFixed(0)} ms, p99 ${r.latencyMs.p99.toFixed(0)} ms)`,
       unit: "ms",
-      median: r.latencyMs.p99,
-      runs: [r.latencyMs.p50, r.latencyMs.p95, r.latencyMs.p99],
+      median: median(r.windowP99Ms),
+      runs: r.windowP99Ms,
       baseline: { name: "GET /healthz round trip", median: r.healthzMs },
-      ratio: r.latencyMs.p99 / r.healthzMs,
+      ratio: median(r.windowP99Ms) / r.healthzMs,
     },
   ];
 }
