@@ -194,6 +194,30 @@ export function actionButton(label, run, opts = {}) {
   return h("span", { class: "action" }, btn, msg);
 }
 
+/** An inline form whose submit runs `submit`; its message (a string it returns) or error shows beside it. */
+export function writeForm(submit, fields, label) {
+  const msg = h("span", { role: "status" });
+  return h(
+    "form",
+    {
+      class: "inline",
+      onsubmit: async (ev) => {
+        ev.preventDefault();
+        msg.textContent = "";
+        try {
+          const text = await submit();
+          if (text) msg.textContent = text;
+        } catch (e) {
+          msg.replaceChildren(errorBox(e));
+        }
+      },
+    },
+    fields,
+    h("button", { type: "submit" }, label),
+    msg,
+  );
+}
+
 export function json(v) {
   return h("pre", { class: "json" }, JSON.stringify(v, null, 2));
 }

@@ -1,5 +1,5 @@
 // EK trust: the allow-list (database and AD CS-style folders) and manufacturer roots/intermediates.
-import { actionButton, api, badge, clear, errorBox, h, has, notAvailable, section, session, short, table, timeCell } from "../lib.js";
+import { actionButton, api, badge, clear, h, has, notAvailable, section, session, short, table, timeCell, writeForm } from "../lib.js";
 
 export async function render(main) {
   if (!has("GET /v1/trust/allowlist")) return clear(main, h("h1", {}, "Trust"), notAvailable("EK trust"));
@@ -65,25 +65,13 @@ export async function render(main) {
 function addForm(done) {
   const hash = h("input", { name: "ekHash", placeholder: "64 hex digits", pattern: "[0-9a-fA-F]{64}", required: true, size: "66", "aria-label": "EK hash" });
   const label = h("input", { name: "label", placeholder: "label (optional)", maxlength: "256", "aria-label": "label" });
-  const msg = h("span", { role: "status" });
-  return h(
-    "form",
-    {
-      class: "inline",
-      onsubmit: async (ev) => {
-        ev.preventDefault();
-        try {
-          await api("POST", "/v1/trust/allowlist", { ekHash: hash.value.trim(), ...(label.value.trim() ? { label: label.value.trim() } : {}) });
-          done();
-        } catch (e) {
-          msg.replaceChildren(errorBox(e));
-        }
-      },
+  return writeForm(
+    async () => {
+      await api("POST", "/v1/trust/allowlist", { ekHash: hash.value.trim(), ...(label.value.trim() ? { label: label.value.trim() } : {}) });
+      done();
     },
-    hash,
-    label,
-    h("button", { type: "submit" }, "Add to allow-list"),
-    msg,
+    [hash, label],
+    "Add to allow-list",
   );
 }
 
@@ -100,26 +88,15 @@ async function certificatesOf(file) {
 
 function importForm(done) {
   const files = h("input", { type: "file", multiple: true, accept: ".pem,.crt,.cer,.der", "aria-label": "certificate files" });
-  const msg = h("span", { role: "status" });
-  return h(
-    "form",
-    {
-      class: "inline",
-      onsubmit: async (ev) => {
-        ev.preventDefault();
-        try {
-          const certificates = (await Promise.all([...files.files].map(certificatesOf))).flat();
-          if (!certificates.length) throw new Error("choose one or more certificate files");
-          const r = await api("POST", "/v1/trust/cas", { certificates });
-          msg.textContent = `added ${r.added.length}, already present ${r.present?.length ?? 0}, skipped ${r.skipped?.length ?? 0}`;
-          setTimeout(done, 800);
-        } catch (e) {
-          msg.replaceChildren(errorBox(e));
-        }
-      },
+  return writeForm(
+    async () => {
+      const certificates = (await Promise.all([...files.files].map(certificatesOf))).flat();
+      if (!certificates.length) throw new Error("choose one or more certificate files");
+      const r = await api("POST", "/v1/trust/cas", { certificates });
+      setTimeout(done, 800);
+      return `added ${r.added.length}, already present ${r.present?.length ?? 0}, skipped ${r.skipped?.length ?? 0}`;
     },
-    files,
-    h("button", { type: "submit" }, "Import certificates"),
-    msg,
+    [files],
+    "Import certificates",
   );
 }
