@@ -75,7 +75,10 @@ export function parseKeyInput(bytes: Uint8Array, what = "key"): KeyInput {
 function certInput(der: Buffer, what: string, parsed?: X509Certificate): KeyInput {
   const certificate = parsed ?? tryOr(() => new X509Certificate(der));
   if (!certificate) throw new TpmTrustError("ERR_PARSE_CERT", `${what}: the certificate could not be parsed`);
-  return { format: "X509", key: certificate.publicKey, certificate };
+  // node parses the SubjectPublicKeyInfo only when the key is asked for
+  const key = tryOr(() => certificate.publicKey);
+  if (!key) throw new TpmTrustError("ERR_PARSE_CERT", `${what}: the certificate's public key could not be parsed`);
+  return { format: "X509", key, certificate };
 }
 
 /** TPMS_ATTEST or TPM2B_ATTEST. A bad magic stays a bad magic (ERR_MAGIC), not "unknown format". */

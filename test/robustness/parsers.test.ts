@@ -6,7 +6,11 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import { breaksContract, inputsFor, PARSERS } from "./parsers.js";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import type { TpmTrustError } from "../../src/errors.js";
+import { parseKeyInput } from "../../src/verify/inputs.js";
+import { breaksContract, FIXTURES, inputsFor, PARSERS } from "./parsers.js";
 
 const RUNS = Number(process.env.FUZZ_RUNS ?? 300);
 
@@ -25,4 +29,9 @@ for (const p of PARSERS) {
 
 test("the table covers the decoder of every TPM structure", () => {
   assert.ok(PARSERS.filter((p) => p.name.startsWith("tpm decode")).length >= 15);
+});
+
+test("regressions found by npm run fuzz give typed errors", () => {
+  const badSpki = readFileSync(join(FIXTURES, "fuzz", "cert-bad-spki.der"));
+  assert.throws(() => parseKeyInput(badSpki, "--ak"), (e: TpmTrustError) => e.code === "ERR_PARSE_CERT" && /public key could not be parsed/.test(e.message));
 });
