@@ -18,12 +18,14 @@ export interface Challenge {
   pcrSelection: Selection;
 }
 
+/** A host as attestation needs it (without its EKs). */
+export type AttestedHost = Omit<Host, "eks">;
+
 /** The bound AK with this Name and its host; ERR_AK_NOT_BOUND otherwise. */
-export async function boundAk(store: Store, akName: Buffer): Promise<{ ak: Ak; host: Host }> {
-  const ak = await store.aks.get(akName);
-  const host = ak && (await store.hosts.get(ak.hostName));
-  if (!ak || !host) throw new TpmTrustError("ERR_AK_NOT_BOUND", `AK ${akName.toString("hex")} is not bound to a registered host: enrol it with credential activation first`, { akName: akName.toString("hex") });
-  return { ak, host };
+export async function boundAk(store: Store, akName: Buffer): Promise<{ ak: Ak; host: AttestedHost }> {
+  const found = await store.aks.getWithHost(akName);
+  if (!found) throw new TpmTrustError("ERR_AK_NOT_BOUND", `AK ${akName.toString("hex")} is not bound to a registered host: enrol it with credential activation first`, { akName: akName.toString("hex") });
+  return found;
 }
 
 /**
@@ -32,7 +34,7 @@ export async function boundAk(store: Store, akName: Buffer): Promise<{ ak: Ak; h
  * banks are required of the answer, since what a host reports about itself proves nothing.
  */
 export async function issueChallenge(store: Store, cfg: AttestConfig, now: number, o: { akName: Buffer; banks?: string[] }): Promise<Challenge & { host: string }> {
-  let host: Host;
+  let host: AttestedHost;
   try {
     ({ host } = await boundAk(store, o.akName));
   } catch (e) {

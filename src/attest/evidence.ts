@@ -43,6 +43,20 @@ function parsed<T>(what: string, parse: () => T): T {
   }
 }
 
+/**
+ * Strict base64 (standard alphabet, padded) without a regular expression: Node's decoder skips
+ * characters outside the alphabet and accepts the URL-safe one, so a strict input is one whose
+ * length is a multiple of 4, has no "-" or "_", and decodes to exactly the length its size implies.
+ */
+export function strictBase64(s: string, field: string): Buffer {
+  const pad = s.endsWith("==") ? 2 : s.endsWith("=") ? 1 : 0;
+  const buf = Buffer.from(s, "base64");
+  if (s.length % 4 !== 0 || s.includes("-") || s.includes("_") || buf.length !== (s.length / 4) * 3 - pad) {
+    throw new TpmTrustError("ERR_VALIDATION", `${field} must be base64 (standard alphabet, padded)`, { field });
+  }
+  return buf;
+}
+
 export function receiveEvidence(body: EvidenceBody): Evidence {
   const quotes = body.quotes.map((q, i) => {
     const attestBytes = Buffer.from(q.attest, "base64");
@@ -70,6 +84,6 @@ export function receiveEvidence(body: EvidenceBody): Evidence {
     nonce: Buffer.from(body.nonceHex, "hex"),
     quotes,
     pcrs,
-    ...(body.eventLog !== undefined ? { eventLog: Buffer.from(body.eventLog, "base64") } : {}),
+    ...(body.eventLog !== undefined ? { eventLog: strictBase64(body.eventLog, "eventLog") } : {}),
   };
 }

@@ -53,7 +53,7 @@ export interface Monitor {
   stop(): Promise<void>;
 }
 
-/** Starts the periodic sweep (silent hosts, then due webhook deliveries) every `sweepMs` (0: only on kick). */
+/** Starts the periodic sweep (silent hosts, expired nonces and tokens, then due webhook deliveries) every `sweepMs` (0: only on kick). */
 export function startMonitor(o: { store: Store; cfg: AttestConfig; now: () => number; logger?: { error(obj: object, msg: string): void } }): Monitor {
   let running: Promise<void> | undefined;
   let again = false;
@@ -66,7 +66,11 @@ export function startMonitor(o: { store: Store; cfg: AttestConfig; now: () => nu
       return;
     }
     running = (async () => {
-      if (sweep) await sweepSilentHosts(o.store, o.now).catch((e) => log(e, "health sweep failed"));
+      if (sweep) {
+        await sweepSilentHosts(o.store, o.now).catch((e) => log(e, "health sweep failed"));
+        // spent challenges and expired token records serve nothing any more
+        await Promise.all([o.store.nonces.purgeExpired(o.now()), o.store.tokens.purgeExpired(o.now())]).catch((e) => log(e, "purge failed"));
+      }
       await deliverDue(o.store, o.cfg, o.now).catch((e) => log(e, "webhook delivery failed"));
     })().finally(() => {
       running = undefined;

@@ -78,7 +78,7 @@ function documentOf(p: Policy): unknown {
 export const refOf = (p: Policy): PolicyRef => ({ id: p.id, kind: p.kind, name: p.name, version: p.version });
 
 /** The policies a host is judged by. */
-export function hostPolicies(store: Store, host: Host): Promise<Policy[]> {
+export function hostPolicies(store: Store, host: Pick<Host, "hardwareClass">): Promise<Policy[]> {
   return store.policies.list({ hardwareClass: host.hardwareClass });
 }
 
@@ -98,7 +98,7 @@ export function policySelection(policies: Policy[], extraBanks: string[] = []): 
 }
 
 /** ERR_POLICY_VERSION unless every policy shares the host's policy version; ERR_POLICY_FAILED without a baseline. */
-export function checkPolicySet(host: Host, policies: Policy[]): void {
+export function checkPolicySet(host: Pick<Host, "name" | "hardwareClass" | "policyVersion" | "trustMethod">, policies: Policy[]): void {
   requireSamePolicyVersion(host, policies);
   if (!policies.some((p) => p.kind === "baseline")) {
     throw new TpmTrustError("ERR_POLICY_FAILED", `no baseline applies to hardware class ${host.hardwareClass}: add one with tpmtrust policy add FILE --kind baseline --class ${host.hardwareClass}`, {

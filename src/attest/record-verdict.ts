@@ -11,7 +11,7 @@ import type { PolicyRef, SignedToken } from "./tokens.js";
 export interface VerdictInput {
   /** the challenge this evidence answers: consumed first, so a reused or expired nonce records nothing */
   nonce: { value: Buffer; purpose: string; subject: string };
-  host: Host;
+  host: Pick<Host, "name" | "hardwareClass">;
   akName: Buffer;
   verdict: "pass" | "fail";
   /** stable ERR_… code of a failure */

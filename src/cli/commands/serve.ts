@@ -5,6 +5,17 @@ import { startServer } from "../../server/serve.js";
 import { readInput } from "../files.js";
 import { action } from "../run.js";
 
+function positive(v: string): number {
+  const n = Number(v);
+  if (!(n > 0) || !Number.isFinite(n)) throw new TpmTrustError("ERR_USAGE", `expected a positive number, got "${v}"`);
+  return n;
+}
+const seconds = positive;
+function nonNegativeInt(v: string): number {
+  if (!/^[0-9]{1,9}$/.test(v)) throw new TpmTrustError("ERR_USAGE", `expected a whole number, got "${v}"`);
+  return Number(v);
+}
+
 export function register(program: Command): void {
   program
     .command("serve")
@@ -16,11 +27,37 @@ export function register(program: Command): void {
     .option("--admin-token-file <file>", "where the first start writes the initial admin token (mode 0600)")
     .option("--public-url <url>", "the URL clients reach this service at")
     .option("--provisioning-key-file <file>", "provisioning master key (64 hex digits, created 0600 if absent; every instance needs the same one; default $TPMTRUST_PROVISIONING_KEY_FILE, beside the SQLite file, or .tpmtrust/)")
+    .option("--attest-interval <seconds>", "how often hosts attest: a host is silent (unhealthy) after interval × grace", seconds, 100)
+    .option("--attest-grace <factor>", "deadline factor over the interval", positive, 3)
+    .option("--sweep-interval <seconds>", "how often silent hosts and due webhook deliveries are looked for", seconds, 5)
+    .option("--token-ttl <seconds>", "attestation token lifetime", seconds, 600)
+    .option("--judgement-cache <entries>", "judgements of unchanged boots kept in memory (0: replay every log)", nonNegativeInt, 10_000)
     .action(
-      action(async (o: { db?: string; listen: string; tlsCert?: string; tlsKey?: string; adminTokenFile?: string; publicUrl?: string; provisioningKeyFile?: string }) => {
+      action(async (o: {
+        db?: string;
+        listen: string;
+        tlsCert?: string;
+        tlsKey?: string;
+        adminTokenFile?: string;
+        publicUrl?: string;
+        provisioningKeyFile?: string;
+        attestInterval: number;
+        attestGrace: number;
+        sweepInterval: number;
+        tokenTtl: number;
+        judgementCache: number;
+      }) => {
         if (!!o.tlsCert !== !!o.tlsKey) throw new TpmTrustError("ERR_USAGE", "--tls-cert and --tls-key go together");
         const tls = o.tlsCert && o.tlsKey ? { cert: readInput(o.tlsCert, "--tls-cert"), key: readInput(o.tlsKey, "--tls-key") } : undefined;
-        const s = await startServer({ db: resolveDbUrl(o.db), listen: o.listen, tls, adminTokenFile: o.adminTokenFile, publicUrl: o.publicUrl, provisioningKeyFile: o.provisioningKeyFile });
+        const s = await startServer({
+          db: resolveDbUrl(o.db),
+          listen: o.listen,
+          tls,
+          adminTokenFile: o.adminTokenFile,
+          publicUrl: o.publicUrl,
+          provisioningKeyFile: o.provisioningKeyFile,
+          attest: { intervalMs: o.attestInterval * 1000, grace: o.attestGrace, sweepMs: o.sweepInterval * 1000, tokenTtlMs: o.tokenTtl * 1000, judgementCacheSize: o.judgementCache },
+        });
         s.app.log.info({ url: s.url, db: s.store.location }, "tpmtrust listening");
         if (s.adminTokenFile) process.stderr.write(`initial admin token written to ${s.adminTokenFile}\n`);
         process.stdout.write(`${s.url}\n`);

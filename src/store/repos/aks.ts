@@ -1,5 +1,6 @@
 import { type Ctx, affected, hex, hexOrNull, insertOrConflict, notFound, unhex, unhexOrNull } from "../ctx.js";
 import type { AksTable } from "../schema.js";
+import { toHost, type Host } from "./hosts.js";
 
 export interface Ak {
   /** Name of the AK: nameAlg ‖ H(TPMT_PUBLIC) */
@@ -26,6 +27,20 @@ export function aksRepo(ctx: Ctx) {
     async get(name: Uint8Array): Promise<Ak | undefined> {
       const r = await ctx.db.selectFrom("aks").selectAll().where("name", "=", hex(name)).executeTakeFirst();
       return r ? toAk(r) : undefined;
+    },
+    /** The AK and its host (without the host's EKs) in one query: what each attestation needs. */
+    async getWithHost(name: Uint8Array): Promise<{ ak: Ak; host: Omit<Host, "eks"> } | undefined> {
+      const r = await ctx.db
+        .selectFrom("aks")
+        .innerJoin("hosts", "hosts.name", "aks.host_name")
+        .selectAll("hosts")
+        .select(["aks.name as ak_name", "aks.public as ak_public", "aks.bound_at as ak_bound_at", "aks.ak_cert as ak_cert"])
+        .where("aks.name", "=", hex(name))
+        .executeTakeFirst();
+      if (!r) return undefined;
+      const { ak_name, ak_public, ak_bound_at, ak_cert, ...host } = r;
+      const { eks: _eks, ...h } = toHost(host, []);
+      return { ak: toAk({ name: ak_name, host_name: host.name, public: ak_public, bound_at: ak_bound_at, ak_cert }), host: h };
     },
     async listForHost(hostName: string): Promise<Ak[]> {
       return (await ctx.db.selectFrom("aks").selectAll().where("host_name", "=", hostName).orderBy("bound_at").orderBy("name").execute()).map(toAk);

@@ -49,7 +49,7 @@ export type HostPatch = Partial<Pick<Host, "hardwareClass" | "policyVersion" | "
 
 const toEk = (r: HostEksTable): HostEk => ({ name: unhex(r.ek_name), public: unhex(r.public), cert: unhexOrNull(r.cert) });
 
-function toHost(r: HostsTable, eks: HostEk[]): Host {
+export function toHost(r: HostsTable, eks: HostEk[]): Host {
   return {
     name: r.name,
     hardwareClass: r.hardware_class,
