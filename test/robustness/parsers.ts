@@ -5,7 +5,9 @@
  * with a stable ERR_… code; anything else (TypeError, RangeError, a hang) is a bug.
  */
 import "reflect-metadata";
-import { readFileSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { X509Certificate } from "@peculiar/x509";
 import fc from "fast-check";
@@ -28,6 +30,13 @@ import { parseEventLog } from "../../src/verify/eventlog/index.js";
 import { loadCertificate, loadCertificates } from "../../src/verify/ek/certificate.js";
 import { decodeName } from "../../src/verify/ek/names.js";
 import { parseAttestInput, parseKeyInput, parsePcrsInput } from "../../src/verify/inputs.js";
+import { decodeTemplate } from "../../src/ca/templates.js";
+import { parseAuthenticationKey } from "../../src/provisioning/authentication-key.js";
+import { parseSasToken } from "../../src/provisioning/sas.js";
+import { decodePublicArea } from "../../src/provisioning/tpm-keys.js";
+import { parseCsr } from "../../src/verify/csr.js";
+import { decodeAttObj } from "../../src/verify/device-attest.js";
+import { parseKast } from "../../src/verify/kast.js";
 
 export const FIXTURES = join(import.meta.dirname, "..", "fixtures");
 const fixture = (...p: string[]) => readFileSync(join(FIXTURES, ...p));
@@ -47,6 +56,18 @@ const rsaEkCert = () => fixture("ek-certs", "infineon_rsa_ek.der");
 const rsaEkPublic = () => fixture("ek-certs", "infineon_rsa_ek.expected_tpm2b_public.bin");
 const logs = () => ["rhel8-gce-uefi.bin", "laptop-startup-locality3.bin", "four-banks-incl-sha512.bin"].map((f) => fixture("eventlogs", f));
 const certSubjectDer = () => new X509Certificate(rsaEkCert()).subjectName.toArrayBuffer();
+
+/** A PKCS#10 request made by openssl (P-256 key, a SAN), DER. */
+function opensslCsr(): Buffer {
+  const dir = mkdtempSync(join(tmpdir(), "tpmtrust-csr-"));
+  try {
+    const key = join(dir, "k.pem");
+    execFileSync("openssl", ["ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", key], { stdio: "ignore" });
+    return execFileSync("openssl", ["req", "-new", "-key", key, "-subj", "/CN=host-1.example", "-addext", "subjectAltName=DNS:host-1.example", "-outform", "DER"]);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
 
 /** The decode* functions of every TPM structure (whole buffer, trailing bytes rejected). */
 const structureCases: ParserCase[] = Object.entries(S)
@@ -98,6 +119,13 @@ export const PARSERS: ParserCase[] = [
     parse: decodeHostIdentity,
     seeds: () => [{ ekPublics: [{ alg: "rsa2048", public: rsaEkPublic().toString("base64") }], ekCertificates: [rsaEkCert().toString("base64")], tpm: { manufacturer: "IFX", vendor: "SLB9670", firmware: "7.85" } }],
   },
+  { name: "PKCS#10 certificate request", kind: "bytes", parse: parseCsr, seeds: () => [opensslCsr()] },
+  { name: "KAST statement (AD CS key attestation)", kind: "bytes", parse: parseKast, seeds: () => [] },
+  { name: "device-attest-01 attestation object (CBOR)", kind: "bytes", parse: decodeAttObj, seeds: () => [] },
+  { name: "certificate template", kind: "json", parse: decodeTemplate, seeds: () => [{ name: "web", validityDays: 90, keyTypes: ["ecdsa-p256"], keyAttestation: { mode: "required", trustModels: ["ek-cert"] } }] },
+  { name: "DPS SAS token", kind: "text", parse: parseSasToken, seeds: () => ["SharedAccessSignature sr=0ne00000001%2Fregistrations%2Fdev-1&sig=dGVzdHNpZw%3D%3D&se=1700000000&skn=registration"] },
+  { name: "DPS authenticationKey", kind: "bytes", parse: parseAuthenticationKey, seeds: () => [] },
+  { name: "DPS endorsementKey / storageRootKey", kind: "bytes", parse: decodePublicArea, seeds: () => [rsaEkPublic(), rsaEkPublic().subarray(2)] },
   { name: "baseline policy", kind: "json", parse: parseBaseline, seeds: () => [JSON.parse(JSON.stringify(learnBaseline("b", [parseEventLog(logs()[0])], [0, 1, 2, 3, 4, 5, 6, 7])))] },
   { name: "software policy", kind: "json", parse: parseSoftwarePolicy, seeds: () => [JSON.parse(JSON.stringify(learnSoftware("s", [parseEventLog(logs()[0])])))] },
   { name: "Secure Boot policy", kind: "json", parse: parseSecureBootPolicy, seeds: () => [secureBootPolicy("sb", ["ab".repeat(32)])] },
