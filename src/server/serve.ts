@@ -60,7 +60,7 @@ async function initialAdminToken(store: Store, db: string, file?: string): Promi
 export async function startServer(o: ServeOptions): Promise<RunningServer> {
   const { host, port } = parseListen(o.listen);
   const logger = o.logger === undefined ? pino({ level: process.env.TPMTRUST_LOG_LEVEL ?? "info" }, pino.destination(2)) : o.logger;
-  const store = await openStore(o.db);
+  const store = await openStore(o.db, { backgroundCheckpointMs: 200 });
   let app: FastifyInstance | undefined;
   try {
     const adminTokenFile = await initialAdminToken(store, o.db, o.adminTokenFile);

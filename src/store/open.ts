@@ -1,5 +1,7 @@
 import { closeSync, existsSync, mkdirSync, openSync } from "node:fs";
+import { createRequire } from "node:module";
 import { dirname, resolve } from "node:path";
+import { Worker } from "node:worker_threads";
 import SqliteDatabase from "better-sqlite3";
 import { Kysely, PostgresDialect, SqliteDialect, type SqliteDialectConfig } from "kysely";
 import pg from "pg";
@@ -29,6 +31,11 @@ export interface OpenOptions {
   mustExist?: boolean;
   /** PostgreSQL: connections in the pool (default 10). */
   poolSize?: number;
+  /**
+   * SQLite file: checkpoint the WAL from a background thread every `ms` (long-running services), so
+   * that checkpoint fsyncs stay off the thread that serves requests.
+   */
+  backgroundCheckpointMs?: number;
 }
 
 /** The embedded default: a SQLite file under the working directory, or $TPMTRUST_DB. */
@@ -96,7 +103,24 @@ function openSqlite(path: string, opts: OpenOptions): { db: Kysely<Database>; di
   } catch (e) {
     throw new TpmTrustError("ERR_IO", `cannot open SQLite database ${location}: ${(e as Error).message}`);
   }
-  return { db: new Kysely<Database>({ dialect: new SqliteDialect({ database: withStatementCache(sqlite) }) }), dialect: "sqlite", location };
+  const checkpointer = location !== ":memory:" && opts.backgroundCheckpointMs ? startCheckpointer(location, opts.backgroundCheckpointMs) : undefined;
+  return { db: new Kysely<Database>({ dialect: new SqliteDialect({ database: withStatementCache(sqlite, () => void checkpointer?.terminate()) }) }), dialect: "sqlite", location };
+}
+
+/**
+ * A worker thread with its own connection that runs PASSIVE checkpoints (they never block
+ * writers); the serving connection's own checkpoints (wal_autocheckpoint) then rarely trigger.
+ */
+function startCheckpointer(location: string, ms: number): Worker {
+  const code = `
+    const { workerData } = require("node:worker_threads");
+    const db = new (require(workerData.driver))(workerData.location, { fileMustExist: true });
+    db.pragma("busy_timeout = 5000");
+    setInterval(() => { try { db.pragma("wal_checkpoint(PASSIVE)"); } catch {} }, workerData.ms);`;
+  const w = new Worker(code, { eval: true, workerData: { location, ms, driver: createRequire(import.meta.url).resolve("better-sqlite3") } });
+  w.on("error", () => undefined); // losing it only brings the serving connection's own checkpoints back
+  w.unref();
+  return w;
 }
 
 /**
@@ -104,10 +128,13 @@ function openSqlite(path: string, opts: OpenOptions): { db: Kysely<Database>; di
  * (the repos issue a few dozen shapes). Safe because the store never streams (`.stream()` keeps a
  * statement busy while iterating); every other use runs it to completion synchronously.
  */
-function withStatementCache(sqlite: SqliteDatabase.Database): SqliteDialectConfig["database"] {
+function withStatementCache(sqlite: SqliteDatabase.Database, onClose: () => void): SqliteDialectConfig["database"] {
   const statements = new Map<string, SqliteDatabase.Statement>();
   return {
-    close: () => sqlite.close(),
+    close: () => {
+      onClose();
+      sqlite.close();
+    },
     prepare(sqlText: string) {
       let stmt = statements.get(sqlText);
       if (!stmt) {
