@@ -6,45 +6,18 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { createRemoteJWKSet, jwtVerify } from "jose";
-import { buildApp } from "../../src/server/app.js";
-import { openStore, type Store } from "../../src/store/index.js";
 import { learnBaseline } from "../../src/policy/baseline.js";
 import { codeIntegrityPolicy } from "../../src/policy/code-integrity.js";
 import { secureBootPolicy } from "../../src/policy/secure-boot.js";
 import { learnSoftware } from "../../src/policy/software.js";
 import { parseEventLog } from "../../src/verify/eventlog/index.js";
 import { verifyAttestationToken } from "../../src/attest/tokens.js";
-import type { AttestConfig } from "../../src/attest/config.js";
 import { BACKENDS, type Backend } from "../helpers/store.js";
-import { attestOnce, challenge, evidence, postJson, readLog, registerHost, startTpmHost, type TpmHost } from "../helpers/attest-host.js";
+import { attestOnce, challenge, evidence, postJson, readLog, registerHost, serveAttestation, startTpmHost, type Service, type TpmHost } from "../helpers/attest-host.js";
 
 const RHEL = "rhel8-gce-uefi.bin";
 const LAPTOP = "laptop-startup-locality3.bin";
 
-interface Service {
-  url: string;
-  store: Store;
-  admin: string;
-  close(): Promise<void>;
-}
-
-/** The service on `db` at a random port of 127.0.0.1, with an injectable clock. */
-async function serve(db: string, o: { now?: () => number; attest?: Partial<AttestConfig> } = {}): Promise<Service> {
-  const store = await openStore(db);
-  const app = await buildApp({ store, logger: false, now: o.now, attest: { sweepMs: 0, ...o.attest } });
-  await app.listen({ host: "127.0.0.1", port: 0 });
-  const { port } = app.server.address() as { port: number };
-  const admin = (await store.adminTokens.create({ role: "admin" })).token;
-  return {
-    url: `http://127.0.0.1:${port}`,
-    store,
-    admin,
-    async close() {
-      await app.close();
-      await store.close();
-    },
-  };
-}
 
 async function addPolicy(s: Service, body: Record<string, unknown>): Promise<any> {
   const r = await postJson(`${s.url}/v1/policies`, body, { authorization: `Bearer ${s.admin}` });
@@ -69,7 +42,7 @@ for (const [dialect, make] of BACKENDS) {
     after(() => backend.close());
 
     test("a host whose PCRs hold a real log passes the baseline learned from it, with software, CI and Secure Boot policies; the token verifies with the JWKS", async () => {
-      const s = await serve(await backend.newUrl());
+      const s = await serveAttestation(await backend.newUrl());
       try {
         await registerHost(s.store, rhel, { name: "gce-1", hardwareClass: "gce-n1" });
         const base = await addPolicy(s, { kind: "baseline", name: "gce", hardwareClass: "gce-n1", document: baselineOf(RHEL, "gce") });
@@ -114,7 +87,7 @@ for (const [dialect, make] of BACKENDS) {
     });
 
     test("the same host fails a baseline learned from another machine's log, with a diff; its token is revoked", async () => {
-      const s = await serve(await backend.newUrl());
+      const s = await serveAttestation(await backend.newUrl());
       try {
         await registerHost(s.store, rhel, { name: "gce-2", hardwareClass: "laptops" });
         await addPolicy(s, { kind: "baseline", name: "gce", hardwareClass: "laptops", document: baselineOf(RHEL, "gce") });
@@ -149,7 +122,7 @@ for (const [dialect, make] of BACKENDS) {
 
     test("negatives: replayed and expired nonces, tampered log, PCR mismatch, quote by an unbound AK, policy version", async () => {
       let offset = 0;
-      const s = await serve(await backend.newUrl(), { now: () => Date.now() + offset });
+      const s = await serveAttestation(await backend.newUrl(), { now: () => Date.now() + offset });
       try {
         await registerHost(s.store, rhel, { name: "gce-3", hardwareClass: "gce-n1" });
         await addPolicy(s, { kind: "baseline", name: "gce", hardwareClass: "gce-n1", document: baselineOf(RHEL, "gce") });

@@ -7,42 +7,18 @@ import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { createHmac } from "node:crypto";
 import { createServer, type IncomingMessage, type Server } from "node:http";
-import { buildApp } from "../../src/server/app.js";
-import { openStore, type Store } from "../../src/store/index.js";
+import { openStore } from "../../src/store/index.js";
 import { learnBaseline } from "../../src/policy/baseline.js";
 import { parseEventLog } from "../../src/verify/eventlog/index.js";
-import { attestConfig, type AttestConfig } from "../../src/attest/config.js";
+import { attestConfig } from "../../src/attest/config.js";
 import { sweepSilentHosts } from "../../src/attest/health.js";
 import { jwks, signToken, verifyAttestationToken } from "../../src/attest/tokens.js";
 import { BACKENDS, type Backend } from "../helpers/store.js";
 import { startPostgres, type PgCluster } from "../helpers/postgres.js";
-import { attestOnce, challenge, evidence, postJson, readLog, registerHost, startTpmHost, type TpmHost } from "../helpers/attest-host.js";
+import { attestOnce, challenge, evidence, postJson, readLog, registerHost, serveAttestation, startTpmHost, type Service, type TpmHost } from "../helpers/attest-host.js";
 
 const RHEL = "rhel8-gce-uefi.bin";
 
-interface Service {
-  url: string;
-  store: Store;
-  admin: string;
-  close(): Promise<void>;
-}
-
-async function serve(db: string, o: { now?: () => number; attest?: Partial<AttestConfig> } = {}): Promise<Service> {
-  const store = await openStore(db);
-  const app = await buildApp({ store, logger: false, now: o.now, attest: { sweepMs: 0, ...o.attest } });
-  await app.listen({ host: "127.0.0.1", port: 0 });
-  const { port } = app.server.address() as { port: number };
-  const admin = (await store.adminTokens.create({ role: "admin" })).token;
-  return {
-    url: `http://127.0.0.1:${port}`,
-    store,
-    admin,
-    async close() {
-      await app.close();
-      await store.close();
-    },
-  };
-}
 
 async function withBaseline(s: Service, hardwareClass: string): Promise<void> {
   const document = learnBaseline("gce", [parseEventLog(readLog(RHEL))], [0, 1, 2, 3, 4, 5, 6, 7]);
@@ -106,8 +82,8 @@ describe("two service instances on one PostgreSQL", () => {
 
   test("a nonce issued by one instance is consumed through the other, once", async () => {
     const db = await pgc.createDatabase();
-    const a = await serve(db);
-    const b = await serve(db);
+    const a = await serveAttestation(db);
+    const b = await serveAttestation(db);
     try {
       await registerHost(a.store, host, { name: "pg-1", hardwareClass: "gce" });
       await withBaseline(a, "gce");
@@ -159,7 +135,7 @@ for (const [dialect, make] of BACKENDS) {
     test("a silent host turns unhealthy after its deadline: signed webhook notifications (retried), token revoked", async () => {
       let offset = 0;
       const hook = await receiver(1);
-      const s = await serve(await backend.newUrl(), { now: () => Date.now() + offset, attest: { intervalMs: 1000, grace: 2, sweepMs: 20, webhookBackoffMs: 10 } });
+      const s = await serveAttestation(await backend.newUrl(), { now: () => Date.now() + offset, attest: { intervalMs: 1000, grace: 2, sweepMs: 20, webhookBackoffMs: 10 } });
       try {
         await registerHost(s.store, host, { name: "quiet", hardwareClass: "gce" });
         await withBaseline(s, "gce");

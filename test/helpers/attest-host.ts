@@ -10,7 +10,9 @@ import { openTransport } from "../../src/tpm/transport/index.js";
 import { hashAlgByName, HASH_ALGS } from "../../src/tpm/constants.js";
 import { pcrSelection } from "../../src/tpm/structures.js";
 import { parseEventLog, extendsPcr, type EventLog } from "../../src/verify/eventlog/index.js";
-import type { Store } from "../../src/store/index.js";
+import { openStore, type Store } from "../../src/store/index.js";
+import { buildApp } from "../../src/server/app.js";
+import type { AttestConfig } from "../../src/attest/config.js";
 import type { EvidenceBody } from "../../src/attest/evidence.js";
 import { startSwtpm, type Swtpm } from "./swtpm.js";
 
@@ -120,4 +122,30 @@ export async function evidence(h: TpmHost, c: ChallengeAnswer, o: { signer?: Cre
 export async function attestOnce(base: string, h: TpmHost, challengeBase = base): Promise<{ status: number; body: any }> {
   const c = await challenge(challengeBase, h);
   return postJson(`${base}/v1/attestations`, await evidence(h, c));
+}
+
+export interface Service {
+  url: string;
+  store: Store;
+  /** an admin API token */
+  admin: string;
+  close(): Promise<void>;
+}
+
+/** The service on `db` at a random port of 127.0.0.1, with an injectable clock (the sweeper off unless `attest.sweepMs` says otherwise). */
+export async function serveAttestation(db: string, o: { now?: () => number; attest?: Partial<AttestConfig> } = {}): Promise<Service> {
+  const store = await openStore(db);
+  const app = await buildApp({ store, logger: false, now: o.now, attest: { sweepMs: 0, ...o.attest } });
+  await app.listen({ host: "127.0.0.1", port: 0 });
+  const { port } = app.server.address() as { port: number };
+  const admin = (await store.adminTokens.create({ role: "admin" })).token;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    store,
+    admin,
+    async close() {
+      await app.close();
+      await store.close();
+    },
+  };
 }
