@@ -24,7 +24,7 @@ if (files.length === 0) {
 }
 const r = spawnSync(
   process.execPath,
-  ["--import", "tsx", "--test", "--test-reporter=spec", `--test-concurrency=${process.env.TEST_CONCURRENCY ?? 2}`, ...files],
+  ["--import", "tsx", "--test", "--test-reporter=spec", `--test-concurrency=${process.env.TEST_CONCURRENCY ?? 4}`, ...files],
   { stdio: "inherit" },
 );
 process.exit(r.status ?? 1);
