@@ -9,11 +9,11 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { createHash, createSign, generateKeyPairSync, type KeyObject } from "node:crypto";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { Agent, request } from "node:http";
+import { Agent } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { median, type BenchFigure } from "./lib.js";
+import { httpCall, median, type BenchFigure } from "./lib.js";
 import { AK_ATTRS, tpmtFromKey } from "./quote.js";
 import { NONCE_PURPOSE } from "../src/attest/challenge.js";
 import { addPolicy } from "../src/attest/policies.js";
@@ -110,18 +110,7 @@ function stop(child: ChildProcess): Promise<void> {
 
 const agent = new Agent({ keepAlive: true, maxSockets: CONCURRENCY });
 
-function call(url: string, method: "GET" | "POST", body?: string): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    const req = request(url, { method, agent, headers: body ? { "content-type": "application/json", "content-length": Buffer.byteLength(body) } : {} }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on("data", (c: Buffer) => chunks.push(c));
-      res.on("end", () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString() }));
-      res.on("error", reject);
-    });
-    req.on("error", reject);
-    req.end(body);
-  });
-}
+const call = (url: string, method: "GET" | "POST", body?: string) => httpCall(agent, url, method, body);
 
 /** Runs `op` with CONCURRENCY requests in flight for RUN_MS (or until `op` returns false); requests per second. */
 async function rate(op: () => Promise<boolean>): Promise<number> {

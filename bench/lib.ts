@@ -2,6 +2,8 @@
  * Benchmark primitives. Every figure is a median over several runs and is reported with the ratio
  * to a baseline measured in the same process, so results compare across machines.
  */
+import { request, type Agent } from "node:http";
+
 export interface BenchFigure {
   name: string;
   unit: string;
@@ -50,6 +52,20 @@ export async function compare(
   const ms = median(s);
   const mb = median(b);
   return { name, unit: opts.unit ?? "ops/s", median: ms, runs: s, baseline: { name: baselineName, median: mb }, ratio: ms / mb, goal: opts.goal };
+}
+
+/** One HTTP request over `agent` (keep-alive), its status and body; for benchmarks against a server on loopback. */
+export function httpCall(agent: Agent, url: string, method: "GET" | "POST", body?: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request(url, { method, agent, headers: body ? { "content-type": "application/json", "content-length": Buffer.byteLength(body) } : {} }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on("data", (c: Buffer) => chunks.push(c));
+      res.on("end", () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString() }));
+      res.on("error", reject);
+    });
+    req.on("error", reject);
+    req.end(body);
+  });
 }
 
 /** A benchmark module exports `run(): Promise<BenchFigure[]>` and is listed in bench/index.ts. */

@@ -13,11 +13,11 @@
  * `npm run bench` runs the full-size figure (10,000 hosts × 60 s, SQLite); the test suite a small one.
  */
 import { mkdtempSync, rmSync } from "node:fs";
-import { Agent, request } from "node:http";
+import { Agent } from "node:http";
 import os from "node:os";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
-import { median, type BenchFigure } from "./lib.js";
+import { httpCall, median, type BenchFigure } from "./lib.js";
 import { openStore } from "../src/store/index.js";
 import { addFleetBaseline, evidenceJson, preQuotes, seedHosts, softHost, spawnServe, type Quote } from "../test/helpers/software-fleet.js";
 import { startPostgres } from "../test/helpers/postgres.js";
@@ -53,19 +53,6 @@ export interface LoadReport {
 
 const percentile = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? 0;
 
-function call(agent: Agent, url: string, method: "GET" | "POST", body?: string): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    const req = request(url, { method, agent, headers: body ? { "content-type": "application/json", "content-length": Buffer.byteLength(body) } : {} }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on("data", (c: Buffer) => chunks.push(c));
-      res.on("end", () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString() }));
-      res.on("error", reject);
-    });
-    req.on("error", reject);
-    req.end(body);
-  });
-}
-
 export async function runLoad(o: LoadOptions, log: (msg: string) => void = () => undefined): Promise<LoadReport> {
   const rounds = Math.max(1, Math.round(o.seconds / o.interval));
   const dir = mkdtempSync(join(os.tmpdir(), "tpmtrust-load-"));
@@ -91,7 +78,7 @@ export async function runLoad(o: LoadOptions, log: (msg: string) => void = () =>
       const healthz: number[] = [];
       for (let i = 0; i < 200; i++) {
         const t = performance.now();
-        await call(agent, `${server.url}/healthz`, "GET");
+        await httpCall(agent, `${server.url}/healthz`, "GET");
         healthz.push(performance.now() - t);
       }
       // host h's round k is due at start + (k·interval + h·interval/hosts) seconds
@@ -109,7 +96,7 @@ export async function runLoad(o: LoadOptions, log: (msg: string) => void = () =>
           const wait = start + s.dueMs - performance.now();
           if (wait > 0) await new Promise((r) => setTimeout(r, wait));
           try {
-            const r = await call(agent, `${server.url}/v1/attestations`, "POST", evidenceJson(quotes[s.host][s.round]));
+            const r = await httpCall(agent, `${server.url}/v1/attestations`, "POST", evidenceJson(quotes[s.host][s.round]));
             if (r.status !== 200 || JSON.parse(r.body).verdict !== "pass") throw new Error(`HTTP ${r.status} ${r.body.slice(0, 200)}`);
           } catch (e) {
             errors++;
