@@ -4,7 +4,7 @@
  */
 import { after, test } from "node:test";
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -18,10 +18,10 @@ const ROOTS = join(FIX, "manufacturer-roots", "keylime-tpm_cert_store");
 const dir = mkdtempSync(join(tmpdir(), "tpmtrust-progress-"));
 after(() => rmSync(dir, { recursive: true, force: true }));
 
-/** Runs the CLI on a pseudo-terminal; returns everything the terminal showed. */
+/** Runs the CLI on a pseudo-terminal; returns everything the terminal showed, whatever the exit code. */
 function onTty(args: string[]): string {
   const cmd = [process.execPath, BIN, ...args].map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(" ");
-  return execFileSync("script", ["-qec", cmd, "/dev/null"], { encoding: "utf8", env: { ...process.env, COLUMNS: "120" } });
+  return spawnSync("script", ["-qec", cmd, "/dev/null"], { encoding: "utf8", env: { ...process.env, COLUMNS: "120" } }).stdout;
 }
 
 test("trust allowlist import: hash lists, AD CS folders, EK certificates and identity files; again: all present", async () => {
@@ -75,4 +75,27 @@ test("policy baseline create from many logs shows its progress; the baseline is 
   const piped = await cli(["policy", "baseline", "create", "--name", "gce", ...logs.flatMap((l) => ["--from", l])]);
   assert.equal(piped.stderr, "");
   assert.deepEqual(JSON.parse(readFileSync(out, "utf8")), JSON.parse(piped.stdout));
+});
+
+test("hosts import registers a folder of identity files with a progress bar; failures are listed with their codes", async () => {
+  const db = join(dir, "fleet.db");
+  const folder = join(dir, "identities");
+  mkdirSync(folder);
+  const hosts = ["web-01", "web-02", "rogue-9"].map((n) => softHost(n));
+  for (const h of hosts) writeFileSync(join(folder, `${h.name}.json`), JSON.stringify(identityOf(h)));
+  // allow-list the EKs of two of them from their own identity files
+  const allow = await cli(["trust", "allowlist", "import", join(folder, "web-01.json"), join(folder, "web-02.json"), "--db", db]);
+  assert.equal(allow.code, 0, allow.stderr);
+
+  const tty = onTty(["hosts", "import", folder, "--class", "gce-n1", "--policy-version", "v1", "--db", db]);
+  assert.match(tty, /registering hosts \[.*3\/3/s);
+  assert.match(tty, /registered\tweb-01\tek-key/);
+  assert.match(tty, /failed\t.*rogue-9\.json\tERR_EK_NOT_ALLOWLISTED/);
+  assert.match(tty, /2 registered, 1 failed/);
+
+  const again = await cli(["hosts", "import", folder, "--class", "gce-n1", "--policy-version", "v1", "--db", db, "--json"]);
+  assert.equal(again.code, 1);
+  assert.deepEqual(again.json().failed.map((f: { code: string }) => f.code).sort(), ["ERR_CONFLICT", "ERR_CONFLICT", "ERR_EK_NOT_ALLOWLISTED"]);
+  const listed = (await cli(["hosts", "list", "--db", db, "--json"])).json();
+  assert.deepEqual(listed.map((h: { name: string }) => h.name), ["web-01", "web-02"]);
 });

@@ -1,10 +1,13 @@
+import { readdirSync, statSync } from "node:fs";
+import { basename, join } from "node:path";
 import { type Command, Option } from "commander";
 import { getHost, listHosts, registerHost, removeHost, type HostView } from "../../attest/hosts.js";
-import { TpmTrustError } from "../../errors.js";
+import { isTpmTrustError, TpmTrustError } from "../../errors.js";
 import type { PolicyVersion } from "../../store/index.js";
 import { readInput } from "../files.js";
 import { action, printJson } from "../run.js";
 import { DB_OPTION_HELP, withStore } from "../store.js";
+import { withProgress } from "../progress.js";
 
 function readIdentity(path: string): unknown {
   const text = readInput(path, "host.json").toString("utf8");
@@ -50,6 +53,39 @@ export function register(program: Command): void {
           process.stdout.write(`registered ${r.host.name} (${r.host.policyVersion}, EK trusted by ${r.ekTrust.method})\n`);
           for (const e of r.ekTrust.eks) process.stdout.write(`  EK ${e.alg} ${e.ekHash}: ${e.registered ? `registered (${e.method})` : `not registered: ${e.code} ${e.reason}`}\n`);
           for (const w of r.ekTrust.warnings) process.stderr.write(`warning: ${w}\n`);
+        });
+      }),
+    );
+  hosts
+    .command("import <paths...>")
+    .description("register many hosts at once from `tpmtrust agent identify` files (a folder: every *.json in it); each host is named after its file (web-01.json → web-01)")
+    .requiredOption("--class <hwclass>", "hardware class of every host")
+    .addOption(new Option("--policy-version <v>", "HGS policy version").choices(["v2", "v1"]).default("v2"))
+    .option("--db <url>", DB_OPTION_HELP)
+    .option("--json", "print JSON")
+    .action(
+      action((paths: string[], o: { class: string; policyVersion: PolicyVersion; db?: string; json?: boolean }) => {
+        const files = paths.flatMap((p) => (statSync(p, { throwIfNoEntry: false })?.isDirectory() ? readdirSync(p).filter((f) => f.endsWith(".json")).sort().map((f) => join(p, f)) : [p]));
+        if (files.length === 0) throw new TpmTrustError("ERR_USAGE", `no identity files (*.json) in ${paths.join(", ")}`);
+        return withStore(o.db, async (store) => {
+          const added: { name: string; method: string }[] = [];
+          const failed: { file: string; code: string; message: string }[] = [];
+          await withProgress("registering hosts", files, (f) => basename(f), async (file) => {
+            try {
+              const r = await registerHost(store, { name: basename(file, ".json"), hardwareClass: o.class, policyVersion: o.policyVersion, identity: readIdentity(file) }, { actor: "cli", now: Date.now() });
+              added.push({ name: r.host.name, method: r.ekTrust.method });
+            } catch (e) {
+              if (!isTpmTrustError(e)) throw e;
+              failed.push({ file, code: e.code, message: e.message });
+            }
+          });
+          if (o.json) printJson({ added, failed });
+          else {
+            for (const a of added) process.stdout.write(`registered\t${a.name}\t${a.method}\n`);
+            for (const f of failed) process.stdout.write(`failed\t${f.file}\t${f.code}\t${f.message}\n`);
+            process.stdout.write(`${added.length} registered, ${failed.length} failed\n`);
+          }
+          return failed.length ? 1 : 0;
         });
       }),
     );
