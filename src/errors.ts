@@ -47,6 +47,7 @@ export const ERROR_CODES = {
   ERR_EK_CERT_REQUIRED: "policy requires a trusted EK certificate",
   ERR_EVENTLOG_REPLAY_MISMATCH: "event log does not replay to the quoted PCRs",
   ERR_EVENTLOG_PCR_UNEXPLAINED: "a quoted PCR has no events in the log",
+  ERR_EVENTLOG_REQUIRED: "send the event log itself: this service has not judged a log with that hash",
   ERR_POLICY_FAILED: "evidence does not satisfy the policy",
   ERR_POLICY_VERSION: "policy versions do not match",
   ERR_ACTIVATION_FAILED: "credential activation failed",
