@@ -290,6 +290,21 @@ test("certificates, key providers and provisioning: what their APIs hold, with w
   await page.close();
 });
 
+test("a page whose API the server does not offer says so (an older server: no /v1/keys in its OpenAPI document)", async () => {
+  const page = await newPage();
+  await page.route(`${s.url}/openapi.json`, async (route) => {
+    const r = await route.fetch();
+    const doc = await r.json();
+    for (const p of Object.keys(doc.paths)) if (p.startsWith("/v1/keys")) delete doc.paths[p];
+    await route.fulfill({ response: r, json: doc });
+  });
+  await signIn(page, s.admin);
+  await page.getByRole("link", { name: "Key providers", exact: true }).click();
+  await page.getByRole("status").filter({ hasText: "Key providers: not available on this server." }).waitFor();
+  assert.equal(await page.locator("main table").count(), 0);
+  await page.close();
+});
+
 test("an auditor sees everything read-only: no write controls anywhere", async () => {
   const page = await newPage();
   await signIn(page, auditor);
