@@ -103,11 +103,16 @@ export async function attest(d: AttestDeps, body: EvidenceBody): Promise<Attesta
   if (quoted && !failure) {
     try {
       checkPolicySet(host, policies);
-      judged = d.judgements.judge(ev.eventLog, quoted.pcrs, required, policies);
+      judged = d.judgements.judge({ bytes: ev.eventLog, sha256: ev.eventLogSha256 }, quoted.pcrs, required, policies);
       const failed = judged.outcomes.filter((o) => !o.pass);
       if (failed.length) failure = new TpmTrustError("ERR_POLICY_FAILED", `the host does not satisfy ${failed.map((o) => `${o.policy.kind} ${o.policy.name}`).join(", ")}`);
     } catch (e) {
       if (!isTpmTrustError(e) || e.code === "ERR_INTERNAL") throw e;
+      if (e.code === "ERR_EVENTLOG_REQUIRED") {
+        // not a verdict: the nonce stays unspent for the retry with the log
+        await d.store.audit.append({ actor, action: "attestation.reject", subject: host.name, outcome: "failure", details: { code: e.code, reason: e.message }, at });
+        throw e;
+      }
       failure = e;
     }
   }

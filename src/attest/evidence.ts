@@ -3,6 +3,7 @@
  * route's schema has already checked shapes (base64, hex, sizes); this decodes and parses, and every
  * malformed structure becomes an ERR_PARSE_* with its byte offset.
  */
+import { createHash } from "node:crypto";
 import { TpmTrustError } from "../errors.js";
 import { hashAlgByName, HASH_ALGS } from "../tpm/constants.js";
 import { decodeTpmsAttest, decodeTpmtSignature } from "../tpm/structures.js";
@@ -15,6 +16,8 @@ export interface EvidenceBody {
   quotes: { attest: string; signature: string }[];
   pcrs: Record<string, Record<string, string>>;
   eventLog?: string;
+  /** instead of `eventLog`: the SHA-256 of the log this service judged before (see judge.ts) */
+  eventLogSha256?: string;
 }
 
 export interface Quote {
@@ -31,6 +34,8 @@ export interface Evidence {
   /** PCR values the host claims; only those a quote's pcrDigest covers are ever used */
   pcrs: PcrValues;
   eventLog?: Buffer;
+  /** SHA-256 of the event log: computed from `eventLog`, or named by the host instead of sending it */
+  eventLogSha256?: Buffer;
 }
 
 /** Runs a parser and names the quote and field a parse error came from. */
@@ -79,11 +84,15 @@ export function receiveEvidence(body: EvidenceBody): Evidence {
       out[pcr] = Buffer.from(hex, "hex");
     }
   }
+  if (body.eventLog !== undefined && body.eventLogSha256 !== undefined) throw new TpmTrustError("ERR_VALIDATION", "send eventLog or eventLogSha256, not both");
+  const eventLog = body.eventLog === undefined ? undefined : strictBase64(body.eventLog, "eventLog");
+  const eventLogSha256 = eventLog ? createHash("sha256").update(eventLog).digest() : body.eventLogSha256 === undefined ? undefined : Buffer.from(body.eventLogSha256, "hex");
   return {
     akName: Buffer.from(body.akNameHex, "hex"),
     nonce: Buffer.from(body.nonceHex, "hex"),
     quotes,
     pcrs,
-    ...(body.eventLog !== undefined ? { eventLog: strictBase64(body.eventLog, "eventLog") } : {}),
+    ...(eventLog ? { eventLog } : {}),
+    ...(eventLogSha256 ? { eventLogSha256 } : {}),
   };
 }

@@ -2,10 +2,13 @@
  * replayLog + evaluatePolicies, remembered. Their result is a pure function of the event log bytes,
  * the verified PCR values and the policy versions (a policy id names one immutable version), and a
  * host in continuous attestation sends the same log with the same PCR values until it reboots: the
- * judgement of an unchanged boot is looked up instead of replayed. Only successful judgements are
- * kept; a log that fails to verify is examined afresh every time.
+ * judgement of an unchanged boot is looked up instead of replayed. That also lets such a host name
+ * its log by SHA-256 instead of sending it again: the judgement found is exactly what the log would
+ * give, since the fresh quote verified the very PCR values it was made for. Only successful
+ * judgements are kept; a log that fails to verify is examined afresh every time.
  */
 import { createHash } from "node:crypto";
+import { TpmTrustError } from "../errors.js";
 import type { Policy } from "../store/index.js";
 import type { PcrValues } from "../verify/eventlog/types.js";
 import { evaluatePolicies, type PolicyOutcome } from "./policies.js";
@@ -19,9 +22,9 @@ export interface Judgement {
   workarounds: { name: string; bank: string; pcr: number; description: string }[];
 }
 
-function keyOf(eventLog: Buffer | undefined, pcrs: PcrValues, policies: Policy[]): string {
+function keyOf(logSha256: Buffer | undefined, pcrs: PcrValues, policies: Policy[]): string {
   const h = createHash("sha256");
-  h.update(eventLog ? createHash("sha256").update(eventLog).digest("hex") : "no-log");
+  h.update(logSha256 ?? "no-log");
   for (const bank of Object.keys(pcrs).sort(bankOrder)) {
     for (const pcr of Object.keys(pcrs[bank]).map(Number).sort((a, b) => a - b)) h.update(`|${bank}:${pcr}=`).update(pcrs[bank][pcr]);
   }
@@ -33,9 +36,13 @@ export class JudgementCache {
   private readonly entries = new Map<string, Judgement>();
   constructor(private readonly size: number) {}
 
-  /** Throws what replayLog throws (ERR_EVENTLOG_*, ERR_PARSE_EVENTLOG); policy failures are outcomes. */
-  judge(eventLog: Buffer | undefined, pcrs: PcrValues, required: Selection, policies: Policy[]): Judgement {
-    const key = this.size > 0 ? keyOf(eventLog, pcrs, policies) : "";
+  /**
+   * `log`: the event log and its SHA-256, or only the hash a host named it by (then a judgement of
+   * that log must be known: ERR_EVENTLOG_REQUIRED otherwise). Throws what replayLog throws
+   * (ERR_EVENTLOG_*, ERR_PARSE_EVENTLOG); policy failures are outcomes.
+   */
+  judge(log: { bytes?: Buffer; sha256?: Buffer }, pcrs: PcrValues, required: Selection, policies: Policy[]): Judgement {
+    const key = this.size > 0 ? keyOf(log.sha256, pcrs, policies) : "";
     const hit = this.entries.get(key);
     if (hit) {
       // least recently used goes first
@@ -43,7 +50,12 @@ export class JudgementCache {
       this.entries.set(key, hit);
       return hit;
     }
-    const facts = replayLog(eventLog, pcrs, required);
+    if (log.sha256 && !log.bytes) {
+      throw new TpmTrustError("ERR_EVENTLOG_REQUIRED", "no judgement of the event log with that SHA-256 and these PCR values is known here: send the log itself", {
+        eventLogSha256: log.sha256.toString("hex"),
+      });
+    }
+    const facts = replayLog(log.bytes, pcrs, required);
     const j: Judgement = {
       outcomes: evaluatePolicies(policies, { log: facts.log, interpretation: facts.interpretation }),
       explained: facts.explained,

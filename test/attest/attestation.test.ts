@@ -75,6 +75,17 @@ for (const [dialect, make] of BACKENDS) {
         const v = await verifyAttestationToken(s.store, r.body.token, Date.now());
         assert.equal(v.record.hostName, "gce-1");
 
+        // an unchanged boot named by its log's SHA-256: judged as the log was; an unknown hash asks for the log, nonce unspent
+        const byHash = await postJson(`${s.url}/v1/attestations`, await evidence(rhel, await challenge(s.url, rhel), { logByHash: true }));
+        assert.equal(byHash.body.verdict, "pass", JSON.stringify(byHash.body));
+        assert.deepEqual(byHash.body.explainedPcrs, r.body.explainedPcrs);
+        const c2 = await challenge(s.url, rhel);
+        const other = { ...(await evidence(rhel, c2)), eventLog: undefined, eventLogSha256: "ab".repeat(32) };
+        const required = await postJson(`${s.url}/v1/attestations`, other);
+        assert.deepEqual([required.status, required.body.code], [422, "ERR_EVENTLOG_REQUIRED"]);
+        const retried = await postJson(`${s.url}/v1/attestations`, { ...other, eventLogSha256: undefined, eventLog: rhel.log!.toString("base64") });
+        assert.equal(retried.body.verdict, "pass");
+
         const host = await s.store.hosts.get("gce-1");
         assert.equal(host?.health, "healthy");
         const audit = await s.store.audit.list({ subject: "gce-1", limit: 1000 });

@@ -3,6 +3,7 @@
  * (in every bank the log carries; swtpm started with exactly those banks), an EK, an AK bound to a
  * registered host through the store, and the client side of the attestation protocol over HTTP.
  */
+import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { createEk, createAk, TpmClient, type CreatedKey } from "../../src/tpm/commands/index.js";
@@ -99,7 +100,7 @@ export async function challenge(base: string, h: TpmHost, banks?: string[]): Pro
  * What the agent sends: one quote per bank of the selection by `signer` (default the host's AK) over
  * the nonce, the PCR values read from the TPM, and the event log.
  */
-export async function evidence(h: TpmHost, c: ChallengeAnswer, o: { signer?: CreatedKey; eventLog?: Buffer | null } = {}): Promise<EvidenceBody> {
+export async function evidence(h: TpmHost, c: ChallengeAnswer, o: { signer?: CreatedKey; eventLog?: Buffer | null; logByHash?: boolean } = {}): Promise<EvidenceBody> {
   const signer = o.signer ?? h.ak;
   const nonce = Buffer.from(c.nonceHex, "hex");
   const quotes: EvidenceBody["quotes"] = [];
@@ -115,7 +116,8 @@ export async function evidence(h: TpmHost, c: ChallengeAnswer, o: { signer?: Cre
     }
   }
   const log = o.eventLog === undefined ? h.log : o.eventLog ?? undefined;
-  return { akNameHex: h.akNameHex, nonceHex: c.nonceHex, quotes, pcrs, ...(log ? { eventLog: log.toString("base64") } : {}) };
+  const logField = !log ? {} : o.logByHash ? { eventLogSha256: createHash("sha256").update(log).digest("hex") } : { eventLog: log.toString("base64") };
+  return { akNameHex: h.akNameHex, nonceHex: c.nonceHex, quotes, pcrs, ...logField };
 }
 
 /** challenge → quote → evidence against `base` (or the challenge from `challengeBase`). */

@@ -108,6 +108,7 @@ const attestations: RouteModule = (app, { store, now, attest: cfg }) => {
             },
             // checked by receiveEvidence (strict base64): a pattern over megabytes costs more than the attestation
             eventLog: { type: "string", description: "the binary TCG event log, base64 (standard alphabet, padded); the body limit bounds its size" },
+            eventLogSha256: { type: "string", pattern: "^[0-9a-fA-F]{64}$", description: "instead of eventLog: the SHA-256 of the log this service judged before (else ERR_EVENTLOG_REQUIRED: send the log)" },
           },
         },
         response: { 200: RESULT },
