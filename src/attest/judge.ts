@@ -9,9 +9,8 @@
  */
 import { createHash } from "node:crypto";
 import { TpmTrustError } from "../errors.js";
-import type { Policy } from "../store/index.js";
 import type { PcrValues } from "../verify/eventlog/types.js";
-import { evaluatePolicies, type PolicyOutcome } from "./policies.js";
+import { evaluatePolicies, type HostPolicy, type PolicyOutcome } from "./policies.js";
 import { replayLog } from "./replay-log.js";
 import { bankOrder, type Selection } from "./verify-quotes.js";
 
@@ -22,7 +21,7 @@ export interface Judgement {
   workarounds: { name: string; bank: string; pcr: number; description: string }[];
 }
 
-function keyOf(logSha256: Buffer | undefined, pcrs: PcrValues, policies: Policy[]): string {
+function keyOf(logSha256: Buffer | undefined, pcrs: PcrValues, policies: HostPolicy[]): string {
   const h = createHash("sha256");
   h.update(logSha256 ?? "no-log");
   for (const bank of Object.keys(pcrs).sort(bankOrder)) {
@@ -41,7 +40,7 @@ export class JudgementCache {
    * that log must be known: ERR_EVENTLOG_REQUIRED otherwise). Throws what replayLog throws
    * (ERR_EVENTLOG_*, ERR_PARSE_EVENTLOG); policy failures are outcomes.
    */
-  judge(log: { bytes?: Buffer; sha256?: Buffer }, pcrs: PcrValues, required: Selection, policies: Policy[]): Judgement {
+  judge(log: { bytes?: Buffer; sha256?: Buffer }, pcrs: PcrValues, required: Selection, policies: HostPolicy[]): Judgement {
     const key = this.size > 0 ? keyOf(log.sha256, pcrs, policies) : "";
     const hit = this.entries.get(key);
     if (hit) {

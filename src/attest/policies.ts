@@ -10,7 +10,7 @@ import { evaluateCodeIntegrity, parseCodeIntegrityPolicy } from "../policy/code-
 import { NAME, validate } from "../policy/schema.js";
 import { SECUREBOOT_PCR, evaluateSecureBoot, parseSecureBootPolicy } from "../policy/secure-boot.js";
 import { evaluateSoftware, parseSoftwarePolicy } from "../policy/software.js";
-import type { Host, Policy, PolicyVersion, Store } from "../store/index.js";
+import type { Host, Policy, PolicyHead, PolicyVersion, Store } from "../store/index.js";
 import { HARDWARE_CLASS_PATTERN, requireSamePolicyVersion } from "./hosts.js";
 import type { Interpretation, VerifiedEventLog } from "../verify/eventlog/index.js";
 import type { PolicyRef } from "./tokens.js";
@@ -63,31 +63,39 @@ function kindOf(k: string): Kind<unknown> {
   return h;
 }
 
+/** A policy version that applies to a host, with its parsed document. */
+export interface HostPolicy extends PolicyHead {
+  doc: unknown;
+}
+
 // A policy id names one immutable version: its parsed document can be kept.
 const parsed = new Map<string, unknown>();
-function documentOf(p: Policy): unknown {
-  let d = parsed.get(p.id);
+async function documentOf(store: Store, h: PolicyHead): Promise<unknown> {
+  let d = parsed.get(h.id);
   if (d === undefined) {
+    const p = await store.policies.getById(h.id);
+    if (!p) throw new TpmTrustError("ERR_CONFLICT", `policy ${h.id} was removed while it was being used; try again`);
     d = kindOf(p.kind).parse(p.document);
     if (parsed.size > 10_000) parsed.clear();
-    parsed.set(p.id, d);
+    parsed.set(h.id, d);
   }
   return d;
 }
 
-export const refOf = (p: Policy): PolicyRef => ({ id: p.id, kind: p.kind, name: p.name, version: p.version });
+export const refOf = (p: PolicyHead): PolicyRef => ({ id: p.id, kind: p.kind, name: p.name, version: p.version });
 
 /** The policies a host is judged by. */
-export function hostPolicies(store: Store, host: Pick<Host, "hardwareClass">): Promise<Policy[]> {
-  return store.policies.list({ hardwareClass: host.hardwareClass });
+export async function hostPolicies(store: Store, host: Pick<Host, "hardwareClass">): Promise<HostPolicy[]> {
+  const heads = await store.policies.listHeads({ hardwareClass: host.hardwareClass });
+  return Promise.all(heads.map(async (h) => ({ ...h, doc: await documentOf(store, h) })));
 }
 
 /** The PCRs the policies need, in every bank their baselines carry (sha256 when none names a bank), plus `extraBanks`. */
-export function policySelection(policies: Policy[], extraBanks: string[] = []): Selection {
+export function policySelection(policies: HostPolicy[], extraBanks: string[] = []): Selection {
   const pcrs = new Set<number>();
   const banks = new Set<string>();
   for (const p of policies) {
-    const n = kindOf(p.kind).needs(documentOf(p));
+    const n = kindOf(p.kind).needs(p.doc);
     n.pcrs.forEach((x) => pcrs.add(x));
     n.banks.forEach((b) => banks.add(b));
   }
@@ -98,7 +106,7 @@ export function policySelection(policies: Policy[], extraBanks: string[] = []): 
 }
 
 /** ERR_POLICY_VERSION unless every policy shares the host's policy version; ERR_POLICY_FAILED without a baseline. */
-export function checkPolicySet(host: Pick<Host, "name" | "hardwareClass" | "policyVersion" | "trustMethod">, policies: Policy[]): void {
+export function checkPolicySet(host: Pick<Host, "name" | "hardwareClass" | "policyVersion" | "trustMethod">, policies: PolicyHead[]): void {
   requireSamePolicyVersion(host, policies);
   if (!policies.some((p) => p.kind === "baseline")) {
     throw new TpmTrustError("ERR_POLICY_FAILED", `no baseline applies to hardware class ${host.hardwareClass}: add one with tpmtrust policy add FILE --kind baseline --class ${host.hardwareClass}`, {
@@ -114,9 +122,9 @@ export interface PolicyOutcome {
 }
 
 /** evaluatePolicies step: every policy judged on the verified facts. */
-export function evaluatePolicies(policies: Policy[], facts: Facts): PolicyOutcome[] {
+export function evaluatePolicies(policies: HostPolicy[], facts: Facts): PolicyOutcome[] {
   return policies.map((p) => {
-    const r = kindOf(p.kind).evaluate(documentOf(p), facts);
+    const r = kindOf(p.kind).evaluate(p.doc, facts);
     return { policy: refOf(p), pass: r.pass, diffs: r.diffs };
   });
 }

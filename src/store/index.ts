@@ -12,7 +12,7 @@ export type { Host, HostEk, HostPatch, NewHost, Health, PolicyVersion } from "./
 export type { Ak } from "./repos/aks.js";
 export type { Activation } from "./repos/activations.js";
 export type { Nonce } from "./repos/nonces.js";
-export type { Policy, PolicyKind } from "./repos/policies.js";
+export type { Policy, PolicyHead, PolicyKind } from "./repos/policies.js";
 export type { Attestation, NewAttestation, Verdict } from "./repos/attestations.js";
 export type { TokenRecord, SigningKey } from "./repos/tokens.js";
 export type { Webhook, Delivery } from "./repos/webhooks.js";

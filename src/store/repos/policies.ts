@@ -35,8 +35,40 @@ const toPolicy = <D>(r: PoliciesTable): Policy<D> => ({
   disabledAt: r.disabled_at,
 });
 
+/** A policy version without its document. */
+export type PolicyHead = Omit<Policy, "document">;
+
+interface ListOptions {
+  kind?: PolicyKind;
+  hardwareClass?: string;
+  allVersions?: boolean;
+  includeDisabled?: boolean;
+}
+
 /** Versioned JSON policy documents (baselines, accepted software, code integrity …). */
 export function policiesRepo(ctx: Ctx) {
+  function listQuery(o: ListOptions) {
+    let q = ctx.db.selectFrom("policies as p");
+    if (o.kind !== undefined) q = q.where("p.kind", "=", o.kind);
+    if (o.hardwareClass !== undefined) q = q.where((eb) => eb.or([eb("p.hardware_class", "=", o.hardwareClass!), eb("p.hardware_class", "is", null)]));
+    if (!o.includeDisabled) q = q.where("p.disabled_at", "is", null);
+    if (!o.allVersions) {
+      q = q.where((eb) =>
+        eb.not(
+          eb.exists(
+            eb
+              .selectFrom("policies as n")
+              .select("n.id")
+              .whereRef("n.kind", "=", "p.kind")
+              .whereRef("n.name", "=", "p.name")
+              .whereRef("n.version", ">", "p.version"),
+          ),
+        ),
+      );
+    }
+    return q.orderBy("p.kind").orderBy("p.name").orderBy("p.version");
+  }
+
   return {
     /** Stores a new version of (kind, name); versions never collide, even across instances. */
     put: <D>(o: { kind: PolicyKind; name: string; document: D; hardwareClass?: string | null; policyVersion?: PolicyVersion; createdBy?: string | null; at?: number }): Promise<Policy<D>> =>
@@ -81,26 +113,17 @@ export function policiesRepo(ctx: Ctx) {
      * Policies, newest version of each (kind, name) unless `allVersions`. `hardwareClass` matches
      * that class and the class-independent policies. Disabled ones only with `includeDisabled`.
      */
-    async list<D = unknown>(o: { kind?: PolicyKind; hardwareClass?: string; allVersions?: boolean; includeDisabled?: boolean } = {}): Promise<Policy<D>[]> {
-      let q = ctx.db.selectFrom("policies as p").selectAll("p");
-      if (o.kind !== undefined) q = q.where("p.kind", "=", o.kind);
-      if (o.hardwareClass !== undefined) q = q.where((eb) => eb.or([eb("p.hardware_class", "=", o.hardwareClass!), eb("p.hardware_class", "is", null)]));
-      if (!o.includeDisabled) q = q.where("p.disabled_at", "is", null);
-      if (!o.allVersions) {
-        q = q.where((eb) =>
-          eb.not(
-            eb.exists(
-              eb
-                .selectFrom("policies as n")
-                .select("n.id")
-                .whereRef("n.kind", "=", "p.kind")
-                .whereRef("n.name", "=", "p.name")
-                .whereRef("n.version", ">", "p.version"),
-            ),
-          ),
-        );
-      }
-      return (await q.orderBy("p.kind").orderBy("p.name").orderBy("p.version").execute()).map((r) => toPolicy<D>(r));
+    async list<D = unknown>(o: ListOptions = {}): Promise<Policy<D>[]> {
+      return (await listQuery(o).selectAll("p").execute()).map((r) => toPolicy<D>(r));
+    },
+
+    /** list() without the documents (a policy id names one immutable version: callers may keep documents by id). */
+    async listHeads(o: ListOptions = {}): Promise<PolicyHead[]> {
+      const rows = await listQuery(o).select(["p.id", "p.kind", "p.name", "p.version", "p.hardware_class", "p.created_at", "p.created_by", "p.disabled_at", "p.policy_version"]).execute();
+      return rows.map((r) => {
+        const { document: _d, ...head } = toPolicy({ ...r, document: "null" });
+        return head;
+      });
     },
 
     /** Enables or disables every version of (kind, name); returns how many rows changed. */
