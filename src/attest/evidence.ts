@@ -63,6 +63,8 @@ export function strictBase64(s: string, field: string): Buffer {
 }
 
 export function receiveEvidence(body: EvidenceBody): Evidence {
+  if (body.eventLog !== undefined && body.eventLogSha256 !== undefined) throw new TpmTrustError("ERR_VALIDATION", "send eventLog or eventLogSha256, not both");
+  const eventLog = body.eventLog === undefined ? undefined : strictBase64(body.eventLog, "eventLog");
   const quotes = body.quotes.map((q, i) => {
     const attestBytes = Buffer.from(q.attest, "base64");
     return {
@@ -84,8 +86,6 @@ export function receiveEvidence(body: EvidenceBody): Evidence {
       out[pcr] = Buffer.from(hex, "hex");
     }
   }
-  if (body.eventLog !== undefined && body.eventLogSha256 !== undefined) throw new TpmTrustError("ERR_VALIDATION", "send eventLog or eventLogSha256, not both");
-  const eventLog = body.eventLog === undefined ? undefined : strictBase64(body.eventLog, "eventLog");
   const eventLogSha256 = eventLog ? createHash("sha256").update(eventLog).digest() : body.eventLogSha256 === undefined ? undefined : Buffer.from(body.eventLogSha256, "hex");
   return {
     akName: Buffer.from(body.akNameHex, "hex"),
