@@ -1,7 +1,8 @@
 /**
- * recordVerdict step: one transaction consumes the nonce and stores the attestation, the token issued for it, the host's
- * new health and deadline, the audit entries, and (on a health change) the webhook notifications and
- * token revocations — so a verdict is never half recorded.
+ * recordVerdict step: one transaction consumes the nonce and stores the attestation, the token
+ * issued for it, the host's new health and deadline, the audit entry, and (on a health change) the
+ * webhook notifications and token revocations, so a verdict is never half recorded. On SQLite,
+ * verdicts that arrive together share one commit, each in its own savepoint (Store.groupedTransaction).
  */
 import type { Attestation, Host, Store } from "../store/index.js";
 import type { AttestConfig } from "./config.js";
@@ -27,7 +28,7 @@ export interface VerdictInput {
 export async function recordVerdict(store: Store, cfg: AttestConfig, at: number, v: VerdictInput): Promise<{ attestation: Attestation; change?: HealthChange }> {
   const actor = `host:${v.host.name}`;
   const health = v.verdict === "pass" ? "healthy" : "unhealthy";
-  return store.transaction(async (tx) => {
+  return store.groupedTransaction(async (tx) => {
     await tx.nonces.consume({ ...v.nonce, at });
     // the host row first, then the audit head: every writer takes them in this order (no deadlocks)
     const r = await tx.hosts.attested(v.host.name, { health, reason: v.code, at, deadlineAt: at + cfg.intervalMs * cfg.grace });
