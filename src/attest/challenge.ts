@@ -4,11 +4,10 @@
  * PCR selection the host's policies need.
  */
 import { TpmTrustError } from "../errors.js";
-import { hashAlgByName, HASH_ALGS } from "../tpm/constants.js";
 import type { Ak, Host, Store } from "../store/index.js";
 import type { AttestConfig } from "./config.js";
 import { hostPolicies, policySelection } from "./policies.js";
-import type { Selection } from "./verify-quotes.js";
+import { bankAlg, type Selection } from "./verify-quotes.js";
 
 export const NONCE_PURPOSE = "attestation";
 
@@ -42,10 +41,7 @@ export async function issueChallenge(store: Store, cfg: AttestConfig, now: numbe
     await store.audit.append({ actor: "anonymous", action: "attestation.challenge", subject: o.akName.toString("hex"), outcome: "failure", details: { code }, at: now });
     throw e;
   }
-  const reported = (o.banks ?? []).filter((b) => {
-    const alg = hashAlgByName(b);
-    return alg !== undefined && HASH_ALGS[alg].name === b;
-  });
+  const reported = (o.banks ?? []).filter((b) => bankAlg(b) !== undefined);
   const pcrSelection = policySelection(await hostPolicies(store, host), reported);
   const n = await store.nonces.issue({ purpose: NONCE_PURPOSE, subject: o.akName.toString("hex"), ttlMs: cfg.nonceTtlMs, at: now });
   return { nonce: n.value, expiresAt: n.expiresAt, pcrSelection, host: host.name };

@@ -5,10 +5,11 @@
  */
 import { createHash } from "node:crypto";
 import { TpmTrustError } from "../errors.js";
-import { hashAlgByName, HASH_ALGS } from "../tpm/constants.js";
+import { HASH_ALGS } from "../tpm/constants.js";
 import { decodeTpmsAttest, decodeTpmtSignature } from "../tpm/structures.js";
 import type { TpmsAttest, TpmtSignature } from "../tpm/types.js";
 import type { PcrValues } from "../verify/eventlog/types.js";
+import { bankAlg } from "./verify-quotes.js";
 
 export interface EvidenceBody {
   akNameHex: string;
@@ -75,9 +76,9 @@ export function receiveEvidence(body: EvidenceBody): Evidence {
   });
   const pcrs: PcrValues = {};
   for (const [bank, values] of Object.entries(body.pcrs)) {
-    const alg = hashAlgByName(bank);
+    const alg = bankAlg(bank);
     const size = alg === undefined ? undefined : HASH_ALGS[alg].size;
-    if (size === undefined || HASH_ALGS[alg!].name !== bank) throw new TpmTrustError("ERR_VALIDATION", `pcrs: unknown bank "${bank}"`, { bank });
+    if (size === undefined) throw new TpmTrustError("ERR_VALIDATION", `pcrs: unknown bank "${bank}"`, { bank });
     const out: Record<number, Buffer> = (pcrs[bank] = {});
     for (const [index, hex] of Object.entries(values)) {
       const pcr = Number(index);

@@ -5,7 +5,7 @@
  */
 import { createHash } from "node:crypto";
 import { TpmTrustError } from "../errors.js";
-import { hashAlgByName } from "../tpm/constants.js";
+import { HASH_ALGS } from "../tpm/constants.js";
 import type { TpmtPublic } from "../tpm/types.js";
 import type { PcrValues } from "../verify/eventlog/types.js";
 import { verifyQuote } from "../verify/quote.js";
@@ -22,8 +22,15 @@ export interface QuotedPcrs {
   boot: { resetCount: number; restartCount: number; firmwareVersion: string };
 }
 
+const BANKS = new Map(Object.entries(HASH_ALGS).map(([id, h]) => [h.name, Number(id)]));
+
+/** The TPM_ALG_ID of a PCR bank named exactly as tpmtrust names it ("sha256"), else undefined. */
+export function bankAlg(name: string): number | undefined {
+  return BANKS.get(name);
+}
+
 export function bankOrder(a: string, b: string): number {
-  return (hashAlgByName(a) ?? 0xffff) - (hashAlgByName(b) ?? 0xffff);
+  return (BANKS.get(a) ?? 0xffff) - (BANKS.get(b) ?? 0xffff);
 }
 
 /** SHA-256 of the PCR values in canonical order: the pcrDigest one SHA-256-signed quote over that selection would carry. */
