@@ -71,6 +71,14 @@ export async function openStore(url: string, opts: OpenOptions = {}): Promise<St
   return storeOver(ctx, location, version);
 }
 
+// The members of one group commit share their transaction's repos.
+const txRepos = new WeakMap<Ctx, Repos>();
+function reposOf(tx: Ctx): Repos {
+  let r = txRepos.get(tx);
+  if (!r) txRepos.set(tx, (r = makeRepos(tx)));
+  return r;
+}
+
 function storeOver(ctx: Ctx, location: string, schemaVersion: number): Store {
   return {
     ...makeRepos(ctx),
@@ -78,7 +86,7 @@ function storeOver(ctx: Ctx, location: string, schemaVersion: number): Store {
     location,
     schemaVersion,
     transaction: (fn) => ctx.transaction((tx) => fn(makeRepos(tx))),
-    groupedTransaction: (fn) => ctx.grouped((tx) => fn(makeRepos(tx))),
+    groupedTransaction: (fn) => ctx.grouped((tx) => fn(reposOf(tx))),
     close: () => ctx.db.destroy(),
   };
 }
