@@ -1,4 +1,5 @@
 import { type Ctx, affected, hex, hexOrNull, insertOrConflict, notFound, unhex, unhexOrNull } from "../ctx.js";
+import { prepared } from "../prepared.js";
 import type { AksTable } from "../schema.js";
 import { toHost, type Host } from "./hosts.js";
 
@@ -15,6 +16,16 @@ export interface Ak {
 
 const toAk = (r: AksTable): Ak => ({ name: unhex(r.name), hostName: r.host_name, public: unhex(r.public), boundAt: r.bound_at, akCert: unhexOrNull(r.ak_cert) });
 
+// every attestation looks its AK up
+const akWithHost = prepared((db, name: string) =>
+  db
+    .selectFrom("aks")
+    .innerJoin("hosts", "hosts.name", "aks.host_name")
+    .selectAll("hosts")
+    .select(["aks.name as ak_name", "aks.public as ak_public", "aks.bound_at as ak_bound_at", "aks.ak_cert as ak_cert"])
+    .where("aks.name", "=", name),
+);
+
 /** Attestation keys bound to hosts (only after a successful credential activation). */
 export function aksRepo(ctx: Ctx) {
   return {
@@ -30,13 +41,7 @@ export function aksRepo(ctx: Ctx) {
     },
     /** The AK and its host (without the host's EKs) in one query: what each attestation needs. */
     async getWithHost(name: Uint8Array): Promise<{ ak: Ak; host: Omit<Host, "eks"> } | undefined> {
-      const r = await ctx.db
-        .selectFrom("aks")
-        .innerJoin("hosts", "hosts.name", "aks.host_name")
-        .selectAll("hosts")
-        .select(["aks.name as ak_name", "aks.public as ak_public", "aks.bound_at as ak_bound_at", "aks.ak_cert as ak_cert"])
-        .where("aks.name", "=", hex(name))
-        .executeTakeFirst();
+      const [r] = (await akWithHost(ctx, hex(name))).rows;
       if (!r) return undefined;
       const { ak_name, ak_public, ak_bound_at, ak_cert, ...host } = r;
       const { eks: _eks, ...h } = toHost(host, []);

@@ -1,6 +1,9 @@
 import { randomUUID } from "node:crypto";
 import { type Ctx, fromJsonOrNull, hexOrNull, insertOrConflict, toJson, unhexOrNull } from "../ctx.js";
+import { preparedInsert } from "../prepared.js";
 import type { AttestationsTable } from "../schema.js";
+
+const insertAttestation = preparedInsert("attestations");
 
 export type Verdict = "pass" | "fail" | "error";
 
@@ -65,7 +68,7 @@ export function attestationsRepo(ctx: Ctx) {
         diff: a.diff === undefined || a.diff === null ? null : toJson(a.diff),
         details: a.details ? toJson(a.details) : null,
       };
-      await insertOrConflict(ctx.db.insertInto("attestations").values(row).execute(), "attestation id collision", `host ${a.hostName} not found`);
+      await insertOrConflict(insertAttestation(ctx, row), "attestation id collision", `host ${a.hostName} not found`);
       return toAttestation(row);
     },
     async get(id: string): Promise<Attestation | undefined> {

@@ -1,6 +1,7 @@
 import { TpmTrustError } from "../../errors.js";
 import { type AuditEntry, type AuditOutcome, type ChainProblem, type JsonValue, ChainWalker, auditHash, canonicalJson, toJsonValue } from "../audit-chain.js";
-import { type Ctx, forUpdate } from "../ctx.js";
+import type { Ctx } from "../ctx.js";
+import { prepared, preparedInsert } from "../prepared.js";
 import type { AuditTable } from "../schema.js";
 
 export interface NewAuditEntry {
@@ -38,10 +39,16 @@ const toEntry = (r: AuditTable): AuditEntry => ({
   hash: r.hash,
 });
 
+// Every decision appends: its three statements are prepared.
+const headRow = prepared((db) => db.selectFrom("audit_head").select(["seq", "hash"]).where("id", "=", 1));
+const lockedHeadRow = prepared((db) => db.selectFrom("audit_head").select(["seq", "hash"]).where("id", "=", 1).forUpdate());
+const insertEntry = preparedInsert("audit");
+const setHead = prepared((db, seq: number, hash: string) => db.updateTable("audit_head").set({ seq, hash }).where("id", "=", 1));
+
 /** The append-only, hash-chained audit log (see audit-chain.ts). */
 export function auditRepo(ctx: Ctx) {
   async function head(): Promise<{ seq: number; hash: string }> {
-    const h = await ctx.db.selectFrom("audit_head").select(["seq", "hash"]).where("id", "=", 1).executeTakeFirst();
+    const [h] = (await headRow(ctx)).rows;
     if (!h) throw new TpmTrustError("ERR_INTERNAL", "the audit head row is missing");
     return h;
   }
@@ -54,16 +61,14 @@ export function auditRepo(ctx: Ctx) {
      */
     append: (e: NewAuditEntry): Promise<AuditEntry> =>
       ctx.transaction(async (tx) => {
-        const h = await forUpdate(tx, tx.db.selectFrom("audit_head").select(["seq", "hash"]).where("id", "=", 1)).executeTakeFirst();
+        // FOR UPDATE on PostgreSQL; SQLite has no row locks (its transaction holds the write lock)
+        const [h] = (await (tx.dialect === "postgres" ? lockedHeadRow : headRow)(tx)).rows;
         if (!h) throw new TpmTrustError("ERR_INTERNAL", "the audit head row is missing");
         const details = toJsonValue(e.details);
         const fields = { seq: h.seq + 1, at: e.at ?? Date.now(), actor: e.actor, action: e.action, subject: e.subject ?? null, outcome: e.outcome, details };
         const hash = auditHash(h.hash, fields);
-        await tx.db
-          .insertInto("audit")
-          .values({ ...fields, details: canonicalJson(details), prev_hash: h.hash, hash })
-          .execute();
-        await tx.db.updateTable("audit_head").set({ seq: fields.seq, hash }).where("id", "=", 1).execute();
+        await insertEntry(tx, { ...fields, details: canonicalJson(details), prev_hash: h.hash, hash });
+        await setHead(tx, fields.seq, hash);
         return { ...fields, prevHash: h.hash, hash };
       }),
 

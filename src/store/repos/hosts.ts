@@ -1,9 +1,15 @@
 import { type Ctx, affected, forUpdate, fromJson, fromJsonOrNull, hex, hexOrNull, insertOrConflict, notFound, toJson, unhex, unhexOrNull } from "../ctx.js";
+import { prepared } from "../prepared.js";
 import type { HostEksTable, HostsTable } from "../schema.js";
 
 export type Health = "unknown" | "healthy" | "unhealthy";
 /** HGS policy versions: v2 requires a trusted EK certificate, v1 accepts an allow-listed EK without one. */
 export type PolicyVersion = "v1" | "v2";
+
+// An attestation that leaves the host's health as it was: one conditional UPDATE.
+const attestedUnchanged = prepared((db, name: string, health: string, reason: string | null, at: number, deadlineAt: number) =>
+  db.updateTable("hosts").set({ health_reason: reason, updated_at: at, last_attestation_at: at, deadline_at: deadlineAt }).where("name", "=", name).where("health", "=", health),
+);
 
 export interface HostEk {
   /** Name of the EK: nameAlg ‖ H(TPMT_PUBLIC) */
@@ -188,6 +194,7 @@ export function hostsRepo(ctx: Ctx) {
      */
     attested: (name: string, o: { health: Health; reason?: string | null; at: number; deadlineAt: number }): Promise<{ changed: boolean; previous: Health }> =>
       ctx.transaction(async (tx) => {
+        if (Number((await attestedUnchanged(tx, name, o.health, o.reason ?? null, o.at, o.deadlineAt)).numAffectedRows) === 1) return { changed: false, previous: o.health };
         const cur = await forUpdate(tx, tx.db.selectFrom("hosts").select("health").where("name", "=", name)).executeTakeFirst();
         if (!cur) throw notFound(`host ${name}`);
         const changed = cur.health !== o.health;

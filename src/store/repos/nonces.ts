@@ -1,6 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { TpmTrustError } from "../../errors.js";
 import { type Ctx, affected, hex, unhex } from "../ctx.js";
+import { prepared } from "../prepared.js";
 import type { NoncesTable } from "../schema.js";
 
 export interface Nonce {
@@ -21,6 +22,14 @@ const toNonce = (r: NoncesTable): Nonce => ({
   expiresAt: r.expires_at,
   consumedAt: r.consumed_at,
 });
+
+// Nonces are consumed by every attestation; one statement per shape of `subject`.
+const consumeFor = prepared((db, value: string, purpose: string, subject: string, at: number) =>
+  db.updateTable("nonces").set({ consumed_at: at }).where("value", "=", value).where("purpose", "=", purpose).where("subject", "=", subject).where("consumed_at", "is", null).where("expires_at", ">", at).returningAll(),
+);
+const consumeUnbound = prepared((db, value: string, purpose: string, at: number) =>
+  db.updateTable("nonces").set({ consumed_at: at }).where("value", "=", value).where("purpose", "=", purpose).where("subject", "is", null).where("consumed_at", "is", null).where("expires_at", ">", at).returningAll(),
+);
 
 /** Single-use, expiring challenges shared by every service instance on the database. */
 export function noncesRepo(ctx: Ctx) {
@@ -50,16 +59,7 @@ export function noncesRepo(ctx: Ctx) {
       const at = o.at ?? Date.now();
       const value = hex(o.value);
       const subject = o.subject ?? null;
-      const row = await ctx.db
-        .updateTable("nonces")
-        .set({ consumed_at: at })
-        .where("value", "=", value)
-        .where("purpose", "=", o.purpose)
-        .where((eb) => (subject === null ? eb("subject", "is", null) : eb("subject", "=", subject)))
-        .where("consumed_at", "is", null)
-        .where("expires_at", ">", at)
-        .returningAll()
-        .executeTakeFirst();
+      const [row] = (subject === null ? await consumeUnbound(ctx, value, o.purpose, at) : await consumeFor(ctx, value, o.purpose, subject, at)).rows;
       if (row) return toNonce(row);
       const seen = await ctx.db.selectFrom("nonces").selectAll().where("value", "=", value).executeTakeFirst();
       if (!seen || seen.purpose !== o.purpose || seen.subject !== subject) throw new TpmTrustError("ERR_NONCE_UNKNOWN");

@@ -1,6 +1,8 @@
 import { randomUUID } from "node:crypto";
+import type { Kysely } from "kysely";
 import { type Ctx, fromJson, toJson } from "../ctx.js";
-import type { PoliciesTable } from "../schema.js";
+import { prepared } from "../prepared.js";
+import type { Database, PoliciesTable } from "../schema.js";
 import type { PolicyVersion } from "./hosts.js";
 
 /** "baseline" | "software" | "ci" (code integrity) | "secureboot" | … */
@@ -45,30 +47,34 @@ interface ListOptions {
   includeDisabled?: boolean;
 }
 
+function listQuery(db: Kysely<Database>, o: ListOptions) {
+  let q = db.selectFrom("policies as p");
+  if (o.kind !== undefined) q = q.where("p.kind", "=", o.kind);
+  if (o.hardwareClass !== undefined) q = q.where((eb) => eb.or([eb("p.hardware_class", "=", o.hardwareClass!), eb("p.hardware_class", "is", null)]));
+  if (!o.includeDisabled) q = q.where("p.disabled_at", "is", null);
+  if (!o.allVersions) {
+    q = q.where((eb) =>
+      eb.not(
+        eb.exists(
+          eb
+            .selectFrom("policies as n")
+            .select("n.id")
+            .whereRef("n.kind", "=", "p.kind")
+            .whereRef("n.name", "=", "p.name")
+            .whereRef("n.version", ">", "p.version"),
+        ),
+      ),
+    );
+  }
+  return q.orderBy("p.kind").orderBy("p.name").orderBy("p.version");
+}
+
+const HEAD_COLUMNS = ["p.id", "p.kind", "p.name", "p.version", "p.hardware_class", "p.created_at", "p.created_by", "p.disabled_at", "p.policy_version"] as const;
+// every attestation lists the policies of its host's class
+const headsForClass = prepared((db, hardwareClass: string) => listQuery(db, { hardwareClass }).select(HEAD_COLUMNS));
+
 /** Versioned JSON policy documents (baselines, accepted software, code integrity …). */
 export function policiesRepo(ctx: Ctx) {
-  function listQuery(o: ListOptions) {
-    let q = ctx.db.selectFrom("policies as p");
-    if (o.kind !== undefined) q = q.where("p.kind", "=", o.kind);
-    if (o.hardwareClass !== undefined) q = q.where((eb) => eb.or([eb("p.hardware_class", "=", o.hardwareClass!), eb("p.hardware_class", "is", null)]));
-    if (!o.includeDisabled) q = q.where("p.disabled_at", "is", null);
-    if (!o.allVersions) {
-      q = q.where((eb) =>
-        eb.not(
-          eb.exists(
-            eb
-              .selectFrom("policies as n")
-              .select("n.id")
-              .whereRef("n.kind", "=", "p.kind")
-              .whereRef("n.name", "=", "p.name")
-              .whereRef("n.version", ">", "p.version"),
-          ),
-        ),
-      );
-    }
-    return q.orderBy("p.kind").orderBy("p.name").orderBy("p.version");
-  }
-
   return {
     /** Stores a new version of (kind, name); versions never collide, even across instances. */
     put: <D>(o: { kind: PolicyKind; name: string; document: D; hardwareClass?: string | null; policyVersion?: PolicyVersion; createdBy?: string | null; at?: number }): Promise<Policy<D>> =>
@@ -114,12 +120,13 @@ export function policiesRepo(ctx: Ctx) {
      * that class and the class-independent policies. Disabled ones only with `includeDisabled`.
      */
     async list<D = unknown>(o: ListOptions = {}): Promise<Policy<D>[]> {
-      return (await listQuery(o).selectAll("p").execute()).map((r) => toPolicy<D>(r));
+      return (await listQuery(ctx.db, o).selectAll("p").execute()).map((r) => toPolicy<D>(r));
     },
 
     /** list() without the documents (a policy id names one immutable version: callers may keep documents by id). */
     async listHeads(o: ListOptions = {}): Promise<PolicyHead[]> {
-      const rows = await listQuery(o).select(["p.id", "p.kind", "p.name", "p.version", "p.hardware_class", "p.created_at", "p.created_by", "p.disabled_at", "p.policy_version"]).execute();
+      const plain = o.hardwareClass !== undefined && !o.kind && !o.allVersions && !o.includeDisabled;
+      const rows = plain ? (await headsForClass(ctx, o.hardwareClass!)).rows : await listQuery(ctx.db, o).select(HEAD_COLUMNS).execute();
       return rows.map((r) => {
         const { document: _d, ...head } = toPolicy({ ...r, document: "null" });
         return head;

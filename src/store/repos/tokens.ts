@@ -1,5 +1,8 @@
 import { type Ctx, affected, insertOrConflict } from "../ctx.js";
+import { preparedInsert } from "../prepared.js";
 import type { TokensTable, TokenSigningKeysTable } from "../schema.js";
+
+const insertToken = preparedInsert("tokens");
 
 /** An issued attestation token (the JWT itself is not stored, only what revocation needs). */
 export interface TokenRecord {
@@ -26,7 +29,7 @@ export function tokensRepo(ctx: Ctx) {
   return {
     async record(t: { jti: string; hostName: string; kid: string; attestationId?: string | null; issuedAt: number; expiresAt: number }): Promise<TokenRecord> {
       const row: TokensTable = { jti: t.jti, host_name: t.hostName, kid: t.kid, attestation_id: t.attestationId ?? null, issued_at: t.issuedAt, expires_at: t.expiresAt, revoked_at: null };
-      await insertOrConflict(ctx.db.insertInto("tokens").values(row).execute(), `token ${t.jti} already recorded`, `host ${t.hostName} not found`);
+      await insertOrConflict(insertToken(ctx, row), `token ${t.jti} already recorded`, `host ${t.hostName} not found`);
       return toToken(row);
     },
     async get(jti: string): Promise<TokenRecord | undefined> {

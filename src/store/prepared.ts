@@ -1,0 +1,48 @@
+import { CompiledQuery, type Compilable, type Kysely, type QueryResult } from "kysely";
+import { TpmTrustError } from "../errors.js";
+import type { Ctx, DialectName } from "./ctx.js";
+import type { Database } from "./schema.js";
+
+/** What stands for argument `i` while the query is built: a string no caller passes. */
+const marker = (i: number): string => `\u0000tpmtrust-arg-${i}\u0000`;
+const MARKER = /^\u0000tpmtrust-arg-(\d+)\u0000$/;
+
+type Slot = { arg: number } | { value: unknown };
+
+/**
+ * A query of fixed shape, built with Kysely once per dialect and then run with new argument values:
+ * the statements every attestation runs skip query building and compiling (most of Kysely's share
+ * of an attestation's CPU). `build` must give the same SQL for any arguments, i.e. use them only as
+ * values (never to choose clauses); an argument that does not reach the parameters fails at once.
+ */
+export function prepared<A extends unknown[], R>(build: (db: Kysely<Database>, ...args: A) => Compilable<R>): (ctx: Ctx, ...args: A) => Promise<QueryResult<R>> {
+  const plans = new Map<DialectName, { sql: string; slots: Slot[] }>();
+  return async (ctx, ...args) => {
+    let plan = plans.get(ctx.dialect);
+    if (!plan) {
+      const compiled = build(ctx.db, ...(args.map((_, i) => marker(i)) as A)).compile();
+      const slots: Slot[] = compiled.parameters.map((p) => {
+        const m = typeof p === "string" ? MARKER.exec(p) : null;
+        return m ? { arg: Number(m[1]) } : { value: p };
+      });
+      const missing = args.findIndex((_, i) => !slots.some((s) => "arg" in s && s.arg === i));
+      if (missing >= 0) throw new TpmTrustError("ERR_INTERNAL", `prepared query: argument ${missing} is not a parameter of ${compiled.sql}`);
+      plan = { sql: compiled.sql, slots };
+      plans.set(ctx.dialect, plan);
+    }
+    return ctx.db.executeQuery<R>(CompiledQuery.raw(plan.sql, plan.slots.map((s) => ("arg" in s ? args[s.arg] : s.value))));
+  };
+}
+
+/**
+ * A prepared INSERT of one whole row of `table`: the columns are those of the first row inserted,
+ * so every row must carry the same columns (a table's full row type does).
+ */
+export function preparedInsert<T extends keyof Database & string>(table: T): (ctx: Ctx, row: Database[T]) => Promise<QueryResult<unknown>> {
+  let columns: string[] | undefined;
+  const insert = prepared((db, ...values: unknown[]) => db.insertInto(table).values(Object.fromEntries(columns!.map((c, i) => [c, values[i]])) as never));
+  return (ctx, row) => {
+    columns ??= Object.keys(row);
+    return insert(ctx, ...columns.map((c) => (row as unknown as Record<string, unknown>)[c]));
+  };
+}
