@@ -5,7 +5,12 @@
  *   → TPM2_Quote with the bound AK over the selection, one quote per bank
  *   → TPM2_PCR_Read of the same PCRs (quoted again if they moved in between)
  *   → the event log file → POST /v1/attestations → verdict (+ token, or the diff)
+ *
+ * In continuous attestation an unchanged log is named by its SHA-256 once the service has passed
+ * it; a service that has not judged that log (another instance, a restart, a new policy version)
+ * answers ERR_EVENTLOG_REQUIRED without spending the nonce, and the log itself follows.
  */
+import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import type { Logger } from "pino";
 import type { AttestationResult } from "../attest/attest.js";
@@ -33,6 +38,8 @@ export interface AttestOptions {
   eventLog?: string;
   /** a missing event log is an error (true when the path was given explicitly); else it is left out with a warning */
   eventLogRequired?: boolean;
+  /** kept across rounds (agent run): the SHA-256 of the log of the last passing round */
+  passedLog?: { sha256?: string };
   log?: Logger;
 }
 
@@ -135,14 +142,14 @@ function readEventLog(o: AttestOptions): Buffer | undefined {
   }
 }
 
-/** The body of POST /v1/attestations: the quotes and PCR values as the TPM gave them, and the event log. */
-export function evidenceBody(akNameHex: string, nonceHex: string, ev: Evidence, eventLog?: Buffer): EvidenceBody {
+/** The body of POST /v1/attestations: the quotes and PCR values as the TPM gave them, and the event log (or its SHA-256 in hex). */
+export function evidenceBody(akNameHex: string, nonceHex: string, ev: Evidence, eventLog?: Buffer | string): EvidenceBody {
   return {
     akNameHex,
     nonceHex,
     quotes: ev.quotes.map((q) => ({ attest: q.attest.toString("base64"), signature: q.signatureBytes.toString("base64") })),
     pcrs: Object.fromEntries(Object.entries(ev.pcrs).map(([bank, v]) => [bank, Object.fromEntries(Object.entries(v).map(([i, d]) => [i, d.toString("hex")]))])),
-    ...(eventLog ? { eventLog: eventLog.toString("base64") } : {}),
+    ...(typeof eventLog === "string" ? { eventLogSha256: eventLog } : eventLog ? { eventLog: eventLog.toString("base64") } : {}),
   };
 }
 
@@ -161,7 +168,19 @@ export async function attest(tpm: TpmClient, service: ServiceClient, o: AttestOp
   const nonce = Buffer.from(challenge.nonceHex, "hex");
   const selection = quotableSelection(banks, challenge.pcrSelection, o.log);
   const evidence = await withAk(tpm, state, (ak) => quotePcrs(tpm, ak, nonce, selection));
-  const result = await service.post<AttestationResult>("/v1/attestations", evidenceBody(state.akNameHex, challenge.nonceHex, evidence, eventLog));
+  const sha256 = eventLog ? createHash("sha256").update(eventLog).digest("hex") : undefined;
+  const send = (log?: Buffer | string) => service.post<AttestationResult>("/v1/attestations", evidenceBody(state.akNameHex, challenge.nonceHex, evidence, log));
+  let result: AttestationResult;
+  if (sha256 && o.passedLog?.sha256 === sha256) {
+    result = await send(sha256).catch((e: unknown) => {
+      if (!(e instanceof TpmTrustError && e.code === "ERR_EVENTLOG_REQUIRED")) throw e;
+      o.log?.debug({ eventLogSha256: sha256 }, "the service asks for the event log itself");
+      return send(eventLog);
+    });
+  } else {
+    result = await send(eventLog);
+  }
+  if (o.passedLog) o.passedLog.sha256 = result.verdict === "pass" ? sha256 : undefined;
   if (result.verdict === "pass" && typeof result.token === "string") writeToken(o.stateDir, result.token);
   else clearToken(o.stateDir);
   o.log?.info({ host: result.host, verdict: result.verdict, code: result.code }, "attested");

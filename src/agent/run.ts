@@ -39,12 +39,13 @@ export async function run(o: RunOptions): Promise<RunSummary> {
   readState(o.stateDir); // not registered: stop now rather than retry forever
   const summary: RunSummary = { rounds: 0, passed: 0, failed: 0, errors: 0 };
   let failures = 0;
+  const passedLog = {};
   o.log.info({ server: o.service.base.href, intervalMs: o.intervalMs }, "continuous attestation started");
   while (!o.signal.aborted) {
     let wait = o.intervalMs;
     summary.rounds++;
     try {
-      const r = await withTpm(o.tpm, (tpm) => attest(tpm, o.service, o));
+      const r = await withTpm(o.tpm, (tpm) => attest(tpm, o.service, { ...o, passedLog }));
       failures = 0;
       if (r.verdict === "pass") summary.passed++;
       else {

@@ -9,7 +9,7 @@
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { randomBytes } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import { execFileSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -140,6 +140,40 @@ test("a baseline learned from another log fails with the diff; the host's own ba
   assert.equal((await addPolicy(svc, "baseline", "gce-n1-baseline", CLASS, baseline)).status, 201);
   const again = await attest(host.tpm, new ServiceClient({ url: svc.url }), { stateDir, eventLog: logPath, eventLogRequired: true });
   assert.equal(again.verdict, "pass", JSON.stringify(again));
+});
+
+test("continuous rounds name an unchanged log by SHA-256; a service that has not judged it (new policy version) gets the log itself", async () => {
+  const bodies: Record<string, unknown>[] = [];
+  class Recording extends ServiceClient {
+    override post<T>(path: string, body: unknown): Promise<T> {
+      if (path === "/v1/attestations") bodies.push(body as Record<string, unknown>);
+      return super.post<T>(path, body);
+    }
+  }
+  const service = new Recording({ url: svc.url });
+  const passedLog: { sha256?: string } = {};
+  const round = () => attest(host.tpm, service, { stateDir, eventLog: logPath, eventLogRequired: true, passedLog });
+  const sha256 = createHash("sha256").update(readFileSync(logPath)).digest("hex");
+
+  assert.equal((await round()).verdict, "pass");
+  assert.equal(typeof bodies[0].eventLog, "string");
+  assert.equal(passedLog.sha256, sha256);
+
+  const byHash = await round();
+  assert.equal(byHash.verdict, "pass", JSON.stringify(byHash));
+  assert.equal(bodies.length, 2);
+  assert.equal(bodies[1].eventLogSha256, sha256);
+  assert.equal(bodies[1].eventLog, undefined);
+  assert.equal((await verifyToken(svc.url, byHash.token!)).sub, HOST);
+
+  // a new policy version: no judgement of this log under it yet
+  assert.equal((await addPolicy(svc, "baseline", "gce-n1-baseline", CLASS, baseline)).status, 201);
+  const resent = await round();
+  assert.equal(resent.verdict, "pass", JSON.stringify(resent));
+  assert.equal(bodies.length, 4);
+  assert.equal(bodies[2].eventLogSha256, sha256);
+  assert.equal(typeof bodies[3].eventLog, "string");
+  assert.equal(bodies[3].nonceHex, bodies[2].nonceHex, "ERR_EVENTLOG_REQUIRED leaves the nonce unspent for the retry");
 });
 
 test("agent run attests every interval until SIGTERM, logging JSON lines to stderr", async () => {
