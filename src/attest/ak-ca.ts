@@ -51,16 +51,22 @@ export async function attestationCa(store: Store, now: number): Promise<Attestat
     notAfter: new Date(notBefore.getTime() + CA_YEARS * 365 * DAY_MS),
     pathLength: 0,
   });
-  const authority = await store.ca.addAuthority({ kind: ATTESTATION_CA_KIND, cert: Buffer.from(certificate.rawData), keyRef: `file:${path}`, at: now });
-  await store.audit.append({
-    actor: "system",
-    action: "ca.attestation.create",
-    subject: authority.id,
-    outcome: "success",
-    details: { subject: certificate.subject, serial: certificate.serialNumber, keyFile: path, notAfter: certificate.notAfter.toISOString() },
-    at: now,
+  // instances creating the CA at once: the first to commit wins, the others use its certificate
+  const authority = await store.transaction(async (tx) => {
+    const r = await tx.ca.addFirstAuthority({ kind: ATTESTATION_CA_KIND, cert: Buffer.from(certificate.rawData), keyRef: `file:${path}`, at: now });
+    if (r.created) {
+      await tx.audit.append({
+        actor: "system",
+        action: "ca.attestation.create",
+        subject: r.authority.id,
+        outcome: "success",
+        details: { subject: certificate.subject, serial: certificate.serialNumber, keyFile: path, notAfter: certificate.notAfter.toISOString() },
+        at: now,
+      });
+    }
+    return r.authority;
   });
-  return { authority, ...(await loadSigner(authority.cert, path, "attestation CA key")) };
+  return { authority, ...(await loadSigner(authority.cert, authority.keyRef.replace(/^file:/, ""), "attestation CA key")) };
 }
 
 /**

@@ -98,18 +98,23 @@ export async function initCa(store: Store, o: InitOptions): Promise<{ root: CaVi
     },
     randomSerial(),
   );
-  const root = await store.ca.addAuthority({ kind: ROOT_KIND, cert: Buffer.from(rootCert.rawData), keyRef: rootRef, at: o.now });
-  const issuing = await store.ca.addAuthority({ kind: ISSUING_KIND, cert: Buffer.from(issuingCert.rawData), keyRef: issuingRef, at: o.now });
-  const out = { root: describe(root), issuing: describe(issuing) };
-  await store.audit.append({
-    actor: o.actor,
-    action: "ca.init",
-    subject: issuing.id,
-    outcome: "success",
-    details: { alg, custody: o.keyServer ? `key server ${o.keyServer}` : `files in ${dir}`, root: { id: root.id, subject: out.root.subject, serial: out.root.serial }, issuing: { id: issuing.id, subject: out.issuing.subject, serial: out.issuing.serial, policies } },
-    at: o.now,
+  // two inits at once: one stores its pair, the other is ERR_CONFLICT as if it had come second
+  return store.transaction(async (tx) => {
+    const first = await tx.ca.addFirstAuthority({ kind: ISSUING_KIND, cert: Buffer.from(issuingCert.rawData), keyRef: issuingRef, at: o.now });
+    if (!first.created) throw new TpmTrustError("ERR_CONFLICT", "the CA is already initialised (an issuing CA exists)");
+    const issuing = first.authority;
+    const root = await tx.ca.addAuthority({ kind: ROOT_KIND, cert: Buffer.from(rootCert.rawData), keyRef: rootRef, at: o.now });
+    const out = { root: describe(root), issuing: describe(issuing) };
+    await tx.audit.append({
+      actor: o.actor,
+      action: "ca.init",
+      subject: issuing.id,
+      outcome: "success",
+      details: { alg, custody: o.keyServer ? `key server ${o.keyServer}` : `files in ${dir}`, root: { id: root.id, subject: out.root.subject, serial: out.root.serial }, issuing: { id: issuing.id, subject: out.issuing.subject, serial: out.issuing.serial, policies } },
+      at: o.now,
+    });
+    return out;
   });
-  return out;
 }
 
 // Authorities never change once stored (a new one is added and the old retired), so their

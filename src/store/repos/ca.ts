@@ -71,6 +71,17 @@ export function caRepo(ctx: Ctx) {
       await ctx.db.insertInto("ca_authorities").values(row).execute();
       return toAuthority(row);
     },
+    /**
+     * Adds an authority of `o.kind` unless one is current: of instances creating it at the same
+     * moment, the first to commit wins and the others get its authority (`created` false).
+     */
+    addFirstAuthority: (o: { kind: string; cert: Uint8Array; keyRef: string; at?: number }): Promise<{ authority: CaAuthority; created: boolean }> =>
+      ctx.transaction(async (tx) => {
+        await tx.lock(`ca-authority:${o.kind}`);
+        const repo = caRepo(tx);
+        const current = await repo.currentAuthority(o.kind);
+        return current ? { authority: current, created: false } : { authority: await repo.addAuthority(o), created: true };
+      }),
     async getAuthority(id: string): Promise<CaAuthority | undefined> {
       const r = await ctx.db.selectFrom("ca_authorities").selectAll().where("id", "=", id).executeTakeFirst();
       return r ? toAuthority(r) : undefined;
