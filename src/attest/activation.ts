@@ -17,6 +17,7 @@ import { checkAkAttributes } from "../verify/keyattrs.js";
 import { loadCertificates } from "../verify/ek/index.js";
 import { attestationCa, issueAkCertificate } from "./ak-ca.js";
 import { decodePublic } from "./identity.js";
+import { countCall } from "./limits.js";
 import { evaluateEk, requireForPolicy } from "./trust.js";
 
 export const ACTIVATION_TTL_MS = 5 * 60_000;
@@ -57,7 +58,7 @@ export interface ActivationResult {
 const sha256 = (b: Uint8Array) => createHash("sha256").update(b).digest();
 
 /** Step 1: checks and the credential challenge. */
-export async function startActivation(store: Store, input: StartActivation, o: { now: number; ttlMs?: number }): Promise<ActivationChallenge> {
+export async function startActivation(store: Store, input: StartActivation, o: { now: number; ttlMs?: number; limit?: { perHost: number; windowMs: number } }): Promise<ActivationChallenge> {
   let actor = "anonymous";
   let subject: string | null = null;
   const details: Record<string, unknown> = {};
@@ -70,6 +71,7 @@ export async function startActivation(store: Store, input: StartActivation, o: {
     const host = await store.hosts.findByEk(ek.name);
     if (!host) throw new TpmTrustError("ERR_NOT_FOUND", "this EK belongs to no registered host (register it with tpmtrust hosts add)", { ekName: details.ekName });
     actor = `host:${host.name}`;
+    if (o.limit) await countCall(store, `activation:${host.name}`, { limit: o.limit.perHost, windowMs: o.limit.windowMs, at: o.now, what: `activations for host ${host.name}` });
     const stored = host.eks.find((e) => e.name.equals(ek.name))!.cert;
     const ekCerts = [...(input.ekCertificates ?? []), ...(stored ? [stored] : [])];
     const d = await evaluateEk(store, { ekPublic: ek.public, ekCerts, intermediates }, new Date(o.now));

@@ -6,6 +6,7 @@
 import { TpmTrustError } from "../errors.js";
 import type { Ak, Host, Store } from "../store/index.js";
 import type { AttestConfig } from "./config.js";
+import { countCall } from "./limits.js";
 import { hostPolicies, policySelection } from "./policies.js";
 import { bankAlg, type Selection } from "./verify-quotes.js";
 
@@ -33,16 +34,23 @@ export async function boundAk(store: Store, akName: Buffer): Promise<{ ak: Ak; h
  * banks are required of the answer, since what a host reports about itself proves nothing.
  */
 export async function issueChallenge(store: Store, cfg: AttestConfig, now: number, o: { akName: Buffer; banks?: string[] }): Promise<Challenge & { host: string }> {
+  const subject = o.akName.toString("hex");
   let host: AttestedHost;
   try {
     ({ host } = await boundAk(store, o.akName));
   } catch (e) {
     const code = (e as TpmTrustError).code;
-    await store.audit.append({ actor: "anonymous", action: "attestation.challenge", subject: o.akName.toString("hex"), outcome: "failure", details: { code }, at: now });
+    await store.audit.append({ actor: "anonymous", action: "attestation.challenge", subject, outcome: "failure", details: { code }, at: now });
+    throw e;
+  }
+  try {
+    await countCall(store, `challenge:${subject}`, { limit: cfg.challengeLimit, windowMs: cfg.limitWindowMs, at: now, what: "challenges for this AK" });
+  } catch (e) {
+    await store.audit.append({ actor: `host:${host.name}`, action: "attestation.challenge", subject, outcome: "denied", details: { code: (e as TpmTrustError).code }, at: now });
     throw e;
   }
   const reported = (o.banks ?? []).filter((b) => bankAlg(b) !== undefined);
   const pcrSelection = policySelection(await hostPolicies(store, host), reported);
-  const n = await store.nonces.issue({ purpose: NONCE_PURPOSE, subject: o.akName.toString("hex"), ttlMs: cfg.nonceTtlMs, at: now });
+  const n = await store.nonces.issue({ purpose: NONCE_PURPOSE, subject, ttlMs: cfg.nonceTtlMs, at: now });
   return { nonce: n.value, expiresAt: n.expiresAt, pcrSelection, host: host.name };
 }

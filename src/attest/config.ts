@@ -21,6 +21,13 @@ export interface AttestConfig {
   issuer: string;
   /** judgements of unchanged boots (log, PCR values, policy versions) kept per process; 0 disables */
   judgementCacheSize: number;
+  /**
+   * Public endpoints, counted in the database per `limitWindowMs` (so across instances): challenges
+   * per AK and activations started per host. Past a limit: ERR_TOO_MANY_ATTEMPTS (429). 0: no limit.
+   */
+  challengeLimit: number;
+  activationLimit: number;
+  limitWindowMs: number;
 }
 
 export const DEFAULT_ATTEST_CONFIG: AttestConfig = {
@@ -35,6 +42,9 @@ export const DEFAULT_ATTEST_CONFIG: AttestConfig = {
   webhookTimeoutMs: 5_000,
   issuer: "tpmtrust",
   judgementCacheSize: 10_000,
+  challengeLimit: 60,
+  activationLimit: 10,
+  limitWindowMs: 60_000,
 };
 
 export function attestConfig(o: Partial<AttestConfig> = {}): AttestConfig {

@@ -64,6 +64,7 @@ export function errorHandler(err: FastifyError | Error, req: FastifyRequest, rep
   if (isTpmTrustError(err)) {
     const p = problem(err.code, err.message, err.details, req.url);
     if (p.status >= 500) req.log.error({ code: err.code, err: err.message }, "request failed");
+    if (p.status === 429 && typeof err.details?.retryAfterSeconds === "number") reply.header("retry-after", String(err.details.retryAfterSeconds));
     return sendProblem(reply, p);
   }
   const fe = err as FastifyError;

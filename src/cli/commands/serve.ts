@@ -32,6 +32,8 @@ export function register(program: Command): void {
     .option("--sweep-interval <seconds>", "how often silent hosts and due webhook deliveries are looked for", seconds, 5)
     .option("--token-ttl <seconds>", "attestation token lifetime", seconds, 600)
     .option("--judgement-cache <entries>", "judgements of unchanged boots kept in memory (0: replay every log)", nonNegativeInt, 10_000)
+    .option("--challenge-limit <n>", "attestation challenges per AK per minute, across instances (0: no limit)", nonNegativeInt, 60)
+    .option("--activation-limit <n>", "AK activations started per host per minute, across instances (0: no limit)", nonNegativeInt, 10)
     .action(
       action(async (o: {
         db?: string;
@@ -46,6 +48,8 @@ export function register(program: Command): void {
         sweepInterval: number;
         tokenTtl: number;
         judgementCache: number;
+        challengeLimit: number;
+        activationLimit: number;
       }) => {
         if (!!o.tlsCert !== !!o.tlsKey) throw new TpmTrustError("ERR_USAGE", "--tls-cert and --tls-key go together");
         const tls = o.tlsCert && o.tlsKey ? { cert: readInput(o.tlsCert, "--tls-cert"), key: readInput(o.tlsKey, "--tls-key") } : undefined;
@@ -56,7 +60,15 @@ export function register(program: Command): void {
           adminTokenFile: o.adminTokenFile,
           publicUrl: o.publicUrl,
           provisioningKeyFile: o.provisioningKeyFile,
-          attest: { intervalMs: o.attestInterval * 1000, grace: o.attestGrace, sweepMs: o.sweepInterval * 1000, tokenTtlMs: o.tokenTtl * 1000, judgementCacheSize: o.judgementCache },
+          attest: {
+            intervalMs: o.attestInterval * 1000,
+            grace: o.attestGrace,
+            sweepMs: o.sweepInterval * 1000,
+            tokenTtlMs: o.tokenTtl * 1000,
+            judgementCacheSize: o.judgementCache,
+            challengeLimit: o.challengeLimit,
+            activationLimit: o.activationLimit,
+          },
         });
         s.app.log.info({ url: s.url, db: s.store.location }, "tpmtrust listening");
         if (s.adminTokenFile) process.stderr.write(`initial admin token written to ${s.adminTokenFile}\n`);

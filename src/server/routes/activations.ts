@@ -12,7 +12,7 @@ const tags = ["activation"];
 const PUBLIC_AREA = { type: "string", minLength: 4, maxLength: 4096, pattern: BASE64_PATTERN, description: "TPM2B_PUBLIC, base64" } as const;
 const CERTS = { type: "array", maxItems: 16, items: { type: "string", minLength: 4, maxLength: 65536, pattern: BASE64_PATTERN } } as const;
 
-const activations: RouteModule = (app, { store, now }) => {
+const activations: RouteModule = (app, { store, now, attest: cfg }) => {
   app.post<{ Body: { ekPublic: string; ekCertificates?: string[]; intermediates?: string[]; akPublic: string } }>(
     "/v1/activations",
     {
@@ -36,7 +36,7 @@ const activations: RouteModule = (app, { store, now }) => {
         ekCertificates: (b.ekCertificates ?? []).map((x, i) => decodeBase64(x, `ekCertificates[${i}]`)),
         intermediates: (b.intermediates ?? []).map((x, i) => decodeBase64(x, `intermediates[${i}]`)),
       };
-      const c = await counted(metrics.activations, { stage: "start" }, () => startActivation(store, input, { now: now() }));
+      const c = await counted(metrics.activations, { stage: "start" }, () => startActivation(store, input, { now: now(), limit: { perHost: cfg.activationLimit, windowMs: cfg.limitWindowMs } }));
       return reply.code(201).send({
         activationId: c.activationId,
         credentialBlob: c.credentialBlob.toString("base64"),

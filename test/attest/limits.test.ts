@@ -1,0 +1,72 @@
+/** Limits on the public endpoints: challenges per AK (HTTP: 429 + Retry-After, audited) and activations per host, per window, in the database. */
+import { after, before, test } from "node:test";
+import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { FastifyInstance } from "fastify";
+import { startActivation } from "../../src/attest/activation.js";
+import { registerHost } from "../../src/attest/hosts.js";
+import { buildApp } from "../../src/server/app.js";
+import { openStore, type Store } from "../../src/store/index.js";
+import { akTemplate } from "../../src/tpm/commands/index.js";
+import { TPM_ALG } from "../../src/tpm/constants.js";
+import { decodeTpm2bPublic, encodeTpm2bPublic } from "../../src/tpm/structures.js";
+import type { TpmtPublic } from "../../src/tpm/types.js";
+import { ekHash } from "../../src/verify/ek/index.js";
+
+const dir = mkdtempSync(join(tmpdir(), "tpmtrust-limits-"));
+const T0 = Date.parse("2026-03-01T00:00:00Z");
+const WINDOW = 60_000;
+let clock = T0;
+let store: Store;
+let app: FastifyInstance;
+before(async () => {
+  store = await openStore(join(dir, "t.db"));
+  app = await buildApp({ store, logger: false, now: () => clock, attest: { sweepMs: 0, challengeLimit: 2, limitWindowMs: WINDOW } });
+});
+after(async () => {
+  await app.close();
+  await store.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+const akName = (tag: string) => Buffer.concat([Buffer.from("000b", "hex"), createHash("sha256").update(tag).digest()]);
+
+test("challenges per AK: past the limit 429 ERR_TOO_MANY_ATTEMPTS with Retry-After, audited; other AKs unaffected; a new window allows again", async () => {
+  for (const [host, tag] of [["h1", "ak1"], ["h2", "ak2"]]) {
+    await store.hosts.add({ name: host, hardwareClass: "c", policyVersion: "v2", eks: [] });
+    await store.aks.bind({ hostName: host, name: akName(tag), public: Buffer.from(`public of ${tag}`) });
+  }
+  const challenge = (tag: string) => app.inject({ method: "POST", url: "/v1/attestations/challenge", payload: { akNameHex: akName(tag).toString("hex") } });
+  assert.equal((await challenge("ak1")).statusCode, 201);
+  assert.equal((await challenge("ak1")).statusCode, 201);
+  const refused = await challenge("ak1");
+  assert.equal(refused.statusCode, 429);
+  assert.equal(refused.json().code, "ERR_TOO_MANY_ATTEMPTS");
+  assert.equal(refused.headers["retry-after"], "60");
+  assert.equal(refused.headers["content-type"], "application/problem+json; charset=utf-8");
+  const [denied] = await store.audit.list({ action: "attestation.challenge", newestFirst: true, limit: 1 });
+  assert.deepEqual([denied.actor, denied.outcome, denied.subject], ["host:h1", "denied", akName("ak1").toString("hex")]);
+
+  assert.equal((await challenge("ak2")).statusCode, 201, "the limit is per AK");
+  clock += WINDOW;
+  assert.equal((await challenge("ak1")).statusCode, 201, "a new window");
+});
+
+test("activations started per host: past the limit ERR_TOO_MANY_ATTEMPTS before any MakeCredential, audited as a failed start", async () => {
+  const ekPub = readFileSync("test/fixtures/ek-certs/infineon_rsa_ek.expected_tpm2b_public.bin");
+  await store.trust.addAllowlist(ekHash(decodeTpm2bPublic(ekPub)));
+  const identity = { ekPublics: [{ alg: "rsa2048", public: ekPub.toString("base64") }], ekCertificates: [], tpm: { manufacturer: "IFX", vendor: "", firmware: "7.85" } };
+  await registerHost(store, { name: "lab", hardwareClass: "c", policyVersion: "v1", identity }, { actor: "test", now: T0 });
+  const t = akTemplate() as Extract<TpmtPublic, { type: typeof TPM_ALG.RSA }>;
+  const akPublic = encodeTpm2bPublic({ ...t, unique: decodeTpm2bPublic(ekPub).unique as Buffer });
+  const limit = { perHost: 1, windowMs: WINDOW };
+  const start = (now: number) => startActivation(store, { ekPublic: ekPub, akPublic }, { now, limit });
+  await start(T0);
+  await assert.rejects(start(T0 + 1), (e: unknown) => (e as { code?: string }).code === "ERR_TOO_MANY_ATTEMPTS" && (e as { details?: { retryAfterSeconds?: number } }).details?.retryAfterSeconds === 60);
+  const [failed] = await store.audit.list({ action: "ak.activation.start", newestFirst: true, limit: 1 });
+  assert.deepEqual([failed.actor, failed.outcome, (failed.details as { code: string }).code], ["host:lab", "failure", "ERR_TOO_MANY_ATTEMPTS"]);
+  await start(T0 + WINDOW);
+});
