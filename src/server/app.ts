@@ -27,6 +27,8 @@ export interface AppOptions {
   attest?: Partial<AttestConfig>;
   /** device registration API: master key and limits (src/provisioning/config.ts) */
   provisioning?: ProvisioningOptions;
+  /** how often the audit head is written to the log, an anchor kept outside the database (default 10 min; 0: never) */
+  auditWitnessMs?: number;
 }
 
 /** What every route module gets. */
@@ -36,6 +38,7 @@ export interface RouteDeps {
   publicUrl?: string;
   attest: AttestConfig;
   provisioning?: ProvisioningOptions;
+  auditWitnessMs: number;
 }
 
 export type RouteModule = (app: FastifyInstance, deps: RouteDeps) => Promise<void> | void;
@@ -62,7 +65,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   });
   installAuth(app, opts.store);
   installMetrics(app);
-  const deps: RouteDeps = { store: opts.store, now: opts.now ?? Date.now, publicUrl: opts.publicUrl, attest: attestConfig(opts.attest), provisioning: opts.provisioning };
+  const deps: RouteDeps = { store: opts.store, now: opts.now ?? Date.now, publicUrl: opts.publicUrl, attest: attestConfig(opts.attest), provisioning: opts.provisioning, auditWitnessMs: opts.auditWitnessMs ?? 600_000 };
   for (const mod of routeModules) await app.register(async (scope) => mod(scope, deps));
   app.get("/openapi.json", { schema: { hide: true } }, async () => app.swagger());
   await app.ready();

@@ -26,6 +26,8 @@ export interface ServeOptions {
   provisioningKeyFile?: string;
   /** device registration API limits */
   provisioning?: Partial<ProvisioningConfig>;
+  /** see AppOptions.auditWitnessMs */
+  auditWitnessMs?: number;
 }
 
 export interface RunningServer {
@@ -65,7 +67,7 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
   try {
     const adminTokenFile = await initialAdminToken(store, o.db, o.adminTokenFile);
     const pk = loadProvisioningKey(o.provisioningKeyFile ?? defaultProvisioningKeyFile(o.db));
-    app = await buildApp({ store, logger, https: o.tls, publicUrl: o.publicUrl, attest: o.attest, provisioning: { masterKey: pk.key, config: o.provisioning } });
+    app = await buildApp({ store, logger, https: o.tls, publicUrl: o.publicUrl, attest: o.attest, provisioning: { masterKey: pk.key, config: o.provisioning }, auditWitnessMs: o.auditWitnessMs });
     await app.listen({ host, port });
     const addr = app.server.address();
     const bound = typeof addr === "object" && addr ? addr.port : port;

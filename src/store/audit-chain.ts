@@ -66,8 +66,18 @@ export function auditHash(prevHash: string, e: AuditFields): string {
   return createHash("sha256").update(Buffer.from(prevHash, "hex")).update(body, "utf8").digest("hex");
 }
 
-/** What is wrong at the first bad seq: a gap (deleted/inserted entry), a broken link, an entry whose content changed, or a head that does not match the last entry. */
-export type ChainProblem = "gap" | "link" | "hash" | "details" | "head";
+/**
+ * What is wrong at the first bad seq: a gap (deleted/inserted entry), a broken link, an entry whose
+ * content changed, a head that does not match the last entry, or an anchor (a seq and hash kept
+ * outside the database) that the chain no longer has: the log was rewritten or cut back.
+ */
+export type ChainProblem = "gap" | "link" | "hash" | "details" | "head" | "anchor";
+
+/** A head seen earlier (`audit verify`, or the service's "audit head" log lines), kept outside the database. */
+export interface AuditAnchor {
+  seq: number;
+  hash: string;
+}
 
 export interface ChainBreak {
   seq: number;
@@ -75,10 +85,19 @@ export interface ChainBreak {
   reason: string;
 }
 
-/** Walks stored rows (details still the stored text) in seq order; `next` returns the first break found, then the caller stops. */
+/**
+ * Walks stored rows (details still the stored text) in seq order; `next` returns the first break
+ * found, then the caller stops. A chain without a key can be recomputed by whoever can write the
+ * database: anchors kept elsewhere are what expose a rewritten or truncated log.
+ */
 export class ChainWalker {
   private expectSeq = 1;
   private prevHash = GENESIS_HASH;
+  private readonly anchors: Map<number, string>;
+
+  constructor(anchors: readonly AuditAnchor[] = []) {
+    this.anchors = new Map(anchors.map((a) => [a.seq, a.hash.toLowerCase()]));
+  }
 
   get length(): number {
     return this.expectSeq - 1;
@@ -100,6 +119,8 @@ export class ChainWalker {
     if (canonicalJson(details) !== row.details) return { seq: row.seq, problem: "details", reason: "details are not in canonical form: the row was edited" };
     const fields: AuditFields = { seq: row.seq, at: row.at, actor: row.actor, action: row.action, subject: row.subject, outcome: row.outcome as AuditOutcome, details };
     if (auditHash(row.prev_hash, fields) !== row.hash) return { seq: row.seq, problem: "hash", reason: "the entry does not hash to its stored hash: the row was edited" };
+    const anchored = this.anchors.get(row.seq);
+    if (anchored !== undefined && anchored !== row.hash) return { seq: row.seq, problem: "anchor", reason: `entry ${row.seq} no longer has the anchored hash ${anchored}: the log was rewritten` };
     this.prevHash = row.hash;
     this.expectSeq++;
     return undefined;
@@ -107,6 +128,8 @@ export class ChainWalker {
 
   /** After the last row: the head must name exactly the last entry. */
   finish(head: { seq: number; hash: string }): ChainBreak | undefined {
+    const beyond = [...this.anchors.keys()].filter((seq) => seq > this.length).sort((a, b) => a - b)[0];
+    if (beyond !== undefined) return { seq: this.length + 1, problem: "anchor", reason: `the log ends at seq ${this.length} but seq ${beyond} was anchored: entries were cut off` };
     if (head.seq > this.length) return { seq: this.length + 1, problem: "head", reason: `the head records seq ${head.seq} but the log ends at ${this.length}: entries were deleted from the end` };
     if (head.seq < this.length) return { seq: head.seq + 1, problem: "head", reason: `entries after seq ${head.seq} were not appended through the log` };
     if (head.hash !== this.prevHash) return { seq: head.seq, problem: "head", reason: "the head hash does not match the last entry" };

@@ -39,6 +39,29 @@ for (const [name, make] of BACKENDS) {
       const b = JSON.parse(bad.stdout);
       assert.deepEqual([b.ok, b.code, b.firstBadSeq, b.problem, b.verified, b.headSeq], [false, "ERR_AUDIT_CHAIN_BROKEN", 2, "gap", 1, 3]);
     });
+
+    test("--anchor: a tail cut off together with the head row verifies alone, but not against the head kept from before", async () => {
+      const url = await backend.newUrl();
+      await seed(url);
+      const ok = cli(["audit", "verify", "--db", url]);
+      assert.equal(ok.status, 0, ok.stderr);
+      const [, seq, hash] = /head seq (\d+), head hash ([0-9a-f]{64})/.exec(ok.stdout)!;
+      assert.match(ok.stderr, new RegExp(`keep ${seq}:${hash} outside the database`));
+      assert.equal(cli(["audit", "verify", "--db", url, "--anchor", `${seq}:${hash.toUpperCase()}`]).status, 0);
+
+      const [second] = await rawSql(url, "select seq, hash from audit where seq = 2");
+      await rawSql(url, "delete from audit where seq = 3");
+      await rawSql(url, `update audit_head set seq = 2, hash = '${second.hash}' where id = 1`);
+      assert.equal(cli(["audit", "verify", "--db", url]).status, 0, "the database alone cannot tell");
+      const bad = cli(["audit", "verify", "--db", url, "--anchor", `${seq}:${hash}`, "--json"]);
+      assert.equal(bad.status, 1);
+      const b = JSON.parse(bad.stdout);
+      assert.deepEqual([b.ok, b.problem, b.firstBadSeq, b.verified], [false, "anchor", 3, 2]);
+
+      const usage = cli(["audit", "verify", "--db", url, "--anchor", "3-abc"]);
+      assert.equal(usage.status, 2);
+      assert.match(usage.stderr, /ERR_USAGE: --anchor 3-abc: expected SEQ:HASH/);
+    });
   });
 }
 

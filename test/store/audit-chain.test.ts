@@ -51,8 +51,8 @@ function chain(entries: Entry[]): AuditTable[] {
   });
 }
 
-function walk(rows: AuditTable[], head: { seq: number; hash: string }) {
-  const w = new ChainWalker();
+function walk(rows: AuditTable[], head: { seq: number; hash: string }, anchors: { seq: number; hash: string }[] = []) {
+  const w = new ChainWalker(anchors);
   for (const r of rows) {
     const bad = w.next(r);
     if (bad) return bad;
@@ -99,6 +99,24 @@ test("a deleted entry is found at its seq", () => {
       const k = pick % rows.length;
       rows.splice(k, 1);
       assert.equal(walk(rows, head)?.seq, k + 1);
+    }),
+  );
+});
+
+test("anchors: a chain recomputed from an edited entry on, or cut back below an anchor, verifies on its own but not against the anchor", () => {
+  fc.assert(
+    fc.property(fc.array(entryArb, { minLength: 2, maxLength: 6 }), fc.nat(), fc.boolean(), (entries, pick, cut) => {
+      const rows = chain(entries);
+      const anchor = { seq: rows.length, hash: rows.at(-1)!.hash.toUpperCase() };
+      assert.equal(walk(rows, { seq: rows.length, hash: rows.at(-1)!.hash }, [anchor]), undefined, "anchors compare case-insensitively");
+      const k = pick % rows.length;
+      // whoever can write the database rewrites entry k and recomputes the rest, or deletes from k on, and fixes the head
+      const forged = cut ? chain(entries.slice(0, Math.max(k, 1))) : chain(entries.map((e, i) => (i === k ? { ...e, actor: e.actor + "x" } : e)));
+      const head = { seq: forged.length, hash: forged.at(-1)!.hash };
+      assert.equal(walk(forged, head), undefined, "without an anchor the forgery is a valid chain");
+      const bad = walk(forged, head, [anchor]);
+      assert.equal(bad?.problem, "anchor");
+      assert.equal(bad?.seq, cut ? forged.length + 1 : rows.length);
     }),
   );
 });

@@ -1,4 +1,6 @@
 /** The hash-chained audit log: entries and chain verification (admin and auditor). */
+import type { FastifyInstance } from "fastify";
+import type { AuditAnchor, Store } from "../../store/index.js";
 import type { RouteModule } from "../app.js";
 import { READERS } from "../auth.js";
 
@@ -6,7 +8,32 @@ const tags = ["audit"];
 const SEQ = { type: "string", pattern: "^(0|[1-9][0-9]{0,14})$" } as const;
 const TEXT = { type: "string", minLength: 1, maxLength: 256 } as const;
 
-const audit: RouteModule = (app, { store }) => {
+/**
+ * Writes the audit head to the service log whenever it moved, every `ms`: whoever can write the
+ * database can recompute the chain, but not the log lines already shipped elsewhere. Any of them
+ * is an anchor for `tpmtrust audit verify --anchor SEQ:HASH`.
+ */
+function witnessAuditHead(app: FastifyInstance, store: Store, ms: number): void {
+  let last = -1;
+  const witness = async () => {
+    const h = await store.audit.head();
+    if (h.seq === last) return;
+    last = h.seq;
+    app.log.info({ auditHead: { seq: h.seq, hash: h.hash }, anchor: `${h.seq}:${h.hash}` }, "audit head");
+  };
+  let timer: NodeJS.Timeout | undefined;
+  const run = () => void witness().catch((e: Error) => app.log.error({ err: e.message }, "audit head witness failed"));
+  app.addHook("onReady", async () => {
+    run();
+    timer = setInterval(run, ms);
+    timer.unref();
+  });
+  app.addHook("onClose", async () => clearInterval(timer));
+}
+
+const audit: RouteModule = (app, { store, auditWitnessMs }) => {
+  if (auditWitnessMs > 0) witnessAuditHead(app, store, auditWitnessMs);
+
   app.get<{ Querystring: { afterSeq?: string; beforeSeq?: string; limit?: string; actor?: string; action?: string; subject?: string; order?: "asc" | "desc" } }>(
     "/v1/audit",
     {
@@ -36,6 +63,25 @@ const audit: RouteModule = (app, { store }) => {
     },
   );
 
-  app.get("/v1/audit/verify", { config: { access: READERS }, schema: { tags, summary: "recompute the hash chain: ok, or the first bad seq and why" } }, async () => store.audit.verify());
+  app.get<{ Querystring: { anchor?: string } }>(
+    "/v1/audit/verify",
+    {
+      config: { access: READERS },
+      schema: {
+        tags,
+        summary: "recompute the hash chain: ok, or the first bad seq and why",
+        querystring: {
+          type: "object",
+          additionalProperties: false,
+          properties: { anchor: { type: "string", pattern: "^[1-9][0-9]{0,14}:[0-9a-fA-F]{64}$", description: "SEQ:HASH of a head seen earlier, kept outside the database: the chain must still hold it" } },
+        },
+      },
+    },
+    async (req) => {
+      const [seq, hash] = req.query.anchor?.split(":") ?? [];
+      const anchors: AuditAnchor[] = hash ? [{ seq: Number(seq), hash }] : [];
+      return store.audit.verify({ anchors });
+    },
+  );
 };
 export default audit;

@@ -1,5 +1,5 @@
 import { TpmTrustError } from "../../errors.js";
-import { type AuditEntry, type AuditOutcome, type ChainProblem, type JsonValue, ChainWalker, auditHash, canonicalJson, toJsonValue } from "../audit-chain.js";
+import { type AuditAnchor, type AuditEntry, type AuditOutcome, type ChainProblem, type JsonValue, ChainWalker, auditHash, canonicalJson, toJsonValue } from "../audit-chain.js";
 import type { Ctx } from "../ctx.js";
 import { prepared, preparedInsert } from "../prepared.js";
 import type { AuditTable } from "../schema.js";
@@ -88,12 +88,13 @@ export function auditRepo(ctx: Ctx) {
 
     /**
      * Recomputes the whole chain on one consistent snapshot, in batches. Reports the first bad seq
-     * for any edited, deleted, inserted or reordered entry and for a truncated tail.
+     * for any edited, deleted, inserted or reordered entry and for a truncated tail; with `anchors`
+     * (heads seen earlier, kept outside the database) also for a log recomputed or cut back since.
      */
-    verify: (o: { batchSize?: number } = {}): Promise<AuditVerification> =>
+    verify: (o: { batchSize?: number; anchors?: readonly AuditAnchor[] } = {}): Promise<AuditVerification> =>
       ctx.snapshot(async (tx) => {
         const h = await auditRepo(tx).head();
-        const walker = new ChainWalker();
+        const walker = new ChainWalker(o.anchors);
         let after = 0;
         for (;;) {
           const rows = await tx.db.selectFrom("audit").selectAll().where("seq", ">", after).orderBy("seq").limit(o.batchSize ?? 1000).execute();
