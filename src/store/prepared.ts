@@ -1,4 +1,4 @@
-import { CompiledQuery, type Compilable, type Kysely, type QueryResult } from "kysely";
+import { CompiledQuery, type Compilable, type QueryResult } from "kysely";
 import { TpmTrustError } from "../errors.js";
 import type { Ctx, DialectName } from "./ctx.js";
 import type { Database } from "./schema.js";
@@ -12,15 +12,16 @@ type Slot = { arg: number } | { value: unknown };
 /**
  * A query of fixed shape, built with Kysely once per dialect and then run with new argument values:
  * the statements every attestation runs skip query building and compiling (most of Kysely's share
- * of an attestation's CPU). `build` must give the same SQL for any arguments, i.e. use them only as
- * values (never to choose clauses); an argument that does not reach the parameters fails at once.
+ * of an attestation's CPU). `build` gets the first caller's Ctx (for its `db` and dialect helpers
+ * such as forUpdate) and must give the same SQL for any arguments, i.e. use them only as values
+ * (never to choose clauses); an argument that does not reach the parameters fails at once.
  */
-export function prepared<A extends unknown[], R>(build: (db: Kysely<Database>, ...args: A) => Compilable<R>): (ctx: Ctx, ...args: A) => Promise<QueryResult<R>> {
+export function prepared<A extends unknown[], R>(build: (ctx: Ctx, ...args: A) => Compilable<R>): (ctx: Ctx, ...args: A) => Promise<QueryResult<R>> {
   const plans = new Map<DialectName, { sql: string; slots: Slot[] }>();
   return async (ctx, ...args) => {
     let plan = plans.get(ctx.dialect);
     if (!plan) {
-      const compiled = build(ctx.db, ...(args.map((_, i) => marker(i)) as A)).compile();
+      const compiled = build(ctx, ...(args.map((_, i) => marker(i)) as A)).compile();
       const slots: Slot[] = compiled.parameters.map((p) => {
         const m = typeof p === "string" ? MARKER.exec(p) : null;
         return m ? { arg: Number(m[1]) } : { value: p };
@@ -40,7 +41,7 @@ export function prepared<A extends unknown[], R>(build: (db: Kysely<Database>, .
  */
 export function preparedInsert<T extends keyof Database & string>(table: T): (ctx: Ctx, row: Database[T]) => Promise<QueryResult<unknown>> {
   let columns: string[] | undefined;
-  const insert = prepared((db, ...values: unknown[]) => db.insertInto(table).values(Object.fromEntries(columns!.map((c, i) => [c, values[i]])) as never));
+  const insert = prepared(({ db }, ...values: unknown[]) => db.insertInto(table).values(Object.fromEntries(columns!.map((c, i) => [c, values[i]])) as never));
   return (ctx, row) => {
     columns ??= Object.keys(row);
     return insert(ctx, ...columns.map((c) => (row as unknown as Record<string, unknown>)[c]));

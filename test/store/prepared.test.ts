@@ -16,9 +16,9 @@ function ctxOver(url: string): Ctx {
   return rootCtx(new Kysely<Database>({ dialect }), isPostgresUrl(url) ? "postgres" : "sqlite");
 }
 
-const byPurpose = prepared((db, purpose: string, after: number) => db.selectFrom("nonces").select(["value", "purpose"]).where("purpose", "=", purpose).where("issued_at", ">", after).orderBy("value"));
+const byPurpose = prepared(({ db }, purpose: string, after: number) => db.selectFrom("nonces").select(["value", "purpose"]).where("purpose", "=", purpose).where("issued_at", ">", after).orderBy("value"));
 // the argument chooses a clause: not a fixed shape
-const shapeShifter = prepared((db, purpose: string) => (purpose ? db.selectFrom("nonces").selectAll().where("purpose", "=", "x") : db.selectFrom("nonces").selectAll()));
+const shapeShifter = prepared(({ db }, purpose: string) => (purpose ? db.selectFrom("nonces").selectAll().where("purpose", "=", "x") : db.selectFrom("nonces").selectAll()));
 const insertNonce = preparedInsert("nonces");
 
 for (const [name, make] of BACKENDS) {

@@ -17,7 +17,7 @@ export interface Ak {
 const toAk = (r: AksTable): Ak => ({ name: unhex(r.name), hostName: r.host_name, public: unhex(r.public), boundAt: r.bound_at, akCert: unhexOrNull(r.ak_cert) });
 
 // every attestation looks its AK up
-const akWithHost = prepared((db, name: string) =>
+const akWithHost = prepared(({ db }, name: string) =>
   db
     .selectFrom("aks")
     .innerJoin("hosts", "hosts.name", "aks.host_name")

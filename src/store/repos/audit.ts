@@ -1,6 +1,6 @@
 import { TpmTrustError } from "../../errors.js";
 import { type AuditAnchor, type AuditEntry, type AuditOutcome, type ChainProblem, type JsonValue, ChainWalker, auditHash, canonicalJson, toJsonValue } from "../audit-chain.js";
-import type { Ctx } from "../ctx.js";
+import { type Ctx, forUpdate } from "../ctx.js";
 import { prepared, preparedInsert } from "../prepared.js";
 import type { AuditTable } from "../schema.js";
 
@@ -40,10 +40,10 @@ const toEntry = (r: AuditTable): AuditEntry => ({
 });
 
 // Every decision appends: its three statements are prepared.
-const headRow = prepared((db) => db.selectFrom("audit_head").select(["seq", "hash"]).where("id", "=", 1));
-const lockedHeadRow = prepared((db) => db.selectFrom("audit_head").select(["seq", "hash"]).where("id", "=", 1).forUpdate());
+const headRow = prepared(({ db }) => db.selectFrom("audit_head").select(["seq", "hash"]).where("id", "=", 1));
+const lockedHeadRow = prepared((ctx) => forUpdate(ctx, ctx.db.selectFrom("audit_head").select(["seq", "hash"]).where("id", "=", 1)));
 const insertEntry = preparedInsert("audit");
-const setHead = prepared((db, seq: number, hash: string) => db.updateTable("audit_head").set({ seq, hash }).where("id", "=", 1));
+const setHead = prepared(({ db }, seq: number, hash: string) => db.updateTable("audit_head").set({ seq, hash }).where("id", "=", 1));
 
 /** The append-only, hash-chained audit log (see audit-chain.ts). */
 export function auditRepo(ctx: Ctx) {
@@ -61,8 +61,7 @@ export function auditRepo(ctx: Ctx) {
      */
     append: (e: NewAuditEntry): Promise<AuditEntry> =>
       ctx.transaction(async (tx) => {
-        // FOR UPDATE on PostgreSQL; SQLite has no row locks (its transaction holds the write lock)
-        const [h] = (await (tx.dialect === "postgres" ? lockedHeadRow : headRow)(tx)).rows;
+        const [h] = (await lockedHeadRow(tx)).rows;
         if (!h) throw new TpmTrustError("ERR_INTERNAL", "the audit head row is missing");
         const details = toJsonValue(e.details);
         const fields = { seq: h.seq + 1, at: e.at ?? Date.now(), actor: e.actor, action: e.action, subject: e.subject ?? null, outcome: e.outcome, details };

@@ -7,7 +7,7 @@ export type Health = "unknown" | "healthy" | "unhealthy";
 export type PolicyVersion = "v1" | "v2";
 
 // An attestation that leaves the host's health as it was: one conditional UPDATE.
-const attestedUnchanged = prepared((db, name: string, health: string, reason: string | null, at: number, deadlineAt: number) =>
+const attestedUnchanged = prepared(({ db }, name: string, health: string, reason: string | null, at: number, deadlineAt: number) =>
   db.updateTable("hosts").set({ health_reason: reason, updated_at: at, last_attestation_at: at, deadline_at: deadlineAt }).where("name", "=", name).where("health", "=", health),
 );
 

@@ -23,13 +23,19 @@ const toNonce = (r: NoncesTable): Nonce => ({
   consumedAt: r.consumed_at,
 });
 
-// Nonces are consumed by every attestation; one statement per shape of `subject`.
-const consumeFor = prepared((db, value: string, purpose: string, subject: string, at: number) =>
-  db.updateTable("nonces").set({ consumed_at: at }).where("value", "=", value).where("purpose", "=", purpose).where("subject", "=", subject).where("consumed_at", "is", null).where("expires_at", ">", at).returningAll(),
-);
-const consumeUnbound = prepared((db, value: string, purpose: string, at: number) =>
-  db.updateTable("nonces").set({ consumed_at: at }).where("value", "=", value).where("purpose", "=", purpose).where("subject", "is", null).where("consumed_at", "is", null).where("expires_at", ">", at).returningAll(),
-);
+// Nonces are consumed by every attestation: one prepared statement per shape of `subject`.
+const consumeQuery = ({ db }: Ctx, value: string, purpose: string, subject: string | null, at: number) =>
+  db
+    .updateTable("nonces")
+    .set({ consumed_at: at })
+    .where("value", "=", value)
+    .where("purpose", "=", purpose)
+    .where((eb) => (subject === null ? eb("subject", "is", null) : eb("subject", "=", subject)))
+    .where("consumed_at", "is", null)
+    .where("expires_at", ">", at)
+    .returningAll();
+const consumeFor = prepared((ctx, value: string, purpose: string, subject: string, at: number) => consumeQuery(ctx, value, purpose, subject, at));
+const consumeUnbound = prepared((ctx, value: string, purpose: string, at: number) => consumeQuery(ctx, value, purpose, null, at));
 
 /** Single-use, expiring challenges shared by every service instance on the database. */
 export function noncesRepo(ctx: Ctx) {

@@ -71,7 +71,7 @@ function listQuery(db: Kysely<Database>, o: ListOptions) {
 
 const HEAD_COLUMNS = ["p.id", "p.kind", "p.name", "p.version", "p.hardware_class", "p.created_at", "p.created_by", "p.disabled_at", "p.policy_version"] as const;
 // every attestation lists the policies of its host's class
-const headsForClass = prepared((db, hardwareClass: string) => listQuery(db, { hardwareClass }).select(HEAD_COLUMNS));
+const headsForClass = prepared(({ db }, hardwareClass: string) => listQuery(db, { hardwareClass }).select(HEAD_COLUMNS));
 
 /** Versioned JSON policy documents (baselines, accepted software, code integrity …). */
 export function policiesRepo(ctx: Ctx) {
