@@ -3,15 +3,9 @@
  * counted in the database so that they hold across service instances. They bound what an
  * unauthenticated caller who knows an AK or EK public can make the service store and compute.
  */
-import { TpmTrustError } from "../errors.js";
 import type { Store } from "../store/index.js";
 
-/** Counts one call on `key`; ERR_TOO_MANY_ATTEMPTS (429, Retry-After) past `limit` calls in a window. `limit` 0: none. */
+/** Counts one call on `key` (see RateLimits.take: ERR_TOO_MANY_ATTEMPTS, 429 with Retry-After, past `limit` calls in a window). `limit` 0: none. */
 export async function countCall(store: Store, key: string, o: { limit: number; windowMs: number; at: number; what: string }): Promise<void> {
-  if (o.limit <= 0) return;
-  const n = await store.rateLimits.hit(key, { windowMs: o.windowMs, at: o.at });
-  if (n > o.limit) {
-    const seconds = Math.ceil(o.windowMs / 1000);
-    throw new TpmTrustError("ERR_TOO_MANY_ATTEMPTS", `more than ${o.limit} ${o.what} in ${seconds} s; retry later`, { limit: o.limit, retryAfterSeconds: seconds });
-  }
+  if (o.limit > 0) await store.rateLimits.take(key, o);
 }

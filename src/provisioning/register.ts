@@ -71,12 +71,12 @@ export async function register(d: ProvisioningDeps, req: RegisterRequest): Promi
 
 async function issueChallenge(d: ProvisioningDeps, id: string, match: EnrollmentMatch, tpm: DeviceTpm, binding: KeyBinding): Promise<RegisterResult> {
   const now = d.now();
-  const n = await d.store.rateLimits.hit(challengeKey(id), { windowMs: d.config.limitWindowMs, at: now });
-  if (n > d.config.challengeLimit) {
-    const e = new TpmTrustError("ERR_TOO_MANY_ATTEMPTS", `more than ${d.config.challengeLimit} challenges for ${id}; retry after ${Math.ceil(d.config.limitWindowMs / 1000)} s`);
-    await d.store.audit.append({ actor: `device:${id}`, action: "provisioning.device.challenge", subject: id, outcome: "denied", details: { code: e.code, challenges: n }, at: now });
+  await d.store.rateLimits.take(challengeKey(id), { limit: d.config.challengeLimit, windowMs: d.config.limitWindowMs, at: now, what: `challenges for ${id}` }).catch(async (e: unknown) => {
+    if (e instanceof TpmTrustError && e.code === "ERR_TOO_MANY_ATTEMPTS") {
+      await d.store.audit.append({ actor: `device:${id}`, action: "provisioning.device.challenge", subject: id, outcome: "denied", details: { code: e.code, challenges: e.details?.count }, at: now });
+    }
     throw e;
-  }
+  });
   const key = randomBytes(DEVICE_KEY_BYTES);
   const auth = buildAuthenticationKey(tpm.ek, tpm.srk, key);
   const pendingSasKey = d.keys.wrap(key, binding);

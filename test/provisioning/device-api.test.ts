@@ -157,6 +157,18 @@ for (const [name, make] of BACKENDS) {
       assertDpsError(await s.device("POST", `${stranger.registrationId}?${API_VERSION}`, undefined, p.token), 404, 404201);
     });
 
+    test("challenges per registration id: the 11th within the window is 429 (retry-after), audited as denied with the count", async () => {
+      const d = softDevice();
+      await enroll(s, d);
+      const path = `${d.registrationId}/register?${API_VERSION}`;
+      for (let i = 0; i < 10; i++) assert.equal((await s.device("PUT", path, d.body())).status, 401);
+      const refused = await s.device("PUT", path, d.body());
+      assertDpsError(refused, 429, 429001, new RegExp(`^more than 10 challenges for ${d.registrationId}; retry after 900 s$`));
+      assert.equal(refused.headers.get("retry-after"), "900");
+      const [denied] = await s.server.store.audit.list({ subject: d.registrationId, action: "provisioning.device.challenge", newestFirst: true, limit: 1 });
+      assert.deepEqual([denied.outcome, denied.details], ["denied", { code: "ERR_TOO_MANY_ATTEMPTS", challenges: 11 }]);
+    });
+
     test("lifecycle: disabled enrollment is 403, re-enabled works; deleted enrollment removes the record and the device gets 404", async () => {
       const d = softDevice();
       await enroll(s, d, { enabled: false });
