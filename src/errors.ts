@@ -80,6 +80,7 @@ export const ERROR_CODES = {
   ERR_TPM_RC: "the TPM returned an error",
   ERR_TPM_TRANSPORT: "the TPM could not be reached",
   ERR_UNREACHABLE: "the service could not be reached or gave no usable answer",
+  ERR_STORE_BUSY: "no database connection became free in time",
   ERR_INTERNAL: "internal error",
 } as const;
 

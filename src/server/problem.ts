@@ -2,7 +2,7 @@
 import type { FastifyError, FastifyReply, FastifyRequest } from "fastify";
 import { ERROR_CODES, type ErrorCode, isTpmTrustError } from "../errors.js";
 
-/** HTTP status per error code: 400 unusable input, 401/403 auth, 404/409 state, 422 evidence rejected, 429, 5xx. */
+/** HTTP status per error code: 400 unusable input, 401/403 auth, 404/409 state, 422 evidence rejected, 429, 5xx (503: try again). */
 export function statusFor(code: ErrorCode): number {
   if (code.startsWith("ERR_PARSE_") || code === "ERR_USAGE" || code === "ERR_VALIDATION") return 400;
   switch (code) {
@@ -28,6 +28,8 @@ export function statusFor(code: ErrorCode): number {
     case "ERR_TPM_RC":
     case "ERR_TPM_TRANSPORT":
       return 500;
+    case "ERR_STORE_BUSY":
+      return 503;
     default:
       return 422;
   }

@@ -3,7 +3,7 @@ import { createRequire } from "node:module";
 import { dirname, resolve } from "node:path";
 import { Worker } from "node:worker_threads";
 import SqliteDatabase from "better-sqlite3";
-import { Kysely, PostgresDialect, SqliteDialect, type SqliteDialectConfig } from "kysely";
+import { type DatabaseConnection, type Driver, Kysely, PostgresDialect, SqliteDialect, type SqliteDialectConfig } from "kysely";
 import pg from "pg";
 import { TpmTrustError } from "../errors.js";
 import { type Ctx, type DialectName, rootCtx } from "./ctx.js";
@@ -38,6 +38,22 @@ export interface OpenOptions {
    * that checkpoint fsyncs stay off the thread that serves requests.
    */
   backgroundCheckpointMs?: number;
+  /**
+   * How long a query waits for a connection (SQLite's one, or a free one of the PostgreSQL pool)
+   * before failing with ERR_STORE_BUSY; default 60 s. Waits that long only when the store is wedged,
+   * e.g. by a transaction waiting for a query made outside it: an error then, not a hang.
+   */
+  connectionWaitMs?: number;
+  /** PostgreSQL: the server ends a session idle inside a transaction this long, releasing its locks (default 60 s). */
+  idleInTransactionMs?: number;
+}
+
+const DEFAULT_CONNECTION_WAIT_MS = 60_000;
+const DEFAULT_IDLE_IN_TRANSACTION_MS = 60_000;
+
+function storeBusy(ms: number, dialect: DialectName): TpmTrustError {
+  const why = dialect === "postgres" ? "every pooled connection stayed busy, or the server did not answer" : "the connection stayed busy";
+  return new TpmTrustError("ERR_STORE_BUSY", `no database connection within ${ms / 1000} s: ${why}`, { waitedMs: ms });
 }
 
 /** The embedded default: a SQLite file under the working directory, or $TPMTRUST_DB. */
@@ -115,7 +131,44 @@ function openSqlite(path: string, opts: OpenOptions): { db: Kysely<Database>; di
     throw new TpmTrustError("ERR_IO", `cannot open SQLite database ${location}: ${(e as Error).message}`);
   }
   const checkpointer = location !== ":memory:" && opts.backgroundCheckpointMs ? startCheckpointer(location, opts.backgroundCheckpointMs) : undefined;
-  return { db: new Kysely<Database>({ dialect: new SqliteDialect({ database: withStatementCache(sqlite, () => void checkpointer?.terminate()) }) }), dialect: "sqlite", location };
+  const dialect = new BoundedSqliteDialect({ database: withStatementCache(sqlite, () => void checkpointer?.terminate()) }, opts.connectionWaitMs ?? DEFAULT_CONNECTION_WAIT_MS);
+  return { db: new Kysely<Database>({ dialect }), dialect: "sqlite", location };
+}
+
+/** Kysely's SQLite dialect, whose wait for its single connection (unbounded there) ends after `waitMs`. */
+class BoundedSqliteDialect extends SqliteDialect {
+  constructor(
+    config: SqliteDialectConfig,
+    private readonly waitMs: number,
+  ) {
+    super(config);
+  }
+
+  override createDriver(): Driver {
+    const driver = super.createDriver();
+    const acquire = driver.acquireConnection.bind(driver);
+    driver.acquireConnection = () =>
+      new Promise<DatabaseConnection>((resolve, reject) => {
+        let late = false;
+        const timer = setTimeout(() => {
+          late = true;
+          reject(storeBusy(this.waitMs, "sqlite"));
+        }, this.waitMs);
+        acquire().then(
+          (conn) => {
+            clearTimeout(timer);
+            // the caller gave up: hand the connection straight back
+            if (late) void driver.releaseConnection(conn);
+            else resolve(conn);
+          },
+          (e: unknown) => {
+            clearTimeout(timer);
+            reject(e);
+          },
+        );
+      });
+    return driver;
+  }
 }
 
 /**
@@ -174,11 +227,26 @@ function openPostgres(url: string, opts: OpenOptions): { db: Kysely<Database>; d
   } catch {
     throw new TpmTrustError("ERR_USAGE", "the PostgreSQL URL does not parse");
   }
-  const pool = new pg.Pool({ connectionString: url, max: opts.poolSize ?? 10, types: pgTypes, application_name: "tpmtrust" });
-  // An idle client losing its connection (server restart) must not crash the process; the pool
-  // drops that client and the next query connects anew.
+  const waitMs = opts.connectionWaitMs ?? DEFAULT_CONNECTION_WAIT_MS;
+  const pool = new pg.Pool({
+    connectionString: url,
+    max: opts.poolSize ?? 10,
+    types: pgTypes,
+    application_name: "tpmtrust",
+    connectionTimeoutMillis: waitMs,
+    idle_in_transaction_session_timeout: opts.idleInTransactionMs ?? DEFAULT_IDLE_IN_TRANSACTION_MS,
+  });
+  // A client losing its connection (server restart, a session ended for idling in a transaction)
+  // must not crash the process: idle, the pool drops it; checked out, its query fails and the pool
+  // drops it on release. The next query connects anew.
   pool.on("error", () => undefined);
-  return { db: new Kysely<Database>({ dialect: new PostgresDialect({ pool }) }), dialect: "postgres", location };
+  pool.on("connect", (client) => client.on("error", () => undefined));
+  const bounded = {
+    // pg's own timeout error, for a pool that stayed full or a server that did not answer
+    connect: () => pool.connect().catch((e: Error) => Promise.reject(/timeout exceeded when trying to connect/i.test(e.message) ? storeBusy(waitMs, "postgres") : e)),
+    end: () => pool.end(),
+  };
+  return { db: new Kysely<Database>({ dialect: new PostgresDialect({ pool: bounded }) }), dialect: "postgres", location };
 }
 
 function connectError(e: unknown, dialect: DialectName, location: string): unknown {

@@ -1,5 +1,6 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
+import { TpmTrustError } from "../../src/errors.js";
 import { openStore } from "../../src/store/index.js";
 import { MIGRATIONS } from "../../src/store/migrations/index.js";
 import { BACKENDS, rawSql, startWorker, type Backend } from "../helpers/store.js";
@@ -59,7 +60,46 @@ for (const [name, make] of BACKENDS) {
       }
     });
 
+    test("a query waiting on a connection its own transaction holds fails with ERR_STORE_BUSY, not a hang; nothing is lost", async () => {
+      const url = await backend.newUrl();
+      const s = await openStore(url, { connectionWaitMs: 300, poolSize: 1 });
+      try {
+        await s.audit.append({ actor: "t", action: "before", outcome: "success", details: {} });
+        // the mistake the guard exists for: the outer store used inside a transaction
+        const wedged = s.transaction(async (tx) => {
+          await tx.audit.append({ actor: "t", action: "inside", outcome: "success", details: {} });
+          await s.audit.head();
+        });
+        await assert.rejects(wedged, (e: unknown) => e instanceof TpmTrustError && e.code === "ERR_STORE_BUSY" && e.details?.waitedMs === 300);
+        // rolled back, and the connection serves again
+        assert.deepEqual((await s.audit.list({ limit: 10 })).map((e) => e.action), ["before"]);
+        assert.equal((await s.audit.verify()).ok, true);
+      } finally {
+        await s.close();
+      }
+    });
+
     if (name === "postgres") {
+      test("PostgreSQL ends a session left idle inside a transaction, releasing its locks; the pool reconnects", async () => {
+        const url = await backend.newUrl();
+        const s = await openStore(url, { idleInTransactionMs: 200 });
+        const other = await openStore(url);
+        try {
+          const stuck = s.transaction(async (tx) => {
+            await tx.audit.append({ actor: "t", action: "stuck", outcome: "success", details: {} });
+            await new Promise((r) => setTimeout(r, 1000));
+            await tx.audit.head();
+          });
+          await assert.rejects(stuck);
+          // the audit head lock it held is free again: another pool appends
+          await other.audit.append({ actor: "t", action: "after", outcome: "success", details: {} });
+          await s.audit.append({ actor: "t", action: "again", outcome: "success", details: {} });
+          assert.deepEqual((await other.audit.list({ limit: 10 })).map((e) => e.action).sort(), ["after", "again"]);
+        } finally {
+          await Promise.all([s.close(), other.close()]);
+        }
+      });
+
       test("two pools in one process appending audit entries at once", async () => {
         const url = await backend.newUrl();
         const [a, b] = await Promise.all([openStore(url), openStore(url)]);
