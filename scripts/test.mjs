@@ -4,7 +4,8 @@
 // ends, under its path and time. No file can stall the suite: a file runs at most TEST_FILE_TIMEOUT
 // seconds (420); past that it and every process it started are stopped and it counts as failed,
 // with the output it had. A file whose tests are done exits even if something it opened is still
-// alive (--test-force-exit). With TEST_OUTPUT=brief (the default when CI is set) a passing file
+// alive (--test-force-exit). A file that has registered no test TEST_LOAD_TIMEOUT seconds (60) after
+// it started is stuck loading its modules: it is stopped and run once more, and says so. With TEST_OUTPUT=brief (the default when CI is set) a passing file
 // is one line; a failing file is always printed whole.
 // Node 20 neither expands quoted globs nor finds .ts files by itself, so the list is explicit.
 // Usage: npm test [-- substring …]   (only files whose path contains one of the substrings)
@@ -33,6 +34,7 @@ const positive = (name, fallback) => {
 };
 const concurrency = Math.max(1, Math.floor(positive("TEST_CONCURRENCY", 4)));
 const fileTimeout = positive("TEST_FILE_TIMEOUT", 420);
+const loadTimeout = positive("TEST_LOAD_TIMEOUT", 60);
 const brief = (process.env.TEST_OUTPUT ?? (process.env.CI ? "brief" : "full")) === "brief";
 
 const filters = process.argv.slice(2);
@@ -45,18 +47,26 @@ if (files.length === 0) {
 const scratch = mkdtempSync(join(tmpdir(), "tpmtrust-test-run-"));
 let fileNo = 0;
 
-/** The tests a file had started and not ended, from its running-reporter log (innermost last). */
-function stillRunning(log) {
+/** The lines of a file's running-reporter log: "=" registered, "+" began, "-" ended, and the test's name. */
+function events(log) {
   let text = "";
   try {
     text = readFileSync(log, "utf8");
   } catch {
     return [];
   }
+  return text
+    .split("\n")
+    .filter((line) => line.length > 2)
+    .map((line) => ({ kind: line[0], name: line.slice(2) }));
+}
+
+/** The tests a file had begun and not ended (innermost last). */
+function stillRunning(log) {
   const open = [];
-  for (const line of text.split("\n")) {
-    if (line.startsWith("+ ")) open.push(line.slice(2));
-    else if (line.startsWith("- ")) open.splice(open.lastIndexOf(line.slice(2)), 1);
+  for (const e of events(log)) {
+    if (e.kind === "+") open.push(e.name);
+    else if (e.kind === "-") open.splice(open.lastIndexOf(e.name), 1);
   }
   return open;
 }
@@ -74,7 +84,8 @@ function signalGroup(pid, signal) {
   }
 }
 
-function runFile(file) {
+/** One run of a file: its output and how it ended. */
+function attempt(file) {
   return new Promise((resolve) => {
     const t0 = Date.now();
     const running = join(scratch, `${fileNo++}.log`);
@@ -84,44 +95,60 @@ function runFile(file) {
     const out = [];
     child.stdout.on("data", (c) => out.push(c));
     child.stderr.on("data", (c) => out.push(c));
-    let timedOut = false;
-    const timer = setTimeout(() => {
-      timedOut = true;
+    let stopped; // "load" | "time"
+    const stop = (why) => {
+      stopped = why;
       signalGroup(child.pid, "SIGTERM");
       setTimeout(() => signalGroup(child.pid, "SIGKILL"), 5000).unref();
-    }, fileTimeout * 1000);
+    };
+    const timer = setTimeout(() => stop("time"), fileTimeout * 1000);
+    // A file registers its tests as it loads, within seconds; one that has registered none after
+    // TEST_LOAD_TIMEOUT is stuck loading its modules (seen, rarely, with Node 20's loader hooks).
+    const loadTimer = setTimeout(() => {
+      if (!events(running).some((e) => e.kind === "=" && !e.name.endsWith(file))) stop("load");
+    }, loadTimeout * 1000);
     child.on("close", (code, signal) => {
       clearTimeout(timer);
+      clearTimeout(loadTimer);
       signalGroup(child.pid, "SIGKILL"); // anything of this file's still running
-      const text = Buffer.concat(out).toString("utf8");
-      const secs = ((Date.now() - t0) / 1000).toFixed(1);
-      let ok = code === 0;
-      const counts = {};
-      for (const key of Object.keys(totals)) {
-        const m = new RegExp(`^ℹ ${key} (\\d+)$`, "m").exec(text);
-        counts[key] = m ? Number(m[1]) : 0;
-        totals[key] += counts[key];
-      }
-      const summaryAt = text.search(/^ℹ tests \d+$/m);
-      let report = summaryAt >= 0 ? text.slice(0, summaryAt).trimEnd() : text.trimEnd();
-      if (timedOut) {
-        ok = false;
-        const open = stillRunning(running).filter((name) => !name.endsWith(file));
-        report += `\n✖ ${file} was still running after ${fileTimeout} s and was stopped`;
-        report += open.length > 0 ? `, in: ${open.join(" › ")}` : " (after its last test)";
-      } else if (!ok) {
-        report += `\n✖ ${file} exited with ${signal ?? `code ${code}`}`;
-      }
-      if (!ok) failed.push(file);
-      if (ok && brief) {
-        const notRun = counts.skipped + counts.todo > 0 ? `, ${counts.skipped + counts.todo} not run` : "";
-        console.log(`✔ ${file}: ${counts.pass} passed${notRun} (${secs} s)`);
-      } else {
-        console.log(`── ${file} (${secs} s)${ok ? "" : " FAILED"}\n${report}\n`);
-      }
-      resolve();
+      resolve({ text: Buffer.concat(out).toString("utf8"), code, signal, stopped, running, secs: (Date.now() - t0) / 1000 });
     });
   });
+}
+
+async function runFile(file) {
+  let r = await attempt(file);
+  let retried = "";
+  if (r.stopped === "load") {
+    retried = `(its first run registered no test in ${loadTimeout} s and was stopped; this is its second run)\n`;
+    r = await attempt(file);
+  }
+  let ok = r.code === 0 && !r.stopped;
+  const counts = {};
+  for (const key of Object.keys(totals)) {
+    const m = new RegExp(`^ℹ ${key} (\\d+)$`, "m").exec(r.text);
+    counts[key] = m ? Number(m[1]) : 0;
+    totals[key] += counts[key];
+  }
+  const summaryAt = r.text.search(/^ℹ tests \d+$/m);
+  let report = retried + (summaryAt >= 0 ? r.text.slice(0, summaryAt).trimEnd() : r.text.trimEnd());
+  if (r.stopped === "load") {
+    report += `\n✖ ${file} registered no test within ${loadTimeout} s, twice, and was stopped`;
+  } else if (r.stopped === "time") {
+    const open = stillRunning(r.running).filter((name) => !name.endsWith(file));
+    report += `\n✖ ${file} was still running after ${fileTimeout} s and was stopped`;
+    report += open.length > 0 ? `, in: ${open.join(" › ")}` : " (after its last test)";
+  } else if (!ok) {
+    report += `\n✖ ${file} exited with ${r.signal ?? `code ${r.code}`}`;
+  }
+  if (!ok) failed.push(file);
+  const secs = r.secs.toFixed(1);
+  if (ok && brief && !retried) {
+    const notRun = counts.skipped + counts.todo > 0 ? `, ${counts.skipped + counts.todo} not run` : "";
+    console.log(`✔ ${file}: ${counts.pass} passed${notRun} (${secs} s)`);
+  } else {
+    console.log(`── ${file} (${secs} s)${ok ? "" : " FAILED"}\n${report}\n`);
+  }
 }
 
 const queue = [...files];
