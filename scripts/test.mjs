@@ -84,6 +84,16 @@ function signalGroup(pid, signal) {
   }
 }
 
+// Each file runs in its own process group, out of reach of the terminal's Ctrl-C: pass it on.
+const live = new Set();
+for (const [sig, code] of [["SIGINT", 130], ["SIGTERM", 143]]) {
+  process.on(sig, () => {
+    for (const pid of live) signalGroup(pid, "SIGTERM");
+    rmSync(scratch, { recursive: true, force: true });
+    process.exit(code);
+  });
+}
+
 /** One run of a file: its output and how it ended. */
 function attempt(file) {
   return new Promise((resolve) => {
@@ -92,6 +102,7 @@ function attempt(file) {
     const args = ["--import", "tsx", "--test", "--test-force-exit", "--test-reporter=spec", "--test-reporter-destination=stdout"];
     args.push("--test-reporter=./scripts/running-reporter.mjs", `--test-reporter-destination=${running}`, file);
     const child = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "pipe"], detached: true });
+    live.add(child.pid);
     const out = [];
     child.stdout.on("data", (c) => out.push(c));
     child.stderr.on("data", (c) => out.push(c));
@@ -111,6 +122,7 @@ function attempt(file) {
       clearTimeout(timer);
       clearTimeout(loadTimer);
       signalGroup(child.pid, "SIGKILL"); // anything of this file's still running
+      live.delete(child.pid);
       resolve({ text: Buffer.concat(out).toString("utf8"), code, signal, stopped, running, secs: (Date.now() - t0) / 1000 });
     });
   });
@@ -123,7 +135,7 @@ async function runFile(file) {
     retried = `(its first run registered no test in ${loadTimeout} s and was stopped; this is its second run)\n`;
     r = await attempt(file);
   }
-  let ok = r.code === 0 && !r.stopped;
+  const ok = r.code === 0 && !r.stopped;
   const counts = {};
   for (const key of Object.keys(totals)) {
     const m = new RegExp(`^ℹ ${key} (\\d+)$`, "m").exec(r.text);
