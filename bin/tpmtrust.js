@@ -1,5 +1,32 @@
 #!/usr/bin/env node
-// Loads the TypeScript sources through tsx, so the CLI runs without a build step.
-import { register } from "tsx/esm/api";
-register();
-await import("../src/cli/main.ts");
+// Runs the compiled CLI (dist/, from `npm ci` or `npm run build`) when its build is newer than every
+// file under src/; otherwise (no build, or sources edited since) loads src/ through tsx.
+import { readdirSync, statSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+
+const root = fileURLToPath(new URL("..", import.meta.url));
+
+function newest(dir) {
+  let t = 0;
+  for (const e of readdirSync(dir, { withFileTypes: true })) {
+    const p = `${dir}/${e.name}`;
+    t = Math.max(t, e.isDirectory() ? newest(p) : statSync(p).mtimeMs);
+  }
+  return t;
+}
+
+function builtAt() {
+  try {
+    return statSync(`${root}dist/.built`).mtimeMs;
+  } catch {
+    return -1;
+  }
+}
+
+if (builtAt() >= newest(`${root}src`)) {
+  await import("../dist/cli/main.js");
+} else {
+  const { register } = await import("tsx/esm/api");
+  register();
+  await import("../src/cli/main.ts");
+}
