@@ -1,12 +1,15 @@
 #!/usr/bin/env node
 // Runs every test file under test/ with node's test runner through tsx, each file in its own
-// `node --test` process, TEST_CONCURRENCY (4) at a time. A file's output is printed whole when it
-// ends, under its path and time. No file can stall the suite: a file runs at most TEST_FILE_TIMEOUT
-// seconds (420); past that it and every process it started are stopped and it counts as failed,
-// with the output it had. (Not --test-force-exit: on Node 20 it sometimes ends a file before all of
-// its tests have run, and reports success.) A file that has registered no test TEST_LOAD_TIMEOUT seconds (60) after
-// it started is stuck loading its modules: it is stopped and run once more, and says so. With TEST_OUTPUT=brief (the default when CI is set) a passing file
-// is one line; a failing file is always printed whole.
+// `node --test` process group, TEST_CONCURRENCY (4) at a time, and prints a file's output when it
+// ends. No file can stall the suite or pass without running its tests:
+// - a file running past TEST_FILE_TIMEOUT seconds (420) is stopped with every process it started
+//   and fails, naming the test it was in;
+// - a file that has registered no test TEST_LOAD_TIMEOUT seconds (60) after it started is stuck
+//   loading its modules: it is stopped and run once more, and says so;
+// - a file that ends before every test it registered has run fails. (Hence no --test-force-exit:
+//   on Node 20 it sometimes ends a file early and still reports success.)
+// With TEST_OUTPUT=brief (the default when CI is set) a passing file is one line; a failing file is
+// always printed whole.
 // Node 20 neither expands quoted globs nor finds .ts files by itself, so the list is explicit.
 // Usage: npm test [-- substring …]   (only files whose path contains one of the substrings)
 import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
