@@ -6,9 +6,16 @@ import { fileURLToPath } from "node:url";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 
+/** The newest modification time under `dir` (0 for an installation without sources). */
 function newest(dir) {
   let t = 0;
-  for (const e of readdirSync(dir, { withFileTypes: true })) {
+  let entries = [];
+  try {
+    entries = readdirSync(dir, { withFileTypes: true });
+  } catch {
+    return t;
+  }
+  for (const e of entries) {
     const p = `${dir}/${e.name}`;
     t = Math.max(t, e.isDirectory() ? newest(p) : statSync(p).mtimeMs);
   }
