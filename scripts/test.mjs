@@ -64,10 +64,10 @@ function events(log) {
     .map((line) => ({ kind: line[0], name: line.slice(2) }));
 }
 
-/** The tests a file had begun and not ended (innermost last). */
-function stillRunning(log) {
+/** The tests that had begun and not ended, of a file's events (innermost last). */
+function stillRunning(evts) {
   const open = [];
-  for (const e of events(log)) {
+  for (const e of evts) {
     if (e.kind === "+") open.push(e.name);
     else if (e.kind === "-") open.splice(open.lastIndexOf(e.name), 1);
   }
@@ -154,7 +154,7 @@ async function runFile(file) {
   if (r.stopped === "load") {
     report += `\n✖ ${file} registered no test within ${loadTimeout} s, twice, and was stopped`;
   } else if (r.stopped === "time") {
-    const open = stillRunning(r.running).filter((name) => !name.endsWith(file));
+    const open = stillRunning(own);
     report += `\n✖ ${file} was still running after ${fileTimeout} s and was stopped`;
     report += open.length > 0 ? `, in: ${open.join(" › ")}` : " (after its last test)";
   } else if (r.code !== 0) {
