@@ -10,7 +10,7 @@ import { attestConfig, type AttestConfig } from "../attest/config.js";
 import type { ProvisioningOptions } from "../provisioning/config.js";
 import type { Store } from "../store/index.js";
 import { installAuth } from "./auth.js";
-import { installMetrics } from "./metrics.js";
+import { installMetrics, metrics } from "./metrics.js";
 import { errorHandler, problem, sendProblem } from "./problem.js";
 import { routeModules } from "./routes/index.js";
 
@@ -65,6 +65,16 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   });
   installAuth(app, opts.store);
   installMetrics(app);
+  const unsubscribe = opts.store.faults.subscribe((f) => {
+    if (f.kind === "audit-append") {
+      metrics.auditWriteFailures.inc({ action: f.action });
+      app.log.error({ err: f.error, action: f.action }, "an audit entry could not be written; the decision it was to record failed");
+    } else {
+      metrics.storeConnectionErrors.inc();
+      app.log.error({ err: f.error }, "PostgreSQL connection error");
+    }
+  });
+  app.addHook("onClose", async () => void unsubscribe());
   const deps: RouteDeps = { store: opts.store, now: opts.now ?? Date.now, publicUrl: opts.publicUrl, attest: attestConfig(opts.attest), provisioning: opts.provisioning, auditWitnessMs: opts.auditWitnessMs ?? 600_000 };
   for (const mod of routeModules) await app.register(async (scope) => mod(scope, deps));
   app.get("/openapi.json", { schema: { hide: true } }, async () => app.swagger());
