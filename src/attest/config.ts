@@ -1,3 +1,5 @@
+import { DEFAULT_TOKEN_ISSUER } from "../tokens/tokens.js";
+
 /** Settings of the attestation service; every duration is in milliseconds. */
 export interface AttestConfig {
   /** how long a challenge nonce may be answered */
@@ -40,7 +42,7 @@ export const DEFAULT_ATTEST_CONFIG: AttestConfig = {
   webhookAttempts: 8,
   webhookBackoffMs: 1_000,
   webhookTimeoutMs: 5_000,
-  issuer: "tpmtrust",
+  issuer: DEFAULT_TOKEN_ISSUER,
   judgementCacheSize: 10_000,
   challengeLimit: 60,
   activationLimit: 10,

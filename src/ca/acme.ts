@@ -23,7 +23,7 @@ import { decodeTpmtPublic } from "../tpm/structures.js";
 import { parseCsr, verifyCsrSignature } from "../verify/csr.js";
 import { decodeAttObj, verifyTpmAttStmt } from "../verify/device-attest.js";
 import { EKU_AIK_CERTIFICATE, certificatePublicKey, loadCertificate, validateChain } from "../verify/ek/index.js";
-import { ATTESTATION_CA_KIND } from "../attest/ak-ca.js";
+import { ATTESTATION_CA_KIND } from "./ak-ca.js";
 import { ISSUING_KIND } from "./authority.js";
 import { ADCS_EVENT } from "./enroll.js";
 import { checkRequest, issueFromTemplate } from "./issue.js";
