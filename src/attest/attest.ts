@@ -20,7 +20,7 @@ import type { Judgement, JudgementCache } from "./judge.js";
 import { checkPolicySet, hostPolicies, policySelection, refOf } from "./policies.js";
 import { requireHostTrusted } from "../trust/host-trust.js";
 import { recordVerdict } from "./record-verdict.js";
-import { signToken, type PolicyRef } from "./tokens.js";
+import { signToken, type PolicyRef } from "../tokens/tokens.js";
 import { verifyQuotes } from "./verify-quotes.js";
 
 export interface AttestDeps {

@@ -5,7 +5,7 @@
 import type { RouteModule } from "../app.js";
 import { BASE64_PATTERN, decodeBase64 } from "../../attest/identity.js";
 import { completeActivation, startActivation } from "../../attest/activation.js";
-import { attestationCa, certificatePem } from "../../attest/ak-ca.js";
+import { attestationCa, certificatePem } from "../../ca/ak-ca.js";
 import { counted, metrics } from "../metrics.js";
 
 const tags = ["activation"];
