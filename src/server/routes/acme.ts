@@ -28,7 +28,7 @@ import {
   verifyRequest,
   type JwsBody,
 } from "../../ca/acme.js";
-import { certificatePem } from "../../ca/signing.js";
+import { certificatePem } from "../../encoding.js";
 import { getTemplate, TEMPLATE_NAME_PATTERN } from "../../ca/templates.js";
 import { counted, metrics } from "../metrics.js";
 
