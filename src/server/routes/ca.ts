@@ -43,12 +43,12 @@ async function vouching(store: Store, req: FastifyRequest): Promise<{ actor: str
   return { actor: `admin:${t.id}`, admin: true };
 }
 
-const ca: RouteModule = (app, { store, now, publicUrl }) => {
+const ca: RouteModule = (app, { store, now, publicUrl, attest }) => {
   app.post(
     "/v1/ca/challenge",
     { config: { access: "public" }, schema: { tags, summary: "a single-use nonce: the qualifying data of the TPM2_Certify an enrolment carries" } },
-    async (_req, reply) => {
-      const c = await enrollChallenge(store, now());
+    async (req, reply) => {
+      const c = await enrollChallenge(store, now(), { source: req.ip, limit: attest.nonceLimit, windowMs: attest.limitWindowMs });
       return reply.code(201).send({ nonceHex: c.nonce.toString("hex"), expiresAt: c.expiresAt });
     },
   );
