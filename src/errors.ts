@@ -100,6 +100,7 @@ export const ERRORS = {
 
   // a dependency could not be used (no verdict): CLI exit 2, HTTP 5xx (a custom allocation webhook that fails: 422)
   ERR_TPM_TRANSPORT: { class: "unavailable", http: 500, exit: 2, message: "the TPM could not be reached" },
+  ERR_TPM_SESSION_INTEGRITY: { class: "unavailable", http: 500, exit: 2, message: "a TPM response failed its session HMAC: the answer was altered between the TPM and tpmtrust" },
   ERR_UNREACHABLE: { class: "unavailable", http: 422, exit: 2, message: "the service could not be reached or gave no usable answer" },
   ERR_STORE_BUSY: { class: "unavailable", http: 503, exit: 2, message: "no database connection became free in time" },
 

@@ -18,6 +18,7 @@ export interface ActivateCredentialRequest {
 export const ActivateCredential: Command<ActivateCredentialRequest, Buffer> = {
   name: "TPM2_ActivateCredential",
   code: TPM_CC.ActivateCredential,
+  parameterEncryption: { command: true, response: true },
   handles: (q) => [q.activateHandle, q.keyHandle],
   auths: (q) => [q.activateAuth ?? password(), q.keyAuth ?? password()],
   params: (q, w) => {

@@ -37,10 +37,11 @@ import { PolicyGetDigest } from "./policy-get-digest.js";
 import { PolicySecret } from "./policy-secret.js";
 import { Quote } from "./quote.js";
 import { ReadPublic, type ReadPublicResult } from "./read-public.js";
-import { password, PolicySession, type AuthSession } from "./session.js";
+import { password, PolicySession, type AuthSession, type CommandContext, type ParameterEncryptionSession } from "./session.js";
 import { Sign } from "./sign.js";
 import { StartAuthSession } from "./start-auth-session.js";
 import { Startup } from "./startup.js";
+import { Unseal } from "./unseal.js";
 
 export interface CreateOptions {
   /** authorization of the parent / hierarchy (default: empty password) */
@@ -63,8 +64,14 @@ export interface ClientOptions {
 const RETRYABLE = new Set([0x908, 0x90a, 0x922]);
 
 export class TpmClient {
-  private readonly random: (n: number) => Buffer;
+  /** randomness for nonceCaller */
+  readonly random: (n: number) => Buffer;
   private nvBufferMax: number | undefined;
+  /**
+   * The salted session (crypto/session.ts) that protects every command whose first parameter, or
+   * whose response's first parameter, may carry a secret (Command.parameterEncryption) while set.
+   */
+  encryption: ParameterEncryptionSession | undefined;
 
   constructor(
     readonly transport: Transport,
@@ -75,13 +82,18 @@ export class TpmClient {
 
   /**
    * Sends one command with one AuthSession per authorized handle and parses the response's
-   * parameter area with `parse`, which must consume it exactly. One-shot policy sessions that a
-   * failed command leaves open are flushed.
+   * parameter area with `parse`, which must consume it exactly. With `encryption`, that session
+   * goes last in the authorization area and encrypts the first parameter of the command and/or of
+   * the response. One-shot policy sessions that a failed command leaves open are flushed.
    */
-  async execute<T>(req: CommandRequest, auths: AuthSession[], parse: (r: Reader, handles: number[]) => T): Promise<T> {
+  async execute<T>(
+    req: CommandRequest,
+    auths: AuthSession[],
+    parse: (r: Reader, handles: number[]) => T,
+    encryption?: { session: ParameterEncryptionSession; command: boolean; response: boolean },
+  ): Promise<T> {
     try {
-      const out = await this.exchange(req, auths);
-      out.auths.forEach((a, i) => auths[i].update(a));
+      const out = await this.exchange(req, auths, encryption);
       const r = new Reader(out.params, out.paramsOffset);
       const value = parse(r, out.handles);
       r.end(`${req.name} response parameters`);
@@ -99,19 +111,62 @@ export class TpmClient {
     const w = new Writer();
     cmd.params?.(req, w);
     const creq: CommandRequest = { name: cmd.name, code: cmd.code, handles: cmd.handles?.(req) ?? [], params: w.finish(), responseHandles: cmd.responseHandles };
-    return this.execute(creq, cmd.auths?.(req) ?? [], (r, handles) => cmd.response?.(r, handles) as R);
+    const pe = cmd.parameterEncryption;
+    const encryption = this.encryption && pe ? { session: this.encryption, command: pe.command === true, response: pe.response === true } : undefined;
+    return this.execute(creq, cmd.auths?.(req) ?? [], (r, handles) => cmd.response?.(r, handles) as R, encryption);
   }
 
-  /** Sends the command, again while the TPM answers with a retryable warning (up to 10 times). */
-  private async exchange(req: CommandRequest, auths: AuthSession[]): Promise<ParsedResponse> {
+  /**
+   * The Name of each handle (Part 1 §16): the TPM's Name of an object or NV index, the handle
+   * itself for everything else. HMAC sessions cover them; a Name the TPM did not give fails the HMAC.
+   */
+  private async names(handles: number[]): Promise<Buffer[]> {
+    const out: Buffer[] = [];
+    for (const h of handles) {
+      const type = h >>> 24;
+      if (type === 0x80 || type === 0x81) out.push((await this.run(ReadPublic, { objectHandle: h })).name);
+      else if (type === 0x01) out.push((await this.run(NV_ReadPublic, { nvIndex: h })).name);
+      else out.push(Buffer.from([h >>> 24, (h >>> 16) & 0xff, (h >>> 8) & 0xff, h & 0xff]));
+    }
+    return out;
+  }
+
+  /**
+   * Sends the command, again while the TPM answers with a retryable warning (up to 10 times):
+   * fresh nonces, parameter encryption, every session's authorization; then every session checks
+   * the response and the first response parameter is decrypted.
+   */
+  private async exchange(
+    req: CommandRequest,
+    auths: AuthSession[],
+    enc: { session: ParameterEncryptionSession; command: boolean; response: boolean } | undefined,
+  ): Promise<ParsedResponse> {
+    const sessions = enc ? [...auths, enc.session] : auths;
+    const names = sessions.some((s) => s.hmac) ? await this.names(req.handles ?? []) : [];
     for (let attempt = 1; ; attempt++) {
-      const resp = await this.transport.send(marshalCommand(req, auths.map((a) => a.authCommand(this.random))));
+      for (const s of sessions) s.begin?.(this.random);
+      const params = enc?.command ? mapFirstTpm2b(req.params ?? Buffer.alloc(0), (d) => enc.session.encryptParameter(d)) : req.params;
+      const authCommands = sessions.map((s, i) => {
+        const mine = s === enc?.session;
+        const ctx: CommandContext = { code: req.code, names, params: params ?? Buffer.alloc(0), decrypt: mine && enc!.command, encrypt: mine && enc!.response };
+        if (i === 0 && enc && !mine) {
+          if (enc.command) ctx.nonceDecrypt = enc.session.nonceTPM;
+          if (enc.response) ctx.nonceEncrypt = enc.session.nonceTPM;
+        }
+        return s.authCommand(this.random, ctx);
+      });
+      const resp = await this.transport.send(marshalCommand({ ...req, params }, authCommands));
+      let out: ParsedResponse;
       try {
-        return unmarshalResponse(resp, req.name, req.responseHandles ?? 0, auths.length);
+        out = unmarshalResponse(resp, req.name, req.responseHandles ?? 0, sessions.length);
       } catch (e) {
         if (!(e instanceof TpmRcError && RETRYABLE.has(e.rc.rc)) || attempt === 10) throw e;
         await new Promise((r) => setTimeout(r, 5 * attempt));
+        continue;
       }
+      out.auths.forEach((a, i) => sessions[i].update(a, { code: req.code, params: out.params }));
+      if (enc?.response) out.params = mapFirstTpm2b(out.params, (d) => enc.session.decryptParameter(d));
+      return out;
     }
   }
 
@@ -295,6 +350,10 @@ export class TpmClient {
     return this.run(HMAC, { handle, auth: opts.auth, buffer: data, hashAlg: opts.hashAlg });
   }
 
+  unseal(itemHandle: number, opts: { auth?: AuthSession } = {}): Promise<Buffer> {
+    return this.run(Unseal, { itemHandle, auth: opts.auth });
+  }
+
   // ---- PCRs
 
   pcrExtend(pcr: number, digests: { hashAlg: number; digest: Uint8Array }[], opts: { auth?: AuthSession } = {}): Promise<void> {
@@ -389,6 +448,14 @@ export class TpmClient {
       await this.run(NV_Write, { authHandle: opts.authHandle ?? index, auth: opts.auth, nvIndex: index, data: part, offset: offset + done });
     }
   }
+}
+
+/** Replaces the data of the TPM2B at the start of a parameter area (its size stays). */
+function mapFirstTpm2b(params: Buffer, fn: (data: Buffer) => Buffer): Buffer {
+  if (params.length < 2) return params;
+  const size = params.readUInt16BE(0);
+  if (size === 0 || 2 + size > params.length) return params;
+  return Buffer.concat([params.subarray(0, 2), fn(params.subarray(2, 2 + size)), params.subarray(2 + size)]);
 }
 
 function creation(opts: CreateOptions) {

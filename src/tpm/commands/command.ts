@@ -90,6 +90,11 @@ export interface Command<Req, Resp> {
   readonly code: number;
   /** number of handles in the response's handle area */
   readonly responseHandles?: number;
+  /**
+   * Where the first parameter is a TPM2B that carries or may carry a secret, so that the client's
+   * parameter-encryption session encrypts it (Part 1 §21.1: only a TPM2B first parameter can be).
+   */
+  readonly parameterEncryption?: { command?: boolean; response?: boolean };
   /** the handle area; the authorized handles come first, one AuthSession each */
   handles?(req: Req): number[];
   auths?(req: Req): AuthSession[];

@@ -23,6 +23,7 @@ export interface CreatePrimaryResult extends CreationResult {
 export const CreatePrimary: Command<CreatePrimaryRequest, CreatePrimaryResult> = {
   name: "TPM2_CreatePrimary",
   code: TPM_CC.CreatePrimary,
+  parameterEncryption: { command: true },
   responseHandles: 1,
   handles: (q) => [q.primaryHandle],
   auths: (q) => [q.auth ?? password()],

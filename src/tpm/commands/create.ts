@@ -23,6 +23,7 @@ export interface CreateResult extends CreationResult {
 export const Create: Command<CreateRequest, CreateResult> = {
   name: "TPM2_Create",
   code: TPM_CC.Create,
+  parameterEncryption: { command: true, response: true },
   handles: (q) => [q.parentHandle],
   auths: (q) => [q.auth ?? password()],
   params: writeCreationParams,

@@ -19,6 +19,7 @@ export interface ImportRequest {
 export const Import: Command<ImportRequest, Buffer> = {
   name: "TPM2_Import",
   code: TPM_CC.Import,
+  parameterEncryption: { command: true, response: true },
   handles: (q) => [q.parentHandle],
   auths: (q) => [q.auth ?? password()],
   params: (q, w) => {

@@ -16,6 +16,7 @@ export interface LoadRequest {
 export const Load: Command<LoadRequest, { handle: number; name: Buffer }> = {
   name: "TPM2_Load",
   code: TPM_CC.Load,
+  parameterEncryption: { command: true },
   responseHandles: 1,
   handles: (q) => [q.parentHandle],
   auths: (q) => [q.auth ?? password()],

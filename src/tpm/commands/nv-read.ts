@@ -15,6 +15,7 @@ export interface NvReadRequest {
 export const NV_Read: Command<NvReadRequest, Buffer> = {
   name: "TPM2_NV_Read",
   code: TPM_CC.NV_Read,
+  parameterEncryption: { response: true },
   handles: (q) => [q.authHandle, q.nvIndex],
   auths: (q) => [q.auth ?? password()],
   params: (q, w) => void w.u16(q.size).u16(q.offset),

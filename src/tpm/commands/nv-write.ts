@@ -14,6 +14,7 @@ export interface NvWriteRequest {
 export const NV_Write: Command<NvWriteRequest, void> = {
   name: "TPM2_NV_Write",
   code: TPM_CC.NV_Write,
+  parameterEncryption: { command: true },
   handles: (q) => [q.authHandle, q.nvIndex],
   auths: (q) => [q.auth ?? password()],
   params: (q, w) => void w.tpm2b(q.data).u16(q.offset),
