@@ -28,6 +28,7 @@ export const ERRORS = {
   ERR_PARSE_IMA_TEMPLATE: { class: "input", http: 400, exit: 2, message: "the IMA measurement list uses a template or field tpmtrust does not know" },
   ERR_USAGE: { class: "input", http: 400, exit: 2, message: "wrong arguments" },
   ERR_IO: { class: "input", http: 500, exit: 2, message: "a file or device could not be read or written" },
+  ERR_UNSAFE_FILE: { class: "input", http: 400, exit: 2, message: "a file or folder the service would trust can be changed by others (group/others may write it, or another user owns it)" },
   ERR_VALIDATION: { class: "input", http: 400, exit: 2, message: "the request does not match its schema" },
 
   // evidence judged and rejected: CLI exit 1, HTTP 422 (an unhealthy host: 403)
