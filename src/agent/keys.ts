@@ -6,7 +6,7 @@
  *   SRK (persistent 0x81000001, else created from the standard template) → TPM2_Certify(SRK) by the AK
  *   → POST /v1/keys/{provider}/release → TPM2_Import under the SRK → TPM2_Load → TPM2_Unseal
  */
-import { decodeBase64 } from "../attest/identity.js";
+import { decodeBase64 } from "../encoding.js";
 import { TpmTrustError } from "../errors.js";
 import { withEncryptedSession } from "../crypto/session.js";
 import { TPMA_OBJECT, TPM_ALG, TPM_RH } from "../tpm/constants.js";

@@ -9,7 +9,7 @@
  * binds the AK to the host once the secret comes back.
  */
 import type { Logger } from "pino";
-import { decodeBase64 } from "../attest/identity.js";
+import { decodeBase64 } from "../encoding.js";
 import { samePublicKey } from "../crypto/keys.js";
 import { TpmTrustError } from "../errors.js";
 import { TPMA_OBJECT } from "../tpm/constants.js";

@@ -12,12 +12,13 @@ import { TpmTrustError, isTpmTrustError } from "../errors.js";
 import type { Store } from "../store/index.js";
 import { decodeTpmtPublic } from "../tpm/structures.js";
 import type { TpmtPublic } from "../tpm/types.js";
-import { boundAk, NONCE_PURPOSE } from "./challenge.js";
+import { boundAk, NONCE_PURPOSE, type AttestedHost } from "./challenge.js";
 import type { AttestConfig } from "./config.js";
 import { receiveEvidence, type EvidenceBody } from "./evidence.js";
 import type { HealthChange } from "./health.js";
 import type { Judgement, JudgementCache } from "./judge.js";
 import { checkPolicySet, hostPolicies, policySelection, refOf } from "./policies.js";
+import { requireHostTrusted } from "../trust/host-trust.js";
 import { recordVerdict } from "./record-verdict.js";
 import { signToken, type PolicyRef } from "../tokens/tokens.js";
 import { verifyQuotes } from "./verify-quotes.js";
@@ -76,6 +77,17 @@ async function audited<T>(store: Store, at: number, actor: string, subject: stri
   }
 }
 
+/** Why the host may no longer pass (disabled, EK no longer trusted under its policy version), if it may not. */
+async function trustWithdrawn(store: Store, host: AttestedHost, at: number): Promise<TpmTrustError | undefined> {
+  try {
+    await requireHostTrusted(store, host, at);
+    return undefined;
+  } catch (e) {
+    if (!isTpmTrustError(e)) throw e;
+    return e;
+  }
+}
+
 export async function attest(d: AttestDeps, body: EvidenceBody): Promise<AttestationResult> {
   const at = d.now();
   const akHex = body.akNameHex.toLowerCase();
@@ -98,6 +110,10 @@ export async function attest(d: AttestDeps, body: EvidenceBody): Promise<Attesta
       throw e;
     }
   });
+  // trust withdrawn since the host was registered (a root, an allow-list entry, the host disabled)
+  // is the host's verdict once its TPM has answered: unhealthy, tokens revoked, webhook sent
+  const withdrawn = await trustWithdrawn(d.store, host, at);
+  if (withdrawn) failure = withdrawn;
   const refs = policies.map(refOf);
   let judged: Judgement | undefined;
   if (quoted && !failure) {

@@ -18,8 +18,6 @@ import type { TpmtPublic } from "../tpm/types.js";
 import { EKU_AIK_CERTIFICATE } from "../verify/ek/index.js";
 import { createSelfSignedCa, DAY_MS, generateCaKey, issueUnique, loadSigner, readKeyFile, toSecond, writeKeyFile, type Signer } from "./signing.js";
 
-export { certificatePem } from "./signing.js";
-
 export const ATTESTATION_CA_KIND = "attestation";
 const KEY_FILE = "attestation-ca-key.pem";
 const CA_YEARS = 20;

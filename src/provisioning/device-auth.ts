@@ -4,6 +4,7 @@
  * instances). Failed checks are audited and counted per client address and per registration id;
  * past either limit a call whose SAS does not verify is ERR_TOO_MANY_ATTEMPTS until the window ends.
  */
+import { isBase64 } from "../encoding.js";
 import { TpmTrustError } from "../errors.js";
 import type { DeviceRegistration } from "../store/index.js";
 import { objectName } from "../tpm/structures.js";
@@ -30,10 +31,9 @@ export async function checkIdScope(d: ProvisioningDeps, idScope: string): Promis
   return scope;
 }
 
-const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
 
 export function base64Field(v: string, what: string): Buffer {
-  if (!BASE64.test(v)) throw new TpmTrustError("ERR_VALIDATION", `${what} is not base64`);
+  if (!isBase64(v)) throw new TpmTrustError("ERR_VALIDATION", `${what} is not base64`);
   return Buffer.from(v, "base64");
 }
 

@@ -29,7 +29,7 @@ import {
   type JwsBody,
 } from "../../ca/acme.js";
 import type { NonceLimit } from "../../ca/enroll.js";
-import { certificatePem } from "../../ca/signing.js";
+import { certificatePem } from "../../encoding.js";
 import { getTemplate, TEMPLATE_NAME_PATTERN } from "../../ca/templates.js";
 import { counted, metrics } from "../metrics.js";
 
