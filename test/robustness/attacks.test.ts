@@ -366,7 +366,7 @@ before(async () => {
   admin = readFileSync(s.adminTokenFile!, "utf8").trim();
   auditor = (await s.store.adminTokens.create({ role: "auditor" })).token;
   const r = await s.store.adminTokens.create({ role: "admin", label: "revoked" });
-  await s.store.adminTokens.revoke(r.id);
+  await s.store.adminTokens.revoke(r.id, Date.now());
   revoked = r.token;
   [alice, bob, orphan, newcomer] = ["alice", "bob", "orphan", "newcomer"].map(softHost);
   await addFleetBaseline(s.store);

@@ -56,7 +56,7 @@ export function trustRepo(ctx: Ctx) {
     },
 
     /** Adds a root or intermediate certificate (DER); `subject` is for display. Returns false if already present. */
-    async addCaCert(kind: EkCaKind, der: Uint8Array, subject: string, at: number = Date.now()): Promise<{ fingerprint: string; added: boolean }> {
+    async addCaCert(kind: EkCaKind, der: Uint8Array, subject: string, at: number): Promise<{ fingerprint: string; added: boolean }> {
       const fingerprint = createHash("sha256").update(der).digest("hex");
       const r = await ctx.db
         .insertInto(caTable(kind))
@@ -73,7 +73,7 @@ export function trustRepo(ctx: Ctx) {
     },
 
     /** AD CS-style directories of zero-byte files named by EK hash; the trust layer scans them on each check. */
-    async addAllowlistDir(path: string, at: number = Date.now()): Promise<boolean> {
+    async addAllowlistDir(path: string, at: number): Promise<boolean> {
       const r = await ctx.db
         .insertInto("allowlist_dirs")
         .values({ path, added_at: at })
