@@ -9,11 +9,12 @@
  * binds the AK to the host once the secret comes back.
  */
 import type { Logger } from "pino";
-import { decodeBase64 } from "../attest/identity.js";
+import { decodeBase64 } from "../encoding.js";
 import { samePublicKey } from "../crypto/keys.js";
 import { TpmTrustError } from "../errors.js";
 import { TPMA_OBJECT } from "../tpm/constants.js";
-import { createAk, ekAuth, readEkCertificates, type EkCertificate, type EkKind, type TpmClient } from "../tpm/commands/index.js";
+import { withEncryptedSession } from "../crypto/session.js";
+import { createAk, ekAuth, readEkCertificates, readEkChain, type EkCertificate, type EkKind, type TpmClient } from "../tpm/commands/index.js";
 import { decodeTpm2bEncryptedSecret, decodeTpm2bIdObject, encodeTpm2bPrivate } from "../tpm/structures.js";
 import type { TpmtPublic } from "../tpm/types.js";
 import { certificatePublicKey, parseCertificateDer } from "../verify/ek/index.js";
@@ -84,6 +85,7 @@ async function activate(tpm: TpmClient, service: ServiceClient, ek: LoadedEk, o:
   const akHandle = o.akHandle === undefined ? DEFAULT_AK_HANDLE : o.akHandle;
   const replace = akHandle !== null && (await occupiedByAk(tpm, akHandle));
   const ekCertificates = certificatesOf(ek.public, await readEkCertificates(tpm), o.log);
+  const intermediates = (await readEkChain(tpm)).flatMap((c) => c.certificates);
   const ak = await createAk(tpm, ek, { type: akAlg });
   try {
     const akPublic = tpm2bPublic(ak.publicArea);
@@ -91,11 +93,13 @@ async function activate(tpm: TpmClient, service: ServiceClient, ek: LoadedEk, o:
     const challenge = await service.post<ActivationChallenge>("/v1/activations", {
       ekPublic: tpm2bPublic(ek.publicArea).toString("base64"),
       ekCertificates: ekCertificates.map((c) => c.toString("base64")),
+      ...(intermediates.length ? { intermediates: intermediates.map((c) => c.toString("base64")) } : {}),
       akPublic: akPublic.toString("base64"),
     });
     const blob = decodeTpm2bIdObject(decodeBase64(challenge.credentialBlob, "credentialBlob"));
     const encSecret = decodeTpm2bEncryptedSecret(decodeBase64(challenge.encryptedSecret, "encryptedSecret"));
-    const secret = await tpm.activateCredential(ak.handle, ek.handle, blob, encSecret, { key: await ekAuth(tpm, ek.public) });
+    // salted to the EK: the credential crosses the TPM bus only encrypted
+    const secret = await withEncryptedSession(tpm, ek, async () => tpm.activateCredential(ak.handle, ek.handle, blob, encSecret, { key: await ekAuth(tpm, ek.public) }));
     const bound = await service.post<ActivationResult>(`/v1/activations/${encodeURIComponent(challenge.activationId)}`, { secret: secret.toString("base64") });
     if (typeof bound.akNameHex !== "string" || bound.akNameHex.toLowerCase() !== ak.name.toString("hex")) {
       throw new TpmTrustError("ERR_NAME_MISMATCH", `the service bound AK ${bound.akNameHex}, not this AK ${ak.name.toString("hex")}`);

@@ -4,12 +4,17 @@
  *
  *   { "ekPublics": [{ "alg": "rsa2048", "public": "<base64 TPM2B_PUBLIC>" }, …],
  *     "ekCertificates": ["<base64 DER>", …],
+ *     "ekIntermediates": ["<base64 DER>", …],
  *     "tpm": { "manufacturer": "IFX", "vendor": "SLB9670", "firmware": "7.85" } }
+ *
+ * `ekIntermediates` (optional) are the certificates of the TPM's EK certificate chain NV indices
+ * (0x01C00100…), used for path building only.
  *
  * `alg` names the EK template (src/tpm/commands/ek.ts EkKind); `public` is the EK exactly as the TPM
  * marshals it, with its u16 size; certificates are DER as read from NV (a NV header or padding is
  * tolerated by the certificate loader, not here). Unknown fields are rejected, never ignored.
  */
+import { BASE64_PATTERN, decodeBase64 } from "../encoding.js";
 import { TpmTrustError } from "../errors.js";
 import { TPM_ALG, TPMA_OBJECT } from "../tpm/constants.js";
 import { EK_TEMPLATES, type EkKind } from "../tpm/commands/ek.js";
@@ -19,6 +24,7 @@ import type { TpmtPublic } from "../tpm/types.js";
 export interface HostIdentity {
   ekPublics: { alg: EkKind; public: string }[];
   ekCertificates: string[];
+  ekIntermediates?: string[];
   tpm: { manufacturer: string; vendor: string; firmware: string };
 }
 
@@ -26,16 +32,13 @@ export interface HostIdentity {
 export interface DecodedIdentity {
   eks: { alg: EkKind; public: TpmtPublic; /** TPMT_PUBLIC bytes as sent */ publicArea: Buffer; name: Buffer }[];
   ekCertificates: Buffer[];
+  ekIntermediates: Buffer[];
   tpm: HostIdentity["tpm"];
 }
 
 export const EK_ALGS = Object.keys(EK_TEMPLATES) as EkKind[];
 const MAX_EKS = 16;
 const MAX_CERTS = 16;
-/** Standard base64 alphabet, padded (RFC 4648 §4). */
-export const BASE64_PATTERN = "^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$";
-const BASE64_RE = new RegExp(BASE64_PATTERN);
-
 /** JSON schema of HostIdentity (for fastify and OpenAPI); decodeHostIdentity checks the same and more. */
 export const HOST_IDENTITY_SCHEMA = {
   type: "object",
@@ -54,6 +57,7 @@ export const HOST_IDENTITY_SCHEMA = {
       },
     },
     ekCertificates: { type: "array", maxItems: MAX_CERTS, items: { type: "string", minLength: 4, maxLength: 65536, pattern: BASE64_PATTERN } },
+    ekIntermediates: { type: "array", maxItems: MAX_CERTS, items: { type: "string", minLength: 4, maxLength: 65536, pattern: BASE64_PATTERN } },
     tpm: {
       type: "object",
       additionalProperties: false,
@@ -67,16 +71,10 @@ function invalid(field: string, message: string): TpmTrustError {
   return new TpmTrustError("ERR_VALIDATION", `${field}: ${message}`, { field });
 }
 
-/** Strict base64 (standard alphabet, padded) to bytes; ERR_VALIDATION naming the field otherwise. */
-export function decodeBase64(value: unknown, field: string): Buffer {
-  if (typeof value !== "string" || value.length === 0 || !BASE64_RE.test(value)) throw invalid(field, "must be base64 (standard alphabet, padded)");
-  return Buffer.from(value, "base64");
-}
-
-function object(v: unknown, field: string, keys: readonly string[]): Record<string, unknown> {
+function object(v: unknown, field: string, keys: readonly string[], optional: readonly string[] = []): Record<string, unknown> {
   if (typeof v !== "object" || v === null || Array.isArray(v)) throw invalid(field, "must be an object");
   const o = v as Record<string, unknown>;
-  const extra = Object.keys(o).filter((k) => !keys.includes(k));
+  const extra = Object.keys(o).filter((k) => !keys.includes(k) && !optional.includes(k));
   if (extra.length) throw invalid(field, `unknown field ${JSON.stringify(extra[0])}`);
   for (const k of keys) if (!(k in o)) throw invalid(field, `missing field ${JSON.stringify(k)}`);
   return o;
@@ -129,7 +127,7 @@ function checkEkMatches(pub: TpmtPublic, alg: EkKind, field: string): void {
 
 /** Validates and decodes a HostIdentity (parsed JSON). ERR_VALIDATION or ERR_PARSE_* naming the field. */
 export function decodeHostIdentity(json: unknown): DecodedIdentity {
-  const o = object(json, "identity", ["ekPublics", "ekCertificates", "tpm"]);
+  const o = object(json, "identity", ["ekPublics", "ekCertificates", "tpm"], ["ekIntermediates"]);
   const eks = array(o.ekPublics, "ekPublics", 1, MAX_EKS).map((e, i) => {
     const field = `ekPublics[${i}]`;
     const entry = object(e, field, ["alg", "public"]);
@@ -146,7 +144,9 @@ export function decodeHostIdentity(json: unknown): DecodedIdentity {
     names.add(n);
   }
   const ekCertificates = array(o.ekCertificates, "ekCertificates", 0, MAX_CERTS).map((c, i) => decodeBase64(c, `ekCertificates[${i}]`));
+  const ekIntermediates =
+    o.ekIntermediates === undefined ? [] : array(o.ekIntermediates, "ekIntermediates", 0, MAX_CERTS).map((c, i) => decodeBase64(c, `ekIntermediates[${i}]`));
   const t = object(o.tpm, "tpm", ["manufacturer", "vendor", "firmware"]);
   const tpm = { manufacturer: text(t.manufacturer, "tpm.manufacturer", 64), vendor: text(t.vendor, "tpm.vendor", 256), firmware: text(t.firmware, "tpm.firmware", 64) };
-  return { eks, ekCertificates, tpm };
+  return { eks, ekCertificates, ekIntermediates, tpm };
 }

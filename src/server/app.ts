@@ -7,10 +7,11 @@ import Fastify, { LogController, type FastifyInstance, type FastifyServerOptions
 import swagger from "@fastify/swagger";
 import type { Logger } from "pino";
 import { attestConfig, type AttestConfig } from "../attest/config.js";
+import { startMonitor, type Monitor } from "../attest/health.js";
 import type { ProvisioningOptions } from "../provisioning/config.js";
 import type { Store } from "../store/index.js";
 import { installAuth } from "./auth.js";
-import { installMetrics } from "./metrics.js";
+import { installMetrics, metrics } from "./metrics.js";
 import { errorHandler, problem, sendProblem } from "./problem.js";
 import { routeModules } from "./routes/index.js";
 
@@ -39,6 +40,8 @@ export interface RouteDeps {
   attest: AttestConfig;
   provisioning?: ProvisioningOptions;
   auditWitnessMs: number;
+  /** the health monitor: kick() delivers webhooks of a health change at once */
+  monitor: Monitor;
 }
 
 export type RouteModule = (app: FastifyInstance, deps: RouteDeps) => Promise<void> | void;
@@ -65,7 +68,21 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   });
   installAuth(app, opts.store);
   installMetrics(app);
-  const deps: RouteDeps = { store: opts.store, now: opts.now ?? Date.now, publicUrl: opts.publicUrl, attest: attestConfig(opts.attest), provisioning: opts.provisioning, auditWitnessMs: opts.auditWitnessMs ?? 600_000 };
+  const unsubscribe = opts.store.faults.subscribe((f) => {
+    if (f.kind === "audit-append") {
+      metrics.auditWriteFailures.inc({ action: f.action });
+      app.log.error({ err: f.error, action: f.action }, "an audit entry could not be written; the decision it was to record failed");
+    } else {
+      metrics.storeConnectionErrors.inc();
+      app.log.error({ err: f.error }, "PostgreSQL connection error");
+    }
+  });
+  app.addHook("onClose", async () => void unsubscribe());
+  const now = opts.now ?? Date.now;
+  const attest = attestConfig(opts.attest);
+  const monitor = startMonitor({ store: opts.store, cfg: attest, now, logger: app.log });
+  app.addHook("onClose", () => monitor.stop());
+  const deps: RouteDeps = { store: opts.store, now, publicUrl: opts.publicUrl, attest, provisioning: opts.provisioning, auditWitnessMs: opts.auditWitnessMs ?? 600_000, monitor };
   for (const mod of routeModules) await app.register(async (scope) => mod(scope, deps));
   app.get("/openapi.json", { schema: { hide: true } }, async () => app.swagger());
   await app.ready();
