@@ -20,13 +20,13 @@ import { TpmTrustError, isTpmTrustError, type ErrorCode } from "../errors.js";
 import { samePublicKey, spkiFromTpmt } from "../crypto/keys.js";
 import type { AcmeAccount, AcmeAuthz, AcmeOrder, Store } from "../store/index.js";
 import { decodeTpmtPublic } from "../tpm/structures.js";
-import { parseCsr, verifyCsrSignature } from "../verify/csr.js";
+import { parseCsr, verifyCsrSignature, type ParsedCsr } from "../verify/csr.js";
 import { decodeAttObj, verifyTpmAttStmt } from "../verify/device-attest.js";
 import { EKU_AIK_CERTIFICATE, certificatePublicKey, loadCertificate, validateChain } from "../verify/ek/index.js";
 import { ATTESTATION_CA_KIND } from "../attest/ak-ca.js";
 import { ISSUING_KIND } from "./authority.js";
 import { ADCS_EVENT } from "./enroll.js";
-import { checkRequest, issueFromTemplate } from "./issue.js";
+import { checkRequest, issueFromTemplate, requestedNames } from "./issue.js";
 import { POLICY_OF, type TrustModel } from "./oids.js";
 import { getTemplate, type CertTemplate } from "./templates.js";
 import { evaluateTrustModels } from "./trust-models.js";
@@ -333,6 +333,17 @@ export async function respondChallenge(store: Store, req: VerifiedRequest, id: s
   return (await store.acme.getAuthz(id))!;
 }
 
+/**
+ * RFC 8555 §7.4: the CSR names exactly the order's identifier. Its subject is the single attribute
+ * CN=<identifier> and every subjectAltName is dns:<identifier>; anything else is badCSR.
+ */
+function requireOrderNames(csr: ParsedCsr, identifier: string): void {
+  const refuse = (what: string) => acmeError("badCSR", "ERR_POLICY_FAILED", `the CSR names ${what}; an order for ${identifier} allows only CN=${identifier} and dns:${identifier}`, { identifier, subject: csr.subject });
+  const attrs = csr.subjectRdns.flat();
+  if (csr.subjectRdns.length !== 1 || attrs.length !== 1 || attrs[0].type !== "2.5.4.3" || attrs[0].value !== identifier) throw refuse(`the subject "${csr.subject}"`);
+  for (const san of csr.sans) if (san.type !== "dns" || san.value !== identifier) throw refuse(`${san.type}:${san.value}`);
+}
+
 /** Finalize (§7.4): the CSR must be for the attested key and name the identifier; issues under the template. */
 export async function finalize(store: Store, req: VerifiedRequest, id: string, c: { now: number; publicUrl?: string }): Promise<AcmeOrder> {
   const { order, authzs } = await loadOrder(store, id, req.account!, c.now);
@@ -348,7 +359,7 @@ export async function finalize(store: Store, req: VerifiedRequest, id: string, c
     csr = parseCsr(Buffer.from(p.csr, "base64url"));
     await verifyCsrSignature(csr);
     checkRequest(template, csr);
-    if (csr.commonName !== order.identifiers[0].value) throw new TpmTrustError("ERR_POLICY_FAILED", `the CSR's CN must be the identifier ${order.identifiers[0].value}`);
+    requireOrderNames(csr, order.identifiers[0].value);
     if (createHash("sha256").update(csr.publicKey.export({ type: "spki", format: "der" })).digest("hex") !== proof.keyFingerprint) throw new TpmTrustError("ERR_KEY_MISMATCH", "the CSR's key is not the key device-attest-01 attested");
   } catch (e) {
     const err = badCsr(e);
@@ -360,6 +371,7 @@ export async function finalize(store: Store, req: VerifiedRequest, id: string, c
     const cert = await issueFromTemplate(store, {
       template,
       csr,
+      names: requestedNames(csr),
       policies: proof.policies,
       hostName: proof.host,
       attestation: { format: "acme-device-attest-01", akName: proof.akName, freshness: "acme-challenge", trustModels: proof.trustModels, policies: proof.policies, acmeOrder: id },
