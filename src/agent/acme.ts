@@ -17,7 +17,7 @@ import type { Logger } from "pino";
 import "reflect-metadata";
 import * as x509 from "@peculiar/x509";
 import { decodeBase64 } from "../attest/identity.js";
-import { ERROR_CODES, TpmTrustError, type ErrorCode } from "../errors.js";
+import { isErrorCode, TpmTrustError, type ErrorCode } from "../errors.js";
 import { TPM_ALG } from "../tpm/constants.js";
 import type { TpmClient } from "../tpm/commands/index.js";
 import { decodeTpm2bPublic } from "../tpm/structures.js";
@@ -53,7 +53,7 @@ interface Directory {
 /** A problem document from the ACME server as a TpmTrustError (its tpmtrust code when it has one). */
 function problem(status: number, body: unknown, what: string): TpmTrustError {
   const p = (body ?? {}) as { type?: string; detail?: string; code?: string };
-  const code: ErrorCode = typeof p.code === "string" && p.code in ERROR_CODES ? (p.code as ErrorCode) : "ERR_UNREACHABLE";
+  const code: ErrorCode = isErrorCode(p.code) ? p.code : "ERR_UNREACHABLE";
   return new TpmTrustError(code, `${what}: ${p.detail ?? `HTTP ${status}`}`, { status, ...(p.type ? { acme: p.type } : {}) });
 }
 

@@ -18,7 +18,7 @@ import { loadCertificates } from "../verify/ek/index.js";
 import { attestationCa, issueAkCertificate } from "./ak-ca.js";
 import { decodePublic } from "./identity.js";
 import { countCall } from "./limits.js";
-import { evaluateEk, requireForPolicy } from "./trust.js";
+import { evaluateEk, requireForPolicy } from "../trust/trust.js";
 
 export const ACTIVATION_TTL_MS = 5 * 60_000;
 const SECRET_BYTES = 32;

@@ -10,7 +10,7 @@ import type { Ak, Host, PolicyVersion, Store } from "../store/index.js";
 import { decodeTpmtPublic } from "../tpm/structures.js";
 import { ekHash, loadCertificate, type EkTrustMethod, type MethodOutcome, type TcgFacts } from "../verify/ek/index.js";
 import { decodeHostIdentity } from "./identity.js";
-import { evaluateEk, requireForPolicy, type Caller } from "./trust.js";
+import { evaluateEk, requireForPolicy, type Caller } from "../trust/trust.js";
 
 export const POLICY_VERSIONS: readonly PolicyVersion[] = ["v2", "v1"];
 export const HOST_NAME_PATTERN = "^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$";

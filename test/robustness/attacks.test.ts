@@ -368,6 +368,25 @@ test("the corpus holds at least 100 attacks across every flow", () => {
   assert.equal(new Set(ATTACKS.map((a) => `${a.flow} ${a.name}`)).size, ATTACKS.length, "names are unique");
 });
 
+test("every admin route of the OpenAPI document answers 401 without a token and 403 to a role it does not admit, before it looks at the body", async () => {
+  const doc = (await call("GET", "/openapi.json")).body as { paths: Record<string, Record<string, { security?: { adminToken: string[] }[] }>> };
+  const routes = Object.entries(doc.paths).flatMap(([path, ops]) =>
+    Object.entries(ops).flatMap(([method, op]) => (op.security ? [{ method: method.toUpperCase(), path: path.replace(/\{[^}]+\}/g, "%00"), roles: op.security[0].adminToken }] : [])),
+  );
+  assert.ok(routes.length >= 40, `${routes.length} admin routes`);
+  const junk = async (method: string, path: string, token?: string) => {
+    const headers: Record<string, string> = { "content-type": "application/json", ...(token ? { authorization: `Bearer ${token}` } : {}) };
+    const r = await fetch(`${s.url}${path}?unknownParameter=%ZZ`, { method, headers, body: method === "GET" || method === "DELETE" ? undefined : '{"not json' });
+    return { status: r.status, body: (await r.json()) as { code: string } };
+  };
+  for (const r of routes) {
+    const anonymous = await junk(r.method, r.path);
+    assert.deepEqual([anonymous.status, anonymous.body.code], [401, "ERR_UNAUTHENTICATED"], `${r.method} ${r.path}`);
+    assert.deepEqual(await junk(r.method, r.path, revoked).then((x) => [x.status, x.body.code]), [401, "ERR_UNAUTHENTICATED"], `${r.method} ${r.path}`);
+    if (!r.roles.includes("auditor")) assert.deepEqual(await junk(r.method, r.path, auditor).then((x) => [x.status, x.body.code]), [403, "ERR_FORBIDDEN"], `${r.method} ${r.path}`);
+  }
+});
+
 for (const a of ATTACKS) {
   test(`${a.flow}: ${a.name} → ${a.code}`, async () => {
     const healthBefore = (await s.store.hosts.get(alice.name))!.health;

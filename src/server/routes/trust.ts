@@ -14,7 +14,7 @@ import {
   removeAllowlistDir,
   removeCa,
   type ConfirmInput,
-} from "../../attest/trust.js";
+} from "../../trust/trust.js";
 import { TpmTrustError } from "../../errors.js";
 
 const EK_HASH = { type: "string", pattern: "^[0-9a-fA-F]{64}$", description: "hex SHA-256 of the EK public key (AD CS rule), any case" } as const;
