@@ -2,12 +2,12 @@
  * Certificate templates: what a certificate looks like (validity, key usage, EKU), what a request
  * may ask for (subject and SAN rules, key types), and AD CS key attestation settings:
  *
- * - mode `none`: attestation is ignored; `required-if-capable`: a request without attestation is
- *   issued without attestation policies, attestation that is present must be valid; `required`:
- *   no valid attestation, no certificate.
+ * - mode `none`: attestation is ignored; `required-if-capable`: attestation is checked when the
+ *   request carries some, and a request without it or whose check fails is issued without
+ *   attestation policies (AD CS); `required`: no valid attestation, no certificate.
  * - trust models (any combination): `ek-key` (EKpub allow-listed, 1.3.6.1.4.1.311.21.30),
- *   `ek-cert` (EK certificate chains to EKROOT/EKCA, .31), `user-credentials` (the enrolling
- *   admin-authenticated user vouches for the TPM, .32).
+ *   `ek-cert` (EK certificate chains to EKROOT/EKCA, .31), `user-credentials` (an enroller-token
+ *   requester the template names vouches for the TPM, .32).
  * - `includeIssuancePolicies` (default true): the certificate carries the policy OID of every
  *   trust model that passed.
  *

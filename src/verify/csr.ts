@@ -77,7 +77,7 @@ function subjectOf(der: Buffer): { subjectDer: Buffer; subjectRdns: SubjectAttri
   if (parts.length < 2 || parts[1].tag !== 0x30) throw csrError("the CSR has no subject Name");
   const subjectDer = der.subarray(parts[1].start, parts[1].end);
   const { name } = decodeName(subjectDer, "subject", parts[1].start);
-  return { subjectDer, subjectRdns: name.rdns.map((rdn) => rdn.map((a) => ({ type: a.type, name: ATTRIBUTE_NAMES[a.type] ?? a.type, value: a.value }))) };
+  return { subjectDer, subjectRdns: Array.from(name.rdns, (rdn) => Array.from(rdn, (a) => ({ type: a.type, name: ATTRIBUTE_NAMES[a.type] ?? a.type, value: a.value }))) };
 }
 
 const CN = "2.5.4.3";
