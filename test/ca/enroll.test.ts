@@ -60,7 +60,8 @@ before(async () => {
   [hostTpm, bareTpm] = await Promise.all([startSwtpm({ ekCerts: true }), startSwtpm()]);
   tpm = new TpmClient(await openTransport(hostTpm.tcti));
   bare = new TpmClient(await openTransport(bareTpm.tcti));
-  svc = await startService(dir, join(dir, "db.sqlite"));
+  // no periodic sweep: it purges expired nonces, and a negative below needs a stale one to stay
+  svc = await startService(dir, join(dir, "db.sqlite"), { attest: { sweepMs: 0 } });
   await trustSwtpmCa(svc, hostTpm);
   await initCa(svc.server.store, { actor: "test", now: Date.now(), keyDir: join(dir, "ca-keys") });
   await registerHost(tpm, "host-a", "v2", stateA());
