@@ -24,6 +24,8 @@ export const ERRORS = {
   ERR_PARSE_EVENTLOG: { class: "input", http: 400, exit: 2, message: "the event log is malformed" },
   ERR_PARSE_CERT: { class: "input", http: 400, exit: 2, message: "the certificate could not be parsed" },
   ERR_PARSE_CSR: { class: "input", http: 400, exit: 2, message: "the certificate request could not be parsed" },
+  ERR_PARSE_IMA: { class: "input", http: 400, exit: 2, message: "the IMA measurement list is malformed" },
+  ERR_PARSE_IMA_TEMPLATE: { class: "input", http: 400, exit: 2, message: "the IMA measurement list uses a template or field tpmtrust does not know" },
   ERR_USAGE: { class: "input", http: 400, exit: 2, message: "wrong arguments" },
   ERR_IO: { class: "input", http: 500, exit: 2, message: "a file or device could not be read or written" },
   ERR_VALIDATION: { class: "input", http: 400, exit: 2, message: "the request does not match its schema" },
@@ -59,6 +61,14 @@ export const ERRORS = {
   ERR_EVENTLOG_REPLAY_MISMATCH: { class: "rejected", http: 422, exit: 1, message: "event log does not replay to the quoted PCRs" },
   ERR_EVENTLOG_PCR_UNEXPLAINED: { class: "rejected", http: 422, exit: 1, message: "a quoted PCR has no events in the log" },
   ERR_EVENTLOG_REQUIRED: { class: "rejected", http: 422, exit: 1, message: "send the event log itself: this service has not judged a log with that hash" },
+  ERR_IMA_TEMPLATE_HASH_MISMATCH: { class: "rejected", http: 422, exit: 1, message: "an IMA entry's template hash is not the hash of its template data" },
+  ERR_IMA_REPLAY_MISMATCH: { class: "rejected", http: 422, exit: 1, message: "the IMA measurement list does not replay to the quoted PCR 10" },
+  ERR_IMA_BOOT_AGGREGATE_MISMATCH: { class: "rejected", http: 422, exit: 1, message: "the IMA boot_aggregate does not match the quoted PCRs 0-7 (8-9)" },
+  ERR_IMA_DIGEST_NOT_ALLOWED: { class: "rejected", http: 422, exit: 1, message: "a file's digest is not allowed by the runtime policy" },
+  ERR_IMA_HASH_ALG_NOT_ALLOWED: { class: "rejected", http: 422, exit: 1, message: "a file was measured with a hash algorithm the runtime policy does not accept" },
+  ERR_IMA_SIGNATURE_INVALID: { class: "rejected", http: 422, exit: 1, message: "an IMA file signature does not verify with a trusted IMA key" },
+  ERR_IMA_KEY_NOT_ALLOWED: { class: "rejected", http: 422, exit: 1, message: "a key measured into an IMA keyring is not allowed by the runtime policy" },
+  ERR_IMA_PCR: { class: "rejected", http: 422, exit: 1, message: "an IMA entry names a PCR other than 10" },
   ERR_POLICY_FAILED: { class: "rejected", http: 422, exit: 1, message: "evidence does not satisfy the policy" },
   ERR_POLICY_VERSION: { class: "rejected", http: 422, exit: 1, message: "policy versions do not match" },
   ERR_ACTIVATION_FAILED: { class: "rejected", http: 422, exit: 1, message: "credential activation failed" },
@@ -89,6 +99,7 @@ export const ERRORS = {
 
   // a dependency could not be used (no verdict): CLI exit 2, HTTP 5xx (a custom allocation webhook that fails: 422)
   ERR_TPM_TRANSPORT: { class: "unavailable", http: 500, exit: 2, message: "the TPM could not be reached" },
+  ERR_TPM_SESSION_INTEGRITY: { class: "unavailable", http: 500, exit: 2, message: "a TPM response failed its session HMAC: the answer was altered between the TPM and tpmtrust" },
   ERR_UNREACHABLE: { class: "unavailable", http: 422, exit: 2, message: "the service could not be reached or gave no usable answer" },
   ERR_STORE_BUSY: { class: "unavailable", http: 503, exit: 2, message: "no database connection became free in time" },
 

@@ -16,7 +16,7 @@ import { calculateJwkThumbprint, exportJWK, FlattenedSign, generateKeyPair, impo
 import type { Logger } from "pino";
 import "reflect-metadata";
 import * as x509 from "@peculiar/x509";
-import { decodeBase64 } from "../attest/identity.js";
+import { certificatePem, decodeBase64, pemBlocks } from "../encoding.js";
 import { isErrorCode, TpmTrustError, type ErrorCode } from "../errors.js";
 import { TPM_ALG } from "../tpm/constants.js";
 import type { TpmClient } from "../tpm/commands/index.js";
@@ -164,7 +164,9 @@ export async function acmeEnroll(tpm: TpmClient, o: AcmeOptions): Promise<AcmeRe
     const fin = (await client.post(ord.body.finalize, { csr: csr.toString("base64url") }, "finalize")).body;
     if (fin.status !== "valid" || !fin.certificate) throw problem(400, fin.error, `the order is ${fin.status}`);
     const chainPem = (await client.post(fin.certificate, undefined, "certificate")).text;
-    const pems: string[] = chainPem.match(/-----BEGIN CERTIFICATE-----[^-]+-----END CERTIFICATE-----\n?/g) ?? [];
+    const pems = pemBlocks(chainPem)
+      .filter((b) => b.label === "CERTIFICATE")
+      .map((b) => certificatePem(b.der));
     const leaf = pems[0];
     if (!leaf) throw new TpmTrustError("ERR_UNREACHABLE", "the certificate download holds no certificate");
     const serial = new x509.X509Certificate(leaf).serialNumber.toLowerCase();

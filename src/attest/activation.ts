@@ -15,7 +15,7 @@ import { TPM_ALG, algName } from "../tpm/constants.js";
 import { decodeTpmtPublic } from "../tpm/structures.js";
 import { checkAkAttributes } from "../verify/keyattrs.js";
 import { loadCertificates } from "../verify/ek/index.js";
-import { attestationCa, issueAkCertificate } from "./ak-ca.js";
+import { attestationCa, issueAkCertificate } from "../ca/ak-ca.js";
 import { decodePublic } from "./identity.js";
 import { countCall } from "./limits.js";
 import { evaluateEk, requireForPolicy } from "../trust/trust.js";

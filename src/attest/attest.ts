@@ -19,7 +19,7 @@ import type { HealthChange } from "./health.js";
 import type { Judgement, JudgementCache } from "./judge.js";
 import { checkPolicySet, hostPolicies, policySelection, refOf } from "./policies.js";
 import { recordVerdict } from "./record-verdict.js";
-import { signToken, type PolicyRef } from "./tokens.js";
+import { signToken, type PolicyRef } from "../tokens/tokens.js";
 import { verifyQuotes } from "./verify-quotes.js";
 
 export interface AttestDeps {

@@ -5,7 +5,7 @@
  * and belongs to a cluster that allows the provider, which must be enabled. Every denial is
  * audited with its code.
  */
-import { verifyAttestationToken } from "../attest/tokens.js";
+import { verifyAttestationToken } from "../tokens/tokens.js";
 import { TpmTrustError, isTpmTrustError } from "../errors.js";
 import type { Host, KeyProvider, KeyServer as KeyServerRecord, Store } from "../store/index.js";
 import { clustersAllowing } from "./clusters.js";

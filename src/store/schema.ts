@@ -257,7 +257,7 @@ export interface DeviceRegistrationsTable {
   payload: string | null;
   /** hex HMAC key the device proves with its SAS tokens (as the provisioning service stores it: wrapped) */
   sas_key: string | null;
-  /** hex key of the latest challenge, until a SAS token made with it is seen */
+  /** unused: challenge keys are derived, not stored (provisioning/device-keys.ts) */
   pending_sas_key: string | null;
   /** JSON device twin (tags, desired properties) handed to the hub */
   twin: string | null;

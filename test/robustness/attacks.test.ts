@@ -10,6 +10,7 @@ import "reflect-metadata";
 import * as x509 from "@peculiar/x509";
 import { createHash, generateKeyPairSync, webcrypto } from "node:crypto";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { request } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { SignJWT } from "jose";
@@ -23,6 +24,9 @@ import { TPM_ALG, TPM_ST, TPMA_OBJECT } from "../../src/tpm/constants.js";
 import { encodeTpmsAttest, encodeTpmtPublic, encodeTpmtSignature, objectName } from "../../src/tpm/structures.js";
 import type { TpmsAttest, TpmtPublic } from "../../src/tpm/types.js";
 import { FIXTURES } from "./parsers.js";
+import { sasToken, softDevice, softSrk } from "../helpers/soft-device.js";
+import { rawSql } from "../helpers/store.js";
+import { encodeTpm2bPublic } from "../../src/tpm/structures.js";
 import { addFleetBaseline, fleetPcrs, FLEET_LOG, identityOf, quoteAttest, seedHosts, signEcdsa, softHost, type SoftHost } from "../helpers/software-fleet.js";
 
 const dir = mkdtempSync(join(tmpdir(), "tpmtrust-attacks-"));
@@ -57,6 +61,25 @@ async function call(method: string, path: string, body?: unknown, token?: string
   const r = await fetch(`${s.url}${path}`, { method, headers, body: raw ?? (body === undefined ? undefined : JSON.stringify(body)) });
   const text = await r.text();
   return { status: r.status, body: text ? JSON.parse(text) : undefined };
+}
+
+/** A call whose connection comes from `localAddress` (another 127.0.0.0/8 address: another client). */
+function callFrom(localAddress: string, method: string, path: string, body?: unknown, authorization?: string): Promise<Answer & { headers: Record<string, unknown> }> {
+  const data = body === undefined ? undefined : JSON.stringify(body);
+  const headers = { ...(data !== undefined ? { "content-type": "application/json" } : {}), ...(authorization ? { authorization } : {}) };
+  return new Promise((resolve, reject) => {
+    const req = request(`${s.url}${path}`, { method, localAddress, headers }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on("data", (c: Buffer) => chunks.push(c));
+      res.on("end", () => {
+        const text = Buffer.concat(chunks).toString("utf8");
+        resolve({ status: res.statusCode!, body: text ? JSON.parse(text) : undefined, headers: res.headers });
+      });
+      res.on("error", reject);
+    });
+    req.on("error", reject);
+    req.end(data);
+  });
 }
 
 const b64 = (b: Buffer) => b.toString("base64");
@@ -491,6 +514,69 @@ test("ca: required-if-capable with attestation that fails is issued without any 
   const audit = await call("GET", "/v1/audit?limit=1000", undefined, admin);
   const entries = (audit.body.entries ?? audit.body) as { action: string; details: Record<string, unknown> }[];
   assert.ok(entries.some((e) => e.action === "ca.attestation.error" && e.details.adcsEvent === 22 && e.details.issuedWithoutAttestation === true));
+});
+
+// -- lockouts and floods: what an anonymous caller must not be able to do to a device or the database
+
+/** A software DPS device enrolled on the attacks service, and its register path. */
+async function dpsDevice() {
+  const d = softDevice();
+  const r = await call("POST", "/v1/provisioning/enrollments", { registrationId: d.registrationId, endorsementKey: encodeTpm2bPublic(d.ek).toString("base64") }, admin);
+  assert.equal(r.status, 201, JSON.stringify(r.body));
+  const idScope = (await s.store.provisioning.getIdScope())!;
+  return { d, idScope, path: `/${idScope}/registrations/${d.registrationId}/register?api-version=2021-06-01` };
+}
+const inAnHour = () => Math.floor(Date.now() / 1000) + 3600;
+const stored = async () => Number((await rawSql(join(dir, "attacks.db"), "SELECT count(*) AS n FROM nonces"))[0].n);
+
+test("dps: forged SAS tokens from an attacker's address lock that address out (429001), never the device with its key", async () => {
+  const { d, idScope, path } = await dpsDevice();
+  const forged = sasToken(Buffer.alloc(32, 0x66), idScope, d.registrationId, inAnHour());
+  for (let i = 0; i < 5; i++) assert.equal((await callFrom("127.0.0.6", "PUT", path, d.body(), forged)).body.errorCode, 401002);
+  const locked = await callFrom("127.0.0.6", "PUT", path, d.body(), forged);
+  assert.deepEqual([locked.status, locked.body.errorCode], [429, 429001]);
+  // the registration id is over its failure limit too: a forged token from the device's own address is 429 …
+  assert.equal((await call("PUT", path, d.body(), forged)).body.errorCode, 429001);
+  // … and the device, holding its key, still provisions
+  const c = await call("PUT", path, d.body());
+  assert.equal(c.status, 401, JSON.stringify(c.body));
+  const r = await call("PUT", path, d.body(), sasToken(d.unwrap(c.body.authenticationKey), idScope, d.registrationId, inAnHour()));
+  assert.equal(r.status, 202, JSON.stringify(r.body));
+});
+
+test("dps: an anonymous challenge for the device's EK (another SRK, or the device's own) between its challenge and its SAS does not invalidate its key", async () => {
+  const { d, idScope, path } = await dpsDevice();
+  const c = await call("PUT", path, d.body());
+  assert.equal(c.status, 401, JSON.stringify(c.body));
+  const otherSrk = { ...d.body(), tpm: { ...d.body().tpm, storageRootKey: encodeTpm2bPublic(softSrk().pub).toString("base64") } };
+  assert.equal((await callFrom("127.0.0.7", "PUT", path, otherSrk)).status, 401);
+  assert.equal((await callFrom("127.0.0.7", "PUT", path, d.body())).status, 401);
+  const r = await call("PUT", path, d.body(), sasToken(d.unwrap(c.body.authenticationKey), idScope, d.registrationId, inAnHour()));
+  assert.equal(r.status, 202, JSON.stringify(r.body));
+});
+
+test("ca: a flood of POST /v1/ca/challenge from one address is cut at its nonce limit (ERR_TOO_MANY_ATTEMPTS) and stores no more nonces; other addresses are served", async () => {
+  let last: Answer | undefined;
+  for (let i = 0; i < 300 && (!last || last.status === 201); i++) last = await callFrom("127.0.0.8", "POST", "/v1/ca/challenge");
+  const before = await stored();
+  for (let i = 0; i < 20; i++) {
+    const r = await callFrom("127.0.0.8", "POST", "/v1/ca/challenge");
+    assert.deepEqual([r.status, r.body.code], [429, "ERR_TOO_MANY_ATTEMPTS"]);
+  }
+  assert.equal(await stored(), before);
+  assert.equal((await call("POST", "/v1/ca/challenge")).status, 201);
+});
+
+test("acme: a flood of new-nonce from one address is cut at its nonce limit (rateLimited, 429) and stores no more nonces; other addresses are served", async () => {
+  let last: Answer | undefined;
+  for (let i = 0; i < 300 && (!last || last.status < 400); i++) last = await callFrom("127.0.0.9", "HEAD", "/acme/new-nonce");
+  const before = await stored();
+  for (let i = 0; i < 20; i++) {
+    const r = await callFrom("127.0.0.9", "GET", "/acme/new-nonce");
+    assert.deepEqual([r.status, r.body.type, r.body.code, r.headers["replay-nonce"]], [429, "urn:ietf:params:acme:error:rateLimited", "ERR_TOO_MANY_ATTEMPTS", undefined]);
+  }
+  assert.equal(await stored(), before);
+  assert.equal((await call("GET", "/acme/new-nonce")).status, 204);
 });
 
 for (const a of ATTACKS) {

@@ -5,7 +5,7 @@
  */
 import type { RouteModule } from "../app.js";
 import { READERS } from "../auth.js";
-import { BASE64_PATTERN } from "../../attest/identity.js";
+import { BASE64_PATTERN } from "../../encoding.js";
 import { attest } from "../../attest/attest.js";
 import { issueChallenge } from "../../attest/challenge.js";
 import type { EvidenceBody } from "../../attest/evidence.js";

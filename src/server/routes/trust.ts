@@ -1,7 +1,8 @@
 /** EK trust: allow-list, allow-list folders, EK roots and intermediates, and confirm. Admin writes, admin/auditor reads. */
 import type { RouteModule } from "../app.js";
 import { actorOf, ADMINS, READERS } from "../auth.js";
-import { BASE64_PATTERN, decodeBase64, decodePublic } from "../../attest/identity.js";
+import { decodePublic } from "../../attest/identity.js";
+import { BASE64_PATTERN, decodeBase64 } from "../../encoding.js";
 import {
   addAllowlist,
   addAllowlistDir,
