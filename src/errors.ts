@@ -69,6 +69,7 @@ export const ERRORS = {
   ERR_IMA_SIGNATURE_INVALID: { class: "rejected", http: 422, exit: 1, message: "an IMA file signature does not verify with a trusted IMA key" },
   ERR_IMA_KEY_NOT_ALLOWED: { class: "rejected", http: 422, exit: 1, message: "a key measured into an IMA keyring is not allowed by the runtime policy" },
   ERR_IMA_PCR: { class: "rejected", http: 422, exit: 1, message: "an IMA entry names a PCR other than 10" },
+  ERR_IMA_LIST_REQUIRED: { class: "rejected", http: 422, exit: 1, message: "send the IMA measurement list from the entry named in details.fromIndex: this service holds no verified state at the index sent" },
   ERR_POLICY_FAILED: { class: "rejected", http: 422, exit: 1, message: "evidence does not satisfy the policy" },
   ERR_POLICY_VERSION: { class: "rejected", http: 422, exit: 1, message: "policy versions do not match" },
   ERR_ACTIVATION_FAILED: { class: "rejected", http: 422, exit: 1, message: "credential activation failed" },

@@ -1,6 +1,6 @@
 /**
  * Which of a template's trust models a host's TPM satisfies now, judged by the service's EK trust
- * (src/trust/trust.ts) against the current configuration:
+ * (src/trust/trust.ts) against the current configuration (a disabled host: ERR_DISABLED):
  * - `ek-key`: the EK hash of one of the host's registered EKs is allow-listed;
  * - `ek-cert`: one of the host's stored EK certificates chains to EKROOT (via EKCA) at `now`;
  * - `user-credentials`: an authenticated requester with the enroller role, admitted by the template,
@@ -8,6 +8,7 @@
  */
 import { createHash } from "node:crypto";
 import type { ErrorCode } from "../errors.js";
+import { requireEnabled } from "../trust/host-trust.js";
 import { evaluateEk } from "../trust/trust.js";
 import type { Store } from "../store/index.js";
 import { decodeTpmtPublic } from "../tpm/structures.js";
@@ -30,6 +31,7 @@ export interface TrustModelResult {
 
 export async function evaluateTrustModels(store: Store, hostName: string, models: readonly TrustModel[], o: { userVouched: boolean; now: number }): Promise<TrustModelResult> {
   const host = await store.hosts.get(hostName);
+  if (host) requireEnabled(host);
   const outcomes: TrustModelResult["outcomes"] = {};
   const ekHashes: string[] = [];
   const ekCertHashes: string[] = [];

@@ -35,6 +35,11 @@ export interface AllowlistDirsTable {
   path: string;
   added_at: number;
 }
+/** one row (id 1): bumped by every change to the allow-list, its folders, roots or intermediates */
+export interface TrustVersionTable {
+  id: number;
+  version: number;
+}
 
 // --- hosts ---
 export interface HostsTable {
@@ -53,6 +58,8 @@ export interface HostsTable {
   platform: string | null;
   created_at: number;
   updated_at: number;
+  /** set while an administrator has disabled the host */
+  disabled_at: number | null;
 }
 export interface HostEksTable {
   /** hex Name of the EK (nameAlg ‖ H(TPMT_PUBLIC)); unique across hosts */
@@ -398,6 +405,7 @@ export interface Database {
   ek_roots: EkCaCertTable;
   ek_intermediates: EkCaCertTable;
   allowlist_dirs: AllowlistDirsTable;
+  trust_version: TrustVersionTable;
   hosts: HostsTable;
   host_eks: HostEksTable;
   aks: AksTable;

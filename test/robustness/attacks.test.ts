@@ -9,7 +9,7 @@ import assert from "node:assert/strict";
 import "reflect-metadata";
 import * as x509 from "@peculiar/x509";
 import { createHash, generateKeyPairSync, webcrypto } from "node:crypto";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, unlinkSync, writeFileSync } from "node:fs";
 import { request } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -23,7 +23,11 @@ import { akTemplate } from "../../src/tpm/commands/ak.js";
 import { TPM_ALG, TPM_ST, TPMA_OBJECT } from "../../src/tpm/constants.js";
 import { encodeTpmsAttest, encodeTpmtPublic, encodeTpmtSignature, objectName } from "../../src/tpm/structures.js";
 import type { TpmsAttest, TpmtPublic } from "../../src/tpm/types.js";
+import { addPolicy } from "../../src/attest/policies.js";
+import { learnBaseline } from "../../src/policy/baseline.js";
+import { parseEventLog } from "../../src/verify/eventlog/index.js";
 import { FIXTURES } from "./parsers.js";
+import { testEkCertificate } from "../helpers/ek-trust.js";
 import { sasToken, softDevice, softSrk } from "../helpers/soft-device.js";
 import { rawSql } from "../helpers/store.js";
 import { encodeTpm2bPublic } from "../../src/tpm/structures.js";
@@ -46,6 +50,8 @@ let orphan: SoftHost;
 let newcomer: SoftHost;
 /** a bound host whose EK is allow-listed (trusted for ek-key): enrols attested certificates */
 let carol: SoftHost;
+/** a v2 host stored without any EK certificate */
+let certless: SoftHost;
 const LAPTOP_LOG = readFileSync(join(FIXTURES, "eventlogs", "laptop-startup-locality3.bin"));
 const INFINEON_CERT = readFileSync(join(FIXTURES, "ek-certs", "infineon_rsa_ek.der")).toString("base64");
 
@@ -312,7 +318,7 @@ const ATTACKS: Attack[] = [
     const v1Ek = () => tpm2b(newcomer.ekPublic);
     return [
       { flow: "activation", name: "an EK that belongs to no host", code: "ERR_NOT_FOUND", run: () => start(akLike((t) => t), tpm2b(softHost("nobody").ekPublic)) },
-      { flow: "activation", name: "a v2 host's EK without its certificate", code: "ERR_EK_CERT_REQUIRED", run: () => start(akLike((t) => t)) },
+      { flow: "activation", name: "a v2 host's EK without its certificate", code: "ERR_EK_CERT_REQUIRED", run: () => start(akLike((t) => t), tpm2b(certless.ekPublic)) },
       { flow: "activation", name: "AK not restricted", code: "ERR_KEY_NOT_RESTRICTED", run: () => start(akLike((t) => without(t, TPMA_OBJECT.restricted)), v1Ek()) },
       { flow: "activation", name: "AK not fixedTPM", code: "ERR_KEY_NOT_FIXED_TPM", run: () => start(akLike((t) => without(t, TPMA_OBJECT.fixedTPM)), v1Ek()) },
       { flow: "activation", name: "AK not fixedParent", code: "ERR_KEY_NOT_FIXED_PARENT", run: () => start(akLike((t) => without(t, TPMA_OBJECT.fixedParent)), v1Ek()) },
@@ -452,8 +458,10 @@ before(async () => {
   ]) {
     await putTemplate(s.store, t, { actor: "test", now: Date.now() });
   }
-  await s.store.hosts.add({ name: orphan.name, hardwareClass: "no-baseline", policyVersion: "v2", trustMethod: "ek-cert", eks: [{ name: orphan.ekName, public: orphan.ekPublic, cert: null }] });
+  await s.store.hosts.add({ name: orphan.name, hardwareClass: "no-baseline", policyVersion: "v2", trustMethod: "ek-cert", eks: [{ name: orphan.ekName, public: orphan.ekPublic, cert: await testEkCertificate(orphan.ekPublic) }] });
   await s.store.aks.bind({ hostName: orphan.name, name: orphan.akName, public: orphan.akPublic });
+  certless = softHost("certless");
+  await s.store.hosts.add({ name: certless.name, hardwareClass: "gce-n1", policyVersion: "v2", trustMethod: "ek-cert", eks: [{ name: certless.ekName, public: certless.ekPublic, cert: null }] });
   // a v1 host for activation cases: registered over the API with its allow-listed EK
   await s.store.trust.addAllowlist(newcomer.ekHash);
   const v1 = await call("POST", "/v1/hosts", { name: "newcomer", hardwareClass: "gce-n1", policyVersion: "v1", identity: identityOf(newcomer) }, admin);
@@ -596,3 +604,96 @@ for (const a of ATTACKS) {
     }
   });
 }
+
+// ---- trust withdrawn: each takes effect at the next decision that relies on it
+
+/** A healthy host with a token: seeded (v2, EK certificate from the test root) and attested once. */
+async function attestedHost(name: string): Promise<{ host: SoftHost; token: string }> {
+  const host = softHost(name);
+  await seedHosts(s.store, [host]);
+  const r = await attestWith({ host });
+  assert.equal(r.body.verdict, "pass", JSON.stringify(r.body));
+  return { host, token: r.body.token };
+}
+
+const encryptWith = (token: string) => call("POST", "/v1/keys/vault/encrypt", { plaintext: b64(Buffer.from("secret")) }, token);
+const releaseWith = (token: string) => call("POST", "/v1/keys/vault/release", { srk: { public: b64(Buffer.alloc(8)), attest: b64(Buffer.alloc(8)), signature: b64(Buffer.alloc(8)) } }, token);
+
+function refused(r: Answer, code: string): void {
+  assert.equal(r.body?.code, code, `HTTP ${r.status} ${JSON.stringify(r.body).slice(0, 400)}`);
+  assert.ok(r.status >= 400 && r.status < 500, `HTTP ${r.status}`);
+}
+
+async function healthAudit(host: string): Promise<Record<string, any>> {
+  const r = await call("GET", `/v1/audit?action=host.health&subject=${host}&order=desc&limit=1`, undefined, admin);
+  return r.body.entries[0].details;
+}
+
+test("trust: every EK root deleted → a v2 host's key operations, release and attestation refused (ERR_EK_NOT_TRUSTED), tokens revoked", async () => {
+  const { host, token } = await attestedHost("carol");
+  // the control: token and trust accepted, refused only for want of a cluster
+  refused(await encryptWith(token), "ERR_FORBIDDEN");
+  const roots = await s.store.trust.listCaCerts("root");
+  try {
+    for (const r of roots) assert.equal((await call("DELETE", `/v1/trust/cas/${r.fingerprint}`, undefined, admin)).status, 204);
+    refused(await encryptWith(token), "ERR_EK_NOT_TRUSTED");
+    refused(await releaseWith(token), "ERR_EK_NOT_TRUSTED");
+    const v = await attestWith({ host });
+    assert.equal(v.status, 200);
+    assert.equal(v.body.verdict, "fail");
+    assert.equal(v.body.code, "ERR_EK_NOT_TRUSTED");
+    assert.equal(v.body.token, undefined);
+    const h = (await s.store.hosts.get(host.name))!;
+    assert.deepEqual([h.health, h.healthReason], ["unhealthy", "ERR_EK_NOT_TRUSTED"]);
+    const audit = await healthAudit(host.name);
+    assert.equal(audit.reason, "ERR_EK_NOT_TRUSTED");
+    assert.equal(audit.revokedTokens, 1);
+    refused(await encryptWith(token), "ERR_TOKEN_REVOKED");
+  } finally {
+    for (const r of roots) await s.store.trust.addCaCert("root", r.der, r.subject);
+  }
+  // trust restored: the host attests back to health
+  assert.equal((await attestWith({ host })).body.verdict, "pass");
+});
+
+test("trust: a v1 host's allow-list entry removed → its attestation fails (ERR_EK_NOT_TRUSTED)", async () => {
+  const dave = softHost("dave");
+  await addPolicy(s.store, "test", Date.now(), { kind: "baseline", name: "fleet-v1", hardwareClass: "fleet-v1", policyVersion: "v1", document: learnBaseline("fleet-v1", [parseEventLog(FLEET_LOG)], [0, 1, 2, 3, 4, 5, 6, 7]) });
+  assert.equal((await call("POST", "/v1/trust/allowlist", { ekHash: dave.ekHash }, admin)).status, 201);
+  const reg = await call("POST", "/v1/hosts", { name: dave.name, hardwareClass: "fleet-v1", policyVersion: "v1", identity: identityOf(dave) }, admin);
+  assert.equal(reg.status, 201, JSON.stringify(reg.body));
+  await s.store.aks.bind({ hostName: dave.name, name: dave.akName, public: dave.akPublic });
+  assert.equal((await attestWith({ host: dave })).body.verdict, "pass");
+  assert.equal((await call("DELETE", `/v1/trust/allowlist/${dave.ekHash}`, undefined, admin)).status, 204);
+  const v = await attestWith({ host: dave });
+  assert.deepEqual([v.body.verdict, v.body.code], ["fail", "ERR_EK_NOT_TRUSTED"]);
+});
+
+test("trust: a v1 host's file removed from an allow-list folder → its attestation fails (ERR_EK_NOT_TRUSTED)", async () => {
+  const frank = softHost("frank");
+  const folder = mkdtempSync(join(dir, "ekpub-"));
+  writeFileSync(join(folder, frank.ekHash), "");
+  assert.equal((await call("POST", "/v1/trust/allowlist-dirs", { path: folder }, admin)).status, 201);
+  const reg = await call("POST", "/v1/hosts", { name: frank.name, hardwareClass: "fleet-v1", policyVersion: "v1", identity: identityOf(frank) }, admin);
+  assert.equal(reg.status, 201, JSON.stringify(reg.body));
+  await s.store.aks.bind({ hostName: frank.name, name: frank.akName, public: frank.akPublic });
+  assert.equal((await attestWith({ host: frank })).body.verdict, "pass");
+  unlinkSync(join(folder, frank.ekHash));
+  const v = await attestWith({ host: frank });
+  assert.deepEqual([v.body.verdict, v.body.code], ["fail", "ERR_EK_NOT_TRUSTED"]);
+});
+
+test("trust: a disabled host → unhealthy at once, tokens revoked, attestation fails and activation refused (ERR_DISABLED) until enabled", async () => {
+  const { host, token } = await attestedHost("erin");
+  const d = await call("POST", `/v1/hosts/${host.name}/disable`, {}, admin);
+  assert.equal(d.status, 200, JSON.stringify(d.body));
+  assert.deepEqual([d.body.health, d.body.healthReason], ["unhealthy", "ERR_DISABLED"]);
+  assert.equal((await healthAudit(host.name)).revokedTokens, 1);
+  refused(await encryptWith(token), "ERR_TOKEN_REVOKED");
+  const v = await attestWith({ host });
+  assert.deepEqual([v.body.verdict, v.body.code, v.body.token], ["fail", "ERR_DISABLED", undefined]);
+  refused(await call("POST", "/v1/activations", { ekPublic: b64(tpm2b(host.ekPublic)), akPublic: b64(akLike((t) => t)) }), "ERR_DISABLED");
+  refused(await call("POST", `/v1/hosts/${host.name}/disable`, {}, auditor), "ERR_FORBIDDEN");
+  assert.equal((await call("POST", `/v1/hosts/${host.name}/enable`, {}, admin)).status, 200);
+  assert.equal((await attestWith({ host })).body.verdict, "pass");
+});

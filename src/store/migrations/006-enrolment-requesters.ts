@@ -8,7 +8,7 @@ import type { Migration } from "./index.js";
  * required, else from the request; attested hosts and admins may enrol, anonymous requesters not).
  */
 export const enrolmentRequesters: Migration = {
-  version: 5,
+  version: 6,
   name: "enroller token identities, template subject binding and requesters",
   async up(ctx: Ctx) {
     await ctx.db.schema.alterTable("admin_tokens").addColumn("identity", "text").execute();
