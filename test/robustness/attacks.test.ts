@@ -49,7 +49,7 @@ let orphan: SoftHost;
 /** a host whose EK is allow-listed but who is not registered */
 let newcomer: SoftHost;
 /** a bound host whose EK is allow-listed (trusted for ek-key): enrols attested certificates */
-let carol: SoftHost;
+let certee: SoftHost;
 /** a v2 host stored without any EK certificate */
 let certless: SoftHost;
 const LAPTOP_LOG = readFileSync(join(FIXTURES, "eventlogs", "laptop-startup-locality3.bin"));
@@ -411,7 +411,7 @@ const ATTACKS: Attack[] = [
   { flow: "ca", name: "an enroller the template does not name", code: "ERR_FORBIDDEN", run: () => enrolPlain("t-enrol", [{ CN: ["x.corp.example"] }], { token: intruderEnroller }) },
   { flow: "ca", name: "an admin on a template that admits no admins", code: "ERR_FORBIDDEN", run: () => enrolPlain("t-enrol", [{ CN: ["x.corp.example"] }], { token: admin }) },
   { flow: "ca", name: "an enroller token on an admin route", code: "ERR_FORBIDDEN", run: () => call("POST", "/v1/ca/templates", { name: "by-enroller" }, opsEnroller) },
-  { flow: "ca", name: "an attested host of a class the template does not admit", code: "ERR_FORBIDDEN", run: () => enrolAttested(carol, "t-class", [{ CN: ["carol"] }]) },
+  { flow: "ca", name: "an attested host of a class the template does not admit", code: "ERR_FORBIDDEN", run: () => enrolAttested(certee, "t-class", [{ CN: ["certee"] }]) },
   // issue 12: names past the template's patterns
   { flow: "ca", name: "CN=login.bank.example, OU=CN=x.corp.example past CN=[a-z0-9-]+\\.corp\\.example", code: "ERR_POLICY_FAILED", run: () => enrolPlain("t-none", [{ CN: ["login.bank.example"] }, { OU: ["CN=x.corp.example"] }], { token: admin }) },
   { flow: "ca", name: "a second CN behind an allowed one", code: "ERR_POLICY_FAILED", run: () => enrolPlain("t-none", [{ CN: ["x.corp.example"] }, { CN: ["login.bank.example"] }], { token: admin }) },
@@ -419,8 +419,8 @@ const ATTACKS: Attack[] = [
   { flow: "ca", name: "a CN value that reads like a separator and a second CN", code: "ERR_POLICY_FAILED", run: () => enrolPlain("t-none", [{ CN: ["x.corp.example, CN=login.bank.example"] }], { token: admin }) },
   { flow: "ca", name: "a SAN that only begins like the pattern", code: "ERR_POLICY_FAILED", run: () => enrolPlain("t-none", [{ CN: ["x.corp.example"] }], { dns: ["x.corp.example.bank.example"], token: admin }) },
   // issue 12: an attested enrolment names only the attested host
-  { flow: "ca", name: "an attested host names another host as its CN", code: "ERR_POLICY_FAILED", run: () => enrolAttested(carol, "t-names", [{ CN: ["alice"] }]) },
-  { flow: "ca", name: "an attested host names another host in a SAN", code: "ERR_POLICY_FAILED", run: () => enrolAttested(carol, "t-names", [{ CN: ["carol"] }], { dns: ["alice"] }) },
+  { flow: "ca", name: "an attested host names another host as its CN", code: "ERR_POLICY_FAILED", run: () => enrolAttested(certee, "t-names", [{ CN: ["alice"] }]) },
+  { flow: "ca", name: "an attested host names another host in a SAN", code: "ERR_POLICY_FAILED", run: () => enrolAttested(certee, "t-names", [{ CN: ["certee"] }], { dns: ["alice"] }) },
   { flow: "ca", name: "an attested host vouched for by an enroller names another host", code: "ERR_POLICY_FAILED", run: () => enrolAttested(alice, "t-user", [{ CN: ["bob"] }], { token: opsEnroller }) },
 
   // -- provisioning administration
@@ -438,10 +438,10 @@ before(async () => {
   const r = await s.store.adminTokens.create({ role: "admin", label: "revoked" });
   await s.store.adminTokens.revoke(r.id);
   revoked = r.token;
-  [alice, bob, orphan, newcomer, carol] = ["alice", "bob", "orphan", "newcomer", "carol"].map(softHost);
+  [alice, bob, orphan, newcomer, certee] = ["alice", "bob", "orphan", "newcomer", "certee"].map(softHost);
   await addFleetBaseline(s.store);
-  await seedHosts(s.store, [alice, bob, carol]);
-  await s.store.trust.addAllowlist(carol.ekHash);
+  await seedHosts(s.store, [alice, bob, certee]);
+  await s.store.trust.addAllowlist(certee.ekHash);
   // the key attestation CA and its templates
   await initCa(s.store, { actor: "test", now: Date.now(), keyDir: join(dir, "ca-keys") });
   opsEnroller = (await s.store.adminTokens.create({ role: "enroller", identity: "ops" })).token;
@@ -500,11 +500,11 @@ test("every admin route of the OpenAPI document answers 401 without a token and 
 });
 
 test("ca: an attested host asking for another host's names gets its own (subjectFrom host), stamped for its own EK", async () => {
-  const r = await enrolAttested(carol, "t-host", [{ CN: ["alice"] }], { dns: ["alice", "login.bank.example"] });
+  const r = await enrolAttested(certee, "t-host", [{ CN: ["alice"] }], { dns: ["alice", "login.bank.example"] });
   assert.equal(r.status, 201, JSON.stringify(r.body));
   const cert = new x509.X509Certificate(r.body.certificatePem);
-  assert.equal(cert.subject, "CN=carol");
-  assert.deepEqual(cert.getExtension(x509.SubjectAlternativeNameExtension)?.names.items.map((n) => `${n.type}:${n.value}`), ["dns:carol"]);
+  assert.equal(cert.subject, "CN=certee");
+  assert.deepEqual(cert.getExtension(x509.SubjectAlternativeNameExtension)?.names.items.map((n) => `${n.type}:${n.value}`), ["dns:certee"]);
   assert.deepEqual(r.body.policies, ["1.3.6.1.4.1.311.21.30"]);
 });
 
