@@ -103,6 +103,7 @@ export const ERRORS = {
   ERR_TPM_SESSION_INTEGRITY: { class: "unavailable", http: 500, exit: 2, message: "a TPM response failed its session HMAC: the answer was altered between the TPM and tpmtrust" },
   ERR_UNREACHABLE: { class: "unavailable", http: 422, exit: 2, message: "the service could not be reached or gave no usable answer" },
   ERR_STORE_BUSY: { class: "unavailable", http: 503, exit: 2, message: "no database connection became free in time" },
+  ERR_AUDIT_WRITE_FAILED: { class: "unavailable", http: 503, exit: 2, message: "the audit log could not be written, so the decision it was to record was not made" },
 
   // internal (no verdict): CLI exit 2, HTTP 500
   ERR_TPM_RC: { class: "internal", http: 500, exit: 2, message: "the TPM returned an error" },

@@ -77,7 +77,7 @@ async function audited<T>(store: Store, at: number, actor: string, subject: stri
     return await fn();
   } catch (e) {
     const code = isTpmTrustError(e) ? e.code : "ERR_INTERNAL";
-    await store.audit.append({ actor, action: "attestation.reject", subject, outcome: "failure", details: { code, reason: (e as Error).message }, at }).catch(() => undefined);
+    await store.audit.append({ actor, action: "attestation.reject", subject, outcome: "failure", details: { code, reason: (e as Error).message }, at });
     throw e;
   }
 }
