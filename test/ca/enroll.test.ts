@@ -215,11 +215,11 @@ test("subject binding: subjectFrom request admits only the attested host's own n
 
 test("requesters: host classes or tags, hosts off, admins off, enrollers by identity", async () => {
   await rejectsRule(agentEnroll(tpm, stateA(), "req-class"), "ERR_FORBIDDEN", "requesters.hosts");
-  await svc.server.store.hosts.update("host-a", { tags: ["pki"] });
+  await svc.server.store.hosts.update("host-a", { tags: ["pki"] }, Date.now());
   try {
     assert.equal(new x509.X509Certificate(readFileSync(join((await agentEnroll(tpm, stateA(), "req-class")).dir, "cert.pem"), "utf8")).subject, "CN=host-a");
   } finally {
-    await svc.server.store.hosts.update("host-a", { tags: [] });
+    await svc.server.store.hosts.update("host-a", { tags: [] }, Date.now());
   }
   await rejectsRule(agentEnroll(tpm, stateA(), "req-nohosts"), "ERR_FORBIDDEN", "requesters.hosts");
   assert.deepEqual((await agentEnroll(tpm, stateA(), "req-nohosts", { token: await enroller("ops") })).policies, [P31]);
