@@ -70,6 +70,7 @@ export const ERRORS = {
   ERR_IMA_SIGNATURE_INVALID: { class: "rejected", http: 422, exit: 1, message: "an IMA file signature does not verify with a trusted IMA key" },
   ERR_IMA_KEY_NOT_ALLOWED: { class: "rejected", http: 422, exit: 1, message: "a key measured into an IMA keyring is not allowed by the runtime policy" },
   ERR_IMA_PCR: { class: "rejected", http: 422, exit: 1, message: "an IMA entry names a PCR other than 10" },
+  ERR_IMA_LIST_REQUIRED: { class: "rejected", http: 422, exit: 1, message: "send the IMA measurement list from the entry named in details.fromIndex: this service holds no verified state at the index sent" },
   ERR_POLICY_FAILED: { class: "rejected", http: 422, exit: 1, message: "evidence does not satisfy the policy" },
   ERR_POLICY_VERSION: { class: "rejected", http: 422, exit: 1, message: "policy versions do not match" },
   ERR_ACTIVATION_FAILED: { class: "rejected", http: 422, exit: 1, message: "credential activation failed" },
@@ -103,6 +104,7 @@ export const ERRORS = {
   ERR_TPM_SESSION_INTEGRITY: { class: "unavailable", http: 500, exit: 2, message: "a TPM response failed its session HMAC: the answer was altered between the TPM and tpmtrust" },
   ERR_UNREACHABLE: { class: "unavailable", http: 422, exit: 2, message: "the service could not be reached or gave no usable answer" },
   ERR_STORE_BUSY: { class: "unavailable", http: 503, exit: 2, message: "no database connection became free in time" },
+  ERR_AUDIT_WRITE_FAILED: { class: "unavailable", http: 503, exit: 2, message: "the audit log could not be written, so the decision it was to record was not made" },
 
   // internal (no verdict): CLI exit 2, HTTP 500
   ERR_TPM_RC: { class: "internal", http: 500, exit: 2, message: "the TPM returned an error" },

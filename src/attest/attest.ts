@@ -18,7 +18,8 @@ import type { AttestConfig } from "./config.js";
 import { receiveEvidence, type EvidenceBody } from "./evidence.js";
 import type { HealthChange } from "./health.js";
 import type { Judgement, JudgementCache } from "./judge.js";
-import { checkPolicySet, hostPolicies, policySelection, refOf } from "./policies.js";
+import { imaFailureCode, type ImaSummary, type ImaTracker } from "./ima.js";
+import { checkPolicySet, hostPolicies, policySelection, refOf, type PolicyOutcome } from "./policies.js";
 import { requireHostTrusted } from "../trust/host-trust.js";
 import { recordVerdict } from "./record-verdict.js";
 import { signToken, type PolicyRef } from "../tokens/tokens.js";
@@ -30,6 +31,8 @@ export interface AttestDeps {
   now: () => number;
   /** replayLog + evaluatePolicies results of unchanged boots */
   judgements: JudgementCache;
+  /** running IMA state per host and boot */
+  ima: ImaTracker;
   /** called after a verdict changed a host's health (e.g. to deliver webhooks at once) */
   onHealthChange?: (c: HealthChange) => void;
 }
@@ -50,6 +53,8 @@ export interface AttestationResult {
   explainedPcrs: { bank: string; pcr: number }[];
   unexplainedPcrs: { bank: string; pcr: number; reason: string }[];
   workarounds: { name: string; bank: string; pcr: number; description: string }[];
+  /** IMA progress of this boot, when runtime policies apply */
+  ima?: ImaSummary;
 }
 
 /** Failures of evidence that the TPM did sign over the fresh nonce: these are the host's verdict. */
@@ -73,7 +78,7 @@ async function audited<T>(store: Store, at: number, actor: string, subject: stri
     return await fn();
   } catch (e) {
     const code = isTpmTrustError(e) ? e.code : "ERR_INTERNAL";
-    await store.audit.append({ actor, action: "attestation.reject", subject, outcome: "failure", details: { code, reason: (e as Error).message }, at }).catch(() => undefined);
+    await store.audit.append({ actor, action: "attestation.reject", subject, outcome: "failure", details: { code, reason: (e as Error).message }, at });
     throw e;
   }
 }
@@ -117,15 +122,28 @@ export async function attest(d: AttestDeps, body: EvidenceBody): Promise<Attesta
   if (withdrawn) failure = withdrawn;
   const refs = policies.map(refOf);
   let judged: Judgement | undefined;
+  let ima: ImaSummary | undefined;
+  const runtime = policies.filter((p) => p.kind === "runtime");
   if (quoted && !failure) {
     try {
       checkPolicySet(host, policies);
-      judged = d.judgements.judge({ bytes: ev.eventLog, sha256: ev.eventLogSha256 }, quoted.pcrs, required, policies);
-      const failed = judged.outcomes.filter((o) => !o.pass);
-      if (failed.length) failure = new TpmTrustError("ERR_POLICY_FAILED", `the host does not satisfy ${failed.map((o) => `${o.policy.kind} ${o.policy.name}`).join(", ")}`);
+      judged = d.judgements.judge({ bytes: ev.eventLog, sha256: ev.eventLogSha256 }, quoted.pcrs, required, policies.filter((p) => p.kind !== "runtime"));
+      let outcomes: PolicyOutcome[] = judged.outcomes;
+      if (runtime.length) {
+        const j = d.ima.judge(host.name, quoted.boot, quoted.pcrs, runtime, ev.ima);
+        ima = j.summary;
+        if (j.failure) failure = j.failure;
+        outcomes = [...outcomes, ...j.outcomes];
+        judged = { ...judged, outcomes };
+      }
+      const failed = outcomes.filter((o) => !o.pass);
+      if (failed.length && !failure) {
+        const onlyRuntime = failed.every((o) => o.policy.kind === "runtime");
+        failure = new TpmTrustError((onlyRuntime && imaFailureCode(failed)) || "ERR_POLICY_FAILED", `the host does not satisfy ${failed.map((o) => `${o.policy.kind} ${o.policy.name}`).join(", ")}`);
+      }
     } catch (e) {
       if (!isTpmTrustError(e) || e.code === "ERR_INTERNAL") throw e;
-      if (e.code === "ERR_EVENTLOG_REQUIRED") {
+      if (e.code === "ERR_EVENTLOG_REQUIRED" || e.code === "ERR_IMA_LIST_REQUIRED") {
         // not a verdict: the nonce stays unspent for the retry with the log
         await d.store.audit.append({ actor, action: "attestation.reject", subject: host.name, outcome: "failure", details: { code: e.code, reason: e.message }, at });
         throw e;
@@ -136,7 +154,7 @@ export async function attest(d: AttestDeps, body: EvidenceBody): Promise<Attesta
 
   const verdict = failure ? "fail" : "pass";
   const diff = failure
-    ? failure.code === "ERR_POLICY_FAILED" && judged
+    ? judged && judged.outcomes.some((o) => !o.pass) && (failure.code === "ERR_POLICY_FAILED" || failure.code.startsWith("ERR_IMA_"))
       ? judged.outcomes.filter((o) => !o.pass).map((o) => ({ ...o.policy, diffs: o.diffs }))
       : [{ check: failure.code, message: failure.message, ...(failure.details ?? {}) }]
     : undefined;
@@ -160,7 +178,7 @@ export async function attest(d: AttestDeps, body: EvidenceBody): Promise<Attesta
     pcrDigest: quoted?.pcrDigest,
     diff,
     policies: refs,
-      details: { boot: quoted?.boot ?? null, explainedPcrs, unexplainedPcrs, workarounds },
+      details: { boot: quoted?.boot ?? null, explainedPcrs, unexplainedPcrs, workarounds, ...(ima ? { ima } : {}) },
       token,
     }),
   );
@@ -179,5 +197,6 @@ export async function attest(d: AttestDeps, body: EvidenceBody): Promise<Attesta
     explainedPcrs,
     unexplainedPcrs,
     workarounds,
+    ...(ima ? { ima } : {}),
   };
 }

@@ -10,6 +10,7 @@ import { evaluateCodeIntegrity, parseCodeIntegrityPolicy } from "../policy/code-
 import { NAME, validate } from "../policy/schema.js";
 import { SECUREBOOT_PCR, evaluateSecureBoot, parseSecureBootPolicy } from "../policy/secure-boot.js";
 import { evaluateSoftware, parseSoftwarePolicy } from "../policy/software.js";
+import { parseRuntimePolicy } from "../policy/runtime.js";
 import type { Host, Policy, PolicyHead, PolicyVersion, Store } from "../store/index.js";
 import { HARDWARE_CLASS_PATTERN, requireSamePolicyVersion } from "./hosts.js";
 import type { Interpretation, VerifiedEventLog } from "../verify/eventlog/index.js";
@@ -47,6 +48,15 @@ export const POLICY_KINDS: Record<string, Kind<unknown>> = {
     parse: parseCodeIntegrityPolicy,
     needs: (c) => ({ pcrs: c.pcrs, banks: [] }),
     evaluate: (c, f) => evaluateCodeIntegrity(c, f.log),
+  }),
+  // judged by the ImaTracker (stateful, per boot) on the IMA list, not on the event log; the parsed
+  // document is the compiled policy (digest sets built once per version)
+  runtime: kind({
+    parse: parseRuntimePolicy,
+    needs: () => ({ pcrs: [0, 1, 2, 3, 4, 5, 6, 7, 10], banks: [] }),
+    evaluate: () => {
+      throw new TpmTrustError("ERR_INTERNAL", "runtime policies are judged on the IMA list (ImaTracker), not on the event log");
+    },
   }),
   secureboot: kind({
     parse: parseSecureBootPolicy,
