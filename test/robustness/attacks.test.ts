@@ -372,7 +372,7 @@ before(async () => {
   admin = readFileSync(s.adminTokenFile!, "utf8").trim();
   auditor = (await s.store.adminTokens.create({ role: "auditor" })).token;
   const r = await s.store.adminTokens.create({ role: "admin", label: "revoked" });
-  await s.store.adminTokens.revoke(r.id);
+  await s.store.adminTokens.revoke(r.id, Date.now());
   revoked = r.token;
   [alice, bob, orphan, newcomer] = ["alice", "bob", "orphan", "newcomer"].map(softHost);
   await addFleetBaseline(s.store);
@@ -568,7 +568,7 @@ test("trust: every EK root deleted → a v2 host's key operations, release and a
     assert.equal(audit.revokedTokens, 1);
     refused(await encryptWith(token), "ERR_TOKEN_REVOKED");
   } finally {
-    for (const r of roots) await s.store.trust.addCaCert("root", r.der, r.subject);
+    for (const r of roots) await s.store.trust.addCaCert("root", r.der, r.subject, Date.now());
   }
   // trust restored: the host attests back to health
   assert.equal((await attestWith({ host })).body.verdict, "pass");
