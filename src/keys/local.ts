@@ -2,16 +2,37 @@
  * The built-in local key store (the embedded default). Primary keys are random AES-256 keys kept
  * only wrapped: AES-256-GCM under a master key, in the key version's reference in the database.
  * The master key comes from an environment variable (base64 of 32 bytes) or from a file with mode
- * 0600, created on first use; a file that group or others may read is refused.
+ * 0600, created on first use; a file that group or others may read is refused. Master key files
+ * live in the key directory ($TPMTRUST_KEY_DIR, default .tpmtrust/): a path outside it is refused
+ * before anything touches the disk, so an admin's setting cannot probe or create files elsewhere.
  */
 import { createCipheriv, createDecipheriv, createSecretKey, randomBytes, type KeyObject } from "node:crypto";
-import { chmodSync, closeSync, fstatSync, mkdirSync, openSync, readFileSync, writeSync } from "node:fs";
-import { dirname, isAbsolute, resolve } from "node:path";
+import { chmodSync, closeSync, fstatSync, mkdirSync, openSync, readFileSync, realpathSync, writeSync } from "node:fs";
+import { dirname, isAbsolute, relative, resolve } from "node:path";
 import { TpmTrustError } from "../errors.js";
 import type { KeyRef, KeyServer, KeyServerKind } from "./server.js";
 
 export const MASTER_KEY_ENV = "TPMTRUST_MASTER_KEY";
 export const DEFAULT_MASTER_KEY_FILE = ".tpmtrust/master.key";
+export const KEY_DIR_ENV = "TPMTRUST_KEY_DIR";
+
+/** The folder master key files must be in: $TPMTRUST_KEY_DIR, else .tpmtrust/ under the working directory. */
+export function keyDir(): string {
+  return resolve(process.env[KEY_DIR_ENV] || ".tpmtrust");
+}
+
+const inside = (dir: string, p: string) => {
+  const rel = relative(dir, p);
+  return rel !== "" && !rel.startsWith("..") && !isAbsolute(rel);
+};
+
+/** `file` (relative: to the key directory) as an absolute path inside the key directory; ERR_VALIDATION, naming only the key directory, otherwise. */
+function confined(file: string): string {
+  const dir = keyDir();
+  const abs = resolve(dir, file);
+  if (!inside(dir, abs)) throw confinedError();
+  return abs;
+}
 
 export type LocalConfig = { masterKeyEnv: string } | { masterKeyFile: string };
 
@@ -55,8 +76,10 @@ export function readMasterKey(cfg: LocalConfig): Buffer {
     if (v === undefined || v === "") throw ioError(`the master key variable ${cfg.masterKeyEnv} is not set`, { env: cfg.masterKeyEnv });
     return decodeMasterKey(v, `$${cfg.masterKeyEnv}`);
   }
-  const path = cfg.masterKeyFile;
+  const path = confined(cfg.masterKeyFile);
   createMasterKeyFile(path);
+  // a symbolic link inside the key directory must not lead out of it
+  if (!inside(realpathSync(keyDir()), realpathSync(path))) throw confinedError();
   let fd: number;
   try {
     fd = openSync(path, "r");
@@ -163,6 +186,8 @@ class LocalKeyServer implements KeyServer {
   }
 }
 
+const confinedError = () => new TpmTrustError("ERR_VALIDATION", `masterKeyFile must name a file inside the key directory ${keyDir()} ($${KEY_DIR_ENV})`);
+
 function configure(config: Record<string, unknown>): LocalConfig {
   const { masterKeyEnv, masterKeyFile, ...rest } = config;
   const extra = Object.keys(rest);
@@ -174,10 +199,10 @@ function configure(config: Record<string, unknown>): LocalConfig {
   }
   if (masterKeyFile !== undefined) {
     if (typeof masterKeyFile !== "string" || masterKeyFile === "") throw new TpmTrustError("ERR_VALIDATION", "masterKeyFile must be a path");
-    return { masterKeyFile: isAbsolute(masterKeyFile) ? masterKeyFile : resolve(masterKeyFile) };
+    return { masterKeyFile: confined(masterKeyFile) };
   }
-  // the default: the environment variable when this process has it, else the file under .tpmtrust/
-  return process.env[MASTER_KEY_ENV] ? { masterKeyEnv: MASTER_KEY_ENV } : { masterKeyFile: resolve(DEFAULT_MASTER_KEY_FILE) };
+  // the default: the environment variable when this process has it, else master.key in the key directory
+  return process.env[MASTER_KEY_ENV] ? { masterKeyEnv: MASTER_KEY_ENV } : { masterKeyFile: confined("master.key") };
 }
 
 export const LOCAL: KeyServerKind = {

@@ -22,6 +22,8 @@ const ca = (...args: string[]) => cli(["ca", ...args, "--db", db]);
 
 before(() => {
   dir = mkdtempSync(join(tmpdir(), "tpmtrust-ca-cli-"));
+  // master key files must be in the key directory
+  process.env.TPMTRUST_KEY_DIR = dir;
   db = join(dir, "db.sqlite");
 });
 after(() => rmSync(dir, { recursive: true, force: true }));

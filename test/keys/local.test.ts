@@ -6,13 +6,15 @@
 import { after, test } from "node:test";
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
-import { chmodSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { KEY_SERVER_KINDS, readMasterKey } from "../../src/keys/index.js";
 import { TpmTrustError } from "../../src/errors.js";
 
 const dir = mkdtempSync(join(tmpdir(), "tpmtrust-localkeys-"));
+// master key files must be in the key directory
+process.env.TPMTRUST_KEY_DIR = dir;
 after(() => rmSync(dir, { recursive: true, force: true }));
 
 const LOCAL = KEY_SERVER_KINDS.local;
@@ -105,4 +107,21 @@ test("another master key cannot unwrap the stored keys", async () => {
   const two = LOCAL.open({ masterKeyFile: join(dir, "two.key") });
   await assert.rejects(two.encrypt({ keyId: "k", version: 1, ref: keyRef }, Buffer.from("x"), Buffer.alloc(0)), (e: unknown) => isCode("ERR_IO")(e) && /wrong master key/.test((e as Error).message));
   await assert.rejects(two.encrypt({ keyId: "k", version: 1, ref: "id:00" }, Buffer.from("x"), Buffer.alloc(0)), isCode("ERR_IO"));
+});
+
+test("master key files are confined to the key directory: a path outside it, or a link leading out, is refused the same way whether it exists or not", () => {
+  const refused = (e: unknown) => isCode("ERR_VALIDATION")(e) && (e as Error).message === `masterKeyFile must name a file inside the key directory ${dir} ($TPMTRUST_KEY_DIR)`;
+  for (const p of ["/etc/passwd", "/no/such/file", "../outside.key", dir]) {
+    assert.throws(() => LOCAL.configure({ masterKeyFile: p }), refused, p);
+    assert.throws(() => readMasterKey({ masterKeyFile: p }), refused, p);
+  }
+  assert.deepEqual(LOCAL.configure({ masterKeyFile: "sub/m.key" }), { masterKeyFile: join(dir, "sub", "m.key") });
+  const outside = mkdtempSync(join(tmpdir(), "tpmtrust-outside-"));
+  try {
+    writeFileSync(join(outside, "m.key"), randomBytes(32).toString("base64"), { mode: 0o600 });
+    symlinkSync(join(outside, "m.key"), join(dir, "link.key"));
+    assert.throws(() => readMasterKey({ masterKeyFile: join(dir, "link.key") }), refused);
+  } finally {
+    rmSync(outside, { recursive: true, force: true });
+  }
 });

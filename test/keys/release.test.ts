@@ -109,6 +109,8 @@ before(async () => {
   tokenLabels = BACKENDS.map(([name]) => hsm.initToken(`keys-${name}`, "2468").label);
   process.env.TPMTRUST_TEST_HSM_PIN = "2468";
   dir = mkdtempSync(join(tmpdir(), "tpmtrust-release-"));
+  // master key files must be in the key directory
+  process.env.TPMTRUST_KEY_DIR = dir;
 });
 after(async () => {
   await Promise.all([h1?.close(), h2?.close()]);

@@ -432,6 +432,8 @@ const ATTACKS: Attack[] = [
       { flow: "keys", name: "encrypt with an alg=none token", code: "ERR_TOKEN_INVALID", run: async () => enc(`${Buffer.from('{"alg":"none"}').toString("base64url")}.${Buffer.from(`{"sub":"${alice.name}","verdict":"pass"}`).toString("base64url")}.`) },
       { flow: "keys", name: "encrypt with an admin API token", code: "ERR_TOKEN_INVALID", run: () => enc(admin) },
       { flow: "keys", name: "a provider name with a slash", code: "ERR_VALIDATION", run: () => call("POST", "/v1/keys/a%2Fb/encrypt", { plaintext: "AAAA" }) },
+      { flow: "keys", name: "a local key server whose master key file is an arbitrary existing path", code: "ERR_VALIDATION", run: () => call("POST", "/v1/keys/servers", { name: "probe1", kind: "local", config: { masterKeyFile: "/etc/passwd" } }, admin) },
+      { flow: "keys", name: "a local key server whose master key file escapes the key directory", code: "ERR_VALIDATION", run: () => call("POST", "/v1/keys/servers", { name: "probe2", kind: "local", config: { masterKeyFile: "../../etc/shadow" } }, admin) },
       { flow: "keys", name: "providers managed by an auditor", code: "ERR_FORBIDDEN", run: () => call("POST", "/v1/keys/providers", { name: "vault" }, auditor) },
     ] as Attack[];
   })(),
