@@ -64,7 +64,7 @@ export async function run(): Promise<BenchFigure[]> {
 
   // 1,000,000 digests: the real list's paths and digests among 1M others
   const doc = learnRuntimePolicy("million", list);
-  for (let i = 0; Object.keys(doc.digests).length < 1_000_000; i++) doc.digests[`/usr/lib/bench/f${i}`] = [hash("sha256", String(i), "hex")];
+  for (let i = Object.keys(doc.digests).length; i < 1_000_000; i++) doc.digests[`/usr/lib/bench/f${i}`] = [hash("sha256", String(i), "hex")];
   const text = JSON.stringify(doc);
   const loads: number[] = [];
   const parses: number[] = [];
