@@ -50,6 +50,7 @@ export const ERROR_CODES = {
   ERR_EVENTLOG_REQUIRED: "send the event log itself: this service has not judged a log with that hash",
   ERR_POLICY_FAILED: "evidence does not satisfy the policy",
   ERR_POLICY_VERSION: "policy versions do not match",
+  ERR_NO_BASELINE: "no baseline applies to the host's hardware class",
   ERR_ACTIVATION_FAILED: "credential activation failed",
   ERR_AK_NOT_BOUND: "the AK is not bound to a registered host",
   ERR_ATTESTATION_REQUIRED: "the template requires key attestation",

@@ -9,7 +9,7 @@
  * changes nothing about the host, so nobody can make a healthy host unhealthy by sending junk.
  */
 import { TpmTrustError, isTpmTrustError } from "../errors.js";
-import type { Store } from "../store/index.js";
+import type { PolicyVersion, Store } from "../store/index.js";
 import { decodeTpmtPublic } from "../tpm/structures.js";
 import type { TpmtPublic } from "../tpm/types.js";
 import { boundAk, NONCE_PURPOSE } from "./challenge.js";
@@ -17,7 +17,7 @@ import type { AttestConfig } from "./config.js";
 import { receiveEvidence, type EvidenceBody } from "./evidence.js";
 import type { HealthChange } from "./health.js";
 import type { Judgement, JudgementCache } from "./judge.js";
-import { checkPolicySet, hostPolicies, policySelection, refOf } from "./policies.js";
+import { hostPolicies, policySelection, policySets, refOf, type PolicyOutcome, type PolicySet } from "./policies.js";
 import { recordVerdict } from "./record-verdict.js";
 import { signToken, type PolicyRef } from "./tokens.js";
 import { verifyQuotes } from "./verify-quotes.js";
@@ -39,6 +39,8 @@ export interface AttestationResult {
   message?: string;
   host: string;
   hardwareClass: string;
+  /** the policy version whose set passed (null when none did) */
+  policyVersion: PolicyVersion | null;
   policies: PolicyRef[];
   pcrDigestHex?: string;
   token?: string;
@@ -84,28 +86,48 @@ export async function attest(d: AttestDeps, body: EvidenceBody): Promise<Attesta
   const host = bound.host;
   const actor = `host:${host.name}`;
   const policies = await hostPolicies(d.store, host);
-  const required = policySelection(policies);
-
+  let sets: PolicySet[] = [];
   let failure: TpmTrustError | undefined;
+  try {
+    sets = policySets(host, policies);
+  } catch (e) {
+    if (!isTpmTrustError(e)) throw e;
+    failure = e;
+  }
+  const required = policySelection(sets.length ? sets.flatMap((s) => s.policies) : policies);
+
   const quoted = await audited(d.store, at, actor, host.name, async () => {
     try {
       return verifyQuotes(ev, akPublic(bound.ak.name, bound.ak.public), required);
     } catch (e) {
       if (isTpmTrustError(e) && HOST_FAILURES.has(e.code)) {
-        failure = e;
+        failure ??= e;
         return undefined;
       }
       throw e;
     }
   });
-  const refs = policies.map(refOf);
+  // HGS: the v2 set first, then v1; the first set every policy of which holds is the one that passed
+  let passed: PolicySet | undefined;
+  const failedOutcomes: (PolicyOutcome & { policyVersion: string })[] = [];
   let judged: Judgement | undefined;
   if (quoted && !failure) {
     try {
-      checkPolicySet(host, policies);
-      judged = d.judgements.judge({ bytes: ev.eventLog, sha256: ev.eventLogSha256 }, quoted.pcrs, required, policies);
-      const failed = judged.outcomes.filter((o) => !o.pass);
-      if (failed.length) failure = new TpmTrustError("ERR_POLICY_FAILED", `the host does not satisfy ${failed.map((o) => `${o.policy.kind} ${o.policy.name}`).join(", ")}`);
+      for (const set of sets) {
+        const j = d.judgements.judge({ bytes: ev.eventLog, sha256: ev.eventLogSha256 }, quoted.pcrs, required, set.policies);
+        judged ??= j;
+        const failed = j.outcomes.filter((o) => !o.pass);
+        if (failed.length === 0) {
+          passed = set;
+          judged = j;
+          break;
+        }
+        failedOutcomes.push(...failed.map((o) => ({ ...o, policyVersion: set.policyVersion })));
+      }
+      if (!passed) {
+        const by = sets.map((s) => `${s.policyVersion}: ${failedOutcomes.filter((o) => o.policyVersion === s.policyVersion).map((o) => `${o.policy.kind} ${o.policy.name}`).join(", ")}`);
+        failure = new TpmTrustError("ERR_POLICY_FAILED", `the host does not satisfy the policies of any policy version it may attest with (${by.join("; ")})`);
+      }
     } catch (e) {
       if (!isTpmTrustError(e) || e.code === "ERR_INTERNAL") throw e;
       if (e.code === "ERR_EVENTLOG_REQUIRED") {
@@ -116,16 +138,18 @@ export async function attest(d: AttestDeps, body: EvidenceBody): Promise<Attesta
       failure = e;
     }
   }
+  const refs = (passed ? passed.policies : sets.length ? sets.flatMap((s) => s.policies) : policies).map(refOf);
+  const policyVersion = passed?.policyVersion ?? null;
 
   const verdict = failure ? "fail" : "pass";
   const diff = failure
-    ? failure.code === "ERR_POLICY_FAILED" && judged
-      ? judged.outcomes.filter((o) => !o.pass).map((o) => ({ ...o.policy, diffs: o.diffs }))
+    ? failure.code === "ERR_POLICY_FAILED" && failedOutcomes.length
+      ? failedOutcomes.map((o) => ({ ...o.policy, policyVersion: o.policyVersion, diffs: o.diffs }))
       : [{ check: failure.code, message: failure.message, ...(failure.details ?? {}) }]
     : undefined;
   const token =
-    verdict === "pass" && quoted
-      ? await signToken(d.store, d.cfg, at, { host: host.name, hardwareClass: host.hardwareClass, policyVersion: host.policyVersion, policies: refs, pcrDigestHex: quoted.pcrDigest.toString("hex") })
+    verdict === "pass" && quoted && policyVersion
+      ? await signToken(d.store, d.cfg, at, { host: host.name, hardwareClass: host.hardwareClass, policyVersion, policies: refs, pcrDigestHex: quoted.pcrDigest.toString("hex") })
       : undefined;
   const explainedPcrs = judged?.explained ?? [];
   const unexplainedPcrs = judged?.unexplained ?? [];
@@ -143,7 +167,7 @@ export async function attest(d: AttestDeps, body: EvidenceBody): Promise<Attesta
     pcrDigest: quoted?.pcrDigest,
     diff,
     policies: refs,
-      details: { boot: quoted?.boot ?? null, explainedPcrs, unexplainedPcrs, workarounds },
+      details: { boot: quoted?.boot ?? null, policyVersion, policyVersionsTried: sets.map((x) => x.policyVersion), explainedPcrs, unexplainedPcrs, workarounds },
       token,
     }),
   );
@@ -155,6 +179,7 @@ export async function attest(d: AttestDeps, body: EvidenceBody): Promise<Attesta
     ...(failure ? { message: failure.message } : {}),
     host: host.name,
     hardwareClass: host.hardwareClass,
+    policyVersion,
     policies: refs,
     ...(quoted ? { pcrDigestHex: quoted.pcrDigest.toString("hex") } : {}),
     ...(token ? { token: token.jwt, tokenExpiresAt: token.expiresAt } : {}),

@@ -158,29 +158,3 @@ export async function removeHost(store: Store, name: string, c: Caller): Promise
   await store.audit.append({ actor: c.actor, action: "host.remove", subject: name, outcome: removed ? "success" : "failure", details: removed ? {} : { code: "ERR_NOT_FOUND" }, at: c.now });
   if (!removed) throw new TpmTrustError("ERR_NOT_FOUND", `no host named ${JSON.stringify(name)}`);
 }
-
-/** A policy artifact as the attestation flow holds it (src/store Policy has these fields). */
-export interface PolicyArtifact {
-  id: string;
-  kind: string;
-  name: string;
-  policyVersion: PolicyVersion;
-}
-
-/**
- * A host attests only if all its policy artifacts share its policy version, and its stored EK trust
- * satisfies that version (v2: ek-cert). ERR_POLICY_VERSION listing every mismatch otherwise.
- */
-export function requireSamePolicyVersion(host: Pick<Host, "name" | "policyVersion" | "trustMethod">, artifacts: readonly PolicyArtifact[]): void {
-  const mismatched = artifacts.filter((a) => a.policyVersion !== host.policyVersion);
-  const ekMismatch = host.policyVersion === "v2" && host.trustMethod !== "ek-cert";
-  if (mismatched.length === 0 && !ekMismatch) return;
-  const parts = mismatched.map((a) => `${a.kind} "${a.name}" (${a.id}) is ${a.policyVersion}`);
-  if (ekMismatch) parts.push(`its EK was trusted by ${host.trustMethod ?? "no method"}, and v2 requires ek-cert`);
-  throw new TpmTrustError("ERR_POLICY_VERSION", `host ${host.name} has policy version ${host.policyVersion}, but ${parts.join("; ")}`, {
-    host: host.name,
-    policyVersion: host.policyVersion,
-    mismatched: mismatched.map((a) => ({ id: a.id, kind: a.kind, name: a.name, policyVersion: a.policyVersion })),
-    ...(ekMismatch ? { trustMethod: host.trustMethod } : {}),
-  });
-}
