@@ -51,6 +51,7 @@ export const ERROR_CODES = {
   ERR_POLICY_FAILED: "evidence does not satisfy the policy",
   ERR_POLICY_VERSION: "policy versions do not match",
   ERR_NO_BASELINE: "no baseline applies to the host's hardware class",
+  ERR_BASELINE_UNSAFE: "a reference log shows Secure Boot off, debugging on or test signing",
   ERR_ACTIVATION_FAILED: "credential activation failed",
   ERR_AK_NOT_BOUND: "the AK is not bound to a registered host",
   ERR_ATTESTATION_REQUIRED: "the template requires key attestation",

@@ -194,7 +194,14 @@ const ATTACKS: Attack[] = [
   { flow: "attestation", name: "an event log with one digest flipped", code: "ERR_EVENTLOG_REPLAY_MISMATCH", status: 200, run: () => attestWith({ body: (b) => (b.eventLog = b64(tamperedLog())) }) },
   { flow: "attestation", name: "an event log cut short", code: "ERR_PARSE_EVENTLOG", status: 200, run: () => attestWith({ body: (b) => (b.eventLog = b64(FLEET_LOG.subarray(0, FLEET_LOG.length - 7))) }) },
   { flow: "attestation", name: "no event log: the policy PCRs stay unexplained", code: "ERR_EVENTLOG_PCR_UNEXPLAINED", status: 200, run: () => attestWith({ body: (b) => delete b.eventLog }) },
-  { flow: "attestation", name: "a host whose class has no baseline", code: "ERR_NO_BASELINE", status: 200, run: () => attestWith({ host: orphan }) },
+  { flow: "attestation", name: "a challenge for a host whose class has no baseline", code: "ERR_NO_BASELINE", run: () => call("POST", "/v1/attestations/challenge", { akNameHex: orphan.akName.toString("hex") }) },
+  {
+    flow: "attestation",
+    name: "evidence of a host whose class has no baseline (a nonce the challenge would not give)",
+    code: "ERR_NO_BASELINE",
+    status: 200,
+    run: async () => attestWith({ host: orphan, nonce: async () => (await s.store.nonces.issue({ purpose: NONCE_PURPOSE, subject: orphan.akName.toString("hex"), ttlMs: 60_000, at: Date.now() })).value }),
+  },
   // -- attestation: the request
   { flow: "attestation", name: "no quotes", code: "ERR_VALIDATION", run: () => attestWith({ body: (b) => (b.quotes = []) }) },
   { flow: "attestation", name: "an unknown field", code: "ERR_VALIDATION", run: () => attestWith({ body: (b) => (b.verdict = "pass") }) },

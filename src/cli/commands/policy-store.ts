@@ -8,7 +8,7 @@ import { addPolicy, POLICY_KINDS, removePolicy } from "../../attest/policies.js"
 import { addWebhook, removeWebhook, WEBHOOK_EVENTS, webhookView } from "../../attest/webhooks.js";
 import { TpmTrustError } from "../../errors.js";
 import { parsePcrList } from "../../policy/baseline.js";
-import { CI_DEFAULT_PCRS, codeIntegrityPolicy } from "../../policy/code-integrity.js";
+import { CI_DEFAULT_PCRS, CI_MEASUREMENT, codeIntegrityPolicy, siPolicyFileDigest } from "../../policy/code-integrity.js";
 import { secureBootPolicy } from "../../policy/secure-boot.js";
 import type { Policy, PolicyVersion, Store } from "../../store/index.js";
 import { readInput } from "../files.js";
@@ -97,7 +97,9 @@ export function register(program: Command): void {
           async (s) => {
             const p = await s.policies.getById(id);
             if (!p) throw new TpmTrustError("ERR_NOT_FOUND", `policy ${id} not found`);
-            printJson(p);
+            if (p.kind !== "ci") return printJson(p);
+            const pcrs = (p.document as { pcrs?: number[] }).pcrs ?? CI_DEFAULT_PCRS;
+            printJson({ ...p, measuredAs: `${CI_MEASUREMENT}, or an event with that digest, in PCR ${pcrs.join(", ")}` });
           },
           { mustExist: true },
         ),
@@ -139,17 +141,20 @@ export function register(program: Command): void {
     .command("ci")
     .description("code-integrity policies, registered by name and digest")
     .command("add")
-    .description("register a code-integrity policy: its digest must appear among the verified events of its PCRs")
+    .description(`register a code-integrity policy: its digest must appear among the verified events of its PCRs, as Windows measures it: ${CI_MEASUREMENT}`)
     .requiredOption("--name <name>", "policy name")
-    .requiredOption("--digest <hex>", "digest of the policy (SHA-1/256/384/512, hex)")
+    .option("--policy <file>", "the policy file as deployed (signed .p7b, or binary .bin/.cip): its digest is computed as Windows measures it")
+    .option("--digest <hex>", "digest of the policy (SHA-1/256/384/512, hex), when you already have it")
     .option("--pcrs <list>", "PCRs its measurement is in", CI_DEFAULT_PCRS.join(","))
     .option("--class <hwclass>", "hardware class it applies to (default: every class)")
     .addOption(policyVersionOption())
     .option("--db <url>", DB_OPTION_HELP)
     .option("--json", "print JSON")
     .action(
-      action((o: { name: string; digest: string; pcrs: string; class?: string; policyVersion: PolicyVersion; db?: string; json?: boolean }) => {
-        const doc = codeIntegrityPolicy(o.name, o.digest.replace(/^0x/i, ""), parsePcrList(o.pcrs));
+      action((o: { name: string; policy?: string; digest?: string; pcrs: string; class?: string; policyVersion: PolicyVersion; db?: string; json?: boolean }) => {
+        if ((o.policy === undefined) === (o.digest === undefined)) throw new TpmTrustError("ERR_USAGE", "give the policy file (--policy FILE.p7b|.bin) or its digest (--digest HEX), one of them");
+        const digest = o.policy !== undefined ? siPolicyFileDigest(readInput(o.policy, "--policy"), o.policy) : o.digest!.replace(/^0x/i, "");
+        const doc = codeIntegrityPolicy(o.name, digest, parsePcrList(o.pcrs));
         return withStore(o.db, (s) => store(s, { ...o, kind: "ci" }, doc));
       }),
     );
