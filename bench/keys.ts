@@ -12,7 +12,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { compare, type BenchFigure } from "./lib.js";
 import { attestConfig } from "../src/attest/config.js";
-import { signToken } from "../src/attest/tokens.js";
+import { signToken } from "../src/tokens/tokens.js";
 import { addKeyServer, closeKeyServers, createProvider, putCluster } from "../src/keys/index.js";
 import { buildApp } from "../src/server/app.js";
 import { openStore } from "../src/store/index.js";

@@ -16,8 +16,8 @@ import { calculateJwkThumbprint, exportJWK, FlattenedSign, generateKeyPair, impo
 import type { Logger } from "pino";
 import "reflect-metadata";
 import * as x509 from "@peculiar/x509";
-import { decodeBase64 } from "../attest/identity.js";
-import { ERROR_CODES, TpmTrustError, type ErrorCode } from "../errors.js";
+import { certificatePem, decodeBase64, pemBlocks } from "../encoding.js";
+import { isErrorCode, TpmTrustError, type ErrorCode } from "../errors.js";
 import { TPM_ALG } from "../tpm/constants.js";
 import type { TpmClient } from "../tpm/commands/index.js";
 import { decodeTpm2bPublic } from "../tpm/structures.js";
@@ -53,7 +53,7 @@ interface Directory {
 /** A problem document from the ACME server as a TpmTrustError (its tpmtrust code when it has one). */
 function problem(status: number, body: unknown, what: string): TpmTrustError {
   const p = (body ?? {}) as { type?: string; detail?: string; code?: string };
-  const code: ErrorCode = typeof p.code === "string" && p.code in ERROR_CODES ? (p.code as ErrorCode) : "ERR_UNREACHABLE";
+  const code: ErrorCode = isErrorCode(p.code) ? p.code : "ERR_UNREACHABLE";
   return new TpmTrustError(code, `${what}: ${p.detail ?? `HTTP ${status}`}`, { status, ...(p.type ? { acme: p.type } : {}) });
 }
 
@@ -164,7 +164,9 @@ export async function acmeEnroll(tpm: TpmClient, o: AcmeOptions): Promise<AcmeRe
     const fin = (await client.post(ord.body.finalize, { csr: csr.toString("base64url") }, "finalize")).body;
     if (fin.status !== "valid" || !fin.certificate) throw problem(400, fin.error, `the order is ${fin.status}`);
     const chainPem = (await client.post(fin.certificate, undefined, "certificate")).text;
-    const pems: string[] = chainPem.match(/-----BEGIN CERTIFICATE-----[^-]+-----END CERTIFICATE-----\n?/g) ?? [];
+    const pems = pemBlocks(chainPem)
+      .filter((b) => b.label === "CERTIFICATE")
+      .map((b) => certificatePem(b.der));
     const leaf = pems[0];
     if (!leaf) throw new TpmTrustError("ERR_UNREACHABLE", "the certificate download holds no certificate");
     const serial = new x509.X509Certificate(leaf).serialNumber.toLowerCase();

@@ -15,7 +15,7 @@ import { readFileSync } from "node:fs";
 import type { Logger } from "pino";
 import type { AttestationResult } from "../attest/attest.js";
 import type { EvidenceBody } from "../attest/evidence.js";
-import { decodeBase64 } from "../attest/identity.js";
+import { decodeBase64 } from "../encoding.js";
 import { TpmTrustError } from "../errors.js";
 import { HASH_ALGS, hashAlgByName } from "../tpm/constants.js";
 import { ekAuth, type AttestResult, type TpmClient } from "../tpm/commands/index.js";

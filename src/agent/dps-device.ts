@@ -12,6 +12,7 @@
  */
 import { TpmTrustError } from "../errors.js";
 import { TPM_ALG, TPM_RH } from "../tpm/constants.js";
+import { withEncryptedSession } from "../crypto/session.js";
 import { ekAuth, readEkCertificates, type EkKind, type TpmClient } from "../tpm/commands/index.js";
 import { TpmRcError } from "../tpm/rc.js";
 import { encodeTpm2bPublic } from "../tpm/structures.js";
@@ -107,14 +108,17 @@ export async function ensureSrk(tpm: TpmClient): Promise<TpmtPublic> {
  */
 export async function importAuthenticationKey(tpm: TpmClient, ek: LoadedEk, blob: Buffer, handle: number): Promise<void> {
   const parts = parseAuthenticationKey(blob);
-  const session = await ekAuth(tpm, ek.public);
-  const innerKey = await tpm.activateCredential(SRK_HANDLE, ek.handle, parts.credentialBlob, parts.credentialSecret, { key: session });
-  const priv = await tpm.import(SRK_HANDLE, {
-    objectPublic: parts.public,
-    duplicate: parts.duplicate,
-    inSymSeed: parts.inSymSeed,
-    encryptionKey: innerKey,
-    symmetricAlg: { algorithm: TPM_ALG.AES, keyBits: innerKey.length * 8, mode: TPM_ALG.CFB },
+  // salted to the EK: the inner wrapping key crosses the TPM bus only encrypted
+  const priv = await withEncryptedSession(tpm, ek, async () => {
+    const session = await ekAuth(tpm, ek.public);
+    const innerKey = await tpm.activateCredential(SRK_HANDLE, ek.handle, parts.credentialBlob, parts.credentialSecret, { key: session });
+    return tpm.import(SRK_HANDLE, {
+      objectPublic: parts.public,
+      duplicate: parts.duplicate,
+      inSymSeed: parts.inSymSeed,
+      encryptionKey: innerKey,
+      symmetricAlg: { algorithm: TPM_ALG.AES, keyBits: innerKey.length * 8, mode: TPM_ALG.CFB },
+    });
   });
   const loaded = await tpm.load(SRK_HANDLE, priv, parts.public);
   try {

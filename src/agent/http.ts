@@ -5,7 +5,7 @@
  */
 import { request as httpRequest, type IncomingMessage } from "node:http";
 import { request as httpsRequest } from "node:https";
-import { ERROR_CODES, TpmTrustError, type ErrorCode } from "../errors.js";
+import { ERROR_CODES, isErrorCode, TpmTrustError } from "../errors.js";
 
 export interface ServiceOptions {
   /** base URL, e.g. https://attest.example:7443 */
@@ -72,8 +72,8 @@ export class ServiceClient {
       return json as T;
     }
     const p = json as { code?: string; detail?: string; details?: Record<string, unknown> } | undefined;
-    if (type.startsWith("application/problem+json") && p && typeof p.code === "string" && p.code in ERROR_CODES) {
-      throw new TpmTrustError(p.code as ErrorCode, p.detail ?? ERROR_CODES[p.code as ErrorCode], { status, ...(p.details ?? {}) });
+    if (type.startsWith("application/problem+json") && p && isErrorCode(p.code)) {
+      throw new TpmTrustError(p.code, p.detail ?? ERROR_CODES[p.code], { status, ...(p.details ?? {}) });
     }
     throw unreachable(`${method} ${url.pathname}: HTTP ${status} without a tpmtrust problem document`, { status });
   }

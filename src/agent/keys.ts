@@ -6,10 +6,11 @@
  *   SRK (persistent 0x81000001, else created from the standard template) → TPM2_Certify(SRK) by the AK
  *   → POST /v1/keys/{provider}/release → TPM2_Import under the SRK → TPM2_Load → TPM2_Unseal
  */
-import { decodeBase64 } from "../attest/identity.js";
+import { decodeBase64 } from "../encoding.js";
 import { TpmTrustError } from "../errors.js";
-import { TPMA_OBJECT, TPM_ALG, TPM_CC, TPM_RH } from "../tpm/constants.js";
-import { password, type TpmClient } from "../tpm/commands/index.js";
+import { withEncryptedSession } from "../crypto/session.js";
+import { TPMA_OBJECT, TPM_ALG, TPM_RH } from "../tpm/constants.js";
+import type { TpmClient } from "../tpm/commands/index.js";
 import { decodeTpm2bEncryptedSecret, decodeTpm2bPrivate, decodeTpm2bPublic } from "../tpm/structures.js";
 import type { TpmtPublic } from "../tpm/types.js";
 import { withAk } from "./attest.js";
@@ -61,11 +62,6 @@ export async function certifySrk(tpm: TpmClient, srk: { handle: number; publicAr
   return { public: tpm2bPublic(srk.publicArea).toString("base64"), attest: c.attest.toString("base64"), signature: c.signatureBytes.toString("base64") };
 }
 
-/** Part 3 §12.7 TPM2_Unseal: the data of a loaded sealed data object (empty password). */
-export function unseal(tpm: TpmClient, handle: number): Promise<Buffer> {
-  return tpm.execute({ name: "TPM2_Unseal", code: TPM_CC.Unseal, handles: [handle] }, [password()], (r) => r.tpm2b("outData", 128));
-}
-
 export interface ImportBlob {
   /** base64 TPM2B_PUBLIC, TPM2B_PRIVATE and TPM2B_ENCRYPTED_SECRET, as the service sends them */
   public: string;
@@ -73,20 +69,26 @@ export interface ImportBlob {
   inSymSeed: string;
 }
 
-/** TPM2_Import of the blob under the SRK, TPM2_Load, TPM2_Unseal: the released secret. */
+/**
+ * TPM2_Import of the blob under the SRK, TPM2_Load, TPM2_Unseal: the released secret. The three run
+ * in a session salted to the SRK, so the unsealed secret crosses the TPM bus encrypted.
+ */
 export async function importAndUnseal(tpm: TpmClient, srkHandle: number, blob: ImportBlob): Promise<Buffer> {
   const objectPublic = decodeTpm2bPublic(decodeBase64(blob.public, "import.public"));
-  const priv = await tpm.import(srkHandle, {
-    objectPublic,
-    duplicate: decodeTpm2bPrivate(decodeBase64(blob.duplicate, "import.duplicate")),
-    inSymSeed: decodeTpm2bEncryptedSecret(decodeBase64(blob.inSymSeed, "import.inSymSeed")),
+  const srk = { handle: srkHandle, public: (await tpm.readPublic(srkHandle)).public };
+  return withEncryptedSession(tpm, srk, async () => {
+    const priv = await tpm.import(srkHandle, {
+      objectPublic,
+      duplicate: decodeTpm2bPrivate(decodeBase64(blob.duplicate, "import.duplicate")),
+      inSymSeed: decodeTpm2bEncryptedSecret(decodeBase64(blob.inSymSeed, "import.inSymSeed")),
+    });
+    const { handle } = await tpm.load(srkHandle, priv, objectPublic);
+    try {
+      return await tpm.unseal(handle);
+    } finally {
+      await tpm.flushContext(handle).catch(() => undefined);
+    }
   });
-  const { handle } = await tpm.load(srkHandle, priv, objectPublic);
-  try {
-    return await unseal(tpm, handle);
-  } finally {
-    await tpm.flushContext(handle).catch(() => undefined);
-  }
 }
 
 export interface KeyCallOptions {

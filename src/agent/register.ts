@@ -9,10 +9,11 @@
  * binds the AK to the host once the secret comes back.
  */
 import type { Logger } from "pino";
-import { decodeBase64 } from "../attest/identity.js";
+import { decodeBase64 } from "../encoding.js";
 import { samePublicKey } from "../crypto/keys.js";
 import { TpmTrustError } from "../errors.js";
 import { TPMA_OBJECT } from "../tpm/constants.js";
+import { withEncryptedSession } from "../crypto/session.js";
 import { createAk, ekAuth, readEkCertificates, type EkCertificate, type EkKind, type TpmClient } from "../tpm/commands/index.js";
 import { decodeTpm2bEncryptedSecret, decodeTpm2bIdObject, encodeTpm2bPrivate } from "../tpm/structures.js";
 import type { TpmtPublic } from "../tpm/types.js";
@@ -95,7 +96,8 @@ async function activate(tpm: TpmClient, service: ServiceClient, ek: LoadedEk, o:
     });
     const blob = decodeTpm2bIdObject(decodeBase64(challenge.credentialBlob, "credentialBlob"));
     const encSecret = decodeTpm2bEncryptedSecret(decodeBase64(challenge.encryptedSecret, "encryptedSecret"));
-    const secret = await tpm.activateCredential(ak.handle, ek.handle, blob, encSecret, { key: await ekAuth(tpm, ek.public) });
+    // salted to the EK: the credential crosses the TPM bus only encrypted
+    const secret = await withEncryptedSession(tpm, ek, async () => tpm.activateCredential(ak.handle, ek.handle, blob, encSecret, { key: await ekAuth(tpm, ek.public) }));
     const bound = await service.post<ActivationResult>(`/v1/activations/${encodeURIComponent(challenge.activationId)}`, { secret: secret.toString("base64") });
     if (typeof bound.akNameHex !== "string" || bound.akNameHex.toLowerCase() !== ak.name.toString("hex")) {
       throw new TpmTrustError("ERR_NAME_MISMATCH", `the service bound AK ${bound.akNameHex}, not this AK ${ak.name.toString("hex")}`);

@@ -15,10 +15,11 @@ import { TPM_ALG, algName } from "../tpm/constants.js";
 import { decodeTpmtPublic } from "../tpm/structures.js";
 import { checkAkAttributes } from "../verify/keyattrs.js";
 import { loadCertificates } from "../verify/ek/index.js";
-import { attestationCa, issueAkCertificate } from "./ak-ca.js";
+import { attestationCa, issueAkCertificate } from "../ca/ak-ca.js";
 import { decodePublic } from "./identity.js";
 import { countCall } from "./limits.js";
-import { evaluateEk, requireForPolicy } from "./trust.js";
+import { evaluateEk, requireForPolicy } from "../trust/trust.js";
+import { requireEnabled, requireHostTrusted } from "../trust/host-trust.js";
 
 export const ACTIVATION_TTL_MS = 5 * 60_000;
 const SECRET_BYTES = 32;
@@ -71,6 +72,7 @@ export async function startActivation(store: Store, input: StartActivation, o: {
     const host = await store.hosts.findByEk(ek.name);
     if (!host) throw new TpmTrustError("ERR_NOT_FOUND", "this EK belongs to no registered host (register it with tpmtrust hosts add)", { ekName: details.ekName });
     actor = `host:${host.name}`;
+    requireEnabled(host);
     if (o.limit) await countCall(store, `activation:${host.name}`, { limit: o.limit.perHost, windowMs: o.limit.windowMs, at: o.now, what: `activations for host ${host.name}` });
     const stored = host.eks.find((e) => e.name.equals(ek.name))!.cert;
     const ekCerts = [...(input.ekCertificates ?? []), ...(stored ? [stored] : [])];
@@ -125,6 +127,10 @@ export async function completeActivation(store: Store, id: string, secret: Buffe
       await store.activations.recordFailure(id);
       throw new TpmTrustError("ERR_ACTIVATION_FAILED", "the secret is not the credential: the AK and EK are not in one TPM, or the answer is wrong; the activation is spent, start again");
     }
+    // trust withdrawn (host disabled, EK no longer trusted) since step 1 binds nothing
+    const host = await store.hosts.get(a.hostName);
+    if (!host) throw new TpmTrustError("ERR_NOT_FOUND", `host ${a.hostName} is no longer registered`);
+    await requireHostTrusted(store, host, o.now);
     // bind first: the binding is what the TPM proved; the certificate is a convenience on top
     await store.aks.bind({ hostName: a.hostName, name: a.akName, public: a.akPublic, at: o.now });
     let akCertificate: Buffer | undefined;

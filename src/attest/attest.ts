@@ -12,14 +12,15 @@ import { TpmTrustError, isTpmTrustError } from "../errors.js";
 import type { PolicyVersion, Store } from "../store/index.js";
 import { decodeTpmtPublic } from "../tpm/structures.js";
 import type { TpmtPublic } from "../tpm/types.js";
-import { boundAk, NONCE_PURPOSE } from "./challenge.js";
+import { boundAk, NONCE_PURPOSE, type AttestedHost } from "./challenge.js";
 import type { AttestConfig } from "./config.js";
 import { receiveEvidence, type EvidenceBody } from "./evidence.js";
 import type { HealthChange } from "./health.js";
 import type { Judgement, JudgementCache } from "./judge.js";
 import { hostPolicies, policySelection, policySets, refOf, type PolicyOutcome, type PolicySet } from "./policies.js";
+import { requireHostTrusted } from "../trust/host-trust.js";
 import { recordVerdict } from "./record-verdict.js";
-import { signToken, type PolicyRef } from "./tokens.js";
+import { signToken, type PolicyRef } from "../tokens/tokens.js";
 import { verifyQuotes } from "./verify-quotes.js";
 
 export interface AttestDeps {
@@ -78,6 +79,17 @@ async function audited<T>(store: Store, at: number, actor: string, subject: stri
   }
 }
 
+/** Why the host may no longer pass (disabled, EK no longer trusted under its policy version), if it may not. */
+async function trustWithdrawn(store: Store, host: AttestedHost, at: number): Promise<TpmTrustError | undefined> {
+  try {
+    await requireHostTrusted(store, host, at);
+    return undefined;
+  } catch (e) {
+    if (!isTpmTrustError(e)) throw e;
+    return e;
+  }
+}
+
 export async function attest(d: AttestDeps, body: EvidenceBody): Promise<AttestationResult> {
   const at = d.now();
   const akHex = body.akNameHex.toLowerCase();
@@ -87,26 +99,32 @@ export async function attest(d: AttestDeps, body: EvidenceBody): Promise<Attesta
   const actor = `host:${host.name}`;
   const policies = await hostPolicies(d.store, host);
   let sets: PolicySet[] = [];
-  let failure: TpmTrustError | undefined;
+  let noSet: TpmTrustError | undefined;
   try {
     sets = policySets(host, policies);
   } catch (e) {
     if (!isTpmTrustError(e)) throw e;
-    failure = e;
+    noSet = e;
   }
   const required = policySelection(sets.length ? sets.flatMap((s) => s.policies) : policies);
 
+  let failure: TpmTrustError | undefined;
   const quoted = await audited(d.store, at, actor, host.name, async () => {
     try {
       return verifyQuotes(ev, akPublic(bound.ak.name, bound.ak.public), required);
     } catch (e) {
       if (isTpmTrustError(e) && HOST_FAILURES.has(e.code)) {
-        failure ??= e;
+        failure = e;
         return undefined;
       }
       throw e;
     }
   });
+  // trust withdrawn since the host was registered (a root, an allow-list entry, the host disabled)
+  // is the host's verdict once its TPM has answered: unhealthy, tokens revoked, webhook sent
+  const withdrawn = await trustWithdrawn(d.store, host, at);
+  if (withdrawn) failure = withdrawn;
+  failure ??= noSet;
   // HGS: the v2 set first, then v1; the first set every policy of which holds is the one that passed
   let passed: PolicySet | undefined;
   const failedOutcomes: (PolicyOutcome & { policyVersion: string })[] = [];

@@ -1,3 +1,5 @@
+import { DEFAULT_TOKEN_ISSUER } from "../tokens/tokens.js";
+
 /** Settings of the attestation service; every duration is in milliseconds. */
 export interface AttestConfig {
   /** how long a challenge nonce may be answered */
@@ -23,10 +25,13 @@ export interface AttestConfig {
   judgementCacheSize: number;
   /**
    * Public endpoints, counted in the database per `limitWindowMs` (so across instances): challenges
-   * per AK and activations started per host. Past a limit: ERR_TOO_MANY_ATTEMPTS (429). 0: no limit.
+   * per AK and activations started per host; and, per client address, stored nonces minted by
+   * `POST /v1/ca/challenge` and by ACME (new-nonce and the Replay-Nonce of every answer), each
+   * counted on its own. Past a limit: ERR_TOO_MANY_ATTEMPTS (429). 0: no limit.
    */
   challengeLimit: number;
   activationLimit: number;
+  nonceLimit: number;
   limitWindowMs: number;
 }
 
@@ -40,10 +45,11 @@ export const DEFAULT_ATTEST_CONFIG: AttestConfig = {
   webhookAttempts: 8,
   webhookBackoffMs: 1_000,
   webhookTimeoutMs: 5_000,
-  issuer: "tpmtrust",
+  issuer: DEFAULT_TOKEN_ISSUER,
   judgementCacheSize: 10_000,
   challengeLimit: 60,
   activationLimit: 10,
+  nonceLimit: 300,
   limitWindowMs: 60_000,
 };
 

@@ -10,7 +10,8 @@ import type { Ak, Host, PolicyVersion, Store } from "../store/index.js";
 import { decodeTpmtPublic } from "../tpm/structures.js";
 import { ekHash, loadCertificate, type EkTrustMethod, type MethodOutcome, type TcgFacts } from "../verify/ek/index.js";
 import { decodeHostIdentity } from "./identity.js";
-import { evaluateEk, requireForPolicy, type Caller } from "./trust.js";
+import { evaluateEk, requireForPolicy, type Caller } from "../trust/trust.js";
+import { healthChanged, type HealthChange } from "./health.js";
 
 export const POLICY_VERSIONS: readonly PolicyVersion[] = ["v2", "v1"];
 export const HOST_NAME_PATTERN = "^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$";
@@ -200,4 +201,28 @@ export async function removeHost(store: Store, name: string, c: Caller): Promise
   const removed = await store.hosts.remove(name);
   await store.audit.append({ actor: c.actor, action: "host.remove", subject: name, outcome: removed ? "success" : "failure", details: removed ? {} : { code: "ERR_NOT_FOUND" }, at: c.now });
   if (!removed) throw new TpmTrustError("ERR_NOT_FOUND", `no host named ${JSON.stringify(name)}`);
+}
+
+/**
+ * Disables a host: from now on it gets no passing verdict, token, AK activation, certificate or key.
+ * It turns unhealthy (ERR_DISABLED) at once, which revokes its tokens and notifies webhook
+ * subscribers, all in one transaction. Enabling it again lets it attest back to health.
+ */
+export async function setHostDisabled(store: Store, name: string, disabled: boolean, c: Caller): Promise<HealthChange | undefined> {
+  const change = await store.transaction(async (tx) => {
+    const host = await tx.hosts.get(name);
+    if (!host || !(await tx.hosts.setDisabled(name, disabled ? c.now : null, c.now))) return null;
+    await tx.audit.append({ actor: c.actor, action: disabled ? "host.disable" : "host.enable", subject: name, outcome: "success", details: {}, at: c.now });
+    if (!disabled) return undefined;
+    const r = await tx.hosts.markUnhealthy(name, { reason: "ERR_DISABLED", at: c.now });
+    if (!r.changed) return undefined;
+    const hc: HealthChange = { host: name, hardwareClass: host.hardwareClass, previous: r.previous, health: "unhealthy", reason: "ERR_DISABLED", at: c.now };
+    await healthChanged(tx, hc, c.actor);
+    return hc;
+  });
+  if (change === null) {
+    await store.audit.append({ actor: c.actor, action: disabled ? "host.disable" : "host.enable", subject: name, outcome: "failure", details: { code: "ERR_NOT_FOUND" }, at: c.now });
+    throw new TpmTrustError("ERR_NOT_FOUND", `no host named ${JSON.stringify(name)}`);
+  }
+  return change;
 }

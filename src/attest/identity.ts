@@ -10,6 +10,7 @@
  * marshals it, with its u16 size; certificates are DER as read from NV (a NV header or padding is
  * tolerated by the certificate loader, not here). Unknown fields are rejected, never ignored.
  */
+import { BASE64_PATTERN, decodeBase64 } from "../encoding.js";
 import { TpmTrustError } from "../errors.js";
 import { TPM_ALG, TPMA_OBJECT } from "../tpm/constants.js";
 import { EK_TEMPLATES, type EkKind } from "../tpm/commands/ek.js";
@@ -32,10 +33,6 @@ export interface DecodedIdentity {
 export const EK_ALGS = Object.keys(EK_TEMPLATES) as EkKind[];
 const MAX_EKS = 16;
 const MAX_CERTS = 16;
-/** Standard base64 alphabet, padded (RFC 4648 §4). */
-export const BASE64_PATTERN = "^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$";
-const BASE64_RE = new RegExp(BASE64_PATTERN);
-
 /** JSON schema of HostIdentity (for fastify and OpenAPI); decodeHostIdentity checks the same and more. */
 export const HOST_IDENTITY_SCHEMA = {
   type: "object",
@@ -65,12 +62,6 @@ export const HOST_IDENTITY_SCHEMA = {
 
 function invalid(field: string, message: string): TpmTrustError {
   return new TpmTrustError("ERR_VALIDATION", `${field}: ${message}`, { field });
-}
-
-/** Strict base64 (standard alphabet, padded) to bytes; ERR_VALIDATION naming the field otherwise. */
-export function decodeBase64(value: unknown, field: string): Buffer {
-  if (typeof value !== "string" || value.length === 0 || !BASE64_RE.test(value)) throw invalid(field, "must be base64 (standard alphabet, padded)");
-  return Buffer.from(value, "base64");
 }
 
 function object(v: unknown, field: string, keys: readonly string[]): Record<string, unknown> {

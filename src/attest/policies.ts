@@ -14,7 +14,7 @@ import { evaluateSoftware, parseSoftwarePolicy } from "../policy/software.js";
 import type { Host, Policy, PolicyHead, PolicyVersion, Store } from "../store/index.js";
 import { HARDWARE_CLASS_PATTERN } from "./hosts.js";
 import type { Interpretation, VerifiedEventLog } from "../verify/eventlog/index.js";
-import type { PolicyRef } from "./tokens.js";
+import type { PolicyRef } from "../tokens/tokens.js";
 import { bankOrder, type Selection } from "./verify-quotes.js";
 
 /** What policies are judged on: the verified part of the event log and what it says. */

@@ -7,7 +7,7 @@
 import type { Attestation, Host, Store } from "../store/index.js";
 import type { AttestConfig } from "./config.js";
 import { healthChanged, type HealthChange } from "./health.js";
-import type { PolicyRef, SignedToken } from "./tokens.js";
+import type { PolicyRef, SignedToken } from "../tokens/tokens.js";
 
 export interface VerdictInput {
   /** the challenge this evidence answers: consumed first, so a reused or expired nonce records nothing */

@@ -23,9 +23,9 @@ import { decodeTpmtPublic } from "../tpm/structures.js";
 import { parseCsr, verifyCsrSignature } from "../verify/csr.js";
 import { decodeAttObj, verifyTpmAttStmt } from "../verify/device-attest.js";
 import { EKU_AIK_CERTIFICATE, certificatePublicKey, loadCertificate, validateChain } from "../verify/ek/index.js";
-import { ATTESTATION_CA_KIND } from "../attest/ak-ca.js";
+import { ATTESTATION_CA_KIND } from "./ak-ca.js";
 import { ISSUING_KIND } from "./authority.js";
-import { ADCS_EVENT } from "./enroll.js";
+import { ADCS_EVENT, countNonce, type NonceLimit } from "./enroll.js";
 import { checkRequest, issueFromTemplate } from "./issue.js";
 import { POLICY_OF, type TrustModel } from "./oids.js";
 import { getTemplate, type CertTemplate } from "./templates.js";
@@ -51,6 +51,7 @@ export function acmeType(e: TpmTrustError): string {
   if (e.code === "ERR_NOT_FOUND") return "malformed";
   if (e.code === "ERR_UNAUTHENTICATED" || e.code === "ERR_FORBIDDEN") return "unauthorized";
   if (e.code.startsWith("ERR_NONCE_")) return "badNonce";
+  if (e.code === "ERR_TOO_MANY_ATTEMPTS") return "rateLimited";
   if (e.code === "ERR_INTERNAL" || e.code === "ERR_IO") return "serverInternal";
   return "badAttestationStatement";
 }
@@ -71,7 +72,8 @@ export class AcmeUrls {
   certificate = (id: string) => `${this.base}/acme/cert/${id}`;
 }
 
-export async function newNonce(store: Store, now: number): Promise<string> {
+export async function newNonce(store: Store, now: number, limit: NonceLimit): Promise<string> {
+  await countNonce(store, ACME_NONCE_PURPOSE, limit, now);
   return (await store.nonces.issue({ purpose: ACME_NONCE_PURPOSE, ttlMs: NONCE_TTL_MS, at: now, bytes: 16 })).value.toString("base64url");
 }
 

@@ -145,8 +145,21 @@ export async function enroll(store: Store, req: EnrollRequest, c: EnrollCaller):
   }
 }
 
+/** How many stored nonces one client address may have minted per window (0: no limit). */
+export interface NonceLimit {
+  source: string;
+  limit: number;
+  windowMs: number;
+}
+
+/** ERR_TOO_MANY_ATTEMPTS once `l.source` has minted more than `l.limit` nonces of `purpose` in the window. */
+export async function countNonce(store: Store, purpose: string, l: NonceLimit, now: number): Promise<void> {
+  if (l.limit > 0) await store.rateLimits.take(`nonce:${purpose}:${l.source}`, { limit: l.limit, windowMs: l.windowMs, at: now, what: `nonces from ${l.source}` });
+}
+
 /** A single-use enrolment nonce: the qualifying data of the TPM2_Certify a request will carry. */
-export async function enrollChallenge(store: Store, now: number): Promise<{ nonce: Buffer; expiresAt: number }> {
+export async function enrollChallenge(store: Store, now: number, limit: NonceLimit): Promise<{ nonce: Buffer; expiresAt: number }> {
+  await countNonce(store, ENROLL_NONCE_PURPOSE, limit, now);
   const n = await store.nonces.issue({ purpose: ENROLL_NONCE_PURPOSE, ttlMs: ENROLL_NONCE_TTL_MS, at: now });
   return { nonce: n.value, expiresAt: n.expiresAt };
 }

@@ -194,12 +194,3 @@ export async function issueUnique<T>(p: IssueParams, record: (cert: x509.X509Cer
   }
 }
 
-/** PEM of DER certificates, in order. */
-export function certificatePem(...ders: Uint8Array[]): string {
-  return ders
-    .map((der) => {
-      const b64 = Buffer.from(der).toString("base64").replace(/.{64}/g, "$&\n");
-      return `-----BEGIN CERTIFICATE-----\n${b64}${b64.endsWith("\n") ? "" : "\n"}-----END CERTIFICATE-----\n`;
-    })
-    .join("");
-}

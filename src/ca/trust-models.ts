@@ -1,13 +1,14 @@
 /**
  * Which of a template's trust models a host's TPM satisfies now, judged by the service's EK trust
- * (src/attest/trust.ts) against the current configuration:
+ * (src/trust/trust.ts) against the current configuration (a disabled host: ERR_DISABLED):
  * - `ek-key`: the EK hash of one of the host's registered EKs is allow-listed;
  * - `ek-cert`: one of the host's stored EK certificates chains to EKROOT (via EKCA) at `now`;
  * - `user-credentials`: the request was made with an admin API token (the user vouches for the TPM).
  */
 import { createHash } from "node:crypto";
 import type { ErrorCode } from "../errors.js";
-import { evaluateEk } from "../attest/trust.js";
+import { requireEnabled } from "../trust/host-trust.js";
+import { evaluateEk } from "../trust/trust.js";
 import type { Store } from "../store/index.js";
 import { decodeTpmtPublic } from "../tpm/structures.js";
 import { TRUST_MODELS, type TrustModel } from "./oids.js";
@@ -29,6 +30,7 @@ export interface TrustModelResult {
 
 export async function evaluateTrustModels(store: Store, hostName: string, models: readonly TrustModel[], o: { userVouched: boolean; now: number }): Promise<TrustModelResult> {
   const host = await store.hosts.get(hostName);
+  if (host) requireEnabled(host);
   const outcomes: TrustModelResult["outcomes"] = {};
   const ekHashes: string[] = [];
   const ekCertHashes: string[] = [];

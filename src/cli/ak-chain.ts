@@ -1,7 +1,7 @@
 import type { X509Certificate } from "node:crypto";
 import { TpmTrustError } from "../errors.js";
 import { EKU_AIK_CERTIFICATE, loadCertificates, parseCertificateDer, validateChain } from "../verify/ek/index.js";
-import { loadTrustAnchors } from "../attest/trust-files.js";
+import { loadTrustAnchors } from "../trust/trust-files.js";
 import { readInput } from "./files.js";
 
 /** Parses --at (ISO-8601); default now. */

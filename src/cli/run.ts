@@ -1,11 +1,11 @@
 import { CommanderError } from "commander";
-import { isTpmTrustError, isUnusableInput, TpmTrustError } from "../errors.js";
+import { exitCodeForCode, isTpmTrustError, TpmTrustError } from "../errors.js";
 import { hintFor } from "./hints.js";
 
-/** Exit codes: 0 verified/ok, 1 rejected/not trusted, 2 unusable input or usage error. */
+/** Exit codes: 0 verified/ok, 1 rejected/not trusted, 2 nothing judged (unusable input, no TPM or service, internal); per code in src/errors.ts. */
 export function exitCodeFor(e: unknown): number {
   if (e instanceof CommanderError) return e.exitCode === 0 ? 0 : 2;
-  if (isTpmTrustError(e)) return isUnusableInput(e.code) ? 2 : 1;
+  if (isTpmTrustError(e)) return exitCodeForCode(e.code);
   return 2;
 }
 
@@ -20,18 +20,15 @@ export function printError(e: unknown): void {
   process.stderr.write(`error ERR_INTERNAL: ${msg}\n`);
 }
 
-/** Wraps a command action: typed errors become exit codes (by `exitCode`), never stack traces. */
-export function action<A extends unknown[]>(
-  fn: (...args: A) => Promise<number | void> | number | void,
-  exitCode: (e: unknown) => number = exitCodeFor,
-): (...args: A) => Promise<void> {
+/** Wraps a command action: typed errors become exit codes, never stack traces. */
+export function action<A extends unknown[]>(fn: (...args: A) => Promise<number | void> | number | void): (...args: A) => Promise<void> {
   return async (...args: A) => {
     try {
       const code = await fn(...args);
       if (typeof code === "number") process.exitCode = code;
     } catch (e) {
       printError(e);
-      process.exitCode = exitCode(e);
+      process.exitCode = exitCodeFor(e);
     }
   };
 }

@@ -1,13 +1,15 @@
 /**
  * Who may use a key provider: a host that presents a currently valid attestation token (signature,
- * expiry, and its record: issued here, not revoked), is healthy now (not merely when the token was
+ * expiry, and its record: issued here, not revoked), is enabled and its EK still trusted under its
+ * policy version (trust withdrawn after the token was issued counts at once), is healthy now (not merely when the token was
  * issued: a host past its attestation deadline counts as unhealthy before the sweeper marks it),
  * and belongs to a cluster that allows the provider, which must be enabled. Every denial is
  * audited with its code.
  */
-import { verifyAttestationToken } from "../attest/tokens.js";
+import { verifyAttestationToken } from "../tokens/tokens.js";
 import { TpmTrustError, isTpmTrustError } from "../errors.js";
 import type { Host, KeyProvider, KeyServer as KeyServerRecord, Store } from "../store/index.js";
+import { requireHostTrusted } from "../trust/host-trust.js";
 import { clustersAllowing } from "./clusters.js";
 
 export type KeyOperation = "encrypt" | "decrypt" | "data-key" | "release";
@@ -41,6 +43,7 @@ async function decide(store: Store, i: AuthorizeInput, who: { actor: string }): 
   who.actor = `host:${record.hostName}`;
   const host = await store.hosts.get(record.hostName);
   if (!host) throw new TpmTrustError("ERR_TOKEN_INVALID", `host ${record.hostName} is no longer registered`);
+  await requireHostTrusted(store, host, i.now);
   if (host.health !== "healthy") throw new TpmTrustError("ERR_HOST_UNHEALTHY", `host ${host.name} is ${host.health}${host.healthReason ? ` (${host.healthReason})` : ""}`, { health: host.health, reason: host.healthReason });
   if (host.deadlineAt !== null && i.now > host.deadlineAt) {
     throw new TpmTrustError("ERR_HOST_UNHEALTHY", `host ${host.name} has not attested since ${new Date(host.lastAttestationAt ?? 0).toISOString()} (deadline passed)`, { reason: "ERR_HOST_SILENT" });

@@ -21,8 +21,6 @@ import type { TpmsIdObject, TpmtPublic } from "../tpm/types.js";
 
 /** AES-128: tpm2_import -k and the C SDK import with AES-128-CFB only. */
 export const INNER_KEY_BYTES = 16;
-/** DPS device keys are 32-byte HMAC-SHA256 keys. */
-export const DEVICE_KEY_BYTES = 32;
 /** The `keyName` DPS answers with; devices echo it as `skn` in their SAS tokens. */
 export const KEY_NAME = "registration";
 

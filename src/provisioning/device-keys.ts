@@ -6,8 +6,12 @@
  * issued to one TPM never verifies a token that claims another EK or SRK.
  *
  * Wrapped form: 01 ‖ master key id (8) ‖ IV (12) ‖ GCM tag (16) ‖ ciphertext.
+ *
+ * The key a challenge hands out is not stored at all: it is derived from the master key, the
+ * binding and the challenge period, so any number of challenges for the same TPM give the same
+ * key and a challenge for another SRK cannot replace the key a device is about to use.
  */
-import { createCipheriv, createDecipheriv, createHash, randomBytes } from "node:crypto";
+import { createCipheriv, createDecipheriv, createHash, createHmac, randomBytes } from "node:crypto";
 import { TpmTrustError } from "../errors.js";
 
 const VERSION = 1;
@@ -33,11 +37,20 @@ export class DeviceKeyWrapper {
   /** hex id of the master key (not secret): tells which key wrapped a stored device key */
   readonly keyId: string;
   private readonly id: Buffer;
+  private readonly challengeSecret: Buffer;
 
   constructor(private readonly masterKey: Buffer) {
     if (masterKey.length !== 32) throw new TpmTrustError("ERR_USAGE", `the provisioning master key must have 32 bytes, not ${masterKey.length}`);
     this.id = createHash("sha256").update("tpmtrust provisioning key id\0").update(masterKey).digest().subarray(0, ID_BYTES);
     this.keyId = this.id.toString("hex");
+    this.challengeSecret = createHmac("sha256", masterKey).update("tpmtrust dps challenge keys\0").digest();
+  }
+
+  /** The device key challenges for `binding` hand out during challenge period `period` (32 bytes). */
+  challengeKey(binding: KeyBinding, period: number): Buffer {
+    const p = Buffer.alloc(8);
+    p.writeBigUInt64BE(BigInt(period));
+    return createHmac("sha256", this.challengeSecret).update(aad(binding)).update(p).digest();
   }
 
   wrap(key: Uint8Array, binding: KeyBinding): Buffer {

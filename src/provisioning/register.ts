@@ -1,20 +1,21 @@
 /**
  * DPS device registration with TPM attestation (`PUT /{idScope}/registrations/{registrationId}/register`):
  *   1. resolveEnrollment: the individual enrollment (same EK) or a group (EK certificate → group CA);
- *   2. without Authorization — issueChallenge: a fresh 32-byte device key, wrapped into an
- *      authenticationKey that only this EK + SRK can import; the service keeps it wrapped as "pending";
- *   3. with `Authorization: SharedAccessSignature …` — authenticate (current or pending key),
+ *   2. without Authorization — issueChallenge: the challenge key of this EK + SRK (device-keys.ts:
+ *      derived, not stored, so no challenge replaces the key another one handed out), wrapped into
+ *      an authenticationKey that only this EK + SRK can import; limited per client address;
+ *   3. with `Authorization: SharedAccessSignature …` — authenticate (current or challenge key),
  *      then assign (allocation, reprovisioning policy) and record the operation.
  * The device then polls the operation (status.ts). Every step is audited.
  */
-import { randomBytes, randomUUID } from "node:crypto";
+import { randomUUID } from "node:crypto";
 import { TpmTrustError } from "../errors.js";
 import type { DeviceRegistration, Repos } from "../store/index.js";
 import { encodeTpmtPublic } from "../tpm/structures.js";
 import { assign, AssignmentError, type Assignment } from "./assign.js";
-import { buildAuthenticationKey, DEVICE_KEY_BYTES, KEY_NAME } from "./authentication-key.js";
+import { buildAuthenticationKey, KEY_NAME } from "./authentication-key.js";
 import type { ProvisioningDeps } from "./config.js";
-import { authFailed, base64Field, challengeKey, failureKey, checkIdScope, checkNotLocked, deviceTpm, verifySas, type DeviceTpm } from "./device-auth.js";
+import { authFailed, base64Field, challengeKey, checkIdScope, deviceTpm, verifySas, type DeviceTpm } from "./device-auth.js";
 import type { KeyBinding } from "./device-keys.js";
 import { matchEnrollment, type EnrollmentMatch } from "./enrollment-match.js";
 import { normalizeRegistrationId } from "./enrollments.js";
@@ -33,6 +34,8 @@ export interface RegisterRequest {
   registrationId: string;
   body: DeviceRegistrationBody;
   authorization?: string;
+  /** the client address (limits) */
+  source: string;
 }
 
 export async function register(d: ProvisioningDeps, req: RegisterRequest): Promise<RegisterResult> {
@@ -43,7 +46,6 @@ export async function register(d: ProvisioningDeps, req: RegisterRequest): Promi
   const tpm = deviceTpm(req.body.tpm);
   const certificate = req.body.tpm.endorsementKeyCertificate !== undefined ? base64Field(req.body.tpm.endorsementKeyCertificate, "tpm.endorsementKeyCertificate") : undefined;
   const action = req.authorization === undefined ? "provisioning.device.challenge" : "provisioning.device.register";
-  const failures = await checkNotLocked(d, id);
   let match: EnrollmentMatch;
   try {
     match = await matchEnrollment(d.store, id, tpm.ek, certificate, new Date(d.now()));
@@ -54,38 +56,37 @@ export async function register(d: ProvisioningDeps, req: RegisterRequest): Promi
     throw e;
   }
   const binding: KeyBinding = { registrationId: id, ekName: tpm.ekName, srkName: tpm.srkName };
-  if (req.authorization === undefined) return issueChallenge(d, id, match, tpm, binding);
+  if (req.authorization === undefined) return issueChallenge(d, id, req.source, match, tpm, binding);
 
   const previous = await d.store.provisioning.getRegistration(id);
   let verified;
   try {
     verified = verifySas(d, req.authorization, idScope, previous, binding, true);
   } catch (e) {
-    if (e instanceof TpmTrustError) return authFailed(d, id, action, e);
+    if (e instanceof TpmTrustError) return authFailed(d, { registrationId: id, source: req.source }, action, e);
     throw e;
   }
-  if (failures > 0) await d.store.rateLimits.reset(failureKey(id));
-  const wrapped = verified.pending ? previous!.pendingSasKey! : previous!.sasKey!;
-  return recordAssignment(d, id, match, tpm, previous!, wrapped, req.body);
+  const record = previous ?? (await d.store.provisioning.createRegistration({ registrationId: id, groupName: groupOf(match), ekPublic: encodeTpmtPublic(tpm.ek), srkPublic: encodeTpmtPublic(tpm.srk), at: d.now() }));
+  const wrapped = verified.pending ? d.keys.wrap(verified.key, binding) : record.sasKey!;
+  return recordAssignment(d, id, match, tpm, record, wrapped, req.body);
 }
 
-async function issueChallenge(d: ProvisioningDeps, id: string, match: EnrollmentMatch, tpm: DeviceTpm, binding: KeyBinding): Promise<RegisterResult> {
+async function issueChallenge(d: ProvisioningDeps, id: string, source: string, match: EnrollmentMatch, tpm: DeviceTpm, binding: KeyBinding): Promise<RegisterResult> {
   const now = d.now();
-  await d.store.rateLimits.take(challengeKey(id), { limit: d.config.challengeLimit, windowMs: d.config.limitWindowMs, at: now, what: `challenges for ${id}` }).catch(async (e: unknown) => {
-    if (e instanceof TpmTrustError && e.code === "ERR_TOO_MANY_ATTEMPTS") {
-      await d.store.audit.append({ actor: `device:${id}`, action: "provisioning.device.challenge", subject: id, outcome: "denied", details: { code: e.code, challenges: e.details?.count }, at: now });
+  await d.store.rateLimits.take(challengeKey(source), { limit: d.config.challengeLimit, windowMs: d.config.limitWindowMs, at: now, what: `challenges from ${source}` }).catch(async (e: unknown) => {
+    // audited once per window and address, so a flood cannot grow the audit log
+    if (e instanceof TpmTrustError && e.code === "ERR_TOO_MANY_ATTEMPTS" && e.details?.count === d.config.challengeLimit + 1) {
+      await d.store.audit.append({ actor: `device:${id}`, action: "provisioning.device.challenge", subject: id, outcome: "denied", details: { code: e.code, challenges: e.details.count, source }, at: now });
     }
     throw e;
   });
-  const key = randomBytes(DEVICE_KEY_BYTES);
+  const key = d.keys.challengeKey(binding, Math.floor(now / d.config.challengePeriodMs));
   const auth = buildAuthenticationKey(tpm.ek, tpm.srk, key);
-  const pendingSasKey = d.keys.wrap(key, binding);
   key.fill(0);
   await d.store.transaction(async (tx) => {
     if (!(await tx.provisioning.getRegistration(id))) {
       await tx.provisioning.createRegistration({ registrationId: id, groupName: groupOf(match), ekPublic: encodeTpmtPublic(tpm.ek), srkPublic: encodeTpmtPublic(tpm.srk), at: now });
     }
-    await tx.provisioning.updateRegistration(id, { pendingSasKey }, now);
     await tx.audit.append({
       actor: `device:${id}`,
       action: "provisioning.device.challenge",
@@ -126,7 +127,7 @@ async function recordAssignment(
     outcome = { ok: false, e };
   }
   const now = d.now();
-  const common = { groupName: groupOf(match), ekPublic: encodeTpmtPublic(tpm.ek), srkPublic: encodeTpmtPublic(tpm.srk), sasKey, pendingSasKey: null, operationId };
+  const common = { groupName: groupOf(match), ekPublic: encodeTpmtPublic(tpm.ek), srkPublic: encodeTpmtPublic(tpm.srk), sasKey, operationId };
   await d.store.transaction(async (tx: Repos) => {
     if (outcome.ok) {
       const { a } = outcome;

@@ -6,6 +6,7 @@
  * time comes in as an argument.
  */
 import { createHmac, timingSafeEqual } from "node:crypto";
+import { isBase64 } from "../encoding.js";
 import { TpmTrustError } from "../errors.js";
 import { KEY_NAME } from "./authentication-key.js";
 
@@ -19,7 +20,6 @@ export interface SasToken {
 }
 
 const PREFIX = "SharedAccessSignature ";
-const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
 
 const invalid = (message: string) => new TpmTrustError("ERR_SAS_INVALID", message);
 
@@ -49,7 +49,7 @@ export function parseSasToken(header: string): SasToken {
   if (!sr || !sig || !se) throw invalid("the SAS token needs sr, sig and se");
   if (!/^[0-9]{1,15}$/.test(se)) throw invalid("se must be decimal seconds since the epoch");
   const sigB64 = urlDecode(sig, "sig");
-  if (!BASE64.test(sigB64)) throw invalid("sig is not base64");
+  if (!isBase64(sigB64)) throw invalid("sig is not base64");
   const skn = fields.get("skn");
   return { sr, sig: Buffer.from(sigB64, "base64"), se, ...(skn !== undefined ? { skn: urlDecode(skn, "skn") } : {}) };
 }

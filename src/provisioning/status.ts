@@ -10,7 +10,7 @@ import type { DeviceRegistration } from "../store/index.js";
 import { decodeTpmtPublic, objectName } from "../tpm/structures.js";
 import { buildAuthenticationKey } from "./authentication-key.js";
 import type { ProvisioningDeps } from "./config.js";
-import { authFailed, checkIdScope, checkNotLocked, verifySas } from "./device-auth.js";
+import { authFailed, checkIdScope, verifySas } from "./device-auth.js";
 import { normalizeRegistrationId } from "./enrollments.js";
 
 /** DPS DeviceRegistrationResult. */
@@ -58,10 +58,9 @@ function registrationState(r: DeviceRegistration, key: Buffer | undefined): Regi
 }
 
 /** The record, after the device proved its current key; ERR_DISABLED when its enrollment was disabled since. */
-async function authenticated(d: ProvisioningDeps, idScopeIn: string, registrationId: string, authorization: string | undefined, action: string): Promise<{ r: DeviceRegistration; key: Buffer }> {
+async function authenticated(d: ProvisioningDeps, idScopeIn: string, registrationId: string, authorization: string | undefined, source: string, action: string): Promise<{ r: DeviceRegistration; key: Buffer }> {
   const idScope = await checkIdScope(d, idScopeIn);
   const id = normalizeRegistrationId(registrationId);
-  await checkNotLocked(d, id);
   const r = await d.store.provisioning.getRegistration(id);
   if (!r) throw new TpmTrustError("ERR_NOT_FOUND", `no registration record for ${id}`);
   let key: Buffer;
@@ -70,7 +69,7 @@ async function authenticated(d: ProvisioningDeps, idScopeIn: string, registratio
     const binding = { registrationId: id, ekName: objectName(decodeTpmtPublic(r.ekPublic)), srkName: r.srkPublic ? objectName(decodeTpmtPublic(r.srkPublic)) : Buffer.alloc(0) };
     key = verifySas(d, authorization, idScope, r, binding, false).key;
   } catch (e) {
-    if (e instanceof TpmTrustError) return authFailed(d, id, action, e);
+    if (e instanceof TpmTrustError) return authFailed(d, { registrationId: id, source }, action, e);
     throw e;
   }
   const enrollment = r.groupName === null ? await d.store.provisioning.getEnrollment(id) : await d.store.provisioning.getGroup(r.groupName);
@@ -79,13 +78,13 @@ async function authenticated(d: ProvisioningDeps, idScopeIn: string, registratio
   return { r, key };
 }
 
-export async function operationStatus(d: ProvisioningDeps, o: { idScope: string; registrationId: string; operationId: string; authorization?: string }): Promise<OperationStatus> {
-  const { r, key } = await authenticated(d, o.idScope, o.registrationId, o.authorization, "provisioning.device.operation");
+export async function operationStatus(d: ProvisioningDeps, o: { idScope: string; registrationId: string; operationId: string; authorization?: string; source: string }): Promise<OperationStatus> {
+  const { r, key } = await authenticated(d, o.idScope, o.registrationId, o.authorization, o.source, "provisioning.device.operation");
   if (r.operationId !== o.operationId) throw new TpmTrustError("ERR_NOT_FOUND", `no operation ${o.operationId} for ${r.registrationId}`);
   return { operationId: r.operationId, status: r.status, registrationState: registrationState(r, key) };
 }
 
-export async function registrationStatus(d: ProvisioningDeps, o: { idScope: string; registrationId: string; authorization?: string }): Promise<RegistrationState> {
-  const { r, key } = await authenticated(d, o.idScope, o.registrationId, o.authorization, "provisioning.device.status");
+export async function registrationStatus(d: ProvisioningDeps, o: { idScope: string; registrationId: string; authorization?: string; source: string }): Promise<RegistrationState> {
+  const { r, key } = await authenticated(d, o.idScope, o.registrationId, o.authorization, o.source, "provisioning.device.status");
   return registrationState(r, key);
 }

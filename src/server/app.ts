@@ -7,6 +7,7 @@ import Fastify, { LogController, type FastifyInstance, type FastifyServerOptions
 import swagger from "@fastify/swagger";
 import type { Logger } from "pino";
 import { attestConfig, type AttestConfig } from "../attest/config.js";
+import { startMonitor, type Monitor } from "../attest/health.js";
 import type { ProvisioningOptions } from "../provisioning/config.js";
 import type { Store } from "../store/index.js";
 import { installAuth } from "./auth.js";
@@ -39,6 +40,8 @@ export interface RouteDeps {
   attest: AttestConfig;
   provisioning?: ProvisioningOptions;
   auditWitnessMs: number;
+  /** the health monitor: kick() delivers webhooks of a health change at once */
+  monitor: Monitor;
 }
 
 export type RouteModule = (app: FastifyInstance, deps: RouteDeps) => Promise<void> | void;
@@ -65,7 +68,11 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   });
   installAuth(app, opts.store);
   installMetrics(app);
-  const deps: RouteDeps = { store: opts.store, now: opts.now ?? Date.now, publicUrl: opts.publicUrl, attest: attestConfig(opts.attest), provisioning: opts.provisioning, auditWitnessMs: opts.auditWitnessMs ?? 600_000 };
+  const now = opts.now ?? Date.now;
+  const attest = attestConfig(opts.attest);
+  const monitor = startMonitor({ store: opts.store, cfg: attest, now, logger: app.log });
+  app.addHook("onClose", () => monitor.stop());
+  const deps: RouteDeps = { store: opts.store, now, publicUrl: opts.publicUrl, attest, provisioning: opts.provisioning, auditWitnessMs: opts.auditWitnessMs ?? 600_000, monitor };
   for (const mod of routeModules) await app.register(async (scope) => mod(scope, deps));
   app.get("/openapi.json", { schema: { hide: true } }, async () => app.swagger());
   await app.ready();

@@ -1,8 +1,10 @@
 /**
  * Who may call what. Every route declares `config.access`: "public" (no credential: the request
  * carries its own proof, e.g. a TPM quote or a SAS token), or the admin roles it admits. Admin
- * API tokens arrive as `Authorization: Bearer <token>` and are checked against their stored hash.
- * Denied calls are audited.
+ * API tokens arrive as `Authorization: Bearer <token>` and are checked against their stored hash,
+ * on request arrival: a caller without the right token learns nothing about the body (no parse or
+ * schema error comes first). Denied calls are audited. The OpenAPI document lists the roles of
+ * each admin route as its `security` requirement.
  */
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import { TpmTrustError } from "../errors.js";
@@ -45,8 +47,9 @@ export function installAuth(app: FastifyInstance, store: Store): void {
     if (access === undefined && !route.url.startsWith("/ui") && route.url !== "/openapi.json") {
       throw new Error(`route ${route.method} ${route.url} declares no config.access`);
     }
+    if (Array.isArray(access)) route.schema = { ...route.schema, security: [{ adminToken: access }] };
   });
-  app.addHook("preHandler", async (req) => {
+  app.addHook("onRequest", async (req) => {
     const access = req.routeOptions.config.access;
     if (access === undefined || access === "public") return;
     const token = bearer(req);

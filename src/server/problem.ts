@@ -1,39 +1,6 @@
 /** RFC 7807 problem+json for every error the API returns, keyed by tpmtrust's stable error codes. */
 import type { FastifyError, FastifyReply, FastifyRequest } from "fastify";
-import { ERROR_CODES, type ErrorCode, isTpmTrustError } from "../errors.js";
-
-/** HTTP status per error code: 400 unusable input, 401/403 auth, 404/409 state, 422 evidence rejected, 429, 5xx (503: try again). */
-export function statusFor(code: ErrorCode): number {
-  if (code.startsWith("ERR_PARSE_") || code === "ERR_USAGE" || code === "ERR_VALIDATION") return 400;
-  switch (code) {
-    case "ERR_UNAUTHENTICATED":
-    case "ERR_SAS_INVALID":
-    case "ERR_SAS_EXPIRED":
-    case "ERR_TOKEN_INVALID":
-    case "ERR_TOKEN_EXPIRED":
-    case "ERR_TOKEN_REVOKED":
-      return 401;
-    case "ERR_FORBIDDEN":
-    case "ERR_DISABLED":
-    case "ERR_HOST_UNHEALTHY":
-      return 403;
-    case "ERR_NOT_FOUND":
-      return 404;
-    case "ERR_CONFLICT":
-      return 409;
-    case "ERR_TOO_MANY_ATTEMPTS":
-      return 429;
-    case "ERR_IO":
-    case "ERR_INTERNAL":
-    case "ERR_TPM_RC":
-    case "ERR_TPM_TRANSPORT":
-      return 500;
-    case "ERR_STORE_BUSY":
-      return 503;
-    default:
-      return 422;
-  }
-}
+import { ERROR_CODES, type ErrorCode, httpStatusFor, isTpmTrustError } from "../errors.js";
 
 export interface Problem {
   type: string;
@@ -49,7 +16,7 @@ export function problem(code: ErrorCode, detail: string, details?: Record<string
   return {
     type: `urn:tpmtrust:error:${code}`,
     title: ERROR_CODES[code],
-    status: statusFor(code),
+    status: httpStatusFor(code),
     code,
     detail,
     ...(instance ? { instance } : {}),

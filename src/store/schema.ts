@@ -35,6 +35,11 @@ export interface AllowlistDirsTable {
   path: string;
   added_at: number;
 }
+/** one row (id 1): bumped by every change to the allow-list, its folders, roots or intermediates */
+export interface TrustVersionTable {
+  id: number;
+  version: number;
+}
 
 // --- hosts ---
 export interface HostsTable {
@@ -53,6 +58,8 @@ export interface HostsTable {
   platform: string | null;
   created_at: number;
   updated_at: number;
+  /** set while an administrator has disabled the host */
+  disabled_at: number | null;
 }
 export interface HostEksTable {
   /** hex Name of the EK (nameAlg ‖ H(TPMT_PUBLIC)); unique across hosts */
@@ -257,7 +264,7 @@ export interface DeviceRegistrationsTable {
   payload: string | null;
   /** hex HMAC key the device proves with its SAS tokens (as the provisioning service stores it: wrapped) */
   sas_key: string | null;
-  /** hex key of the latest challenge, until a SAS token made with it is seen */
+  /** unused: challenge keys are derived, not stored (provisioning/device-keys.ts) */
   pending_sas_key: string | null;
   /** JSON device twin (tags, desired properties) handed to the hub */
   twin: string | null;
@@ -396,6 +403,7 @@ export interface Database {
   ek_roots: EkCaCertTable;
   ek_intermediates: EkCaCertTable;
   allowlist_dirs: AllowlistDirsTable;
+  trust_version: TrustVersionTable;
   hosts: HostsTable;
   host_eks: HostEksTable;
   aks: AksTable;

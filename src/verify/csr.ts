@@ -5,6 +5,7 @@
 import "reflect-metadata";
 import * as x509 from "@peculiar/x509";
 import { createPublicKey, type KeyObject } from "node:crypto";
+import { pemBlocks } from "../encoding.js";
 import { TpmTrustError, isTpmTrustError } from "../errors.js";
 import { readTlv } from "./ek/der.js";
 
@@ -40,13 +41,19 @@ function csrError(message: string, details?: Record<string, unknown>): TpmTrustE
   return new TpmTrustError("ERR_PARSE_CSR", message, details);
 }
 
+const CSR_LABELS = new Set(["CERTIFICATE REQUEST", "NEW CERTIFICATE REQUEST"]);
+
 /** DER, or PEM text/bytes ("CERTIFICATE REQUEST"). */
 function toDer(input: Uint8Array | string): Buffer {
   const text = typeof input === "string" ? input : input[0] === 0x2d ? Buffer.from(input).toString("latin1") : undefined;
   if (text === undefined) return Buffer.from(input as Uint8Array);
-  const m = /^-----BEGIN (NEW )?CERTIFICATE REQUEST-----\s*([A-Za-z0-9+/=\s]+?)\s*-----END (NEW )?CERTIFICATE REQUEST-----\s*$/.exec(text.trim());
-  if (!m) throw csrError("not a DER or PEM certificate request");
-  return Buffer.from(m[2].replace(/\s+/g, ""), "base64");
+  const trimmed = text.trim();
+  const blocks = pemBlocks(trimmed);
+  const b = blocks[0];
+  if (blocks.length !== 1 || b.start !== 0 || b.end !== trimmed.length || !CSR_LABELS.has(b.label) || !/^[A-Za-z0-9+/=\s]+$/.test(b.body)) {
+    throw csrError("not a DER or PEM certificate request");
+  }
+  return b.der;
 }
 
 function keyTypeOf(k: KeyObject): string {

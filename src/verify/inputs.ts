@@ -6,6 +6,7 @@
  */
 import { createPublicKey, X509Certificate, type KeyObject } from "node:crypto";
 import { parse as parseYaml } from "yaml";
+import { pemBlocks } from "../encoding.js";
 import { TpmTrustError } from "../errors.js";
 import { HASH_ALGS, hashAlgByName } from "../tpm/constants.js";
 import { decodeTpm2bAttest, decodeTpm2bPublic, decodeTpmsAttest, decodeTpmtPublic, selectedPcrs } from "../tpm/structures.js";
@@ -22,23 +23,6 @@ export interface KeyInput {
   certificate?: X509Certificate;
 }
 
-const PEM_RE = /-----BEGIN ([A-Z0-9 ]+)-----([\s\S]*?)-----END \1-----/;
-
-/** The first PEM block of `bytes`, if any. */
-export function pemBlock(bytes: Uint8Array): { label: string; der: Buffer } | undefined {
-  const text = Buffer.from(bytes).toString("latin1");
-  const m = PEM_RE.exec(text);
-  if (!m) return undefined;
-  return { label: m[1], der: Buffer.from(m[2].replace(/[^A-Za-z0-9+/=]/g, ""), "base64") };
-}
-
-/** Every PEM block of a bundle, in order. */
-export function pemBlocks(bytes: Uint8Array): { label: string; der: Buffer }[] {
-  const text = Buffer.from(bytes).toString("latin1");
-  const re = new RegExp(PEM_RE.source, "g");
-  return [...text.matchAll(re)].map((m) => ({ label: m[1], der: Buffer.from(m[2].replace(/[^A-Za-z0-9+/=]/g, ""), "base64") }));
-}
-
 function tryOr<T>(fn: () => T): T | undefined {
   try {
     return fn();
@@ -48,7 +32,7 @@ function tryOr<T>(fn: () => T): T | undefined {
 }
 
 export function parseKeyInput(bytes: Uint8Array, what = "key"): KeyInput {
-  const pem = pemBlock(bytes);
+  const pem = pemBlocks(bytes)[0];
   if (pem) {
     if (pem.label === "CERTIFICATE") return certInput(pem.der, what);
     if (pem.label === "PUBLIC KEY" || pem.label === "RSA PUBLIC KEY") {

@@ -5,7 +5,7 @@ import { chmodSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ACTIVATION_TTL_MS, completeActivation, startActivation } from "../../src/attest/activation.js";
-import { attestationCa } from "../../src/attest/ak-ca.js";
+import { attestationCa } from "../../src/ca/ak-ca.js";
 import { registerHost } from "../../src/attest/hosts.js";
 import { openStore } from "../../src/store/index.js";
 import { akTemplate } from "../../src/tpm/commands/index.js";

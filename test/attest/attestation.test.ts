@@ -11,7 +11,7 @@ import { codeIntegrityPolicy } from "../../src/policy/code-integrity.js";
 import { secureBootPolicy } from "../../src/policy/secure-boot.js";
 import { learnSoftware } from "../../src/policy/software.js";
 import { parseEventLog } from "../../src/verify/eventlog/index.js";
-import { verifyAttestationToken } from "../../src/attest/tokens.js";
+import { verifyAttestationToken } from "../../src/tokens/tokens.js";
 import { BACKENDS, type Backend } from "../helpers/store.js";
 import { attestOnce, challenge, evidence, postJson, readLog, registerHost, serveAttestation, startTpmHost, type Service, type TpmHost } from "../helpers/attest-host.js";
 

@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { attestationCa, ATTESTATION_CA_KIND } from "../../src/attest/ak-ca.js";
+import { attestationCa, ATTESTATION_CA_KIND } from "../../src/ca/ak-ca.js";
 import { initCa } from "../../src/ca/authority.js";
 import { openStore, type Store } from "../../src/store/index.js";
 import { BACKENDS, type Backend } from "../helpers/store.js";

@@ -12,7 +12,7 @@ import { learnBaseline } from "../../src/policy/baseline.js";
 import { parseEventLog } from "../../src/verify/eventlog/index.js";
 import { attestConfig } from "../../src/attest/config.js";
 import { sweepSilentHosts } from "../../src/attest/health.js";
-import { jwks, signToken, verifyAttestationToken } from "../../src/attest/tokens.js";
+import { jwks, signToken, verifyAttestationToken } from "../../src/tokens/tokens.js";
 import { BACKENDS, type Backend } from "../helpers/store.js";
 import { startPostgres, type PgCluster } from "../helpers/postgres.js";
 import { attestOnce, challenge, evidence, postJson, readLog, registerHost, serveAttestation, startTpmHost, type Service, type TpmHost } from "../helpers/attest-host.js";

@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import { readdirSync, readFileSync } from "node:fs";
 import { decodeHostIdentity, type HostIdentity } from "../../src/attest/identity.js";
 import { policySets, type HostPolicy } from "../../src/attest/policies.js";
-import { requireForPolicy } from "../../src/attest/trust.js";
+import { requireForPolicy } from "../../src/trust/trust.js";
 import { TpmTrustError } from "../../src/errors.js";
 import { TPM_ALG } from "../../src/tpm/constants.js";
 import { akTemplate } from "../../src/tpm/commands/index.js";

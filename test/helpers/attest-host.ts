@@ -15,6 +15,9 @@ import { openStore, type Store } from "../../src/store/index.js";
 import { buildApp } from "../../src/server/app.js";
 import type { AttestConfig } from "../../src/attest/config.js";
 import type { EvidenceBody } from "../../src/attest/evidence.js";
+import { decodeTpmtPublic } from "../../src/tpm/structures.js";
+import { ekHash } from "../../src/verify/ek/index.js";
+import { testEkCertificate, trustTestEkRoot } from "./ek-trust.js";
 import { startSwtpm, type Swtpm } from "./swtpm.js";
 
 export const EVENTLOGS = join(import.meta.dirname, "..", "fixtures", "eventlogs");
@@ -71,9 +74,17 @@ export async function startTpmHost(o: { logFile?: string; banks?: string[]; akTy
 
 /** Registers the host in the store and binds its AK (what registration + credential activation end in). */
 export async function registerHost(store: Store, h: TpmHost, o: { name: string; hardwareClass: string; policyVersion?: "v1" | "v2" }): Promise<void> {
-  // what EK trust at registration would have recorded: v2 hosts are trusted by their EK certificate
+  // what EK trust at registration would have found: v2 hosts trusted by an EK certificate that
+  // chains to a stored root, v1 hosts by their allow-listed EK hash
   const policyVersion = o.policyVersion ?? "v2";
-  await store.hosts.add({ name: o.name, hardwareClass: o.hardwareClass, policyVersion, trustMethod: policyVersion === "v2" ? "ek-cert" : "ek-key", eks: [{ name: h.ek.name, public: h.ek.public, cert: null }] });
+  let cert: Buffer | null = null;
+  if (policyVersion === "v2") {
+    await trustTestEkRoot(store);
+    cert = await testEkCertificate(h.ek.public);
+  } else {
+    await store.trust.addAllowlist(ekHash(decodeTpmtPublic(h.ek.public)));
+  }
+  await store.hosts.add({ name: o.name, hardwareClass: o.hardwareClass, policyVersion, trustMethod: policyVersion === "v2" ? "ek-cert" : "ek-key", eks: [{ name: h.ek.name, public: h.ek.public, cert }] });
   await store.aks.bind({ hostName: o.name, name: h.ak.name, public: h.ak.publicArea });
 }
 

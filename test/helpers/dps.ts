@@ -1,6 +1,7 @@
 /** Talking to a tpmtrust service in tests: the admin API with the initial token, and the DPS device API. */
 import assert from "node:assert/strict";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { request } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { startServer, type RunningServer, type ServeOptions } from "../../src/server/serve.js";
@@ -25,6 +26,8 @@ export interface DpsService {
   admin(method: string, path: string, body?: unknown, token?: string): Promise<Answer>;
   /** device API call: `path` relative to /{idScope}/registrations/ */
   device(method: string, path: string, body?: unknown, authorization?: string, idScope?: string): Promise<Answer>;
+  /** device API call from another client address (a 127.0.0.0/8 address other than 127.0.0.1) */
+  deviceFrom(localAddress: string, method: string, path: string, body?: unknown, authorization?: string): Promise<Answer>;
   close(): Promise<void>;
 }
 
@@ -32,6 +35,26 @@ async function call(url: string, method: string, body: unknown, headers: Record<
   const r = await fetch(url, { method, headers: { ...(body !== undefined ? { "content-type": "application/json" } : {}), ...headers }, body: body === undefined ? undefined : JSON.stringify(body) });
   const text = await r.text();
   return { status: r.status, json: text ? JSON.parse(text) : undefined, headers: r.headers };
+}
+
+/** An HTTP call whose connection comes from `localAddress`. */
+function callFrom(localAddress: string, url: string, method: string, body: unknown, headers: Record<string, string>): Promise<Answer> {
+  const data = body === undefined ? undefined : JSON.stringify(body);
+  return new Promise((resolve, reject) => {
+    const req = request(url, { method, localAddress, headers: { ...(data !== undefined ? { "content-type": "application/json" } : {}), ...headers } }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on("data", (c: Buffer) => chunks.push(c));
+      res.on("end", () => {
+        const text = Buffer.concat(chunks).toString("utf8");
+        const h = new Headers();
+        for (const [k, v] of Object.entries(res.headers)) if (typeof v === "string") h.set(k, v);
+        resolve({ status: res.statusCode!, json: text ? JSON.parse(text) : undefined, headers: h });
+      });
+      res.on("error", reject);
+    });
+    req.on("error", reject);
+    req.end(data);
+  });
 }
 
 /** Starts the service on `db` (127.0.0.1, a free port) with a key file in a temp folder. */
@@ -47,6 +70,7 @@ export async function startDps(db: string, o: Partial<ServeOptions> & { dir?: st
     dir,
     admin: (method, path, body, t) => call(`${server.url}${path}`, method, body, { authorization: `Bearer ${t ?? token}` }),
     device: (method, path, body, authorization, scope) => call(`${server.url}/${scope ?? idScope}/registrations/${path}`, method, body, authorization ? { authorization } : {}),
+    deviceFrom: (from, method, path, body, authorization) => callFrom(from, `${server.url}/${idScope}/registrations/${path}`, method, body, authorization ? { authorization } : {}),
     async close() {
       await server.close();
       if (!o.dir) rmSync(dir, { recursive: true, force: true });

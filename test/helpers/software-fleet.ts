@@ -20,6 +20,7 @@ import { encodeTpmsAttest, encodeTpmtPublic, encodeTpmtSignature, objectName, pc
 import type { TpmsAttest, TpmtPublic } from "../../src/tpm/types.js";
 import { ekHash } from "../../src/verify/ek/index.js";
 import { parseEventLog, replayEventLog } from "../../src/verify/eventlog/index.js";
+import { testEkCertificate, trustTestEkRoot } from "./ek-trust.js";
 
 const ROOT = join(import.meta.dirname, "..", "..");
 export const FLEET_LOG = readFileSync(join(ROOT, "test/fixtures/eventlogs/rhel8-gce-uefi.bin"));
@@ -63,12 +64,15 @@ export async function addFleetBaseline(store: Store): Promise<void> {
   await addPolicy(store, "test", Date.now(), { kind: "baseline", name: "fleet", hardwareClass: FLEET_CLASS, document: learnBaseline("fleet", [parseEventLog(FLEET_LOG)], PCRS) });
 }
 
-/** Registers hosts with bound AKs directly in the store (what registration + activation end in), in batches. */
+/** Registers hosts with bound AKs directly in the store (what registration + activation end in, EK certificates from the test EK root), in batches. */
 export async function seedHosts(store: Store, hosts: SoftHost[]): Promise<void> {
+  await trustTestEkRoot(store);
   for (let i = 0; i < hosts.length; i += 500) {
+    const batch = hosts.slice(i, i + 500);
+    const certs = await Promise.all(batch.map((h) => testEkCertificate(h.ekPublic)));
     await store.transaction(async (tx) => {
-      for (const h of hosts.slice(i, i + 500)) {
-        await tx.hosts.add({ name: h.name, hardwareClass: FLEET_CLASS, policyVersion: "v2", trustMethod: "ek-cert", eks: [{ name: h.ekName, public: h.ekPublic, cert: null }] });
+      for (const [k, h] of batch.entries()) {
+        await tx.hosts.add({ name: h.name, hardwareClass: FLEET_CLASS, policyVersion: "v2", trustMethod: "ek-cert", eks: [{ name: h.ekName, public: h.ekPublic, cert: certs[k] }] });
         await tx.aks.bind({ hostName: h.name, name: h.akName, public: h.akPublic });
       }
     });

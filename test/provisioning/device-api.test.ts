@@ -25,7 +25,8 @@ for (const [name, make] of BACKENDS) {
     before(async () => {
       backend = await make();
       dbUrl = await backend.newUrl();
-      s = await startDps(dbUrl, { provisioning: { retryAfterSeconds: 0 } });
+      // every test calls from 127.0.0.1: the per-address limits are tested on their own services
+      s = await startDps(dbUrl, { provisioning: { retryAfterSeconds: 0, sourceFailureLimit: 1000, challengeLimit: 1000 } });
       for (const [hub, weight] of [["hub-a", 1], ["hub-b", 1], ["hub-c", 0]] as const) {
         const r = await s.admin("PUT", `/v1/provisioning/hubs/${hub}`, { hostname: `${hub}.azure-devices.example`, weight });
         assert.equal(r.status, 200, JSON.stringify(r.json));
@@ -112,7 +113,7 @@ for (const [name, make] of BACKENDS) {
       assertDpsError(await s.device("PUT", `${d.registrationId}/register?${API_VERSION}`, { ...d.body(), tpm: { ...d.body().tpm, endorsementKey: "AAAA" } }), 400, 400004);
     });
 
-    test("negatives: forged, expired and another device's SAS are 401; too many failures lock the registration (429) across instances", async () => {
+    test("negatives: forged, expired and another device's SAS are 401; past 5 failures a forged SAS is 429 across instances, and the device's valid SAS still succeeds", async () => {
       const d = softDevice();
       const e = softDevice();
       await enroll(s, d);
@@ -129,21 +130,41 @@ for (const [name, make] of BACKENDS) {
         ["SharedAccessSignature sr=x", /needs sr, sig and se/],
       ];
       for (const [token, why] of attempts) assertDpsError(await s.device("PUT", path, d.body(), token), 401, 401002, why);
-      // the limit (5 failures) is in the database: a second instance sharing it refuses too, even a valid token
-      const twin = await startDps(dbUrl, { dir: s.dir, provisioning: { retryAfterSeconds: 0 } });
+      // the limit (5 failures) is in the database: a second instance sharing it refuses a forged token too
+      const twin = await startDps(dbUrl, { dir: s.dir, provisioning: { retryAfterSeconds: 0, sourceFailureLimit: 1000 } });
       try {
-        const locked = await twin.device("PUT", path, d.body(), sasToken(key, s.idScope, d.registrationId, inAnHour()));
+        const locked = await twin.device("PUT", path, d.body(), sasToken(Buffer.alloc(32, 8), s.idScope, d.registrationId, inAnHour()));
         assertDpsError(locked, 429, 429001, /too many failed attempts/);
         assert.ok(Number(locked.headers.get("retry-after")) > 0);
+        // but never the device that holds its key
+        const ok = await twin.device("PUT", path, d.body(), sasToken(key, s.idScope, d.registrationId, inAnHour()));
+        assert.equal(ok.status, 202, JSON.stringify(ok.json));
       } finally {
         await twin.close();
       }
-      const denied = await s.server.store.audit.list({ subject: d.registrationId, action: "provisioning.device.register", limit: 10 });
-      assert.equal(denied.length, 5);
-      assert.ok(denied.every((x) => x.outcome === "denied"));
+      const denied = (await s.server.store.audit.list({ subject: d.registrationId, action: "provisioning.device.register", limit: 10 })).filter((x) => x.outcome === "denied");
+      assert.equal(denied.length, 5, "failures past the limit are not audited one by one");
       // another device is not affected
       const ok = await s.device("POST", `${e.registrationId}?${API_VERSION}`, undefined, pe.token);
       assert.equal(ok.status, 200);
+    });
+
+    test("failures from one client address: past its limit that address's forged SAS is 429 for every registration id; valid SAS from it and calls from other addresses go on", async () => {
+      const t = await startDps(await backend.newUrl(), { provisioning: { retryAfterSeconds: 0, sourceFailureLimit: 3 } });
+      try {
+        const [d, e] = [softDevice(), softDevice()];
+        await enroll(t, d);
+        await enroll(t, e);
+        const forged = (x: typeof d) => sasToken(Buffer.alloc(32, 9), t.idScope, x.registrationId, inAnHour());
+        for (let i = 0; i < 3; i++) assertDpsError(await t.deviceFrom("127.0.0.2", "PUT", `${d.registrationId}/register?${API_VERSION}`, d.body(), forged(d)), 401, 401002);
+        assertDpsError(await t.deviceFrom("127.0.0.2", "PUT", `${e.registrationId}/register?${API_VERSION}`, e.body(), forged(e)), 429, 429001, /too many failed attempts from 127\.0\.0\.2/);
+        assertDpsError(await t.device("PUT", `${e.registrationId}/register?${API_VERSION}`, e.body(), forged(e)), 401, 401002);
+        const c = await t.deviceFrom("127.0.0.2", "PUT", `${d.registrationId}/register?${API_VERSION}`, d.body());
+        const token = sasToken(d.unwrap(c.json.authenticationKey), t.idScope, d.registrationId, inAnHour());
+        assert.equal((await t.deviceFrom("127.0.0.2", "PUT", `${d.registrationId}/register?${API_VERSION}`, d.body(), token)).status, 202);
+      } finally {
+        await t.close();
+      }
     });
 
     test("operation and status lookups need the device's SAS; unknown operation is 404", async () => {
@@ -157,16 +178,41 @@ for (const [name, make] of BACKENDS) {
       assertDpsError(await s.device("POST", `${stranger.registrationId}?${API_VERSION}`, undefined, p.token), 404, 404201);
     });
 
-    test("challenges per registration id: the 11th within the window is 429 (retry-after), audited as denied with the count", async () => {
+    test("challenges per client address: past the limit that address gets 429 (retry-after), audited once; other addresses and the device's key are unaffected", async () => {
+      const t = await startDps(await backend.newUrl(), { provisioning: { retryAfterSeconds: 0, challengeLimit: 3 } });
+      try {
+        const d = softDevice();
+        await enroll(t, d);
+        const path = `${d.registrationId}/register?${API_VERSION}`;
+        for (let i = 0; i < 3; i++) assert.equal((await t.deviceFrom("127.0.0.2", "PUT", path, d.body())).status, 401);
+        for (let i = 0; i < 2; i++) {
+          const refused = await t.deviceFrom("127.0.0.2", "PUT", path, d.body());
+          assertDpsError(refused, 429, 429001, /^more than 3 challenges from 127\.0\.0\.2; retry after 900 s$/);
+          assert.equal(refused.headers.get("retry-after"), "900");
+        }
+        const denied = (await t.server.store.audit.list({ subject: d.registrationId, action: "provisioning.device.challenge", limit: 20 })).filter((x) => x.outcome === "denied");
+        assert.deepEqual(denied.map((x) => x.details), [{ code: "ERR_TOO_MANY_ATTEMPTS", challenges: 4, source: "127.0.0.2" }]);
+        // from its own address the device gets its challenge, and its SAS is accepted (202)
+        await provisionSoft(t, d);
+      } finally {
+        await t.close();
+      }
+    });
+
+    test("a challenge cannot invalidate another in flight: an anonymous challenge for the device's EK (with another SRK, or its own) between the device's challenge and its SAS changes nothing", async () => {
       const d = softDevice();
       await enroll(s, d);
       const path = `${d.registrationId}/register?${API_VERSION}`;
-      for (let i = 0; i < 10; i++) assert.equal((await s.device("PUT", path, d.body())).status, 401);
-      const refused = await s.device("PUT", path, d.body());
-      assertDpsError(refused, 429, 429001, new RegExp(`^more than 10 challenges for ${d.registrationId}; retry after 900 s$`));
-      assert.equal(refused.headers.get("retry-after"), "900");
-      const [denied] = await s.server.store.audit.list({ subject: d.registrationId, action: "provisioning.device.challenge", newestFirst: true, limit: 1 });
-      assert.deepEqual([denied.outcome, denied.details], ["denied", { code: "ERR_TOO_MANY_ATTEMPTS", challenges: 11 }]);
+      const c = await s.device("PUT", path, d.body());
+      const key = d.unwrap(c.json.authenticationKey);
+      const intruder = { ...d.body(), tpm: { ...d.body().tpm, storageRootKey: encodeTpm2bPublic(softSrk().pub).toString("base64") } };
+      assert.equal((await s.deviceFrom("127.0.0.3", "PUT", path, intruder)).status, 401);
+      const replayed = await s.deviceFrom("127.0.0.3", "PUT", path, d.body());
+      assert.equal(replayed.status, 401);
+      assert.notEqual(replayed.json.authenticationKey, c.json.authenticationKey, "fresh seeds each time");
+      assert.ok(d.unwrap(replayed.json.authenticationKey).equals(key), "the same key for the same TPM");
+      const r = await s.device("PUT", path, d.body(), sasToken(key, s.idScope, d.registrationId, inAnHour()));
+      assert.equal(r.status, 202, JSON.stringify(r.json));
     });
 
     test("lifecycle: disabled enrollment is 403, re-enabled works; deleted enrollment removes the record and the device gets 404", async () => {

@@ -7,7 +7,8 @@
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { createHash, generateKeyPairSync } from "node:crypto";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, unlinkSync, writeFileSync } from "node:fs";
+import { request } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { SignJWT } from "jose";
@@ -17,7 +18,14 @@ import { akTemplate } from "../../src/tpm/commands/ak.js";
 import { TPM_ALG, TPM_ST, TPMA_OBJECT } from "../../src/tpm/constants.js";
 import { encodeTpmsAttest, encodeTpmtPublic, encodeTpmtSignature, objectName } from "../../src/tpm/structures.js";
 import type { TpmsAttest, TpmtPublic } from "../../src/tpm/types.js";
+import { addPolicy } from "../../src/attest/policies.js";
+import { learnBaseline } from "../../src/policy/baseline.js";
+import { parseEventLog } from "../../src/verify/eventlog/index.js";
 import { FIXTURES } from "./parsers.js";
+import { testEkCertificate } from "../helpers/ek-trust.js";
+import { sasToken, softDevice, softSrk } from "../helpers/soft-device.js";
+import { rawSql } from "../helpers/store.js";
+import { encodeTpm2bPublic } from "../../src/tpm/structures.js";
 import { addFleetBaseline, fleetPcrs, FLEET_LOG, identityOf, quoteAttest, seedHosts, signEcdsa, softHost, type SoftHost } from "../helpers/software-fleet.js";
 
 const dir = mkdtempSync(join(tmpdir(), "tpmtrust-attacks-"));
@@ -32,6 +40,8 @@ let bob: SoftHost;
 let orphan: SoftHost;
 /** a host whose EK is allow-listed but who is not registered */
 let newcomer: SoftHost;
+/** a v2 host stored without any EK certificate */
+let certless: SoftHost;
 const LAPTOP_LOG = readFileSync(join(FIXTURES, "eventlogs", "laptop-startup-locality3.bin"));
 const INFINEON_CERT = readFileSync(join(FIXTURES, "ek-certs", "infineon_rsa_ek.der")).toString("base64");
 
@@ -47,6 +57,25 @@ async function call(method: string, path: string, body?: unknown, token?: string
   const r = await fetch(`${s.url}${path}`, { method, headers, body: raw ?? (body === undefined ? undefined : JSON.stringify(body)) });
   const text = await r.text();
   return { status: r.status, body: text ? JSON.parse(text) : undefined };
+}
+
+/** A call whose connection comes from `localAddress` (another 127.0.0.0/8 address: another client). */
+function callFrom(localAddress: string, method: string, path: string, body?: unknown, authorization?: string): Promise<Answer & { headers: Record<string, unknown> }> {
+  const data = body === undefined ? undefined : JSON.stringify(body);
+  const headers = { ...(data !== undefined ? { "content-type": "application/json" } : {}), ...(authorization ? { authorization } : {}) };
+  return new Promise((resolve, reject) => {
+    const req = request(`${s.url}${path}`, { method, localAddress, headers }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on("data", (c: Buffer) => chunks.push(c));
+      res.on("end", () => {
+        const text = Buffer.concat(chunks).toString("utf8");
+        resolve({ status: res.statusCode!, body: text ? JSON.parse(text) : undefined, headers: res.headers });
+      });
+      res.on("error", reject);
+    });
+    req.on("error", reject);
+    req.end(data);
+  });
 }
 
 const b64 = (b: Buffer) => b.toString("base64");
@@ -250,7 +279,7 @@ const ATTACKS: Attack[] = [
     const v1Ek = () => tpm2b(newcomer.ekPublic);
     return [
       { flow: "activation", name: "an EK that belongs to no host", code: "ERR_NOT_FOUND", run: () => start(akLike((t) => t), tpm2b(softHost("nobody").ekPublic)) },
-      { flow: "activation", name: "a v2 host's EK without its certificate", code: "ERR_EK_CERT_REQUIRED", run: () => start(akLike((t) => t)) },
+      { flow: "activation", name: "a v2 host's EK without its certificate", code: "ERR_EK_CERT_REQUIRED", run: () => start(akLike((t) => t), tpm2b(certless.ekPublic)) },
       { flow: "activation", name: "AK not restricted", code: "ERR_KEY_NOT_RESTRICTED", run: () => start(akLike((t) => without(t, TPMA_OBJECT.restricted)), v1Ek()) },
       { flow: "activation", name: "AK not fixedTPM", code: "ERR_KEY_NOT_FIXED_TPM", run: () => start(akLike((t) => without(t, TPMA_OBJECT.fixedTPM)), v1Ek()) },
       { flow: "activation", name: "AK not fixedParent", code: "ERR_KEY_NOT_FIXED_PARENT", run: () => start(akLike((t) => without(t, TPMA_OBJECT.fixedParent)), v1Ek()) },
@@ -355,8 +384,10 @@ before(async () => {
   [alice, bob, orphan, newcomer] = ["alice", "bob", "orphan", "newcomer"].map(softHost);
   await addFleetBaseline(s.store);
   await seedHosts(s.store, [alice, bob]);
-  await s.store.hosts.add({ name: orphan.name, hardwareClass: "no-baseline", policyVersion: "v2", trustMethod: "ek-cert", eks: [{ name: orphan.ekName, public: orphan.ekPublic, cert: null }] });
+  await s.store.hosts.add({ name: orphan.name, hardwareClass: "no-baseline", policyVersion: "v2", trustMethod: "ek-cert", eks: [{ name: orphan.ekName, public: orphan.ekPublic, cert: await testEkCertificate(orphan.ekPublic) }] });
   await s.store.aks.bind({ hostName: orphan.name, name: orphan.akName, public: orphan.akPublic });
+  certless = softHost("certless");
+  await s.store.hosts.add({ name: certless.name, hardwareClass: "gce-n1", policyVersion: "v2", trustMethod: "ek-cert", eks: [{ name: certless.ekName, public: certless.ekPublic, cert: null }] });
   // a v1 host for activation cases: registered over the API with its allow-listed EK
   await s.store.trust.addAllowlist(newcomer.ekHash);
   const v1 = await call("POST", "/v1/hosts", { name: "newcomer", hardwareClass: "gce-n1", policyVersion: "v1", identity: identityOf(newcomer) }, admin);
@@ -373,6 +404,88 @@ test("the corpus holds at least 100 attacks across every flow", () => {
   assert.ok(ATTACKS.length >= 100, `${ATTACKS.length} attacks`);
   assert.deepEqual([...new Set(ATTACKS.map((a) => a.flow))].sort(), ["activation", "admin", "attestation", "ca", "keys", "policy", "provisioning", "registration", "trust"]);
   assert.equal(new Set(ATTACKS.map((a) => `${a.flow} ${a.name}`)).size, ATTACKS.length, "names are unique");
+});
+
+test("every admin route of the OpenAPI document answers 401 without a token and 403 to a role it does not admit, before it looks at the body", async () => {
+  const doc = (await call("GET", "/openapi.json")).body as { paths: Record<string, Record<string, { security?: { adminToken: string[] }[] }>> };
+  const routes = Object.entries(doc.paths).flatMap(([path, ops]) =>
+    Object.entries(ops).flatMap(([method, op]) => (op.security ? [{ method: method.toUpperCase(), path: path.replace(/\{[^}]+\}/g, "%00"), roles: op.security[0].adminToken }] : [])),
+  );
+  assert.ok(routes.length >= 40, `${routes.length} admin routes`);
+  const junk = async (method: string, path: string, token?: string) => {
+    const headers: Record<string, string> = { "content-type": "application/json", ...(token ? { authorization: `Bearer ${token}` } : {}) };
+    const r = await fetch(`${s.url}${path}?unknownParameter=%ZZ`, { method, headers, body: method === "GET" || method === "DELETE" ? undefined : '{"not json' });
+    return { status: r.status, body: (await r.json()) as { code: string } };
+  };
+  for (const r of routes) {
+    const anonymous = await junk(r.method, r.path);
+    assert.deepEqual([anonymous.status, anonymous.body.code], [401, "ERR_UNAUTHENTICATED"], `${r.method} ${r.path}`);
+    assert.deepEqual(await junk(r.method, r.path, revoked).then((x) => [x.status, x.body.code]), [401, "ERR_UNAUTHENTICATED"], `${r.method} ${r.path}`);
+    if (!r.roles.includes("auditor")) assert.deepEqual(await junk(r.method, r.path, auditor).then((x) => [x.status, x.body.code]), [403, "ERR_FORBIDDEN"], `${r.method} ${r.path}`);
+  }
+});
+
+// -- lockouts and floods: what an anonymous caller must not be able to do to a device or the database
+
+/** A software DPS device enrolled on the attacks service, and its register path. */
+async function dpsDevice() {
+  const d = softDevice();
+  const r = await call("POST", "/v1/provisioning/enrollments", { registrationId: d.registrationId, endorsementKey: encodeTpm2bPublic(d.ek).toString("base64") }, admin);
+  assert.equal(r.status, 201, JSON.stringify(r.body));
+  const idScope = (await s.store.provisioning.getIdScope())!;
+  return { d, idScope, path: `/${idScope}/registrations/${d.registrationId}/register?api-version=2021-06-01` };
+}
+const inAnHour = () => Math.floor(Date.now() / 1000) + 3600;
+const stored = async () => Number((await rawSql(join(dir, "attacks.db"), "SELECT count(*) AS n FROM nonces"))[0].n);
+
+test("dps: forged SAS tokens from an attacker's address lock that address out (429001), never the device with its key", async () => {
+  const { d, idScope, path } = await dpsDevice();
+  const forged = sasToken(Buffer.alloc(32, 0x66), idScope, d.registrationId, inAnHour());
+  for (let i = 0; i < 5; i++) assert.equal((await callFrom("127.0.0.6", "PUT", path, d.body(), forged)).body.errorCode, 401002);
+  const locked = await callFrom("127.0.0.6", "PUT", path, d.body(), forged);
+  assert.deepEqual([locked.status, locked.body.errorCode], [429, 429001]);
+  // the registration id is over its failure limit too: a forged token from the device's own address is 429 …
+  assert.equal((await call("PUT", path, d.body(), forged)).body.errorCode, 429001);
+  // … and the device, holding its key, still provisions
+  const c = await call("PUT", path, d.body());
+  assert.equal(c.status, 401, JSON.stringify(c.body));
+  const r = await call("PUT", path, d.body(), sasToken(d.unwrap(c.body.authenticationKey), idScope, d.registrationId, inAnHour()));
+  assert.equal(r.status, 202, JSON.stringify(r.body));
+});
+
+test("dps: an anonymous challenge for the device's EK (another SRK, or the device's own) between its challenge and its SAS does not invalidate its key", async () => {
+  const { d, idScope, path } = await dpsDevice();
+  const c = await call("PUT", path, d.body());
+  assert.equal(c.status, 401, JSON.stringify(c.body));
+  const otherSrk = { ...d.body(), tpm: { ...d.body().tpm, storageRootKey: encodeTpm2bPublic(softSrk().pub).toString("base64") } };
+  assert.equal((await callFrom("127.0.0.7", "PUT", path, otherSrk)).status, 401);
+  assert.equal((await callFrom("127.0.0.7", "PUT", path, d.body())).status, 401);
+  const r = await call("PUT", path, d.body(), sasToken(d.unwrap(c.body.authenticationKey), idScope, d.registrationId, inAnHour()));
+  assert.equal(r.status, 202, JSON.stringify(r.body));
+});
+
+test("ca: a flood of POST /v1/ca/challenge from one address is cut at its nonce limit (ERR_TOO_MANY_ATTEMPTS) and stores no more nonces; other addresses are served", async () => {
+  let last: Answer | undefined;
+  for (let i = 0; i < 300 && (!last || last.status === 201); i++) last = await callFrom("127.0.0.8", "POST", "/v1/ca/challenge");
+  const before = await stored();
+  for (let i = 0; i < 20; i++) {
+    const r = await callFrom("127.0.0.8", "POST", "/v1/ca/challenge");
+    assert.deepEqual([r.status, r.body.code], [429, "ERR_TOO_MANY_ATTEMPTS"]);
+  }
+  assert.equal(await stored(), before);
+  assert.equal((await call("POST", "/v1/ca/challenge")).status, 201);
+});
+
+test("acme: a flood of new-nonce from one address is cut at its nonce limit (rateLimited, 429) and stores no more nonces; other addresses are served", async () => {
+  let last: Answer | undefined;
+  for (let i = 0; i < 300 && (!last || last.status < 400); i++) last = await callFrom("127.0.0.9", "HEAD", "/acme/new-nonce");
+  const before = await stored();
+  for (let i = 0; i < 20; i++) {
+    const r = await callFrom("127.0.0.9", "GET", "/acme/new-nonce");
+    assert.deepEqual([r.status, r.body.type, r.body.code, r.headers["replay-nonce"]], [429, "urn:ietf:params:acme:error:rateLimited", "ERR_TOO_MANY_ATTEMPTS", undefined]);
+  }
+  assert.equal(await stored(), before);
+  assert.equal((await call("GET", "/acme/new-nonce")).status, 204);
 });
 
 for (const a of ATTACKS) {
@@ -392,3 +505,96 @@ for (const a of ATTACKS) {
     }
   });
 }
+
+// ---- trust withdrawn: each takes effect at the next decision that relies on it
+
+/** A healthy host with a token: seeded (v2, EK certificate from the test root) and attested once. */
+async function attestedHost(name: string): Promise<{ host: SoftHost; token: string }> {
+  const host = softHost(name);
+  await seedHosts(s.store, [host]);
+  const r = await attestWith({ host });
+  assert.equal(r.body.verdict, "pass", JSON.stringify(r.body));
+  return { host, token: r.body.token };
+}
+
+const encryptWith = (token: string) => call("POST", "/v1/keys/vault/encrypt", { plaintext: b64(Buffer.from("secret")) }, token);
+const releaseWith = (token: string) => call("POST", "/v1/keys/vault/release", { srk: { public: b64(Buffer.alloc(8)), attest: b64(Buffer.alloc(8)), signature: b64(Buffer.alloc(8)) } }, token);
+
+function refused(r: Answer, code: string): void {
+  assert.equal(r.body?.code, code, `HTTP ${r.status} ${JSON.stringify(r.body).slice(0, 400)}`);
+  assert.ok(r.status >= 400 && r.status < 500, `HTTP ${r.status}`);
+}
+
+async function healthAudit(host: string): Promise<Record<string, any>> {
+  const r = await call("GET", `/v1/audit?action=host.health&subject=${host}&order=desc&limit=1`, undefined, admin);
+  return r.body.entries[0].details;
+}
+
+test("trust: every EK root deleted → a v2 host's key operations, release and attestation refused (ERR_EK_NOT_TRUSTED), tokens revoked", async () => {
+  const { host, token } = await attestedHost("carol");
+  // the control: token and trust accepted, refused only for want of a cluster
+  refused(await encryptWith(token), "ERR_FORBIDDEN");
+  const roots = await s.store.trust.listCaCerts("root");
+  try {
+    for (const r of roots) assert.equal((await call("DELETE", `/v1/trust/cas/${r.fingerprint}`, undefined, admin)).status, 204);
+    refused(await encryptWith(token), "ERR_EK_NOT_TRUSTED");
+    refused(await releaseWith(token), "ERR_EK_NOT_TRUSTED");
+    const v = await attestWith({ host });
+    assert.equal(v.status, 200);
+    assert.equal(v.body.verdict, "fail");
+    assert.equal(v.body.code, "ERR_EK_NOT_TRUSTED");
+    assert.equal(v.body.token, undefined);
+    const h = (await s.store.hosts.get(host.name))!;
+    assert.deepEqual([h.health, h.healthReason], ["unhealthy", "ERR_EK_NOT_TRUSTED"]);
+    const audit = await healthAudit(host.name);
+    assert.equal(audit.reason, "ERR_EK_NOT_TRUSTED");
+    assert.equal(audit.revokedTokens, 1);
+    refused(await encryptWith(token), "ERR_TOKEN_REVOKED");
+  } finally {
+    for (const r of roots) await s.store.trust.addCaCert("root", r.der, r.subject);
+  }
+  // trust restored: the host attests back to health
+  assert.equal((await attestWith({ host })).body.verdict, "pass");
+});
+
+test("trust: a v1 host's allow-list entry removed → its attestation fails (ERR_EK_NOT_TRUSTED)", async () => {
+  const dave = softHost("dave");
+  await addPolicy(s.store, "test", Date.now(), { kind: "baseline", name: "fleet-v1", hardwareClass: "fleet-v1", policyVersion: "v1", document: learnBaseline("fleet-v1", [parseEventLog(FLEET_LOG)], [0, 1, 2, 3, 4, 5, 6, 7]) });
+  assert.equal((await call("POST", "/v1/trust/allowlist", { ekHash: dave.ekHash }, admin)).status, 201);
+  const reg = await call("POST", "/v1/hosts", { name: dave.name, hardwareClass: "fleet-v1", policyVersion: "v1", identity: identityOf(dave) }, admin);
+  assert.equal(reg.status, 201, JSON.stringify(reg.body));
+  await s.store.aks.bind({ hostName: dave.name, name: dave.akName, public: dave.akPublic });
+  assert.equal((await attestWith({ host: dave })).body.verdict, "pass");
+  assert.equal((await call("DELETE", `/v1/trust/allowlist/${dave.ekHash}`, undefined, admin)).status, 204);
+  const v = await attestWith({ host: dave });
+  assert.deepEqual([v.body.verdict, v.body.code], ["fail", "ERR_EK_NOT_TRUSTED"]);
+});
+
+test("trust: a v1 host's file removed from an allow-list folder → its attestation fails (ERR_EK_NOT_TRUSTED)", async () => {
+  const frank = softHost("frank");
+  const folder = mkdtempSync(join(dir, "ekpub-"));
+  writeFileSync(join(folder, frank.ekHash), "");
+  assert.equal((await call("POST", "/v1/trust/allowlist-dirs", { path: folder }, admin)).status, 201);
+  const reg = await call("POST", "/v1/hosts", { name: frank.name, hardwareClass: "fleet-v1", policyVersion: "v1", identity: identityOf(frank) }, admin);
+  assert.equal(reg.status, 201, JSON.stringify(reg.body));
+  await s.store.aks.bind({ hostName: frank.name, name: frank.akName, public: frank.akPublic });
+  assert.equal((await attestWith({ host: frank })).body.verdict, "pass");
+  unlinkSync(join(folder, frank.ekHash));
+  const v = await attestWith({ host: frank });
+  assert.deepEqual([v.body.verdict, v.body.code], ["fail", "ERR_EK_NOT_TRUSTED"]);
+});
+
+test("trust: a disabled host → unhealthy at once, tokens revoked, attestation fails and activation refused (ERR_DISABLED) until enabled", async () => {
+  const { host, token } = await attestedHost("erin");
+  const d = await call("POST", `/v1/hosts/${host.name}/disable`, {}, admin);
+  assert.equal(d.status, 200, JSON.stringify(d.body));
+  assert.deepEqual([d.body.health, d.body.healthReason], ["unhealthy", "ERR_DISABLED"]);
+  assert.equal((await healthAudit(host.name)).revokedTokens, 1);
+  refused(await encryptWith(token), "ERR_TOKEN_REVOKED");
+  const v = await attestWith({ host });
+  assert.deepEqual([v.body.verdict, v.body.code, v.body.token], ["fail", "ERR_DISABLED", undefined]);
+  refused(await call("POST", "/v1/activations", { ekPublic: b64(tpm2b(host.ekPublic)), akPublic: b64(akLike((t) => t)) }), "ERR_DISABLED");
+  refused(await call("POST", `/v1/hosts/${host.name}/disable`, {}, auditor), "ERR_FORBIDDEN");
+  assert.equal((await call("POST", `/v1/hosts/${host.name}/enable`, {}, admin)).status, 200);
+  assert.equal((await attestWith({ host })).body.verdict, "pass");
+});

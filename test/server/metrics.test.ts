@@ -8,6 +8,7 @@ import { learnBaseline } from "../../src/policy/baseline.js";
 import { startServer } from "../../src/server/serve.js";
 import { parseEventLog } from "../../src/verify/eventlog/index.js";
 import { challenge, evidence, postJson, readLog, registerHost, startTpmHost } from "../helpers/attest-host.js";
+import { softHost } from "../helpers/software-fleet.js";
 
 const RHEL = "rhel8-gce-uefi.bin";
 const dir = mkdtempSync(join(tmpdir(), "tpmtrust-metrics-"));
@@ -70,8 +71,10 @@ test("attestations count by verdict and reason with their latency; registrations
     // a registration and an activation that fail in their services, counted with their codes
     const badHost = await postJson(`${s.url}/v1/hosts`, { name: "m-2", hardwareClass: "gce-n1", identity: { ekPublics: [{ alg: "rsa2048", public: "AAECAwQFBgc=" }], ekCertificates: [], tpm: { manufacturer: "IBM", vendor: "SW", firmware: "1" } } }, { authorization: `Bearer ${admin}` });
     const tpm2b = (b: Buffer) => Buffer.concat([Buffer.from([b.length >> 8, b.length & 0xff]), b]).toString("base64");
-    // the host is v2 and its EK came without a certificate: refused by the activation service
-    const badActivation = await postJson(`${s.url}/v1/activations`, { ekPublic: tpm2b(host.ek.public), akPublic: tpm2b(host.ak.publicArea) });
+    // a v2 host stored without an EK certificate, whose EK comes without one: refused by the activation service
+    const bare = softHost("m-3");
+    await s.store.hosts.add({ name: bare.name, hardwareClass: "gce-n1", policyVersion: "v2", trustMethod: "ek-cert", eks: [{ name: bare.ekName, public: bare.ekPublic, cert: null }] });
+    const badActivation = await postJson(`${s.url}/v1/activations`, { ekPublic: tpm2b(bare.ekPublic), akPublic: tpm2b(host.ak.publicArea) });
 
     assert.match(badHost.body.code, /^ERR_PARSE_/);
     assert.equal(badActivation.body.code, "ERR_EK_CERT_REQUIRED");

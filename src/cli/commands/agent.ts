@@ -1,10 +1,10 @@
 import { type Command, Option } from "commander";
 import pino, { type Logger } from "pino";
 import { attest, DEFAULT_EVENTLOG, DEFAULT_STATE_DIR, EK_ALG_KINDS, identify, readState, register as registerAk, run, ServiceClient, tokenPath, withTpm } from "../../agent/index.js";
-import { isTpmTrustError, isUnusableInput, TpmTrustError } from "../../errors.js";
+import { TpmTrustError } from "../../errors.js";
 import { TPM_SPEC_HELP } from "../../tpm/transport/index.js";
 import { readInput } from "../files.js";
-import { action, exitCodeFor, printJson } from "../run.js";
+import { action, printJson } from "../run.js";
 
 interface Common {
   tpm: string;
@@ -13,16 +13,6 @@ interface Common {
   stateDir: string;
   json?: boolean;
 }
-
-/** The agent could not do its job (bad input, no service, no TPM): exit 2; the service said no: exit 1. */
-const NOT_A_VERDICT = new Set(["ERR_UNREACHABLE", "ERR_TPM_TRANSPORT", "ERR_TPM_RC", "ERR_INTERNAL"]);
-
-function agentExitCode(e: unknown): number {
-  if (isTpmTrustError(e)) return isUnusableInput(e.code) || NOT_A_VERDICT.has(e.code) ? 2 : 1;
-  return exitCodeFor(e);
-}
-
-const agentAction = <A extends unknown[]>(fn: (...args: A) => Promise<number | void>) => action(fn, agentExitCode);
 
 /** Logs go to stderr (fd 2), so stdout stays data (host.json, verdicts, tokens). */
 function logger(level: string): Logger {
@@ -75,7 +65,7 @@ export function register(program: Command): void {
     .addOption(tpmOption())
     .option("--json", "print JSON (the only format; accepted for symmetry)")
     .action(
-      agentAction(async (o: { tpm: string }) => {
+      action(async (o: { tpm: string }) => {
         const { identity, notes } = await withTpm(o.tpm, identify);
         for (const n of notes) process.stderr.write(`note: ${n}\n`);
         printJson(identity);
@@ -94,7 +84,7 @@ export function register(program: Command): void {
     .option("--ak-handle <handle|none>", "persistent handle for the AK, or none to keep its blobs in the state dir", "0x81010003")
     .option("--json", "print one JSON object")
     .action(
-      agentAction(async (o: Common & { ekAlg: keyof typeof EK_ALG_KINDS; akAlg: "rsa" | "ecc"; akHandle: string }) => {
+      action(async (o: Common & { ekAlg: keyof typeof EK_ALG_KINDS; akAlg: "rsa" | "ecc"; akHandle: string }) => {
         const akHandle = akHandleArg(o.akHandle);
         const svc = service(o);
         const s = await withTpm(o.tpm, (tpm) => registerAk(tpm, svc, { stateDir: o.stateDir, ekAlg: EK_ALG_KINDS[o.ekAlg], akAlg: o.akAlg, akHandle, log: logger("warn") }));
@@ -114,7 +104,7 @@ export function register(program: Command): void {
     .addOption(caOption())
     .option("--json", "print one JSON object")
     .action(
-      agentAction(async (o: Common & { eventlog?: string }) => {
+      action(async (o: Common & { eventlog?: string }) => {
         const svc = service(o, readState(o.stateDir).server);
         const r = await withTpm(o.tpm, (tpm) => attest(tpm, svc, { stateDir: o.stateDir, eventLog: o.eventlog, eventLogRequired: o.eventlog !== undefined, log: logger("warn") }));
         return printVerdict(r, o.json, o.stateDir);
@@ -131,7 +121,7 @@ export function register(program: Command): void {
     .addOption(caOption())
     .option("--interval <seconds>", "seconds between attestations", "60")
     .action(
-      agentAction(async (o: Common & { eventlog?: string; interval: string }) => {
+      action(async (o: Common & { eventlog?: string; interval: string }) => {
         const intervalMs = intervalArg(o.interval);
         const svc = service(o, readState(o.stateDir).server);
         const ac = new AbortController();

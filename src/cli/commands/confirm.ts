@@ -1,5 +1,5 @@
 import type { Command } from "commander";
-import { confirm, type ConfirmInput, type ConfirmResult } from "../../attest/trust.js";
+import { confirm, type ConfirmInput, type ConfirmResult } from "../../trust/trust.js";
 import { loadCertificate } from "../../verify/ek/index.js";
 import { parseKeyInput } from "../../verify/inputs.js";
 import { atOption } from "../ak-chain.js";

@@ -3,14 +3,10 @@ import { type Command, Option } from "commander";
 import { DEVICE_KEY_HANDLE, provisionDevice } from "../../agent/dps-device.js";
 import { ServiceClient } from "../../agent/http.js";
 import { EK_ALG_KINDS, withTpm } from "../../agent/tpm.js";
-import { isTpmTrustError, isUnusableInput, TpmTrustError } from "../../errors.js";
+import { TpmTrustError } from "../../errors.js";
 import { TPM_SPEC_HELP } from "../../tpm/transport/index.js";
 import { readInput } from "../files.js";
-import { action, exitCodeFor, printJson } from "../run.js";
-
-/** Could not do the job (bad input, no service, no TPM): exit 2; the service said no: exit 1. */
-const NOT_A_VERDICT = new Set(["ERR_UNREACHABLE", "ERR_TPM_TRANSPORT", "ERR_TPM_RC", "ERR_INTERNAL"]);
-const exitCode = (e: unknown) => (isTpmTrustError(e) ? (isUnusableInput(e.code) || NOT_A_VERDICT.has(e.code) ? 2 : 1) : exitCodeFor(e));
+import { action, printJson } from "../run.js";
 
 function handleArg(v: string): number {
   if (!/^0x81[0-9a-fA-F]{6}$/.test(v)) throw new TpmTrustError("ERR_USAGE", `--handle must be a persistent handle like 0x81000100, got "${v}"`);
@@ -56,7 +52,6 @@ export function register(program: Command): void {
             process.stdout.write(`assigned registrationId=${r.registrationId} hub=${s.assignedHub} deviceId=${s.deviceId} substatus=${s.substatus} keyHandle=0x${r.keyHandle.toString(16)}\n`);
           }
         },
-        exitCode,
       ),
     );
 }

@@ -1,7 +1,7 @@
 import { readdirSync, statSync } from "node:fs";
 import { basename, join } from "node:path";
 import { type Command, Option } from "commander";
-import { changeHostClass, getHost, listHosts, registerHost, removeHost, type HostView } from "../../attest/hosts.js";
+import { changeHostClass, getHost, listHosts, registerHost, removeHost, setHostDisabled, type HostView } from "../../attest/hosts.js";
 import { confirmOnTerminal } from "../ask.js";
 import { isTpmTrustError, TpmTrustError } from "../../errors.js";
 import type { PolicyVersion } from "../../store/index.js";
@@ -25,7 +25,7 @@ function describe(h: HostView): string {
     `hardware class: ${h.hardwareClass}`,
     `policy version: ${h.policyVersion}`,
     `EK trust method: ${h.trustMethod ?? "-"}`,
-    `health: ${h.health}${h.healthReason ? ` (${h.healthReason})` : ""}`,
+    `health: ${h.health}${h.healthReason ? ` (${h.healthReason})` : ""}${h.disabledAt !== null ? ", disabled" : ""}`,
     `last attestation: ${h.lastAttestationAt ? new Date(h.lastAttestationAt).toISOString() : "never"}`,
   ];
   if (h.platform) lines.push(`TPM: ${JSON.stringify(h.platform)}`);
@@ -168,4 +168,11 @@ export function register(program: Command): void {
         ),
       ),
     );
+  for (const [verb, disabled] of [["disable", true], ["enable", false]] as const) {
+    hosts
+      .command(`${verb} <name>`)
+      .description(disabled ? "disable a host: unhealthy at once (tokens revoked, webhooks told); no verdict, token, activation, certificate or key until enabled" : "enable a disabled host; it turns healthy at its next passing attestation")
+      .option("--db <url>", DB_OPTION_HELP)
+      .action(action((name: string, o: { db?: string }) => withStore(o.db, async (store) => void (await setHostDisabled(store, name, disabled, { actor: "cli", now: Date.now() })))));
+  }
 }

@@ -8,6 +8,9 @@ import { referenceProblems } from "../../policy/baseline.js";
 import { interpretEvents, selfVerifyEventLog } from "../../verify/eventlog/index.js";
 import { loadEventLog, UNVERIFIED_NOTE } from "./eventlog.js";
 import { withProgress } from "../progress.js";
+import { importKeylime } from "../../policy/keylime.js";
+import { learnRuntimePolicy } from "../../policy/runtime.js";
+import { loadImaList } from "./ima.js";
 
 function readJson(path: string, what: string): unknown {
   const text = readInput(path, what).toString("utf8");
@@ -98,6 +101,35 @@ export function register(program: Command): void {
       action((o: { policy: string; log: string; json?: boolean }) => {
         const p = parseSoftwarePolicy(readJson(o.policy, "--policy"));
         return report(evaluateSoftware(p, selfVerifyEventLog(loadEventLog(o.log, "--log"))), o.json);
+      }),
+    );
+
+  const runtime = policy.command("runtime").description("runtime (IMA) policies: the files a Linux host may run");
+  runtime
+    .command("import")
+    .description("convert a Keylime runtime policy (JSON, or legacy allowlist + exclude list) to a tpmtrust runtime policy")
+    .requiredOption("--keylime <file>", "Keylime runtime policy JSON, legacy JSON allowlist or flat allowlist")
+    .option("--exclude-list <file>", "Keylime exclude list (one regular expression a line) to add")
+    .option("--name <name>", "policy name", "keylime")
+    .option("--out <file>", "write the policy here instead of standard output")
+    .action(
+      action((o: { keylime: string; excludeList?: string; name: string; out?: string }) => {
+        const excludes = o.excludeList === undefined ? undefined : readInput(o.excludeList, "--exclude-list").toString("utf8");
+        emit(importKeylime(readInput(o.keylime, "--keylime"), o.name, excludes), o.out);
+        return 0;
+      }),
+    );
+  runtime
+    .command("create")
+    .description("learn a runtime policy from a reference host's IMA measurement list (binary or ASCII)")
+    .requiredOption("--from <log>", "the reference host's measurement list")
+    .option("--exclude <regex...>", "paths to leave out and not judge (regular expressions matched at the start of the path)")
+    .option("--name <name>", "policy name", "runtime")
+    .requiredOption("--out <file>", "write the policy here")
+    .action(
+      action((o: { from: string; exclude?: string[]; name: string; out: string }) => {
+        emit(learnRuntimePolicy(o.name, loadImaList(o.from, "--from"), o.exclude ?? []), o.out);
+        return 0;
       }),
     );
 }

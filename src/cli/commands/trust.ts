@@ -12,13 +12,13 @@ import {
   removeAllowlistDir,
   removeCa,
   type Caller,
-} from "../../attest/trust.js";
+} from "../../trust/trust.js";
 import type { Store } from "../../store/index.js";
 import { action, printJson, usage } from "../run.js";
 import { DB_OPTION_HELP, withStore } from "../store.js";
 import { progress, withProgress, type Progress } from "../progress.js";
 import { decodeHostIdentity } from "../../attest/identity.js";
-import { loadAllowlistDir } from "../../attest/trust-files.js";
+import { loadAllowlistDir } from "../../trust/trust-files.js";
 import { TpmTrustError } from "../../errors.js";
 import { ekHash, ekHashFromCertificate, isEkHash, loadCertificates } from "../../verify/ek/index.js";
 import { readInput } from "../files.js";

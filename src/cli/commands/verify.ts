@@ -12,6 +12,7 @@ import { TPM_ST } from "../../tpm/constants.js";
 import type { TpmsAttest, TpmtSignature } from "../../tpm/types.js";
 import { verifyAkCertificate } from "../ak-chain.js";
 import { verifyEventLogAgainstQuote } from "../../verify/quote-eventlog.js";
+import { verifyImaAgainstPcrs } from "../../verify/ima/index.js";
 
 interface CommonOpts {
   ak: string;
@@ -81,8 +82,9 @@ export function register(program: Command): void {
   commonOptions(verify.command("quote").description("verify a TPM2_Quote"))
     .option("--pcrs <file>", "PCR values: tpm2_pcrread YAML, tpm2_quote -o file, or JSON {\"sha256\":{\"0\":\"hex\"}}")
     .option("--eventlog <file>", "TCG event log to replay against the quoted PCRs")
+    .option("--ima <file>", "IMA measurement list (binary or ASCII) that must replay to the quoted PCR 10")
     .action(
-      action(async (o: CommonOpts & { pcrs?: string; eventlog?: string }) => {
+      action(async (o: CommonOpts & { pcrs?: string; eventlog?: string; ima?: string }) => {
         let loaded: Loaded | undefined;
         return report(
           o,
@@ -96,6 +98,17 @@ export function register(program: Command): void {
             if (facts.verifiedPcrs) out.pcrs = jsonView(facts.verifiedPcrs);
             if (chain) out.akCertificate = chain;
             if (o.eventlog) out.eventlog = verifyEventLogAgainstQuote(readInput(o.eventlog, "--eventlog"), loaded.attest, loaded.signature, facts.verifiedPcrs);
+            if (o.ima) {
+              if (!facts.verifiedPcrs) throw new TpmTrustError("ERR_USAGE", "--ima needs --pcrs: the quoted PCR 10 values the list must replay to");
+              const ima = verifyImaAgainstPcrs(readInput(o.ima, "--ima"), facts.verifiedPcrs);
+              out.ima = {
+                entries: ima.list.entries.length,
+                covered: ima.covered,
+                pcr10: jsonView(ima.pcr10),
+                workarounds: ima.workarounds,
+                ...(ima.bootAggregate ? { bootAggregate: ima.bootAggregate } : {}),
+              };
+            }
             return out;
           },
           () => (loaded ? attestFacts(loaded.attest) : {}),

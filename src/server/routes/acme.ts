@@ -28,7 +28,8 @@ import {
   verifyRequest,
   type JwsBody,
 } from "../../ca/acme.js";
-import { certificatePem } from "../../ca/signing.js";
+import type { NonceLimit } from "../../ca/enroll.js";
+import { certificatePem } from "../../encoding.js";
 import { getTemplate, TEMPLATE_NAME_PATTERN } from "../../ca/templates.js";
 import { counted, metrics } from "../metrics.js";
 
@@ -45,11 +46,12 @@ const TEMPLATE = { type: "object", additionalProperties: false, required: ["temp
 /** HTTP status of an ACME problem type (RFC 8555 §6.7). */
 function statusOf(type: string): number {
   if (type === "unauthorized" || type === "orderNotReady") return 403;
+  if (type === "rateLimited") return 429;
   if (type === "serverInternal") return 500;
   return 400;
 }
 
-const acme: RouteModule = (app, { store, now, publicUrl }) => {
+const acme: RouteModule = (app, { store, now, publicUrl, attest }) => {
   const base = (req: FastifyRequest) => (publicUrl ?? `${req.protocol}://${req.host}`).replace(/\/+$/, "");
   const urls = (req: FastifyRequest) => new AcmeUrls(base(req));
 
@@ -60,8 +62,14 @@ const acme: RouteModule = (app, { store, now, publicUrl }) => {
       done(new TpmTrustError("ERR_VALIDATION", "the body is not JSON"), undefined);
     }
   });
+  const limit = (req: FastifyRequest): NonceLimit => ({ source: req.ip, limit: attest.nonceLimit, windowMs: attest.limitWindowMs });
   app.addHook("onSend", async (req, reply) => {
-    if (!reply.hasHeader("replay-nonce")) reply.header("replay-nonce", await newNonce(store, now()));
+    // past the address's nonce limit an answer carries no Replay-Nonce (RFC 8555 §6.5: SHOULD)
+    const fresh = reply.hasHeader("replay-nonce") ? undefined : await newNonce(store, now(), limit(req)).catch((e: unknown) => {
+      if (isTpmTrustError(e) && e.code === "ERR_TOO_MANY_ATTEMPTS") return undefined;
+      throw e;
+    });
+    if (fresh) reply.header("replay-nonce", fresh);
     reply.header("cache-control", "no-store");
   });
   app.setErrorHandler((err, req, reply) => {
@@ -71,6 +79,7 @@ const acme: RouteModule = (app, { store, now, publicUrl }) => {
     if (!e && !clientError) req.log.error({ err }, "unexpected ACME error");
     const type = e ? acmeType(e) : clientError ? "malformed" : "serverInternal";
     const status = clientError ? httpStatus! : statusOf(type);
+    if (typeof e?.details?.retryAfterSeconds === "number") reply.header("retry-after", String(e.details.retryAfterSeconds));
     return reply
       .code(status)
       .type("application/problem+json")
@@ -97,9 +106,9 @@ const acme: RouteModule = (app, { store, now, publicUrl }) => {
     },
   );
 
-  const nonce = async (reply: FastifyReply, status: number) => reply.header("replay-nonce", await newNonce(store, now())).code(status).send();
-  app.head("/acme/new-nonce", { ...post, schema: { tags, summary: "a fresh anti-replay nonce (Replay-Nonce header)" } }, async (_req, reply) => nonce(reply, 200));
-  app.get("/acme/new-nonce", { ...post, schema: { tags, summary: "a fresh anti-replay nonce (Replay-Nonce header)", hide: true } }, async (_req, reply) => nonce(reply, 204));
+  const nonce = async (req: FastifyRequest, reply: FastifyReply, status: number) => reply.header("replay-nonce", await newNonce(store, now(), limit(req))).code(status).send();
+  app.head("/acme/new-nonce", { ...post, schema: { tags, summary: "a fresh anti-replay nonce (Replay-Nonce header)" } }, async (req, reply) => nonce(req, reply, 200));
+  app.get("/acme/new-nonce", { ...post, schema: { tags, summary: "a fresh anti-replay nonce (Replay-Nonce header)", hide: true } }, async (req, reply) => nonce(req, reply, 204));
 
   app.post("/acme/new-account", { ...post, schema: { tags, summary: "create or find the account of the JWS key", body: JWS } }, async (req, reply) => {
     const { account, created } = await newAccount(store, await verified(req, "jwk"), { now: now() });

@@ -3,9 +3,10 @@
  * proves itself with its TPM (only the TPM holding the EK and the AK recovers the secret).
  */
 import type { RouteModule } from "../app.js";
-import { BASE64_PATTERN, decodeBase64 } from "../../attest/identity.js";
+import { BASE64_PATTERN, decodeBase64 } from "../../encoding.js";
 import { completeActivation, startActivation } from "../../attest/activation.js";
-import { attestationCa, certificatePem } from "../../attest/ak-ca.js";
+import { attestationCa } from "../../ca/ak-ca.js";
+import { certificatePem } from "../../encoding.js";
 import { counted, metrics } from "../metrics.js";
 
 const tags = ["activation"];

@@ -5,11 +5,10 @@
  */
 import type { RouteModule } from "../app.js";
 import { READERS } from "../auth.js";
-import { BASE64_PATTERN } from "../../attest/identity.js";
+import { BASE64_PATTERN } from "../../encoding.js";
 import { attest } from "../../attest/attest.js";
 import { issueChallenge } from "../../attest/challenge.js";
 import type { EvidenceBody } from "../../attest/evidence.js";
-import { startMonitor } from "../../attest/health.js";
 import { JudgementCache } from "../../attest/judge.js";
 import { TpmTrustError } from "../../errors.js";
 import { counted, metrics, timeAttestation } from "../metrics.js";
@@ -44,10 +43,8 @@ const RESULT = {
   },
 } as const;
 
-const attestations: RouteModule = (app, { store, now, attest: cfg }) => {
-  const monitor = startMonitor({ store, cfg, now, logger: app.log });
+const attestations: RouteModule = (app, { store, now, attest: cfg, monitor }) => {
   const judgements = new JudgementCache(cfg.judgementCacheSize);
-  app.addHook("onClose", () => monitor.stop());
 
   app.post<{ Body: { akNameHex: string; banks?: string[] } }>(
     "/v1/attestations/challenge",

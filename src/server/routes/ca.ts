@@ -8,12 +8,12 @@ import type { FastifyRequest } from "fastify";
 import type { RouteModule } from "../app.js";
 import { ADMINS, READERS, actorOf, bearer } from "../auth.js";
 import { TpmTrustError } from "../../errors.js";
-import { BASE64_PATTERN, decodeBase64 } from "../../attest/identity.js";
+import { BASE64_PATTERN, decodeBase64 } from "../../encoding.js";
 import { caChain } from "../../ca/authority.js";
 import { certView, getCertificate, listCertificates } from "../../ca/certificates.js";
 import { currentCrl, revokeCertificate, REVOCATION_REASONS } from "../../ca/crl.js";
 import { enroll, enrollChallenge } from "../../ca/enroll.js";
-import { certificatePem } from "../../ca/signing.js";
+import { certificatePem } from "../../encoding.js";
 import { TEMPLATE_NAME_PATTERN, TEMPLATE_SCHEMA, getTemplate, listTemplates, putTemplate, removeTemplate } from "../../ca/templates.js";
 import type { Store } from "../../store/index.js";
 import { counted, metrics } from "../metrics.js";
@@ -43,12 +43,12 @@ async function vouching(store: Store, req: FastifyRequest): Promise<{ actor: str
   return { actor: `admin:${t.id}`, admin: true };
 }
 
-const ca: RouteModule = (app, { store, now, publicUrl }) => {
+const ca: RouteModule = (app, { store, now, publicUrl, attest }) => {
   app.post(
     "/v1/ca/challenge",
     { config: { access: "public" }, schema: { tags, summary: "a single-use nonce: the qualifying data of the TPM2_Certify an enrolment carries" } },
-    async (_req, reply) => {
-      const c = await enrollChallenge(store, now());
+    async (req, reply) => {
+      const c = await enrollChallenge(store, now(), { source: req.ip, limit: attest.nonceLimit, windowMs: attest.limitWindowMs });
       return reply.code(201).send({ nonceHex: c.nonce.toString("hex"), expiresAt: c.expiresAt });
     },
   );

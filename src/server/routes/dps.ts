@@ -137,7 +137,7 @@ export async function dpsRoutes(app: FastifyInstance, deps: RouteDeps): Promise<
     async (req, reply) => {
       const authorization = req.headers.authorization;
       const r = await count(authorization === undefined ? "challenge" : "register", () =>
-        register(d, { idScope: req.params.idScope, registrationId: req.params.registrationId, body: req.body, ...(authorization !== undefined ? { authorization } : {}) }),
+        register(d, { idScope: req.params.idScope, registrationId: req.params.registrationId, body: req.body, source: req.ip, ...(authorization !== undefined ? { authorization } : {}) }),
       );
       if (r.kind === "challenge") return reply.code(401).send({ authenticationKey: r.authenticationKey, keyName: r.keyName });
       metrics.registrations.inc({ kind: "device", outcome: "success", reason: "none" });
@@ -163,7 +163,7 @@ export async function dpsRoutes(app: FastifyInstance, deps: RouteDeps): Promise<
     },
     async (req) =>
       count("operation", () =>
-        operationStatus(d, { idScope: req.params.idScope, registrationId: req.params.registrationId, operationId: req.params.operationId, authorization: req.headers.authorization }),
+        operationStatus(d, { idScope: req.params.idScope, registrationId: req.params.registrationId, operationId: req.params.operationId, authorization: req.headers.authorization, source: req.ip }),
       ),
   );
 
@@ -179,6 +179,6 @@ export async function dpsRoutes(app: FastifyInstance, deps: RouteDeps): Promise<
         body: { anyOf: [{ type: "null" }, REGISTRATION_BODY] },
       },
     },
-    async (req) => count("status", () => registrationStatus(d, { idScope: req.params.idScope, registrationId: req.params.registrationId, authorization: req.headers.authorization })),
+    async (req) => count("status", () => registrationStatus(d, { idScope: req.params.idScope, registrationId: req.params.registrationId, authorization: req.headers.authorization, source: req.ip })),
   );
 }

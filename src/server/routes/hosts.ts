@@ -2,7 +2,7 @@
 import type { RouteModule } from "../app.js";
 import { actorOf, ADMINS, READERS } from "../auth.js";
 import { HOST_IDENTITY_SCHEMA } from "../../attest/identity.js";
-import { changeHostClass, getHost, HARDWARE_CLASS_PATTERN, HOST_NAME_PATTERN, listHosts, registerHost, removeHost } from "../../attest/hosts.js";
+import { changeHostClass, getHost, HARDWARE_CLASS_PATTERN, HOST_NAME_PATTERN, listHosts, registerHost, removeHost, setHostDisabled } from "../../attest/hosts.js";
 import { TpmTrustError } from "../../errors.js";
 import { counted, metrics } from "../metrics.js";
 import type { Health, PolicyVersion } from "../../store/index.js";
@@ -10,7 +10,7 @@ import type { Health, PolicyVersion } from "../../store/index.js";
 const tags = ["hosts"];
 const NAME = { type: "object", additionalProperties: false, required: ["name"], properties: { name: { type: "string", pattern: HOST_NAME_PATTERN } } } as const;
 
-const hosts: RouteModule = (app, { store, now }) => {
+const hosts: RouteModule = (app, { store, now, monitor }) => {
   app.post<{ Body: { name: string; hardwareClass: string; policyVersion?: PolicyVersion; allowlistEk?: boolean; identity: unknown } }>(
     "/v1/hosts",
     {
@@ -71,6 +71,20 @@ const hosts: RouteModule = (app, { store, now }) => {
     await removeHost(store, req.params.name, { actor: actorOf(req), now: now() });
     return reply.code(204).send();
   });
+
+  for (const [verb, disabled] of [["disable", true], ["enable", false]] as const) {
+    app.post<{ Params: { name: string } }>(
+      `/v1/hosts/:name/${verb}`,
+      {
+        config: { access: ADMINS },
+        schema: { tags, summary: disabled ? "disable a host: unhealthy at once, tokens revoked; no verdict, token, activation, certificate or key until enabled" : "enable a disabled host (it attests back to health)", params: NAME },
+      },
+      async (req) => {
+        if (await setHostDisabled(store, req.params.name, disabled, { actor: actorOf(req), now: now() })) monitor.kick();
+        return getHost(store, req.params.name);
+      },
+    );
+  }
 
   app.get<{ Params: { name: string }; Querystring: { limit?: string } }>(
     "/v1/hosts/:name/attestations",

@@ -1,6 +1,6 @@
 /** The attestation token signing keys (JWKS), for relying parties that verify tokens offline. */
 import type { RouteModule } from "../app.js";
-import { jwks } from "../../attest/tokens.js";
+import { jwks } from "../../tokens/tokens.js";
 
 const JWK = {
   type: "object",

@@ -7,7 +7,7 @@ import type { FastifyRequest } from "fastify";
 import type { RouteModule } from "../app.js";
 import { actorOf, ADMINS, bearer, READERS } from "../auth.js";
 import { metrics, reasonOf } from "../metrics.js";
-import { BASE64_PATTERN, decodeBase64 } from "../../attest/identity.js";
+import { BASE64_PATTERN, decodeBase64 } from "../../encoding.js";
 import {
   addKeyServer,
   authorizeHost,

@@ -1,7 +1,8 @@
 /** EK trust: allow-list, allow-list folders, EK roots and intermediates, and confirm. Admin writes, admin/auditor reads. */
 import type { RouteModule } from "../app.js";
 import { actorOf, ADMINS, READERS } from "../auth.js";
-import { BASE64_PATTERN, decodeBase64, decodePublic } from "../../attest/identity.js";
+import { decodePublic } from "../../attest/identity.js";
+import { BASE64_PATTERN, decodeBase64 } from "../../encoding.js";
 import {
   addAllowlist,
   addAllowlistDir,
@@ -14,7 +15,7 @@ import {
   removeAllowlistDir,
   removeCa,
   type ConfirmInput,
-} from "../../attest/trust.js";
+} from "../../trust/trust.js";
 import { TpmTrustError } from "../../errors.js";
 
 const EK_HASH = { type: "string", pattern: "^[0-9a-fA-F]{64}$", description: "hex SHA-256 of the EK public key (AD CS rule), any case" } as const;

@@ -38,6 +38,8 @@ export interface Host {
   eks: HostEk[];
   createdAt: number;
   updatedAt: number;
+  /** when an administrator disabled the host (null: enabled) */
+  disabledAt: number | null;
 }
 
 export interface NewHost {
@@ -71,6 +73,7 @@ export function toHost(r: HostsTable, eks: HostEk[]): Host {
     eks,
     createdAt: r.created_at,
     updatedAt: r.updated_at,
+    disabledAt: r.disabled_at ?? null,
   };
 }
 
@@ -117,6 +120,7 @@ export function hostsRepo(ctx: Ctx) {
               platform: h.platform ? toJson(h.platform) : null,
               created_at: at,
               updated_at: at,
+              disabled_at: null,
             })
             .execute(),
           `host ${h.name} already exists`,
@@ -210,6 +214,27 @@ export function hostsRepo(ctx: Ctx) {
      * Marks a host unhealthy because it went silent, only if it is still past its deadline and still
      * in the health `seen`: one conditional UPDATE, so of several sweeping instances exactly one wins.
      */
+    /** Disables (`at`) or enables (null) a host; false if there is no such host. */
+    async setDisabled(name: string, disabledAt: number | null, at: number): Promise<boolean> {
+      return affected(await ctx.db.updateTable("hosts").set({ disabled_at: disabledAt, updated_at: at }).where("name", "=", name).executeTakeFirst()) > 0;
+    },
+
+    /**
+     * Turns a host unhealthy for `reason` unless it already is; true for exactly the one caller that
+     * made the transition (several instances may find the same reason at once).
+     */
+    async markUnhealthy(name: string, o: { reason: string; at: number }): Promise<{ changed: boolean; previous: Health }> {
+      const cur = await ctx.db.selectFrom("hosts").select("health").where("name", "=", name).executeTakeFirst();
+      if (!cur || cur.health === "unhealthy") return { changed: false, previous: (cur?.health ?? "unhealthy") as Health };
+      const r = await ctx.db
+        .updateTable("hosts")
+        .set({ health: "unhealthy", health_reason: o.reason, health_changed_at: o.at, updated_at: o.at })
+        .where("name", "=", name)
+        .where("health", "=", cur.health)
+        .executeTakeFirst();
+      return { changed: affected(r) > 0, previous: cur.health as Health };
+    },
+
     async markSilent(name: string, o: { seen: Health; reason: string; at: number }): Promise<boolean> {
       const r = await ctx.db
         .updateTable("hosts")

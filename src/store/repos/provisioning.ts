@@ -50,8 +50,6 @@ export interface DeviceRegistration {
   payload: unknown;
   /** the HMAC key the device signs its SAS tokens with (duplicated into its TPM), as the caller stored it */
   sasKey: Buffer | null;
-  /** the key of the latest challenge, until the device proves it */
-  pendingSasKey: Buffer | null;
   /** the device twin ({tags, properties: {desired}}) for the assigned hub */
   twin: Record<string, unknown> | null;
   /** DPS error code and message when status is "failed" */
@@ -71,7 +69,7 @@ export interface Hub {
 type EnrollmentFields = Omit<Enrollment, "createdAt" | "updatedAt">;
 type GroupFields = Omit<EnrollmentGroup, "createdAt" | "updatedAt">;
 export type RegistrationPatch = Partial<
-  Pick<DeviceRegistration, "groupName" | "ekPublic" | "srkPublic" | "status" | "substatus" | "assignedHub" | "deviceId" | "operationId" | "payload" | "sasKey" | "pendingSasKey" | "twin" | "errorCode" | "errorMessage">
+  Pick<DeviceRegistration, "groupName" | "ekPublic" | "srkPublic" | "status" | "substatus" | "assignedHub" | "deviceId" | "operationId" | "payload" | "sasKey" | "twin" | "errorCode" | "errorMessage">
 >;
 
 const toEnrollment = (r: EnrollmentsTable): Enrollment => ({
@@ -109,7 +107,6 @@ const toRegistration = (r: DeviceRegistrationsTable): DeviceRegistration => ({
   etag: r.etag,
   payload: fromJsonOrNull(r.payload),
   sasKey: unhexOrNull(r.sas_key),
-  pendingSasKey: unhexOrNull(r.pending_sas_key),
   twin: fromJsonOrNull<Record<string, unknown>>(r.twin),
   errorCode: r.error_code,
   errorMessage: r.error_message,
@@ -221,6 +218,7 @@ export function provisioningRepo(ctx: Ctx) {
         etag: randomUUID(),
         payload: null,
         sas_key: null,
+        // unused since challenge keys are derived (device-keys.ts), not stored
         pending_sas_key: null,
         twin: null,
         error_code: null,
@@ -252,7 +250,6 @@ export function provisioningRepo(ctx: Ctx) {
       if (p.operationId !== undefined) set.operation_id = p.operationId;
       if (p.payload !== undefined) set.payload = p.payload === null ? null : toJson(p.payload);
       if (p.sasKey !== undefined) set.sas_key = hexOrNull(p.sasKey);
-      if (p.pendingSasKey !== undefined) set.pending_sas_key = hexOrNull(p.pendingSasKey);
       if (p.twin !== undefined) set.twin = p.twin === null ? null : toJson(p.twin);
       if (p.errorCode !== undefined) set.error_code = p.errorCode;
       if (p.errorMessage !== undefined) set.error_message = p.errorMessage;

@@ -32,21 +32,37 @@ export function normalizeEkHash(h: string): string {
   return s;
 }
 
-/** EK trust configuration: the allow-list, manufacturer roots (EKROOT) and intermediates (EKCA), allow-list directories. */
+/** Bumps the trust version when `changed`, in the change's transaction; returns `changed`. */
+async function bumped(ctx: Ctx, changed: boolean): Promise<boolean> {
+  if (changed) await ctx.db.updateTable("trust_version").set((eb) => ({ version: eb("version", "+", 1) })).where("id", "=", 1).execute();
+  return changed;
+}
+
+/**
+ * EK trust configuration: the allow-list, manufacturer roots (EKROOT) and intermediates (EKCA),
+ * allow-list directories. Every change bumps one version counter, so cached trust evaluations of
+ * every instance see it at their next decision.
+ */
 export function trustRepo(ctx: Ctx) {
   return {
+    /** The trust version: changes whenever anything below changes (one row, read on every trusted decision). */
+    async version(): Promise<number> {
+      const r = await ctx.db.selectFrom("trust_version").select("version").where("id", "=", 1).executeTakeFirst();
+      return Number(r?.version ?? 0);
+    },
+
     /** Adds (or keeps) an allow-list entry; returns false if it was already present. */
-    async addAllowlist(ekHash: string, o: { label?: string | null; source?: string | null; at?: number } = {}): Promise<boolean> {
-      const r = await ctx.db
-        .insertInto("ek_allowlist")
-        .values({ ek_hash: normalizeEkHash(ekHash), label: o.label ?? null, source: o.source ?? null, added_at: o.at ?? Date.now() })
-        .onConflict((oc) => oc.column("ek_hash").doNothing())
-        .executeTakeFirst();
-      return Number(r.numInsertedOrUpdatedRows ?? 0n) > 0;
-    },
-    async removeAllowlist(ekHash: string): Promise<boolean> {
-      return affected(await ctx.db.deleteFrom("ek_allowlist").where("ek_hash", "=", normalizeEkHash(ekHash)).executeTakeFirst()) > 0;
-    },
+    addAllowlist: (ekHash: string, o: { label?: string | null; source?: string | null; at?: number } = {}): Promise<boolean> =>
+      ctx.transaction(async (tx) => {
+        const r = await tx.db
+          .insertInto("ek_allowlist")
+          .values({ ek_hash: normalizeEkHash(ekHash), label: o.label ?? null, source: o.source ?? null, added_at: o.at ?? Date.now() })
+          .onConflict((oc) => oc.column("ek_hash").doNothing())
+          .executeTakeFirst();
+        return bumped(tx, Number(r.numInsertedOrUpdatedRows ?? 0n) > 0);
+      }),
+    removeAllowlist: (ekHash: string): Promise<boolean> =>
+      ctx.transaction(async (tx) => bumped(tx, affected(await tx.db.deleteFrom("ek_allowlist").where("ek_hash", "=", normalizeEkHash(ekHash)).executeTakeFirst()) > 0)),
     async isAllowlisted(ekHash: string): Promise<boolean> {
       return (await ctx.db.selectFrom("ek_allowlist").select("ek_hash").where("ek_hash", "=", normalizeEkHash(ekHash)).executeTakeFirst()) !== undefined;
     },
@@ -56,34 +72,34 @@ export function trustRepo(ctx: Ctx) {
     },
 
     /** Adds a root or intermediate certificate (DER); `subject` is for display. Returns false if already present. */
-    async addCaCert(kind: EkCaKind, der: Uint8Array, subject: string, at: number = Date.now()): Promise<{ fingerprint: string; added: boolean }> {
-      const fingerprint = createHash("sha256").update(der).digest("hex");
-      const r = await ctx.db
-        .insertInto(caTable(kind))
-        .values({ fingerprint, subject, cert: hex(der), added_at: at })
-        .onConflict((oc) => oc.column("fingerprint").doNothing())
-        .executeTakeFirst();
-      return { fingerprint, added: Number(r.numInsertedOrUpdatedRows ?? 0n) > 0 };
-    },
-    async removeCaCert(kind: EkCaKind, fingerprint: string): Promise<boolean> {
-      return affected(await ctx.db.deleteFrom(caTable(kind)).where("fingerprint", "=", fingerprint.toLowerCase()).executeTakeFirst()) > 0;
-    },
+    addCaCert: (kind: EkCaKind, der: Uint8Array, subject: string, at: number = Date.now()): Promise<{ fingerprint: string; added: boolean }> =>
+      ctx.transaction(async (tx) => {
+        const fingerprint = createHash("sha256").update(der).digest("hex");
+        const r = await tx.db
+          .insertInto(caTable(kind))
+          .values({ fingerprint, subject, cert: hex(der), added_at: at })
+          .onConflict((oc) => oc.column("fingerprint").doNothing())
+          .executeTakeFirst();
+        return { fingerprint, added: await bumped(tx, Number(r.numInsertedOrUpdatedRows ?? 0n) > 0) };
+      }),
+    removeCaCert: (kind: EkCaKind, fingerprint: string): Promise<boolean> =>
+      ctx.transaction(async (tx) => bumped(tx, affected(await tx.db.deleteFrom(caTable(kind)).where("fingerprint", "=", fingerprint.toLowerCase()).executeTakeFirst()) > 0)),
     async listCaCerts(kind: EkCaKind): Promise<EkCaCert[]> {
       return (await ctx.db.selectFrom(caTable(kind)).selectAll().orderBy("subject").orderBy("fingerprint").execute()).map(toCaCert);
     },
 
     /** AD CS-style directories of zero-byte files named by EK hash; the trust layer scans them on each check. */
-    async addAllowlistDir(path: string, at: number = Date.now()): Promise<boolean> {
-      const r = await ctx.db
-        .insertInto("allowlist_dirs")
-        .values({ path, added_at: at })
-        .onConflict((oc) => oc.column("path").doNothing())
-        .executeTakeFirst();
-      return Number(r.numInsertedOrUpdatedRows ?? 0n) > 0;
-    },
-    async removeAllowlistDir(path: string): Promise<boolean> {
-      return affected(await ctx.db.deleteFrom("allowlist_dirs").where("path", "=", path).executeTakeFirst()) > 0;
-    },
+    addAllowlistDir: (path: string, at: number = Date.now()): Promise<boolean> =>
+      ctx.transaction(async (tx) => {
+        const r = await tx.db
+          .insertInto("allowlist_dirs")
+          .values({ path, added_at: at })
+          .onConflict((oc) => oc.column("path").doNothing())
+          .executeTakeFirst();
+        return bumped(tx, Number(r.numInsertedOrUpdatedRows ?? 0n) > 0);
+      }),
+    removeAllowlistDir: (path: string): Promise<boolean> =>
+      ctx.transaction(async (tx) => bumped(tx, affected(await tx.db.deleteFrom("allowlist_dirs").where("path", "=", path).executeTakeFirst()) > 0)),
     async listAllowlistDirs(): Promise<{ path: string; addedAt: number }[]> {
       return (await ctx.db.selectFrom("allowlist_dirs").selectAll().orderBy("path").execute()).map((r) => ({ path: r.path, addedAt: r.added_at }));
     },

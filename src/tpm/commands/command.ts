@@ -1,7 +1,7 @@
 import { TPM_ST } from "../constants.js";
 import { Reader, Writer } from "../marshal.js";
 import { TpmRcError } from "../rc.js";
-import type { AuthCommand, AuthResponse } from "./session.js";
+import type { AuthCommand, AuthResponse, AuthSession } from "./session.js";
 
 export interface CommandRequest {
   /** e.g. "TPM2_Quote", for error messages */
@@ -76,4 +76,30 @@ export function unmarshalResponse(resp: Buffer, name: string, responseHandles: n
   }
   r.end("response");
   return { handles, params, paramsOffset, auths };
+}
+
+/**
+ * One TPM command as go-tpm's tpm2 package models them: the spec name and command code, a typed
+ * request (its handles, the sessions authorizing them, its parameters) and the typed response.
+ * `TpmClient.run` executes it.
+ */
+export interface Command<Req, Resp> {
+  /** the spec name, e.g. "TPM2_Quote" */
+  readonly name: string;
+  /** TPM_CC (Part 2 §6.5) */
+  readonly code: number;
+  /** number of handles in the response's handle area */
+  readonly responseHandles?: number;
+  /**
+   * Where the first parameter is a TPM2B that carries or may carry a secret, so that the client's
+   * parameter-encryption session encrypts it (Part 1 §21.1: only a TPM2B first parameter can be).
+   */
+  readonly parameterEncryption?: { command?: boolean; response?: boolean };
+  /** the handle area; the authorized handles come first, one AuthSession each */
+  handles?(req: Req): number[];
+  auths?(req: Req): AuthSession[];
+  /** writes the parameter area */
+  params?(req: Req, w: Writer): void;
+  /** reads the response parameters; must consume them exactly */
+  response?(r: Reader, handles: number[]): Resp;
 }

@@ -4,7 +4,8 @@ import { certificateFromNv } from "../nvcert.js";
 import { policySecretDigest } from "../policydigest.js";
 import { handleName } from "../structures.js";
 import type { TpmtPublic, TpmtSymDefObject } from "../types.js";
-import type { CreatePrimaryResult, TpmClient } from "./client.js";
+import type { TpmClient } from "./client.js";
+import type { CreatePrimaryResult } from "./create-primary.js";
 import { TPMA_NV } from "./nv.js";
 import { password, type AuthSession } from "./session.js";
 

@@ -15,11 +15,47 @@ export interface AuthResponse {
   hmac: Buffer;
 }
 
-/** Authorizes one handle of one command. */
+/** What an HMAC session computes its command HMAC over (Part 1 §19.6.5, §18.7 cpHash). */
+export interface CommandContext {
+  /** TPM_CC */
+  code: number;
+  /** Names of the handles in the handle area (only filled when a session computes an HMAC) */
+  names: Buffer[];
+  /** the parameter area as sent (after parameter encryption) */
+  params: Buffer;
+  /** this session encrypts the command's first parameter / the response's first parameter */
+  decrypt: boolean;
+  encrypt: boolean;
+  /** nonceTPM of a separate decrypt and encrypt session, which the first session's HMAC covers (Part 1 §19.6.5) */
+  nonceDecrypt?: Buffer;
+  nonceEncrypt?: Buffer;
+}
+
+/** What an HMAC session checks the response HMAC against (Part 1 §18.8 rpHash). */
+export interface ResponseContext {
+  code: number;
+  /** the response parameter area as received (before decryption) */
+  params: Buffer;
+}
+
+/** Authorizes one handle of one command, or (with `hmac`) protects the command's parameters. */
 export interface AuthSession {
-  authCommand(random: (n: number) => Buffer): AuthCommand;
-  /** Takes the TPM's answer for this session (new nonceTPM). */
-  update(resp: AuthResponse): void;
+  /** an HMAC session, whose HMAC covers the Names of the command's handles */
+  readonly hmac?: boolean;
+  /** chooses this command's nonceCaller (before parameter encryption, which depends on it) */
+  begin?(random: (n: number) => Buffer): void;
+  authCommand(random: (n: number) => Buffer, ctx: CommandContext): AuthCommand;
+  /** Takes the TPM's answer for this session (new nonceTPM); an HMAC session checks the response HMAC. */
+  update(resp: AuthResponse, ctx: ResponseContext): void;
+}
+
+/** A session that also encrypts the first parameter of commands and responses (Part 1 §21). */
+export interface ParameterEncryptionSession extends AuthSession {
+  readonly nonceTPM: Buffer;
+  /** the data of the command's first TPM2B parameter, encrypted */
+  encryptParameter(data: Buffer): Buffer;
+  /** the data of the response's first TPM2B parameter, decrypted (after update) */
+  decryptParameter(data: Buffer): Buffer;
 }
 
 /** Password authorization (Part 1 §19.8.4): TPM_RS_PW, empty nonce, the authValue in the hmac field. */

@@ -1,6 +1,6 @@
 /**
  * Trust anchors for EK certificates: roots (AD CS "EKROOT") and intermediates ("EKCA"), as parsed
- * certificates. Pure: the files are read by src/attest/trust-files.ts.
+ * certificates. Pure: reading files is left to callers.
  */
 import type { ParsedCertificate } from "./certificate.js";
 import { isSelfSigned } from "./chain.js";

@@ -8,6 +8,7 @@
 import { createPublicKey, type KeyObject } from "node:crypto";
 import { AsnConvert } from "@peculiar/asn1-schema";
 import { AlgorithmIdentifier, Extensions } from "@peculiar/asn1-x509";
+import { pemBlocks } from "../../encoding.js";
 import { TpmTrustError } from "../../errors.js";
 import { children, contents, expectTag, hasBerLength, parseError, readTlv, whole, type Tlv } from "./der.js";
 import { decodeExtension, POLICY_EXTENSIONS, PROCESSED_EXTENSIONS, type DecodedExtensions } from "./extensions.js";
@@ -51,7 +52,6 @@ export interface ParsedCertificate extends DecodedExtensions {
 
 const MAX_CERT = 64 * 1024;
 const CERT_LABELS = new Set(["CERTIFICATE", "X509 CERTIFICATE", "TRUSTED CERTIFICATE"]);
-const PEM_RE = /-----BEGIN ([A-Z0-9 ]+)-----([\s\S]*?)-----END \1-----/g;
 
 interface Framed {
   der: Buffer;
@@ -84,14 +84,14 @@ function frames(input: Uint8Array | string): Framed[] {
     return [{ der: stripNvFraming(buf, found), found }];
   }
   const text = buf.toString("latin1");
-  const blocks = [...text.matchAll(PEM_RE)];
+  const blocks = pemBlocks(text);
   if (blocks.length > 0) {
-    const certs = blocks.filter((m) => CERT_LABELS.has(m[1]));
-    if (certs.length === 0) throw parseError(`PEM holds no certificate (found ${blocks.map((m) => m[1]).join(", ")})`, 0);
-    return certs.map((m) => {
+    const certs = blocks.filter((b) => CERT_LABELS.has(b.label));
+    if (certs.length === 0) throw parseError(`PEM holds no certificate (found ${blocks.map((b) => b.label).join(", ")})`, 0);
+    return certs.map((b) => {
       const found: Framed["found"] = [];
       // TRUSTED CERTIFICATE appends OpenSSL trust settings after the DER: the DER length cuts them off
-      return { der: stripNvFraming(Buffer.from(m[2].replace(/[^A-Za-z0-9+/=]/g, ""), "base64"), found), found };
+      return { der: stripNvFraming(b.der, found), found };
     });
   }
   if (/^[A-Za-z0-9+/=\s]+$/.test(text)) {

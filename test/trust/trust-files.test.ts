@@ -4,7 +4,7 @@ import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { decodeTpm2bPublic } from "../../src/tpm/structures.js";
-import { loadAllowlistDir, loadTrustAnchors } from "../../src/attest/trust-files.js";
+import { loadAllowlistDir, loadTrustAnchors } from "../../src/trust/trust-files.js";
 import { ekHash, evaluateEkTrust, loadCertificate, roleFromPath } from "../../src/verify/ek/index.js";
 import { TpmTrustError } from "../../src/errors.js";
 

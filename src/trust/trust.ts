@@ -301,7 +301,11 @@ export interface EkDecision extends EkTrustResult {
 
 /** Evaluates both EK trust methods against the current configuration at `at`. Never throws for evidence that fails. */
 export async function evaluateEk(store: Store, ev: EkEvidence, at: Date): Promise<EkDecision> {
-  const snap = await trustSnapshot(store);
+  return evaluateEkIn(await trustSnapshot(store), ev, at);
+}
+
+/** evaluateEk against a configuration already read. */
+export function evaluateEkIn(snap: TrustSnapshot, ev: EkEvidence, at: Date): EkDecision {
   const r = evaluateEkTrust({
     ...(ev.ekPublic !== undefined ? { ekPublic: ev.ekPublic } : {}),
     ekCerts: ev.ekCerts ?? [],

@@ -8,9 +8,9 @@ import { createPrivateKey, generateKeyPairSync, randomUUID, sign, type JsonWebKe
 import { calculateJwkThumbprint, errors as joseErrors, importJWK, jwtVerify, type JWK, type JWTPayload } from "jose";
 import { TpmTrustError } from "../errors.js";
 import type { Store, TokenRecord } from "../store/index.js";
-import { DEFAULT_ATTEST_CONFIG, type AttestConfig } from "./config.js";
 
 export const TOKEN_ALG = "ES256";
+export const DEFAULT_TOKEN_ISSUER = "tpmtrust";
 export const EAT_PROFILE = "tag:tpmtrust.dev,2026:attestation-token/v1";
 
 export interface PolicyRef {
@@ -34,6 +34,13 @@ export interface AttestationClaims extends JWTPayload {
   pcr_digest: string;
   "ear.status": "affirming";
   eat_profile: string;
+}
+
+/** What signing and publishing tokens needs of the attestation settings (attest/config.ts). */
+export interface TokenConfig {
+  tokenTtlMs: number;
+  keyRotationMs: number;
+  issuer: string;
 }
 
 type KeyLike = Awaited<ReturnType<typeof importJWK>>;
@@ -75,7 +82,7 @@ async function newSigningKey(store: Store, now: number): Promise<ActiveKey> {
 }
 
 /** The key to sign with now: the store's current key, or a new one when it is due for rotation. */
-export async function signingKey(store: Store, cfg: AttestConfig, now: number): Promise<ActiveKey> {
+export async function signingKey(store: Store, cfg: TokenConfig, now: number): Promise<ActiveKey> {
   const cached = active.get(store);
   if (cached && now - cached.checkedAt < RECHECK_MS && now - cached.createdAt < cfg.keyRotationMs) return cached;
   const cur = await store.signingKeys.current();
@@ -102,7 +109,7 @@ export interface SignedToken {
  */
 export async function signToken(
   store: Store,
-  cfg: AttestConfig,
+  cfg: TokenConfig,
   now: number,
   c: { host: string; hardwareClass: string; policyVersion: string; policies: PolicyRef[]; pcrDigestHex: string },
 ): Promise<SignedToken> {
@@ -130,7 +137,7 @@ export async function signToken(
 }
 
 /** The JWKS: unretired keys and those retired recently enough that tokens they signed may still live. */
-export async function jwks(store: Store, cfg: AttestConfig, now: number): Promise<{ keys: Record<string, unknown>[] }> {
+export async function jwks(store: Store, cfg: TokenConfig, now: number): Promise<{ keys: Record<string, unknown>[] }> {
   const keys = await store.signingKeys.list({ retiredSince: now - cfg.tokenTtlMs });
   return { keys: keys.map((k) => k.publicJwk) };
 }
@@ -162,7 +169,7 @@ export async function verifyAttestationToken(
     ({ payload } = await jwtVerify(jwt, (header) => publicKeyFor(store, header.kid), {
       algorithms: [TOKEN_ALG],
       currentDate: new Date(now),
-      issuer: o.issuer ?? DEFAULT_ATTEST_CONFIG.issuer,
+      issuer: o.issuer ?? DEFAULT_TOKEN_ISSUER,
       requiredClaims: ["sub", "jti", "exp", "iat"],
     }));
   } catch (e) {

@@ -16,9 +16,7 @@ import { spkiFromTpmt } from "../crypto/keys.js";
 import { isPostgresUrl, type CaAuthority, type Store } from "../store/index.js";
 import type { TpmtPublic } from "../tpm/types.js";
 import { EKU_AIK_CERTIFICATE } from "../verify/ek/index.js";
-import { createSelfSignedCa, DAY_MS, generateCaKey, issueUnique, loadSigner, readKeyFile, toSecond, writeKeyFile, type Signer } from "../ca/signing.js";
-
-export { certificatePem } from "../ca/signing.js";
+import { createSelfSignedCa, DAY_MS, generateCaKey, issueUnique, loadSigner, readKeyFile, toSecond, writeKeyFile, type Signer } from "./signing.js";
 
 export const ATTESTATION_CA_KIND = "attestation";
 const KEY_FILE = "attestation-ca-key.pem";
