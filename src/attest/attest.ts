@@ -190,6 +190,8 @@ export async function attest(d: AttestDeps, body: EvidenceBody): Promise<Attesta
     }),
   );
   if (change) d.onHealthChange?.(change);
+  // what a policy about to be added is judged on (tpmtrust policy add --dry-run): evidence whose log replayed
+  if (quoted && judged) await d.store.hostEvidence.put({ hostName: host.name, at, pcrs: quoted.pcrs, ...(ev.eventLog ? { eventLog: ev.eventLog } : {}), ...(ev.eventLogSha256 ? { eventLogSha256: ev.eventLogSha256 } : {}) });
   return {
     attestationId: attestation.id,
     verdict,

@@ -11,10 +11,11 @@ import { evaluateCodeIntegrity, parseCodeIntegrityPolicy } from "../policy/code-
 import { NAME, validate } from "../policy/schema.js";
 import { SECUREBOOT_PCR, evaluateSecureBoot, parseSecureBootPolicy } from "../policy/secure-boot.js";
 import { evaluateSoftware, parseSoftwarePolicy } from "../policy/software.js";
-import type { Host, Policy, PolicyHead, PolicyVersion, Store } from "../store/index.js";
+import type { Health, Host, Policy, PolicyHead, PolicyVersion, Store } from "../store/index.js";
 import { HARDWARE_CLASS_PATTERN } from "./hosts.js";
 import type { Interpretation, VerifiedEventLog } from "../verify/eventlog/index.js";
 import type { PolicyRef } from "../tokens/tokens.js";
+import { replayLog } from "./replay-log.js";
 import { bankOrder, type Selection } from "./verify-quotes.js";
 
 /** What policies are judged on: the verified part of the event log and what it says. */
@@ -166,6 +167,81 @@ export function evaluatePolicies(policies: HostPolicy[], facts: Facts): PolicyOu
 }
 
 // ---- administration
+
+export interface PolicyPreview {
+  host: string;
+  hardwareClass: string;
+  health: Health;
+  /** judged on the host's last verified evidence with the new policy in place; unknown without usable evidence */
+  outcome: "pass" | "fail" | "unknown";
+  /** the version whose set would pass */
+  policyVersion?: PolicyVersion;
+  /** a host not unhealthy today that would fail */
+  turnsUnhealthy: boolean;
+  reason: string;
+}
+
+/**
+ * What adding `p` would do to the hosts it applies to, before anything changes: each host judged
+ * (v2 set, then v1) with `p` as the newest version of its kind and name, on the PCR values and event
+ * log of its last attestation whose quote verified and whose log replayed. A host without such
+ * evidence, or whose evidence lacks a PCR the policies need, is "unknown".
+ */
+export async function previewPolicy(store: Store, p: NewPolicy): Promise<PolicyPreview[]> {
+  const doc = kindOf(p.kind).parse(p.document);
+  const hosts = await store.hosts.list(p.hardwareClass != null ? { hardwareClass: p.hardwareClass } : {});
+  const out: PolicyPreview[] = [];
+  for (const host of hosts) {
+    const current = await hostPolicies(store, host);
+    const old = current.find((c) => c.kind === p.kind && c.name === p.name);
+    const next: HostPolicy = { id: "(new)", kind: p.kind, name: p.name, version: (old?.version ?? 0) + 1, hardwareClass: p.hardwareClass ?? null, policyVersion: p.policyVersion ?? "v2", createdAt: 0, createdBy: null, disabledAt: null, doc } as HostPolicy;
+    const policies = [...current.filter((c) => c !== old), next];
+    const base = { host: host.name, hardwareClass: host.hardwareClass, health: host.health };
+    const result = (outcome: PolicyPreview["outcome"], reason: string, policyVersion?: PolicyVersion): PolicyPreview => ({
+      ...base,
+      outcome,
+      ...(policyVersion ? { policyVersion } : {}),
+      turnsUnhealthy: outcome === "fail" && host.health !== "unhealthy",
+      reason,
+    });
+    let sets: PolicySet[];
+    try {
+      sets = policySets(host, policies);
+    } catch (e) {
+      if (!(e instanceof TpmTrustError)) throw e;
+      out.push(result("fail", `${e.code}: ${e.message}`));
+      continue;
+    }
+    const ev = await store.hostEvidence.get(host.name);
+    if (!ev) {
+      out.push(result("unknown", "no verified evidence yet (it has not attested with a replaying event log)"));
+      continue;
+    }
+    const required = policySelection(sets.flatMap((x) => x.policies));
+    const missing = required.flatMap((sel) => sel.pcrs.filter((pcr) => !ev.pcrs[sel.bank]?.[pcr]).map((pcr) => `${sel.bank}:${pcr}`));
+    if (missing.length) {
+      out.push(result("unknown", `its last evidence did not quote ${missing.join(" ")}`));
+      continue;
+    }
+    let facts: Facts;
+    try {
+      const r = replayLog(ev.eventLog ?? undefined, ev.pcrs, required);
+      facts = { log: r.log, interpretation: r.interpretation };
+    } catch (e) {
+      if (!(e instanceof TpmTrustError)) throw e;
+      out.push(result("fail", `${e.code}: ${e.message}`));
+      continue;
+    }
+    const failedBy: string[] = [];
+    const passed = sets.find((set) => {
+      const failed = evaluatePolicies(set.policies, facts).filter((o) => !o.pass);
+      failedBy.push(`${set.policyVersion}: ${failed.map((o) => `${o.policy.kind} ${o.policy.name}`).join(", ")}`);
+      return failed.length === 0;
+    });
+    out.push(passed ? result("pass", `passes by policy version ${passed.policyVersion}`, passed.policyVersion) : result("fail", `would fail ${failedBy.join("; ")}`));
+  }
+  return out;
+}
 
 export interface NewPolicy {
   kind: string;

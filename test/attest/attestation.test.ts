@@ -11,6 +11,11 @@ import { codeIntegrityPolicy } from "../../src/policy/code-integrity.js";
 import { secureBootPolicy } from "../../src/policy/secure-boot.js";
 import { learnSoftware } from "../../src/policy/software.js";
 import { parseEventLog } from "../../src/verify/eventlog/index.js";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { previewPolicy } from "../../src/attest/policies.js";
+import { cli } from "../helpers/cli.js";
 import { verifyAttestationToken } from "../../src/tokens/tokens.js";
 import { BACKENDS, type Backend } from "../helpers/store.js";
 import { attestOnce, challenge, evidence, postJson, readLog, registerHost, serveAttestation, startTpmHost, type Service, type TpmHost } from "../helpers/attest-host.js";
@@ -203,14 +208,33 @@ for (const [dialect, make] of BACKENDS) {
       }
     });
 
-    test("HGS policy versions side by side: v2 is tried first, then v1; the verdict, the token and the record name the version that passed", async () => {
-      const s = await serveAttestation(await backend.newUrl());
+    test("HGS policy versions side by side: v2 is tried first, then v1; the verdict, the token and the record name the version that passed; policy add --dry-run", async () => {
+      const dbUrl = await backend.newUrl();
+      const s = await serveAttestation(dbUrl);
       try {
         await registerHost(s.store, rhel, { name: "pv-1", hardwareClass: "pv" });
         await addPolicy(s, { kind: "baseline", name: "pv-v2", hardwareClass: "pv", document: baselineOf(RHEL, "pv-v2") });
         const v2 = await attestOnce(s.url, rhel);
         assert.equal(v2.body.verdict, "pass", JSON.stringify(v2.body));
         assert.equal(v2.body.policyVersion, "v2");
+
+        // before a policy is added: the hosts it would turn unhealthy, judged on their last evidence
+        const laptop = baselineOf(LAPTOP, "pv-v2");
+        const worse = await previewPolicy(s.store, { kind: "baseline", name: "pv-v2", hardwareClass: "pv", document: laptop });
+        assert.deepEqual(worse.map((h) => [h.host, h.outcome, h.turnsUnhealthy]), [["pv-1", "fail", true]]);
+        assert.match(worse[0].reason, /would fail v2: baseline pv-v2/);
+        const beside = await previewPolicy(s.store, { kind: "baseline", name: "pv-v1", hardwareClass: "pv", policyVersion: "v1", document: baselineOf(LAPTOP, "pv-v1") });
+        assert.deepEqual(beside.map((h) => [h.host, h.outcome, h.policyVersion, h.turnsUnhealthy]), [["pv-1", "pass", "v2", false]]);
+        const dir = mkdtempSync(join(tmpdir(), "tpmtrust-dry-run-"));
+        try {
+          writeFileSync(join(dir, "laptop.json"), JSON.stringify(laptop));
+          const dry = await cli(["policy", "add", join(dir, "laptop.json"), "--kind", "baseline", "--class", "pv", "--dry-run", "--json", "--db", dbUrl]);
+          assert.equal(dry.code, 0, dry.stderr);
+          assert.deepEqual(dry.json().turnsUnhealthy, ["pv-1"]);
+          assert.deepEqual((await s.store.policies.listHeads({ hardwareClass: "pv" })).map((p) => [p.name, p.version]), [["pv-v2", 1]]);
+        } finally {
+          rmSync(dir, { recursive: true, force: true });
+        }
 
         // v1 artifacts added beside them leave the passing v2 host passing by v2
         await addPolicy(s, { kind: "baseline", name: "pv-v1", hardwareClass: "pv", policyVersion: "v1", document: baselineOf(LAPTOP, "pv-v1") });
