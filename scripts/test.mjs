@@ -6,7 +6,8 @@
 //   and fails, naming the test it was in;
 // - a file that has registered no test TEST_LOAD_TIMEOUT seconds (60) after it started is stuck
 //   loading its modules: it is stopped and run once more, and says so;
-// - a file that ends before every test it registered has run fails. (Hence no --test-force-exit:
+// - a file that ends before every test it registered has run fails, and so does one that skips a
+//   test (skip or todo). (Hence no --test-force-exit:
 //   on Node 20 it sometimes ends a file early and still reports success.)
 // With TEST_OUTPUT=brief (the default when CI is set) a passing file is one line; a failing file is
 // always printed whole.
@@ -142,13 +143,14 @@ async function runFile(file) {
   const own = events(r.running).filter((e) => !e.name.endsWith(file));
   const registered = own.filter((e) => e.kind === "=").length;
   const unrun = registered - own.filter((e) => e.kind === "-").length;
-  const ok = r.code === 0 && !r.stopped && unrun === 0;
   const counts = {};
   for (const key of Object.keys(totals)) {
     const m = new RegExp(`^ℹ ${key} (\\d+)$`, "m").exec(r.text);
     counts[key] = m ? Number(m[1]) : 0;
     totals[key] += counts[key];
   }
+  const skipped = counts.skipped + counts.todo;
+  const ok = r.code === 0 && !r.stopped && unrun === 0 && skipped === 0;
   const summaryAt = r.text.search(/^ℹ tests \d+$/m);
   let report = retried + (summaryAt >= 0 ? r.text.slice(0, summaryAt).trimEnd() : r.text.trimEnd());
   if (r.stopped === "load") {
@@ -161,12 +163,13 @@ async function runFile(file) {
     report += `\n✖ ${file} exited with ${r.signal ?? `code ${r.code}`}`;
   } else if (unrun > 0) {
     report += `\n✖ ${file} ended with ${unrun} of its ${registered} tests never run`;
+  } else if (skipped > 0) {
+    report += `\n✖ ${file} skipped ${skipped} test(s) (skip or todo): a test that does not run proves nothing`;
   }
   if (!ok) failed.push(file);
   const secs = r.secs.toFixed(1);
   if (ok && brief && !retried) {
-    const notRun = counts.skipped + counts.todo > 0 ? `, ${counts.skipped + counts.todo} not run` : "";
-    console.log(`✔ ${file}: ${counts.pass} passed${notRun} (${secs} s)`);
+    console.log(`✔ ${file}: ${counts.pass} passed (${secs} s)`);
   } else {
     console.log(`── ${file} (${secs} s)${ok ? "" : " FAILED"}\n${report}\n`);
   }

@@ -26,6 +26,7 @@ import { checkPcrDigest } from "../verify/quote.js";
 import type { ServiceClient } from "./http.js";
 import { clearToken, readState, writeToken, type AgentState } from "./state.js";
 import { withEk } from "./tpm.js";
+import { imaIncrement, type ImaOptions } from "./ima.js";
 
 /** Where Linux exposes the firmware's TCG event log (securityfs). */
 export const DEFAULT_EVENTLOG = "/sys/kernel/security/tpm0/binary_bios_measurements";
@@ -40,6 +41,8 @@ export interface AttestOptions {
   eventLogRequired?: boolean;
   /** kept across rounds (agent run): the SHA-256 of the log of the last passing round */
   passedLog?: { sha256?: string };
+  /** send the IMA measurement list incrementally (agent run --ima) */
+  ima?: ImaOptions;
   log?: Logger;
 }
 
@@ -169,7 +172,19 @@ export async function attest(tpm: TpmClient, service: ServiceClient, o: AttestOp
   const selection = quotableSelection(banks, challenge.pcrSelection, o.log);
   const evidence = await withAk(tpm, state, (ak) => quotePcrs(tpm, ak, nonce, selection));
   const sha256 = eventLog ? createHash("sha256").update(eventLog).digest("hex") : undefined;
-  const send = (log?: Buffer | string) => service.post<AttestationResult>("/v1/attestations", evidenceBody(state.akNameHex, challenge.nonceHex, evidence, log));
+  const post = (log: Buffer | string | undefined, imaFrom: number | undefined) =>
+    service.post<AttestationResult>("/v1/attestations", {
+      ...evidenceBody(state.akNameHex, challenge.nonceHex, evidence, log),
+      ...(o.ima && imaFrom !== undefined ? { ima: imaIncrement(o.ima.path, evidence.pcrs, imaFrom) } : {}),
+    });
+  // a service that did not verify the entries before the increment names the index to send from (same nonce)
+  const send = (log?: Buffer | string) =>
+    post(log, o.ima?.progress.nextIndex).catch((e: unknown) => {
+      if (!(o.ima && e instanceof TpmTrustError && e.code === "ERR_IMA_LIST_REQUIRED")) throw e;
+      const from = typeof e.details?.fromIndex === "number" ? e.details.fromIndex : 0;
+      o.log?.debug({ fromIndex: from }, "the service asks for the IMA list from another entry");
+      return post(log, from);
+    });
   let result: AttestationResult;
   if (sha256 && o.passedLog?.sha256 === sha256) {
     result = await send(sha256).catch((e: unknown) => {
@@ -181,6 +196,7 @@ export async function attest(tpm: TpmClient, service: ServiceClient, o: AttestOp
     result = await send(eventLog);
   }
   if (o.passedLog) o.passedLog.sha256 = result.verdict === "pass" ? sha256 : undefined;
+  if (o.ima) o.ima.progress.nextIndex = result.ima?.nextIndex ?? 0;
   if (result.verdict === "pass" && typeof result.token === "string") writeToken(o.stateDir, result.token);
   else clearToken(o.stateDir);
   o.log?.info({ host: result.host, verdict: result.verdict, code: result.code }, "attested");

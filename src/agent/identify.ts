@@ -5,7 +5,7 @@
  */
 import type { HostIdentity } from "../attest/identity.js";
 import { TpmTrustError } from "../errors.js";
-import { readEkCertificates, tpmInfo, type EkKind, type TpmClient } from "../tpm/commands/index.js";
+import { readEkCertificates, readEkChain, tpmInfo, type EkKind, type TpmClient } from "../tpm/commands/index.js";
 import { tpm2bPublic, unsupportedByTpm, withEk } from "./tpm.js";
 
 /** The standard EKs every identity lists (EK Credential Profile L-1 and L-2). */
@@ -43,11 +43,15 @@ export async function identify(tpm: TpmClient): Promise<Identification> {
       notes.push(`no ${kind} EK: ${(e as Error).message}`);
     }
   }
+  const chain = await readEkChain(tpm);
+  for (const c of chain) notes.push(`EK certificate chain at NV 0x${c.index.toString(16)}: ${c.certificates.length} certificate(s), sent as intermediates`);
+  const ekIntermediates = chain.flatMap((c) => c.certificates.map((d) => d.toString("base64")));
   if (ekPublics.length === 0) throw new TpmTrustError("ERR_TPM_RC", `the TPM made neither an RSA-2048 nor an ECC P-256 EK (${notes.join("; ")})`);
   return {
     identity: {
       ekPublics,
       ekCertificates: certs.map((c) => c.der.toString("base64")),
+      ...(ekIntermediates.length ? { ekIntermediates } : {}),
       tpm: { manufacturer: info.manufacturer, vendor: info.vendorString, firmware: info.firmware },
     },
     notes,

@@ -10,6 +10,7 @@
 export { identify, type Identification } from "./identify.js";
 export { register, DEFAULT_AK_HANDLE, type RegisterOptions } from "./register.js";
 export { attest, quotePcrs, evidenceBody, DEFAULT_EVENTLOG, type AttestOptions, type AttestationResult, type Evidence } from "./attest.js";
+export { DEFAULT_IMA_LIST, imaIncrement, type ImaOptions } from "./ima.js";
 export { run, backoffDelay, type RunOptions, type RunSummary } from "./run.js";
 export { ServiceClient, type ServiceOptions } from "./http.js";
 export { DEFAULT_STATE_DIR, readState, readToken, tokenPath, type AgentState } from "./state.js";

@@ -14,7 +14,7 @@ import { samePublicKey } from "../crypto/keys.js";
 import { TpmTrustError } from "../errors.js";
 import { TPMA_OBJECT } from "../tpm/constants.js";
 import { withEncryptedSession } from "../crypto/session.js";
-import { createAk, ekAuth, readEkCertificates, type EkCertificate, type EkKind, type TpmClient } from "../tpm/commands/index.js";
+import { createAk, ekAuth, readEkCertificates, readEkChain, type EkCertificate, type EkKind, type TpmClient } from "../tpm/commands/index.js";
 import { decodeTpm2bEncryptedSecret, decodeTpm2bIdObject, encodeTpm2bPrivate } from "../tpm/structures.js";
 import type { TpmtPublic } from "../tpm/types.js";
 import { certificatePublicKey, parseCertificateDer } from "../verify/ek/index.js";
@@ -85,6 +85,7 @@ async function activate(tpm: TpmClient, service: ServiceClient, ek: LoadedEk, o:
   const akHandle = o.akHandle === undefined ? DEFAULT_AK_HANDLE : o.akHandle;
   const replace = akHandle !== null && (await occupiedByAk(tpm, akHandle));
   const ekCertificates = certificatesOf(ek.public, await readEkCertificates(tpm), o.log);
+  const intermediates = (await readEkChain(tpm)).flatMap((c) => c.certificates);
   const ak = await createAk(tpm, ek, { type: akAlg });
   try {
     const akPublic = tpm2bPublic(ak.publicArea);
@@ -92,6 +93,7 @@ async function activate(tpm: TpmClient, service: ServiceClient, ek: LoadedEk, o:
     const challenge = await service.post<ActivationChallenge>("/v1/activations", {
       ekPublic: tpm2bPublic(ek.publicArea).toString("base64"),
       ekCertificates: ekCertificates.map((c) => c.toString("base64")),
+      ...(intermediates.length ? { intermediates: intermediates.map((c) => c.toString("base64")) } : {}),
       akPublic: akPublic.toString("base64"),
     });
     const blob = decodeTpm2bIdObject(decodeBase64(challenge.credentialBlob, "credentialBlob"));

@@ -46,6 +46,7 @@ export async function run(o: RunOptions): Promise<RunSummary> {
     summary.rounds++;
     try {
       const r = await withTpm(o.tpm, (tpm) => attest(tpm, o.service, { ...o, passedLog }));
+      if (r.ima) o.log.info({ entriesVerified: r.ima.entriesVerified, nextIndex: r.ima.nextIndex, failures: r.ima.failures }, "IMA verified");
       failures = 0;
       if (r.verdict === "pass") summary.passed++;
       else {

@@ -17,6 +17,9 @@ import type { AttestConfig } from "./config.js";
 import { receiveEvidence, type EvidenceBody } from "./evidence.js";
 import type { HealthChange } from "./health.js";
 import type { Judgement, JudgementCache } from "./judge.js";
+import type { PcrValues } from "../verify/eventlog/types.js";
+import { IMA_PCR } from "../verify/ima/index.js";
+import { imaFailureCode, type ImaSummary, type ImaTracker } from "./ima.js";
 import { hostPolicies, policySelection, policySets, refOf, type PolicyOutcome, type PolicySet } from "./policies.js";
 import { requireHostTrusted } from "../trust/host-trust.js";
 import { recordVerdict } from "./record-verdict.js";
@@ -29,6 +32,8 @@ export interface AttestDeps {
   now: () => number;
   /** replayLog + evaluatePolicies results of unchanged boots */
   judgements: JudgementCache;
+  /** running IMA state per host and boot */
+  ima: ImaTracker;
   /** called after a verdict changed a host's health (e.g. to deliver webhooks at once) */
   onHealthChange?: (c: HealthChange) => void;
 }
@@ -51,7 +56,11 @@ export interface AttestationResult {
   explainedPcrs: { bank: string; pcr: number }[];
   unexplainedPcrs: { bank: string; pcr: number; reason: string }[];
   workarounds: { name: string; bank: string; pcr: number; description: string }[];
+  /** IMA progress of this boot, when runtime policies apply */
+  ima?: ImaSummary;
 }
+
+const withoutPcr = (pcrs: PcrValues, pcr: number): PcrValues => Object.fromEntries(Object.entries(pcrs).map(([b, v]) => [b, Object.fromEntries(Object.entries(v).filter(([i]) => Number(i) !== pcr))]));
 
 /** Failures of evidence that the TPM did sign over the fresh nonce: these are the host's verdict. */
 const HOST_FAILURES = new Set(["ERR_PCR_DIGEST_MISMATCH", "ERR_PCR_SELECTION_MISMATCH", "ERR_QUOTES_INCONSISTENT"]);
@@ -74,7 +83,7 @@ async function audited<T>(store: Store, at: number, actor: string, subject: stri
     return await fn();
   } catch (e) {
     const code = isTpmTrustError(e) ? e.code : "ERR_INTERNAL";
-    await store.audit.append({ actor, action: "attestation.reject", subject, outcome: "failure", details: { code, reason: (e as Error).message }, at }).catch(() => undefined);
+    await store.audit.append({ actor, action: "attestation.reject", subject, outcome: "failure", details: { code, reason: (e as Error).message }, at });
     throw e;
   }
 }
@@ -129,26 +138,44 @@ export async function attest(d: AttestDeps, body: EvidenceBody): Promise<Attesta
   let passed: PolicySet | undefined;
   const failedOutcomes: (PolicyOutcome & { policyVersion: string })[] = [];
   let judged: Judgement | undefined;
+  let ima: ImaSummary | undefined;
+  const runtime = [...new Map(sets.flatMap((s) => s.policies).filter((p) => p.kind === "runtime").map((p) => [p.id, p])).values()];
   if (quoted && !failure) {
     try {
-      for (const set of sets) {
-        const j = d.judgements.judge({ bytes: ev.eventLog, sha256: ev.eventLogSha256 }, quoted.pcrs, required, set.policies);
+      // PCR 10 is IMA's: the firmware's event log does not explain it, the IMA list does
+      const logPcrs = runtime.length ? withoutPcr(quoted.pcrs, IMA_PCR) : quoted.pcrs;
+      const logRequired = runtime.length ? required.map((r) => ({ ...r, pcrs: r.pcrs.filter((p) => p !== IMA_PCR) })) : required;
+      const judgeLog = (set: PolicySet) => d.judgements.judge({ bytes: ev.eventLog, sha256: ev.eventLogSha256 }, logPcrs, logRequired, set.policies.filter((p) => p.kind !== "runtime"));
+      // the first set's log judgement before IMA's state moves on (ERR_EVENTLOG_REQUIRED leaves it as it was)
+      const first = sets.length ? judgeLog(sets[0]) : undefined;
+      // runtime (IMA) policies are no HGS artifact: judged once, each counting in the sets that hold it
+      let imaOutcomes: PolicyOutcome[] = [];
+      if (runtime.length) {
+        const j = d.ima.judge(host.name, quoted.boot, quoted.pcrs, runtime, ev.ima);
+        ima = j.summary;
+        if (j.failure) failure = j.failure;
+        imaOutcomes = j.outcomes;
+      }
+      for (const [i, set] of sets.entries()) {
+        const log = i === 0 ? first! : judgeLog(set);
+        const j: Judgement = { ...log, outcomes: [...log.outcomes, ...imaOutcomes.filter((o) => set.policies.some((p) => p.id === o.policy.id))] };
         judged ??= j;
         const failed = j.outcomes.filter((o) => !o.pass);
-        if (failed.length === 0) {
+        if (failed.length === 0 && !failure) {
           passed = set;
           judged = j;
           break;
         }
         failedOutcomes.push(...failed.map((o) => ({ ...o, policyVersion: set.policyVersion })));
       }
-      if (!passed) {
+      if (!passed && !failure) {
+        const onlyRuntime = failedOutcomes.length > 0 && failedOutcomes.every((o) => o.policy.kind === "runtime");
         const by = sets.map((s) => `${s.policyVersion}: ${failedOutcomes.filter((o) => o.policyVersion === s.policyVersion).map((o) => `${o.policy.kind} ${o.policy.name}`).join(", ")}`);
-        failure = new TpmTrustError("ERR_POLICY_FAILED", `the host does not satisfy the policies of any policy version it may attest with (${by.join("; ")})`);
+        failure = new TpmTrustError((onlyRuntime && imaFailureCode(failedOutcomes)) || "ERR_POLICY_FAILED", `the host does not satisfy the policies of any policy version it may attest with (${by.join("; ")})`);
       }
     } catch (e) {
       if (!isTpmTrustError(e) || e.code === "ERR_INTERNAL") throw e;
-      if (e.code === "ERR_EVENTLOG_REQUIRED") {
+      if (e.code === "ERR_EVENTLOG_REQUIRED" || e.code === "ERR_IMA_LIST_REQUIRED") {
         // not a verdict: the nonce stays unspent for the retry with the log
         await d.store.audit.append({ actor, action: "attestation.reject", subject: host.name, outcome: "failure", details: { code: e.code, reason: e.message }, at });
         throw e;
@@ -161,7 +188,7 @@ export async function attest(d: AttestDeps, body: EvidenceBody): Promise<Attesta
 
   const verdict = failure ? "fail" : "pass";
   const diff = failure
-    ? failure.code === "ERR_POLICY_FAILED" && failedOutcomes.length
+    ? failedOutcomes.length && (failure.code === "ERR_POLICY_FAILED" || failure.code.startsWith("ERR_IMA_"))
       ? failedOutcomes.map((o) => ({ ...o.policy, policyVersion: o.policyVersion, diffs: o.diffs }))
       : [{ check: failure.code, message: failure.message, ...(failure.details ?? {}) }]
     : undefined;
@@ -185,7 +212,7 @@ export async function attest(d: AttestDeps, body: EvidenceBody): Promise<Attesta
     pcrDigest: quoted?.pcrDigest,
     diff,
     policies: refs,
-      details: { boot: quoted?.boot ?? null, policyVersion, policyVersionsTried: sets.map((x) => x.policyVersion), explainedPcrs, unexplainedPcrs, workarounds },
+      details: { boot: quoted?.boot ?? null, policyVersion, policyVersionsTried: sets.map((x) => x.policyVersion), explainedPcrs, unexplainedPcrs, workarounds, ...(ima ? { ima } : {}) },
       token,
     }),
   );
@@ -207,5 +234,6 @@ export async function attest(d: AttestDeps, body: EvidenceBody): Promise<Attesta
     explainedPcrs,
     unexplainedPcrs,
     workarounds,
+    ...(ima ? { ima } : {}),
   };
 }

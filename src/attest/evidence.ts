@@ -19,6 +19,8 @@ export interface EvidenceBody {
   eventLog?: string;
   /** instead of `eventLog`: the SHA-256 of the log this service judged before (see judge.ts) */
   eventLogSha256?: string;
+  /** IMA entries from `startIndex` on (binary_runtime_measurements form, base64) */
+  ima?: { startIndex: number; list: string };
 }
 
 export interface Quote {
@@ -37,6 +39,7 @@ export interface Evidence {
   eventLog?: Buffer;
   /** SHA-256 of the event log: computed from `eventLog`, or named by the host instead of sending it */
   eventLogSha256?: Buffer;
+  ima?: { startIndex: number; bytes: Buffer };
 }
 
 /** Runs a parser and names the quote and field a parse error came from. */
@@ -95,5 +98,6 @@ export function receiveEvidence(body: EvidenceBody): Evidence {
     pcrs,
     ...(eventLog ? { eventLog } : {}),
     ...(eventLogSha256 ? { eventLogSha256 } : {}),
+    ...(body.ima ? { ima: { startIndex: body.ima.startIndex, bytes: strictBase64(body.ima.list, "ima.list") } } : {}),
   };
 }

@@ -8,7 +8,7 @@
 import { TpmTrustError, isTpmTrustError, type ErrorCode } from "../errors.js";
 import type { Ak, Host, PolicyVersion, Store } from "../store/index.js";
 import { decodeTpmtPublic } from "../tpm/structures.js";
-import { ekHash, loadCertificate, type EkTrustMethod, type MethodOutcome, type TcgFacts } from "../verify/ek/index.js";
+import { ekHash, loadCertificate, loadCertificates, type EkTrustMethod, type MethodOutcome, type TcgFacts } from "../verify/ek/index.js";
 import { decodeHostIdentity } from "./identity.js";
 import { evaluateEk, requireForPolicy, type Caller } from "../trust/trust.js";
 import { healthChanged, type HealthChange } from "./health.js";
@@ -105,8 +105,9 @@ export async function registerHost(store: Store, input: RegisterHost, c: Caller)
     const warnings = new Set<string>();
     let firstError: TpmTrustError | undefined;
     let tcg: TcgFacts | undefined;
+    const intermediates = id.ekIntermediates.flatMap((c) => loadCertificates(c));
     for (const ek of id.eks) {
-      const d = await evaluateEk(store, { ekPublic: ek.public, ekCerts: id.ekCertificates }, at);
+      const d = await evaluateEk(store, { ekPublic: ek.public, ekCerts: id.ekCertificates, intermediates }, at);
       d.warnings.forEach((w) => warnings.add(w));
       const base = { nameHex: ek.name.toString("hex"), alg: ek.alg, ekHash: d.ekHash!, methods: d.methods };
       // the certificate for this EK: the one that validated, else one that at least certifies its key

@@ -4,7 +4,11 @@
  *
  *   { "ekPublics": [{ "alg": "rsa2048", "public": "<base64 TPM2B_PUBLIC>" }, …],
  *     "ekCertificates": ["<base64 DER>", …],
+ *     "ekIntermediates": ["<base64 DER>", …],
  *     "tpm": { "manufacturer": "IFX", "vendor": "SLB9670", "firmware": "7.85" } }
+ *
+ * `ekIntermediates` (optional) are the certificates of the TPM's EK certificate chain NV indices
+ * (0x01C00100…), used for path building only.
  *
  * `alg` names the EK template (src/tpm/commands/ek.ts EkKind); `public` is the EK exactly as the TPM
  * marshals it, with its u16 size; certificates are DER as read from NV (a NV header or padding is
@@ -20,6 +24,7 @@ import type { TpmtPublic } from "../tpm/types.js";
 export interface HostIdentity {
   ekPublics: { alg: EkKind; public: string }[];
   ekCertificates: string[];
+  ekIntermediates?: string[];
   tpm: { manufacturer: string; vendor: string; firmware: string };
 }
 
@@ -27,6 +32,7 @@ export interface HostIdentity {
 export interface DecodedIdentity {
   eks: { alg: EkKind; public: TpmtPublic; /** TPMT_PUBLIC bytes as sent */ publicArea: Buffer; name: Buffer }[];
   ekCertificates: Buffer[];
+  ekIntermediates: Buffer[];
   tpm: HostIdentity["tpm"];
 }
 
@@ -51,6 +57,7 @@ export const HOST_IDENTITY_SCHEMA = {
       },
     },
     ekCertificates: { type: "array", maxItems: MAX_CERTS, items: { type: "string", minLength: 4, maxLength: 65536, pattern: BASE64_PATTERN } },
+    ekIntermediates: { type: "array", maxItems: MAX_CERTS, items: { type: "string", minLength: 4, maxLength: 65536, pattern: BASE64_PATTERN } },
     tpm: {
       type: "object",
       additionalProperties: false,
@@ -64,10 +71,10 @@ function invalid(field: string, message: string): TpmTrustError {
   return new TpmTrustError("ERR_VALIDATION", `${field}: ${message}`, { field });
 }
 
-function object(v: unknown, field: string, keys: readonly string[]): Record<string, unknown> {
+function object(v: unknown, field: string, keys: readonly string[], optional: readonly string[] = []): Record<string, unknown> {
   if (typeof v !== "object" || v === null || Array.isArray(v)) throw invalid(field, "must be an object");
   const o = v as Record<string, unknown>;
-  const extra = Object.keys(o).filter((k) => !keys.includes(k));
+  const extra = Object.keys(o).filter((k) => !keys.includes(k) && !optional.includes(k));
   if (extra.length) throw invalid(field, `unknown field ${JSON.stringify(extra[0])}`);
   for (const k of keys) if (!(k in o)) throw invalid(field, `missing field ${JSON.stringify(k)}`);
   return o;
@@ -120,7 +127,7 @@ function checkEkMatches(pub: TpmtPublic, alg: EkKind, field: string): void {
 
 /** Validates and decodes a HostIdentity (parsed JSON). ERR_VALIDATION or ERR_PARSE_* naming the field. */
 export function decodeHostIdentity(json: unknown): DecodedIdentity {
-  const o = object(json, "identity", ["ekPublics", "ekCertificates", "tpm"]);
+  const o = object(json, "identity", ["ekPublics", "ekCertificates", "tpm"], ["ekIntermediates"]);
   const eks = array(o.ekPublics, "ekPublics", 1, MAX_EKS).map((e, i) => {
     const field = `ekPublics[${i}]`;
     const entry = object(e, field, ["alg", "public"]);
@@ -137,7 +144,9 @@ export function decodeHostIdentity(json: unknown): DecodedIdentity {
     names.add(n);
   }
   const ekCertificates = array(o.ekCertificates, "ekCertificates", 0, MAX_CERTS).map((c, i) => decodeBase64(c, `ekCertificates[${i}]`));
+  const ekIntermediates =
+    o.ekIntermediates === undefined ? [] : array(o.ekIntermediates, "ekIntermediates", 0, MAX_CERTS).map((c, i) => decodeBase64(c, `ekIntermediates[${i}]`));
   const t = object(o.tpm, "tpm", ["manufacturer", "vendor", "firmware"]);
   const tpm = { manufacturer: text(t.manufacturer, "tpm.manufacturer", 64), vendor: text(t.vendor, "tpm.vendor", 256), firmware: text(t.firmware, "tpm.firmware", 64) };
-  return { eks, ekCertificates, tpm };
+  return { eks, ekCertificates, ekIntermediates, tpm };
 }

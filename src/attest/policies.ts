@@ -11,11 +11,13 @@ import { evaluateCodeIntegrity, parseCodeIntegrityPolicy } from "../policy/code-
 import { NAME, validate } from "../policy/schema.js";
 import { SECUREBOOT_PCR, evaluateSecureBoot, parseSecureBootPolicy } from "../policy/secure-boot.js";
 import { evaluateSoftware, parseSoftwarePolicy } from "../policy/software.js";
+import { parseRuntimePolicy } from "../policy/runtime.js";
 import type { Health, Host, Policy, PolicyHead, PolicyVersion, Store } from "../store/index.js";
 import { HARDWARE_CLASS_PATTERN } from "./hosts.js";
 import type { Interpretation, VerifiedEventLog } from "../verify/eventlog/index.js";
 import type { PolicyRef } from "../tokens/tokens.js";
 import { replayLog } from "./replay-log.js";
+import { IMA_PCR } from "../verify/ima/index.js";
 import { bankOrder, type Selection } from "./verify-quotes.js";
 
 /** What policies are judged on: the verified part of the event log and what it says. */
@@ -49,6 +51,15 @@ export const POLICY_KINDS: Record<string, Kind<unknown>> = {
     parse: parseCodeIntegrityPolicy,
     needs: (c) => ({ pcrs: c.pcrs, banks: [] }),
     evaluate: (c, f) => evaluateCodeIntegrity(c, f.log),
+  }),
+  // judged by the ImaTracker (stateful, per boot) on the IMA list, not on the event log; the parsed
+  // document is the compiled policy (digest sets built once per version)
+  runtime: kind({
+    parse: parseRuntimePolicy,
+    needs: () => ({ pcrs: [0, 1, 2, 3, 4, 5, 6, 7, 10], banks: [] }),
+    evaluate: () => {
+      throw new TpmTrustError("ERR_INTERNAL", "runtime policies are judged on the IMA list (ImaTracker), not on the event log");
+    },
   }),
   secureboot: kind({
     parse: parseSecureBootPolicy,
@@ -192,6 +203,10 @@ export async function previewPolicy(store: Store, p: NewPolicy): Promise<PolicyP
   const hosts = await store.hosts.list(p.hardwareClass != null ? { hardwareClass: p.hardwareClass } : {});
   const out: PolicyPreview[] = [];
   for (const host of hosts) {
+    if (p.kind === "runtime") {
+      out.push({ host: host.name, hardwareClass: host.hardwareClass, health: host.health, outcome: "unknown", turnsUnhealthy: false, reason: "runtime policies are judged on the IMA list, which is not kept" });
+      continue;
+    }
     const current = await hostPolicies(store, host);
     const old = current.find((c) => c.kind === p.kind && c.name === p.name);
     const next: HostPolicy = { id: "(new)", kind: p.kind, name: p.name, version: (old?.version ?? 0) + 1, hardwareClass: p.hardwareClass ?? null, policyVersion: p.policyVersion ?? "v2", createdAt: 0, createdBy: null, disabledAt: null, doc } as HostPolicy;
@@ -217,7 +232,10 @@ export async function previewPolicy(store: Store, p: NewPolicy): Promise<PolicyP
       out.push(result("unknown", "no verified evidence yet (it has not attested with a replaying event log)"));
       continue;
     }
-    const required = policySelection(sets.flatMap((x) => x.policies));
+    // runtime (IMA) policies are judged on the IMA list, not kept: the rest is judged, PCR 10 aside when they apply
+    const logOnly = sets.map((x) => ({ ...x, policies: x.policies.filter((q) => q.kind !== "runtime") }));
+    const ima = sets.some((x) => x.policies.some((q) => q.kind === "runtime"));
+    const required = policySelection(logOnly.flatMap((x) => x.policies)).map((r) => (ima ? { ...r, pcrs: r.pcrs.filter((q) => q !== IMA_PCR) } : r));
     const missing = required.flatMap((sel) => sel.pcrs.filter((pcr) => !ev.pcrs[sel.bank]?.[pcr]).map((pcr) => `${sel.bank}:${pcr}`));
     if (missing.length) {
       out.push(result("unknown", `its last evidence did not quote ${missing.join(" ")}`));
@@ -233,7 +251,7 @@ export async function previewPolicy(store: Store, p: NewPolicy): Promise<PolicyP
       continue;
     }
     const failedBy: string[] = [];
-    const passed = sets.find((set) => {
+    const passed = logOnly.find((set) => {
       const failed = evaluatePolicies(set.policies, facts).filter((o) => !o.pass);
       failedBy.push(`${set.policyVersion}: ${failed.map((o) => `${o.policy.kind} ${o.policy.name}`).join(", ")}`);
       return failed.length === 0;

@@ -4,8 +4,9 @@
  * - tpmtrust's own: the key's TPM2B_PUBLIC and a TPM2_Certify of it by an AK bound to a registered
  *   host, with a service nonce (POST /v1/ca/challenge) as qualifying data;
  * - AD CS's: the KAST statement in the CSR (attribute 1.3.6.1.4.1.311.21.24, or .33 as MS-WCCE's
- *   text has it), whose AIK must be an AK bound to a registered host (tpmtrust's credential
- *   activation stands in for AD CS's EK challenge round trip, which is not implemented).
+ *   text has it) with Windows' PCP key attestation ("KADS", src/verify/kast.ts), whose AIK must be an
+ *   AK bound to a registered host (tpmtrust's credential activation stands in for AD CS's EK
+ *   challenge; POST /v1/ca/cmc runs that challenge for AIKs tpmtrust has not bound).
  *
  * verifyEvidence answers which host's TPM holds the CSR's key, or throws the first failed check.
  */
@@ -16,7 +17,7 @@ import { decodeTpm2bPublic, decodeTpmsAttest, decodeTpmtPublic, decodeTpmtSignat
 import type { TpmtPublic } from "../tpm/types.js";
 import { verifyCertify } from "../verify/certify.js";
 import type { ParsedCsr } from "../verify/csr.js";
-import { parseKast, verifyCreationBinding } from "../verify/kast.js";
+import { parseKast, verifyIdBinding, verifyKeyAttestation } from "../verify/kast.js";
 import { CA_OID } from "./oids.js";
 
 /** Purpose of the nonces POST /v1/ca/challenge hands out. */
@@ -51,28 +52,39 @@ export interface VerifiedEvidence {
 
 /** The evidence a request carries: the request's own, else a KAST attribute in the CSR; ERR_PARSE_CSR for two KAST attributes or values. */
 export function findEvidence(csr: ParsedCsr, evidence: CertifyEvidence | undefined): Evidence | undefined {
-  const kast = csr.attributes.filter((a) => a.type === CA_OID.attestationStatement || a.type === CA_OID.attestationStatementWcce);
-  if (evidence && kast.length > 0) throw new TpmTrustError("ERR_VALIDATION", "send either attestation evidence or a KAST statement in the CSR, not both");
+  const kast = attributeOctets(csr, [CA_OID.attestationStatement, CA_OID.attestationStatementWcce]);
+  if (evidence && kast) throw new TpmTrustError("ERR_VALIDATION", "send either attestation evidence or a KAST statement in the CSR, not both");
   if (evidence) return { format: "tpmtrust", evidence };
-  if (kast.length === 0) return undefined;
-  if (kast.length > 1 || kast[0].values.length !== 1) throw new TpmTrustError("ERR_PARSE_CSR", "the CSR carries more than one attestation statement");
-  return { format: "kast", oid: kast[0].type, statement: octetString(kast[0].values[0]) };
+  return kast ? { format: "kast", oid: kast.oid, statement: kast.value } : undefined;
 }
 
-/** The contents of a DER OCTET STRING (the KAST attribute value). */
+/**
+ * The single value of the one attribute among `oids` (undefined when none): the contents of its
+ * OCTET STRING, or with `octet` false the value itself when it is not an OCTET STRING (EK info is
+ * sent as a bare CMS structure). ERR_PARSE_CSR for two such attributes or values.
+ */
+export function attributeOctets(csr: ParsedCsr, oids: string[], octet = true): { oid: string; value: Buffer } | undefined {
+  const found = csr.attributes.filter((a) => oids.includes(a.type));
+  if (found.length === 0) return undefined;
+  if (found.length > 1 || found[0].values.length !== 1) throw new TpmTrustError("ERR_PARSE_CSR", `the CSR carries attribute ${found[0].type} more than once`);
+  const v = found[0].values[0];
+  return { oid: found[0].type, value: octet || v[0] === 0x04 ? octetString(v) : v };
+}
+
+/** The contents of a DER OCTET STRING (an attribute value). */
 function octetString(der: Buffer): Buffer {
-  if (der.length < 2 || der[0] !== 0x04) throw new TpmTrustError("ERR_PARSE_CSR", "the attestation statement attribute is not an OCTET STRING", { offset: 0 });
+  if (der.length < 2 || der[0] !== 0x04) throw new TpmTrustError("ERR_PARSE_CSR", "the attribute value is not an OCTET STRING", { offset: 0 });
   let len = der[1];
   let at = 2;
   if (len & 0x80) {
     const n = len & 0x7f;
-    if (n === 0 || n > 3 || der.length < 2 + n) throw new TpmTrustError("ERR_PARSE_CSR", "the attestation statement's length is malformed", { offset: 1 });
+    if (n === 0 || n > 3 || der.length < 2 + n) throw new TpmTrustError("ERR_PARSE_CSR", "the attribute value's length is malformed", { offset: 1 });
     len = 0;
     for (let i = 0; i < n; i++) len = len * 256 + der[2 + i];
     at = 2 + n;
-    if (len < 0x80 || (n > 1 && len < 1 << (8 * (n - 1)))) throw new TpmTrustError("ERR_PARSE_CSR", "the attestation statement's length is not minimally encoded", { offset: 1 });
+    if (len < 0x80 || (n > 1 && len < 1 << (8 * (n - 1)))) throw new TpmTrustError("ERR_PARSE_CSR", "the attribute value's length is not minimally encoded", { offset: 1 });
   }
-  if (at + len !== der.length) throw new TpmTrustError("ERR_PARSE_CSR", "the attestation statement's length does not match its value", { offset: 1 });
+  if (at + len !== der.length) throw new TpmTrustError("ERR_PARSE_CSR", "the attribute value's length does not match its value", { offset: 1 });
   return der.subarray(at);
 }
 
@@ -109,18 +121,9 @@ export async function verifyEvidence(store: Store, ev: Evidence, csr: ParsedCsr,
   const st = parseKast(ev.statement);
   if (!st.keyAttestation) throw new TpmTrustError("ERR_PARSE_UNSUPPORTED", "the KAST statement binds only the AIK (an AIK certificate request); tpmtrust certifies AKs by credential activation instead");
   const ak = await boundAk(store, st.idBinding.name);
-  verifyCreationBinding(st.idBinding, ak.public, { isAik: true });
-  const facts = verifyCreationBinding(st.keyAttestation, ak.public);
-  requireSameKey(csr, st.keyAttestation.public);
-  const extra = st.keyAttestation.attest.extraData;
-  if (extra.length > 0) await store.nonces.consume({ value: extra, purpose: ENROLL_NONCE_PURPOSE, at: now });
-  return {
-    format: "kast",
-    host: ak.host,
-    akName: st.idBinding.name,
-    keyName: st.keyAttestation.name,
-    ...(extra.length > 0 ? { nonceHex: extra.toString("hex") } : {}),
-    freshness: extra.length > 0 ? "service-nonce" : "none",
-    attributes: facts.attributes,
-  };
+  verifyIdBinding(st.idBinding, ak.public);
+  const facts = verifyKeyAttestation(st.keyAttestation, ak.public);
+  requireSameKey(csr, st.keyAttestation.keyBlob.public);
+  // Windows leaves extraData empty: freshness for KAST comes from the CMC EK challenge (src/ca/cmc.ts), not a nonce
+  return { format: "kast", host: ak.host, akName: st.idBinding.name, keyName: st.keyAttestation.keyBlob.name, freshness: "none", attributes: facts.attributes };
 }

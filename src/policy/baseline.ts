@@ -128,7 +128,7 @@ export function parseBaseline(doc: unknown): Baseline {
   return parseDocument<Baseline>(BASELINE_SCHEMA, BASELINE_VERSION, "baseline", doc);
 }
 
-export type DiffKind = "differs" | "missing" | "unexpected" | "pcr-not-verified" | "no-common-bank";
+export type DiffKind = "differs" | "missing" | "unexpected" | "pcr-not-verified" | "no-common-bank" | "ima-entry";
 
 /** One human-readable difference between a host's verified log and a policy. */
 export interface PolicyDiff {
@@ -143,6 +143,8 @@ export interface PolicyDiff {
   actual?: Record<string, string>;
   /** What the difference means, e.g. "db changed", "bootloader digest differs", "Secure Boot disabled". */
   meaning: string;
+  /** The stable code of a failing IMA entry (ERR_IMA_DIGEST_NOT_ALLOWED, …). */
+  code?: string;
 }
 
 export interface PolicyResult {

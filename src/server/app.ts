@@ -11,7 +11,7 @@ import { startMonitor, type Monitor } from "../attest/health.js";
 import type { ProvisioningOptions } from "../provisioning/config.js";
 import type { Store } from "../store/index.js";
 import { installAuth } from "./auth.js";
-import { installMetrics } from "./metrics.js";
+import { installMetrics, metrics } from "./metrics.js";
 import { errorHandler, problem, sendProblem } from "./problem.js";
 import { routeModules } from "./routes/index.js";
 
@@ -68,6 +68,16 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   });
   installAuth(app, opts.store);
   installMetrics(app);
+  const unsubscribe = opts.store.faults.subscribe((f) => {
+    if (f.kind === "audit-append") {
+      metrics.auditWriteFailures.inc({ action: f.action });
+      app.log.error({ err: f.error, action: f.action }, "an audit entry could not be written; the decision it was to record failed");
+    } else {
+      metrics.storeConnectionErrors.inc();
+      app.log.error({ err: f.error }, "PostgreSQL connection error");
+    }
+  });
+  app.addHook("onClose", async () => void unsubscribe());
   const now = opts.now ?? Date.now;
   const attest = attestConfig(opts.attest);
   const monitor = startMonitor({ store: opts.store, cfg: attest, now, logger: app.log });

@@ -35,6 +35,8 @@ export const metrics = {
   keyOperations: counter("tpmtrust_key_operations_total", "key provider operations (wrap, unwrap, sign, release …), by provider kind and outcome", ["operation", "provider", "outcome", "reason"]),
   keyOperationSeconds: histogram("tpmtrust_key_operation_duration_seconds", "key provider operation latency", ["operation", "provider"]),
   httpSeconds: histogram("tpmtrust_http_request_duration_seconds", "HTTP request latency by route pattern and status", ["method", "route", "status"]),
+  auditWriteFailures: counter("tpmtrust_audit_write_failures_total", "audit entries that could not be written (the decision each was to record failed), by action", ["action"]),
+  storeConnectionErrors: counter("tpmtrust_store_connection_errors_total", "PostgreSQL pool and connection errors", []),
   auditChainLength: gauge("tpmtrust_audit_chain_length", "entries in the hash-chained audit log (seq of its head)", []),
   hosts: gauge("tpmtrust_hosts", "registered hosts by health", ["health"]),
 };

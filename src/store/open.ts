@@ -7,6 +7,7 @@ import { type DatabaseConnection, type Driver, Kysely, PostgresDialect, SqliteDi
 import pg from "pg";
 import { TpmTrustError } from "../errors.js";
 import { type Ctx, type DialectName, rootCtx } from "./ctx.js";
+import { StoreFaults } from "./faults.js";
 import { migrate } from "./migrations/index.js";
 import { type Repos, makeRepos } from "./repos/index.js";
 import type { Database } from "./schema.js";
@@ -25,6 +26,8 @@ export interface Store extends Repos {
   transaction<T>(fn: (tx: Repos) => Promise<T>): Promise<T>;
   /** `transaction` with group commit on SQLite (see Ctx.grouped): for short, frequent writes. */
   groupedTransaction<T>(fn: (tx: Repos) => Promise<T>): Promise<T>;
+  /** failed audit appends and PostgreSQL pool errors, for the service to log and count */
+  readonly faults: StoreFaults;
   close(): Promise<void>;
 }
 
@@ -75,7 +78,8 @@ export function isPostgresUrl(url: string): boolean {
  * synchronously, so two in-process writers on one file would block each other.
  */
 export async function openStore(url: string, opts: OpenOptions = {}): Promise<Store> {
-  const { db, dialect, location } = isPostgresUrl(url) ? openPostgres(url, opts) : openSqlite(url, opts);
+  const faults = new StoreFaults();
+  const { db, dialect, location } = isPostgresUrl(url) ? openPostgres(url, opts, faults) : openSqlite(url, opts);
   const ctx = rootCtx(db, dialect);
   let version: number;
   try {
@@ -84,24 +88,47 @@ export async function openStore(url: string, opts: OpenOptions = {}): Promise<St
     await db.destroy().catch(() => undefined);
     throw connectError(e, dialect, location);
   }
-  return storeOver(ctx, location, version);
+  return storeOver(ctx, location, version, faults);
+}
+
+/**
+ * The repos over `ctx`, with the audit append at its call boundary: a failed append is reported
+ * and becomes ERR_AUDIT_WRITE_FAILED, never swallowed, so the decision it was to record fails
+ * with it (and rolls back, inside the decision's transaction).
+ */
+function reposOver(ctx: Ctx, faults: StoreFaults): Repos {
+  const repos = makeRepos(ctx);
+  const append = repos.audit.append;
+  repos.audit = {
+    ...repos.audit,
+    append: async (e) => {
+      try {
+        return await append(e);
+      } catch (error) {
+        faults.report({ kind: "audit-append", action: e.action, error });
+        throw new TpmTrustError("ERR_AUDIT_WRITE_FAILED", `the audit entry ${e.action} could not be written: ${error instanceof Error ? error.message : String(error)}`, { action: e.action });
+      }
+    },
+  };
+  return repos;
 }
 
 // The members of one group commit share their transaction's repos.
 const txRepos = new WeakMap<Ctx, Repos>();
-function reposOf(tx: Ctx): Repos {
-  let r = txRepos.get(tx);
-  if (!r) txRepos.set(tx, (r = makeRepos(tx)));
-  return r;
-}
 
-function storeOver(ctx: Ctx, location: string, schemaVersion: number): Store {
+function storeOver(ctx: Ctx, location: string, schemaVersion: number, faults: StoreFaults): Store {
+  const reposOf = (tx: Ctx): Repos => {
+    let r = txRepos.get(tx);
+    if (!r) txRepos.set(tx, (r = reposOver(tx, faults)));
+    return r;
+  };
   return {
-    ...makeRepos(ctx),
+    ...reposOver(ctx, faults),
     dialect: ctx.dialect,
     location,
     schemaVersion,
-    transaction: (fn) => ctx.transaction((tx) => fn(makeRepos(tx))),
+    faults,
+    transaction: (fn) => ctx.transaction((tx) => fn(reposOver(tx, faults))),
     groupedTransaction: (fn) => ctx.grouped((tx) => fn(reposOf(tx))),
     close: () => ctx.db.destroy(),
   };
@@ -218,7 +245,7 @@ const pgTypes = {
     oid === INT8_OID ? (v: string) => Number(v) : pg.types.getTypeParser(oid, format as "text")) as typeof pg.types.getTypeParser,
 };
 
-function openPostgres(url: string, opts: OpenOptions): { db: Kysely<Database>; dialect: DialectName; location: string } {
+function openPostgres(url: string, opts: OpenOptions, faults: StoreFaults): { db: Kysely<Database>; dialect: DialectName; location: string } {
   let location: string;
   try {
     const u = new URL(url);
@@ -238,9 +265,10 @@ function openPostgres(url: string, opts: OpenOptions): { db: Kysely<Database>; d
   });
   // A client losing its connection (server restart, a session ended for idling in a transaction)
   // must not crash the process: idle, the pool drops it; checked out, its query fails and the pool
-  // drops it on release. The next query connects anew.
-  pool.on("error", () => undefined);
-  pool.on("connect", (client) => client.on("error", () => undefined));
+  // drops it on release. The next query connects anew. Either way the error is reported.
+  const report = (error: Error) => faults.report({ kind: "pool", error });
+  pool.on("error", report);
+  pool.on("connect", (client) => client.on("error", report));
   const bounded = {
     // pg's own timeout error, for a pool that stayed full or a server that did not answer
     connect: () => pool.connect().catch((e: Error) => Promise.reject(/timeout exceeded when trying to connect/i.test(e.message) ? storeBusy(waitMs, "postgres") : e)),

@@ -49,3 +49,22 @@ export function certificateFromNv(data: Uint8Array): NvCertificate {
   if (start + total > end) throw bad(`DER SEQUENCE of ${total} bytes exceeds the ${end - start} available`, start);
   return { der: buf.subarray(start, start + total), prefixed, trailing: end - start - total + (buf.length - end) };
 }
+
+/**
+ * The certificates of one EK certificate chain NV index (TCG EK Credential Profile 2.x §2.2.1.5,
+ * indices 0x01C00100 … 0x01C001FF): one or several concatenated DER certificates, each optionally
+ * with the `10 01 00 ‖ length` header. Parsing stops at fill bytes (0x00 or 0xFF) after the last.
+ */
+export function certificatesFromNvChain(data: Uint8Array): Buffer[] {
+  const buf = Buffer.from(data);
+  const out: Buffer[] = [];
+  let at = 0;
+  while (at < buf.length && buf[at] !== 0xff && buf[at] !== 0x00) {
+    const rest = buf.subarray(at);
+    const { der, trailing } = certificateFromNv(rest);
+    out.push(Buffer.from(der));
+    at += rest.length - trailing;
+  }
+  for (let i = at; i < buf.length; i++) if (buf[i] !== 0xff && buf[i] !== 0x00) throw bad("bytes after the last certificate are not fill", i);
+  return out;
+}

@@ -25,10 +25,11 @@ import { TpmTrustError } from "../../src/errors.js";
 import { TPMA_OBJECT } from "../../src/tpm/constants.js";
 import { akTemplate, createAk, ekAuth, readEkCertificates, TpmClient } from "../../src/tpm/commands/index.js";
 import { openTransport } from "../../src/tpm/transport/index.js";
-import { decodeTpm2bEncryptedSecret, decodeTpm2bIdObject, decodeTpm2bPublic, encodeTpm2bCreationData } from "../../src/tpm/structures.js";
+import { decodeTpm2bEncryptedSecret, decodeTpm2bIdObject, decodeTpm2bPublic, decodeTpmtSignature, encodeTpm2bCreationData } from "../../src/tpm/structures.js";
 import { ekHash } from "../../src/verify/ek/index.js";
 import type { TpmtPublic } from "../../src/tpm/types.js";
 import { runTool, tpm2, tpm2Raw } from "../helpers/tpm2tools.js";
+import { kads, kast, octets, pcpKeyBlob, sized } from "../helpers/windows-client.js";
 import { cli } from "../helpers/cli.js";
 import { startSwtpm, type Swtpm } from "../helpers/swtpm.js";
 import { api, startService, trustSwtpmCa, type Service } from "../e2e/harness.js";
@@ -321,41 +322,30 @@ async function activatedAikWithCreation(): Promise<{ handle: number; pub: TpmtPu
   });
 }
 
-const sized = (b: Buffer) => Buffer.concat([Buffer.from([b.length >> 8, b.length & 0xff]), b]);
-
-function kast(idBinding: Buffer, keyAttestation: Buffer): Buffer {
-  const h = Buffer.alloc(28);
-  [0x5453414b, 1, 2, 28, idBinding.length, keyAttestation.length, 0].forEach((v, i) => h.writeUInt32LE(v, i * 4));
-  return Buffer.concat([h, idBinding, keyAttestation]);
-}
-
-test("AD CS request shape: a KAST statement (attribute 1.3.6.1.4.1.311.21.24 and .33) with TPM2_CertifyCreation bindings is accepted; tampering is event 22", async () => {
+test("AD CS request shape: a KAST statement (attribute 1.3.6.1.4.1.311.21.24 and .33) with a PCP KADS key attestation from a bound AIK is accepted; tampering is event 22", async () => {
   const aik = await activatedAikWithCreation();
   try {
     const self = await tpm.certifyCreation(aik.handle, aik.handle, Buffer.alloc(0), aik.creation.hash, aik.creation.ticket);
     const idBinding = Buffer.concat([tpm2bPublic(aik.publicArea), aik.creation.data, sized(self.attest), self.signatureBytes]);
     for (const oid of [CA_OID.attestationStatement, CA_OID.attestationStatementWcce]) {
-      const nonce = Buffer.from((await api(svc.url, "POST", "/v1/ca/challenge", {})).body.nonceHex, "hex");
       const key = await withSrk(tpm, async (srk) => {
         const c = await tpm.create(srk.handle, signingKeyTemplate("ecc"));
         return { ...c, handle: (await tpm.load(srk.handle, c.private, c.public)).handle };
       });
       try {
-        const cc = await tpm.certifyCreation(aik.handle, key.handle, nonce, key.creationHash, key.creationTicket);
-        const keyAtt = Buffer.concat([tpm2bPublic(key.publicArea), encodeTpm2bCreationData(key.creationData), sized(cc.attest), cc.signatureBytes]);
-        const statement = kast(idBinding, keyAtt);
-        const attr = (st: Buffer) => new x509.Attribute(oid, [Buffer.concat([Buffer.from([0x04, 0x82, st.length >> 8, st.length & 0xff]), st])]);
+        const c = await tpm.certify(key.handle, aik.handle, Buffer.alloc(0));
+        const raw = (decodeTpmtSignature(c.signatureBytes) as { sig: Buffer }).sig;
+        const statement = kast(idBinding, kads(c.attest, raw, pcpKeyBlob(tpm2bPublic(key.publicArea), sized(Buffer.alloc(16)))), pcpKeyBlob(tpm2bPublic(aik.publicArea), sized(Buffer.alloc(16))));
+        const attr = (st: Buffer) => new x509.Attribute(oid, [new Uint8Array(octets(st))]);
         const csr = await tpmCsr(tpm, key.handle, key.public, { subject: "CN=kast.example", attributes: [attr(statement)] });
         const r = await api(svc.url, "POST", "/v1/ca/enroll", { template: "req-cert", csr: csr.toString("base64") });
         assert.equal(r.status, 201, JSON.stringify(r.body));
         assert.deepEqual(policiesOf(r.body.certificatePem), [P31]);
         assert.equal(r.body.attestation.format, "kast");
-        assert.equal(r.body.attestation.freshness, "service-nonce");
-        // the same statement again: its nonce is spent
-        await expectRejected({ template: "req-cert", csr: csr.toString("base64") }, "ERR_NONCE_REUSED");
-        // a flipped byte in the key's creation data breaks creationHash
+        assert.equal(r.body.attestation.freshness, "none");
+        // a flipped byte in the certified TPMS_ATTEST breaks the AIK's signature
         const bad = Buffer.from(statement);
-        bad[28 + idBinding.length + 2 + key.publicArea.length + 2 + 10] ^= 1;
+        bad[28 + idBinding.length + 24 + 40] ^= 1;
         const badCsr = await tpmCsr(tpm, key.handle, key.public, { subject: "CN=kast.example", attributes: [attr(bad)] });
         const rej = await api(svc.url, "POST", "/v1/ca/enroll", { template: "req-cert", csr: badCsr.toString("base64") });
         assert.equal(rej.status === 400 || rej.status === 422, true, JSON.stringify(rej.body));

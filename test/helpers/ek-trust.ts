@@ -20,7 +20,7 @@ export function testEkRoot(): Promise<Issued> {
 /** Stores the test EK root as a trusted EKROOT. */
 export async function trustTestEkRoot(store: Store): Promise<void> {
   const r = await testEkRoot();
-  await store.trust.addCaCert("root", r.der, "tpmtrust test EK root");
+  await store.trust.addCaCert("root", r.der, "tpmtrust test EK root", Date.now());
 }
 
 /** An EK certificate (DER) from the test root for the EK `ek` (a KeyObject, or TPMT_PUBLIC bytes). */

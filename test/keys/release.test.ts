@@ -283,7 +283,7 @@ for (const [i, [dialect, make]] of BACKENDS.entries()) {
       await admin(s, "POST", "/v1/keys/providers", { name: "payroll" }, 201);
       await denied(s, t1, "payroll", "encrypt", body, 403, "ERR_FORBIDDEN");
       // in a cluster by tag
-      await s.store.hosts.update("db-1", { tags: ["pci"] });
+      await s.store.hosts.update("db-1", { tags: ["pci"] }, Date.now());
       await admin(s, "PUT", "/v1/keys/clusters/pci", { tags: ["pci"], providers: ["payroll"] });
       await op(s, t2, "payroll", "encrypt", body);
       await denied(s, t2, "disks", "encrypt", body, 403, "ERR_FORBIDDEN");

@@ -384,7 +384,7 @@ before(async () => {
   admin = readFileSync(s.adminTokenFile!, "utf8").trim();
   auditor = (await s.store.adminTokens.create({ role: "auditor" })).token;
   const r = await s.store.adminTokens.create({ role: "admin", label: "revoked" });
-  await s.store.adminTokens.revoke(r.id);
+  await s.store.adminTokens.revoke(r.id, Date.now());
   revoked = r.token;
   [alice, bob, orphan, newcomer] = ["alice", "bob", "orphan", "newcomer"].map(softHost);
   await addFleetBaseline(s.store);
@@ -493,6 +493,30 @@ test("acme: a flood of new-nonce from one address is cut at its nonce limit (rat
   assert.equal((await call("GET", "/acme/new-nonce")).status, 204);
 });
 
+test("audit: when the audit log cannot be written the decision it was to record fails (ERR_AUDIT_WRITE_FAILED), nothing of it is stored, and /metrics counts it", async () => {
+  const db = join(dir, "attacks.db");
+  const count = async (table: string) => Number((await rawSql(db, `SELECT count(*) AS n FROM ${table}`))[0].n);
+  const failures = async () => {
+    const text = await (await fetch(`${s.url}/metrics`, { headers: { authorization: `Bearer ${admin}` } })).text();
+    return Number(/^tpmtrust_audit_write_failures_total\{action="attestation\.verdict"\} (\d+)$/m.exec(text)?.[1] ?? 0);
+  };
+  const [attestations, entries, counted] = [await count("attestations"), await count("audit"), await failures()];
+  const ev = await evidence();
+  await rawSql(db, "CREATE TRIGGER audit_down BEFORE INSERT ON audit BEGIN SELECT RAISE(ABORT, 'the audit disk is full'); END");
+  let r: Answer;
+  try {
+    r = await call("POST", "/v1/attestations", ev);
+  } finally {
+    await rawSql(db, "DROP TRIGGER audit_down");
+  }
+  assert.deepEqual([r.status, r.body.code, r.body.token], [503, "ERR_AUDIT_WRITE_FAILED", undefined], JSON.stringify(r.body));
+  assert.equal(await count("attestations"), attestations, "no verdict recorded without its audit entry");
+  assert.equal(await count("audit"), entries);
+  assert.equal(await failures(), counted + 1);
+  // the nonce was not spent: once the log can be written, the same evidence is judged
+  assert.equal((await call("POST", "/v1/attestations", ev)).body.verdict, "pass");
+});
+
 for (const a of ATTACKS) {
   test(`${a.flow}: ${a.name} → ${a.code}`, async () => {
     const healthBefore = (await s.store.hosts.get(alice.name))!.health;
@@ -556,7 +580,7 @@ test("trust: every EK root deleted → a v2 host's key operations, release and a
     assert.equal(audit.revokedTokens, 1);
     refused(await encryptWith(token), "ERR_TOKEN_REVOKED");
   } finally {
-    for (const r of roots) await s.store.trust.addCaCert("root", r.der, r.subject);
+    for (const r of roots) await s.store.trust.addCaCert("root", r.der, r.subject, Date.now());
   }
   // trust restored: the host attests back to health
   assert.equal((await attestWith({ host })).body.verdict, "pass");

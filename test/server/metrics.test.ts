@@ -9,6 +9,9 @@ import { startServer } from "../../src/server/serve.js";
 import { parseEventLog } from "../../src/verify/eventlog/index.js";
 import { challenge, evidence, postJson, readLog, registerHost, startTpmHost } from "../helpers/attest-host.js";
 import { softHost } from "../helpers/software-fleet.js";
+import { startPostgres } from "../helpers/postgres.js";
+import { rawSql } from "../helpers/store.js";
+import { pino } from "pino";
 
 const RHEL = "rhel8-gce-uefi.bin";
 const dir = mkdtempSync(join(tmpdir(), "tpmtrust-metrics-"));
@@ -89,5 +92,24 @@ test("attestations count by verdict and reason with their latency; registrations
   } finally {
     await host.close();
     await s.close();
+  }
+});
+
+test("PostgreSQL pool errors are logged and counted: a pooled connection the server ends shows in tpmtrust_store_connection_errors_total", async () => {
+  const cluster = await startPostgres();
+  const lines: string[] = [];
+  const logger = pino({ level: "error" }, { write: (l: string) => void lines.push(l) });
+  const url = await cluster.createDatabase();
+  const s = await startServer({ db: url, listen: "127.0.0.1:0", logger, adminTokenFile: join(dir, "pg-admin-token"), provisioningKeyFile: join(dir, "pg-provisioning-key") });
+  try {
+    const admin = readFileSync(join(dir, "pg-admin-token"), "utf8").trim();
+    const errors = async () => sample(await (await fetch(`${s.url}/metrics`, { headers: { authorization: `Bearer ${admin}` } })).text(), "tpmtrust_store_connection_errors_total") ?? 0;
+    const before = await errors();
+    await rawSql(url, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'tpmtrust' AND pid <> pg_backend_pid()");
+    while ((await errors()) === before) await new Promise((r) => setTimeout(r, 20));
+    assert.ok(lines.some((l) => /PostgreSQL connection error/.test(l)), lines.join(""));
+  } finally {
+    await s.close();
+    await cluster.stop();
   }
 });

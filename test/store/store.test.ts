@@ -69,7 +69,7 @@ for (const [name, make] of BACKENDS) {
         assert.equal(u.updatedAt, T0 + 5);
         assert.deepEqual(u.tags, ["a", "b"]);
         assert.equal(u.hardwareClass, "r740");
-        await assert.rejects(s.hosts.update("nope", { tags: [] }), code("ERR_NOT_FOUND"));
+        await assert.rejects(s.hosts.update("nope", { tags: [] }, T0), code("ERR_NOT_FOUND"));
 
         const t1 = await s.hosts.setHealth("h1", { health: "healthy", at: T0 + 6 });
         assert.deepEqual([t1.changed, t1.previous, t1.host.health, t1.host.healthChangedAt], [true, "unknown", "healthy", T0 + 6]);
@@ -132,15 +132,15 @@ for (const [name, make] of BACKENDS) {
         const r = await s.trust.addCaCert("root", der, "CN=Root", T0);
         assert.equal(r.fingerprint, createHash("sha256").update(der).digest("hex"));
         assert.equal(r.added, true);
-        assert.equal((await s.trust.addCaCert("root", der, "CN=Root")).added, false);
-        await s.trust.addCaCert("intermediate", randomBytes(30), "CN=Int");
+        assert.equal((await s.trust.addCaCert("root", der, "CN=Root", T0)).added, false);
+        await s.trust.addCaCert("intermediate", randomBytes(30), "CN=Int", T0);
         assert.deepEqual(await s.trust.listCaCerts("root"), [{ fingerprint: r.fingerprint, subject: "CN=Root", der, addedAt: T0 }]);
         assert.deepEqual((await s.trust.listCaCerts("intermediate")).map((c) => c.subject), ["CN=Int"]);
         assert.equal(await s.trust.removeCaCert("root", r.fingerprint.toUpperCase()), true);
         assert.deepEqual(await s.trust.listCaCerts("root"), []);
 
         assert.equal(await s.trust.addAllowlistDir("/etc/ekpub", T0), true);
-        assert.equal(await s.trust.addAllowlistDir("/etc/ekpub"), false);
+        assert.equal(await s.trust.addAllowlistDir("/etc/ekpub", T0), false);
         assert.deepEqual(await s.trust.listAllowlistDirs(), [{ path: "/etc/ekpub", addedAt: T0 }]);
         assert.equal(await s.trust.removeAllowlistDir("/etc/ekpub"), true);
       }));
@@ -247,7 +247,7 @@ for (const [name, make] of BACKENDS) {
         assert.equal((await s.webhooks.enqueue("host.healthy", { host: "h" }, T0)).length, 1);
         const d = await s.webhooks.enqueue("host.unhealthy", { host: "h" }, T0);
         assert.deepEqual(d.map((x) => x.webhookId).sort(), [all.id, only.id].sort());
-        await s.webhooks.setEnabled(only.id, false);
+        await s.webhooks.setEnabled(only.id, false, T0);
         assert.equal((await s.webhooks.enqueue("host.unhealthy", {}, T0)).length, 1);
         assert.deepEqual((await s.webhooks.list()).map((w) => w.id), [all.id]);
         assert.equal((await s.webhooks.list({ includeDisabled: true })).length, 2);
@@ -279,7 +279,7 @@ for (const [name, make] of BACKENDS) {
         const iss = await s.ca.addAuthority({ kind: "issuing", cert: Buffer.from([2]), keyRef: "file:/k/iss.pem", at: T0 + 1 });
         assert.equal((await s.ca.currentAuthority("issuing"))?.id, iss.id);
         assert.deepEqual(await s.ca.getAuthority(root.id), root);
-        assert.equal(await s.ca.retireAuthority(iss.id), true);
+        assert.equal(await s.ca.retireAuthority(iss.id, T0), true);
         assert.equal(await s.ca.currentAuthority("issuing"), undefined);
 
         await s.ca.putTemplate("web", { mode: "required" }, T0);
@@ -330,7 +330,7 @@ for (const [name, make] of BACKENDS) {
         assert.notEqual(u.etag, r.etag);
         assert.deepEqual([u.status, u.assignedHub, u.sasKey, u.payload, u.srkPublic], ["assigned", "hub1", Buffer.from("key"), { x: 1 }, Buffer.from("srk")]);
         assert.deepEqual(await s.provisioning.getRegistrationByOperation("op1"), u);
-        await assert.rejects(s.provisioning.updateRegistration("nope", { status: "x" }), code("ERR_NOT_FOUND"));
+        await assert.rejects(s.provisioning.updateRegistration("nope", { status: "x" }, T0), code("ERR_NOT_FOUND"));
         assert.deepEqual((await s.provisioning.listRegistrations()).map((x) => x.registrationId), ["dev1"]);
         assert.equal(await s.provisioning.removeRegistration("dev1"), true);
         assert.equal(await s.provisioning.removeEnrollment("dev1"), true);
@@ -354,12 +354,12 @@ for (const [name, make] of BACKENDS) {
         const [v2, v3] = [await s.keys.rotate("p", "r2", T0 + 1), await s.keys.rotate("p", "r3", T0 + 2)];
         assert.deepEqual([v2.version, v3.version], [2, 3]);
         assert.equal((await s.keys.getProvider("p"))?.currentVersion, 3);
-        await assert.rejects(s.keys.retireVersion("p", 3), code("ERR_CONFLICT"));
+        await assert.rejects(s.keys.retireVersion("p", 3, T0), code("ERR_CONFLICT"));
         assert.equal(await s.keys.retireVersion("p", 1, T0 + 3), true);
-        assert.equal(await s.keys.retireVersion("p", 1), false);
+        assert.equal(await s.keys.retireVersion("p", 1, T0), false);
         assert.deepEqual((await s.keys.listVersions("p")).map((v) => [v.version, v.keyRef, v.retiredAt]), [[1, "r1", T0 + 3], [2, "r2", null], [3, "r3", null]]);
         assert.equal((await s.keys.getVersion("p", 2))?.keyRef, "r2");
-        await assert.rejects(s.keys.rotate("ghost", "x"), code("ERR_NOT_FOUND"));
+        await assert.rejects(s.keys.rotate("ghost", "x", T0), code("ERR_NOT_FOUND"));
         await s.keys.setProviderEnabled("p", false, T0 + 4);
         assert.equal((await s.keys.listProviders())[0].disabledAt, T0 + 4);
 
@@ -386,7 +386,7 @@ for (const [name, make] of BACKENDS) {
         const stored = JSON.stringify(await rawSql(url, "select * from admin_tokens"));
         assert.ok(!stored.includes(aud.token.slice(9)), "token secret not stored");
         assert.ok(stored.includes(createHash("sha256").update(aud.token).digest("hex")));
-        assert.equal(await s.adminTokens.revoke(aud.id), true);
+        assert.equal(await s.adminTokens.revoke(aud.id, T0), true);
         assert.equal(await s.adminTokens.verify(aud.token), undefined);
         assert.equal((await s.adminTokens.list()).length, 2);
         t.diagnostic(`initial token id ${initial.id}`);

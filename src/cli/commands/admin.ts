@@ -44,7 +44,7 @@ export function register(program: Command): void {
     .action(
       action((id: string, o: { db?: string }) =>
         withStore(o.db, async (store) => {
-          if (!(await store.adminTokens.revoke(id))) throw new TpmTrustError("ERR_NOT_FOUND", `no active token ${id}`);
+          if (!(await store.adminTokens.revoke(id, Date.now()))) throw new TpmTrustError("ERR_NOT_FOUND", `no active token ${id}`);
           await store.audit.append({ actor: "cli", action: "admin.token.revoke", subject: id, outcome: "success" });
         }),
       ),

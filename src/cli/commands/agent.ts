@@ -1,6 +1,6 @@
 import { type Command, Option } from "commander";
 import pino, { type Logger } from "pino";
-import { attest, DEFAULT_EVENTLOG, DEFAULT_STATE_DIR, EK_ALG_KINDS, identify, readState, register as registerAk, run, ServiceClient, tokenPath, withTpm } from "../../agent/index.js";
+import { attest, DEFAULT_EVENTLOG, DEFAULT_IMA_LIST, DEFAULT_STATE_DIR, EK_ALG_KINDS, identify, readState, register as registerAk, run, ServiceClient, tokenPath, withTpm } from "../../agent/index.js";
 import { TpmTrustError } from "../../errors.js";
 import { TPM_SPEC_HELP } from "../../tpm/transport/index.js";
 import { readInput } from "../files.js";
@@ -42,6 +42,8 @@ const serverOption = () => new Option("--server <url>", "the tpmtrust service, e
 const stateOption = () => new Option("--state-dir <dir>", "where the agent keeps its AK registration and last token (0700)").default(process.env.TPMTRUST_AGENT_STATE ?? DEFAULT_STATE_DIR);
 const caOption = () => new Option("--ca-cert <file>", "PEM CA certificate to trust for the service's TLS certificate");
 const eventlogOption = () => new Option("--eventlog <path>", `the TCG event log (default ${DEFAULT_EVENTLOG}; left out with a warning if that is missing)`);
+const imaOption = () => new Option("--ima [path]", `send the IMA measurement list (default ${DEFAULT_IMA_LIST}), incrementally: the entries after those the service verified`);
+const imaOf = (v: string | true | undefined) => (v === undefined ? undefined : { path: v === true ? DEFAULT_IMA_LIST : v, progress: { nextIndex: 0 } });
 
 function printVerdict(r: Awaited<ReturnType<typeof attest>>, json: boolean | undefined, stateDir: string): number {
   if (json) printJson(r);
@@ -100,13 +102,14 @@ export function register(program: Command): void {
     .addOption(serverOption())
     .addOption(tpmOption())
     .addOption(eventlogOption())
+    .addOption(imaOption())
     .addOption(stateOption())
     .addOption(caOption())
     .option("--json", "print one JSON object")
     .action(
-      action(async (o: Common & { eventlog?: string }) => {
+      action(async (o: Common & { eventlog?: string; ima?: string | true }) => {
         const svc = service(o, readState(o.stateDir).server);
-        const r = await withTpm(o.tpm, (tpm) => attest(tpm, svc, { stateDir: o.stateDir, eventLog: o.eventlog, eventLogRequired: o.eventlog !== undefined, log: logger("warn") }));
+        const r = await withTpm(o.tpm, (tpm) => attest(tpm, svc, { stateDir: o.stateDir, eventLog: o.eventlog, eventLogRequired: o.eventlog !== undefined, ima: imaOf(o.ima), log: logger("warn") }));
         return printVerdict(r, o.json, o.stateDir);
       }),
     );
@@ -117,11 +120,12 @@ export function register(program: Command): void {
     .addOption(serverOption())
     .addOption(tpmOption())
     .addOption(eventlogOption())
+    .addOption(imaOption())
     .addOption(stateOption())
     .addOption(caOption())
     .option("--interval <seconds>", "seconds between attestations", "60")
     .action(
-      action(async (o: Common & { eventlog?: string; interval: string }) => {
+      action(async (o: Common & { eventlog?: string; ima?: string | true; interval: string }) => {
         const intervalMs = intervalArg(o.interval);
         const svc = service(o, readState(o.stateDir).server);
         const ac = new AbortController();
@@ -129,7 +133,7 @@ export function register(program: Command): void {
         process.once("SIGTERM", stop);
         process.once("SIGINT", stop);
         try {
-          await run({ tpm: o.tpm, service: svc, stateDir: o.stateDir, eventLog: o.eventlog, eventLogRequired: o.eventlog !== undefined, intervalMs, signal: ac.signal, log: logger("info") });
+          await run({ tpm: o.tpm, service: svc, stateDir: o.stateDir, eventLog: o.eventlog, eventLogRequired: o.eventlog !== undefined, ima: imaOf(o.ima), intervalMs, signal: ac.signal, log: logger("info") });
         } finally {
           process.off("SIGTERM", stop);
           process.off("SIGINT", stop);

@@ -7,6 +7,7 @@ import { publishCrl, REVOCATION_REASONS, revokeCertificate } from "../../ca/crl.
 import { CA_KEY_ALGS, type CaKeyAlg } from "../../ca/signing.js";
 import { ATTESTATION_MODES, getTemplate, listTemplates, putTemplate, removeTemplate, type TemplateView } from "../../ca/templates.js";
 import { TRUST_MODELS } from "../../ca/oids.js";
+import { inspectRequest, type InspectedRequest } from "../../ca/inspect.js";
 import { readInput } from "../files.js";
 import { action, printJson } from "../run.js";
 import { DB_OPTION_HELP, withStore } from "../store.js";
@@ -190,4 +191,39 @@ export function register(program: Command): void {
         }),
       ),
     );
+
+  ca.command("inspect-request <file>")
+    .description("show a PKCS#10 or CMC request (PEM or DER) as the CA sees it: subject, SANs, key, template, OS, CSP/KSP, signature, key attestation, EK info (exit 0 ok, 1 attestation does not verify, 2 unusable input)")
+    .option("--json", "print one JSON object")
+    .action(
+      action(async (file: string, o: { json?: boolean }) => {
+        const r = await inspectRequest(readInput(file, "FILE"));
+        if (o.json) printJson(r);
+        else process.stdout.write(inspectText(r));
+        return r.attestation && !r.attestation.verified ? 1 : 0;
+      }),
+    );
+}
+
+function inspectText(r: InspectedRequest): string {
+  const lines = [
+    `format\t${r.format === "cmc" ? "CMC Full PKI Request" : "PKCS#10"}`,
+    `subject\t${r.subject || "(empty)"}`,
+    ...r.sans.map((s) => `san\t${s.type}:${s.value}`),
+    `key\t${r.key.type} (SPKI SHA-256 ${r.key.spkiSha256})`,
+    `template\t${r.template ? [r.template.name, r.template.oid && `${r.template.oid} v${r.template.majorVersion ?? "?"}.${r.template.minorVersion ?? 0}`].filter(Boolean).join(" ") : "-"}`,
+    `os\t${r.osVersion ?? "-"}`,
+    `csp\t${r.csp ?? r.ksp ?? "-"}`,
+    `signature\t${r.requestSignatureValid ? "valid" : "INVALID"}`,
+  ];
+  const a = r.attestation;
+  if (!a) lines.push("attestation\tnone");
+  else {
+    const v = (c: { verified: boolean; code?: string; reason?: string }) => (c.verified ? "verified" : `FAILED ${c.code}: ${c.reason}`);
+    lines.push(`attestation\t${a.verified ? "verified" : "FAILED"} (KAST ${a.oid})`);
+    lines.push(`aik\t${a.aik.type} ${a.aik.name}: ${v(a.aik)}`);
+    lines.push(`attested key\t${a.key.type} ${a.key.name} ${a.key.signatureScheme ?? ""}: ${v(a.key)}${a.key.matchesRequestKey ? "" : "; NOT the request's key"}`);
+  }
+  lines.push(r.ekInfo ? `ek info\tencrypted to ${r.ekInfo.recipient.issuer ?? "?"} serial ${r.ekInfo.recipient.serial ?? r.ekInfo.recipient.subjectKeyIdentifier}` : "ek info\tnone");
+  return lines.join("\n") + "\n";
 }

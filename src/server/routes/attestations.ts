@@ -10,6 +10,7 @@ import { attest } from "../../attest/attest.js";
 import { issueChallenge } from "../../attest/challenge.js";
 import type { EvidenceBody } from "../../attest/evidence.js";
 import { JudgementCache } from "../../attest/judge.js";
+import { ImaTracker } from "../../attest/ima.js";
 import { TpmTrustError } from "../../errors.js";
 import { counted, metrics, timeAttestation } from "../metrics.js";
 
@@ -40,11 +41,25 @@ const RESULT = {
     explainedPcrs: { type: "array", items: BANK_PCR },
     unexplainedPcrs: { type: "array", items: { ...BANK_PCR, required: [...BANK_PCR.required, "reason"], properties: { ...BANK_PCR.properties, reason: { type: "string" } } } },
     workarounds: { type: "array", items: { type: "object", additionalProperties: true } },
+    ima: {
+      type: "object",
+      additionalProperties: false,
+      description: "IMA progress of this boot (runtime policies): entries verified, where the next increment starts, failing entries",
+      properties: {
+        entriesVerified: { type: "integer" },
+        nextIndex: { type: "integer" },
+        covered: { type: "integer" },
+        failures: { type: "integer" },
+        lastFailure: { type: "object", additionalProperties: true },
+        workarounds: { type: "array", items: { type: "object", additionalProperties: true } },
+      },
+    },
   },
 } as const;
 
 const attestations: RouteModule = (app, { store, now, attest: cfg, monitor }) => {
   const judgements = new JudgementCache(cfg.judgementCacheSize);
+  const ima = new ImaTracker();
 
   app.post<{ Body: { akNameHex: string; banks?: string[] } }>(
     "/v1/attestations/challenge",
@@ -74,8 +89,8 @@ const attestations: RouteModule = (app, { store, now, attest: cfg, monitor }) =>
     "/v1/attestations",
     {
       config: { access: "public" },
-      // event logs of real machines reach a few hundred KB: room for several MB of log
-      bodyLimit: 8 * 1024 * 1024,
+      // event logs of real machines reach a few hundred KB, a first IMA list of a busy host some MB
+      bodyLimit: 32 * 1024 * 1024,
       schema: {
         tags,
         summary: "evidence: quotes over the nonce, PCR values, event log → verdict, diff, attestation token",
@@ -107,12 +122,19 @@ const attestations: RouteModule = (app, { store, now, attest: cfg, monitor }) =>
             // checked by receiveEvidence (strict base64): a pattern over megabytes costs more than the attestation
             eventLog: { type: "string", description: "the binary TCG event log, base64 (standard alphabet, padded); the body limit bounds its size" },
             eventLogSha256: { type: "string", pattern: "^[0-9a-fA-F]{64}$", description: "instead of eventLog: the SHA-256 of the log this service judged before (else ERR_EVENTLOG_REQUIRED: send the log)" },
+            ima: {
+              type: "object",
+              additionalProperties: false,
+              required: ["startIndex", "list"],
+              description: "IMA measurement list entries from startIndex on (after the last verified entry of this boot; 0: the whole list), in the kernel's binary form, base64. ERR_IMA_LIST_REQUIRED (details.fromIndex) asks for them from another index",
+              properties: { startIndex: { type: "integer", minimum: 0, maximum: 100000000 }, list: { type: "string", description: "binary_runtime_measurements bytes, base64 (standard alphabet, padded)" } },
+            },
           },
         },
         response: { 200: RESULT },
       },
     },
-    async (req) => timeAttestation(() => attest({ store, cfg, now, judgements, onHealthChange: () => monitor.kick() }, req.body)),
+    async (req) => timeAttestation(() => attest({ store, cfg, now, judgements, ima, onHealthChange: () => monitor.kick() }, req.body)),
   );
 
   app.get<{ Params: { id: string } }>(

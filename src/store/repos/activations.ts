@@ -52,14 +52,14 @@ export function activationsRepo(ctx: Ctx) {
     },
 
     /** A pending (not completed, not expired) activation; ERR_NOT_FOUND otherwise. */
-    async getPending(id: string, at: number = Date.now()): Promise<Activation> {
+    async getPending(id: string, at: number): Promise<Activation> {
       const r = await ctx.db.selectFrom("activations").selectAll().where("id", "=", id).executeTakeFirst();
       if (!r || r.completed_at !== null || r.expires_at <= at) throw new TpmTrustError("ERR_NOT_FOUND", "no pending activation with this id (unknown, completed or expired)");
       return toActivation(r);
     },
 
     /** Marks it completed, atomically and once: false if another caller completed it first or it expired. */
-    async complete(id: string, at: number = Date.now()): Promise<boolean> {
+    async complete(id: string, at: number): Promise<boolean> {
       const r = await ctx.db
         .updateTable("activations")
         .set({ completed_at: at })

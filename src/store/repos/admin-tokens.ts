@@ -44,7 +44,7 @@ export function adminTokensRepo(ctx: Ctx) {
       const rows = await ctx.db.selectFrom("admin_tokens").selectAll().orderBy("created_at").orderBy("id").execute();
       return rows.map((r) => ({ id: r.id, role: r.role as AdminRole, label: r.label, createdAt: r.created_at, revokedAt: r.revoked_at }));
     },
-    async revoke(id: string, at: number = Date.now()): Promise<boolean> {
+    async revoke(id: string, at: number): Promise<boolean> {
       return affected(await ctx.db.updateTable("admin_tokens").set({ revoked_at: at }).where("id", "=", id).where("revoked_at", "is", null).executeTakeFirst()) > 0;
     },
   };

@@ -91,12 +91,12 @@ export function caRepo(ctx: Ctx) {
       const r = await ctx.db.selectFrom("ca_authorities").selectAll().where("kind", "=", kind).where("retired_at", "is", null).orderBy("created_at", "desc").orderBy("id").limit(1).executeTakeFirst();
       return r ? toAuthority(r) : undefined;
     },
-    async retireAuthority(id: string, at: number = Date.now()): Promise<boolean> {
+    async retireAuthority(id: string, at: number): Promise<boolean> {
       return affected(await ctx.db.updateTable("ca_authorities").set({ retired_at: at }).where("id", "=", id).where("retired_at", "is", null).executeTakeFirst()) > 0;
     },
 
     /** Creates or replaces a template. */
-    async putTemplate<D>(name: string, document: D, at: number = Date.now()): Promise<CaTemplate<D>> {
+    async putTemplate<D>(name: string, document: D, at: number): Promise<CaTemplate<D>> {
       const r = await ctx.db
         .insertInto("ca_templates")
         .values({ name, document: toJson(document), created_at: at, updated_at: at })

@@ -160,7 +160,7 @@ export function hostsRepo(ctx: Ctx) {
     },
 
     /** Changes the given fields; ERR_NOT_FOUND for an unknown host. */
-    async update(name: string, p: HostPatch, at: number = Date.now()): Promise<Host> {
+    async update(name: string, p: HostPatch, at: number): Promise<Host> {
       const set: Partial<HostsTable> = { updated_at: at };
       if (p.hardwareClass !== undefined) set.hardware_class = p.hardwareClass;
       if (p.policyVersion !== undefined) set.policy_version = p.policyVersion;
@@ -248,7 +248,7 @@ export function hostsRepo(ctx: Ctx) {
     },
 
     /** Hosts not yet unhealthy whose attestation deadline has passed. */
-    async listOverdue(at: number = Date.now()): Promise<Host[]> {
+    async listOverdue(at: number): Promise<Host[]> {
       return withEks(await ctx.db.selectFrom("hosts").selectAll().where("deadline_at", "<", at).where("health", "<>", "unhealthy").orderBy("name").execute());
     },
 

@@ -93,11 +93,11 @@ export function keysRepo(ctx: Ctx) {
     async listProviders(): Promise<KeyProvider[]> {
       return (await ctx.db.selectFrom("key_providers").selectAll().orderBy("name").execute()).map(toProvider);
     },
-    async setProviderEnabled(name: string, enabled: boolean, at: number = Date.now()): Promise<void> {
+    async setProviderEnabled(name: string, enabled: boolean, at: number): Promise<void> {
       if (affected(await ctx.db.updateTable("key_providers").set({ disabled_at: enabled ? null : at }).where("name", "=", name).executeTakeFirst()) === 0) throw notFound(`key provider ${name}`);
     },
     /** Adds version current+1 and makes it current (new encryptions use it; old versions still decrypt until retired). */
-    rotate: (name: string, keyRef: string, at: number = Date.now()): Promise<KeyVersion> =>
+    rotate: (name: string, keyRef: string, at: number): Promise<KeyVersion> =>
       ctx.transaction(async (tx) => {
         const p = await forUpdate(tx, tx.db.selectFrom("key_providers").selectAll().where("name", "=", name)).executeTakeFirst();
         if (!p) throw notFound(`key provider ${name}`);
@@ -114,7 +114,7 @@ export function keysRepo(ctx: Ctx) {
       return (await ctx.db.selectFrom("key_versions").selectAll().where("provider_name", "=", providerName).orderBy("version").execute()).map(toVersion);
     },
     /** Retires an old version (it no longer decrypts); the current version cannot be retired. */
-    retireVersion: (providerName: string, version: number, at: number = Date.now()): Promise<boolean> =>
+    retireVersion: (providerName: string, version: number, at: number): Promise<boolean> =>
       ctx.transaction(async (tx) => {
         const p = await forUpdate(tx, tx.db.selectFrom("key_providers").select("current_version").where("name", "=", providerName)).executeTakeFirst();
         if (!p) throw notFound(`key provider ${providerName}`);

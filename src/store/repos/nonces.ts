@@ -74,7 +74,7 @@ export function noncesRepo(ctx: Ctx) {
     },
 
     /** Deletes nonces that expired before `before`; returns how many. */
-    async purgeExpired(before: number = Date.now()): Promise<number> {
+    async purgeExpired(before: number): Promise<number> {
       return affected(await ctx.db.deleteFrom("nonces").where("expires_at", "<=", before).executeTakeFirst());
     },
   };

@@ -134,7 +134,7 @@ export function policiesRepo(ctx: Ctx) {
     },
 
     /** Enables or disables every version of (kind, name); returns how many rows changed. */
-    async setEnabled(kind: PolicyKind, name: string, enabled: boolean, at: number = Date.now()): Promise<number> {
+    async setEnabled(kind: PolicyKind, name: string, enabled: boolean, at: number): Promise<number> {
       const r = await ctx.db
         .updateTable("policies")
         .set({ disabled_at: enabled ? null : at })

@@ -121,7 +121,7 @@ export function provisioningRepo(ctx: Ctx) {
     (await ctx.db.selectFrom("provisioning_settings").select("id_scope").where("id", "=", 1).executeTakeFirst())?.id_scope;
   return {
     /** Creates or replaces an individual enrollment. */
-    async putEnrollment(e: EnrollmentFields, at: number = Date.now()): Promise<Enrollment> {
+    async putEnrollment(e: EnrollmentFields, at: number): Promise<Enrollment> {
       const fields = {
         ek_public: hex(e.ekPublic),
         device_id: e.deviceId,
@@ -151,7 +151,7 @@ export function provisioningRepo(ctx: Ctx) {
     },
 
     /** Creates or replaces an enrollment group. */
-    async putGroup(g: GroupFields, at: number = Date.now()): Promise<EnrollmentGroup> {
+    async putGroup(g: GroupFields, at: number): Promise<EnrollmentGroup> {
       if (g.caCerts.length === 0) throw new TpmTrustError("ERR_VALIDATION", `enrollment group ${g.name} needs at least one CA certificate`);
       const fields = {
         ca_cert: hex(g.caCerts[0]),
@@ -238,7 +238,7 @@ export function provisioningRepo(ctx: Ctx) {
       return r ? toRegistration(r) : undefined;
     },
     /** Changes the given fields and draws a new etag; ERR_NOT_FOUND for an unknown id. */
-    async updateRegistration(registrationId: string, p: RegistrationPatch, at: number = Date.now()): Promise<DeviceRegistration> {
+    async updateRegistration(registrationId: string, p: RegistrationPatch, at: number): Promise<DeviceRegistration> {
       const set: Partial<DeviceRegistrationsTable> = { etag: randomUUID(), updated_at: at };
       if (p.groupName !== undefined) set.group_name = p.groupName;
       if (p.ekPublic !== undefined) set.ek_public = hex(p.ekPublic);

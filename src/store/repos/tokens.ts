@@ -36,15 +36,15 @@ export function tokensRepo(ctx: Ctx) {
       const r = await ctx.db.selectFrom("tokens").selectAll().where("jti", "=", jti).executeTakeFirst();
       return r ? toToken(r) : undefined;
     },
-    async revoke(jti: string, at: number = Date.now()): Promise<boolean> {
+    async revoke(jti: string, at: number): Promise<boolean> {
       return affected(await ctx.db.updateTable("tokens").set({ revoked_at: at }).where("jti", "=", jti).where("revoked_at", "is", null).executeTakeFirst()) > 0;
     },
     /** Revokes every unrevoked token of a host (e.g. it became unhealthy); returns how many. */
-    async revokeForHost(hostName: string, at: number = Date.now()): Promise<number> {
+    async revokeForHost(hostName: string, at: number): Promise<number> {
       return affected(await ctx.db.updateTable("tokens").set({ revoked_at: at }).where("host_name", "=", hostName).where("revoked_at", "is", null).executeTakeFirst());
     },
     /** Deletes records of tokens that expired before `before`; returns how many. */
-    async purgeExpired(before: number = Date.now()): Promise<number> {
+    async purgeExpired(before: number): Promise<number> {
       return affected(await ctx.db.deleteFrom("tokens").where("expires_at", "<=", before).executeTakeFirst());
     },
   };
@@ -92,7 +92,7 @@ export function signingKeysRepo(ctx: Ctx) {
       if (o.retiredSince !== undefined) q = q.where((eb) => eb.or([eb("retired_at", "is", null), eb("retired_at", ">", o.retiredSince!)]));
       return (await q.orderBy("created_at", "desc").orderBy("kid", "desc").execute()).map(toKey);
     },
-    async retire(kid: string, at: number = Date.now()): Promise<boolean> {
+    async retire(kid: string, at: number): Promise<boolean> {
       return affected(await ctx.db.updateTable("token_signing_keys").set({ retired_at: at }).where("kid", "=", kid).where("retired_at", "is", null).executeTakeFirst()) > 0;
     },
   };

@@ -72,7 +72,7 @@ export function trustRepo(ctx: Ctx) {
     },
 
     /** Adds a root or intermediate certificate (DER); `subject` is for display. Returns false if already present. */
-    addCaCert: (kind: EkCaKind, der: Uint8Array, subject: string, at: number = Date.now()): Promise<{ fingerprint: string; added: boolean }> =>
+    addCaCert: (kind: EkCaKind, der: Uint8Array, subject: string, at: number): Promise<{ fingerprint: string; added: boolean }> =>
       ctx.transaction(async (tx) => {
         const fingerprint = createHash("sha256").update(der).digest("hex");
         const r = await tx.db
@@ -89,7 +89,7 @@ export function trustRepo(ctx: Ctx) {
     },
 
     /** AD CS-style directories of zero-byte files named by EK hash; the trust layer scans them on each check. */
-    addAllowlistDir: (path: string, at: number = Date.now()): Promise<boolean> =>
+    addAllowlistDir: (path: string, at: number): Promise<boolean> =>
       ctx.transaction(async (tx) => {
         const r = await tx.db
           .insertInto("allowlist_dirs")

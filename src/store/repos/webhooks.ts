@@ -53,7 +53,7 @@ export function webhooksRepo(ctx: Ctx) {
       if (!o.includeDisabled) q = q.where("disabled_at", "is", null);
       return (await q.orderBy("created_at").orderBy("id").execute()).map(toWebhook);
     },
-    async setEnabled(id: string, enabled: boolean, at: number = Date.now()): Promise<void> {
+    async setEnabled(id: string, enabled: boolean, at: number): Promise<void> {
       if (affected(await ctx.db.updateTable("webhooks").set({ disabled_at: enabled ? null : at }).where("id", "=", id).executeTakeFirst()) === 0) throw notFound(`webhook ${id}`);
     },
     async remove(id: string): Promise<boolean> {
@@ -61,7 +61,7 @@ export function webhooksRepo(ctx: Ctx) {
     },
 
     /** Queues `event` for every enabled subscription that wants it; returns the deliveries. */
-    enqueue: (event: string, payload: unknown, at: number = Date.now()): Promise<Delivery[]> =>
+    enqueue: (event: string, payload: unknown, at: number): Promise<Delivery[]> =>
       ctx.transaction(async (tx) => {
         const hooks = (await webhooksRepo(tx).list()).filter((h) => h.events.length === 0 || h.events.includes(event));
         const out: Delivery[] = [];

@@ -1,6 +1,6 @@
 /** Endorsement keys: the TCG EK Credential Profile 2.x templates, EK sessions, EK certificates in NV. */
 import { EK_NV, TPM_ALG, TPM_ECC, TPM_RH, TPMA_OBJECT } from "../constants.js";
-import { certificateFromNv } from "../nvcert.js";
+import { certificateFromNv, certificatesFromNvChain } from "../nvcert.js";
 import { policySecretDigest } from "../policydigest.js";
 import { handleName } from "../structures.js";
 import type { TpmtPublic, TpmtSymDefObject } from "../types.js";
@@ -123,12 +123,36 @@ export async function readEkCertificates(client: TpmClient): Promise<EkCertifica
   const out: EkCertificate[] = [];
   for (const [kind, spec] of Object.entries(EK_TEMPLATES) as [EkKind, EkSpec][]) {
     if (!defined.has(spec.certIndex)) continue;
-    const { nvPublic } = await client.nvReadPublic(spec.certIndex);
-    const a = nvPublic.attributes;
-    if (!(a & TPMA_NV.WRITTEN)) continue;
-    const authHandle = a & TPMA_NV.AUTHREAD ? spec.certIndex : a & TPMA_NV.OWNERREAD ? TPM_RH.OWNER : TPM_RH.PLATFORM;
-    const data = await client.nvRead(spec.certIndex, { authHandle, size: nvPublic.dataSize });
-    out.push({ index: spec.certIndex, kind, ...certificateFromNv(data) });
+    const data = await readNvWhole(client, spec.certIndex);
+    if (data) out.push({ index: spec.certIndex, kind, ...certificateFromNv(data) });
+  }
+  return out;
+}
+
+/** TCG EK Credential Profile 2.x §2.2.1.5: the NV range of EK certificate chains. */
+export const EK_CHAIN_FIRST = 0x01c00100;
+export const EK_CHAIN_LAST = 0x01c001ff;
+
+/** Reads one written NV index whole, authorizing with the index (AUTHREAD), else owner, else platform. */
+async function readNvWhole(client: TpmClient, index: number): Promise<Buffer | undefined> {
+  const { nvPublic } = await client.nvReadPublic(index);
+  const a = nvPublic.attributes;
+  if (!(a & TPMA_NV.WRITTEN)) return undefined;
+  const authHandle = a & TPMA_NV.AUTHREAD ? index : a & TPMA_NV.OWNERREAD ? TPM_RH.OWNER : TPM_RH.PLATFORM;
+  return client.nvRead(index, { authHandle, size: nvPublic.dataSize });
+}
+
+/**
+ * The EK certificate chain in NV: every written index of the chain range in order, each holding
+ * one or more concatenated DER certificates (intermediates, possibly the root). Used as
+ * intermediates for path building only; trust still comes from the configured roots.
+ */
+export async function readEkChain(client: TpmClient): Promise<{ index: number; certificates: Buffer[] }[]> {
+  const handles = (await client.getHandles(EK_CHAIN_FIRST)).filter((h) => h >= EK_CHAIN_FIRST && h <= EK_CHAIN_LAST);
+  const out: { index: number; certificates: Buffer[] }[] = [];
+  for (const index of handles) {
+    const data = await readNvWhole(client, index);
+    if (data) out.push({ index, certificates: certificatesFromNvChain(data) });
   }
   return out;
 }
