@@ -16,9 +16,8 @@ import type { Health, Host, Policy, PolicyHead, PolicyVersion, Store } from "../
 import { HARDWARE_CLASS_PATTERN } from "./hosts.js";
 import type { Interpretation, VerifiedEventLog } from "../verify/eventlog/index.js";
 import type { PolicyRef } from "../tokens/tokens.js";
-import { replayLog } from "./replay-log.js";
 import { IMA_PCR } from "../verify/ima/index.js";
-import { bankOrder, type Selection } from "./verify-quotes.js";
+import { bankOrder, verifyLogAgainstQuotes, type Selection } from "../verify/attestation.js";
 
 /** What policies are judged on: the verified part of the event log and what it says. */
 export interface Facts {
@@ -243,7 +242,7 @@ export async function previewPolicy(store: Store, p: NewPolicy): Promise<PolicyP
     }
     let facts: Facts;
     try {
-      const r = replayLog(ev.eventLog ?? undefined, ev.pcrs, required);
+      const r = verifyLogAgainstQuotes(ev.eventLog, ev.pcrs, required);
       facts = { log: r.log, interpretation: r.interpretation };
     } catch (e) {
       if (!(e instanceof TpmTrustError)) throw e;

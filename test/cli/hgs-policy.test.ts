@@ -11,7 +11,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { codeIntegrityPolicy, evaluateCodeIntegrity } from "../../src/policy/code-integrity.js";
-import { parseEventLog, selfVerifyEventLog } from "../../src/verify/eventlog/index.js";
+import { verifyLogAgainstQuotes } from "../../src/verify/attestation.js";
 import { cli } from "../helpers/cli.js";
 import { requireTool } from "../helpers/swtpm.js";
 import { ALG, agileRecord, specId03 } from "../verify/eventlog/build.js";
@@ -77,7 +77,10 @@ test("ci add --policy: the SHA-256 of the deployed policy file (a .p7b signed by
   assert.equal(neither.code, 2);
 
   // the digest is what a Windows log carries in its SI policy event, and the CI policy finds it there
-  const log = selfVerifyEventLog(parseEventLog(windowsLog([sipa(0x0005000f, siPolicyPayload("corp-ci", createHash("sha256").update(p7b).digest()))])));
+  const items = [sipa(0x0005000f, siPolicyPayload("corp-ci", createHash("sha256").update(p7b).digest()))];
+  // the PCR 12 a TPM would quote after that one event: SHA-256(zeros ‖ SHA-256(event data))
+  const pcr12 = createHash("sha256").update(Buffer.concat([Buffer.alloc(32), createHash("sha256").update(Buffer.concat(items)).digest()])).digest();
+  const { log } = verifyLogAgainstQuotes(windowsLog(items), { sha256: { 12: pcr12 } }, [{ bank: "sha256", pcrs: [12] }]);
   assert.equal(evaluateCodeIntegrity(codeIntegrityPolicy("corp-ci", stored.document.digest), log).pass, true);
   assert.equal(evaluateCodeIntegrity(codeIntegrityPolicy("lab-ci", unsigned.json().document.digest), log).pass, false);
 });

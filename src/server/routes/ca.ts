@@ -1,6 +1,7 @@
 /**
- * The key attestation CA. Enrolment is public (the proof is TPM evidence); a request may carry an
- * admin API token, which is what the `user-credentials` trust model rests on. Templates and
+ * The key attestation CA. Enrolment is public (the proof is TPM evidence, or the token it carries):
+ * a request may carry an admin or enroller API token, whose holder is then the requester the
+ * template must admit; an enroller's token is what the `user-credentials` trust model rests on. Templates and
  * certificate management need admin (writes) or auditor (reads) tokens; the CRL and the CA chain
  * are public.
  */
@@ -12,7 +13,7 @@ import { BASE64_PATTERN, decodeBase64 } from "../../encoding.js";
 import { caChain } from "../../ca/authority.js";
 import { certView, getCertificate, listCertificates } from "../../ca/certificates.js";
 import { currentCrl, revokeCertificate, REVOCATION_REASONS } from "../../ca/crl.js";
-import { enroll, enrollChallenge } from "../../ca/enroll.js";
+import { enroll, enrollChallenge, type TokenRequester } from "../../ca/enroll.js";
 import { certificatePem } from "../../encoding.js";
 import { TEMPLATE_NAME_PATTERN, TEMPLATE_SCHEMA, getTemplate, listTemplates, putTemplate, removeTemplate } from "../../ca/templates.js";
 import type { Store } from "../../store/index.js";
@@ -29,18 +30,20 @@ interface EnrollBody {
   attestation?: { keyPublic: string; certify: { attest: string; signature: string }; akNameHex: string };
 }
 
-/** The enrolling principal: anonymous, or an admin whose token vouches (ERR_UNAUTHENTICATED/ERR_FORBIDDEN for a bad or non-admin token). */
-async function vouching(store: Store, req: FastifyRequest): Promise<{ actor: string; admin: boolean }> {
+/** The enrolling principal: anonymous, an admin or an enroller (ERR_UNAUTHENTICATED for a bad token, ERR_FORBIDDEN for an auditor's: an auditor never requests or vouches). */
+async function requester(store: Store, req: FastifyRequest): Promise<{ actor: string; requester?: TokenRequester }> {
   const token = bearer(req);
-  if (req.headers.authorization === undefined) return { actor: "anonymous", admin: false };
+  if (req.headers.authorization === undefined) return { actor: "anonymous" };
   const t = token ? await store.adminTokens.verify(token) : undefined;
   const deny = async (code: "ERR_UNAUTHENTICATED" | "ERR_FORBIDDEN", message: string, actor: string) => {
     await store.audit.append({ actor, action: "auth.denied", subject: "POST /v1/ca/enroll", outcome: "denied", details: { code } });
     throw new TpmTrustError(code, message);
   };
   if (!t) return deny("ERR_UNAUTHENTICATED", "the API token is unknown or revoked (enrol without Authorization for TPM-only attestation)", "anonymous");
-  if (t.role !== "admin") return deny("ERR_FORBIDDEN", `role ${t.role} may not vouch for a TPM; it needs admin`, `${t.role}:${t.id}`);
-  return { actor: `admin:${t.id}`, admin: true };
+  const actor = `${t.role}:${t.id}`;
+  if (t.role === "admin") return { actor, requester: { kind: "admin", tokenId: t.id } };
+  if (t.role === "enroller" && t.identity) return { actor, requester: { kind: "enroller", tokenId: t.id, identity: t.identity } };
+  return deny("ERR_FORBIDDEN", `role ${t.role} may not request certificates; it needs admin or enroller`, actor);
 }
 
 const ca: RouteModule = (app, { store, now, publicUrl, attest }) => {
@@ -87,7 +90,7 @@ const ca: RouteModule = (app, { store, now, publicUrl, attest }) => {
       },
     },
     async (req, reply) => {
-      const who = await vouching(store, req);
+      const who = await requester(store, req);
       const b = req.body;
       const csr = b.csr.trimStart().startsWith("-----BEGIN") ? b.csr : decodeBase64(b.csr, "csr");
       const a = b.attestation;
@@ -117,6 +120,7 @@ const ca: RouteModule = (app, { store, now, publicUrl, attest }) => {
         policies: r.policies,
         trustModels: r.trustModels,
         attestation: r.attestation,
+        ...(r.attestationFailure ? { attestationFailure: r.attestationFailure } : {}),
       });
     },
   );

@@ -6,7 +6,7 @@ import type { Migration } from "./index.js";
  * policy can be judged against the fleet before it is added.
  */
 export const hostEvidence: Migration = {
-  version: 6,
+  version: 7,
   name: "last verified evidence per host",
   async up(ctx: Ctx) {
     await ctx.db.schema
