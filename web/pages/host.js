@@ -98,10 +98,13 @@ export function attestationView(a) {
       d.message ? ["Message", d.message] : null,
       ["AK", short(a.akNameHex ?? "", 32)],
       ["PCR digest", short(a.pcrDigestHex ?? "", 32)],
+      d.policyVersion !== undefined ? ["Policy version passed", d.policyVersion ?? `none (tried: ${(d.policyVersionsTried ?? []).join(", ") || "no usable set"})`] : null,
       d.policies ? ["Policies", d.policies.map((p) => `${p.kind} ${p.name} v${p.version}`).join(", ") || "—"] : null,
       d.explainedPcrs ? ["PCRs the log explains", d.explainedPcrs.map((p) => `${p.bank}:${p.pcr}`).join(" ") || "—"] : null,
       d.unexplainedPcrs?.length ? ["PCRs not explained", d.unexplainedPcrs.map((p) => `${p.bank}:${p.pcr} (${p.reason})`).join("; ")] : null,
       d.workarounds?.length ? ["Workarounds applied", d.workarounds.map((w) => `${w.name} (${w.bank}:${w.pcr})`).join("; ")] : null,
+      d.ima ? ["IMA entries verified", `${d.ima.entriesVerified} (next increment from entry ${d.ima.nextIndex}; ${d.ima.covered} in this attestation)`] : null,
+      d.ima ? ["IMA failures", d.ima.failures ? `${d.ima.failures}; last: entry ${d.ima.lastFailure.index} ${d.ima.lastFailure.path} ${d.ima.lastFailure.digest} — ${d.ima.lastFailure.code} ${d.ima.lastFailure.reason}` : "none"] : null,
     ]),
     a.diff ? diffView(a.diff) : null,
   );
@@ -122,7 +125,7 @@ export function diffView(diff) {
         ? h(
             "div",
             { class: "diff-policy" },
-            h("h4", {}, `${p.kind} “${p.name}”`, p.version ? ` v${p.version}` : "", " failed"),
+            h("h4", {}, `${p.kind} “${p.name}”`, p.version ? ` v${p.version}` : "", p.policyVersion ? ` (policy version ${p.policyVersion})` : "", " failed"),
             table(
               [
                 { label: "PCR", cell: (x) => String(x.pcr), class: "num" },
