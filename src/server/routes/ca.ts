@@ -4,18 +4,14 @@
  * certificate management need admin (writes) or auditor (reads) tokens; the CRL and the CA chain
  * are public.
  */
-import type { FastifyRequest } from "fastify";
 import type { RouteModule } from "../app.js";
-import { ADMINS, READERS, actorOf, bearer } from "../auth.js";
-import { TpmTrustError } from "../../errors.js";
-import { BASE64_PATTERN, decodeBase64 } from "../../encoding.js";
+import { ADMINS, READERS, actorOf, optionalAdmin } from "../auth.js";
+import { BASE64_PATTERN, certificatePem, decodeBase64 } from "../../encoding.js";
 import { caChain } from "../../ca/authority.js";
 import { certView, getCertificate, listCertificates } from "../../ca/certificates.js";
 import { currentCrl, revokeCertificate, REVOCATION_REASONS } from "../../ca/crl.js";
 import { enroll, enrollChallenge } from "../../ca/enroll.js";
-import { certificatePem } from "../../encoding.js";
 import { TEMPLATE_NAME_PATTERN, TEMPLATE_SCHEMA, getTemplate, listTemplates, putTemplate, removeTemplate } from "../../ca/templates.js";
-import type { Store } from "../../store/index.js";
 import { counted, metrics } from "../metrics.js";
 
 const tags = ["ca"];
@@ -27,20 +23,6 @@ interface EnrollBody {
   template: string;
   csr: string;
   attestation?: { keyPublic: string; certify: { attest: string; signature: string }; akNameHex: string };
-}
-
-/** The enrolling principal: anonymous, or an admin whose token vouches (ERR_UNAUTHENTICATED/ERR_FORBIDDEN for a bad or non-admin token). */
-async function vouching(store: Store, req: FastifyRequest): Promise<{ actor: string; admin: boolean }> {
-  const token = bearer(req);
-  if (req.headers.authorization === undefined) return { actor: "anonymous", admin: false };
-  const t = token ? await store.adminTokens.verify(token) : undefined;
-  const deny = async (code: "ERR_UNAUTHENTICATED" | "ERR_FORBIDDEN", message: string, actor: string) => {
-    await store.audit.append({ actor, action: "auth.denied", subject: "POST /v1/ca/enroll", outcome: "denied", details: { code } });
-    throw new TpmTrustError(code, message);
-  };
-  if (!t) return deny("ERR_UNAUTHENTICATED", "the API token is unknown or revoked (enrol without Authorization for TPM-only attestation)", "anonymous");
-  if (t.role !== "admin") return deny("ERR_FORBIDDEN", `role ${t.role} may not vouch for a TPM; it needs admin`, `${t.role}:${t.id}`);
-  return { actor: `admin:${t.id}`, admin: true };
 }
 
 const ca: RouteModule = (app, { store, now, publicUrl, attest }) => {
@@ -87,7 +69,9 @@ const ca: RouteModule = (app, { store, now, publicUrl, attest }) => {
       },
     },
     async (req, reply) => {
-      const who = await vouching(store, req);
+      // the enrolling principal: anonymous, or an admin whose token vouches for the TPM
+      const admin = await optionalAdmin(store, req, ADMINS, "POST /v1/ca/enroll", now());
+      const who = { actor: admin?.actor ?? "anonymous", admin: admin !== null };
       const b = req.body;
       const csr = b.csr.trimStart().startsWith("-----BEGIN") ? b.csr : decodeBase64(b.csr, "csr");
       const a = b.attestation;
