@@ -17,6 +17,8 @@ import type { AttestConfig } from "./config.js";
 import { receiveEvidence, type EvidenceBody } from "./evidence.js";
 import type { HealthChange } from "./health.js";
 import type { Judgement, JudgementCache } from "./judge.js";
+import type { PcrValues } from "../verify/eventlog/types.js";
+import { IMA_PCR } from "../verify/ima/index.js";
 import { imaFailureCode, type ImaSummary, type ImaTracker } from "./ima.js";
 import { checkPolicySet, hostPolicies, policySelection, refOf, type PolicyOutcome } from "./policies.js";
 import { requireHostTrusted } from "../trust/host-trust.js";
@@ -55,6 +57,8 @@ export interface AttestationResult {
   /** IMA progress of this boot, when runtime policies apply */
   ima?: ImaSummary;
 }
+
+const withoutPcr = (pcrs: PcrValues, pcr: number): PcrValues => Object.fromEntries(Object.entries(pcrs).map(([b, v]) => [b, Object.fromEntries(Object.entries(v).filter(([i]) => Number(i) !== pcr))]));
 
 /** Failures of evidence that the TPM did sign over the fresh nonce: these are the host's verdict. */
 const HOST_FAILURES = new Set(["ERR_PCR_DIGEST_MISMATCH", "ERR_PCR_SELECTION_MISMATCH", "ERR_QUOTES_INCONSISTENT"]);
@@ -126,7 +130,10 @@ export async function attest(d: AttestDeps, body: EvidenceBody): Promise<Attesta
   if (quoted && !failure) {
     try {
       checkPolicySet(host, policies);
-      judged = d.judgements.judge({ bytes: ev.eventLog, sha256: ev.eventLogSha256 }, quoted.pcrs, required, policies.filter((p) => p.kind !== "runtime"));
+      // PCR 10 is IMA's: the firmware's event log does not explain it, the IMA list does
+      const logPcrs = runtime.length ? withoutPcr(quoted.pcrs, IMA_PCR) : quoted.pcrs;
+      const logRequired = runtime.length ? required.map((r) => ({ ...r, pcrs: r.pcrs.filter((p) => p !== IMA_PCR) })) : required;
+      judged = d.judgements.judge({ bytes: ev.eventLog, sha256: ev.eventLogSha256 }, logPcrs, logRequired, policies.filter((p) => p.kind !== "runtime"));
       let outcomes: PolicyOutcome[] = judged.outcomes;
       if (runtime.length) {
         const j = d.ima.judge(host.name, quoted.boot, quoted.pcrs, runtime, ev.ima);
