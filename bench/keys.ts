@@ -2,8 +2,9 @@
  * Key provider throughput over HTTP on loopback: encrypt and decrypt per second, each including
  * the attestation token check (ES256 signature, token record, host health, cluster, provider) and
  * its audit entry, against GET /healthz of the same server in the same run. The built-in local
- * store always; a SoftHSM2 token too when SoftHSM2 is installed. Tokens come from the token
- * service (real signing), so no TPM is measured. 16 requests are in flight at a time.
+ * store always; a SoftHSM2 token too when SoftHSM2 is installed; a KMIP server (PyKMIP) when
+ * python3-pykmip is installed, measured also against the local store in the same run. Tokens come
+ * from the token service (real signing), so no TPM is measured. 16 requests are in flight at a time.
  */
 import { execFileSync } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -16,6 +17,7 @@ import { signToken } from "../src/tokens/tokens.js";
 import { addKeyServer, closeKeyServers, createProvider, putCluster } from "../src/keys/index.js";
 import { buildApp } from "../src/server/app.js";
 import { openStore } from "../src/store/index.js";
+import { PYKMIP_SERVER, startPyKmip, type PyKmip } from "../test/helpers/pykmip.js";
 
 const IN_FLIGHT = 16;
 const SOFTHSM = "/usr/lib/softhsm/libsofthsm2.so";
@@ -56,6 +58,11 @@ export async function run(): Promise<BenchFigure[]> {
     process.env.TPMTRUST_BENCH_PIN = "1111";
     servers.push({ name: "hsm", kind: "pkcs11", config: { module: SOFTHSM, tokenLabel: "bench", pinEnv: "TPMTRUST_BENCH_PIN" } });
   }
+  let kms: PyKmip | undefined;
+  if (existsSync(PYKMIP_SERVER)) {
+    kms = await startPyKmip();
+    servers.push({ name: "kms", kind: "kmip", config: kms.settings() });
+  }
   const store = await openStore(join(dir, "bench.db"));
   const cfg = attestConfig();
   const app = await buildApp({ store, logger: false });
@@ -86,12 +93,21 @@ export async function run(): Promise<BenchFigure[]> {
       figures.push(scale(await compare(`encrypt 32 B over HTTP, token checked and audited (${s.kind})`, enc, "GET /healthz", healthz, { runs: 3, ms: 700 })));
       figures.push(scale(await compare(`decrypt 32 B over HTTP, token checked and audited (${s.kind})`, dec, "GET /healthz", healthz, { runs: 3, ms: 700 })));
     }
+    if (kms) {
+      // the cost of the KMS round trip: KMIP against the built-in store, same client and server
+      const op = (provider: string, name: string, body: unknown) => batch(() => post(agent, port, "POST", `/v1/keys/${provider}/${name}`, t.jwt, body));
+      const envOf = async (provider: string) => JSON.parse((await post(agent, port, "POST", `/v1/keys/${provider}/encrypt`, t.jwt, { plaintext })).toString()).ciphertext as string;
+      const [kmsEnv, localEnv] = [await envOf("bench-kms"), await envOf("bench-local")];
+      figures.push(scale(await compare("encrypt 32 B over HTTP through KMIP (PyKMIP, mutual TLS)", op("bench-kms", "encrypt", { plaintext }), "the same through the local store", op("bench-local", "encrypt", { plaintext }), { runs: 3, ms: 700 })));
+      figures.push(scale(await compare("decrypt 32 B over HTTP through KMIP (PyKMIP, mutual TLS)", op("bench-kms", "decrypt", { ciphertext: kmsEnv }), "the same through the local store", op("bench-local", "decrypt", { ciphertext: localEnv }), { runs: 3, ms: 700 })));
+    }
     return figures;
   } finally {
     agent.destroy();
     await app.close();
     await closeKeyServers(store);
     await store.close();
+    await kms?.cleanup();
     rmSync(dir, { recursive: true, force: true });
   }
 }

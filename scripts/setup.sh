@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages tpmtrust and its test suite use: the TPM stack (swtpm,
-# tpm2-tools, tpm2-openssl), softhsm2 (PKCS#11), PostgreSQL binaries, chromium (UI tests) and
+# tpm2-tools, tpm2-openssl), softhsm2 (PKCS#11), python3-pykmip (a real KMIP server for the KMIP key server tests), PostgreSQL binaries, chromium (UI tests) and
 # certtool (gnutls-bin, used by swtpm's local EK CA), zsh (completion tests) and curl (the DPS client made of tpm2-tools and curl). Idempotent; skips apt when all are present.
 # Not root: prints the exact command to run instead and exits 1.
 set -euo pipefail
 
-PACKAGES=(swtpm swtpm-tools tpm2-tools tpm2-openssl libtss2-tcti-swtpm0 softhsm2 postgresql chromium gnutls-bin zsh curl)
+PACKAGES=(swtpm swtpm-tools tpm2-tools tpm2-openssl libtss2-tcti-swtpm0 softhsm2 python3-pykmip postgresql chromium gnutls-bin zsh curl)
 
 missing=()
 for p in "${PACKAGES[@]}"; do

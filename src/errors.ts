@@ -97,12 +97,15 @@ export const ERRORS = {
   ERR_NOT_FOUND: { class: "state", http: 404, exit: 1, message: "no such object" },
   ERR_CONFLICT: { class: "state", http: 409, exit: 1, message: "the object already exists or is in the wrong state" },
   ERR_DISABLED: { class: "state", http: 403, exit: 1, message: "the object is disabled" },
+  ERR_KEY_UNSUITABLE: { class: "state", http: 409, exit: 1, message: "the key server's key cannot serve as a primary key (wrong type or size, extractable, or not active)" },
 
   // a dependency could not be used (no verdict): CLI exit 2, HTTP 5xx (a custom allocation webhook that fails: 422)
   ERR_TPM_TRANSPORT: { class: "unavailable", http: 500, exit: 2, message: "the TPM could not be reached" },
   ERR_TPM_SESSION_INTEGRITY: { class: "unavailable", http: 500, exit: 2, message: "a TPM response failed its session HMAC: the answer was altered between the TPM and tpmtrust" },
   ERR_UNREACHABLE: { class: "unavailable", http: 422, exit: 2, message: "the service could not be reached or gave no usable answer" },
   ERR_STORE_BUSY: { class: "unavailable", http: 503, exit: 2, message: "no database connection became free in time" },
+  ERR_KEY_SERVER_UNAVAILABLE: { class: "unavailable", http: 503, exit: 2, message: "the key server could not be reached or refused the connection" },
+  ERR_KEY_SERVER_REFUSED: { class: "unavailable", http: 502, exit: 2, message: "the key server refused the operation" },
   ERR_AUDIT_WRITE_FAILED: { class: "unavailable", http: 503, exit: 2, message: "the audit log could not be written, so the decision it was to record was not made" },
 
   // internal (no verdict): CLI exit 2, HTTP 500

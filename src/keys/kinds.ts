@@ -1,14 +1,15 @@
 /**
- * The kinds of key server tpmtrust can use, and the open key servers of a store. A new kind (KMIP,
- * a cloud KMS) is one more entry here; see docs/keys.md.
+ * The kinds of key server tpmtrust can use, and the open key servers of a store. A new kind (a cloud
+ * KMS) is one more entry here; see docs/keys.md.
  */
 import { TpmTrustError } from "../errors.js";
 import type { KeyServer as KeyServerRecord, Store } from "../store/index.js";
+import { KMIP } from "./kmip.js";
 import { LOCAL } from "./local.js";
 import { PKCS11 } from "./pkcs11.js";
 import type { KeyServer, KeyServerKind } from "./server.js";
 
-export const KEY_SERVER_KINDS: Readonly<Record<string, KeyServerKind>> = { local: LOCAL, pkcs11: PKCS11 };
+export const KEY_SERVER_KINDS: Readonly<Record<string, KeyServerKind>> = { local: LOCAL, pkcs11: PKCS11, kmip: KMIP };
 
 export function keyServerKind(kind: string): KeyServerKind {
   const k = Object.hasOwn(KEY_SERVER_KINDS, kind) ? KEY_SERVER_KINDS[kind] : undefined;

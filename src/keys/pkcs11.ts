@@ -181,27 +181,65 @@ class Pkcs11KeyServer implements KeyServer {
     return `id:${id.toString("hex")}`;
   }
 
-  /** The token object of a version, found by its CKA_ID. */
-  private key(k: KeyRef): Handle {
-    const cached = this.handles.get(k.ref);
-    if (cached) return cached;
-    const m = /^id:((?:[0-9a-f]{2}){1,64})$/.exec(k.ref);
-    if (!m) throw ioError(`key version ${k.version} of ${k.keyId} is not a PKCS#11 key reference`);
-    const { lib, session, m: p } = this.open();
-    let found: Handle[];
+  /** Secret-key objects matching `template`, at most `max`. */
+  private find(template: Pkcs11Types.Template, max: number): Handle[] {
+    const { lib, session, m } = this.open();
     try {
-      lib.C_FindObjectsInit(session, [
-        { type: p.CKA_CLASS, value: p.CKO_SECRET_KEY },
-        { type: p.CKA_ID, value: Buffer.from(m[1], "hex") },
-      ]);
+      lib.C_FindObjectsInit(session, [{ type: m.CKA_CLASS, value: m.CKO_SECRET_KEY }, ...template]);
       try {
-        found = lib.C_FindObjects(session, 2);
+        return lib.C_FindObjects(session, max);
       } finally {
         lib.C_FindObjectsFinal(session);
       }
     } catch (e) {
       throw hsmError(e, "C_FindObjects");
     }
+  }
+
+  /**
+   * A secret key the token already holds under `keyId`: by CKA_LABEL, else (hex) by CKA_ID. It must be
+   * an AES-256 key that is sensitive, not extractable, may encrypt and decrypt, and has a CKA_ID.
+   */
+  async adoptKey(keyId: string): Promise<string | undefined> {
+    const { lib, session, m } = this.open();
+    let found = this.find([{ type: m.CKA_LABEL, value: keyId }], 2);
+    if (found.length === 0 && /^(?:[0-9a-fA-F]{2}){1,64}$/.test(keyId)) found = this.find([{ type: m.CKA_ID, value: Buffer.from(keyId, "hex") }], 2);
+    if (found.length === 0) return undefined;
+    if (found.length > 1) throw new TpmTrustError("ERR_CONFLICT", `the token holds several secret keys labelled ${keyId}; give the CKA_ID (hex) of one`, { keyId });
+    const unsuitable = (why: string) => new TpmTrustError("ERR_KEY_UNSUITABLE", `the PKCS#11 key ${keyId} cannot be a primary key: ${why}`, { keyId, reason: why });
+    let a: Pkcs11Types.Template;
+    try {
+      a = lib.C_GetAttributeValue(session, found[0], [
+        { type: m.CKA_KEY_TYPE },
+        { type: m.CKA_VALUE_LEN },
+        { type: m.CKA_SENSITIVE },
+        { type: m.CKA_EXTRACTABLE },
+        { type: m.CKA_ENCRYPT },
+        { type: m.CKA_DECRYPT },
+        { type: m.CKA_ID },
+      ]);
+    } catch (e) {
+      throw hsmError(e, "C_GetAttributeValue");
+    }
+    const ulong = (b: Buffer) => (b.length === 8 ? Number(b.readBigUInt64LE(0)) : b.readUInt32LE(0));
+    const flag = (b: Buffer) => b.length > 0 && b[0] !== 0;
+    const [type, len, sensitive, extractable, encrypt, decrypt, id] = a.map((x) => x.value as Buffer);
+    if (ulong(type) !== m.CKK_AES) throw unsuitable("it is not an AES key");
+    if (ulong(len) !== 32) throw unsuitable(`it has ${ulong(len) * 8} bits, not 256`);
+    if (flag(extractable)) throw unsuitable("it is extractable (CKA_EXTRACTABLE)");
+    if (!flag(sensitive)) throw unsuitable("it is not sensitive (CKA_SENSITIVE)");
+    if (!flag(encrypt) || !flag(decrypt)) throw unsuitable("it may not both encrypt and decrypt (CKA_ENCRYPT, CKA_DECRYPT)");
+    if (!id?.length) throw unsuitable("it has no CKA_ID to find it by");
+    return `id:${id.toString("hex")}`;
+  }
+
+  /** The token object of a version, found by its CKA_ID. */
+  private key(k: KeyRef): Handle {
+    const cached = this.handles.get(k.ref);
+    if (cached) return cached;
+    const m = /^id:((?:[0-9a-f]{2}){1,64})$/.exec(k.ref);
+    if (!m) throw ioError(`key version ${k.version} of ${k.keyId} is not a PKCS#11 key reference`);
+    const found = this.find([{ type: pkcs11().CKA_ID, value: Buffer.from(m[1], "hex") }], 2);
     if (found.length !== 1) throw ioError(`the token holds ${found.length === 0 ? "no" : "more than one"} key with CKA_ID ${m[1]} (version ${k.version} of ${k.keyId})`);
     this.handles.set(k.ref, found[0]);
     return found[0];

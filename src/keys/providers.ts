@@ -93,10 +93,12 @@ export async function createProvider(store: Store, p: { name: string; keyServer?
   const primaryKeyId = check(p.primaryKeyId ?? `tpmtrust-${p.name}`, KEY_ID_PATTERN, "primaryKeyId");
   if (await store.keys.getProvider(p.name)) throw new TpmTrustError("ERR_CONFLICT", `key provider ${p.name} exists`);
   const rec = await serverRecord(store, p.keyServer ?? DEFAULT_KEY_SERVER, c);
-  const keyRef = await keyServerFor(store, rec).createKey(primaryKeyId);
+  const server = keyServerFor(store, rec);
+  const adopted = await server.adoptKey?.(primaryKeyId);
+  const keyRef = adopted ?? (await server.createKey(primaryKeyId));
   await store.transaction(async (tx) => {
     await tx.keys.createProvider({ name: p.name, keyServer: rec.name, primaryKeyId, keyRef, at: c.now });
-    await tx.audit.append({ actor: c.actor, action: "keys.provider.create", subject: p.name, outcome: "success", details: { keyServer: rec.name, kind: rec.kind, primaryKeyId, version: 1 }, at: c.now });
+    await tx.audit.append({ actor: c.actor, action: "keys.provider.create", subject: p.name, outcome: "success", details: { keyServer: rec.name, kind: rec.kind, primaryKeyId, version: 1, key: adopted ? "adopted" : "created" }, at: c.now });
   });
   return getProvider(store, p.name);
 }
@@ -125,7 +127,14 @@ export async function rotateProvider(store: Store, name: string, c: Caller): Pro
 
 /** Retires an old version: envelopes it sealed no longer decrypt (ERR_KEY_RETIRED). */
 export async function retireVersion(store: Store, name: string, version: number, c: Caller): Promise<ProviderView> {
-  if (!(await store.keys.getVersion(name, version))) throw notFound(`version ${version} of key provider ${JSON.stringify(name)}`);
+  const v = await store.keys.getVersion(name, version);
+  if (!v) throw notFound(`version ${version} of key provider ${JSON.stringify(name)}`);
+  if (v.retiredAt !== null) throw new TpmTrustError("ERR_CONFLICT", `version ${version} of ${name} is already retired`);
+  const p = await store.keys.getProvider(name);
+  if (p?.currentVersion === version) throw new TpmTrustError("ERR_CONFLICT", "the current key version cannot be retired; rotate first");
+  const rec = p && (await store.keys.getServer(p.keyServer));
+  // the key server first: when it cannot retire the key, nothing changes
+  if (p && rec) await keyServerFor(store, rec).retireKey?.({ keyId: p.primaryKeyId, version, ref: v.keyRef });
   await store.transaction(async (tx) => {
     const changed = await tx.keys.retireVersion(name, version, c.now);
     if (!changed) throw new TpmTrustError("ERR_CONFLICT", `version ${version} of ${name} is already retired`);

@@ -25,6 +25,14 @@ export interface KeyServer {
   encrypt(key: KeyRef, plaintext: Buffer, aad: Buffer): Promise<Buffer>;
   /** Opens what `encrypt` sealed with the same AAD; ERR_DECRYPT_FAILED when it does not authenticate. */
   decrypt(key: KeyRef, sealed: Buffer, aad: Buffer): Promise<Buffer>;
+  /**
+   * The reference of a key the key server already holds under `keyId` (a label, a name, an
+   * identifier), checked suitable (ERR_KEY_UNSUITABLE otherwise); undefined when it holds none.
+   * A new provider adopts such a key instead of creating a second one with the same name.
+   */
+  adoptKey?(keyId: string): Promise<string | undefined>;
+  /** Makes a retired version unusable inside the key server too (e.g. KMIP Revoke + Destroy). */
+  retireKey?(key: KeyRef): Promise<void>;
   /** Random bytes from the key server's generator (data keys and released secrets come from it). */
   randomBytes(n: number): Promise<Buffer>;
   /** Checks that the key server is usable (master key readable, HSM token logged in). */

@@ -130,3 +130,48 @@ test("the token by slot index and the PIN from a 0600 file; a group-readable PIN
   await assert.rejects(PKCS11.open({ module: hsm.module, tokenLabel: "nope", pinEnv: "TPMTRUST_TEST_PIN" }).check(), (e: unknown) => isCode("ERR_IO")(e) && /no PKCS#11 token labelled "nope"/.test((e as Error).message));
   await assert.rejects(PKCS11.open({ module: "/nonexistent/lib.so", tokenLabel: "t", pinEnv: "TPMTRUST_TEST_PIN" }).check(), isCode("ERR_IO"));
 });
+
+test("adoption: a key the token already holds under --key-id (label or CKA_ID) is used, not duplicated; unsuitable keys are refused", async () => {
+  const ref = await server.createKey("adopt-me");
+  assert.equal(await server.adoptKey!("adopt-me"), ref, "by label");
+  assert.equal(await server.adoptKey!(ref.slice(3)), ref, "by CKA_ID");
+  assert.equal(await server.adoptKey!("nobody-made-this"), undefined);
+  await server.createKey("twins");
+  await server.createKey("twins");
+  await assert.rejects(server.adoptKey!("twins"), isCode("ERR_CONFLICT"));
+  // keys made by someone else, with our own session
+  const m = createRequire(import.meta.url)("pkcs11js") as typeof Pkcs11Types;
+  const lib = new m.PKCS11();
+  lib.load(hsm.module);
+  try {
+    lib.C_Initialize();
+  } catch (e) {
+    assert.equal((e as { code: number }).code, m.CKR_CRYPTOKI_ALREADY_INITIALIZED);
+  }
+  const slot = lib.C_GetSlotList(true).find((s) => lib.C_GetTokenInfo(s).label.replace(/[\0 ]+$/, "") === token.label)!;
+  const session = lib.C_OpenSession(slot, m.CKF_SERIAL_SESSION | m.CKF_RW_SESSION);
+  try {
+    lib.C_Login(session, m.CKU_USER, token.pin);
+  } catch (e) {
+    assert.equal((e as { code: number }).code, m.CKR_USER_ALREADY_LOGGED_IN);
+  }
+  const make = (label: string, len: number, extractable: boolean) =>
+    lib.C_GenerateKey(session, { mechanism: m.CKM_AES_KEY_GEN }, [
+      { type: m.CKA_CLASS, value: m.CKO_SECRET_KEY },
+      { type: m.CKA_KEY_TYPE, value: m.CKK_AES },
+      { type: m.CKA_VALUE_LEN, value: len },
+      { type: m.CKA_TOKEN, value: true },
+      { type: m.CKA_PRIVATE, value: true },
+      { type: m.CKA_SENSITIVE, value: true },
+      { type: m.CKA_EXTRACTABLE, value: extractable },
+      { type: m.CKA_ENCRYPT, value: true },
+      { type: m.CKA_DECRYPT, value: true },
+      { type: m.CKA_LABEL, value: label },
+      { type: m.CKA_ID, value: Buffer.from(label) },
+    ]);
+  make("exportable", 32, true);
+  make("aes-128", 16, false);
+  lib.C_CloseSession(session);
+  await assert.rejects(server.adoptKey!("exportable"), (e: unknown) => isCode("ERR_KEY_UNSUITABLE")(e) && /extractable/.test((e as Error).message));
+  await assert.rejects(server.adoptKey!("aes-128"), (e: unknown) => isCode("ERR_KEY_UNSUITABLE")(e) && /128 bits/.test((e as Error).message));
+});

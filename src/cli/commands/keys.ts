@@ -2,6 +2,7 @@
  * `tpmtrust keys servers|providers|clusters …`: key release administration on the service's
  * database (the same operations as /v1/keys/… for admins; audited with actor "cli").
  */
+import { resolve } from "node:path";
 import { type Command, Option } from "commander";
 import { TpmTrustError } from "../../errors.js";
 import {
@@ -71,22 +72,28 @@ function printCluster(c: Cluster): void {
   );
 }
 
-function serverConfig(o: { kind: string; masterKeyFile?: string; masterKeyEnv?: string; module?: string; tokenLabel?: string; slot?: string; pinEnv?: string; pinFile?: string }): Record<string, unknown> {
-  const local = o.masterKeyFile !== undefined || o.masterKeyEnv !== undefined;
-  const pkcs11 = [o.module, o.tokenLabel, o.slot, o.pinEnv, o.pinFile].some((v) => v !== undefined);
-  if (o.kind === "local") {
-    if (pkcs11) throw new TpmTrustError("ERR_USAGE", "--module, --token-label, --slot, --pin-env and --pin-file are for --kind pkcs11");
-    return { ...(o.masterKeyFile !== undefined ? { masterKeyFile: o.masterKeyFile } : {}), ...(o.masterKeyEnv !== undefined ? { masterKeyEnv: o.masterKeyEnv } : {}) };
+/** Which options belong to which key server kind, and the setting each one fills. */
+const KIND_OPTIONS: Record<string, Record<string, string>> = {
+  local: { masterKeyFile: "--master-key-file", masterKeyEnv: "--master-key-env" },
+  pkcs11: { module: "--module", tokenLabel: "--token-label", slot: "--slot", pinEnv: "--pin-env", pinFile: "--pin-file" },
+  kmip: { host: "--host", port: "--port", ca: "--ca", cert: "--cert", key: "--key" },
+};
+/** Options that name files: relative paths are taken from the current directory. */
+const PATH_OPTIONS = new Set(["masterKeyFile", "pinFile", "ca", "cert", "key"]);
+
+function serverConfig(o: { kind: string } & Record<string, unknown>): Record<string, unknown> {
+  const config: Record<string, unknown> = {};
+  for (const [kind, options] of Object.entries(KIND_OPTIONS)) {
+    for (const [setting, flag] of Object.entries(options)) {
+      const v = o[setting];
+      if (v === undefined) continue;
+      if (kind !== o.kind) throw new TpmTrustError("ERR_USAGE", `${flag} is for --kind ${kind}`);
+      config[setting] = PATH_OPTIONS.has(setting) ? resolve(String(v)) : v;
+    }
   }
-  if (local) throw new TpmTrustError("ERR_USAGE", "--master-key-file and --master-key-env are for --kind local");
-  if (o.slot !== undefined && !/^\d{1,4}$/.test(o.slot)) throw new TpmTrustError("ERR_USAGE", `--slot must be a slot index, got "${o.slot}"`);
-  return {
-    ...(o.module !== undefined ? { module: o.module } : {}),
-    ...(o.tokenLabel !== undefined ? { tokenLabel: o.tokenLabel } : {}),
-    ...(o.slot !== undefined ? { slot: Number(o.slot) } : {}),
-    ...(o.pinEnv !== undefined ? { pinEnv: o.pinEnv } : {}),
-    ...(o.pinFile !== undefined ? { pinFile: o.pinFile } : {}),
-  };
+  if (config.slot !== undefined && !/^\d{1,4}$/.test(String(config.slot))) throw new TpmTrustError("ERR_USAGE", `--slot must be a slot index, got "${config.slot}"`);
+  if (config.slot !== undefined) config.slot = Number(config.slot);
+  return config;
 }
 
 /**
@@ -122,12 +129,12 @@ export function register(program: Command): void {
   const keys = program.command("keys").description("key release: key servers, trusted key providers and trusted clusters (admin; on the service's database)");
 
   // ---- key servers
-  const servers = keys.command("servers").description("where primary keys live: the built-in local store or a PKCS#11 token");
+  const servers = keys.command("servers").description("where primary keys live: the built-in local store, a PKCS#11 token or a KMIP server");
   storeCommand(
     servers,
     "add <name>",
     "add a key server; it is opened and checked first (master key readable, token logs in)",
-    (store, [name], o: Common & Parameters<typeof serverConfig>[0]) => addKeyServer(store, { name, kind: o.kind, config: serverConfig(o) }, caller()),
+    (store, [name], o: Common & { kind: string } & Record<string, unknown>) => addKeyServer(store, { name, kind: o.kind, config: serverConfig(o) }, caller()),
     (s) => process.stdout.write(`added key server ${s.name} (${s.kind}) ${JSON.stringify(s.config)}\n`),
     (c) =>
       c
@@ -138,7 +145,12 @@ export function register(program: Command): void {
         .option("--token-label <label>", "pkcs11: the token's label")
         .option("--slot <index>", "pkcs11: the token's slot index (instead of --token-label)")
         .option("--pin-env <var>", "pkcs11: the variable holding the user PIN")
-        .option("--pin-file <path>", "pkcs11: the file holding the user PIN (mode 0600)"),
+        .option("--pin-file <path>", "pkcs11: the file holding the user PIN (mode 0600)")
+        .option("--host <host>", "kmip: the KMS's host name or address")
+        .option("--port <port>", "kmip: the KMS's port (KMIP's is 5696)")
+        .option("--ca <file>", "kmip: PEM of the CA that issued the KMS's certificate")
+        .option("--cert <file>", "kmip: PEM of this client's certificate")
+        .option("--key <file>", "kmip: PEM of this client's private key (mode 0600)"),
   );
   storeCommand(
     servers,
@@ -156,7 +168,7 @@ export function register(program: Command): void {
     `create a provider with key version 1 (on the key server "${DEFAULT_KEY_SERVER}" unless --key-server; "${DEFAULT_KEY_SERVER}" is created as the built-in store on first use)`,
     (store, [name], o: Common & { keyServer: string; keyId?: string }) => createProvider(store, { name, keyServer: o.keyServer, ...(o.keyId ? { primaryKeyId: o.keyId } : {}) }, caller()),
     (p) => process.stdout.write(`created key provider ${p.name} on ${p.keyServer} (${p.kind}), key version 1\n`),
-    (c) => c.option("--key-server <name>", "the key server", DEFAULT_KEY_SERVER).option("--key-id <id>", "the primary key id (label) in the key server (default tpmtrust-<name>)"),
+    (c) => c.option("--key-server <name>", "the key server", DEFAULT_KEY_SERVER).option("--key-id <id>", "the primary key id in the key server (default tpmtrust-<name>); a key it already holds under that id (PKCS#11 label or CKA_ID, KMIP Unique Identifier or Name) is adopted"),
   );
   storeCommand(
     providers,
