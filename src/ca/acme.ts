@@ -9,7 +9,8 @@
  * key attestation settings apply to what ACME issues. Identifiers are `permanent-identifier` with
  * the name of a registered host; device-attest-01 proves it with a TPM2_Certify of the new key by an
  * AK bound to that host, whose AK certificate (x5c[0]) comes from tpmtrust's attestation CA.
- * `user-credentials` never passes over ACME (no admin token vouches).
+ * `user-credentials` never passes over ACME (no enroller token vouches). The template's host
+ * requesters apply; the certificate names exactly the order's identifier.
  *
  * Errors are TpmTrustErrors whose details.acme names the ACME error type (the route answers with
  * `urn:ietf:params:acme:error:<type>`).
@@ -20,13 +21,13 @@ import { TpmTrustError, isTpmTrustError, type ErrorCode } from "../errors.js";
 import { samePublicKey, spkiFromTpmt } from "../crypto/keys.js";
 import type { AcmeAccount, AcmeAuthz, AcmeOrder, Store } from "../store/index.js";
 import { decodeTpmtPublic } from "../tpm/structures.js";
-import { parseCsr, verifyCsrSignature } from "../verify/csr.js";
+import { parseCsr, verifyCsrSignature, type ParsedCsr } from "../verify/csr.js";
 import { decodeAttObj, verifyTpmAttStmt } from "../verify/device-attest.js";
 import { EKU_AIK_CERTIFICATE, certificatePublicKey, loadCertificate, validateChain } from "../verify/ek/index.js";
 import { ATTESTATION_CA_KIND } from "./ak-ca.js";
 import { ISSUING_KIND } from "./authority.js";
-import { ADCS_EVENT, countNonce, type NonceLimit } from "./enroll.js";
-import { checkRequest, issueFromTemplate } from "./issue.js";
+import { ADCS_EVENT, countNonce, hostAdmitted, type NonceLimit } from "./enroll.js";
+import { checkRequest, issueFromTemplate, requestedNames } from "./issue.js";
 import { POLICY_OF, type TrustModel } from "./oids.js";
 import { getTemplate, type CertTemplate } from "./templates.js";
 import { evaluateTrustModels } from "./trust-models.js";
@@ -273,6 +274,8 @@ interface Proof {
   akName: string;
   trustModels: TrustModel[];
   policies: string[];
+  /** required-if-capable: the EK failed the trust models, and the certificate is issued without their policies */
+  attestationFailure?: { code: string; reason: string };
 }
 
 /**
@@ -297,10 +300,14 @@ async function verifyDeviceAttest(store: Store, attObj: Buffer, o: { authz: Acme
   }
   const facts = verifyTpmAttStmt(st, { ak: akPublic, keyAuthorization: o.keyAuthorization });
   let trustModels: TrustModel[] = [];
+  let attestationFailure: Proof["attestationFailure"];
   if (o.template.keyAttestation.mode !== "none") {
     const m = await evaluateTrustModels(store, ak.hostName, o.template.keyAttestation.trustModels, { userVouched: false, now: o.now });
     if (m.passed.length === 0) {
-      throw new TpmTrustError("ERR_EK_NOT_TRUSTED", `the TPM's EK is not trusted under template ${o.template.name}'s trust models: ${Object.entries(m.outcomes).map(([k, v]) => `${k}: ${v!.reason}`).join("; ")}`);
+      const reason = `the TPM's EK is not trusted under template ${o.template.name}'s trust models: ${Object.entries(m.outcomes).map(([k, v]) => `${k}: ${v!.reason}`).join("; ")}`;
+      if (o.template.keyAttestation.mode !== "required-if-capable") throw new TpmTrustError("ERR_EK_NOT_TRUSTED", reason);
+      // AD CS: issued even if attestation was not successful, without its policies
+      attestationFailure = { code: "ERR_EK_NOT_TRUSTED", reason };
     }
     trustModels = m.passed;
   }
@@ -310,6 +317,7 @@ async function verifyDeviceAttest(store: Store, attObj: Buffer, o: { authz: Acme
     akName: akName.toString("hex"),
     trustModels,
     policies: o.template.keyAttestation.includeIssuancePolicies ? trustModels.map((m) => POLICY_OF[m]) : [],
+    ...(attestationFailure ? { attestationFailure } : {}),
   };
 }
 
@@ -326,6 +334,9 @@ export async function respondChallenge(store: Store, req: VerifiedRequest, id: s
     const keyAuthorization = `${authz.token}.${await thumbprint(req.account!.jwk)}`;
     const proof = await verifyDeviceAttest(store, Buffer.from(p.attObj, "base64url"), { authz, template, keyAuthorization, now: c.now });
     await store.acme.settleAuthz(id, { valid: true, at: c.now, attestation: { ...proof } });
+    if (proof.attestationFailure) {
+      await store.audit.append({ actor, action: "ca.attestation.error", subject: order.template, outcome: "failure", details: { adcsEvent: ADCS_EVENT.attestationError, ...proof.attestationFailure, acmeOrder: order.id, identifier: authz.identifier.value, issuedWithoutAttestation: true }, at: c.now });
+    }
     await store.audit.append({ actor, action: "acme.challenge.valid", subject: id, outcome: "success", details: { order: order.id, host: proof.host, trustModels: proof.trustModels }, at: c.now });
   } catch (e) {
     if (!isTpmTrustError(e)) throw e;
@@ -333,6 +344,17 @@ export async function respondChallenge(store: Store, req: VerifiedRequest, id: s
     await store.audit.append({ actor, action: "ca.attestation.error", subject: order.template, outcome: "failure", details: { adcsEvent: ADCS_EVENT.attestationError, code: e.code, reason: e.message, acmeOrder: order.id, identifier: authz.identifier.value }, at: c.now });
   }
   return (await store.acme.getAuthz(id))!;
+}
+
+/**
+ * RFC 8555 §7.4: the CSR names exactly the order's identifier. Its subject is the single attribute
+ * CN=<identifier> and every subjectAltName is dns:<identifier>; anything else is badCSR.
+ */
+function requireOrderNames(csr: ParsedCsr, identifier: string): void {
+  const refuse = (what: string) => acmeError("badCSR", "ERR_POLICY_FAILED", `the CSR names ${what}; an order for ${identifier} allows only CN=${identifier} and dns:${identifier}`, { identifier, subject: csr.subject });
+  const attrs = csr.subjectRdns.flat();
+  if (csr.subjectRdns.length !== 1 || attrs.length !== 1 || attrs[0].type !== "2.5.4.3" || attrs[0].value !== identifier) throw refuse(`the subject "${csr.subject}"`);
+  for (const san of csr.sans) if (san.type !== "dns" || san.value !== identifier) throw refuse(`${san.type}:${san.value}`);
 }
 
 /** Finalize (§7.4): the CSR must be for the attested key and name the identifier; issues under the template. */
@@ -344,13 +366,18 @@ export async function finalize(store: Store, req: VerifiedRequest, id: string, c
   const actor = `acme:${req.account!.id}`;
   const proof = authzs[0].attestation as unknown as Proof;
   const template = await getTemplate(store, order.template);
+  if (!hostAdmitted(template, await store.hosts.get(proof.host))) {
+    const e = acmeError("unauthorized", "ERR_FORBIDDEN", `template ${template.name} does not admit host ${proof.host} as a requester`, { rule: "requesters.hosts", host: proof.host });
+    await store.audit.append({ actor, action: "ca.request.denied", subject: order.template, outcome: "denied", details: { adcsEvent: ADCS_EVENT.requestDenied, code: e.code, reason: e.message, acmeOrder: id }, at: c.now });
+    throw e;
+  }
   const badCsr = (e: unknown) => (isTpmTrustError(e) ? acmeError("badCSR", e.code, e.message, e.details) : e);
   let csr;
   try {
     csr = parseCsr(Buffer.from(p.csr, "base64url"));
     await verifyCsrSignature(csr);
     checkRequest(template, csr);
-    if (csr.commonName !== order.identifiers[0].value) throw new TpmTrustError("ERR_POLICY_FAILED", `the CSR's CN must be the identifier ${order.identifiers[0].value}`);
+    requireOrderNames(csr, order.identifiers[0].value);
     if (createHash("sha256").update(csr.publicKey.export({ type: "spki", format: "der" })).digest("hex") !== proof.keyFingerprint) throw new TpmTrustError("ERR_KEY_MISMATCH", "the CSR's key is not the key device-attest-01 attested");
   } catch (e) {
     const err = badCsr(e);
@@ -362,9 +389,18 @@ export async function finalize(store: Store, req: VerifiedRequest, id: string, c
     const cert = await issueFromTemplate(store, {
       template,
       csr,
+      names: requestedNames(csr),
       policies: proof.policies,
       hostName: proof.host,
-      attestation: { format: "acme-device-attest-01", akName: proof.akName, freshness: "acme-challenge", trustModels: proof.trustModels, policies: proof.policies, acmeOrder: id },
+      attestation: {
+        format: "acme-device-attest-01",
+        akName: proof.akName,
+        freshness: "acme-challenge",
+        trustModels: proof.trustModels,
+        policies: proof.policies,
+        acmeOrder: id,
+        ...(proof.attestationFailure ? { outcome: "failed", ...proof.attestationFailure } : {}),
+      },
       now: c.now,
       publicUrl: c.publicUrl,
     });

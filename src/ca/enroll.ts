@@ -1,23 +1,27 @@
 /**
  * Certificate enrolment with TPM key attestation (AD CS semantics):
  *
- *   template → parse CSR → CSR signature → template rules → evidence (tpmtrust certify or KAST)
- *   → verifyEvidence (AK bound, signature, Name, key attributes, CSR key = certified key, nonce)
- *   → trust models (ek-key / ek-cert / user-credentials) → issue with the passed models' OIDs
+ *   template → token requester admitted → parse CSR → CSR signature → key type → evidence
+ *   (tpmtrust certify or KAST) → verifyEvidence (AK bound, signature, Name, key attributes,
+ *   CSR key = certified key, nonce) → trust models (ek-key / ek-cert / user-credentials)
+ *   → requester admitted → names (from the host or the request) → issue with the passed models' OIDs
  *
- * `none` ignores evidence; `required-if-capable` issues without attestation policies when there is
- * no evidence but rejects evidence that fails; `required` rejects every request without valid
- * attestation. Failures are audited like AD CS: `ca.attestation.error` (event 22, the evidence could
- * not be processed) and `ca.request.denied` (event 53), each with the reason code.
+ * The requester is the token's holder (an admin, or an enroller with its identity), else the attested
+ * host, else anonymous; the template names who may enrol. `none` ignores evidence;
+ * `required-if-capable` checks evidence only when the request carries some and issues without
+ * attestation policies when the check fails (recorded with the certificate and audited as event 22);
+ * `required` rejects every request without valid attestation. Failures are audited like AD CS:
+ * `ca.attestation.error` (event 22, the evidence could not be processed) and `ca.request.denied`
+ * (event 53), each with the reason code.
  */
 import { TpmTrustError, isTpmTrustError } from "../errors.js";
-import type { Store } from "../store/index.js";
+import type { Host, Store } from "../store/index.js";
 import { parseCsr, verifyCsrSignature } from "../verify/csr.js";
 import { caChain } from "./authority.js";
 import { ENROLL_NONCE_PURPOSE, ENROLL_NONCE_TTL_MS, findEvidence, verifyEvidence, type CertifyEvidence, type VerifiedEvidence } from "./evidence.js";
-import { checkRequest, issueFromTemplate } from "./issue.js";
+import { checkHostNames, checkKey, checkNames, hostNames, issueFromTemplate, requestedNames } from "./issue.js";
 import { HRESULT_INVALID_EK, HRESULT_KEY_ATTESTATION, POLICY_OF, type TrustModel } from "./oids.js";
-import { getTemplate } from "./templates.js";
+import { getTemplate, type CertTemplate } from "./templates.js";
 import { evaluateTrustModels, type TrustModelResult } from "./trust-models.js";
 
 export interface EnrollRequest {
@@ -27,11 +31,14 @@ export interface EnrollRequest {
   evidence?: CertifyEvidence;
 }
 
+/** Who sent the request: an API token's holder, or nobody in particular (the evidence may name a host). */
+export type TokenRequester = { kind: "admin"; tokenId: string } | { kind: "enroller"; tokenId: string; identity: string };
+
 export interface EnrollCaller {
   /** audit actor */
   actor: string;
-  /** an admin API token authenticated the request (the `user-credentials` trust model) */
-  admin: boolean;
+  /** the authenticated token holder; absent for a request without a token */
+  requester?: TokenRequester;
   now: number;
   publicUrl?: string;
 }
@@ -49,6 +56,8 @@ export interface EnrollResult {
   /** trust models that passed (empty without attestation) */
   trustModels: TrustModel[];
   attestation: { format: VerifiedEvidence["format"]; host: string; akNameHex: string; freshness: VerifiedEvidence["freshness"] } | null;
+  /** required-if-capable: the attestation the request carried failed, and the certificate was issued without it */
+  attestationFailure?: { code: string; reason: string };
 }
 
 /** AD CS event IDs tpmtrust mirrors in its audit log. */
@@ -58,41 +67,69 @@ function withDetails(e: TpmTrustError, details: Record<string, unknown>): TpmTru
   return new TpmTrustError(e.code, e.message, { ...(e.details ?? {}), ...details });
 }
 
+/** Whether the template admits an attested host as requester: hosts allowed, and of a listed class or with a listed tag when it lists any. */
+export function hostAdmitted(t: CertTemplate, host: Pick<Host, "hardwareClass" | "tags"> | undefined): boolean {
+  const r = t.requesters;
+  if (!r.hosts || !host) return false;
+  if (r.hostClasses.length === 0 && r.hostTags.length === 0) return true;
+  return r.hostClasses.includes(host.hardwareClass) || host.tags.some((tag) => r.hostTags.includes(tag));
+}
+
+/** ERR_FORBIDDEN unless the template admits the token's holder. */
+function requireTokenAdmitted(t: CertTemplate, r: TokenRequester): void {
+  if (r.kind === "admin" && !t.requesters.admins) throw new TpmTrustError("ERR_FORBIDDEN", `template ${t.name} does not admit administrators as requesters`, { rule: "requesters.admins" });
+  if (r.kind === "enroller" && !t.requesters.enrollers.includes(r.identity)) {
+    throw new TpmTrustError("ERR_FORBIDDEN", `template ${t.name} does not name enroller ${r.identity} among its requesters`, { rule: "requesters.enrollers", identity: r.identity });
+  }
+}
+
 export async function enroll(store: Store, req: EnrollRequest, c: EnrollCaller): Promise<EnrollResult> {
   const audit = (action: string, outcome: "success" | "failure" | "denied", details: Record<string, unknown>) =>
     store.audit.append({ actor: c.actor, action, subject: req.template, outcome, details, at: c.now });
-  let stage: "request" | "attestation" = "request";
-  const facts: Record<string, unknown> = {};
+  let stage = "request" as "request" | "attestation";
+  const facts: Record<string, unknown> = c.requester?.kind === "enroller" ? { enroller: c.requester.identity } : {};
   try {
     const template = await getTemplate(store, req.template);
     const mode = template.keyAttestation.mode;
     facts.mode = mode;
+    if (c.requester) requireTokenAdmitted(template, c.requester);
     const csr = parseCsr(req.csr);
     facts.subject = csr.subject;
     await verifyCsrSignature(csr);
-    checkRequest(template, csr);
+    checkKey(template, csr);
 
     let verified: VerifiedEvidence | undefined;
     let models: TrustModelResult | undefined;
+    let failure: { code: string; reason: string } | undefined;
     const evidence = mode === "none" ? undefined : findEvidence(csr, req.evidence);
     if (evidence) {
-      stage = "attestation";
-      facts.format = evidence.format;
-      verified = await verifyEvidence(store, evidence, csr, c.now);
-      facts.host = verified.host;
-      facts.akName = verified.akName.toString("hex");
-      stage = "request";
-      models = await evaluateTrustModels(store, verified.host, template.keyAttestation.trustModels, { userVouched: c.admin, now: c.now });
-      facts.trustModels = models.outcomes;
-      if (models.passed.length === 0) {
-        const ekCertFailed = models.outcomes["ek-cert"] && !models.outcomes["ek-cert"].passed;
-        throw new TpmTrustError(
-          "ERR_EK_NOT_TRUSTED",
-          `the TPM's EK is not trusted under template ${template.name}'s trust models (${template.keyAttestation.trustModels.join(", ")}): ${Object.entries(models.outcomes)
-            .map(([m, o]) => `${m}: ${o!.reason}`)
-            .join("; ")}`,
-          { hresult: ekCertFailed ? HRESULT_INVALID_EK : HRESULT_KEY_ATTESTATION, trustModels: models.outcomes, host: verified.host },
-        );
+      try {
+        stage = "attestation";
+        facts.format = evidence.format;
+        const v = await verifyEvidence(store, evidence, csr, c.now);
+        facts.host = v.host;
+        facts.akName = v.akName.toString("hex");
+        stage = "request";
+        const m = await evaluateTrustModels(store, v.host, template.keyAttestation.trustModels, { userVouched: c.requester?.kind === "enroller", now: c.now });
+        facts.trustModels = m.outcomes;
+        if (m.passed.length === 0) {
+          const ekCertFailed = m.outcomes["ek-cert"] && !m.outcomes["ek-cert"].passed;
+          throw new TpmTrustError(
+            "ERR_EK_NOT_TRUSTED",
+            `the TPM's EK is not trusted under template ${template.name}'s trust models (${template.keyAttestation.trustModels.join(", ")}): ${Object.entries(m.outcomes)
+              .map(([k, o]) => `${k}: ${o!.reason}`)
+              .join("; ")}`,
+            { hresult: ekCertFailed ? HRESULT_INVALID_EK : HRESULT_KEY_ATTESTATION, trustModels: m.outcomes, host: v.host },
+          );
+        }
+        [verified, models] = [v, m];
+      } catch (e) {
+        if (mode !== "required-if-capable" || !isTpmTrustError(e)) throw e;
+        // AD CS: "the certificate is issued even if attestation was not successful", without its policies
+        failure = { code: e.code, reason: e.message };
+        await audit("ca.attestation.error", "failure", { adcsEvent: ADCS_EVENT.attestationError, ...facts, ...failure, issuedWithoutAttestation: true });
+        stage = "request";
+        delete facts.host;
       }
     } else if (mode === "required") {
       throw new TpmTrustError("ERR_ATTESTATION_REQUIRED", `template ${template.name} requires key attestation and the request carries none (AD CS CERTSRV_E_KEY_ATTESTATION ${HRESULT_KEY_ATTESTATION})`, {
@@ -100,13 +137,36 @@ export async function enroll(store: Store, req: EnrollRequest, c: EnrollCaller):
       });
     }
 
+    // the requester: the token's holder (admitted above), else the attested host, else anonymous
+    const host = verified?.host;
+    if (!c.requester) {
+      if (host) {
+        if (!hostAdmitted(template, await store.hosts.get(host))) {
+          throw new TpmTrustError("ERR_FORBIDDEN", `template ${template.name} does not admit host ${host} as a requester`, { rule: "requesters.hosts", host });
+        }
+      } else if (!template.requesters.anonymous) {
+        throw new TpmTrustError("ERR_UNAUTHENTICATED", `template ${template.name} does not admit anonymous requesters: send an API token${mode === "none" ? "" : " or valid key attestation"}`, { rule: "requesters.anonymous" });
+      }
+    }
+
+    let names;
+    if (template.subjectFrom === "host") {
+      if (!host) throw new TpmTrustError("ERR_POLICY_FAILED", `template ${template.name} takes the subject from the attested host, and this request attests none`, { rule: "subjectFrom" });
+      names = hostNames(template, host);
+    } else {
+      names = requestedNames(csr);
+      if (host) checkHostNames(names, host);
+    }
+    checkNames(template, names);
+
     const passed = models?.passed ?? [];
     const policies = template.keyAttestation.includeIssuancePolicies ? passed.map((m) => POLICY_OF[m]) : [];
     const cert = await issueFromTemplate(store, {
       template,
       csr,
+      names,
       policies,
-      hostName: verified?.host ?? null,
+      hostName: host ?? null,
       attestation: verified
         ? {
             format: verified.format,
@@ -119,7 +179,9 @@ export async function enroll(store: Store, req: EnrollRequest, c: EnrollCaller):
             ekHashes: models!.ekHashes,
             ekCertHashes: models!.ekCertHashes,
           }
-        : null,
+        : failure
+          ? { outcome: "failed", ...failure, format: facts.format, trustModels: [], policies: [] }
+          : null,
       now: c.now,
       publicUrl: c.publicUrl,
     });
@@ -132,8 +194,19 @@ export async function enroll(store: Store, req: EnrollRequest, c: EnrollCaller):
       policies,
       trustModels: passed,
       attestation: verified ? { format: verified.format, host: verified.host, akNameHex: verified.akName.toString("hex"), freshness: verified.freshness } : null,
+      ...(failure ? { attestationFailure: failure } : {}),
     };
-    await audit("ca.certificate.issue", "success", { serial: cert.serial, subject: cert.subject, host: verified?.host ?? null, mode, policies, trustModels: passed, format: verified?.format ?? null });
+    await audit("ca.certificate.issue", "success", {
+      serial: cert.serial,
+      subject: cert.subject,
+      host: host ?? null,
+      mode,
+      policies,
+      trustModels: passed,
+      format: verified?.format ?? null,
+      ...(facts.enroller ? { enroller: facts.enroller } : {}),
+      ...(failure ? { attestationFailure: failure } : {}),
+    });
     return result;
   } catch (e) {
     if (!isTpmTrustError(e)) throw e;

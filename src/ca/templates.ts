@@ -2,14 +2,19 @@
  * Certificate templates: what a certificate looks like (validity, key usage, EKU), what a request
  * may ask for (subject and SAN rules, key types), and AD CS key attestation settings:
  *
- * - mode `none`: attestation is ignored; `required-if-capable`: a request without attestation is
- *   issued without attestation policies, attestation that is present must be valid; `required`:
- *   no valid attestation, no certificate.
+ * - mode `none`: attestation is ignored; `required-if-capable`: attestation is checked when the
+ *   request carries some, and a request without it or whose check fails is issued without
+ *   attestation policies (AD CS); `required`: no valid attestation, no certificate.
  * - trust models (any combination): `ek-key` (EKpub allow-listed, 1.3.6.1.4.1.311.21.30),
- *   `ek-cert` (EK certificate chains to EKROOT/EKCA, .31), `user-credentials` (the enrolling
- *   admin-authenticated user vouches for the TPM, .32).
+ *   `ek-cert` (EK certificate chains to EKROOT/EKCA, .31), `user-credentials` (an enroller-token
+ *   requester the template names vouches for the TPM, .32).
  * - `includeIssuancePolicies` (default true): the certificate carries the policy OID of every
  *   trust model that passed.
+ *
+ * Who may enrol (`requesters`) and where the certificate's names come from (`subjectFrom`: `host`,
+ * the attested host's registered name, as AD CS builds the subject from the directory; or
+ * `request`, the CSR's names, for an attested request only the host's own) are part of the template.
+ * Subject and SAN patterns always match the whole value.
  */
 import { TpmTrustError } from "../errors.js";
 import type { Store } from "../store/index.js";
@@ -32,6 +37,24 @@ export const EKU_NAMES: Record<string, string> = {
   smartcardLogon: "1.3.6.1.4.1.311.20.2.2",
 };
 export const TEMPLATE_NAME_PATTERN = "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$";
+export const SUBJECT_SOURCES = ["host", "request"] as const;
+export type SubjectSource = (typeof SUBJECT_SOURCES)[number];
+/** Identities of enroller tokens, host classes and tags a template names. */
+export const REQUESTER_NAME_PATTERN = "^[A-Za-z0-9][A-Za-z0-9._@:-]{0,127}$";
+
+export interface Requesters {
+  /** attested registered hosts may enrol (default true) … */
+  hosts: boolean;
+  /** … restricted to these hardware classes or these tags when either list is non-empty */
+  hostClasses: string[];
+  hostTags: string[];
+  /** identities of the enroller tokens that may enrol (default none) */
+  enrollers: string[];
+  /** admin tokens may enrol (default true) */
+  admins: boolean;
+  /** requests with neither a token nor a verified attestation (default false) */
+  anonymous: boolean;
+}
 
 export interface CertTemplate {
   name: string;
@@ -40,8 +63,11 @@ export interface CertTemplate {
   keyUsage: KeyUsage[];
   /** names from EKU_NAMES or dotted OIDs */
   extendedKeyUsage: string[];
+  /** where the certificate's subject and SANs come from (default: host when the mode is required, else request) */
+  subjectFrom: SubjectSource;
+  requesters: Requesters;
   subject: {
-    /** a regular expression the whole subject (RFC 4514 string, e.g. "CN=host1, O=Example") must match */
+    /** a regular expression the whole subject (canonical RFC 4514 text, e.g. "CN=host1, O=Example") must match; always anchored */
     pattern?: string;
     /** the subject must have a CN (default true) */
     requireCommonName: boolean;
@@ -49,7 +75,7 @@ export interface CertTemplate {
   subjectAltNames: {
     /** SAN types the CSR may request (default none) */
     allowed: SanType[];
-    /** a regular expression every requested SAN value must match */
+    /** a regular expression every SAN value must match as a whole */
     pattern?: string;
   };
   keyTypes: KeyType[];
@@ -70,6 +96,19 @@ export const TEMPLATE_SCHEMA = {
     validityDays: { type: "integer", minimum: 1, maximum: 3650 },
     keyUsage: { type: "array", maxItems: KEY_USAGES.length, uniqueItems: true, items: { enum: [...KEY_USAGES] } },
     extendedKeyUsage: { type: "array", maxItems: 16, uniqueItems: true, items: { type: "string", pattern: `^(${Object.keys(EKU_NAMES).join("|")}|[0-2](\\.[0-9]+)+)$` } },
+    subjectFrom: { enum: [...SUBJECT_SOURCES] },
+    requesters: {
+      type: "object",
+      additionalProperties: false,
+      properties: {
+        hosts: { type: "boolean" },
+        hostClasses: { type: "array", maxItems: 64, uniqueItems: true, items: { type: "string", pattern: REQUESTER_NAME_PATTERN } },
+        hostTags: { type: "array", maxItems: 64, uniqueItems: true, items: { type: "string", pattern: REQUESTER_NAME_PATTERN } },
+        enrollers: { type: "array", maxItems: 256, uniqueItems: true, items: { type: "string", pattern: REQUESTER_NAME_PATTERN } },
+        admins: { type: "boolean" },
+        anonymous: { type: "boolean" },
+      },
+    },
     subject: {
       type: "object",
       additionalProperties: false,
@@ -118,10 +157,24 @@ function list<T extends string>(v: unknown, field: string, allowed: readonly T[]
 function regex(v: unknown, field: string): string {
   if (typeof v !== "string" || v.length === 0 || v.length > 512) throw invalid(field, "must be a regular expression of 1–512 characters");
   try {
+    // compiled alone first: a pattern with unbalanced groups (".*)|(x") could otherwise escape the anchors
     new RegExp(v, "u");
   } catch (e) {
     throw invalid(field, `is not a regular expression: ${(e as Error).message}`);
   }
+  return v;
+}
+
+/** A template pattern as a whole-value match: `^(?:…)$` whatever the operator wrote. */
+export function wholeMatch(pattern: string): RegExp {
+  return new RegExp(`^(?:${pattern})$`, "u");
+}
+
+const isName = (s: string) => new RegExp(REQUESTER_NAME_PATTERN).test(s);
+
+function flag(o: Record<string, unknown>, key: string, field: string, dflt: boolean): boolean {
+  const v = o[key] ?? dflt;
+  if (typeof v !== "boolean") throw invalid(field, "must be true or false");
   return v;
 }
 
@@ -130,7 +183,7 @@ const isOid = (s: string) => /^[0-2](\.(0|[1-9][0-9]*))+$/.test(s);
 /** Validates a template document and fills its defaults; ERR_VALIDATION naming the field otherwise. */
 export function decodeTemplate(json: unknown): CertTemplate {
   if (!isObj(json)) throw invalid("", "must be a JSON object");
-  only(json, "", ["name", "validityDays", "keyUsage", "extendedKeyUsage", "subject", "subjectAltNames", "keyTypes", "keyAttestation"]);
+  only(json, "", ["name", "validityDays", "keyUsage", "extendedKeyUsage", "subjectFrom", "requesters", "subject", "subjectAltNames", "keyTypes", "keyAttestation"]);
   if (typeof json.name !== "string" || !new RegExp(TEMPLATE_NAME_PATTERN).test(json.name)) throw invalid("name", `must match ${TEMPLATE_NAME_PATTERN}`);
   const validityDays = json.validityDays ?? 365;
   if (typeof validityDays !== "number" || !Number.isInteger(validityDays) || validityDays < 1 || validityDays > 3650) throw invalid("validityDays", "must be an integer from 1 to 3650");
@@ -149,11 +202,26 @@ export function decodeTemplate(json: unknown): CertTemplate {
   const trustModels = list<TrustModel>(ka.trustModels ?? (mode === "none" ? [] : ["ek-cert"]), "keyAttestation.trustModels", TRUST_MODELS);
   if (mode !== "none" && trustModels.length === 0) throw invalid("keyAttestation.trustModels", `needs at least one trust model when the mode is ${mode}`);
   if (ka.includeIssuancePolicies !== undefined && typeof ka.includeIssuancePolicies !== "boolean") throw invalid("keyAttestation.includeIssuancePolicies", "must be true or false");
+  const subjectFrom = json.subjectFrom ?? (mode === "required" ? "host" : "request");
+  if (!SUBJECT_SOURCES.includes(subjectFrom as SubjectSource)) throw invalid("subjectFrom", `must be one of ${SUBJECT_SOURCES.join(", ")}`);
+  const rq = json.requesters ?? {};
+  if (!isObj(rq)) throw invalid("requesters", "must be an object");
+  only(rq, "requesters", ["hosts", "hostClasses", "hostTags", "enrollers", "admins", "anonymous"]);
+  const requesters: Requesters = {
+    hosts: flag(rq, "hosts", "requesters.hosts", true),
+    hostClasses: list(rq.hostClasses ?? [], "requesters.hostClasses", isName),
+    hostTags: list(rq.hostTags ?? [], "requesters.hostTags", isName),
+    enrollers: list(rq.enrollers ?? [], "requesters.enrollers", isName),
+    admins: flag(rq, "admins", "requesters.admins", true),
+    anonymous: flag(rq, "anonymous", "requesters.anonymous", false),
+  };
   return {
     name: json.name,
     validityDays,
     keyUsage: list<KeyUsage>(json.keyUsage ?? ["digitalSignature"], "keyUsage", KEY_USAGES),
     extendedKeyUsage: list(json.extendedKeyUsage ?? ["clientAuth"], "extendedKeyUsage", (s) => s in EKU_NAMES || isOid(s)),
+    subjectFrom: subjectFrom as SubjectSource,
+    requesters,
     subject: { ...(subject.pattern !== undefined ? { pattern: regex(subject.pattern, "subject.pattern") } : {}), requireCommonName: (subject.requireCommonName as boolean | undefined) ?? true },
     subjectAltNames: { allowed: list<SanType>(san.allowed ?? [], "subjectAltNames.allowed", SAN_TYPES), ...(san.pattern !== undefined ? { pattern: regex(san.pattern, "subjectAltNames.pattern") } : {}) },
     keyTypes: list<KeyType>(json.keyTypes ?? ["rsa-2048", "ecdsa-p256"], "keyTypes", KEY_TYPES, { min: 1 }),

@@ -3,7 +3,8 @@
  * (src/trust/trust.ts) against the current configuration (a disabled host: ERR_DISABLED):
  * - `ek-key`: the EK hash of one of the host's registered EKs is allow-listed;
  * - `ek-cert`: one of the host's stored EK certificates chains to EKROOT (via EKCA) at `now`;
- * - `user-credentials`: the request was made with an admin API token (the user vouches for the TPM).
+ * - `user-credentials`: an authenticated requester with the enroller role, admitted by the template,
+ *   vouches for the TPM (AD CS: the enrolling user's domain credentials); admin and auditor tokens never vouch.
  */
 import { createHash } from "node:crypto";
 import type { ErrorCode } from "../errors.js";
@@ -46,7 +47,7 @@ export async function evaluateTrustModels(store: Store, hostName: string, models
   }
   for (const m of models) {
     if (m === "user-credentials") {
-      outcomes[m] = o.userVouched ? { passed: true, reason: "an administrator made the request and vouches for the TPM" } : { passed: false, code: "ERR_UNAUTHENTICATED", reason: "the request carries no admin API token to vouch for the TPM" };
+      outcomes[m] = o.userVouched ? { passed: true, reason: "an enroller made the request and vouches for the TPM" } : { passed: false, code: "ERR_UNAUTHENTICATED", reason: "the request carries no enroller token to vouch for the TPM" };
     } else {
       outcomes[m] = best[m] ?? { passed: false, code: "ERR_EK_NOT_TRUSTED", reason: `host ${hostName} has no registered EK` };
     }

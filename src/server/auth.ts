@@ -18,6 +18,8 @@ export interface Principal {
   tokenId: string;
   /** the audit actor string */
   actor: string;
+  /** an enroller token's identity */
+  identity?: string;
 }
 
 declare module "fastify" {
@@ -55,7 +57,7 @@ export async function admit(store: Store, req: FastifyRequest, roles: readonly A
   if (!t) return deny("ERR_UNAUTHENTICATED", "the API token is unknown or revoked", "anonymous");
   const actor = `${t.role}:${t.id}`;
   if (!roles.includes(t.role)) return deny("ERR_FORBIDDEN", `role ${t.role} may not call this; it needs ${roles.join(" or ")}`, actor);
-  return { kind: "admin", role: t.role, tokenId: t.id, actor };
+  return { kind: "admin", role: t.role, tokenId: t.id, actor, ...(t.identity ? { identity: t.identity } : {}) };
 }
 
 /** A public route's optional admin: null without an Authorization header, else as `admit` (a bad token is refused, not ignored). */

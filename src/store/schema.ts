@@ -347,6 +347,8 @@ export interface AdminTokensTable {
   token_hash: string;
   role: string;
   label: string | null;
+  /** enroller tokens: the requester's identity, as templates name it */
+  identity: string | null;
   created_at: number;
   revoked_at: number | null;
 }

@@ -7,7 +7,8 @@ import * as x509 from "@peculiar/x509";
 import { createPublicKey, type KeyObject } from "node:crypto";
 import { pemBlocks } from "../encoding.js";
 import { TpmTrustError, isTpmTrustError } from "../errors.js";
-import { readTlv } from "./ek/der.js";
+import { children, readTlv } from "./ek/der.js";
+import { ATTRIBUTE_NAMES, decodeName } from "./ek/names.js";
 
 /** Largest CSR accepted (a KAST statement with two RSA bindings stays far below). */
 export const MAX_CSR_BYTES = 64 * 1024;
@@ -19,11 +20,27 @@ export interface CsrSan {
   value: string;
 }
 
+/** One attribute of a subject RDN. */
+export interface SubjectAttribute {
+  /** OID */
+  type: string;
+  /** short name (CN, O, OU, DC …) or the OID */
+  name: string;
+  value: string;
+}
+
 export interface ParsedCsr {
   der: Buffer;
   request: x509.Pkcs10CertificateRequest;
-  /** RFC 4514-style subject, e.g. "CN=host1, O=Example" */
+  /** DER of the subject Name, as in the request */
+  subjectDer: Buffer;
+  /** the subject's RDNs in encoded order, each a set of attributes (decoded from the DER, never from text) */
+  subjectRdns: SubjectAttribute[][];
+  /** canonical text of subjectRdns (subjectText): what template patterns are matched against */
   subject: string;
+  /** every CN value, in order */
+  commonNames: string[];
+  /** the first CN */
   commonName: string | undefined;
   /** DER SubjectPublicKeyInfo */
   spki: Buffer;
@@ -40,6 +57,31 @@ export interface ParsedCsr {
 function csrError(message: string, details?: Record<string, unknown>): TpmTrustError {
   return new TpmTrustError("ERR_PARSE_CSR", message, details);
 }
+
+/** RFC 4514 §2.4 escaping, plus "=" and control characters: an attribute value can never read as a separator or another attribute. */
+function escapeValue(v: string): string {
+  let out = v.replace(/[\\"+,;<>=]/g, (c) => `\\${c}`).replace(/[\u0000-\u001f\u007f]/g, (c) => `\\${c.charCodeAt(0).toString(16).padStart(2, "0")}`);
+  if (out.endsWith(" ")) out = `${out.slice(0, -1)}\\ `;
+  if (/^[ #]/.test(out)) out = `\\${out}`;
+  return out;
+}
+
+/** Canonical text of a subject: `NAME=value` with escaped values, `+` inside a multi-valued RDN, ", " between RDNs, encoded order. */
+export function subjectText(rdns: SubjectAttribute[][]): string {
+  return rdns.map((rdn) => rdn.map((a) => `${a.name}=${escapeValue(a.value)}`).join("+")).join(", ");
+}
+
+/** The subject Name of a CSR's DER (CertificationRequest → certificationRequestInfo → version, subject; RFC 2986 §4), decoded structurally. */
+function subjectOf(der: Buffer): { subjectDer: Buffer; subjectRdns: SubjectAttribute[][] } {
+  const info = children(der, readTlv(der, 0))[0];
+  const parts = info && info.tag === 0x30 ? children(der, info) : [];
+  if (parts.length < 2 || parts[1].tag !== 0x30) throw csrError("the CSR has no subject Name");
+  const subjectDer = der.subarray(parts[1].start, parts[1].end);
+  const { name } = decodeName(subjectDer, "subject", parts[1].start);
+  return { subjectDer, subjectRdns: Array.from(name.rdns, (rdn) => Array.from(rdn, (a) => ({ type: a.type, name: ATTRIBUTE_NAMES[a.type] ?? a.type, value: a.value }))) };
+}
+
+const CN = "2.5.4.3";
 
 const CSR_LABELS = new Set(["CERTIFICATE REQUEST", "NEW CERTIFICATE REQUEST"]);
 
@@ -107,9 +149,15 @@ export function parseCsr(input: Uint8Array | string): ParsedCsr {
         sans.push({ type, value: n.value });
       }
     }
-    const subject = request.subject;
-    const cn = request.subjectName.getField("CN");
-    return { der, request, subject, commonName: cn[0], spki, publicKey, keyType: keyTypeOf(publicKey), sans, attributes, otherExtensions };
+    let subject: ReturnType<typeof subjectOf>;
+    try {
+      subject = subjectOf(der);
+    } catch (e) {
+      throw csrError(`the CSR's subject: ${(e as Error).message}`);
+    }
+    const { subjectDer, subjectRdns } = subject;
+    const commonNames = subjectRdns.flat().filter((a) => a.type === CN).map((a) => a.value);
+    return { der, request, subjectDer, subjectRdns, subject: subjectText(subjectRdns), commonNames, commonName: commonNames[0], spki, publicKey, keyType: keyTypeOf(publicKey), sans, attributes, otherExtensions };
   } catch (e) {
     if (isTpmTrustError(e)) throw e;
     throw csrError(`not a PKCS#10 request: ${(e as Error).message}`);

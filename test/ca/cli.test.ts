@@ -62,7 +62,7 @@ test("ca init --key-server: the CA keys sealed by a key server of the key provid
     await putTemplate(s2, { name: "t" }, { actor: "test", now: Date.now() });
     const keys = (await webcrypto.subtle.generateKey({ name: "ECDSA", namedCurve: "P-256" }, true, ["sign", "verify"])) as CryptoKeyPair;
     const csr = await x509.Pkcs10CertificateRequestGenerator.create({ name: "CN=sealed.example", keys, signingAlgorithm: { name: "ECDSA", hash: "SHA-256" } as EcdsaParams });
-    const out = await enroll(s2, { template: "t", csr: Buffer.from(csr.rawData) }, { actor: "test", admin: false, now: Date.now() });
+    const out = await enroll(s2, { template: "t", csr: Buffer.from(csr.rawData) }, { actor: "test", requester: { kind: "admin", tokenId: "test" }, now: Date.now() });
     const chain = out.chain.map((d) => new x509.X509Certificate(new Uint8Array(d)));
     assert.ok(await new x509.X509Certificate(new Uint8Array(out.certificate)).verify({ publicKey: chain[0].publicKey, signatureOnly: true }));
   } finally {
@@ -95,7 +95,7 @@ test("ca certs list | revoke and ca crl", async () => {
   try {
     const keys = (await webcrypto.subtle.generateKey({ name: "ECDSA", namedCurve: "P-256" }, true, ["sign", "verify"])) as CryptoKeyPair;
     const csr = await x509.Pkcs10CertificateRequestGenerator.create({ name: "CN=plain.example", keys, signingAlgorithm: { name: "ECDSA", hash: "SHA-256" } as EcdsaParams });
-    serial = (await enroll(store, { template: "from-file", csr: Buffer.from(csr.rawData) }, { actor: "test", admin: false, now: Date.now() })).serial;
+    serial = (await enroll(store, { template: "from-file", csr: Buffer.from(csr.rawData) }, { actor: "test", requester: { kind: "admin", tokenId: "test" }, now: Date.now() })).serial;
   } finally {
     await store.close();
   }

@@ -53,13 +53,16 @@ async function registerHost(t: TpmClient, name: string, policyVersion: "v1" | "v
 }
 
 const template = (doc: Record<string, unknown>) => api(svc.url, "POST", "/v1/ca/templates", doc, svc.admin);
+/** A new enroller token carrying `identity`. */
+const enroller = async (identity: string) => (await svc.server.store.adminTokens.create({ role: "enroller", identity })).token;
 
 before(async () => {
   dir = mkdtempSync(join(tmpdir(), "tpmtrust-ca-"));
   [hostTpm, bareTpm] = await Promise.all([startSwtpm({ ekCerts: true }), startSwtpm()]);
   tpm = new TpmClient(await openTransport(hostTpm.tcti));
   bare = new TpmClient(await openTransport(bareTpm.tcti));
-  svc = await startService(dir, join(dir, "db.sqlite"));
+  // no periodic sweep: it purges expired nonces, and a negative below needs a stale one to stay
+  svc = await startService(dir, join(dir, "db.sqlite"), { attest: { sweepMs: 0 } });
   await trustSwtpmCa(svc, hostTpm);
   await initCa(svc.server.store, { actor: "test", now: Date.now(), keyDir: join(dir, "ca-keys") });
   await registerHost(tpm, "host-a", "v2", stateA());
@@ -72,11 +75,19 @@ before(async () => {
   for (const doc of [
     { name: "req-cert", keyAttestation: { mode: "required", trustModels: ["ek-cert"] } },
     { name: "req-key", keyAttestation: { mode: "required", trustModels: ["ek-key"] } },
-    { name: "req-all", keyAttestation: { mode: "required", trustModels: ["ek-key", "ek-cert", "user-credentials"] } },
-    { name: "req-user", keyAttestation: { mode: "required", trustModels: ["user-credentials"] } },
-    { name: "ric-cert", keyAttestation: { mode: "required-if-capable", trustModels: ["ek-cert"] } },
+    { name: "req-all", requesters: { enrollers: ["ops"] }, keyAttestation: { mode: "required", trustModels: ["ek-key", "ek-cert", "user-credentials"] } },
+    { name: "req-user", requesters: { enrollers: ["ops"] }, keyAttestation: { mode: "required", trustModels: ["user-credentials"] } },
+    // anonymous requesters only where the template says so (issue 12)
+    { name: "ric-cert", requesters: { anonymous: true }, keyAttestation: { mode: "required-if-capable", trustModels: ["ek-cert"] } },
     { name: "nopol", keyAttestation: { mode: "required", trustModels: ["ek-cert"], includeIssuancePolicies: false } },
-    { name: "plain", keyAttestation: { mode: "none" } },
+    { name: "plain", requesters: { anonymous: true }, keyAttestation: { mode: "none" } },
+    { name: "ric-closed", keyAttestation: { mode: "required-if-capable", trustModels: ["ek-cert"] } },
+    { name: "plain-closed", requesters: { enrollers: ["ops"] }, keyAttestation: { mode: "none" } },
+    { name: "req-names", subjectFrom: "request", subjectAltNames: { allowed: ["dns"] }, keyAttestation: { mode: "required", trustModels: ["ek-cert", "ek-key"] } },
+    { name: "req-dns", subjectAltNames: { allowed: ["dns"] }, keyAttestation: { mode: "required", trustModels: ["ek-cert", "ek-key"] } },
+    { name: "req-class", requesters: { hostClasses: ["other"], hostTags: ["pki"] }, keyAttestation: { mode: "required", trustModels: ["ek-cert"] } },
+    { name: "req-nohosts", requesters: { hosts: false, enrollers: ["ops"] }, keyAttestation: { mode: "required", trustModels: ["ek-cert"] } },
+    { name: "req-noadmin", requesters: { admins: false }, keyAttestation: { mode: "required", trustModels: ["ek-cert"] } },
   ]) {
     const r = await template(doc);
     assert.equal(r.status, 201, JSON.stringify(r.body));
@@ -95,8 +106,14 @@ const pems = (text: string) => (text.match(/-----BEGIN CERTIFICATE-----[^-]+----
 const policiesOf = (pem: string) => [...(new x509.X509Certificate(pem).getExtension(x509.CertificatePolicyExtension)?.policies ?? [])];
 
 /** Enrols through the agent's own code path (the TPM makes, certifies and signs). */
-function agentEnroll(t: TpmClient, stateDir: string, tpl: string, o: { token?: string; keyAlg?: "rsa" | "ecc" } = {}) {
-  return enrollCert(t, new ServiceClient({ url: svc.url, ...(o.token ? { token: o.token } : {}) }), { stateDir, template: tpl, subject: `CN=${tpl}.example, O=tpmtrust-test`, keyAlg: o.keyAlg });
+function agentEnroll(t: TpmClient, stateDir: string, tpl: string, o: { token?: string; keyAlg?: "rsa" | "ecc"; subject?: string; dns?: string[] } = {}) {
+  return enrollCert(t, new ServiceClient({ url: svc.url, ...(o.token ? { token: o.token } : {}) }), {
+    stateDir,
+    template: tpl,
+    subject: o.subject ?? `CN=${tpl}.example, O=tpmtrust-test`,
+    keyAlg: o.keyAlg,
+    ...(o.dns ? { dns: o.dns } : {}),
+  });
 }
 
 const rejects = async (p: Promise<unknown>, code: string) =>
@@ -117,7 +134,8 @@ test("required + ek-cert: the certificate carries exactly 1.3.6.1.4.1.311.21.31,
     assert.equal(chain.length, 2);
     assert.ok(await cert.verify({ publicKey: chain[0].publicKey, signatureOnly: true }));
     assert.ok(await chain[0].verify({ publicKey: chain[1].publicKey, signatureOnly: true }));
-    assert.equal(cert.subject, "CN=req-cert.example, O=tpmtrust-test");
+    // subjectFrom host (the default when attestation is required): the CSR asked for CN=req-cert.example, O=tpmtrust-test
+    assert.equal(cert.subject, "CN=host-a");
     assert.equal(cert.serialNumber.length, 32, "16-byte serial");
     assert.deepEqual([...(chain[0].getExtension(x509.CertificatePolicyExtension)?.policies ?? [])], [P30, P31, P32]);
     const view = await api(svc.url, "GET", `/v1/ca/certs/${r.serial}`, undefined, svc.admin);
@@ -135,10 +153,10 @@ test("required + ek-key: rejected until the EK is allow-listed, then exactly .30
   assert.equal((await api(svc.url, "POST", "/v1/trust/allowlist", { ekHash: h.body.eks[0].ekHash }, svc.admin)).status, 201);
   const r = await agentEnroll(tpm, stateA(), "req-key");
   assert.deepEqual(policiesOf(readFileSync(join(r.dir, "cert.pem"), "utf8")), [P30]);
-  // every model that passed is stamped; user-credentials only with an admin token
+  // every model that passed is stamped; user-credentials only with an enroller token the template names
   const all = await agentEnroll(tpm, stateA(), "req-all");
   assert.deepEqual(policiesOf(readFileSync(join(all.dir, "cert.pem"), "utf8")), [P30, P31]);
-  const vouched = await agentEnroll(tpm, stateA(), "req-all", { token: svc.admin });
+  const vouched = await agentEnroll(tpm, stateA(), "req-all", { token: await enroller("ops") });
   assert.deepEqual(policiesOf(readFileSync(join(vouched.dir, "cert.pem"), "utf8")), [P30, P31, P32]);
   await api(svc.url, "DELETE", `/v1/trust/allowlist/${h.body.eks[0].ekHash}`, undefined, svc.admin);
 });
@@ -149,23 +167,65 @@ test("the CLI: tpmtrust agent enroll-cert --template … --subject … --rsa --s
   const out = r.json();
   assert.deepEqual(out.policies, [P31]);
   const cert = new x509.X509Certificate(readFileSync(join(out.dir, "cert.pem"), "utf8"));
-  assert.equal(cert.subject, "CN=cli.example");
+  assert.equal(cert.subject, "CN=host-a", "the subject comes from the attested host");
   assert.equal((cert.publicKey.algorithm as { name: string }).name, "RSASSA-PKCS1-v1_5");
   const rejected = await cli(["agent", "enroll-cert", "--template", "req-key", "--subject", "CN=cli.example", "--server", svc.url, "--tpm", hostTpm.tcti, "--state-dir", stateA()]);
   assert.equal(rejected.code, 1);
   assert.match(rejected.stderr, /ERR_EK_NOT_TRUSTED/);
 });
 
-test("user-credentials: only an admin token vouches; an auditor token is refused, includeIssuancePolicies false stamps nothing", async () => {
+test("user-credentials: only an enroller token the template names vouches (an admin's does not); an auditor token is refused, includeIssuancePolicies false stamps nothing", async () => {
   await rejects(agentEnroll(tpm, stateA(), "req-user"), "ERR_EK_NOT_TRUSTED");
-  const u = await agentEnroll(tpm, stateA(), "req-user", { token: svc.admin });
+  await rejects(agentEnroll(tpm, stateA(), "req-user", { token: svc.admin }), "ERR_EK_NOT_TRUSTED");
+  const u = await agentEnroll(tpm, stateA(), "req-user", { token: await enroller("ops") });
   assert.deepEqual(policiesOf(readFileSync(join(u.dir, "cert.pem"), "utf8")), [P32]);
+  await rejects(agentEnroll(tpm, stateA(), "req-user", { token: await enroller("someone-else") }), "ERR_FORBIDDEN");
   const auditor = await svc.server.store.adminTokens.create({ role: "auditor", label: "ca test" });
   await rejects(agentEnroll(tpm, stateA(), "req-user", { token: auditor.token }), "ERR_FORBIDDEN");
   await rejects(agentEnroll(tpm, stateA(), "req-user", { token: "not-a-token" }), "ERR_UNAUTHENTICATED");
   const n = await agentEnroll(tpm, stateA(), "nopol");
   assert.deepEqual(policiesOf(readFileSync(join(n.dir, "cert.pem"), "utf8")), []);
   assert.deepEqual(n.trustModels, ["ek-cert"]);
+});
+
+const sansOf = (pem: string) => new x509.X509Certificate(pem).getExtension(x509.SubjectAlternativeNameExtension)?.names.items.map((n) => `${n.type}:${n.value}`) ?? [];
+
+const rejectsRule = async (p: Promise<unknown>, code: string, rule: string) =>
+  assert.rejects(p, (e: unknown) => {
+    assert.ok(e instanceof TpmTrustError, String(e));
+    assert.equal(e.code, code, e.message);
+    assert.equal(e.details?.rule, rule, JSON.stringify(e.details));
+    return true;
+  });
+
+test("subject binding: subjectFrom request admits only the attested host's own names; subjectFrom host names the attested host whatever the CSR asks", async () => {
+  const own = await agentEnroll(tpm, stateA(), "req-names", { subject: "CN=host-a, O=tpmtrust-test", dns: ["host-a"] });
+  const ownPem = readFileSync(join(own.dir, "cert.pem"), "utf8");
+  assert.equal(new x509.X509Certificate(ownPem).subject, "CN=host-a, O=tpmtrust-test");
+  assert.deepEqual(sansOf(ownPem), ["dns:host-a"]);
+  await rejectsRule(agentEnroll(tpm, stateA(), "req-names", { subject: "CN=host-b" }), "ERR_POLICY_FAILED", "subject.host");
+  await rejectsRule(agentEnroll(tpm, stateA(), "req-names", { subject: "CN=host-a", dns: ["host-b"] }), "ERR_POLICY_FAILED", "subject.host");
+  // host B (attested, EK allow-listed) asks for host A's names and gets its own
+  const b = await agentEnroll(bare, stateB(), "req-dns", { subject: "CN=host-a, O=tpmtrust-test", dns: ["host-a"] });
+  const bPem = readFileSync(join(b.dir, "cert.pem"), "utf8");
+  assert.equal(new x509.X509Certificate(bPem).subject, "CN=host-b");
+  assert.deepEqual(sansOf(bPem), ["dns:host-b"]);
+  assert.deepEqual(b.policies, [P30]);
+});
+
+test("requesters: host classes or tags, hosts off, admins off, enrollers by identity", async () => {
+  await rejectsRule(agentEnroll(tpm, stateA(), "req-class"), "ERR_FORBIDDEN", "requesters.hosts");
+  await svc.server.store.hosts.update("host-a", { tags: ["pki"] }, Date.now());
+  try {
+    assert.equal(new x509.X509Certificate(readFileSync(join((await agentEnroll(tpm, stateA(), "req-class")).dir, "cert.pem"), "utf8")).subject, "CN=host-a");
+  } finally {
+    await svc.server.store.hosts.update("host-a", { tags: [] }, Date.now());
+  }
+  await rejectsRule(agentEnroll(tpm, stateA(), "req-nohosts"), "ERR_FORBIDDEN", "requesters.hosts");
+  assert.deepEqual((await agentEnroll(tpm, stateA(), "req-nohosts", { token: await enroller("ops") })).policies, [P31]);
+  await rejectsRule(agentEnroll(tpm, stateA(), "req-nohosts", { token: await enroller("intruder") }), "ERR_FORBIDDEN", "requesters.enrollers");
+  await rejectsRule(agentEnroll(tpm, stateA(), "req-noadmin", { token: svc.admin }), "ERR_FORBIDDEN", "requesters.admins");
+  assert.deepEqual((await agentEnroll(tpm, stateA(), "req-noadmin")).policies, [P31]);
 });
 
 /** A CSR of a software key (no TPM, no evidence). */
@@ -192,11 +252,34 @@ test("modes without evidence: required rejects (ERR_ATTESTATION_REQUIRED, 0x8009
   const audit = await api(svc.url, "GET", "/v1/audit?limit=1000", undefined, svc.admin);
   const entries = (audit.body.entries ?? audit.body) as { action: string; details: Record<string, unknown> }[];
   assert.ok(entries.some((e) => e.action === "ca.request.denied" && e.details.adcsEvent === 53 && e.details.code === "ERR_ATTESTATION_REQUIRED"));
+  // templates that do not admit anonymous requesters: refused without a token, issued to a named enroller
+  for (const tpl of ["ric-closed", "plain-closed"]) {
+    const anon = await api(svc.url, "POST", "/v1/ca/enroll", { template: tpl, csr: await softwareCsr(`${tpl}.example`) });
+    assert.equal(anon.status, 401, JSON.stringify(anon.body));
+    assert.equal(anon.body.code, "ERR_UNAUTHENTICATED");
+  }
+  const named = await api(svc.url, "POST", "/v1/ca/enroll", { template: "plain-closed", csr: await softwareCsr("plain-closed.example") }, await enroller("ops"));
+  assert.equal(named.status, 201, JSON.stringify(named.body));
+  assert.equal(new x509.X509Certificate(named.body.certificatePem).subject, "CN=plain-closed.example");
 });
 
-test("EK not trusted for the template's models: rejected under required and required-if-capable with evidence; mode none ignores it", async () => {
+test("EK not trusted for the template's models: rejected under required; required-if-capable issues without policies, the failure recorded and audited (event 22); mode none ignores it", async () => {
   await rejects(agentEnroll(bare, stateB(), "req-cert"), "ERR_EK_NOT_TRUSTED");
-  await rejects(agentEnroll(bare, stateB(), "ric-cert"), "ERR_EK_NOT_TRUSTED");
+  // AD CS: "the certificate is issued even if attestation was not successful" (issue 12 changed this from a rejection)
+  const ric = await agentEnroll(bare, stateB(), "ric-cert");
+  assert.deepEqual(ric.policies, []);
+  assert.equal(new x509.X509Certificate(readFileSync(join(ric.dir, "cert.pem"), "utf8")).getExtension(x509.CertificatePolicyExtension), null);
+  const rec = await api(svc.url, "GET", `/v1/ca/certs/${ric.serial}`, undefined, svc.admin);
+  assert.equal(rec.body.host, null);
+  assert.equal(rec.body.attestation.outcome, "failed");
+  assert.equal(rec.body.attestation.code, "ERR_EK_NOT_TRUSTED");
+  assert.deepEqual(rec.body.attestation.policies, []);
+  const audit = await api(svc.url, "GET", "/v1/audit?limit=1000", undefined, svc.admin);
+  const entries = (audit.body.entries ?? audit.body) as { action: string; details: Record<string, unknown> }[];
+  assert.ok(entries.some((e) => e.action === "ca.attestation.error" && e.details.adcsEvent === 22 && e.details.code === "ERR_EK_NOT_TRUSTED" && e.details.issuedWithoutAttestation === true));
+  assert.ok(entries.some((e) => e.action === "ca.certificate.issue" && e.details.serial === ric.serial && (e.details.attestationFailure as { code?: string })?.code === "ERR_EK_NOT_TRUSTED"));
+  // without anonymous requesters, a failed attestation leaves an anonymous request: refused
+  await rejects(agentEnroll(bare, stateB(), "ric-closed"), "ERR_UNAUTHENTICATED");
   const k = await agentEnroll(bare, stateB(), "req-key");
   assert.deepEqual(k.policies, [P30]);
   const none = await agentEnroll(bare, stateB(), "plain");
@@ -290,7 +373,7 @@ test("a CSR and key made purely by tpm2-tools + tpm2-openssl, certified with the
   });
   assert.equal(r.status, 201, JSON.stringify(r.body));
   assert.deepEqual(policiesOf(r.body.certificatePem), [P31]);
-  assert.equal(new x509.X509Certificate(r.body.certificatePem).subject, "CN=tools.example, O=tpmtrust-test");
+  assert.equal(new x509.X509Certificate(r.body.certificatePem).subject, "CN=host-a", "subjectFrom host");
   // openssl agrees the certificate is the CA's and holds the tools' key
   writeFileSync(w("tools.crt"), r.body.certificatePem);
   writeFileSync(w("chain.pem"), r.body.chainPem);

@@ -6,13 +6,18 @@
  */
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { createHash, generateKeyPairSync } from "node:crypto";
+import "reflect-metadata";
+import * as x509 from "@peculiar/x509";
+import { createHash, generateKeyPairSync, webcrypto } from "node:crypto";
 import { mkdtempSync, readFileSync, rmSync, unlinkSync, writeFileSync } from "node:fs";
 import { request } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { SignJWT } from "jose";
 import { NONCE_PURPOSE } from "../../src/attest/challenge.js";
+import { signingKeyTemplate } from "../../src/agent/enroll-cert.js";
+import { initCa } from "../../src/ca/authority.js";
+import { putTemplate } from "../../src/ca/templates.js";
 import { startServer, type RunningServer } from "../../src/server/serve.js";
 import { akTemplate } from "../../src/tpm/commands/ak.js";
 import { TPM_ALG, TPM_ST, TPMA_OBJECT } from "../../src/tpm/constants.js";
@@ -33,6 +38,9 @@ let s: RunningServer;
 let admin: string;
 let auditor: string;
 let revoked: string;
+/** enroller tokens: one a template names, one it does not */
+let opsEnroller: string;
+let intruderEnroller: string;
 /** hosts with bound AKs and the fleet baseline */
 let alice: SoftHost;
 let bob: SoftHost;
@@ -40,6 +48,8 @@ let bob: SoftHost;
 let orphan: SoftHost;
 /** a host whose EK is allow-listed but who is not registered */
 let newcomer: SoftHost;
+/** a bound host whose EK is allow-listed (trusted for ek-key): enrols attested certificates */
+let certee: SoftHost;
 /** a v2 host stored without any EK certificate */
 let certless: SoftHost;
 const LAPTOP_LOG = readFileSync(join(FIXTURES, "eventlogs", "laptop-startup-locality3.bin"));
@@ -148,6 +158,42 @@ function akLike(mutate: (t: TpmtPublic) => TpmtPublic): Buffer {
 
 const without = (t: TpmtPublic, attr: number): TpmtPublic => ({ ...t, objectAttributes: t.objectAttributes & ~attr });
 const withAttr = (t: TpmtPublic, attr: number): TpmtPublic => ({ ...t, objectAttributes: t.objectAttributes | attr });
+
+// ---- certificate enrolment: CSRs of software keys, TPM2_Certify of them by a host's AK
+
+/** A software P-256 key with the TPMT_PUBLIC of a TPM-bound signing key. */
+async function softKey(): Promise<{ keys: CryptoKeyPair; pub: TpmtPublic }> {
+  const keys = (await webcrypto.subtle.generateKey({ name: "ECDSA", namedCurve: "P-256" }, true, ["sign", "verify"])) as CryptoKeyPair;
+  const jwk = await webcrypto.subtle.exportKey("jwk", keys.publicKey);
+  return { keys, pub: { ...signingKeyTemplate("ecc"), unique: { x: Buffer.from(jwk.x!, "base64url"), y: Buffer.from(jwk.y!, "base64url") } } as TpmtPublic };
+}
+
+async function csrOf(keys: CryptoKeyPair, name: x509.JsonName, dns: string[] = []): Promise<string> {
+  const extensions = dns.length ? [new x509.SubjectAlternativeNameExtension(dns.map((value) => ({ type: "dns" as const, value })))] : [];
+  const csr = await x509.Pkcs10CertificateRequestGenerator.create({ name, keys, extensions, signingAlgorithm: { name: "ECDSA", hash: "SHA-256" } as EcdsaParams });
+  return b64(Buffer.from(csr.rawData));
+}
+
+/** A CSR without attestation. */
+const enrolPlain = async (template: string, name: x509.JsonName, o: { dns?: string[]; token?: string } = {}) =>
+  call("POST", "/v1/ca/enroll", { template, csr: await csrOf((await softKey()).keys, name, o.dns) }, o.token);
+
+/** A CSR whose key `h`'s AK certified (TPM2_Certify over a fresh enrolment nonce). */
+async function enrolAttested(h: SoftHost, template: string, name: x509.JsonName, o: { dns?: string[]; token?: string } = {}): Promise<Answer> {
+  const k = await softKey();
+  const nonce = Buffer.from((await call("POST", "/v1/ca/challenge", {})).body.nonceHex, "hex");
+  const attest = encodeTpmsAttest({
+    magic: 0xff544347,
+    type: TPM_ST.ATTEST_CERTIFY,
+    qualifiedSigner: h.akName,
+    extraData: nonce,
+    clockInfo: { clock: 1234n, resetCount: 7, restartCount: 0, safe: true },
+    firmwareVersion: 1n,
+    attested: { name: objectName(k.pub), qualifiedName: objectName(k.pub) },
+  } as TpmsAttest);
+  const attestation = { keyPublic: b64(tpm2b(encodeTpmtPublic(k.pub))), certify: { attest: b64(attest), signature: b64(signEcdsa(h.akKey, attest)) }, akNameHex: h.akName.toString("hex") };
+  return call("POST", "/v1/ca/enroll", { template, csr: await csrOf(k.keys, name, o.dns), attestation }, o.token);
+}
 
 interface Attack {
   flow: string;
@@ -358,6 +404,24 @@ const ATTACKS: Attack[] = [
   { flow: "ca", name: "enrol against a template that does not exist", code: "ERR_NOT_FOUND", run: () => call("POST", "/v1/ca/enroll", { template: "nope", csr: b64(Buffer.from("x")) }, admin) },
   { flow: "ca", name: "a template managed by an auditor", code: "ERR_FORBIDDEN", run: () => call("POST", "/v1/ca/templates", { name: "t" }, auditor) },
   { flow: "ca", name: "revoke a certificate that does not exist", code: "ERR_NOT_FOUND", run: () => call("POST", "/v1/ca/certs/0badc0de/revoke", {}, admin) },
+  // issue 12: who may enrol
+  { flow: "ca", name: "an anonymous request to a template of mode none", code: "ERR_UNAUTHENTICATED", run: () => enrolPlain("t-none", [{ CN: ["x.corp.example"] }]) },
+  { flow: "ca", name: "an anonymous request without attestation to a required-if-capable template", code: "ERR_UNAUTHENTICATED", run: () => enrolPlain("t-ric", [{ CN: ["x.corp.example"] }]) },
+  { flow: "ca", name: "an auditor token on an enrolment (it never vouches)", code: "ERR_FORBIDDEN", run: () => enrolPlain("t-enrol", [{ CN: ["x.corp.example"] }], { token: auditor }) },
+  { flow: "ca", name: "an enroller the template does not name", code: "ERR_FORBIDDEN", run: () => enrolPlain("t-enrol", [{ CN: ["x.corp.example"] }], { token: intruderEnroller }) },
+  { flow: "ca", name: "an admin on a template that admits no admins", code: "ERR_FORBIDDEN", run: () => enrolPlain("t-enrol", [{ CN: ["x.corp.example"] }], { token: admin }) },
+  { flow: "ca", name: "an enroller token on an admin route", code: "ERR_FORBIDDEN", run: () => call("POST", "/v1/ca/templates", { name: "by-enroller" }, opsEnroller) },
+  { flow: "ca", name: "an attested host of a class the template does not admit", code: "ERR_FORBIDDEN", run: () => enrolAttested(certee, "t-class", [{ CN: ["certee"] }]) },
+  // issue 12: names past the template's patterns
+  { flow: "ca", name: "CN=login.bank.example, OU=CN=x.corp.example past CN=[a-z0-9-]+\\.corp\\.example", code: "ERR_POLICY_FAILED", run: () => enrolPlain("t-none", [{ CN: ["login.bank.example"] }, { OU: ["CN=x.corp.example"] }], { token: admin }) },
+  { flow: "ca", name: "a second CN behind an allowed one", code: "ERR_POLICY_FAILED", run: () => enrolPlain("t-none", [{ CN: ["x.corp.example"] }, { CN: ["login.bank.example"] }], { token: admin }) },
+  { flow: "ca", name: "a multi-valued RDN beside an allowed CN", code: "ERR_POLICY_FAILED", run: () => enrolPlain("t-none", [{ CN: ["x.corp.example"], OU: ["login.bank.example"] }], { token: admin }) },
+  { flow: "ca", name: "a CN value that reads like a separator and a second CN", code: "ERR_POLICY_FAILED", run: () => enrolPlain("t-none", [{ CN: ["x.corp.example, CN=login.bank.example"] }], { token: admin }) },
+  { flow: "ca", name: "a SAN that only begins like the pattern", code: "ERR_POLICY_FAILED", run: () => enrolPlain("t-none", [{ CN: ["x.corp.example"] }], { dns: ["x.corp.example.bank.example"], token: admin }) },
+  // issue 12: an attested enrolment names only the attested host
+  { flow: "ca", name: "an attested host names another host as its CN", code: "ERR_POLICY_FAILED", run: () => enrolAttested(certee, "t-names", [{ CN: ["alice"] }]) },
+  { flow: "ca", name: "an attested host names another host in a SAN", code: "ERR_POLICY_FAILED", run: () => enrolAttested(certee, "t-names", [{ CN: ["certee"] }], { dns: ["alice"] }) },
+  { flow: "ca", name: "an attested host vouched for by an enroller names another host", code: "ERR_POLICY_FAILED", run: () => enrolAttested(alice, "t-user", [{ CN: ["bob"] }], { token: opsEnroller }) },
 
   // -- provisioning administration
   { flow: "provisioning", name: "an enrollment with a truncated endorsement key", code: "ERR_PARSE_TRUNCATED", run: () => call("POST", "/v1/provisioning/enrollments", { registrationId: "dev-1", endorsementKey: b64(alice.ekPublic.subarray(0, 40)) }, admin) },
@@ -374,9 +438,26 @@ before(async () => {
   const r = await s.store.adminTokens.create({ role: "admin", label: "revoked" });
   await s.store.adminTokens.revoke(r.id, Date.now());
   revoked = r.token;
-  [alice, bob, orphan, newcomer] = ["alice", "bob", "orphan", "newcomer"].map(softHost);
+  [alice, bob, orphan, newcomer, certee] = ["alice", "bob", "orphan", "newcomer", "certee"].map(softHost);
   await addFleetBaseline(s.store);
-  await seedHosts(s.store, [alice, bob]);
+  await seedHosts(s.store, [alice, bob, certee]);
+  await s.store.trust.addAllowlist(certee.ekHash);
+  // the key attestation CA and its templates
+  await initCa(s.store, { actor: "test", now: Date.now(), keyDir: join(dir, "ca-keys") });
+  opsEnroller = (await s.store.adminTokens.create({ role: "enroller", identity: "ops" })).token;
+  intruderEnroller = (await s.store.adminTokens.create({ role: "enroller", identity: "intruder" })).token;
+  const corp = { subject: { pattern: "CN=[a-z0-9-]+\\.corp\\.example" }, subjectAltNames: { allowed: ["dns"], pattern: "[a-z0-9-]+\\.corp\\.example" } };
+  for (const t of [
+    { name: "t-none", ...corp },
+    { name: "t-ric", ...corp, keyAttestation: { mode: "required-if-capable", trustModels: ["ek-key"] } },
+    { name: "t-enrol", requesters: { enrollers: ["ops"], admins: false } },
+    { name: "t-names", subjectFrom: "request", subjectAltNames: { allowed: ["dns"] }, keyAttestation: { mode: "required", trustModels: ["ek-key"] } },
+    { name: "t-host", subjectAltNames: { allowed: ["dns"] }, keyAttestation: { mode: "required", trustModels: ["ek-key"] } },
+    { name: "t-class", requesters: { hostClasses: ["other"] }, keyAttestation: { mode: "required", trustModels: ["ek-key"] } },
+    { name: "t-user", subjectFrom: "request", requesters: { enrollers: ["ops"] }, keyAttestation: { mode: "required", trustModels: ["user-credentials"] } },
+  ]) {
+    await putTemplate(s.store, t, { actor: "test", now: Date.now() });
+  }
   await s.store.hosts.add({ name: orphan.name, hardwareClass: "no-baseline", policyVersion: "v2", trustMethod: "ek-cert", eks: [{ name: orphan.ekName, public: orphan.ekPublic, cert: await testEkCertificate(orphan.ekPublic) }] });
   await s.store.aks.bind({ hostName: orphan.name, name: orphan.akName, public: orphan.akPublic });
   certless = softHost("certless");
@@ -416,6 +497,31 @@ test("every admin route of the OpenAPI document answers 401 without a token and 
     assert.deepEqual(await junk(r.method, r.path, revoked).then((x) => [x.status, x.body.code]), [401, "ERR_UNAUTHENTICATED"], `${r.method} ${r.path}`);
     if (!r.roles.includes("auditor")) assert.deepEqual(await junk(r.method, r.path, auditor).then((x) => [x.status, x.body.code]), [403, "ERR_FORBIDDEN"], `${r.method} ${r.path}`);
   }
+});
+
+test("ca: an attested host asking for another host's names gets its own (subjectFrom host), stamped for its own EK", async () => {
+  const r = await enrolAttested(certee, "t-host", [{ CN: ["alice"] }], { dns: ["alice", "login.bank.example"] });
+  assert.equal(r.status, 201, JSON.stringify(r.body));
+  const cert = new x509.X509Certificate(r.body.certificatePem);
+  assert.equal(cert.subject, "CN=certee");
+  assert.deepEqual(cert.getExtension(x509.SubjectAlternativeNameExtension)?.names.items.map((n) => `${n.type}:${n.value}`), ["dns:certee"]);
+  assert.deepEqual(r.body.policies, ["1.3.6.1.4.1.311.21.30"]);
+});
+
+test("ca: required-if-capable with attestation that fails is issued without any attestation OID, the failure recorded and audited (event 22)", async () => {
+  // alice's EK is neither allow-listed nor certified: ek-key fails
+  const r = await enrolAttested(alice, "t-ric", [{ CN: ["a.corp.example"] }], { token: admin });
+  assert.equal(r.status, 201, JSON.stringify(r.body));
+  assert.equal(new x509.X509Certificate(r.body.certificatePem).getExtension(x509.CertificatePolicyExtension), null);
+  assert.deepEqual(r.body.policies, []);
+  assert.equal(r.body.attestation, null);
+  assert.equal(r.body.attestationFailure.code, "ERR_EK_NOT_TRUSTED");
+  const rec = await call("GET", `/v1/ca/certs/${r.body.serial}`, undefined, admin);
+  assert.equal(rec.body.attestation.outcome, "failed");
+  assert.equal(rec.body.attestation.code, "ERR_EK_NOT_TRUSTED");
+  const audit = await call("GET", "/v1/audit?limit=1000", undefined, admin);
+  const entries = (audit.body.entries ?? audit.body) as { action: string; details: Record<string, unknown> }[];
+  assert.ok(entries.some((e) => e.action === "ca.attestation.error" && e.details.adcsEvent === 22 && e.details.issuedWithoutAttestation === true));
 });
 
 // -- lockouts and floods: what an anonymous caller must not be able to do to a device or the database

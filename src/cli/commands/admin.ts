@@ -1,6 +1,7 @@
 import { type Command, Option } from "commander";
 import { TpmTrustError } from "../../errors.js";
 import type { AdminRole } from "../../store/index.js";
+import { REQUESTER_NAME_PATTERN } from "../../ca/templates.js";
 import { action, printJson } from "../run.js";
 import { DB_OPTION_HELP, withStore } from "../store.js";
 
@@ -9,19 +10,26 @@ export function register(program: Command): void {
   token
     .command("create")
     .description("create an API token and print it once")
-    .addOption(new Option("--role <role>", "admin (TrustedAdmins: may change trust and policy) or auditor (read-only)").choices(["admin", "auditor"]).makeOptionMandatory())
+    .addOption(
+      new Option("--role <role>", "admin (TrustedAdmins: may change trust and policy), auditor (read-only) or enroller (may only request certificates, as --identity)")
+        .choices(["admin", "auditor", "enroller"])
+        .makeOptionMandatory(),
+    )
+    .option("--identity <name>", "enroller tokens: the requester's identity, as certificate templates name it (requesters.enrollers)")
     .option("--label <text>", "what the token is for")
     .option("--db <url>", DB_OPTION_HELP)
     .option("--json", "print one JSON object")
     .action(
-      action((o: { role: AdminRole; label?: string; db?: string; json?: boolean }) =>
-        withStore(o.db, async (store) => {
-          const t = await store.adminTokens.create({ role: o.role, label: o.label ?? null });
-          await store.audit.append({ actor: "cli", action: "admin.token.create", subject: t.id, outcome: "success", details: { role: o.role, label: o.label ?? null } });
-          if (o.json) printJson({ id: t.id, role: t.role, label: t.label, token: t.token });
+      action((o: { role: AdminRole; identity?: string; label?: string; db?: string; json?: boolean }) => {
+        if ((o.role === "enroller") !== (o.identity !== undefined)) throw new TpmTrustError("ERR_USAGE", "--identity goes with --role enroller, and an enroller token needs one");
+        if (o.identity !== undefined && !new RegExp(REQUESTER_NAME_PATTERN).test(o.identity)) throw new TpmTrustError("ERR_USAGE", `--identity must match ${REQUESTER_NAME_PATTERN}`);
+        return withStore(o.db, async (store) => {
+          const t = await store.adminTokens.create({ role: o.role, label: o.label ?? null, identity: o.identity ?? null });
+          await store.audit.append({ actor: "cli", action: "admin.token.create", subject: t.id, outcome: "success", details: { role: o.role, label: o.label ?? null, ...(t.identity ? { identity: t.identity } : {}) } });
+          if (o.json) printJson({ id: t.id, role: t.role, label: t.label, ...(t.identity ? { identity: t.identity } : {}), token: t.token });
           else process.stdout.write(`${t.token}\n`);
-        }),
-      ),
+        });
+      }),
     );
   token
     .command("list")
@@ -33,7 +41,7 @@ export function register(program: Command): void {
         withStore(o.db, async (store) => {
           const list = await store.adminTokens.list();
           if (o.json) return printJson(list);
-          for (const t of list) process.stdout.write(`${t.id}\t${t.role}\t${t.revokedAt ? "revoked" : "active"}\t${t.label ?? ""}\n`);
+          for (const t of list) process.stdout.write(`${t.id}\t${t.role}${t.identity ? `:${t.identity}` : ""}\t${t.revokedAt ? "revoked" : "active"}\t${t.label ?? ""}\n`);
         }),
       ),
     );

@@ -5,7 +5,7 @@ import { initCa } from "../../ca/authority.js";
 import { certView, listCertificates } from "../../ca/certificates.js";
 import { publishCrl, REVOCATION_REASONS, revokeCertificate } from "../../ca/crl.js";
 import { CA_KEY_ALGS, type CaKeyAlg } from "../../ca/signing.js";
-import { ATTESTATION_MODES, getTemplate, listTemplates, putTemplate, removeTemplate, type TemplateView } from "../../ca/templates.js";
+import { ATTESTATION_MODES, SUBJECT_SOURCES, getTemplate, listTemplates, putTemplate, removeTemplate, type TemplateView } from "../../ca/templates.js";
 import { TRUST_MODELS } from "../../ca/oids.js";
 import { inspectRequest, type InspectedRequest } from "../../ca/inspect.js";
 import { readInput } from "../files.js";
@@ -32,6 +32,13 @@ interface TemplateFlags {
   attestation?: string;
   trustModels?: string;
   policies?: boolean;
+  subjectFrom?: string;
+  hosts?: boolean;
+  hostClasses?: string;
+  hostTags?: string;
+  enrollers?: string;
+  admins?: boolean;
+  anonymous?: boolean;
 }
 
 /** A template document from a JSON file, flags, or both (flags override the file). */
@@ -62,6 +69,13 @@ function templateDocument(file: string | undefined, f: TemplateFlags): Record<st
   if (f.attestation) set(["keyAttestation", "mode"], f.attestation);
   if (f.trustModels) set(["keyAttestation", "trustModels"], csv(f.trustModels));
   if (f.policies === false) set(["keyAttestation", "includeIssuancePolicies"], false);
+  if (f.subjectFrom) set(["subjectFrom"], f.subjectFrom);
+  if (f.hosts === false) set(["requesters", "hosts"], false);
+  if (f.hostClasses) set(["requesters", "hostClasses"], csv(f.hostClasses));
+  if (f.hostTags) set(["requesters", "hostTags"], csv(f.hostTags));
+  if (f.enrollers) set(["requesters", "enrollers"], csv(f.enrollers));
+  if (f.admins === false) set(["requesters", "admins"], false);
+  if (f.anonymous) set(["requesters", "anonymous"], true);
   if (doc.name === undefined) throw new TpmTrustError("ERR_USAGE", "give a template JSON file or --name");
   return doc;
 }
@@ -104,6 +118,13 @@ export function register(program: Command): void {
     .addOption(new Option("--attestation <mode>", "key attestation mode").choices([...ATTESTATION_MODES]))
     .option("--trust-models <list>", `any of ${TRUST_MODELS.join(",")} (default ek-cert when attestation is on)`)
     .option("--no-policies", "do not stamp the attestation issuance policies into certificates")
+    .addOption(new Option("--subject-from <source>", "where subject and SANs come from: the attested host's name, or the CSR (checked against the patterns and an attested host's name); default host when attestation is required").choices([...SUBJECT_SOURCES]))
+    .option("--host-classes <list>", "requesters: attested hosts of these hardware classes (or --host-tags); default any host")
+    .option("--host-tags <list>", "requesters: attested hosts carrying one of these tags")
+    .option("--no-hosts", "requesters: no attested host may enrol on its own")
+    .option("--enrollers <list>", "requesters: identities of enroller tokens (admin token create --role enroller --identity …)")
+    .option("--no-admins", "requesters: admin tokens may not enrol")
+    .option("--anonymous", "requesters: admit requests with neither a token nor valid attestation")
     .option("--db <url>", DB_OPTION_HELP)
     .option("--json", "print JSON")
     .action(

@@ -1,17 +1,21 @@
 /**
- * The key attestation CA. Enrolment is public (the proof is TPM evidence); a request may carry an
- * admin API token, which is what the `user-credentials` trust model rests on. Templates and
+ * The key attestation CA. Enrolment is public (the proof is TPM evidence, or the token it carries):
+ * a request may carry an admin or enroller API token, whose holder is then the requester the
+ * template must admit; an enroller's token is what the `user-credentials` trust model rests on. Templates and
  * certificate management need admin (writes) or auditor (reads) tokens; the CRL and the CA chain
  * are public.
  */
+import type { FastifyRequest } from "fastify";
 import type { RouteModule } from "../app.js";
 import { ADMINS, READERS, actorOf, optionalAdmin } from "../auth.js";
 import { BASE64_PATTERN, certificatePem, decodeBase64 } from "../../encoding.js";
 import { caChain } from "../../ca/authority.js";
 import { certView, getCertificate, listCertificates } from "../../ca/certificates.js";
 import { currentCrl, revokeCertificate, REVOCATION_REASONS } from "../../ca/crl.js";
-import { enroll, enrollChallenge } from "../../ca/enroll.js";
+import { enroll, enrollChallenge, type TokenRequester } from "../../ca/enroll.js";
 import { TEMPLATE_NAME_PATTERN, TEMPLATE_SCHEMA, getTemplate, listTemplates, putTemplate, removeTemplate } from "../../ca/templates.js";
+import { TpmTrustError } from "../../errors.js";
+import type { Store } from "../../store/index.js";
 import { counted, metrics } from "../metrics.js";
 
 const tags = ["ca"];
@@ -23,6 +27,15 @@ interface EnrollBody {
   template: string;
   csr: string;
   attestation?: { keyPublic: string; certify: { attest: string; signature: string }; akNameHex: string };
+}
+
+/** The enrolling principal: anonymous, an admin or an enroller (ERR_UNAUTHENTICATED for a bad token, ERR_FORBIDDEN for an auditor's: an auditor never requests or vouches). */
+async function requester(store: Store, req: FastifyRequest, at: number): Promise<{ actor: string; requester?: TokenRequester }> {
+  const p = await optionalAdmin(store, req, ["admin", "enroller"], "POST /v1/ca/enroll", at);
+  if (!p) return { actor: "anonymous" };
+  if (p.role === "admin") return { actor: p.actor, requester: { kind: "admin", tokenId: p.tokenId } };
+  if (!p.identity) throw new TpmTrustError("ERR_FORBIDDEN", "this enroller token carries no identity");
+  return { actor: p.actor, requester: { kind: "enroller", tokenId: p.tokenId, identity: p.identity } };
 }
 
 const ca: RouteModule = (app, { store, now, publicUrl, attest }) => {
@@ -69,9 +82,7 @@ const ca: RouteModule = (app, { store, now, publicUrl, attest }) => {
       },
     },
     async (req, reply) => {
-      // the enrolling principal: anonymous, or an admin whose token vouches for the TPM
-      const admin = await optionalAdmin(store, req, ADMINS, "POST /v1/ca/enroll", now());
-      const who = { actor: admin?.actor ?? "anonymous", admin: admin !== null };
+      const who = await requester(store, req, now());
       const b = req.body;
       const csr = b.csr.trimStart().startsWith("-----BEGIN") ? b.csr : decodeBase64(b.csr, "csr");
       const a = b.attestation;
@@ -101,6 +112,7 @@ const ca: RouteModule = (app, { store, now, publicUrl, attest }) => {
         policies: r.policies,
         trustModels: r.trustModels,
         attestation: r.attestation,
+        ...(r.attestationFailure ? { attestationFailure: r.attestationFailure } : {}),
       });
     },
   );

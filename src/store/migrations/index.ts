@@ -5,6 +5,7 @@ import { policyVersion } from "./002-policy-version.js";
 import { provisioning } from "./003-provisioning.js";
 import { acme } from "./004-acme.js";
 import { trustVersion } from "./005-trust-version.js";
+import { enrolmentRequesters } from "./006-enrolment-requesters.js";
 
 /**
  * A versioned schema change. To add one: a new file `NNN-what.ts` exporting a Migration with the
@@ -16,7 +17,7 @@ export interface Migration {
   up(tx: Ctx): Promise<void>;
 }
 
-export const MIGRATIONS: readonly Migration[] = [initial, policyVersion, provisioning, acme, trustVersion];
+export const MIGRATIONS: readonly Migration[] = [initial, policyVersion, provisioning, acme, trustVersion, enrolmentRequesters];
 
 /**
  * Applies the migrations the database lacks, in one transaction. Idempotent, and safe when several

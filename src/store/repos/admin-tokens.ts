@@ -1,13 +1,19 @@
 import { createHash, randomBytes, randomUUID } from "node:crypto";
+import { TpmTrustError } from "../../errors.js";
 import { type Ctx, affected } from "../ctx.js";
 
-/** Roles of admin API tokens (hosts authenticate with their bound AK, never with a token). */
-export type AdminRole = "admin" | "auditor";
+/**
+ * Roles of API tokens (hosts authenticate with their bound AK, never with a token): admin, auditor
+ * (read-only), enroller (may only request certificates, under the identity the token carries).
+ */
+export type AdminRole = "admin" | "auditor" | "enroller";
 
 export interface AdminToken {
   id: string;
   role: AdminRole;
   label: string | null;
+  /** enroller tokens: the requester's identity (absent on other tokens) */
+  identity?: string;
   createdAt: number;
   revokedAt: number | null;
 }
@@ -18,11 +24,12 @@ const tokenHash = (token: string) => createHash("sha256").update(token, "utf8").
 
 export function adminTokensRepo(ctx: Ctx) {
   /** Creates a token; the returned `token` is shown once and cannot be recovered. */
-  async function create(o: { role: AdminRole; label?: string | null; at?: number }): Promise<AdminToken & { token: string }> {
+  async function create(o: { role: AdminRole; label?: string | null; identity?: string | null; at?: number }): Promise<AdminToken & { token: string }> {
+    if ((o.role === "enroller") !== Boolean(o.identity)) throw new TpmTrustError("ERR_USAGE", "an enroller token carries an identity, and only an enroller token does");
     const token = TOKEN_PREFIX + randomBytes(32).toString("base64url");
-    const row = { id: randomUUID(), token_hash: tokenHash(token), role: o.role, label: o.label ?? null, created_at: o.at ?? Date.now(), revoked_at: null };
+    const row = { id: randomUUID(), token_hash: tokenHash(token), role: o.role, label: o.label ?? null, identity: o.identity ?? null, created_at: o.at ?? Date.now(), revoked_at: null };
     await ctx.db.insertInto("admin_tokens").values(row).execute();
-    return { id: row.id, role: o.role, label: row.label, createdAt: row.created_at, revokedAt: null, token };
+    return { id: row.id, role: o.role, label: row.label, ...(row.identity ? { identity: row.identity } : {}), createdAt: row.created_at, revokedAt: null, token };
   }
 
   return {
@@ -38,11 +45,11 @@ export function adminTokensRepo(ctx: Ctx) {
     async verify(token: string): Promise<AdminToken | undefined> {
       if (!token.startsWith(TOKEN_PREFIX)) return undefined;
       const r = await ctx.db.selectFrom("admin_tokens").selectAll().where("token_hash", "=", tokenHash(token)).where("revoked_at", "is", null).executeTakeFirst();
-      return r ? { id: r.id, role: r.role as AdminRole, label: r.label, createdAt: r.created_at, revokedAt: r.revoked_at } : undefined;
+      return r ? { id: r.id, role: r.role as AdminRole, label: r.label, ...(r.identity ? { identity: r.identity } : {}), createdAt: r.created_at, revokedAt: r.revoked_at } : undefined;
     },
     async list(): Promise<AdminToken[]> {
       const rows = await ctx.db.selectFrom("admin_tokens").selectAll().orderBy("created_at").orderBy("id").execute();
-      return rows.map((r) => ({ id: r.id, role: r.role as AdminRole, label: r.label, createdAt: r.created_at, revokedAt: r.revoked_at }));
+      return rows.map((r) => ({ id: r.id, role: r.role as AdminRole, label: r.label, ...(r.identity ? { identity: r.identity } : {}), createdAt: r.created_at, revokedAt: r.revoked_at }));
     },
     async revoke(id: string, at: number): Promise<boolean> {
       return affected(await ctx.db.updateTable("admin_tokens").set({ revoked_at: at }).where("id", "=", id).where("revoked_at", "is", null).executeTakeFirst()) > 0;

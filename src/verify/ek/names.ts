@@ -28,7 +28,8 @@ export const TCG_ATTRIBUTES = {
   [OID.platformVersion]: "platformVersion",
 } as const;
 
-const SHORT: Record<string, string> = {
+/** Short names of common attribute types (RFC 4514 §3 and the TCG's). */
+export const ATTRIBUTE_NAMES: Record<string, string> = {
   "2.5.4.3": "CN",
   "2.5.4.5": "serialNumber",
   "2.5.4.6": "C",
@@ -58,7 +59,7 @@ export function decodeName(der: Buffer, what: string, offset = 0): { name: Disti
     throw parseError(`${what}: not a valid Name: ${(e as Error).message}`, offset, { field: what });
   }
   const rdns = parsed.map((rdn) => rdn.map((atv) => ({ type: atv.type, value: valueString(atv.value) })));
-  const text = rdns.map((rdn) => rdn.map((a) => `${SHORT[a.type] ?? a.type}=${a.value}`).join("+")).join(", ");
+  const text = rdns.map((rdn) => rdn.map((a) => `${ATTRIBUTE_NAMES[a.type] ?? a.type}=${a.value}`).join("+")).join(", ");
   return { name: { der, rdns, text }, unsorted: hasUnsortedSet(der) };
 }
 
