@@ -27,6 +27,7 @@ export const ERRORS = {
   ERR_PARSE_IMA: { class: "input", http: 400, exit: 2, message: "the IMA measurement list is malformed" },
   ERR_PARSE_IMA_TEMPLATE: { class: "input", http: 400, exit: 2, message: "the IMA measurement list uses a template or field tpmtrust does not know" },
   ERR_USAGE: { class: "input", http: 400, exit: 2, message: "wrong arguments" },
+  ERR_AK_ATTRIBUTES_UNKNOWN: { class: "input", http: 400, exit: 2, message: "the AK was given as a bare key: its TPM attributes (restricted, fixedTPM) cannot be checked without its TPMT_PUBLIC or an AK certificate that chains to trusted roots" },
   ERR_IO: { class: "input", http: 500, exit: 2, message: "a file or device could not be read or written" },
   ERR_VALIDATION: { class: "input", http: 400, exit: 2, message: "the request does not match its schema" },
 

@@ -61,6 +61,33 @@ export async function loadEk(tpm: TpmClient, kind: EkKind): Promise<LoadedEk> {
   return { kind, handle: ek.handle, public: ek.public, publicArea: ek.publicArea, persistent: false, release: () => tpm.flushContext(ek.handle).catch(() => undefined) };
 }
 
+/** TCG TPM v2.0 Provisioning Guidance §7.8: persistent handles reserved for EKs. */
+const EK_PERSISTENT_FIRST = 0x81010000;
+const EK_PERSISTENT_LAST = 0x810100ff;
+
+export interface PersistentEk {
+  handle: number;
+  kind: EkKind;
+  public: TpmtPublic;
+  publicArea: Buffer;
+}
+
+/**
+ * EKs other stacks persisted in the EK handle range (e.g. the Azure IoT SDK's RSA EK at 0x81010001,
+ * made from a template with an empty `unique`, so a different key than the profile's L-1 EK):
+ * every object there that is an EK of one of the profile's kinds.
+ */
+export async function persistentEks(tpm: TpmClient): Promise<PersistentEk[]> {
+  const out: PersistentEk[] = [];
+  for (const handle of await tpm.getHandles(EK_PERSISTENT_FIRST)) {
+    if (handle > EK_PERSISTENT_LAST) break;
+    const rp = await tpm.readPublic(handle);
+    const kind = (Object.keys(EK_TEMPLATES) as EkKind[]).find((k) => isEkOfKind(rp.public, k));
+    if (kind) out.push({ handle, kind, public: rp.public, publicArea: rp.publicArea });
+  }
+  return out;
+}
+
 /** Runs `fn` with the EK of `kind` loaded, releasing it afterwards. */
 export async function withEk<T>(tpm: TpmClient, kind: EkKind, fn: (ek: LoadedEk) => Promise<T>): Promise<T> {
   const ek = await loadEk(tpm, kind);

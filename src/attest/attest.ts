@@ -1,7 +1,8 @@
 /**
  * Host attestation, as the protocol reads:
- *   issueChallenge → receiveEvidence → verifyQuote → replayLog → evaluatePolicies → signToken → recordVerdict (consumes the nonce)
- * (replayLog + evaluatePolicies of a boot already judged are looked up: see judge.ts)
+ *   issueChallenge → receiveEvidence → verifyQuoteSet → verifyLogAgainstQuotes → evaluatePolicies → signToken → recordVerdict (consumes the nonce)
+ * (the pure checks are src/verify/attestation.ts, the same the offline `tpmtrust verify quote` runs;
+ * verifyLogAgainstQuotes + evaluatePolicies of a boot already judged are looked up: see judge.ts)
  *
  * What is recorded as the host's verdict: only evidence proven to come from the host's TPM, i.e.
  * quotes whose signature by the bound AK over the fresh nonce verified. Anything else (unknown AK,
@@ -24,7 +25,7 @@ import { checkPolicySet, hostPolicies, policySelection, refOf, type PolicyOutcom
 import { requireHostTrusted } from "../trust/host-trust.js";
 import { recordVerdict } from "./record-verdict.js";
 import { signToken, type PolicyRef } from "../tokens/tokens.js";
-import { verifyQuotes } from "./verify-quotes.js";
+import { verifyQuoteSet } from "../verify/attestation.js";
 
 export interface AttestDeps {
   store: Store;
@@ -110,7 +111,7 @@ export async function attest(d: AttestDeps, body: EvidenceBody): Promise<Attesta
   let failure: TpmTrustError | undefined;
   const quoted = await audited(d.store, at, actor, host.name, async () => {
     try {
-      return verifyQuotes(ev, akPublic(bound.ak.name, bound.ak.public), required);
+      return verifyQuoteSet(ev, akPublic(bound.ak.name, bound.ak.public), required);
     } catch (e) {
       if (isTpmTrustError(e) && HOST_FAILURES.has(e.code)) {
         failure = e;

@@ -8,7 +8,7 @@ import type { Ak, Host, Store } from "../store/index.js";
 import type { AttestConfig } from "./config.js";
 import { countCall } from "./limits.js";
 import { hostPolicies, policySelection } from "./policies.js";
-import { bankAlg, type Selection } from "./verify-quotes.js";
+import { bankAlg, type Selection } from "../verify/attestation.js";
 
 export const NONCE_PURPOSE = "attestation";
 

@@ -1,15 +1,16 @@
 /**
  * receiveEvidence: turns the JSON body of POST /v1/attestations into parsed TPM structures. The
- * route's schema has already checked shapes (base64, hex, sizes); this decodes and parses, and every
- * malformed structure becomes an ERR_PARSE_* with its byte offset.
+ * route's schema has already checked shapes (base64, hex, sizes); this decodes the signatures (every
+ * malformed one an ERR_PARSE_* with its byte offset) and keeps each attest's raw bytes: they are
+ * decoded only after their signature verified (src/verify/attestation.ts).
  */
 import { createHash } from "node:crypto";
 import { TpmTrustError } from "../errors.js";
 import { HASH_ALGS } from "../tpm/constants.js";
-import { decodeTpmsAttest, decodeTpmtSignature } from "../tpm/structures.js";
-import type { TpmsAttest, TpmtSignature } from "../tpm/types.js";
+import { decodeTpmtSignature } from "../tpm/structures.js";
+import type { TpmtSignature } from "../tpm/types.js";
 import type { PcrValues } from "../verify/eventlog/types.js";
-import { bankAlg } from "./verify-quotes.js";
+import { bankAlg } from "../verify/attestation.js";
 
 export interface EvidenceBody {
   akNameHex: string;
@@ -24,11 +25,13 @@ export interface EvidenceBody {
 }
 
 export interface Quote {
-  /** the signed bytes, exactly as received */
+  /** the signed bytes, exactly as received: decoded only after their signature verified */
   attestBytes: Buffer;
-  attest: TpmsAttest;
   signature: TpmtSignature;
 }
+
+/** TPMS_ATTEST's fixed header (magic, type) and its shortest body: fewer bytes cannot be a quote. */
+const MIN_ATTEST = 6;
 
 export interface Evidence {
   akName: Buffer;
@@ -71,9 +74,9 @@ export function receiveEvidence(body: EvidenceBody): Evidence {
   const eventLog = body.eventLog === undefined ? undefined : strictBase64(body.eventLog, "eventLog");
   const quotes = body.quotes.map((q, i) => {
     const attestBytes = Buffer.from(q.attest, "base64");
+    if (attestBytes.length < MIN_ATTEST) throw new TpmTrustError("ERR_PARSE_TRUNCATED", `quotes[${i}].attest: ${attestBytes.length} bytes cannot be a TPMS_ATTEST`, { field: `quotes[${i}].attest` });
     return {
       attestBytes,
-      attest: parsed(`quotes[${i}].attest`, () => decodeTpmsAttest(attestBytes)),
       signature: parsed(`quotes[${i}].signature`, () => decodeTpmtSignature(Buffer.from(q.signature, "base64"))),
     };
   });

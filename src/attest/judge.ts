@@ -1,5 +1,5 @@
 /**
- * replayLog + evaluatePolicies, remembered. Their result is a pure function of the event log bytes,
+ * verifyLogAgainstQuotes + evaluatePolicies, remembered. Their result is a pure function of the event log bytes,
  * the verified PCR values and the policy versions (a policy id names one immutable version), and a
  * host in continuous attestation sends the same log with the same PCR values until it reboots: the
  * judgement of an unchanged boot is looked up instead of replayed. That also lets such a host name
@@ -11,8 +11,7 @@ import { createHash } from "node:crypto";
 import { TpmTrustError } from "../errors.js";
 import type { PcrValues } from "../verify/eventlog/types.js";
 import { evaluatePolicies, type HostPolicy, type PolicyOutcome } from "./policies.js";
-import { replayLog } from "./replay-log.js";
-import { bankOrder, type Selection } from "./verify-quotes.js";
+import { bankOrder, verifyLogAgainstQuotes, type Selection } from "../verify/attestation.js";
 
 export interface Judgement {
   outcomes: PolicyOutcome[];
@@ -37,7 +36,7 @@ export class JudgementCache {
 
   /**
    * `log`: the event log and its SHA-256, or only the hash a host named it by (then a judgement of
-   * that log must be known: ERR_EVENTLOG_REQUIRED otherwise). Throws what replayLog throws
+   * that log must be known: ERR_EVENTLOG_REQUIRED otherwise). Throws what verifyLogAgainstQuotes throws
    * (ERR_EVENTLOG_*, ERR_PARSE_EVENTLOG); policy failures are outcomes.
    */
   judge(log: { bytes?: Buffer; sha256?: Buffer }, pcrs: PcrValues, required: Selection, policies: HostPolicy[]): Judgement {
@@ -54,7 +53,7 @@ export class JudgementCache {
         eventLogSha256: log.sha256.toString("hex"),
       });
     }
-    const facts = replayLog(log.bytes, pcrs, required);
+    const facts = verifyLogAgainstQuotes(log.bytes ?? null, pcrs, required);
     const j: Judgement = {
       outcomes: evaluatePolicies(policies, { log: facts.log, interpretation: facts.interpretation }),
       explained: facts.explained,

@@ -15,7 +15,7 @@ import type { Host, Policy, PolicyHead, PolicyVersion, Store } from "../store/in
 import { HARDWARE_CLASS_PATTERN, requireSamePolicyVersion } from "./hosts.js";
 import type { Interpretation, VerifiedEventLog } from "../verify/eventlog/index.js";
 import type { PolicyRef } from "../tokens/tokens.js";
-import { bankOrder, type Selection } from "./verify-quotes.js";
+import { bankOrder, type Selection } from "../verify/attestation.js";
 
 /** What policies are judged on: the verified part of the event log and what it says. */
 export interface Facts {

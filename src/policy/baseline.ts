@@ -1,5 +1,5 @@
 import { TpmTrustError } from "../errors.js";
-import { extendsPcr, interpretBootChain, type BootRole, type EventLog, type TcgEvent, type VerifiedEventLog } from "../verify/eventlog/index.js";
+import { extendsPcr, interpretBootChain, type BootRole, type EventLog, type TcgEvent, type ReplayedEventLog } from "../verify/eventlog/index.js";
 import { describeEvent, eventKey, meaningOfChange } from "./events.js";
 import { DIGESTS, NAME, parseDocument, validate, type Schema } from "./schema.js";
 
@@ -154,7 +154,7 @@ export interface PolicyResult {
 }
 
 /** Evaluates a verified log against a baseline: pass, or every difference with its meaning. */
-export function evaluateBaseline(baseline: Baseline, verified: VerifiedEventLog): PolicyResult {
+export function evaluateBaseline(baseline: Baseline, verified: ReplayedEventLog): PolicyResult {
   const roles = new Map<number, BootRole>();
   for (const img of interpretBootChain(verified.events).applications) roles.set(img.record, img.role);
   const diffs: PolicyDiff[] = [];

@@ -1,5 +1,5 @@
 import { TpmTrustError } from "../errors.js";
-import { interpretBootChain, type BootImage, type EventLog, type VerifiedEventLog } from "../verify/eventlog/index.js";
+import { interpretBootChain, type BootImage, type EventLog, type ReplayedEventLog } from "../verify/eventlog/index.js";
 import type { PolicyDiff, PolicyResult } from "./baseline.js";
 import { DIGESTS, NAME, parseDocument, validate, type Schema } from "./schema.js";
 
@@ -93,7 +93,7 @@ export function parseSoftwarePolicy(doc: unknown): SoftwarePolicy {
  * Every boot loader, kernel and initrd in the verified log must be accepted: same PCR and equal digests
  * in every bank both have (at least one). The PCRs the policy names must have been verified.
  */
-export function evaluateSoftware(policy: SoftwarePolicy, verified: VerifiedEventLog): PolicyResult {
+export function evaluateSoftware(policy: SoftwarePolicy, verified: ReplayedEventLog): PolicyResult {
   const diffs: PolicyDiff[] = [];
   const verifiedPcrs = new Set(verified.explained.filter((e) => e.events > 0).map((e) => e.pcr));
   for (const pcr of new Set(KINDS.flatMap(([k]) => policy[k].map((i) => i.pcr)))) {

@@ -97,6 +97,8 @@ interface Forge {
   host?: SoftHost;
   /** change the TPMS_ATTEST before it is signed */
   attest?: (a: TpmsAttest) => TpmsAttest;
+  /** change the encoded bytes before signing (the AK signs malformed bytes) */
+  signed?: (b: Buffer) => Buffer;
   /** change the signed bytes after signing */
   bytes?: (b: Buffer) => Buffer;
   /** the TPMT_SIGNATURE to send, from the attest bytes (default: ECDSA by the host's AK) */
@@ -116,7 +118,7 @@ async function freshNonce(h: SoftHost): Promise<Buffer> {
 async function evidence(f: Forge = {}): Promise<Record<string, any>> {
   const h = f.host ?? alice;
   const nonce = f.nonce ? await f.nonce() : await freshNonce(h);
-  const signed = encodeTpmsAttest((f.attest ?? ((a) => a))(quoteAttest(h, nonce)));
+  const signed = (f.signed ?? ((b) => b))(encodeTpmsAttest((f.attest ?? ((a) => a))(quoteAttest(h, nonce))));
   const signature = f.sign ? f.sign(signed, h) : signEcdsa(h.akKey, signed);
   const body: Record<string, any> = {
     akNameHex: h.akName.toString("hex"),
@@ -255,9 +257,12 @@ const ATTACKS: Attack[] = [
     code: "ERR_ATTEST_TYPE",
     run: () => attestWith({ attest: (a) => ({ ...a, type: TPM_ST.ATTEST_CERTIFY, attested: { name: alice.akName, qualifiedName: alice.akName } }) as TpmsAttest }),
   },
-  { flow: "attestation", name: "attest with a trailing byte", code: "ERR_PARSE_TRAILING_BYTES", run: () => attestWith({ bytes: (b) => Buffer.concat([b, Buffer.from([0])]) }) },
-  { flow: "attestation", name: "attest truncated", code: "ERR_PARSE_TRUNCATED", run: () => attestWith({ bytes: (b) => b.subarray(0, b.length - 10) }) },
-  { flow: "attestation", name: "attest with an oversized TPM2B", code: "ERR_PARSE_TOO_LARGE", run: () => attestWith({ bytes: (b) => { const c = Buffer.from(b); c.writeUInt16BE(0xffff, 6); return c; } }) },
+  // verify, then parse: bytes changed after signing are a bad signature; malformed bytes the AK did sign are a parse error
+  { flow: "attestation", name: "attest with a trailing byte", code: "ERR_PARSE_TRAILING_BYTES", run: () => attestWith({ signed: (b) => Buffer.concat([b, Buffer.from([0])]) }) },
+  { flow: "attestation", name: "attest truncated", code: "ERR_PARSE_TRUNCATED", run: () => attestWith({ signed: (b) => b.subarray(0, b.length - 10) }) },
+  { flow: "attestation", name: "attest with an oversized TPM2B", code: "ERR_PARSE_TOO_LARGE", run: () => attestWith({ signed: (b) => { const c = Buffer.from(b); c.writeUInt16BE(0xffff, 6); return c; } }) },
+  { flow: "attestation", name: "attest truncated after signing", code: "ERR_SIGNATURE_INVALID", run: () => attestWith({ bytes: (b) => b.subarray(0, b.length - 10) }) },
+  { flow: "attestation", name: "attest with an oversized TPM2B after signing", code: "ERR_SIGNATURE_INVALID", run: () => attestWith({ bytes: (b) => { const c = Buffer.from(b); c.writeUInt16BE(0xffff, 6); return c; } }) },
   { flow: "attestation", name: "signature truncated", code: "ERR_PARSE_TRUNCATED", run: () => attestWith({ sign: (b, h) => signEcdsa(h.akKey, b).subarray(0, 20) }) },
   { flow: "attestation", name: "signature with a trailing byte", code: "ERR_PARSE_TRAILING_BYTES", run: () => attestWith({ sign: (b, h) => Buffer.concat([signEcdsa(h.akKey, b), Buffer.from([1])]) }) },
   { flow: "attestation", name: "signature algorithm unknown", code: "ERR_PARSE_BAD_VALUE", run: () => attestWith({ sign: () => Buffer.from([0x12, 0x34, 0x00, 0x0b]) }) },

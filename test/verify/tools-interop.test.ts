@@ -64,16 +64,22 @@ for (const k of ["rsa", "ecc"]) {
     assert.equal(j.pcrs.sha256["16"], a.pcrs[16].toString("hex"));
     assert.equal(typeof j.clockInfo.clock, "string");
 
-    const yaml = await cli(["verify", "quote", "--ak", a.path(`ak-${k}.pem`), "--attest", a.path(`quote-${k}.msg`), "--signature", a.path(`quote-${k}.sig`), "--nonce", nonce, "--pcrs", a.path("pcrs.yaml")]);
+    // a bare SPKI key has no TPM attributes: refused unless --ak-trusted, which says what went unchecked
+    const pemArgs = ["verify", "quote", "--ak", a.path(`ak-${k}.pem`), "--attest", a.path(`quote-${k}.msg`), "--signature", a.path(`quote-${k}.sig`), "--nonce", nonce, "--pcrs", a.path("pcrs.yaml")];
+    const bare = await cli([...pemArgs, "--json"]);
+    assert.equal(bare.code, 2);
+    assert.equal(bare.json().code, "ERR_AK_ATTRIBUTES_UNKNOWN");
+    const yaml = await cli([...pemArgs, "--ak-trusted"]);
     assert.equal(yaml.code, 0, yaml.stderr);
-    assert.equal(yaml.stdout.trim(), "verified");
+    assert.equal(yaml.stdout.trim(), 'verified\nunchecked: ["restricted","fixedTPM"]');
+    assert.deepEqual((await cli([...pemArgs, "--ak-trusted", "--json"])).json().unchecked, ["restricted", "fixedTPM"]);
   });
 
   test(`${k} quote: raw signature (tpm2_quote -f plain) with --signature-scheme, and TPM2B_ATTEST input`, async () => {
     const attest2b = a.path(`quote-${k}.plain.msg.2b`);
     writeFileSync(attest2b, encodeTpm2bAttest(decodeTpmsAttest(a.read(`quote-${k}.plain.msg`))));
     const scheme = k === "rsa" ? "rsassa-sha256" : "ecdsa-sha256";
-    const r = await cli(["verify", "quote", "--ak", a.path(`ak-${k}.pem`), "--attest", attest2b, "--signature", a.path(`quote-${k}.plain`), "--signature-scheme", scheme, "--nonce", nonce]);
+    const r = await cli(["verify", "quote", "--ak", a.path(`ak-${k}.pem`), "--ak-trusted", "--attest", attest2b, "--signature", a.path(`quote-${k}.plain`), "--signature-scheme", scheme, "--nonce", nonce]);
     assert.equal(r.code, 0, r.stderr);
   });
 

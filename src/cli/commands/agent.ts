@@ -68,7 +68,12 @@ export function register(program: Command): void {
     .option("--json", "print JSON (the only format; accepted for symmetry)")
     .action(
       action(async (o: { tpm: string }) => {
-        const { identity, notes } = await withTpm(o.tpm, identify);
+        const { identity, eks, notes } = await withTpm(o.tpm, identify);
+        for (const e of eks) {
+          const where = e.handle !== undefined ? `persistent 0x${e.handle.toString(16)}` : "transient";
+          const cert = e.certificateIndex !== undefined ? `certificate NV 0x${e.certificateIndex.toString(16)}` : "no certificate";
+          process.stderr.write(`EK ${e.kind} (${e.source === "template" ? `template ${e.template}` : "not from a profile template"}, ${where}, ${cert})${e.enrollment ? ", used by agent register" : ""}\n`);
+        }
         for (const n of notes) process.stderr.write(`note: ${n}\n`);
         printJson(identity);
       }),

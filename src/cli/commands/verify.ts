@@ -1,17 +1,17 @@
 import { Command, Option } from "commander";
-import { TpmTrustError, isTpmTrustError } from "../../errors.js";
+import { TpmTrustError, exitCodeForCode, isTpmTrustError } from "../../errors.js";
 import { readInput, hexArg } from "../files.js";
 import { action, printJson } from "../run.js";
 import { parseAttestInput, parseKeyInput, parsePcrsInput, type KeyInput } from "../../verify/inputs.js";
 import { decodeTpmtSignature } from "../../tpm/structures.js";
 import { signatureFromRaw, RAW_SIGNATURE_SCHEMES } from "../../crypto/signature.js";
-import { verifyQuote } from "../../verify/quote.js";
 import { verifyCertify } from "../../verify/certify.js";
 import { describeAttest, inspect, jsonView } from "../../tpm/describe.js";
-import { TPM_ST } from "../../tpm/constants.js";
-import type { TpmsAttest, TpmtSignature } from "../../tpm/types.js";
+import { TPM_GENERATED_VALUE } from "../../tpm/constants.js";
+import type { QuoteAttest, TpmsAttest, TpmsPcrSelection, TpmtSignature } from "../../tpm/types.js";
 import { verifyAkCertificate } from "../ak-chain.js";
-import { verifyEventLogAgainstQuote } from "../../verify/quote-eventlog.js";
+import { verifyAttestation, type AttestationKey } from "../../verify/attestation.js";
+import { EKU_AIK_CERTIFICATE } from "../../verify/ek/index.js";
 import { verifyImaAgainstPcrs } from "../../verify/ima/index.js";
 
 interface CommonOpts {
@@ -47,6 +47,28 @@ interface Loaded {
   nonce?: Buffer;
 }
 
+/** The signed bytes of --attest: TPMS_ATTEST, or the body of a TPM2B_ATTEST (its size prefix matching, its magic after it). */
+function signedBytes(raw: Buffer): Buffer {
+  return raw.length >= 6 && raw.readUInt16BE(0) === raw.length - 2 && raw.readUInt32BE(2) === TPM_GENERATED_VALUE ? raw.subarray(2) : raw;
+}
+
+/**
+ * The AK as the quote check takes it: its TPMT_PUBLIC (attributes checked), a certificate whose
+ * chain to --roots validated with EKU 2.23.133.8.3 (attributes vouched for by its CA), or a bare
+ * key with --ak-trusted (attributes unchecked, and said so); a bare key otherwise is refused.
+ */
+async function attestationKey(ak: KeyInput, o: CommonOpts & { akTrusted?: boolean }): Promise<{ key: AttestationKey; chain?: Record<string, unknown> }> {
+  if (ak.public) return { key: ak.public };
+  const chain = ak.certificate ? await verifyAkCertificate(ak.certificate, o) : undefined;
+  if (chain?.chainValidated && ak.certificate?.keyUsage?.includes(EKU_AIK_CERTIFICATE)) return { key: { key: ak.key, vouchedBy: "ak-certificate" }, chain };
+  if (o.akTrusted) return { key: { key: ak.key, vouchedBy: "caller" }, ...(chain ? { chain } : {}) };
+  throw new TpmTrustError(
+    "ERR_AK_ATTRIBUTES_UNKNOWN",
+    `--ak is ${ak.format === "X509" ? "a certificate without a validated chain to --roots and EKU 2.23.133.8.3" : "a bare public key"}: give the AK's TPM2B_PUBLIC/TPMT_PUBLIC, an AK certificate with --roots, or --ak-trusted to skip the restricted and fixedTPM checks`,
+    { format: ak.format },
+  );
+}
+
 function load(o: CommonOpts): Loaded {
   const ak = parseKeyInput(readInput(o.ak, "--ak"), "--ak");
   const raw = readInput(o.attest, "--attest");
@@ -67,12 +89,12 @@ async function report(o: { json?: boolean }, run: () => Promise<Record<string, u
   try {
     const facts = await run();
     if (o.json) printJson({ verified: true, code: "OK", message: "verified", ...facts });
-    else process.stdout.write("verified\n");
+    else process.stdout.write(`verified\n${Array.isArray(facts.unchecked) ? `unchecked: ${JSON.stringify(facts.unchecked)}\n` : ""}`);
     return 0;
   } catch (e) {
     if (!isTpmTrustError(e) || !o.json) throw e;
     printJson({ verified: false, code: e.code, message: e.message, ...(e.details ? { details: jsonView(e.details) } : {}), ...partial() });
-    return e.code.startsWith("ERR_PARSE_") || e.code === "ERR_USAGE" || e.code === "ERR_IO" ? 2 : 1;
+    return exitCodeForCode(e.code);
   }
 }
 
@@ -83,24 +105,37 @@ export function register(program: Command): void {
     .option("--pcrs <file>", "PCR values: tpm2_pcrread YAML, tpm2_quote -o file, or JSON {\"sha256\":{\"0\":\"hex\"}}")
     .option("--eventlog <file>", "TCG event log to replay against the quoted PCRs")
     .option("--ima <file>", "IMA measurement list (binary or ASCII) that must replay to the quoted PCR 10")
+    .option("--ak-trusted", "accept --ak as a bare key (SPKI, PEM/DER, or a certificate without --roots): the AK's restricted and fixedTPM attributes are then not checked, and the output says so")
     .action(
-      action(async (o: CommonOpts & { pcrs?: string; eventlog?: string; ima?: string }) => {
-        let loaded: Loaded | undefined;
+      action(async (o: CommonOpts & { pcrs?: string; eventlog?: string; ima?: string; akTrusted?: boolean }) => {
+        let verifiedAttest: TpmsAttest | undefined;
         return report(
           o,
           async () => {
-            loaded = load(o);
-            const chain = loaded.ak.certificate ? await verifyAkCertificate(loaded.ak.certificate, o) : undefined;
-            const sel = loaded.attest.type === TPM_ST.ATTEST_QUOTE ? loaded.attest.attested.pcrSelect : undefined;
-            const pcrs = o.pcrs ? parsePcrsInput(readInput(o.pcrs, "--pcrs"), sel) : undefined;
-            const facts = verifyQuote({ ...loaded, ak: loaded.ak.public ?? loaded.ak.key, pcrs });
-            const out: Record<string, unknown> = { ...attestFacts(loaded.attest), pcrSelect: facts.pcrSelect, pcrDigest: facts.pcrDigest.toString("hex") };
-            if (facts.verifiedPcrs) out.pcrs = jsonView(facts.verifiedPcrs);
+            // verify, then parse: the attest is decoded only after its signature verified
+            const akInput = parseKeyInput(readInput(o.ak, "--ak"), "--ak");
+            const attestBytes = signedBytes(readInput(o.attest, "--attest"));
+            const sigBytes = readInput(o.signature, "--signature");
+            const signature = o.signatureScheme ? signatureFromRaw(o.signatureScheme, sigBytes, akInput.key) : decodeTpmtSignature(sigBytes);
+            const nonce = o.nonce === undefined ? undefined : hexArg(o.nonce, "--nonce");
+            const pcrFile = o.pcrs ? readInput(o.pcrs, "--pcrs") : undefined;
+            const eventLog = o.eventlog ? readInput(o.eventlog, "--eventlog") : undefined;
+            const { key, chain } = await attestationKey(akInput, o);
+            const facts = verifyAttestation(
+              { quotes: [{ attestBytes, signature }], ...(nonce ? { nonce } : {}), ...(pcrFile ? { pcrs: (sel: TpmsPcrSelection[]) => parsePcrsInput(pcrFile, sel) } : {}), ...(eventLog ? { eventLog } : {}) },
+              key,
+              "quoted",
+            );
+            verifiedAttest = facts.attests[0];
+            const verifiedPcrs = pcrFile ? facts.pcrs : undefined;
+            const out: Record<string, unknown> = { ...attestFacts(facts.attests[0]), pcrSelect: facts.pcrSelect, pcrDigest: (facts.attests[0] as QuoteAttest).attested.pcrDigest.toString("hex") };
+            if (verifiedPcrs) out.pcrs = jsonView(verifiedPcrs);
             if (chain) out.akCertificate = chain;
-            if (o.eventlog) out.eventlog = verifyEventLogAgainstQuote(readInput(o.eventlog, "--eventlog"), loaded.attest, loaded.signature, facts.verifiedPcrs);
+            if (facts.unchecked.length) out.unchecked = facts.unchecked;
+            if (facts.eventLog) out.eventlog = facts.eventLog.log;
             if (o.ima) {
-              if (!facts.verifiedPcrs) throw new TpmTrustError("ERR_USAGE", "--ima needs --pcrs: the quoted PCR 10 values the list must replay to");
-              const ima = verifyImaAgainstPcrs(readInput(o.ima, "--ima"), facts.verifiedPcrs);
+              if (!verifiedPcrs) throw new TpmTrustError("ERR_USAGE", "--ima needs --pcrs: the quoted PCR 10 values the list must replay to");
+              const ima = verifyImaAgainstPcrs(readInput(o.ima, "--ima"), verifiedPcrs);
               out.ima = {
                 entries: ima.list.entries.length,
                 covered: ima.covered,
@@ -111,7 +146,7 @@ export function register(program: Command): void {
             }
             return out;
           },
-          () => (loaded ? attestFacts(loaded.attest) : {}),
+          () => (verifiedAttest ? attestFacts(verifiedAttest) : {}),
         );
       }),
     );

@@ -14,6 +14,8 @@ export {
   verifyEventLog,
   selfVerifyEventLog,
   type VerifiedEventLog,
+  type SelfConsistentEventLog,
+  type ReplayedEventLog,
   type ExplainedPcr,
   type UnexplainedPcr,
   type UnexplainedReason,

@@ -45,8 +45,10 @@ export interface PcrMismatch {
   divergence: Divergence;
 }
 
-/** The part of an event log that replays to quoted PCRs: the only events to treat as facts. */
-export interface VerifiedEventLog {
+/** What replaying a log against PCR values leaves: the events that replay, and the PCRs they explain. */
+export interface ReplayedEventLog {
+  /** what the log was replayed against: PCR values a quote signed, or only its own replay */
+  against: "quote" | "self";
   format: EventLog["format"];
   algorithms: SpecIdAlgorithm[];
   /** Extending events of explained PCRs, in log order; digests only of the banks that were verified. */
@@ -56,6 +58,16 @@ export interface VerifiedEventLog {
   workarounds: AppliedWorkaround[];
   quirks: ParseQuirk[];
   startupLocality?: number;
+}
+
+/** The part of an event log that replays to quoted PCRs: the only events to treat as facts. */
+export interface VerifiedEventLog extends ReplayedEventLog {
+  against: "quote";
+}
+
+/** A log replayed only against itself: what it claims, consistently shaped; it proves nothing about a host. */
+export interface SelfConsistentEventLog extends ReplayedEventLog {
+  against: "self";
 }
 
 /**
@@ -123,6 +135,7 @@ export function verifyEventLog(input: EventLog | Uint8Array, quoted: PcrValues):
     events.push({ ...ev, digests });
   }
   return {
+    against: "quote",
     format: log.format,
     algorithms: log.algorithms,
     events,
@@ -171,7 +184,7 @@ function divergence(events: TcgEvent[], bank: string, hash: string, size: number
  * bank it can hash (PCRs without events at their reset value). The result says what the log claims,
  * consistently shaped, and proves nothing about the host.
  */
-export function selfVerifyEventLog(log: EventLog): VerifiedEventLog {
+export function selfVerifyEventLog(log: EventLog): SelfConsistentEventLog {
   const replay = replayEventLog(log);
   const quoted: PcrValues = {};
   for (const alg of log.algorithms) {
@@ -181,5 +194,5 @@ export function selfVerifyEventLog(log: EventLog): VerifiedEventLog {
     for (const i of replay.incomplete) if (i.bank === alg.bank) delete values[i.pcr];
     quoted[alg.bank] = values;
   }
-  return verifyEventLog(log, quoted);
+  return { ...verifyEventLog(log, quoted), against: "self" };
 }
