@@ -29,6 +29,7 @@ export const ERRORS = {
   ERR_USAGE: { class: "input", http: 400, exit: 2, message: "wrong arguments" },
   ERR_AK_ATTRIBUTES_UNKNOWN: { class: "input", http: 400, exit: 2, message: "the AK was given as a bare key: its TPM attributes (restricted, fixedTPM) cannot be checked without its TPMT_PUBLIC or an AK certificate that chains to trusted roots" },
   ERR_IO: { class: "input", http: 500, exit: 2, message: "a file or device could not be read or written" },
+  ERR_UNSAFE_FILE: { class: "input", http: 400, exit: 2, message: "a file or folder the service would trust can be changed by others (group/others may write it, or another user owns it)" },
   ERR_VALIDATION: { class: "input", http: 400, exit: 2, message: "the request does not match its schema" },
 
   // evidence judged and rejected: CLI exit 1, HTTP 422 (an unhealthy host: 403)

@@ -4,8 +4,8 @@
  * style EKpub allow-list directories (zero-byte files named by the EK hash). The parsing and the
  * judgement live in src/verify/ek; this module only reads files and reports what it skipped.
  */
-import { readdirSync, readFileSync, statSync } from "node:fs";
-import { basename, extname, join, relative } from "node:path";
+import { readdirSync, readFileSync, statSync, type Stats } from "node:fs";
+import { basename, dirname, extname, isAbsolute, join, relative } from "node:path";
 import { isTpmTrustError, TpmTrustError } from "../errors.js";
 import { classifyCertificates, isEkHash, loadCertificates, roleFromPath, type AnchorRole, type ParsedCertificate, type TrustAnchors } from "../verify/ek/index.js";
 
@@ -107,12 +107,49 @@ export interface AllowlistDir {
   ignored: SkippedFile[];
 }
 
+const serviceUid = () => process.getuid?.() ?? 0;
+
+/** ERR_UNSAFE_FILE unless `st` is owned by root or this process's user and group/others cannot write it (sticky folders excepted when `stickyOk`). */
+function checkOwnerAndMode(path: string, st: Stats, what: string, stickyOk = false): void {
+  if (st.uid !== 0 && st.uid !== serviceUid()) {
+    throw new TpmTrustError("ERR_UNSAFE_FILE", `${what} ${path} is owned by uid ${st.uid}, neither root nor the service's user (uid ${serviceUid()})`, { path, uid: st.uid });
+  }
+  if (st.mode & 0o022 && !(stickyOk && st.mode & 0o1000)) {
+    const mode = (st.mode & 0o7777).toString(8).padStart(4, "0");
+    throw new TpmTrustError("ERR_UNSAFE_FILE", `${what} ${path} has mode ${mode}: group or others can write it (chmod go-w)`, { path, mode });
+  }
+}
+
+/**
+ * The checks sshd makes of authorized_keys, for a folder whose files the service trusts: an
+ * absolute path; the folder and every folder above it owned by root or the service's user and
+ * not writable by group or others (a sticky folder such as /tmp above it excepted, since no one
+ * else can rename entries there). ERR_VALIDATION for a relative path, ERR_UNSAFE_FILE otherwise.
+ */
+export function checkTrustedFolder(dir: string): void {
+  if (!isAbsolute(dir)) throw new TpmTrustError("ERR_VALIDATION", `${dir} is not an absolute path`, { path: dir });
+  for (let p = dir, first = true; ; first = false) {
+    let st: Stats;
+    try {
+      st = statSync(p);
+    } catch (e) {
+      throw ioError(p, e);
+    }
+    checkOwnerAndMode(p, st, first ? "the folder" : "the folder above it,", !first);
+    const up = dirname(p);
+    if (up === p) return;
+    p = up;
+  }
+}
+
 /**
  * Reads an AD CS EKpub allow-list directory: each zero-byte file named by a 64-hex-digit EK hash
  * (no extension; any case, matched case-insensitively) allow-lists that EK. Other entries are
- * ignored and reported.
+ * ignored and reported. The folder must pass `checkTrustedFolder`, and an allow-list file that
+ * group/others can write or that another user owns is refused (ERR_UNSAFE_FILE), not skipped.
  */
 export function loadAllowlistDir(dir: string): AllowlistDir {
+  checkTrustedFolder(dir);
   let names: string[];
   try {
     names = readdirSync(dir).sort();
@@ -133,7 +170,10 @@ export function loadAllowlistDir(dir: string): AllowlistDir {
     if (!st.isFile()) ignored.push({ path, reason: "not a regular file" });
     else if (!isEkHash(basename(name))) ignored.push({ path, reason: "name is not a 64-hex-digit EK hash" });
     else if (st.size !== 0) ignored.push({ path, reason: `not empty (${st.size} bytes); allow-list files are zero-byte` });
-    else hashes.add(name.toLowerCase());
+    else {
+      checkOwnerAndMode(path, st, "the allow-list file");
+      hashes.add(name.toLowerCase());
+    }
   }
   return { hashes, ignored };
 }

@@ -6,7 +6,7 @@
  * instance, the CLI, or a file dropped into an allow-list folder takes effect without a restart.
  * Every change is audited.
  */
-import { resolve } from "node:path";
+import { isAbsolute, resolve } from "node:path";
 import { TpmTrustError, isTpmTrustError } from "../errors.js";
 import { normalizeEkHash, type AllowlistEntry, type EkCaKind, type PolicyVersion, type Store } from "../store/index.js";
 import type { PublicKeyInput } from "../crypto/keys.js";
@@ -149,8 +149,9 @@ export async function listAllowlistDirs(store: Store): Promise<AllowlistDirView[
   return (await store.trust.listAllowlistDirs()).map((d) => describeDir(d.path, d.addedAt));
 }
 
-/** Registers a folder (absolute path; it must be readable now). */
+/** Registers a folder (absolute path; it must be readable and safe now: see checkTrustedFolder). */
 export async function addAllowlistDir(store: Store, path: string, c: Caller): Promise<{ dir: AllowlistDirView; added: boolean }> {
+  if (!isAbsolute(path)) throw new TpmTrustError("ERR_VALIDATION", `${path} is not an absolute path: allow-list folders are named by absolute path`, { path });
   const abs = resolve(path);
   try {
     loadAllowlistDir(abs);

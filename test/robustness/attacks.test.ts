@@ -9,7 +9,7 @@ import assert from "node:assert/strict";
 import "reflect-metadata";
 import * as x509 from "@peculiar/x509";
 import { createHash, generateKeyPairSync, webcrypto } from "node:crypto";
-import { mkdtempSync, readFileSync, rmSync, unlinkSync, writeFileSync } from "node:fs";
+import { chmodSync, chownSync, mkdirSync, mkdtempSync, readFileSync, rmSync, unlinkSync, writeFileSync } from "node:fs";
 import { request } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -362,6 +362,37 @@ const ATTACKS: Attack[] = [
   { flow: "trust", name: "allow-list without a token", code: "ERR_UNAUTHENTICATED", run: () => call("POST", "/v1/trust/allowlist", { ekHash: "a".repeat(64) }) },
   { flow: "trust", name: "remove an entry that is not there", code: "ERR_NOT_FOUND", run: () => call("DELETE", `/v1/trust/allowlist/${"e".repeat(64)}`, undefined, admin) },
   { flow: "trust", name: "register a folder that does not exist", code: "ERR_VALIDATION", run: () => call("POST", "/v1/trust/allowlist-dirs", { path: join(dir, "no-such-folder") }, admin) },
+  ...(() => {
+    /** An allow-list folder under the attack folder with one EK hash file, shaped by `f`. */
+    const folder = (name: string, f: (folder: string, file: string) => void) => {
+      const d = join(dir, name);
+      mkdirSync(d, { mode: 0o755 });
+      const file = join(d, "ab".repeat(32));
+      writeFileSync(file, "", { mode: 0o644 });
+      f(d, file);
+      return d;
+    };
+    const add = (path: string) => call("POST", "/v1/trust/allowlist-dirs", { path }, admin);
+    return [
+      { flow: "trust", name: "an allow-list folder by relative path", code: "ERR_VALIDATION", run: () => add("allowlist") },
+      { flow: "trust", name: "an allow-list folder others can write", code: "ERR_UNSAFE_FILE", run: () => add(folder("al-world", (d) => chmodSync(d, 0o777))) },
+      { flow: "trust", name: "an allow-list folder its group can write", code: "ERR_UNSAFE_FILE", run: () => add(folder("al-group", (d) => chmodSync(d, 0o775))) },
+      { flow: "trust", name: "an allow-list folder owned by another user", code: "ERR_UNSAFE_FILE", run: () => add(folder("al-owner", (d) => chownSync(d, 65534, 65534))) },
+      { flow: "trust", name: "an allow-list file others can write", code: "ERR_UNSAFE_FILE", run: () => add(folder("al-file", (_d, f) => chmodSync(f, 0o666))) },
+      { flow: "trust", name: "an allow-list file owned by another user", code: "ERR_UNSAFE_FILE", run: () => add(folder("al-file-owner", (_d, f) => chownSync(f, 65534, 65534))) },
+      {
+        flow: "trust",
+        name: "an allow-list folder inside a folder others can write (not sticky)",
+        code: "ERR_UNSAFE_FILE",
+        run: () => {
+          const parent = join(dir, "al-open-parent");
+          mkdirSync(parent, { mode: 0o755 });
+          chmodSync(parent, 0o777);
+          return add(folder("al-open-parent/inner", () => undefined));
+        },
+      },
+    ] as Attack[];
+  })(),
   { flow: "trust", name: "import a CA with an empty list", code: "ERR_VALIDATION", run: () => call("POST", "/v1/trust/cas", { certificates: [] }, admin) },
   { flow: "trust", name: "remove a CA that is not there", code: "ERR_NOT_FOUND", run: () => call("DELETE", `/v1/trust/cas/${"0".repeat(64)}`, undefined, admin) },
   { flow: "trust", name: "confirm with both a hash and a certificate", code: "ERR_VALIDATION", run: () => call("POST", "/v1/trust/confirm", { ekHash: "a".repeat(64), ekCertificates: [INFINEON_CERT] }, admin) },

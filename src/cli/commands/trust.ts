@@ -1,5 +1,5 @@
 import { statSync } from "node:fs";
-import { basename } from "node:path";
+import { basename, resolve } from "node:path";
 import type { Command } from "commander";
 import {
   addAllowlist,
@@ -126,7 +126,8 @@ export function register(program: Command): void {
     .action(
       action((dir: string, o: { db?: string }) =>
         withStore(o.db, async (store) => {
-          const r = await addAllowlistDir(store, dir, cli());
+          // a relative folder is the operator's, relative to where the command runs
+          const r = await addAllowlistDir(store, resolve(dir), cli());
           process.stdout.write(`${r.dir.path}\t${r.added ? "added" : "already registered"}\t${r.dir.entries} EK hashes\n`);
           for (const i of r.dir.ignored) process.stderr.write(`ignored ${i.path}: ${i.reason}\n`);
         }),
