@@ -13,15 +13,17 @@ import { chmodSync, chownSync, mkdirSync, mkdtempSync, readFileSync, rmSync, unl
 import { request } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { SignJWT } from "jose";
+import { calculateJwkThumbprint, exportJWK, FlattenedSign, generateKeyPair, SignJWT } from "jose";
+import { encode as cbor } from "cborg";
 import { NONCE_PURPOSE } from "../../src/attest/challenge.js";
 import { signingKeyTemplate } from "../../src/agent/enroll-cert.js";
+import { attestationCa, issueAkCertificate } from "../../src/ca/ak-ca.js";
 import { initCa } from "../../src/ca/authority.js";
 import { putTemplate } from "../../src/ca/templates.js";
 import { startServer, type RunningServer } from "../../src/server/serve.js";
 import { akTemplate } from "../../src/tpm/commands/ak.js";
 import { TPM_ALG, TPM_ST, TPMA_OBJECT } from "../../src/tpm/constants.js";
-import { encodeTpmsAttest, encodeTpmtPublic, encodeTpmtSignature, objectName } from "../../src/tpm/structures.js";
+import { decodeTpmtPublic, encodeTpmsAttest, encodeTpmtPublic, encodeTpmtSignature, objectName } from "../../src/tpm/structures.js";
 import type { TpmsAttest, TpmtPublic } from "../../src/tpm/types.js";
 import { addPolicy } from "../../src/attest/policies.js";
 import { learnBaseline } from "../../src/policy/baseline.js";
@@ -50,6 +52,8 @@ let orphan: SoftHost;
 let newcomer: SoftHost;
 /** a bound host whose EK is allow-listed (trusted for ek-key): enrols attested certificates */
 let certee: SoftHost;
+/** its AK certificate from the attestation CA (x5c[0] of device-attest-01) */
+let certeeAkCert: Buffer;
 /** a v2 host stored without any EK certificate */
 let certless: SoftHost;
 const LAPTOP_LOG = readFileSync(join(FIXTURES, "eventlogs", "laptop-startup-locality3.bin"));
@@ -184,17 +188,50 @@ const enrolPlain = async (template: string, name: x509.JsonName, o: { dns?: stri
 async function enrolAttested(h: SoftHost, template: string, name: x509.JsonName, o: { dns?: string[]; token?: string } = {}): Promise<Answer> {
   const k = await softKey();
   const nonce = Buffer.from((await call("POST", "/v1/ca/challenge", {})).body.nonceHex, "hex");
+  const { attest, signature } = certifyBy(h, k.pub, nonce);
+  const attestation = { keyPublic: b64(tpm2b(encodeTpmtPublic(k.pub))), certify: { attest: b64(attest), signature: b64(signature) }, akNameHex: h.akName.toString("hex") };
+  return call("POST", "/v1/ca/enroll", { template, csr: await csrOf(k.keys, name, o.dns), attestation }, o.token);
+}
+
+/** The TPMS_ATTEST of a TPM2_Certify of `key` by `h`'s AK with `extraData`, and its TPMT_SIGNATURE. */
+function certifyBy(h: SoftHost, key: TpmtPublic, extraData: Buffer): { attest: Buffer; signature: Buffer } {
   const attest = encodeTpmsAttest({
     magic: 0xff544347,
     type: TPM_ST.ATTEST_CERTIFY,
     qualifiedSigner: h.akName,
-    extraData: nonce,
+    extraData,
     clockInfo: { clock: 1234n, resetCount: 7, restartCount: 0, safe: true },
     firmwareVersion: 1n,
-    attested: { name: objectName(k.pub), qualifiedName: objectName(k.pub) },
+    attested: { name: objectName(key), qualifiedName: objectName(key) },
   } as TpmsAttest);
-  const attestation = { keyPublic: b64(tpm2b(encodeTpmtPublic(k.pub))), certify: { attest: b64(attest), signature: b64(signEcdsa(h.akKey, attest)) }, akNameHex: h.akName.toString("hex") };
-  return call("POST", "/v1/ca/enroll", { template, csr: await csrOf(k.keys, name, o.dns), attestation }, o.token);
+  return { attest, signature: signEcdsa(h.akKey, attest) };
+}
+
+/** ACME with device-attest-01 by certee's AK up to a ready order, then finalize with a CSR naming `name` (RFC 8555 §7.4). */
+async function acmeFinalize(name: x509.JsonName, dns: string[] = []): Promise<Answer> {
+  const { privateKey, publicKey } = await generateKeyPair("ES256");
+  const jwk = await exportJWK(publicKey);
+  let kid: string | undefined;
+  const post = async (url: string, payload: unknown) => {
+    const nonce = (await fetch(`${s.url}/acme/new-nonce`, { method: "HEAD" })).headers.get("replay-nonce")!;
+    const jws = await new FlattenedSign(new TextEncoder().encode(payload === undefined ? "" : JSON.stringify(payload))).setProtectedHeader({ alg: "ES256", nonce, url, ...(kid ? { kid } : { jwk }) }).sign(privateKey);
+    const r = await fetch(url, { method: "POST", headers: { "content-type": "application/jose+json" }, body: JSON.stringify(jws) });
+    const text = await r.text();
+    return { status: r.status, location: r.headers.get("location"), body: text ? JSON.parse(text) : undefined };
+  };
+  const dir = (await (await fetch(`${s.url}/acme/t-acme/directory`)).json()) as Record<string, string>;
+  kid = (await post(dir.newAccount, { termsOfServiceAgreed: true })).location!;
+  const order = await post(dir.newOrder, { identifiers: [{ type: "permanent-identifier", value: certee.name }] });
+  assert.equal(order.status, 201, JSON.stringify(order.body));
+  const authz = (await post(order.body.authorizations[0], undefined)).body;
+  const challenge = authz.challenges[0];
+  const k = await softKey();
+  const c = certifyBy(certee, k.pub, createHash("sha256").update(`${challenge.token}.${await calculateJwkThumbprint(jwk, "sha256")}`).digest());
+  const attObj = cbor({ fmt: "tpm", attStmt: { ver: "2.0", alg: -7, x5c: [certeeAkCert], sig: c.signature, certInfo: c.attest, pubArea: encodeTpmtPublic(k.pub) } });
+  const answered = await post(challenge.url, { attObj: Buffer.from(attObj).toString("base64url") });
+  assert.equal(answered.body.status, "valid", JSON.stringify(answered.body));
+  const csr = Buffer.from((await csrOf(k.keys, name, dns)), "base64").toString("base64url");
+  return post(order.body.finalize, { csr });
 }
 
 interface Attack {
@@ -458,6 +495,10 @@ const ATTACKS: Attack[] = [
   { flow: "ca", name: "an attested host names another host as its CN", code: "ERR_POLICY_FAILED", run: () => enrolAttested(certee, "t-names", [{ CN: ["alice"] }]) },
   { flow: "ca", name: "an attested host names another host in a SAN", code: "ERR_POLICY_FAILED", run: () => enrolAttested(certee, "t-names", [{ CN: ["certee"] }], { dns: ["alice"] }) },
   { flow: "ca", name: "an attested host vouched for by an enroller names another host", code: "ERR_POLICY_FAILED", run: () => enrolAttested(alice, "t-user", [{ CN: ["bob"] }], { token: opsEnroller }) },
+  // issue 12: ACME finalize names exactly the order's identifier (badCSR)
+  { flow: "ca", name: "ACME finalize with CN=<host>, CN=login.bank.example", code: "ERR_POLICY_FAILED", run: () => acmeFinalize([{ CN: ["certee"] }, { CN: ["login.bank.example"] }]) },
+  { flow: "ca", name: "ACME finalize with another name as a SAN", code: "ERR_POLICY_FAILED", run: () => acmeFinalize([{ CN: ["certee"] }], ["login.bank.example"]) },
+  { flow: "ca", name: "ACME finalize with an O beside the CN", code: "ERR_POLICY_FAILED", run: () => acmeFinalize([{ CN: ["certee"] }, { O: ["Bank"] }]) },
 
   // -- provisioning administration
   { flow: "provisioning", name: "an enrollment with a truncated endorsement key", code: "ERR_PARSE_TRUNCATED", run: () => call("POST", "/v1/provisioning/enrollments", { registrationId: "dev-1", endorsementKey: b64(alice.ekPublic.subarray(0, 40)) }, admin) },
@@ -478,6 +519,7 @@ before(async () => {
   await addFleetBaseline(s.store);
   await seedHosts(s.store, [alice, bob, certee]);
   await s.store.trust.addAllowlist(certee.ekHash);
+  certeeAkCert = await issueAkCertificate(s.store, await attestationCa(s.store, Date.now()), { hostName: certee.name, akPublic: decodeTpmtPublic(certee.akPublic), akName: certee.akName, now: Date.now() });
   // the key attestation CA and its templates
   await initCa(s.store, { actor: "test", now: Date.now(), keyDir: join(dir, "ca-keys") });
   opsEnroller = (await s.store.adminTokens.create({ role: "enroller", identity: "ops" })).token;
@@ -491,6 +533,7 @@ before(async () => {
     { name: "t-host", subjectAltNames: { allowed: ["dns"] }, keyAttestation: { mode: "required", trustModels: ["ek-key"] } },
     { name: "t-class", requesters: { hostClasses: ["other"] }, keyAttestation: { mode: "required", trustModels: ["ek-key"] } },
     { name: "t-user", subjectFrom: "request", requesters: { enrollers: ["ops"] }, keyAttestation: { mode: "required", trustModels: ["user-credentials"] } },
+    { name: "t-acme", subjectAltNames: { allowed: ["dns"] }, keyAttestation: { mode: "required", trustModels: ["ek-key"] } },
   ]) {
     await putTemplate(s.store, t, { actor: "test", now: Date.now() });
   }
@@ -542,6 +585,14 @@ test("ca: an attested host asking for another host's names gets its own (subject
   assert.equal(cert.subject, "CN=certee");
   assert.deepEqual(cert.getExtension(x509.SubjectAlternativeNameExtension)?.names.items.map((n) => `${n.type}:${n.value}`), ["dns:certee"]);
   assert.deepEqual(r.body.policies, ["1.3.6.1.4.1.311.21.30"]);
+});
+
+test("acme: the control for the finalize attacks: CN=<host> and dns:<host> are issued; a refused CSR answers badCSR", async () => {
+  const ok = await acmeFinalize([{ CN: ["certee"] }], ["certee"]);
+  assert.equal(ok.status, 200, JSON.stringify(ok.body));
+  assert.equal(ok.body.status, "valid");
+  const bad = await acmeFinalize([{ CN: ["certee"] }, { CN: ["login.bank.example"] }]);
+  assert.deepEqual([bad.status, bad.body.type, bad.body.code], [400, "urn:ietf:params:acme:error:badCSR", "ERR_POLICY_FAILED"]);
 });
 
 test("ca: required-if-capable with attestation that fails is issued without any attestation OID, the failure recorded and audited (event 22)", async () => {
