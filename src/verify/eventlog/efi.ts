@@ -61,13 +61,24 @@ export function signatureLists(c: LeCursor): SignatureList[] {
     const header = body.bytes(headerSize, "SignatureHeader");
     if (sigSize < 16 || body.remaining % sigSize) throw eventLogError("bad-value", `SignatureSize ${sigSize} does not divide the list`, at, { field: "SignatureSize" });
     const signatures = [];
+    // dbx holds hundreds of entries, nearly all from one owner: format each distinct owner GUID once
+    let owner = "";
+    let ownerAt = -1;
     while (body.remaining > 0) {
-      const owner = body.guid("SignatureOwner");
+      if (ownerAt < 0 || !sameBytes(body.buf, ownerAt, body.pos, 16)) {
+        ownerAt = body.pos;
+        owner = body.guid("SignatureOwner");
+      } else body.pos += 16;
       signatures.push({ owner, data: body.bytes(sigSize - 16, "SignatureData") });
     }
     lists.push({ type, typeName: SIGNATURE_TYPE_NAMES[type] ?? "unknown", header, signatures });
   }
   return lists;
+}
+
+function sameBytes(b: Buffer, i: number, j: number, n: number): boolean {
+  for (let k = 0; k < n; k++) if (b[i + k] !== b[j + k]) return false;
+  return true;
 }
 
 /**

@@ -16,9 +16,12 @@ export function bankHash(bank: string): string | undefined {
   return NODE_HASH.get(bank);
 }
 
-/** TPM2_PCR_Extend: new = H(old ‖ digest). */
-export function extend(alg: string, pcr: Buffer, digest: Buffer): Buffer {
-  return hash(alg, Buffer.concat([pcr, digest]), "buffer");
+/** TPM2_PCR_Extend: new = H(old ‖ digest). `scratch` (at least both lengths) saves an allocation per extend. */
+export function extend(alg: string, pcr: Buffer, digest: Buffer, scratch?: Buffer): Buffer {
+  if (!scratch || scratch.length < pcr.length + digest.length) return hash(alg, Buffer.concat([pcr, digest]), "buffer");
+  pcr.copy(scratch, 0);
+  digest.copy(scratch, pcr.length);
+  return hash(alg, scratch.subarray(0, pcr.length + digest.length), "buffer");
 }
 
 /**
@@ -73,6 +76,7 @@ export function replayEventLog(log: EventLog): ReplayResult {
     }
     const values: Record<number, Buffer> = {};
     const broken = new Set<number>();
+    const scratch = Buffer.allocUnsafe(2 * alg.digestSize);
     for (const ev of log.events) {
       if (!extendsPcr(ev) || broken.has(ev.pcr)) continue;
       const d = ev.digests[alg.bank];
@@ -82,7 +86,7 @@ export function replayEventLog(log: EventLog): ReplayResult {
         incomplete.push({ bank: alg.bank, pcr: ev.pcr, record: ev.index });
         continue;
       }
-      values[ev.pcr] = extend(hash, values[ev.pcr] ?? initialValue(alg.digestSize, ev.pcr, locality), d);
+      values[ev.pcr] = extend(hash, values[ev.pcr] ?? initialValue(alg.digestSize, ev.pcr, locality), d, scratch);
     }
     pcrs[alg.bank] = values;
   }
