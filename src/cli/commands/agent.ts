@@ -1,6 +1,7 @@
 import { type Command, Option } from "commander";
 import pino, { type Logger } from "pino";
 import { attest, DEFAULT_EVENTLOG, DEFAULT_IMA_LIST, DEFAULT_STATE_DIR, EK_ALG_KINDS, identify, readState, register as registerAk, run, ServiceClient, tokenPath, withTpm } from "../../agent/index.js";
+import { doctor } from "../../agent/doctor.js";
 import { TpmTrustError } from "../../errors.js";
 import { TPM_SPEC_HELP } from "../../tpm/transport/index.js";
 import { readInput } from "../files.js";
@@ -76,6 +77,25 @@ export function register(program: Command): void {
         }
         for (const n of notes) process.stderr.write(`note: ${n}\n`);
         printJson(identity);
+      }),
+    );
+
+  agent
+    .command("doctor")
+    .description("TPM readiness check (as Get-Tpm): maker and firmware, ownership, lockout, PCR banks, EKs and certificates, SRK, free handles; each problem with its fix")
+    .addOption(tpmOption())
+    .option("--json", "print one JSON object")
+    .action(
+      action(async (o: { tpm: string; json?: boolean }) => {
+        const d = await withTpm(o.tpm, doctor);
+        if (o.json) return printJson(d);
+        process.stdout.write(
+          `TPM ${d.tpm.family} ${d.tpm.manufacturer} ${d.tpm.vendorString} firmware ${d.tpm.firmware}\n` +
+            `owned: ${d.owned}; lockout: ${d.lockout.inLockout ? "LOCKED" : "no"} (${d.lockout.counter}/${d.lockout.maxAuthFail})\n` +
+            `PCR banks: ${d.pcrBanks.join(", ")}\nEKs: ${d.eks.map((e) => e.kind + (e.certificateIndex ? ` (certificate NV 0x${e.certificateIndex.toString(16)})` : "")).join(", ") || "none with a certificate"}\n` +
+            `SRK: ${d.srkPresent ? "present" : "absent"}; persistent handles free: ${d.persistentHandlesFree}\n` +
+            d.problems.map((p) => `problem: ${p.problem}\n  fix: ${p.fix}\n`).join(""),
+        );
       }),
     );
 
