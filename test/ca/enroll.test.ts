@@ -30,6 +30,9 @@ import { ekHash } from "../../src/verify/ek/index.js";
 import type { TpmtPublic } from "../../src/tpm/types.js";
 import { runTool, tpm2, tpm2Raw } from "../helpers/tpm2tools.js";
 import { kads, kast, octets, pcpKeyBlob, sized } from "../helpers/windows-client.js";
+import { currentXchg, xchgKey } from "../../src/ca/xchg.js";
+import { openEnvelope, parseEnvelope } from "../../src/crypto/cms.js";
+import { certificatePem } from "../../src/encoding.js";
 import { cli } from "../helpers/cli.js";
 import { startSwtpm, type Swtpm } from "../helpers/swtpm.js";
 import { api, startService, trustSwtpmCa, type Service } from "../e2e/harness.js";
@@ -477,4 +480,39 @@ test("certificate serials are distinct CSPRNG values across many issuances", asy
     seen.add(ok.body.serial);
   }
   assert.equal(seen.size, 20);
+});
+
+test("CA exchange certificate: GET /v1/ca/xchg and `ca xchg` give one short-lived encryption certificate issued by the CA; openssl cms -encrypt to it opens with its key, to another certificate not", async () => {
+  const w = (n: string) => join(dir, n);
+  const res = await fetch(`${svc.url}/v1/ca/xchg`);
+  assert.equal(res.status, 200);
+  const pem = await res.text();
+  const [xchg, issuing, root] = pems(pem);
+  assert.ok(xchg && issuing && root, pem);
+  assert.match(xchg.subject, /-Xchg$/);
+  assert.deepEqual([...(xchg.getExtension(x509.ExtendedKeyUsageExtension)?.usages ?? [])], ["1.3.6.1.4.1.311.21.5"]);
+  assert.ok(xchg.notAfter.getTime() - xchg.notBefore.getTime() <= 7 * 86_400_000);
+  writeFileSync(w("xchg.pem"), pem.slice(0, pem.indexOf("-----END CERTIFICATE-----") + 25) + "\n");
+  writeFileSync(w("xchg-chain.pem"), certificatePem(Buffer.from(issuing.rawData), Buffer.from(root.rawData)));
+  assert.match((await runTool("openssl", ["verify", "-CAfile", w("xchg-chain.pem"), w("xchg.pem")])).toString(), /OK/);
+  // the same certificate again, from the API and from the CLI on the same database
+  assert.equal(await (await fetch(`${svc.url}/v1/ca/xchg`)).text(), pem);
+  const c = await cli(["ca", "xchg", "--db", join(dir, "db.sqlite")]);
+  assert.equal(c.code, 0, c.stderr);
+  assert.equal(c.stdout, pem);
+  // EndorsementKeyInfo-shaped content encrypted by openssl to the exchange certificate
+  writeFileSync(w("ekinfo.der"), Buffer.from("3004" + "0500" + "0500", "hex"));
+  const env = await runTool("openssl", ["cms", "-encrypt", "-binary", "-aes256", "-outform", "DER", "-in", w("ekinfo.der"), w("xchg.pem")]);
+  const x = await currentXchg(svc.server.store, { actor: "test", now: Date.now() });
+  assert.equal(Buffer.from(x.certificate.rawData).toString("base64"), Buffer.from(xchg.rawData).toString("base64"));
+  const parsed = parseEnvelope(env);
+  assert.equal(parsed.recipient.serial, xchg.serialNumber.toLowerCase());
+  assert.deepEqual(openEnvelope(parsed, await xchgKey(svc.server.store, x)), readFileSync(w("ekinfo.der")));
+  // encrypted to another certificate (a stand-in for another CA's exchange certificate): refused
+  await runTool("openssl", ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=Other CA-Xchg", "-days", "1", "-keyout", w("other.key"), "-out", w("other.pem")]);
+  const toOther = await runTool("openssl", ["cms", "-encrypt", "-binary", "-aes256", "-outform", "DER", "-in", w("ekinfo.der"), w("other.pem")]);
+  await rejects(Promise.resolve().then(async () => openEnvelope(parseEnvelope(toOther), await xchgKey(svc.server.store, x))), "ERR_DECRYPT_FAILED");
+  // RSA-OAEP key transport opens too
+  const oaep = await runTool("openssl", ["cms", "-encrypt", "-binary", "-aes128", "-outform", "DER", "-in", w("ekinfo.der"), "-recip", w("xchg.pem"), "-keyopt", "rsa_padding_mode:oaep"]);
+  assert.deepEqual(openEnvelope(parseEnvelope(oaep), await xchgKey(svc.server.store, x)), readFileSync(w("ekinfo.der")));
 });

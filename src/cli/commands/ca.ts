@@ -1,7 +1,9 @@
 import { type Command, Option } from "commander";
 import { writeFileSync } from "node:fs";
 import { TpmTrustError } from "../../errors.js";
-import { initCa } from "../../ca/authority.js";
+import { caChain, initCa } from "../../ca/authority.js";
+import { currentXchg } from "../../ca/xchg.js";
+import { certificatePem } from "../../encoding.js";
 import { certView, listCertificates } from "../../ca/certificates.js";
 import { publishCrl, REVOCATION_REASONS, revokeCertificate } from "../../ca/crl.js";
 import { CA_KEY_ALGS, type CaKeyAlg } from "../../ca/signing.js";
@@ -209,6 +211,21 @@ export function register(program: Command): void {
           const crl = await publishCrl(store, Date.now());
           writeFileSync(o.out, crl.der);
           process.stdout.write(`CRL ${crl.number} (next update ${new Date(crl.nextUpdate).toISOString()}) -> ${o.out}\n`);
+        }),
+      ),
+    );
+
+  ca.command("xchg")
+    .description("the CA exchange certificate Windows clients encrypt their EK info to (issued or renewed when needed), then the CA chain (PEM)")
+    .option("--out <file>", "write the PEM here instead of stdout")
+    .option("--db <url>", DB_OPTION_HELP)
+    .action(
+      action((o: { out?: string; db?: string }) =>
+        withStore(o.db, async (store) => {
+          const x = await currentXchg(store, caller());
+          const pem = certificatePem(Buffer.from(x.certificate.rawData), ...(await caChain(store)));
+          if (o.out) writeFileSync(o.out, pem);
+          else process.stdout.write(pem);
         }),
       ),
     );

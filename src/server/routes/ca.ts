@@ -13,6 +13,7 @@ import { caChain } from "../../ca/authority.js";
 import { certView, getCertificate, listCertificates } from "../../ca/certificates.js";
 import { currentCrl, revokeCertificate, REVOCATION_REASONS } from "../../ca/crl.js";
 import { enroll, enrollChallenge, type TokenRequester } from "../../ca/enroll.js";
+import { currentXchg } from "../../ca/xchg.js";
 import { TEMPLATE_NAME_PATTERN, TEMPLATE_SCHEMA, getTemplate, listTemplates, putTemplate, removeTemplate } from "../../ca/templates.js";
 import { TpmTrustError } from "../../errors.js";
 import type { Store } from "../../store/index.js";
@@ -120,6 +121,11 @@ const ca: RouteModule = (app, { store, now, publicUrl, attest }) => {
   app.get("/v1/ca/crl", { config: { access: "public" }, schema: { tags, summary: "the issuing CA's CRL (DER, application/pkix-crl)" } }, async (_req, reply) => {
     const crl = await currentCrl(store, now());
     return reply.type("application/pkix-crl").header("cache-control", "public, max-age=300").send(crl.der);
+  });
+
+  app.get("/v1/ca/xchg", { config: { access: "public" }, schema: { tags, summary: "the CA exchange certificate (EK info is encrypted to it), then the CA chain (PEM)" } }, async (_req, reply) => {
+    const x = await currentXchg(store, { actor: "anonymous", now: now() });
+    return reply.type("application/pem-certificate-chain").send(certificatePem(Buffer.from(x.certificate.rawData), ...(await caChain(store))));
   });
 
   app.get("/v1/ca/certs/ca", { config: { access: "public" }, schema: { tags, summary: "the CA chain, issuing CA then root (PEM)" } }, async (_req, reply) =>
