@@ -6,6 +6,7 @@ import type { BenchFigure, BenchModule } from "./lib.js";
 const modules: Record<string, () => Promise<BenchModule>> = {
   quote: () => import("./quote.js"),
   eventlog: () => import("./eventlog.js"),
+  ima: () => import("./ima.js"),
   attestation: () => import("./attestation.js"),
   keys: () => import("./keys.js"),
   provisioning: () => import("./provisioning.js"),

@@ -102,6 +102,8 @@ export function attestationView(a) {
       d.explainedPcrs ? ["PCRs the log explains", d.explainedPcrs.map((p) => `${p.bank}:${p.pcr}`).join(" ") || "—"] : null,
       d.unexplainedPcrs?.length ? ["PCRs not explained", d.unexplainedPcrs.map((p) => `${p.bank}:${p.pcr} (${p.reason})`).join("; ")] : null,
       d.workarounds?.length ? ["Workarounds applied", d.workarounds.map((w) => `${w.name} (${w.bank}:${w.pcr})`).join("; ")] : null,
+      d.ima ? ["IMA entries verified", `${d.ima.entriesVerified} (next increment from entry ${d.ima.nextIndex}; ${d.ima.covered} in this attestation)`] : null,
+      d.ima ? ["IMA failures", d.ima.failures ? `${d.ima.failures}; last: entry ${d.ima.lastFailure.index} ${d.ima.lastFailure.path} ${d.ima.lastFailure.digest} — ${d.ima.lastFailure.code} ${d.ima.lastFailure.reason}` : "none"] : null,
     ]),
     a.diff ? diffView(a.diff) : null,
   );
