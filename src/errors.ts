@@ -74,6 +74,8 @@ export const ERRORS = {
   ERR_IMA_LIST_REQUIRED: { class: "rejected", http: 422, exit: 1, message: "send the IMA measurement list from the entry named in details.fromIndex: this service holds no verified state at the index sent" },
   ERR_POLICY_FAILED: { class: "rejected", http: 422, exit: 1, message: "evidence does not satisfy the policy" },
   ERR_POLICY_VERSION: { class: "rejected", http: 422, exit: 1, message: "policy versions do not match" },
+  ERR_NO_BASELINE: { class: "rejected", http: 422, exit: 1, message: "no baseline applies to the host's hardware class" },
+  ERR_BASELINE_UNSAFE: { class: "rejected", http: 422, exit: 1, message: "a reference log shows Secure Boot off, debugging on or test signing" },
   ERR_ACTIVATION_FAILED: { class: "rejected", http: 422, exit: 1, message: "credential activation failed" },
   ERR_AK_NOT_BOUND: { class: "rejected", http: 422, exit: 1, message: "the AK is not bound to a registered host" },
   ERR_ATTESTATION_REQUIRED: { class: "rejected", http: 422, exit: 1, message: "the template requires key attestation" },

@@ -10,7 +10,7 @@
  * changes nothing about the host, so nobody can make a healthy host unhealthy by sending junk.
  */
 import { TpmTrustError, isTpmTrustError } from "../errors.js";
-import type { Store } from "../store/index.js";
+import type { PolicyVersion, Store } from "../store/index.js";
 import { decodeTpmtPublic } from "../tpm/structures.js";
 import type { TpmtPublic } from "../tpm/types.js";
 import { boundAk, NONCE_PURPOSE, type AttestedHost } from "./challenge.js";
@@ -21,7 +21,7 @@ import type { Judgement, JudgementCache } from "./judge.js";
 import type { PcrValues } from "../verify/eventlog/types.js";
 import { IMA_PCR } from "../verify/ima/index.js";
 import { imaFailureCode, type ImaSummary, type ImaTracker } from "./ima.js";
-import { checkPolicySet, hostPolicies, policySelection, refOf, type PolicyOutcome } from "./policies.js";
+import { hostPolicies, policySelection, policySets, refOf, type PolicyOutcome, type PolicySet } from "./policies.js";
 import { requireHostTrusted } from "../trust/host-trust.js";
 import { recordVerdict } from "./record-verdict.js";
 import { signToken, type PolicyRef } from "../tokens/tokens.js";
@@ -46,6 +46,8 @@ export interface AttestationResult {
   message?: string;
   host: string;
   hardwareClass: string;
+  /** the policy version whose set passed (null when none did) */
+  policyVersion: PolicyVersion | null;
   policies: PolicyRef[];
   pcrDigestHex?: string;
   token?: string;
@@ -106,7 +108,15 @@ export async function attest(d: AttestDeps, body: EvidenceBody): Promise<Attesta
   const host = bound.host;
   const actor = `host:${host.name}`;
   const policies = await hostPolicies(d.store, host);
-  const required = policySelection(policies);
+  let sets: PolicySet[] = [];
+  let noSet: TpmTrustError | undefined;
+  try {
+    sets = policySets(host, policies);
+  } catch (e) {
+    if (!isTpmTrustError(e)) throw e;
+    noSet = e;
+  }
+  const required = policySelection(sets.length ? sets.flatMap((s) => s.policies) : policies);
 
   let failure: TpmTrustError | undefined;
   const quoted = await audited(d.store, at, actor, host.name, async () => {
@@ -124,29 +134,45 @@ export async function attest(d: AttestDeps, body: EvidenceBody): Promise<Attesta
   // is the host's verdict once its TPM has answered: unhealthy, tokens revoked, webhook sent
   const withdrawn = await trustWithdrawn(d.store, host, at);
   if (withdrawn) failure = withdrawn;
-  const refs = policies.map(refOf);
+  failure ??= noSet;
+  // HGS: the v2 set first, then v1; the first set every policy of which holds is the one that passed
+  let passed: PolicySet | undefined;
+  const failedOutcomes: (PolicyOutcome & { policyVersion: string })[] = [];
   let judged: Judgement | undefined;
   let ima: ImaSummary | undefined;
-  const runtime = policies.filter((p) => p.kind === "runtime");
+  const runtime = [...new Map(sets.flatMap((s) => s.policies).filter((p) => p.kind === "runtime").map((p) => [p.id, p])).values()];
   if (quoted && !failure) {
     try {
-      checkPolicySet(host, policies);
       // PCR 10 is IMA's: the firmware's event log does not explain it, the IMA list does
       const logPcrs = runtime.length ? withoutPcr(quoted.pcrs, IMA_PCR) : quoted.pcrs;
       const logRequired = runtime.length ? required.map((r) => ({ ...r, pcrs: r.pcrs.filter((p) => p !== IMA_PCR) })) : required;
-      judged = d.judgements.judge({ bytes: ev.eventLog, sha256: ev.eventLogSha256 }, logPcrs, logRequired, policies.filter((p) => p.kind !== "runtime"));
-      let outcomes: PolicyOutcome[] = judged.outcomes;
+      const judgeLog = (set: PolicySet) => d.judgements.judge({ bytes: ev.eventLog, sha256: ev.eventLogSha256 }, logPcrs, logRequired, set.policies.filter((p) => p.kind !== "runtime"));
+      // the first set's log judgement before IMA's state moves on (ERR_EVENTLOG_REQUIRED leaves it as it was)
+      const first = sets.length ? judgeLog(sets[0]) : undefined;
+      // runtime (IMA) policies are no HGS artifact: judged once, each counting in the sets that hold it
+      let imaOutcomes: PolicyOutcome[] = [];
       if (runtime.length) {
         const j = d.ima.judge(host.name, quoted.boot, quoted.pcrs, runtime, ev.ima);
         ima = j.summary;
         if (j.failure) failure = j.failure;
-        outcomes = [...outcomes, ...j.outcomes];
-        judged = { ...judged, outcomes };
+        imaOutcomes = j.outcomes;
       }
-      const failed = outcomes.filter((o) => !o.pass);
-      if (failed.length && !failure) {
-        const onlyRuntime = failed.every((o) => o.policy.kind === "runtime");
-        failure = new TpmTrustError((onlyRuntime && imaFailureCode(failed)) || "ERR_POLICY_FAILED", `the host does not satisfy ${failed.map((o) => `${o.policy.kind} ${o.policy.name}`).join(", ")}`);
+      for (const [i, set] of sets.entries()) {
+        const log = i === 0 ? first! : judgeLog(set);
+        const j: Judgement = { ...log, outcomes: [...log.outcomes, ...imaOutcomes.filter((o) => set.policies.some((p) => p.id === o.policy.id))] };
+        judged ??= j;
+        const failed = j.outcomes.filter((o) => !o.pass);
+        if (failed.length === 0 && !failure) {
+          passed = set;
+          judged = j;
+          break;
+        }
+        failedOutcomes.push(...failed.map((o) => ({ ...o, policyVersion: set.policyVersion })));
+      }
+      if (!passed && !failure) {
+        const onlyRuntime = failedOutcomes.length > 0 && failedOutcomes.every((o) => o.policy.kind === "runtime");
+        const by = sets.map((s) => `${s.policyVersion}: ${failedOutcomes.filter((o) => o.policyVersion === s.policyVersion).map((o) => `${o.policy.kind} ${o.policy.name}`).join(", ")}`);
+        failure = new TpmTrustError((onlyRuntime && imaFailureCode(failedOutcomes)) || "ERR_POLICY_FAILED", `the host does not satisfy the policies of any policy version it may attest with (${by.join("; ")})`);
       }
     } catch (e) {
       if (!isTpmTrustError(e) || e.code === "ERR_INTERNAL") throw e;
@@ -158,16 +184,18 @@ export async function attest(d: AttestDeps, body: EvidenceBody): Promise<Attesta
       failure = e;
     }
   }
+  const refs = (passed ? passed.policies : sets.length ? sets.flatMap((s) => s.policies) : policies).map(refOf);
+  const policyVersion = passed?.policyVersion ?? null;
 
   const verdict = failure ? "fail" : "pass";
   const diff = failure
-    ? judged && judged.outcomes.some((o) => !o.pass) && (failure.code === "ERR_POLICY_FAILED" || failure.code.startsWith("ERR_IMA_"))
-      ? judged.outcomes.filter((o) => !o.pass).map((o) => ({ ...o.policy, diffs: o.diffs }))
+    ? failedOutcomes.length && (failure.code === "ERR_POLICY_FAILED" || failure.code.startsWith("ERR_IMA_"))
+      ? failedOutcomes.map((o) => ({ ...o.policy, policyVersion: o.policyVersion, diffs: o.diffs }))
       : [{ check: failure.code, message: failure.message, ...(failure.details ?? {}) }]
     : undefined;
   const token =
-    verdict === "pass" && quoted
-      ? await signToken(d.store, d.cfg, at, { host: host.name, hardwareClass: host.hardwareClass, policyVersion: host.policyVersion, policies: refs, pcrDigestHex: quoted.pcrDigest.toString("hex") })
+    verdict === "pass" && quoted && policyVersion
+      ? await signToken(d.store, d.cfg, at, { host: host.name, hardwareClass: host.hardwareClass, policyVersion, policies: refs, pcrDigestHex: quoted.pcrDigest.toString("hex") })
       : undefined;
   const explainedPcrs = judged?.explained ?? [];
   const unexplainedPcrs = judged?.unexplained ?? [];
@@ -185,11 +213,13 @@ export async function attest(d: AttestDeps, body: EvidenceBody): Promise<Attesta
     pcrDigest: quoted?.pcrDigest,
     diff,
     policies: refs,
-      details: { boot: quoted?.boot ?? null, explainedPcrs, unexplainedPcrs, workarounds, ...(ima ? { ima } : {}) },
+      details: { boot: quoted?.boot ?? null, policyVersion, policyVersionsTried: sets.map((x) => x.policyVersion), explainedPcrs, unexplainedPcrs, workarounds, ...(ima ? { ima } : {}) },
       token,
     }),
   );
   if (change) d.onHealthChange?.(change);
+  // what a policy about to be added is judged on (tpmtrust policy add --dry-run): evidence whose log replayed
+  if (quoted && judged) await d.store.hostEvidence.put({ hostName: host.name, at, pcrs: quoted.pcrs, ...(ev.eventLog ? { eventLog: ev.eventLog } : {}), ...(ev.eventLogSha256 ? { eventLogSha256: ev.eventLogSha256 } : {}) });
   return {
     attestationId: attestation.id,
     verdict,
@@ -197,6 +227,7 @@ export async function attest(d: AttestDeps, body: EvidenceBody): Promise<Attesta
     ...(failure ? { message: failure.message } : {}),
     host: host.name,
     hardwareClass: host.hardwareClass,
+    policyVersion,
     policies: refs,
     ...(quoted ? { pcrDigestHex: quoted.pcrDigest.toString("hex") } : {}),
     ...(token ? { token: token.jwt, tokenExpiresAt: token.expiresAt } : {}),

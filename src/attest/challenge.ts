@@ -7,7 +7,7 @@ import { TpmTrustError } from "../errors.js";
 import type { Ak, Host, Store } from "../store/index.js";
 import type { AttestConfig } from "./config.js";
 import { countCall } from "./limits.js";
-import { hostPolicies, policySelection } from "./policies.js";
+import { hostPolicies, policySelection, policySets, type HostPolicy } from "./policies.js";
 import { bankAlg, type Selection } from "../verify/attestation.js";
 
 export const NONCE_PURPOSE = "attestation";
@@ -30,7 +30,7 @@ export async function boundAk(store: Store, akName: Buffer): Promise<{ ak: Ak; h
 
 /**
  * `banks`: the PCR banks the host's TPM reports (TPM2_GetCapability TPM_CAP_PCRS). The selection is
- * the policies' PCRs in every bank the host's baselines carry plus these; only the baselines'
+ * the PCRs of every policy set the host may attest with (v2 and v1) in every bank the host's baselines carry plus these; only the baselines'
  * banks are required of the answer, since what a host reports about itself proves nothing.
  */
 export async function issueChallenge(store: Store, cfg: AttestConfig, now: number, o: { akName: Buffer; banks?: string[] }): Promise<Challenge & { host: string }> {
@@ -49,8 +49,22 @@ export async function issueChallenge(store: Store, cfg: AttestConfig, now: numbe
     await store.audit.append({ actor: `host:${host.name}`, action: "attestation.challenge", subject, outcome: "denied", details: { code: (e as TpmTrustError).code }, at: now });
     throw e;
   }
+  const policies = await hostPolicies(store, host);
+  let judgedBy: HostPolicy[];
+  try {
+    judgedBy = policySets(host, policies).flatMap((s) => s.policies);
+  } catch (e) {
+    const code = (e as TpmTrustError).code;
+    // without a baseline there is nothing to quote: say so instead of an empty PCR selection
+    if (code === "ERR_NO_BASELINE") {
+      await store.audit.append({ actor: `host:${host.name}`, action: "attestation.challenge", subject, outcome: "failure", details: { code, reason: (e as Error).message }, at: now });
+      throw e;
+    }
+    // no usable policy version: the attestation is judged (and fails) on every policy's PCRs
+    judgedBy = policies;
+  }
   const reported = (o.banks ?? []).filter((b) => bankAlg(b) !== undefined);
-  const pcrSelection = policySelection(await hostPolicies(store, host), reported);
+  const pcrSelection = policySelection(judgedBy, reported);
   const n = await store.nonces.issue({ purpose: NONCE_PURPOSE, subject, ttlMs: cfg.nonceTtlMs, at: now });
   return { nonce: n.value, expiresAt: n.expiresAt, pcrSelection, host: host.name };
 }

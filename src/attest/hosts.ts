@@ -24,6 +24,11 @@ export interface RegisterHost {
   policyVersion?: PolicyVersion;
   /** the `tpmtrust agent identify` JSON (validated here) */
   identity: unknown;
+  /**
+   * v1 only, the administrator's explicit word (HGS `-PolicyVersion v1`): an EK without a trusted
+   * certificate is allow-listed by its hash in the same step, audited as trust.allowlist.add.
+   */
+  allowlistEk?: boolean;
 }
 
 export interface EkRegistration {
@@ -34,6 +39,8 @@ export interface EkRegistration {
   /** the method that admitted it under the host's policy version */
   method?: EkTrustMethod;
   methods: Record<EkTrustMethod, MethodOutcome>;
+  /** allow-listed by this registration (v1, the administrator's word) */
+  allowlisted?: boolean;
   /** why it was not admitted */
   code?: ErrorCode;
   reason?: string;
@@ -89,10 +96,12 @@ export async function registerHost(store: Store, input: RegisterHost, c: Caller)
     check(input.name, HOST_NAME_PATTERN, "name");
     check(input.hardwareClass, HARDWARE_CLASS_PATTERN, "hardwareClass");
     if (!POLICY_VERSIONS.includes(policyVersion)) throw new TpmTrustError("ERR_VALIDATION", `policyVersion must be v2 or v1, got ${JSON.stringify(policyVersion)}`, { field: "policyVersion" });
+    if (input.allowlistEk && policyVersion !== "v1") throw new TpmTrustError("ERR_VALIDATION", "allow-listing the EK at registration is for policy version v1 only: v2 requires a trusted EK certificate", { field: "allowlistEk" });
     const id = decodeHostIdentity(input.identity);
     const at = new Date(c.now);
     const eks: EkRegistration[] = [];
     const admitted: { name: Buffer; public: Buffer; cert: Buffer | null; method: EkTrustMethod }[] = [];
+    const toAllowlist: { ekHash: string; overrode: ErrorCode }[] = [];
     const warnings = new Set<string>();
     let firstError: TpmTrustError | undefined;
     let tcg: TcgFacts | undefined;
@@ -119,23 +128,38 @@ export async function registerHost(store: Store, input: RegisterHost, c: Caller)
         tcg ??= d.tcg;
       } catch (e) {
         if (!isTpmTrustError(e)) throw e;
-        firstError ??= e;
-        eks.push({ ...base, registered: false, code: e.code, reason: e.message });
+        if (input.allowlistEk && d.ekHash && (e.code === "ERR_EK_NOT_ALLOWLISTED" || e.code === "ERR_EK_NOT_TRUSTED")) {
+          toAllowlist.push({ ekHash: d.ekHash, overrode: e.code });
+          admitted.push({ name: ek.name, public: ek.publicArea, cert, method: "ek-key" });
+          eks.push({ ...base, registered: true, method: "ek-key", allowlisted: true });
+          continue;
+        }
+        if (e.code === "ERR_EK_CERT_REQUIRED") e = new TpmTrustError(e.code, `${e.message}: to admit this TPM by its EK hash instead, register it as policy version v1 (tpmtrust hosts add FILE --name ${input.name} --class ${input.hardwareClass} --policy-version v1), which allow-lists its EK`, e.details);
+        firstError ??= e as TpmTrustError;
+        eks.push({ ...base, registered: false, code: (e as TpmTrustError).code, reason: (e as Error).message });
       }
     }
     if (admitted.length === 0) throw firstError!;
     // the host is as trusted as its weakest registered EK
     const method: EkTrustMethod = admitted.every((a) => a.method === "ek-cert") ? "ek-cert" : "ek-key";
-    const host = await store.hosts.add({
-      name: input.name,
-      hardwareClass: input.hardwareClass,
-      policyVersion,
-      trustMethod: method,
-      eks: admitted.map(({ name, public: pub, cert }) => ({ name, public: pub, cert })),
-      platform: { ...id.tpm, ...(tcg ? { certified: tcg } : {}) },
-      at: c.now,
+    // the allow-list entries and the host are stored together: a refused host leaves no entry behind
+    const host = await store.transaction(async (tx) => {
+      const h = await tx.hosts.add({
+        name: input.name,
+        hardwareClass: input.hardwareClass,
+        policyVersion,
+        trustMethod: method,
+        eks: admitted.map(({ name, public: pub, cert }) => ({ name, public: pub, cert })),
+        platform: { ...id.tpm, ...(tcg ? { certified: tcg } : {}) },
+        at: c.now,
+      });
+      for (const a of toAllowlist) {
+        const added = await tx.trust.addAllowlist(a.ekHash, { label: `host ${input.name} (policy version v1)`, source: "hosts add", at: c.now });
+        await tx.audit.append({ actor: c.actor, action: "trust.allowlist.add", subject: a.ekHash, outcome: "success", details: { label: `host ${input.name} (policy version v1)`, added, via: "host.add", host: input.name, policyVersion, overrode: a.overrode }, at: c.now });
+      }
+      return h;
     });
-    await audit("success", { trustMethod: method, eks: eks.map((e) => ({ name: e.nameHex, ekHash: e.ekHash, registered: e.registered, method: e.method ?? null, code: e.code ?? null })) });
+    await audit("success", { trustMethod: method, eks: eks.map((e) => ({ name: e.nameHex, ekHash: e.ekHash, registered: e.registered, method: e.method ?? null, code: e.code ?? null, ...(e.allowlisted ? { allowlisted: true } : {}) })) });
     return { host: hostView(host, []), ekTrust: { method, eks, warnings: [...warnings] } };
   } catch (e) {
     if (isTpmTrustError(e)) await audit("failure", { code: e.code, reason: e.message, ...(e.details ? { details: e.details } : {}) });
@@ -152,6 +176,25 @@ export async function getHost(store: Store, name: string): Promise<HostView> {
 export async function listHosts(store: Store, o: { hardwareClass?: string; health?: Host["health"] } = {}): Promise<HostView[]> {
   const hosts = await store.hosts.list(o);
   return Promise.all(hosts.map(async (h) => hostView(h, await store.aks.listForHost(h.name))));
+}
+
+/**
+ * Moves a host to another hardware class (its baselines judge it from the next attestation on);
+ * its EKs and bound AKs stay. Audited as host.update.
+ */
+export async function changeHostClass(store: Store, name: string, hardwareClass: string, c: Caller): Promise<HostView> {
+  const audit = (outcome: "success" | "failure", details: Record<string, unknown>) => store.audit.append({ actor: c.actor, action: "host.update", subject: name, outcome, details, at: c.now });
+  try {
+    check(hardwareClass, HARDWARE_CLASS_PATTERN, "hardwareClass");
+    const before = await store.hosts.get(name);
+    if (!before) throw new TpmTrustError("ERR_NOT_FOUND", `no host named ${JSON.stringify(name)}`);
+    const h = await store.hosts.update(name, { hardwareClass }, c.now);
+    await audit("success", { hardwareClass: { from: before.hardwareClass, to: hardwareClass } });
+    return hostView(h, await store.aks.listForHost(name));
+  } catch (e) {
+    if (isTpmTrustError(e)) await audit("failure", { code: e.code, reason: e.message, hardwareClass });
+    throw e;
+  }
 }
 
 /** Deletes a host with its EKs, AKs, activations, attestations and tokens. Audited. */
@@ -183,30 +226,4 @@ export async function setHostDisabled(store: Store, name: string, disabled: bool
     throw new TpmTrustError("ERR_NOT_FOUND", `no host named ${JSON.stringify(name)}`);
   }
   return change;
-}
-
-/** A policy artifact as the attestation flow holds it (src/store Policy has these fields). */
-export interface PolicyArtifact {
-  id: string;
-  kind: string;
-  name: string;
-  policyVersion: PolicyVersion;
-}
-
-/**
- * A host attests only if all its policy artifacts share its policy version, and its stored EK trust
- * satisfies that version (v2: ek-cert). ERR_POLICY_VERSION listing every mismatch otherwise.
- */
-export function requireSamePolicyVersion(host: Pick<Host, "name" | "policyVersion" | "trustMethod">, artifacts: readonly PolicyArtifact[]): void {
-  const mismatched = artifacts.filter((a) => a.policyVersion !== host.policyVersion);
-  const ekMismatch = host.policyVersion === "v2" && host.trustMethod !== "ek-cert";
-  if (mismatched.length === 0 && !ekMismatch) return;
-  const parts = mismatched.map((a) => `${a.kind} "${a.name}" (${a.id}) is ${a.policyVersion}`);
-  if (ekMismatch) parts.push(`its EK was trusted by ${host.trustMethod ?? "no method"}, and v2 requires ek-cert`);
-  throw new TpmTrustError("ERR_POLICY_VERSION", `host ${host.name} has policy version ${host.policyVersion}, but ${parts.join("; ")}`, {
-    host: host.name,
-    policyVersion: host.policyVersion,
-    mismatched: mismatched.map((a) => ({ id: a.id, kind: a.kind, name: a.name, policyVersion: a.policyVersion })),
-    ...(ekMismatch ? { trustMethod: host.trustMethod } : {}),
-  });
 }

@@ -2,7 +2,8 @@
  * Policies in the service: the kinds tpmtrust judges hosts by, which of them apply to a host, the
  * PCR selection they need quoted, and their administration (every change audited). A host is judged
  * by the newest enabled version of every policy of its hardware class and of every class-independent
- * policy; all of them must share the host's policy version (v1/v2).
+ * policy. As in HGS, a class may hold v2 and v1 artifact sets side by side: a host attests only if its
+ * EK and all the artifacts of one set share that set's policy version, v2 tried first, then v1.
  */
 import { TpmTrustError } from "../errors.js";
 import { evaluateBaseline, parseBaseline, type PolicyResult } from "../policy/baseline.js";
@@ -11,11 +12,12 @@ import { NAME, validate } from "../policy/schema.js";
 import { SECUREBOOT_PCR, evaluateSecureBoot, parseSecureBootPolicy } from "../policy/secure-boot.js";
 import { evaluateSoftware, parseSoftwarePolicy } from "../policy/software.js";
 import { parseRuntimePolicy } from "../policy/runtime.js";
-import type { Host, Policy, PolicyHead, PolicyVersion, Store } from "../store/index.js";
-import { HARDWARE_CLASS_PATTERN, requireSamePolicyVersion } from "./hosts.js";
+import type { Health, Host, Policy, PolicyHead, PolicyVersion, Store } from "../store/index.js";
+import { HARDWARE_CLASS_PATTERN } from "./hosts.js";
 import type { Interpretation, VerifiedEventLog } from "../verify/eventlog/index.js";
 import type { PolicyRef } from "../tokens/tokens.js";
-import { bankOrder, type Selection } from "../verify/attestation.js";
+import { IMA_PCR } from "../verify/ima/index.js";
+import { bankOrder, verifyLogAgainstQuotes, type Selection } from "../verify/attestation.js";
 
 /** What policies are judged on: the verified part of the event log and what it says. */
 export interface Facts {
@@ -100,7 +102,7 @@ export async function hostPolicies(store: Store, host: Pick<Host, "hardwareClass
   return Promise.all(heads.map(async (h) => ({ ...h, doc: await documentOf(store, h) })));
 }
 
-/** The PCRs the policies need, in every bank their baselines carry (sha256 when none names a bank), plus `extraBanks`. */
+/** The PCRs the policies need (of every set tried), in every bank their baselines carry (sha256 when none names a bank), plus `extraBanks`. */
 export function policySelection(policies: HostPolicy[], extraBanks: string[] = []): Selection {
   const pcrs = new Set<number>();
   const banks = new Set<string>();
@@ -115,14 +117,49 @@ export function policySelection(policies: HostPolicy[], extraBanks: string[] = [
   return list.length ? [...banks].sort(bankOrder).map((bank) => ({ bank, pcrs: list })) : [];
 }
 
-/** ERR_POLICY_VERSION unless every policy shares the host's policy version; ERR_POLICY_FAILED without a baseline. */
-export function checkPolicySet(host: Pick<Host, "name" | "hardwareClass" | "policyVersion" | "trustMethod">, policies: PolicyHead[]): void {
-  requireSamePolicyVersion(host, policies);
-  if (!policies.some((p) => p.kind === "baseline")) {
-    throw new TpmTrustError("ERR_POLICY_FAILED", `no baseline applies to hardware class ${host.hardwareClass}: add one with tpmtrust policy add FILE --kind baseline --class ${host.hardwareClass}`, {
+/** One policy version's artifacts that apply to a host. */
+export interface PolicySet {
+  policyVersion: PolicyVersion;
+  policies: HostPolicy[];
+}
+
+/**
+ * The policy versions a host's EK artifact holds for: an EK trusted by its certificate satisfies
+ * v2 and v1 alike; an EK admitted without one (allow-listed) only v1, and only on a host the
+ * administrator registered as v1.
+ */
+export function ekPolicyVersions(host: Pick<Host, "policyVersion" | "trustMethod">): PolicyVersion[] {
+  if (host.trustMethod === "ek-cert") return host.policyVersion === "v2" ? ["v2", "v1"] : ["v1"];
+  return host.policyVersion === "v1" ? ["v1"] : [];
+}
+
+/**
+ * The policy sets a host is judged by, in the order HGS tries them (v2, then v1): for each version its
+ * EK holds for, the class's artifacts of that version, if they include a baseline. ERR_NO_BASELINE when
+ * the class has no baseline at all; ERR_POLICY_VERSION when none of its baselines is of a version the
+ * host's EK holds for.
+ */
+export function policySets(host: Pick<Host, "name" | "hardwareClass" | "policyVersion" | "trustMethod">, policies: HostPolicy[]): PolicySet[] {
+  const baselines = policies.filter((p) => p.kind === "baseline");
+  if (baselines.length === 0) {
+    throw new TpmTrustError("ERR_NO_BASELINE", `no baseline for class ${host.hardwareClass}: add one with tpmtrust policy add FILE --kind baseline --class ${host.hardwareClass}`, {
       hardwareClass: host.hardwareClass,
     });
   }
+  const versions = ekPolicyVersions(host);
+  const sets = versions.map((v) => ({ policyVersion: v, policies: policies.filter((p) => p.policyVersion === v) })).filter((s) => s.policies.some((p) => p.kind === "baseline"));
+  if (sets.length === 0) {
+    const have = [...new Set(baselines.map((b) => b.policyVersion))].join(", ");
+    const ek = versions.length ? `its EK holds for ${versions.join(" and ")}` : `its EK was trusted by ${host.trustMethod ?? "no method"}, which v2 does not accept (v2 requires ek-cert; re-register it with --policy-version v1 to allow-list it)`;
+    throw new TpmTrustError("ERR_POLICY_VERSION", `host ${host.name} has no policy set it can attest with: class ${host.hardwareClass} has baselines of policy version ${have}, but ${ek}`, {
+      host: host.name,
+      policyVersion: host.policyVersion,
+      trustMethod: host.trustMethod,
+      ekPolicyVersions: versions,
+      baselines: baselines.map((b) => ({ id: b.id, name: b.name, policyVersion: b.policyVersion })),
+    });
+  }
+  return sets;
 }
 
 export interface PolicyOutcome {
@@ -140,6 +177,88 @@ export function evaluatePolicies(policies: HostPolicy[], facts: Facts): PolicyOu
 }
 
 // ---- administration
+
+export interface PolicyPreview {
+  host: string;
+  hardwareClass: string;
+  health: Health;
+  /** judged on the host's last verified evidence with the new policy in place; unknown without usable evidence */
+  outcome: "pass" | "fail" | "unknown";
+  /** the version whose set would pass */
+  policyVersion?: PolicyVersion;
+  /** a host not unhealthy today that would fail */
+  turnsUnhealthy: boolean;
+  reason: string;
+}
+
+/**
+ * What adding `p` would do to the hosts it applies to, before anything changes: each host judged
+ * (v2 set, then v1) with `p` as the newest version of its kind and name, on the PCR values and event
+ * log of its last attestation whose quote verified and whose log replayed. A host without such
+ * evidence, or whose evidence lacks a PCR the policies need, is "unknown".
+ */
+export async function previewPolicy(store: Store, p: NewPolicy): Promise<PolicyPreview[]> {
+  const doc = kindOf(p.kind).parse(p.document);
+  const hosts = await store.hosts.list(p.hardwareClass != null ? { hardwareClass: p.hardwareClass } : {});
+  const out: PolicyPreview[] = [];
+  for (const host of hosts) {
+    if (p.kind === "runtime") {
+      out.push({ host: host.name, hardwareClass: host.hardwareClass, health: host.health, outcome: "unknown", turnsUnhealthy: false, reason: "runtime policies are judged on the IMA list, which is not kept" });
+      continue;
+    }
+    const current = await hostPolicies(store, host);
+    const old = current.find((c) => c.kind === p.kind && c.name === p.name);
+    const next: HostPolicy = { id: "(new)", kind: p.kind, name: p.name, version: (old?.version ?? 0) + 1, hardwareClass: p.hardwareClass ?? null, policyVersion: p.policyVersion ?? "v2", createdAt: 0, createdBy: null, disabledAt: null, doc } as HostPolicy;
+    const policies = [...current.filter((c) => c !== old), next];
+    const base = { host: host.name, hardwareClass: host.hardwareClass, health: host.health };
+    const result = (outcome: PolicyPreview["outcome"], reason: string, policyVersion?: PolicyVersion): PolicyPreview => ({
+      ...base,
+      outcome,
+      ...(policyVersion ? { policyVersion } : {}),
+      turnsUnhealthy: outcome === "fail" && host.health !== "unhealthy",
+      reason,
+    });
+    let sets: PolicySet[];
+    try {
+      sets = policySets(host, policies);
+    } catch (e) {
+      if (!(e instanceof TpmTrustError)) throw e;
+      out.push(result("fail", `${e.code}: ${e.message}`));
+      continue;
+    }
+    const ev = await store.hostEvidence.get(host.name);
+    if (!ev) {
+      out.push(result("unknown", "no verified evidence yet (it has not attested with a replaying event log)"));
+      continue;
+    }
+    // runtime (IMA) policies are judged on the IMA list, not kept: the rest is judged, PCR 10 aside when they apply
+    const logOnly = sets.map((x) => ({ ...x, policies: x.policies.filter((q) => q.kind !== "runtime") }));
+    const ima = sets.some((x) => x.policies.some((q) => q.kind === "runtime"));
+    const required = policySelection(logOnly.flatMap((x) => x.policies)).map((r) => (ima ? { ...r, pcrs: r.pcrs.filter((q) => q !== IMA_PCR) } : r));
+    const missing = required.flatMap((sel) => sel.pcrs.filter((pcr) => !ev.pcrs[sel.bank]?.[pcr]).map((pcr) => `${sel.bank}:${pcr}`));
+    if (missing.length) {
+      out.push(result("unknown", `its last evidence did not quote ${missing.join(" ")}`));
+      continue;
+    }
+    let facts: Facts;
+    try {
+      const r = verifyLogAgainstQuotes(ev.eventLog, ev.pcrs, required);
+      facts = { log: r.log, interpretation: r.interpretation };
+    } catch (e) {
+      if (!(e instanceof TpmTrustError)) throw e;
+      out.push(result("fail", `${e.code}: ${e.message}`));
+      continue;
+    }
+    const failedBy: string[] = [];
+    const passed = logOnly.find((set) => {
+      const failed = evaluatePolicies(set.policies, facts).filter((o) => !o.pass);
+      failedBy.push(`${set.policyVersion}: ${failed.map((o) => `${o.policy.kind} ${o.policy.name}`).join(", ")}`);
+      return failed.length === 0;
+    });
+    out.push(passed ? result("pass", `passes by policy version ${passed.policyVersion}`, passed.policyVersion) : result("fail", `would fail ${failedBy.join("; ")}`));
+  }
+  return out;
+}
 
 export interface NewPolicy {
   kind: string;

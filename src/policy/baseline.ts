@@ -1,5 +1,5 @@
 import { TpmTrustError } from "../errors.js";
-import { extendsPcr, interpretBootChain, type BootRole, type EventLog, type TcgEvent, type ReplayedEventLog } from "../verify/eventlog/index.js";
+import { extendsPcr, interpretBootChain, type BootRole, type EventLog, type Interpretation, type TcgEvent, type ReplayedEventLog } from "../verify/eventlog/index.js";
 import { describeEvent, eventKey, meaningOfChange } from "./events.js";
 import { DIGESTS, NAME, parseDocument, validate, type Schema } from "./schema.js";
 
@@ -251,3 +251,17 @@ export function formatResult(r: PolicyResult): string {
 }
 
 const fmt = (d?: Record<string, string>) => (d ? Object.entries(d).map(([b, h]) => `${b}:${h}`).join(" ") : "-");
+
+/**
+ * What makes a reference log unfit to learn a baseline from, as HGS checks before it accepts a TCG
+ * log (refused unless -SkipValidation): Secure Boot off, boot or kernel debugging on, test signing.
+ * Read from the log's (bound) events; a fact the log does not state is not reported.
+ */
+export function referenceProblems(i: Pick<Interpretation, "secureBoot" | "windows">): string[] {
+  const out: string[] = [];
+  if (i.secureBoot.enabled === false) out.push("Secure Boot is off");
+  if (i.windows?.bootDebugging) out.push("boot debugging is on");
+  if (i.windows?.kernelDebug) out.push("kernel debugging is on");
+  if (i.windows?.testSigning) out.push("test signing is on");
+  return out;
+}

@@ -1,3 +1,7 @@
+import { createHash } from "node:crypto";
+import { ContentInfo, id_signedData } from "@peculiar/asn1-cms";
+import { AsnConvert } from "@peculiar/asn1-schema";
+import { TpmTrustError } from "../errors.js";
 import { EV, dataBinding, type TcgEvent, type VerifiedEventLog } from "../verify/eventlog/index.js";
 import { flattenSipa } from "../verify/eventlog/sipa.js";
 import { SIPA } from "../verify/eventlog/constants.js";
@@ -67,6 +71,38 @@ export function siPolicy(data: Buffer): { name: string; version: bigint; hashAlg
     hashAlg: data.readUInt16LE(10),
     digest: data.subarray(16 + nameLen),
   };
+}
+
+/**
+ * Where Windows records a code-integrity (SI / App Control) policy in the TCG log: winload measures
+ * the policy it loads as a SIPAEVENT_SI_POLICY item (0x0005000F, an OS-parameter event of the WBCL)
+ * inside an EV_EVENT_TAG event; its SIPAEVENT_SI_POLICY_PAYLOAD carries the policy's name, version,
+ * HashAlgID (TPM_ALG_SHA256) and the digest of the policy blob (wbcl.h, Windows SDK 10.0.14393+).
+ */
+export const CI_MEASUREMENT = "SIPAEVENT_SI_POLICY (0x0005000F) in an EV_EVENT_TAG (SIPA) event: the SHA-256 digest in its SIPAEVENT_SI_POLICY_PAYLOAD";
+
+/**
+ * The digest Windows measures for a policy file: SHA-256 (the payload's HashAlgID, TPM_ALG_SHA256) of
+ * the policy blob exactly as deployed and loaded: a signed policy's .p7b (CMS SignedData) or an
+ * unsigned binary policy (.bin/.cip, the output of ConvertFrom-CIPolicy). The XML source is not what
+ * is loaded: ERR_PARSE_FORMAT with the conversion to run; a .p7b that is no SignedData likewise.
+ */
+export function siPolicyFileDigest(bytes: Buffer, fileName = "policy"): string {
+  if (bytes.length === 0) throw new TpmTrustError("ERR_PARSE_FORMAT", `${fileName} is empty`);
+  const head = bytes.subarray(0, 64).toString("utf8").replace(/^\uFEFF/, "").trimStart();
+  if (head.startsWith("<")) {
+    throw new TpmTrustError("ERR_PARSE_FORMAT", `${fileName} is the XML source of a policy; Windows measures the binary it loads: convert it first (ConvertFrom-CIPolicy -XmlFilePath ${fileName} -BinaryFilePath policy.bin, then sign it for a .p7b)`);
+  }
+  if (/\.p7b$/i.test(fileName)) {
+    let signed = false;
+    try {
+      signed = AsnConvert.parse(bytes, ContentInfo).contentType === id_signedData;
+    } catch {
+      signed = false;
+    }
+    if (!signed) throw new TpmTrustError("ERR_PARSE_FORMAT", `${fileName} is not a signed policy (a DER CMS SignedData)`);
+  }
+  return createHash("sha256").update(bytes).digest("hex");
 }
 
 function measuredBy(ev: TcgEvent, digest: Buffer): string | undefined {

@@ -117,6 +117,16 @@ export interface PoliciesTable {
   /** HGS policy version ("v1" | "v2") of the hosts this policy may judge */
   policy_version: string;
 }
+export interface HostEvidenceTable {
+  host_name: string;
+  at: number;
+  /** JSON {bank: {pcr: hex}}: the values the quote verified */
+  pcrs: string;
+  /** base64 event log */
+  event_log: string | null;
+  event_log_sha256: string | null;
+}
+
 export interface AttestationsTable {
   id: string;
   host_name: string;
@@ -413,6 +423,7 @@ export interface Database {
   nonces: NoncesTable;
   policies: PoliciesTable;
   attestations: AttestationsTable;
+  host_evidence: HostEvidenceTable;
   tokens: TokensTable;
   token_signing_keys: TokenSigningKeysTable;
   webhooks: WebhooksTable;

@@ -11,6 +11,11 @@ import { codeIntegrityPolicy } from "../../src/policy/code-integrity.js";
 import { secureBootPolicy } from "../../src/policy/secure-boot.js";
 import { learnSoftware } from "../../src/policy/software.js";
 import { parseEventLog } from "../../src/verify/eventlog/index.js";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { previewPolicy } from "../../src/attest/policies.js";
+import { cli } from "../helpers/cli.js";
 import { verifyAttestationToken } from "../../src/tokens/tokens.js";
 import { BACKENDS, type Backend } from "../helpers/store.js";
 import { attestOnce, challenge, evidence, postJson, readLog, registerHost, serveAttestation, startTpmHost, type Service, type TpmHost } from "../helpers/attest-host.js";
@@ -131,7 +136,7 @@ for (const [dialect, make] of BACKENDS) {
       }
     });
 
-    test("negatives: replayed and expired nonces, tampered log, PCR mismatch, quote by an unbound AK, policy version", async () => {
+    test("negatives: replayed and expired nonces, tampered log, PCR mismatch, quote by an unbound AK", async () => {
       let offset = 0;
       const s = await serveAttestation(await backend.newUrl(), { now: () => Date.now() + offset });
       try {
@@ -198,11 +203,89 @@ for (const [dialect, make] of BACKENDS) {
         const refused = await s.store.audit.list({ action: "attestation.challenge", limit: 100 });
         assert.deepEqual(refused.map((e) => [e.outcome, (e.details as { code: string }).code]), [["failure", "ERR_AK_NOT_BOUND"]]);
 
-        // policy artifacts of another policy version than the host's
-        await addPolicy(s, { kind: "secureboot", name: "sb-v1", hardwareClass: "gce-n1", policyVersion: "v1", document: secureBootPolicy("sb-v1") });
-        const pv = await attestOnce(s.url, rhel);
-        assert.equal(pv.body.verdict, "fail");
-        assert.equal(pv.body.code, "ERR_POLICY_VERSION");
+      } finally {
+        await s.close();
+      }
+    });
+
+    test("HGS policy versions side by side: v2 is tried first, then v1; the verdict, the token and the record name the version that passed; policy add --dry-run", async () => {
+      const dbUrl = await backend.newUrl();
+      const s = await serveAttestation(dbUrl);
+      try {
+        await registerHost(s.store, rhel, { name: "pv-1", hardwareClass: "pv" });
+        await addPolicy(s, { kind: "baseline", name: "pv-v2", hardwareClass: "pv", document: baselineOf(RHEL, "pv-v2") });
+        const v2 = await attestOnce(s.url, rhel);
+        assert.equal(v2.body.verdict, "pass", JSON.stringify(v2.body));
+        assert.equal(v2.body.policyVersion, "v2");
+
+        // before a policy is added: the hosts it would turn unhealthy, judged on their last evidence
+        const laptop = baselineOf(LAPTOP, "pv-v2");
+        const worse = await previewPolicy(s.store, { kind: "baseline", name: "pv-v2", hardwareClass: "pv", document: laptop });
+        assert.deepEqual(worse.map((h) => [h.host, h.outcome, h.turnsUnhealthy]), [["pv-1", "fail", true]]);
+        assert.match(worse[0].reason, /would fail v2: baseline pv-v2/);
+        const beside = await previewPolicy(s.store, { kind: "baseline", name: "pv-v1", hardwareClass: "pv", policyVersion: "v1", document: baselineOf(LAPTOP, "pv-v1") });
+        assert.deepEqual(beside.map((h) => [h.host, h.outcome, h.policyVersion, h.turnsUnhealthy]), [["pv-1", "pass", "v2", false]]);
+        const dir = mkdtempSync(join(tmpdir(), "tpmtrust-dry-run-"));
+        try {
+          writeFileSync(join(dir, "laptop.json"), JSON.stringify(laptop));
+          const dry = await cli(["policy", "add", join(dir, "laptop.json"), "--kind", "baseline", "--class", "pv", "--dry-run", "--json", "--db", dbUrl]);
+          assert.equal(dry.code, 0, dry.stderr);
+          assert.deepEqual(dry.json().turnsUnhealthy, ["pv-1"]);
+          assert.deepEqual((await s.store.policies.listHeads({ hardwareClass: "pv" })).map((p) => [p.name, p.version]), [["pv-v2", 1]]);
+        } finally {
+          rmSync(dir, { recursive: true, force: true });
+        }
+
+        // v1 artifacts added beside them leave the passing v2 host passing by v2
+        await addPolicy(s, { kind: "baseline", name: "pv-v1", hardwareClass: "pv", policyVersion: "v1", document: baselineOf(LAPTOP, "pv-v1") });
+        const still = await attestOnce(s.url, rhel);
+        assert.equal(still.body.verdict, "pass", JSON.stringify(still.body));
+        assert.equal(still.body.policyVersion, "v2");
+        assert.deepEqual(still.body.policies.map((p: { name: string }) => p.name), ["pv-v2"]);
+
+        // the v2 set no longer fits, the v1 set does: passes by v1, and says so
+        await addPolicy(s, { kind: "baseline", name: "pv-v2", hardwareClass: "pv", document: baselineOf(LAPTOP, "pv-v2") });
+        await addPolicy(s, { kind: "baseline", name: "pv-v1", hardwareClass: "pv", policyVersion: "v1", document: baselineOf(RHEL, "pv-v1") });
+        const v1 = await attestOnce(s.url, rhel);
+        assert.equal(v1.body.verdict, "pass", JSON.stringify(v1.body));
+        assert.equal(v1.body.policyVersion, "v1");
+        assert.deepEqual(v1.body.policies.map((p: { name: string }) => p.name), ["pv-v1"]);
+        const { payload } = await jwtVerify(v1.body.token, createRemoteJWKSet(new URL(`${s.url}/.well-known/jwks.json`)), { issuer: "tpmtrust" });
+        assert.equal(payload.policy_version, "v1");
+        assert.equal((await s.store.attestations.get(v1.body.attestationId))?.details?.policyVersion, "v1");
+
+        // neither set fits: fails, with the failed policies of both versions in the diff
+        await addPolicy(s, { kind: "baseline", name: "pv-v1", hardwareClass: "pv", policyVersion: "v1", document: baselineOf(LAPTOP, "pv-v1") });
+        const none = await attestOnce(s.url, rhel);
+        assert.equal(none.body.verdict, "fail");
+        assert.equal(none.body.code, "ERR_POLICY_FAILED");
+        assert.equal(none.body.policyVersion, null);
+        assert.deepEqual(none.body.diff.map((d: { name: string; policyVersion: string }) => [d.name, d.policyVersion]), [["pv-v2", "v2"], ["pv-v1", "v1"]]);
+        assert.equal(none.body.token, undefined);
+      } finally {
+        await s.close();
+      }
+    });
+
+    test("a v1 host (allow-listed EK) is judged only by v1 artifacts; a class without a baseline says so at the challenge", async () => {
+      const s = await serveAttestation(await backend.newUrl());
+      try {
+        await registerHost(s.store, rhel, { name: "v1-1", hardwareClass: "lab", policyVersion: "v1" });
+        // the class without any baseline: the challenge names the missing baseline instead of an empty PCR selection
+        const nb = await postJson(`${s.url}/v1/attestations/challenge`, { akNameHex: rhel.akNameHex });
+        assert.equal(nb.status, 422);
+        assert.equal(nb.body.code, "ERR_NO_BASELINE");
+        assert.match(nb.body.detail ?? nb.body.message ?? "", /no baseline for class lab/);
+
+        // a passing v2 baseline cannot help a host whose EK holds only for v1
+        await addPolicy(s, { kind: "baseline", name: "lab", hardwareClass: "lab", document: baselineOf(RHEL, "lab") });
+        const wrong = await attestOnce(s.url, rhel);
+        assert.equal(wrong.body.verdict, "fail");
+        assert.equal(wrong.body.code, "ERR_POLICY_VERSION");
+        await addPolicy(s, { kind: "baseline", name: "lab-v1", hardwareClass: "lab", policyVersion: "v1", document: baselineOf(RHEL, "lab-v1") });
+        const ok = await attestOnce(s.url, rhel);
+        assert.equal(ok.body.verdict, "pass", JSON.stringify(ok.body));
+        assert.equal(ok.body.policyVersion, "v1");
       } finally {
         await s.close();
       }

@@ -3,7 +3,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readdirSync, readFileSync } from "node:fs";
 import { decodeHostIdentity, type HostIdentity } from "../../src/attest/identity.js";
-import { requireSamePolicyVersion } from "../../src/attest/hosts.js";
+import { policySets, type HostPolicy } from "../../src/attest/policies.js";
 import { requireForPolicy } from "../../src/trust/trust.js";
 import { TpmTrustError } from "../../src/errors.js";
 import { TPM_ALG } from "../../src/tpm/constants.js";
@@ -111,17 +111,22 @@ test("requireForPolicy: v2 needs a certificate for this EK; v1 falls back to the
   }
 });
 
-test("requireSamePolicyVersion: every policy at the host's version, and a v2 host's EK trusted by certificate", () => {
-  const host = { name: "h", policyVersion: "v2" as const, trustMethod: "ek-cert" };
-  const baseline = { id: "1", kind: "baseline", name: "b", policyVersion: "v2" as const };
-  requireSamePolicyVersion(host, [baseline]);
-  requireSamePolicyVersion({ ...host, policyVersion: "v1", trustMethod: "ek-key" }, [{ ...baseline, policyVersion: "v1" }]);
+test("policySets: v2 then v1 side by side; an EK trusted by certificate holds for both, an allow-listed EK only on a v1 host", () => {
+  const pol = (id: string, kind: string, policyVersion: "v1" | "v2") => ({ id, kind, name: id, version: 1, hardwareClass: "c", policyVersion, doc: {} }) as unknown as HostPolicy;
+  const both = [pol("b2", "baseline", "v2"), pol("ci2", "ci", "v2"), pol("b1", "baseline", "v1"), pol("sb1", "secureboot", "v1")];
+  const v2host = { name: "h", hardwareClass: "c", policyVersion: "v2" as const, trustMethod: "ek-cert" };
+  const sets = policySets(v2host, both);
+  assert.deepEqual(sets.map((s) => [s.policyVersion, s.policies.map((p) => p.id)]), [["v2", ["b2", "ci2"]], ["v1", ["b1", "sb1"]]]);
+  // a v1 host (allow-listed EK) is never judged by the v2 set, whatever is in it
+  assert.deepEqual(policySets({ ...v2host, policyVersion: "v1", trustMethod: "ek-key" }, both).map((s) => s.policyVersion), ["v1"]);
+  assert.deepEqual(policySets({ ...v2host, policyVersion: "v1" }, both).map((s) => s.policyVersion), ["v1"]);
+  // a set without a baseline is no set
+  assert.deepEqual(policySets(v2host, [pol("b2", "baseline", "v2"), pol("sb1", "secureboot", "v1")]).map((s) => s.policyVersion), ["v2"]);
   assert.throws(
-    () => requireSamePolicyVersion(host, [baseline, { id: "2", kind: "software", name: "s", policyVersion: "v1" }]),
-    (e: TpmTrustError) => e.code === "ERR_POLICY_VERSION" && /software "s" \(2\) is v1/.test(e.message) && (e.details?.mismatched as unknown[]).length === 1,
+    () => policySets({ ...v2host, policyVersion: "v1", trustMethod: "ek-key" }, [pol("b2", "baseline", "v2")]),
+    (e: TpmTrustError) => e.code === "ERR_POLICY_VERSION" && /baselines of policy version v2, but its EK holds for v1/.test(e.message),
   );
-  assert.throws(
-    () => requireSamePolicyVersion({ ...host, trustMethod: "ek-key" }, [baseline]),
-    (e: TpmTrustError) => e.code === "ERR_POLICY_VERSION" && /v2 requires ek-cert/.test(e.message),
-  );
+  // a v2 host whose EK is not trusted by certificate holds for no version
+  assert.throws(() => policySets({ ...v2host, trustMethod: "ek-key" }, both), (e: TpmTrustError) => e.code === "ERR_POLICY_VERSION" && /v2 requires ek-cert/.test(e.message));
+  assert.throws(() => policySets(v2host, [pol("sb1", "secureboot", "v2")]), (e: TpmTrustError) => e.code === "ERR_NO_BASELINE" && e.message.startsWith("no baseline for class c"));
 });

@@ -159,7 +159,8 @@ test("host detail: EK and its trust method, AK, timeline, and the event-log diff
   const diffRows = rows(page, "differences of baseline kiosk");
   await diffRows.first().waitFor();
   assert.equal(await diffRows.count(), kiosk.diffs.length);
-  assert.match(await page.locator("#attestation-detail").innerText(), /baseline “kiosk” v1 failed/);
+  assert.match(await page.locator("#attestation-detail").innerText(), /baseline “kiosk” v1 \(policy version v2\) failed/);
+  assert.match(await page.locator("#attestation-detail").innerText(), /Policy version passed\s+none \(tried: v2\)/);
   assert.ok((await diffRows.first().innerText()).includes(kiosk.diffs[0].meaning));
   await shot(page, "host-failed");
 
@@ -168,6 +169,7 @@ test("host detail: EK and its trust method, AK, timeline, and the event-log diff
   await rows(page, "attestations").first().click();
   await page.locator("#attestation-detail").getByText("PCRs the log explains").waitFor();
   assert.match(await page.locator("#attestation-detail").innerText(), /Policies\s+baseline gce v1, software rhel8 v1/);
+  assert.match(await page.locator("#attestation-detail").innerText(), /Policy version passed\s+v2/);
   await page.close();
 });
 

@@ -98,6 +98,7 @@ export function attestationView(a) {
       d.message ? ["Message", d.message] : null,
       ["AK", short(a.akNameHex ?? "", 32)],
       ["PCR digest", short(a.pcrDigestHex ?? "", 32)],
+      d.policyVersion !== undefined ? ["Policy version passed", d.policyVersion ?? `none (tried: ${(d.policyVersionsTried ?? []).join(", ") || "no usable set"})`] : null,
       d.policies ? ["Policies", d.policies.map((p) => `${p.kind} ${p.name} v${p.version}`).join(", ") || "—"] : null,
       d.explainedPcrs ? ["PCRs the log explains", d.explainedPcrs.map((p) => `${p.bank}:${p.pcr}`).join(" ") || "—"] : null,
       d.unexplainedPcrs?.length ? ["PCRs not explained", d.unexplainedPcrs.map((p) => `${p.bank}:${p.pcr} (${p.reason})`).join("; ")] : null,
@@ -124,7 +125,7 @@ export function diffView(diff) {
         ? h(
             "div",
             { class: "diff-policy" },
-            h("h4", {}, `${p.kind} “${p.name}”`, p.version ? ` v${p.version}` : "", " failed"),
+            h("h4", {}, `${p.kind} “${p.name}”`, p.version ? ` v${p.version}` : "", p.policyVersion ? ` (policy version ${p.policyVersion})` : "", " failed"),
             table(
               [
                 { label: "PCR", cell: (x) => String(x.pcr), class: "num" },

@@ -1,7 +1,8 @@
 import { readdirSync, statSync } from "node:fs";
 import { basename, join } from "node:path";
 import { type Command, Option } from "commander";
-import { getHost, listHosts, registerHost, removeHost, setHostDisabled, type HostView } from "../../attest/hosts.js";
+import { changeHostClass, getHost, listHosts, registerHost, removeHost, setHostDisabled, type HostView } from "../../attest/hosts.js";
+import { confirmOnTerminal } from "../ask.js";
 import { isTpmTrustError, TpmTrustError } from "../../errors.js";
 import type { PolicyVersion } from "../../store/index.js";
 import { readInput } from "../files.js";
@@ -38,7 +39,7 @@ export function register(program: Command): void {
   const hosts = program.command("hosts").description("attested hosts: register from `tpmtrust agent identify` output, list, show, remove");
   hosts
     .command("add <hostJson>")
-    .description("register a host from the JSON `tpmtrust agent identify` wrote; v2 (default) requires a trusted EK certificate, v1 also accepts an allow-listed EK without one")
+    .description("register a host from the JSON `tpmtrust agent identify` wrote; v2 (default) requires a trusted EK certificate; v1 admits a TPM without one by allow-listing its EK hash in the same step (audited)")
     .requiredOption("--name <name>", "host name")
     .requiredOption("--class <hwclass>", "hardware class (selects its baseline)")
     .addOption(new Option("--policy-version <v>", "HGS policy version").choices(["v2", "v1"]).default("v2"))
@@ -48,10 +49,10 @@ export function register(program: Command): void {
       action((file: string, o: { name: string; class: string; policyVersion: PolicyVersion; db?: string; json?: boolean }) => {
         const identity = readIdentity(file);
         return withStore(o.db, async (store) => {
-          const r = await registerHost(store, { name: o.name, hardwareClass: o.class, policyVersion: o.policyVersion, identity }, { actor: "cli", now: Date.now() });
+          const r = await registerHost(store, { name: o.name, hardwareClass: o.class, policyVersion: o.policyVersion, allowlistEk: o.policyVersion === "v1", identity }, { actor: "cli", now: Date.now() });
           if (o.json) return printJson({ ...r.host, ekTrust: r.ekTrust });
           process.stdout.write(`registered ${r.host.name} (${r.host.policyVersion}, EK trusted by ${r.ekTrust.method})\n`);
-          for (const e of r.ekTrust.eks) process.stdout.write(`  EK ${e.alg} ${e.ekHash}: ${e.registered ? `registered (${e.method})` : `not registered: ${e.code} ${e.reason}`}\n`);
+          for (const e of r.ekTrust.eks) process.stdout.write(`  EK ${e.alg} ${e.ekHash}: ${e.registered ? `registered (${e.method}${e.allowlisted ? ", allow-listed now" : ""})` : `not registered: ${e.code} ${e.reason}`}\n`);
           for (const w of r.ekTrust.warnings) process.stderr.write(`warning: ${w}\n`);
         });
       }),
@@ -72,7 +73,7 @@ export function register(program: Command): void {
           const failed: { file: string; code: string; message: string }[] = [];
           await withProgress("registering hosts", files, (f) => basename(f), async (file) => {
             try {
-              const r = await registerHost(store, { name: basename(file, ".json"), hardwareClass: o.class, policyVersion: o.policyVersion, identity: readIdentity(file) }, { actor: "cli", now: Date.now() });
+              const r = await registerHost(store, { name: basename(file, ".json"), hardwareClass: o.class, policyVersion: o.policyVersion, allowlistEk: o.policyVersion === "v1", identity: readIdentity(file) }, { actor: "cli", now: Date.now() });
               added.push({ name: r.host.name, method: r.ekTrust.method });
             } catch (e) {
               if (!isTpmTrustError(e)) throw e;
@@ -127,10 +128,46 @@ export function register(program: Command): void {
       ),
     );
   hosts
-    .command("remove <name>")
-    .description("remove a host with its EKs, AKs and attestation history")
+    .command("update <name>")
+    .description("move a host to another hardware class without re-registering it: its EKs and bound AKs stay")
+    .requiredOption("--class <hwclass>", "the new hardware class")
     .option("--db <url>", DB_OPTION_HELP)
-    .action(action((name: string, o: { db?: string }) => withStore(o.db, (store) => removeHost(store, name, { actor: "cli", now: Date.now() }))));
+    .option("--json", "print JSON")
+    .action(
+      action((name: string, o: { class: string; db?: string; json?: boolean }) =>
+        withStore(
+          o.db,
+          async (store) => {
+            const h = await changeHostClass(store, name, o.class, { actor: "cli", now: Date.now() });
+            if (o.json) return printJson(h);
+            process.stdout.write(`${h.name} is now in hardware class ${h.hardwareClass} (${h.aks.length} AK still bound)\n`);
+          },
+          { mustExist: true },
+        ),
+      ),
+    );
+  hosts
+    .command("remove <name>")
+    .description("remove a host with its EKs, AKs and attestation history (asks first on a terminal)")
+    .option("--yes", "do not ask")
+    .option("--db <url>", DB_OPTION_HELP)
+    .action(
+      action((name: string, o: { yes?: boolean; db?: string }) =>
+        withStore(
+          o.db,
+          async (store) => {
+            // an unknown host is refused (and audited) by removeHost itself
+            const h = await getHost(store, name).catch(() => undefined);
+            if (h && !(await confirmOnTerminal(`remove host ${h.name} (${h.hardwareClass}) with its ${h.eks.length} EK(s), ${h.aks.length} AK(s) and attestation history?`, o.yes))) {
+              process.stderr.write("cancelled: nothing was removed\n");
+              return 1;
+            }
+            await removeHost(store, name, { actor: "cli", now: Date.now() });
+            process.stdout.write(`removed ${name}\n`);
+          },
+        ),
+      ),
+    );
   for (const [verb, disabled] of [["disable", true], ["enable", false]] as const) {
     hosts
       .command(`${verb} <name>`)

@@ -4,11 +4,12 @@
  * `tpmtrust ci add` (code-integrity policies by name and digest), `tpmtrust webhooks add|list|remove|deliveries`.
  */
 import { type Command, Option } from "commander";
-import { addPolicy, POLICY_KINDS, removePolicy } from "../../attest/policies.js";
+import { addPolicy, POLICY_KINDS, previewPolicy, removePolicy, type NewPolicy } from "../../attest/policies.js";
+import { confirmOnTerminal } from "../ask.js";
 import { addWebhook, removeWebhook, WEBHOOK_EVENTS, webhookView } from "../../attest/webhooks.js";
 import { TpmTrustError } from "../../errors.js";
 import { parsePcrList } from "../../policy/baseline.js";
-import { CI_DEFAULT_PCRS, codeIntegrityPolicy } from "../../policy/code-integrity.js";
+import { CI_DEFAULT_PCRS, CI_MEASUREMENT, codeIntegrityPolicy, siPolicyFileDigest } from "../../policy/code-integrity.js";
 import { secureBootPolicy } from "../../policy/secure-boot.js";
 import type { Policy, PolicyVersion, Store } from "../../store/index.js";
 import { readInput } from "../files.js";
@@ -37,11 +38,43 @@ function summary(p: Policy): string {
 const policyVersionOption = () =>
   new Option("--policy-version <v>", "policy version of the hosts it judges (a host attests only if all its policies share its version)").choices(["v2", "v1"]).default("v2");
 
-async function store(store: Store, o: { kind: string; name: string; class?: string; policyVersion: PolicyVersion; json?: boolean }, document: unknown): Promise<void> {
-  const p = await addPolicy(store, ACTOR, Date.now(), { kind: o.kind, name: o.name, hardwareClass: o.class ?? null, policyVersion: o.policyVersion, document });
+interface StoreOptions {
+  kind: string;
+  name: string;
+  class?: string;
+  policyVersion: PolicyVersion;
+  dryRun?: boolean;
+  yes?: boolean;
+  json?: boolean;
+}
+
+/**
+ * Judges the hosts the policy applies to on their last evidence first: --dry-run prints that and
+ * stops; otherwise a policy that would turn hosts unhealthy is stored only after a yes on a terminal
+ * (or with --yes; without a terminal it is stored, the hosts named on standard error).
+ */
+async function store(store: Store, o: StoreOptions, document: unknown): Promise<number | void> {
+  const np: NewPolicy = { kind: o.kind, name: o.name, hardwareClass: o.class ?? null, policyVersion: o.policyVersion, document };
+  const preview = await previewPolicy(store, np);
+  const unhealthy = preview.filter((h) => h.turnsUnhealthy);
+  if (o.dryRun) {
+    if (o.json) return printJson({ dryRun: true, hosts: preview, turnsUnhealthy: unhealthy.map((h) => h.host) });
+    for (const h of preview) process.stdout.write(`${h.host}\t${h.hardwareClass}\t${h.health}\t${h.outcome}${h.turnsUnhealthy ? " (turns unhealthy)" : ""}\t${h.reason}\n`);
+    process.stdout.write(`${unhealthy.length} of ${preview.length} host(s) would turn unhealthy; nothing was stored (--dry-run)\n`);
+    return 0;
+  }
+  for (const h of unhealthy) process.stderr.write(`warning: ${h.host} would turn unhealthy: ${h.reason}\n`);
+  if (unhealthy.length && !(await confirmOnTerminal(`${unhealthy.length} host(s) would turn unhealthy. Store ${o.kind} ${o.name} anyway?`, o.yes))) {
+    process.stderr.write("cancelled: nothing was stored\n");
+    return 1;
+  }
+  const p = await addPolicy(store, ACTOR, Date.now(), np);
   if (o.json) return printJson(p);
   process.stdout.write(`stored ${p.kind} ${p.name} version ${p.version} (${p.id}) for ${p.hardwareClass ?? "every hardware class"}, policy version ${p.policyVersion}\n`);
 }
+
+const dryRunOption = () => new Option("--dry-run", "judge the hosts it applies to on their last evidence and show which would turn unhealthy; store nothing");
+const yesOption = () => new Option("--yes", "do not ask on a terminal when hosts would turn unhealthy");
 
 export function register(program: Command): void {
   const policy = program.commands.find((c) => c.name() === "policy") ?? program.command("policy").description("policies");
@@ -53,10 +86,12 @@ export function register(program: Command): void {
     .option("--name <name>", "policy name (default: the document's name)")
     .option("--class <hwclass>", "hardware class it applies to (default: every class)")
     .addOption(policyVersionOption())
+    .addOption(dryRunOption())
+    .addOption(yesOption())
     .option("--db <url>", DB_OPTION_HELP)
     .option("--json", "print JSON")
     .action(
-      action((file: string, o: { kind: string; name?: string; class?: string; policyVersion: PolicyVersion; db?: string; json?: boolean }) => {
+      action((file: string, o: { kind: string; name?: string; class?: string; policyVersion: PolicyVersion; dryRun?: boolean; yes?: boolean; db?: string; json?: boolean }) => {
         const document = readDocument(file);
         const name = o.name ?? (typeof document.name === "string" ? document.name : undefined);
         if (!name) throw new TpmTrustError("ERR_USAGE", "the document has no name: pass --name");
@@ -97,7 +132,9 @@ export function register(program: Command): void {
           async (s) => {
             const p = await s.policies.getById(id);
             if (!p) throw new TpmTrustError("ERR_NOT_FOUND", `policy ${id} not found`);
-            printJson(p);
+            if (p.kind !== "ci") return printJson(p);
+            const pcrs = (p.document as { pcrs?: number[] }).pcrs ?? CI_DEFAULT_PCRS;
+            printJson({ ...p, measuredAs: `${CI_MEASUREMENT}, or an event with that digest, in PCR ${pcrs.join(", ")}` });
           },
           { mustExist: true },
         ),
@@ -139,17 +176,22 @@ export function register(program: Command): void {
     .command("ci")
     .description("code-integrity policies, registered by name and digest")
     .command("add")
-    .description("register a code-integrity policy: its digest must appear among the verified events of its PCRs")
+    .description(`register a code-integrity policy: its digest must appear among the verified events of its PCRs, as Windows measures it: ${CI_MEASUREMENT}`)
     .requiredOption("--name <name>", "policy name")
-    .requiredOption("--digest <hex>", "digest of the policy (SHA-1/256/384/512, hex)")
+    .option("--policy <file>", "the policy file as deployed (signed .p7b, or binary .bin/.cip): its digest is computed as Windows measures it")
+    .option("--digest <hex>", "digest of the policy (SHA-1/256/384/512, hex), when you already have it")
     .option("--pcrs <list>", "PCRs its measurement is in", CI_DEFAULT_PCRS.join(","))
     .option("--class <hwclass>", "hardware class it applies to (default: every class)")
     .addOption(policyVersionOption())
+    .addOption(dryRunOption())
+    .addOption(yesOption())
     .option("--db <url>", DB_OPTION_HELP)
     .option("--json", "print JSON")
     .action(
-      action((o: { name: string; digest: string; pcrs: string; class?: string; policyVersion: PolicyVersion; db?: string; json?: boolean }) => {
-        const doc = codeIntegrityPolicy(o.name, o.digest.replace(/^0x/i, ""), parsePcrList(o.pcrs));
+      action((o: { name: string; policy?: string; digest?: string; pcrs: string; class?: string; policyVersion: PolicyVersion; dryRun?: boolean; yes?: boolean; db?: string; json?: boolean }) => {
+        if ((o.policy === undefined) === (o.digest === undefined)) throw new TpmTrustError("ERR_USAGE", "give the policy file (--policy FILE.p7b|.bin) or its digest (--digest HEX), one of them");
+        const digest = o.policy !== undefined ? siPolicyFileDigest(readInput(o.policy, "--policy"), o.policy) : o.digest!.replace(/^0x/i, "");
+        const doc = codeIntegrityPolicy(o.name, digest, parsePcrList(o.pcrs));
         return withStore(o.db, (s) => store(s, { ...o, kind: "ci" }, doc));
       }),
     );

@@ -4,7 +4,8 @@ import { TpmTrustError } from "../../errors.js";
 import { readInput } from "../files.js";
 import { action, printJson } from "../run.js";
 import { evaluateBaseline, evaluateSoftware, formatResult, learnBaseline, learnSoftware, parseBaseline, parsePcrList, parseSoftwarePolicy, type PolicyResult } from "../../policy/index.js";
-import { selfVerifyEventLog } from "../../verify/eventlog/index.js";
+import { referenceProblems } from "../../policy/baseline.js";
+import { interpretEvents, selfVerifyEventLog } from "../../verify/eventlog/index.js";
 import { loadEventLog, UNVERIFIED_NOTE } from "./eventlog.js";
 import { withProgress } from "../progress.js";
 import { importKeylime } from "../../policy/keylime.js";
@@ -50,10 +51,17 @@ export function register(program: Command): void {
     .requiredOption("--from <log>", "reference event log (repeat for several hosts)", collect)
     .option("--pcrs <list>", "PCRs to cover, e.g. 0-7 or 0,2,4-7", "0-7")
     .option("--out <file>", "write the baseline here instead of standard output")
+    .option("--skip-validation", "learn it even from a log with Secure Boot off, debugging on or test signing (HGS -SkipValidation)")
     .action(
-      action(async (o: { name: string; from: string[]; pcrs: string; out?: string }) => {
+      action(async (o: { name: string; from: string[]; pcrs: string; out?: string; skipValidation?: boolean }) => {
         const pcrs = parsePcrList(o.pcrs);
-        emit(learnBaseline(o.name, await withProgress("reading logs", o.from, (f) => f, (f) => loadEventLog(f, "--from")), pcrs), o.out);
+        const logs = await withProgress("reading logs", o.from, (f) => f, (f) => loadEventLog(f, "--from"));
+        const problems = logs.flatMap((log, i) => referenceProblems(interpretEvents(log.events)).map((p) => `${o.from[i]}: ${p}`));
+        for (const p of problems) process.stderr.write(`warning: ${p}\n`);
+        if (problems.length && !o.skipValidation) {
+          throw new TpmTrustError("ERR_BASELINE_UNSAFE", `refusing to learn a baseline from ${problems.length === 1 ? "a reference log" : "reference logs"} a guarded host must not boot like (${problems.join("; ")}): use another reference host, or --skip-validation to accept it anyway`, { problems });
+        }
+        emit(learnBaseline(o.name, logs, pcrs), o.out);
         return 0;
       }),
     );

@@ -32,6 +32,7 @@ const RESULT = {
     message: { type: "string" },
     host: { type: "string" },
     hardwareClass: { type: "string" },
+    policyVersion: { type: ["string", "null"], enum: ["v2", "v1", null], description: "the HGS policy version whose artifact set passed (v2 is tried first, then v1)" },
     policies: { type: "array", items: { type: "object", additionalProperties: false, properties: { id: { type: "string" }, kind: { type: "string" }, name: { type: "string" }, version: { type: "integer" } } } },
     pcrDigestHex: { type: "string" },
     token: { type: "string" },

@@ -2,7 +2,7 @@
 import type { RouteModule } from "../app.js";
 import { actorOf, ADMINS, READERS } from "../auth.js";
 import { HOST_IDENTITY_SCHEMA } from "../../attest/identity.js";
-import { getHost, HARDWARE_CLASS_PATTERN, HOST_NAME_PATTERN, listHosts, registerHost, removeHost, setHostDisabled } from "../../attest/hosts.js";
+import { changeHostClass, getHost, HARDWARE_CLASS_PATTERN, HOST_NAME_PATTERN, listHosts, registerHost, removeHost, setHostDisabled } from "../../attest/hosts.js";
 import { TpmTrustError } from "../../errors.js";
 import { counted, metrics } from "../metrics.js";
 import type { Health, PolicyVersion } from "../../store/index.js";
@@ -11,7 +11,7 @@ const tags = ["hosts"];
 const NAME = { type: "object", additionalProperties: false, required: ["name"], properties: { name: { type: "string", pattern: HOST_NAME_PATTERN } } } as const;
 
 const hosts: RouteModule = (app, { store, now, monitor }) => {
-  app.post<{ Body: { name: string; hardwareClass: string; policyVersion?: PolicyVersion; identity: unknown } }>(
+  app.post<{ Body: { name: string; hardwareClass: string; policyVersion?: PolicyVersion; allowlistEk?: boolean; identity: unknown } }>(
     "/v1/hosts",
     {
       config: { access: ADMINS },
@@ -26,6 +26,7 @@ const hosts: RouteModule = (app, { store, now, monitor }) => {
             name: { type: "string", pattern: HOST_NAME_PATTERN },
             hardwareClass: { type: "string", pattern: HARDWARE_CLASS_PATTERN },
             policyVersion: { type: "string", enum: ["v2", "v1"] },
+            allowlistEk: { type: "boolean", description: "v1 only (HGS -PolicyVersion v1): allow-list the EK hash of a TPM without a trusted EK certificate in the same step, audited" },
             identity: HOST_IDENTITY_SCHEMA,
           },
         },
@@ -51,6 +52,20 @@ const hosts: RouteModule = (app, { store, now, monitor }) => {
   );
 
   app.get<{ Params: { name: string } }>("/v1/hosts/:name", { config: { access: READERS }, schema: { tags, summary: "one host", params: NAME } }, async (req) => getHost(store, req.params.name));
+
+  app.patch<{ Params: { name: string }; Body: { hardwareClass: string } }>(
+    "/v1/hosts/:name",
+    {
+      config: { access: ADMINS },
+      schema: {
+        tags,
+        summary: "move a host to another hardware class; its EKs and bound AKs stay",
+        params: NAME,
+        body: { type: "object", additionalProperties: false, required: ["hardwareClass"], properties: { hardwareClass: { type: "string", pattern: HARDWARE_CLASS_PATTERN } } },
+      },
+    },
+    async (req) => changeHostClass(store, req.params.name, req.body.hardwareClass, { actor: actorOf(req), now: now() }),
+  );
 
   app.delete<{ Params: { name: string } }>("/v1/hosts/:name", { config: { access: ADMINS }, schema: { tags, summary: "remove a host with its EKs, AKs and history", params: NAME } }, async (req, reply) => {
     await removeHost(store, req.params.name, { actor: actorOf(req), now: now() });

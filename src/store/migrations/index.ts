@@ -6,6 +6,7 @@ import { provisioning } from "./003-provisioning.js";
 import { acme } from "./004-acme.js";
 import { trustVersion } from "./005-trust-version.js";
 import { enrolmentRequesters } from "./006-enrolment-requesters.js";
+import { hostEvidence } from "./007-host-evidence.js";
 
 /**
  * A versioned schema change. To add one: a new file `NNN-what.ts` exporting a Migration with the
@@ -17,7 +18,7 @@ export interface Migration {
   up(tx: Ctx): Promise<void>;
 }
 
-export const MIGRATIONS: readonly Migration[] = [initial, policyVersion, provisioning, acme, trustVersion, enrolmentRequesters];
+export const MIGRATIONS: readonly Migration[] = [initial, policyVersion, provisioning, acme, trustVersion, enrolmentRequesters, hostEvidence];
 
 /**
  * Applies the migrations the database lacks, in one transaction. Idempotent, and safe when several

@@ -1,5 +1,6 @@
 import { TpmTrustError } from "../../errors.js";
 import { type AuditAnchor, type AuditEntry, type AuditOutcome, type ChainProblem, type JsonValue, ChainWalker, auditHash, canonicalJson, toJsonValue } from "../audit-chain.js";
+import { sql } from "kysely";
 import { type Ctx, forUpdate } from "../ctx.js";
 import { prepared, preparedInsert } from "../prepared.js";
 import type { AuditTable } from "../schema.js";
@@ -75,8 +76,14 @@ export function auditRepo(ctx: Ctx) {
     head,
 
     /** Entries in seq order (newest first with `newestFirst`), filtered and paged by seq. */
-    async list(o: { afterSeq?: number; beforeSeq?: number; limit?: number; actor?: string; action?: string; subject?: string; newestFirst?: boolean } = {}): Promise<AuditEntry[]> {
+    /** `actionPrefix`: actions starting with it; `outcomes`: any of them; `since`: at or after (epoch ms). */
+    async list(
+      o: { afterSeq?: number; beforeSeq?: number; limit?: number; actor?: string; action?: string; actionPrefix?: string; subject?: string; outcomes?: readonly AuditOutcome[]; since?: number; newestFirst?: boolean } = {},
+    ): Promise<AuditEntry[]> {
       let q = ctx.db.selectFrom("audit").selectAll();
+      if (o.actionPrefix !== undefined) q = q.where(sql<boolean>`action like ${o.actionPrefix.replace(/[\\%_]/g, "\\$&") + "%"} escape '\\'`);
+      if (o.outcomes !== undefined) q = q.where("outcome", "in", [...o.outcomes]);
+      if (o.since !== undefined) q = q.where("at", ">=", o.since);
       if (o.afterSeq !== undefined) q = q.where("seq", ">", o.afterSeq);
       if (o.beforeSeq !== undefined) q = q.where("seq", "<", o.beforeSeq);
       if (o.actor !== undefined) q = q.where("actor", "=", o.actor);

@@ -6,6 +6,7 @@ import { aksRepo } from "./aks.js";
 import { attestationsRepo } from "./attestations.js";
 import { auditRepo } from "./audit.js";
 import { caRepo } from "./ca.js";
+import { hostEvidenceRepo } from "./host-evidence.js";
 import { hostsRepo } from "./hosts.js";
 import { keysRepo } from "./keys.js";
 import { noncesRepo } from "./nonces.js";
@@ -26,6 +27,7 @@ export function makeRepos(ctx: Ctx) {
     nonces: noncesRepo(ctx),
     policies: policiesRepo(ctx),
     attestations: attestationsRepo(ctx),
+    hostEvidence: hostEvidenceRepo(ctx),
     tokens: tokensRepo(ctx),
     signingKeys: signingKeysRepo(ctx),
     webhooks: webhooksRepo(ctx),
