@@ -80,6 +80,14 @@ test("ca templates add (file and flags) | list | show | remove", async () => {
   const list = await ca("templates", "list");
   assert.equal(list.stdout, "from-file\trequired-if-capable\tek-key,ek-cert\t30d\trsa-2048,ecdsa-p256\nfrom-flags\trequired\tuser-credentials\t365d\trsa-2048,ecdsa-p256\n");
   assert.deepEqual((await ca("templates", "show", "from-flags")).json().extendedKeyUsage, ["clientAuth", "serverAuth"]);
+  const bound = await ca("templates", "add", "--name", "bound", "--attestation", "required", "--subject-from", "request", "--host-classes", "gen10", "--host-tags", "pki", "--enrollers", "ops,pki-bot", "--no-admins", "--anonymous", "--json");
+  assert.equal(bound.code, 0, bound.stderr);
+  assert.equal(bound.json().subjectFrom, "request");
+  assert.deepEqual(bound.json().requesters, { hosts: true, hostClasses: ["gen10"], hostTags: ["pki"], enrollers: ["ops", "pki-bot"], admins: false, anonymous: true });
+  assert.deepEqual((await ca("templates", "add", "--name", "nohosts", "--no-hosts", "--json")).json().requesters.hosts, false);
+  assert.equal((await ca("templates", "add", "--name", "x", "--subject-from", "csr")).code, 2);
+  assert.equal((await ca("templates", "remove", "bound")).code, 0);
+  assert.equal((await ca("templates", "remove", "nohosts")).code, 0);
   const bad = await ca("templates", "add", "--name", "x", "--trust-models", "tofu");
   assert.equal(bad.code, 2);
   assert.match(bad.stderr, /ERR_VALIDATION.*keyAttestation.trustModels/);
