@@ -66,7 +66,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
       components: { securitySchemes: { adminToken: { type: "http", scheme: "bearer", description: "admin or auditor API token (tpmtrust admin token create)" } } },
     },
   });
-  installAuth(app, opts.store);
+  installAuth(app, opts.store, opts.now ?? Date.now);
   installMetrics(app);
   const unsubscribe = opts.store.faults.subscribe((f) => {
     if (f.kind === "audit-append") {

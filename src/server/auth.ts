@@ -18,6 +18,8 @@ export interface Principal {
   tokenId: string;
   /** the audit actor string */
   actor: string;
+  /** an enroller token's identity */
+  identity?: string;
 }
 
 declare module "fastify" {
@@ -40,7 +42,30 @@ export function bearer(req: FastifyRequest): string | undefined {
   return m ? m[1] : undefined;
 }
 
-export function installAuth(app: FastifyInstance, store: Store): void {
+/**
+ * Admits a request whose admin token has one of `roles`, or throws ERR_UNAUTHENTICATED /
+ * ERR_FORBIDDEN after auditing the denial under `subject` at `at`.
+ */
+export async function admit(store: Store, req: FastifyRequest, roles: readonly AdminRole[], subject: string, at: number): Promise<Principal> {
+  const token = bearer(req);
+  const deny = async (code: "ERR_UNAUTHENTICATED" | "ERR_FORBIDDEN", message: string, actor: string): Promise<never> => {
+    await store.audit.append({ actor, action: "auth.denied", subject, outcome: "denied", details: { code }, at });
+    throw new TpmTrustError(code, message);
+  };
+  if (!token) return deny("ERR_UNAUTHENTICATED", "this call needs an admin API token (Authorization: Bearer …)", "anonymous");
+  const t = await store.adminTokens.verify(token);
+  if (!t) return deny("ERR_UNAUTHENTICATED", "the API token is unknown or revoked", "anonymous");
+  const actor = `${t.role}:${t.id}`;
+  if (!roles.includes(t.role)) return deny("ERR_FORBIDDEN", `role ${t.role} may not call this; it needs ${roles.join(" or ")}`, actor);
+  return { kind: "admin", role: t.role, tokenId: t.id, actor, ...(t.identity ? { identity: t.identity } : {}) };
+}
+
+/** A public route's optional admin: null without an Authorization header, else as `admit` (a bad token is refused, not ignored). */
+export async function optionalAdmin(store: Store, req: FastifyRequest, roles: readonly AdminRole[], subject: string, at: number): Promise<Principal | null> {
+  return req.headers.authorization === undefined ? null : admit(store, req, roles, subject, at);
+}
+
+export function installAuth(app: FastifyInstance, store: Store, now: () => number): void {
   app.decorateRequest("principal", null);
   app.addHook("onRoute", (route) => {
     const access = (route.config as { access?: Access } | undefined)?.access;
@@ -52,17 +77,7 @@ export function installAuth(app: FastifyInstance, store: Store): void {
   app.addHook("onRequest", async (req) => {
     const access = req.routeOptions.config.access;
     if (access === undefined || access === "public") return;
-    const token = bearer(req);
-    const deny = async (code: "ERR_UNAUTHENTICATED" | "ERR_FORBIDDEN", message: string, actor: string) => {
-      await store.audit.append({ actor, action: "auth.denied", subject: `${req.method} ${req.routeOptions.url}`, outcome: "denied", details: { code } });
-      throw new TpmTrustError(code, message);
-    };
-    if (!token) return deny("ERR_UNAUTHENTICATED", "this call needs an admin API token (Authorization: Bearer …)", "anonymous");
-    const t = await store.adminTokens.verify(token);
-    if (!t) return deny("ERR_UNAUTHENTICATED", "the API token is unknown or revoked", "anonymous");
-    const actor = `${t.role}:${t.id}`;
-    if (!access.includes(t.role)) return deny("ERR_FORBIDDEN", `role ${t.role} may not call this; it needs ${access.join(" or ")}`, actor);
-    req.principal = { kind: "admin", role: t.role, tokenId: t.id, actor };
+    req.principal = await admit(store, req, access, `${req.method} ${req.routeOptions.url}`, now());
   });
 }
 

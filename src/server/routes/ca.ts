@@ -7,16 +7,15 @@
  */
 import type { FastifyRequest } from "fastify";
 import type { RouteModule } from "../app.js";
-import { ADMINS, READERS, actorOf, bearer } from "../auth.js";
-import { TpmTrustError } from "../../errors.js";
-import { BASE64_PATTERN, decodeBase64 } from "../../encoding.js";
+import { ADMINS, READERS, actorOf, optionalAdmin } from "../auth.js";
+import { BASE64_PATTERN, certificatePem, decodeBase64 } from "../../encoding.js";
 import { caChain } from "../../ca/authority.js";
 import { certView, getCertificate, listCertificates } from "../../ca/certificates.js";
 import { currentCrl, revokeCertificate, REVOCATION_REASONS } from "../../ca/crl.js";
 import { enroll, enrollChallenge, type TokenRequester } from "../../ca/enroll.js";
 import { currentXchg } from "../../ca/xchg.js";
-import { certificatePem } from "../../encoding.js";
 import { TEMPLATE_NAME_PATTERN, TEMPLATE_SCHEMA, getTemplate, listTemplates, putTemplate, removeTemplate } from "../../ca/templates.js";
+import { TpmTrustError } from "../../errors.js";
 import type { Store } from "../../store/index.js";
 import { counted, metrics } from "../metrics.js";
 
@@ -32,19 +31,12 @@ interface EnrollBody {
 }
 
 /** The enrolling principal: anonymous, an admin or an enroller (ERR_UNAUTHENTICATED for a bad token, ERR_FORBIDDEN for an auditor's: an auditor never requests or vouches). */
-async function requester(store: Store, req: FastifyRequest): Promise<{ actor: string; requester?: TokenRequester }> {
-  const token = bearer(req);
-  if (req.headers.authorization === undefined) return { actor: "anonymous" };
-  const t = token ? await store.adminTokens.verify(token) : undefined;
-  const deny = async (code: "ERR_UNAUTHENTICATED" | "ERR_FORBIDDEN", message: string, actor: string) => {
-    await store.audit.append({ actor, action: "auth.denied", subject: "POST /v1/ca/enroll", outcome: "denied", details: { code } });
-    throw new TpmTrustError(code, message);
-  };
-  if (!t) return deny("ERR_UNAUTHENTICATED", "the API token is unknown or revoked (enrol without Authorization for TPM-only attestation)", "anonymous");
-  const actor = `${t.role}:${t.id}`;
-  if (t.role === "admin") return { actor, requester: { kind: "admin", tokenId: t.id } };
-  if (t.role === "enroller" && t.identity) return { actor, requester: { kind: "enroller", tokenId: t.id, identity: t.identity } };
-  return deny("ERR_FORBIDDEN", `role ${t.role} may not request certificates; it needs admin or enroller`, actor);
+async function requester(store: Store, req: FastifyRequest, at: number): Promise<{ actor: string; requester?: TokenRequester }> {
+  const p = await optionalAdmin(store, req, ["admin", "enroller"], "POST /v1/ca/enroll", at);
+  if (!p) return { actor: "anonymous" };
+  if (p.role === "admin") return { actor: p.actor, requester: { kind: "admin", tokenId: p.tokenId } };
+  if (!p.identity) throw new TpmTrustError("ERR_FORBIDDEN", "this enroller token carries no identity");
+  return { actor: p.actor, requester: { kind: "enroller", tokenId: p.tokenId, identity: p.identity } };
 }
 
 const ca: RouteModule = (app, { store, now, publicUrl, attest }) => {
@@ -91,7 +83,7 @@ const ca: RouteModule = (app, { store, now, publicUrl, attest }) => {
       },
     },
     async (req, reply) => {
-      const who = await requester(store, req);
+      const who = await requester(store, req, now());
       const b = req.body;
       const csr = b.csr.trimStart().startsWith("-----BEGIN") ? b.csr : decodeBase64(b.csr, "csr");
       const a = b.attestation;
