@@ -59,7 +59,7 @@ export function register(program: Command): void {
     );
   hosts
     .command("import <paths...>")
-    .description("register many hosts at once from `tpmtrust agent identify` files (a folder: every *.json in it); each host is named after its file (web-01.json → web-01)")
+    .description("register many hosts at once from `tpmtrust agent identify` files (a folder: every *.json in it); each host is named after its file (web-01.json → web-01); v1 hosts need their EKs allow-listed first (unlike hosts add, import allow-lists nothing)")
     .requiredOption("--class <hwclass>", "hardware class of every host")
     .addOption(new Option("--policy-version <v>", "HGS policy version").choices(["v2", "v1"]).default("v2"))
     .option("--db <url>", DB_OPTION_HELP)
@@ -73,7 +73,7 @@ export function register(program: Command): void {
           const failed: { file: string; code: string; message: string }[] = [];
           await withProgress("registering hosts", files, (f) => basename(f), async (file) => {
             try {
-              const r = await registerHost(store, { name: basename(file, ".json"), hardwareClass: o.class, policyVersion: o.policyVersion, allowlistEk: o.policyVersion === "v1", identity: readIdentity(file) }, { actor: "cli", now: Date.now() });
+              const r = await registerHost(store, { name: basename(file, ".json"), hardwareClass: o.class, policyVersion: o.policyVersion, identity: readIdentity(file) }, { actor: "cli", now: Date.now() });
               added.push({ name: r.host.name, method: r.ekTrust.method });
             } catch (e) {
               if (!isTpmTrustError(e)) throw e;
