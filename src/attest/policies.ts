@@ -268,8 +268,8 @@ export interface NewPolicy {
   document: unknown;
 }
 
-/** Validates the document for its kind, stores it as the next version of (kind, name), audits it. */
-export async function addPolicy(store: Store, actor: string, now: number, p: NewPolicy): Promise<Policy> {
+/** Validates a policy about to be added; a refusal is audited as a failed policy.add. */
+export async function checkNewPolicy(store: Store, actor: string, now: number, p: NewPolicy): Promise<void> {
   try {
     validate(NAME, p.name, "policy name");
     if (p.hardwareClass != null && !new RegExp(HARDWARE_CLASS_PATTERN).test(p.hardwareClass)) throw new TpmTrustError("ERR_VALIDATION", `hardware class ${JSON.stringify(p.hardwareClass)} does not match ${HARDWARE_CLASS_PATTERN}`);
@@ -280,6 +280,11 @@ export async function addPolicy(store: Store, actor: string, now: number, p: New
     }
     throw e;
   }
+}
+
+/** Validates the document for its kind, stores it as the next version of (kind, name), audits it. */
+export async function addPolicy(store: Store, actor: string, now: number, p: NewPolicy): Promise<Policy> {
+  await checkNewPolicy(store, actor, now, p);
   return store.transaction(async (tx) => {
     const stored = await tx.policies.put({ kind: p.kind, name: p.name, document: p.document, hardwareClass: p.hardwareClass ?? null, policyVersion: p.policyVersion ?? "v2", createdBy: actor, at: now });
     await tx.audit.append({

@@ -4,7 +4,7 @@
  * `tpmtrust ci add` (code-integrity policies by name and digest), `tpmtrust webhooks add|list|remove|deliveries`.
  */
 import { type Command, Option } from "commander";
-import { addPolicy, POLICY_KINDS, previewPolicy, removePolicy, type NewPolicy } from "../../attest/policies.js";
+import { addPolicy, checkNewPolicy, POLICY_KINDS, previewPolicy, removePolicy, type NewPolicy } from "../../attest/policies.js";
 import { confirmOnTerminal } from "../ask.js";
 import { addWebhook, removeWebhook, WEBHOOK_EVENTS, webhookView } from "../../attest/webhooks.js";
 import { TpmTrustError } from "../../errors.js";
@@ -55,6 +55,8 @@ interface StoreOptions {
  */
 async function store(store: Store, o: StoreOptions, document: unknown): Promise<number | void> {
   const np: NewPolicy = { kind: o.kind, name: o.name, hardwareClass: o.class ?? null, policyVersion: o.policyVersion, document };
+  // a document that cannot be stored is refused (and, unless this is a dry run, audited) before any host is judged
+  if (!o.dryRun) await checkNewPolicy(store, ACTOR, Date.now(), np);
   const preview = await previewPolicy(store, np);
   const unhealthy = preview.filter((h) => h.turnsUnhealthy);
   if (o.dryRun) {
