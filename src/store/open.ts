@@ -145,7 +145,9 @@ function openSqlite(path: string, opts: OpenOptions): { db: Kysely<Database>; di
   let sqlite: SqliteDatabase.Database;
   try {
     sqlite = new SqliteDatabase(location);
-    sqlite.pragma("busy_timeout = 5000");
+    // another process's write (e.g. its migrations on a fresh database) is waited for as long as a
+    // connection is (60 s, then ERR_STORE_BUSY elsewhere): a loaded machine made 5 s too short
+    sqlite.pragma("busy_timeout = 60000");
     // WAL: readers never block the writer. synchronous=NORMAL in WAL mode loses nothing on a
     // process crash (kill -9); only an OS crash/power loss can drop the last commits.
     sqlite.pragma("journal_mode = WAL");
