@@ -7,6 +7,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { FastifyInstance } from "fastify";
 import { startActivation } from "../../src/attest/activation.js";
+import { addPolicy } from "../../src/attest/policies.js";
+import { learnBaseline } from "../../src/policy/baseline.js";
+import { parseEventLog } from "../../src/verify/eventlog/index.js";
 import { registerHost } from "../../src/attest/hosts.js";
 import { buildApp } from "../../src/server/app.js";
 import { openStore, type Store } from "../../src/store/index.js";
@@ -39,6 +42,9 @@ test("challenges per AK: past the limit 429 ERR_TOO_MANY_ATTEMPTS with Retry-Aft
     await store.hosts.add({ name: host, hardwareClass: "c", policyVersion: "v2", eks: [] });
     await store.aks.bind({ hostName: host, name: akName(tag), public: Buffer.from(`public of ${tag}`) });
   }
+  // a challenge names the PCRs of the class's baseline: a class without one is refused (ERR_NO_BASELINE)
+  const log = parseEventLog(readFileSync("test/fixtures/eventlogs/rhel8-gce-uefi.bin"));
+  await addPolicy(store, "test", clock, { kind: "baseline", name: "c", hardwareClass: "c", document: learnBaseline("c", [log], [0]) });
   const challenge = (tag: string) => app.inject({ method: "POST", url: "/v1/attestations/challenge", payload: { akNameHex: akName(tag).toString("hex") } });
   assert.equal((await challenge("ak1")).statusCode, 201);
   assert.equal((await challenge("ak1")).statusCode, 201);

@@ -48,14 +48,14 @@ test("the tree covers every command commander knows, with its options", async ()
   const verifyQuote = nodes.find((n) => n.path === "verify quote")!;
   assert.ok(verifyQuote.options.some((o) => o.flags.includes("--ak") && o.takesValue));
   assert.ok(verifyQuote.options.some((o) => o.flags.includes("--json") && !o.takesValue));
-  assert.deepEqual(nodes.find((n) => n.path === "admin token create")!.options.find((o) => o.flags.includes("--role"))!.choices, ["admin", "auditor"]);
+  assert.deepEqual(nodes.find((n) => n.path === "admin token create")!.options.find((o) => o.flags.includes("--role"))!.choices, ["admin", "auditor", "enroller"]);
 });
 
 test("bash: subcommands per command path, options, option choices, file names for values", async () => {
   assert.deepEqual(bashComplete(""), (await buildProgram(["node", "tpmtrust"])).commands.map((c) => c.name()).sort());
   assert.deepEqual(bashComplete("trust", "allowlist", "a"), ["add"]);
   assert.deepEqual(bashComplete("audit", "verify", "--j"), ["--json"]);
-  assert.deepEqual(bashComplete("admin", "token", "create", "--role", ""), ["admin", "auditor"]);
+  assert.deepEqual(bashComplete("admin", "token", "create", "--role", ""), ["admin", "auditor", "enroller"]);
   assert.deepEqual(bashComplete("verify", "quote", "--ak", "ak"), ["ak-public.pem"]);
   // options already given do not change the path: subcommands still complete after them
   assert.deepEqual(bashComplete("--help", "trust", "allowlist-dir", "r"), ["remove"]);

@@ -28,6 +28,8 @@ const keys = (args: string[]) => cli(["keys", ...args, "--db", db], { cwd: dir }
 before(async () => {
   dir = mkdtempSync(join(tmpdir(), "tpmtrust-keys-cli-"));
   db = join(dir, "tpmtrust.db");
+  // the service (in this process) and the CLI (run in dir) share one key directory, as operators must
+  process.env.TPMTRUST_KEY_DIR = join(dir, ".tpmtrust");
   stateDir = join(dir, "agent");
   hsm = startSoftHsm();
   hsm.initToken("cli-token", "1357");
