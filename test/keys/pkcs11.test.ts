@@ -34,6 +34,28 @@ after(async () => {
   hsm?.cleanup();
 });
 
+const m0 = () => createRequire(import.meta.url)("pkcs11js") as typeof Pkcs11Types;
+
+/** A logged-in session of the test's own on the token, to look at or make objects behind the key server's back. */
+function ownSession(flags: number) {
+  const m = m0();
+  const lib = new m.PKCS11();
+  lib.load(hsm.module);
+  try {
+    lib.C_Initialize();
+  } catch (e) {
+    assert.equal((e as { code: number }).code, m.CKR_CRYPTOKI_ALREADY_INITIALIZED);
+  }
+  const slot = lib.C_GetSlotList(true).find((s) => lib.C_GetTokenInfo(s).label.replace(/[\0 ]+$/, "") === token.label)!;
+  const session = lib.C_OpenSession(slot, flags);
+  try {
+    lib.C_Login(session, m.CKU_USER, token.pin);
+  } catch (e) {
+    assert.equal((e as { code: number }).code, m.CKR_USER_ALREADY_LOGGED_IN);
+  }
+  return { m, lib, session };
+}
+
 test("settings: module path, token by label or slot, PIN place; never a PIN in the settings", () => {
   assert.deepEqual(PKCS11.configure({ module: "/usr/lib/x.so", slot: 0, pinFile: "/etc/pin" }), { module: "/usr/lib/x.so", slot: 0, pinFile: "/etc/pin" });
   for (const bad of [
@@ -52,21 +74,7 @@ test("AES-256 keys are generated inside the token: sensitive, not extractable, f
   const ref = await server.createKey("volumes");
   assert.match(ref, /^id:[0-9a-f]{32}$/);
   // look at the object with a session of our own
-  const m = createRequire(import.meta.url)("pkcs11js") as typeof Pkcs11Types;
-  const lib = new m.PKCS11();
-  lib.load(hsm.module);
-  try {
-    lib.C_Initialize();
-  } catch (e) {
-    assert.equal((e as { code: number }).code, m.CKR_CRYPTOKI_ALREADY_INITIALIZED);
-  }
-  const slot = lib.C_GetSlotList(true).find((s) => lib.C_GetTokenInfo(s).label.replace(/[\0 ]+$/, "") === token.label)!;
-  const session = lib.C_OpenSession(slot, m.CKF_SERIAL_SESSION);
-  try {
-    lib.C_Login(session, m.CKU_USER, token.pin);
-  } catch (e) {
-    assert.equal((e as { code: number }).code, m.CKR_USER_ALREADY_LOGGED_IN);
-  }
+  const { m, lib, session } = ownSession(m0().CKF_SERIAL_SESSION);
   lib.C_FindObjectsInit(session, [{ type: m.CKA_ID, value: Buffer.from(ref.slice(3), "hex") }]);
   const [obj] = lib.C_FindObjects(session, 2);
   lib.C_FindObjectsFinal(session);
@@ -140,21 +148,7 @@ test("adoption: a key the token already holds under --key-id (label or CKA_ID) i
   await server.createKey("twins");
   await assert.rejects(server.adoptKey!("twins"), isCode("ERR_CONFLICT"));
   // keys made by someone else, with our own session
-  const m = createRequire(import.meta.url)("pkcs11js") as typeof Pkcs11Types;
-  const lib = new m.PKCS11();
-  lib.load(hsm.module);
-  try {
-    lib.C_Initialize();
-  } catch (e) {
-    assert.equal((e as { code: number }).code, m.CKR_CRYPTOKI_ALREADY_INITIALIZED);
-  }
-  const slot = lib.C_GetSlotList(true).find((s) => lib.C_GetTokenInfo(s).label.replace(/[\0 ]+$/, "") === token.label)!;
-  const session = lib.C_OpenSession(slot, m.CKF_SERIAL_SESSION | m.CKF_RW_SESSION);
-  try {
-    lib.C_Login(session, m.CKU_USER, token.pin);
-  } catch (e) {
-    assert.equal((e as { code: number }).code, m.CKR_USER_ALREADY_LOGGED_IN);
-  }
+  const { m, lib, session } = ownSession(m0().CKF_SERIAL_SESSION | m0().CKF_RW_SESSION);
   const make = (label: string, len: number, extractable: boolean) =>
     lib.C_GenerateKey(session, { mechanism: m.CKM_AES_KEY_GEN }, [
       { type: m.CKA_CLASS, value: m.CKO_SECRET_KEY },
