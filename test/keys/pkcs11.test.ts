@@ -12,6 +12,7 @@ import { join } from "node:path";
 import type * as Pkcs11Types from "pkcs11js";
 import { KEY_SERVER_KINDS, type KeyServer } from "../../src/keys/index.js";
 import { TpmTrustError } from "../../src/errors.js";
+import { checkSealing } from "../helpers/key-server.js";
 import { startSoftHsm, type SoftHsm } from "../helpers/softhsm.js";
 
 const PKCS11 = KEY_SERVER_KINDS.pkcs11;
@@ -97,23 +98,7 @@ test("AES-256 keys are generated inside the token: sensitive, not extractable, f
 });
 
 test("CKM_AES_GCM inside the token: round trip, AAD bound, tampering detected, versions distinct", async () => {
-  const v1 = { keyId: "volumes", version: 1, ref: await server.createKey("volumes") };
-  const v2 = { keyId: "volumes", version: 2, ref: await server.createKey("volumes") };
-  const aad = Buffer.from("tpmtrust aad");
-  const pt = Buffer.from("the data key of a VM disk");
-  const sealed = await server.encrypt(v1, pt, aad);
-  assert.equal(sealed.length, 12 + pt.length + 16);
-  assert.notDeepEqual((await server.encrypt(v1, pt, aad)).subarray(0, 12), sealed.subarray(0, 12), "a fresh IV each time");
-  assert.deepEqual(await server.decrypt(v1, sealed, aad), pt);
-  await assert.rejects(server.decrypt(v1, sealed, Buffer.from("other aad")), isCode("ERR_DECRYPT_FAILED"));
-  await assert.rejects(server.decrypt(v2, sealed, aad), isCode("ERR_DECRYPT_FAILED"));
-  const flipped = Buffer.from(sealed);
-  flipped[flipped.length - 1] ^= 0x80;
-  await assert.rejects(server.decrypt(v1, flipped, aad), isCode("ERR_DECRYPT_FAILED"));
-  await assert.rejects(server.decrypt(v1, sealed.subarray(0, 20), aad), isCode("ERR_DECRYPT_FAILED"));
-  // the session survives failed decryptions
-  assert.deepEqual(await server.decrypt(v1, sealed, aad), pt);
-  assert.equal((await server.randomBytes(48)).length, 48);
+  const { pt, aad } = await checkSealing(server, "volumes");
   await assert.rejects(server.encrypt({ keyId: "volumes", version: 3, ref: `id:${"ab".repeat(16)}` }, pt, aad), (e: unknown) => isCode("ERR_IO")(e) && /no key with CKA_ID/.test((e as Error).message));
 });
 
