@@ -24,10 +24,10 @@ const tokenHash = (token: string) => createHash("sha256").update(token, "utf8").
 
 export function adminTokensRepo(ctx: Ctx) {
   /** Creates a token; the returned `token` is shown once and cannot be recovered. */
-  async function create(o: { role: AdminRole; label?: string | null; identity?: string | null; at?: number }): Promise<AdminToken & { token: string }> {
+  async function create(o: { role: AdminRole; label?: string | null; identity?: string | null; at: number }): Promise<AdminToken & { token: string }> {
     if ((o.role === "enroller") !== Boolean(o.identity)) throw new TpmTrustError("ERR_USAGE", "an enroller token carries an identity, and only an enroller token does");
     const token = TOKEN_PREFIX + randomBytes(32).toString("base64url");
-    const row = { id: randomUUID(), token_hash: tokenHash(token), role: o.role, label: o.label ?? null, identity: o.identity ?? null, created_at: o.at ?? Date.now(), revoked_at: null };
+    const row = { id: randomUUID(), token_hash: tokenHash(token), role: o.role, label: o.label ?? null, identity: o.identity ?? null, created_at: o.at, revoked_at: null };
     await ctx.db.insertInto("admin_tokens").values(row).execute();
     return { id: row.id, role: o.role, label: row.label, ...(row.identity ? { identity: row.identity } : {}), createdAt: row.created_at, revokedAt: null, token };
   }
@@ -35,7 +35,7 @@ export function adminTokensRepo(ctx: Ctx) {
   return {
     create,
     /** First start: creates an admin token only if no token exists yet (once, even when instances start together). */
-    createInitial: (o: { label?: string | null; at?: number } = {}): Promise<(AdminToken & { token: string }) | undefined> =>
+    createInitial: (o: { label?: string | null; at: number }): Promise<(AdminToken & { token: string }) | undefined> =>
       ctx.transaction(async (tx) => {
         await tx.lock("admin-tokens:initial");
         if (await tx.db.selectFrom("admin_tokens").select("id").limit(1).executeTakeFirst()) return undefined;
