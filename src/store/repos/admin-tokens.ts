@@ -40,11 +40,11 @@ const toToken = (r: Row): AdminToken => ({
 
 export function adminTokensRepo(ctx: Ctx) {
   /** Creates a token; the returned `token` is shown once and cannot be recovered. */
-  async function create(o: { role: AdminRole; label?: string | null; identity?: string | null; name?: string | null; at?: number }): Promise<AdminToken & { token: string }> {
+  async function create(o: { role: AdminRole; label?: string | null; identity?: string | null; name?: string | null; at: number }): Promise<AdminToken & { token: string }> {
     if ((o.role === "enroller") !== Boolean(o.identity)) throw new TpmTrustError("ERR_USAGE", "an enroller token carries an identity, and only an enroller token does");
     if (o.name && !new RegExp(PRINCIPAL_NAME_PATTERN).test(o.name)) throw new TpmTrustError("ERR_USAGE", `a principal name must match ${PRINCIPAL_NAME_PATTERN}`);
     const token = TOKEN_PREFIX + randomBytes(32).toString("base64url");
-    const row = { id: randomUUID(), token_hash: tokenHash(token), role: o.role, label: o.label ?? null, identity: o.identity ?? null, name: o.name ?? null, created_at: o.at ?? Date.now(), revoked_at: null };
+    const row = { id: randomUUID(), token_hash: tokenHash(token), role: o.role, label: o.label ?? null, identity: o.identity ?? null, name: o.name ?? null, created_at: o.at, revoked_at: null };
     await ctx.db.insertInto("admin_tokens").values(row).execute();
     return { ...toToken(row), token };
   }
@@ -52,7 +52,7 @@ export function adminTokensRepo(ctx: Ctx) {
   return {
     create,
     /** First start: creates an admin token only if no token exists yet (once, even when instances start together). */
-    createInitial: (o: { label?: string | null; at?: number } = {}): Promise<(AdminToken & { token: string }) | undefined> =>
+    createInitial: (o: { label?: string | null; at: number }): Promise<(AdminToken & { token: string }) | undefined> =>
       ctx.transaction(async (tx) => {
         await tx.lock("admin-tokens:initial");
         if (await tx.db.selectFrom("admin_tokens").select("id").limit(1).executeTakeFirst()) return undefined;
