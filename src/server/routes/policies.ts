@@ -6,6 +6,7 @@ import { HARDWARE_CLASS_PATTERN } from "../../attest/hosts.js";
 import { TpmTrustError } from "../../errors.js";
 import { NAME } from "../../policy/schema.js";
 import type { Policy, PolicyVersion } from "../../store/index.js";
+import { pageList, type PageQuery } from "../paging.js";
 
 const tags = ["policies"];
 const ID = { type: "object", additionalProperties: false, required: ["id"], properties: { id: { type: "string", format: "uuid" } } } as const;
@@ -51,10 +52,10 @@ const policies: RouteModule = (app, { store, now }) => {
     async (req, reply) => reply.code(201).send(policyView(await addPolicy(store, actorOf(req), now(), req.body))),
   );
 
-  app.get<{ Querystring: { kind?: string; hardwareClass?: string; all?: "true" | "false" } }>(
+  app.get<{ Querystring: { kind?: string; hardwareClass?: string; all?: "true" | "false" } & PageQuery }>(
     "/v1/policies",
     {
-      config: { access: READERS },
+      config: { access: READERS, paged: true },
       schema: {
         tags,
         summary: "enabled policies, newest version of each (all=true: every version, disabled ones too)",
@@ -65,10 +66,10 @@ const policies: RouteModule = (app, { store, now }) => {
         },
       },
     },
-    async (req) => {
+    async (req, reply) => {
       const all = req.query.all === "true";
       const list = await store.policies.list({ kind: req.query.kind, hardwareClass: req.query.hardwareClass, allVersions: all, includeDisabled: all });
-      return list.map((p) => policyView(p, false));
+      return pageList(req, reply, list.map((p) => policyView(p, false)), (x) => x.id);
     },
   );
 
