@@ -11,6 +11,19 @@ import { deliverDue } from "./webhooks.js";
 
 export const HEALTH_EVENT = "host.health";
 
+/** Readiness: the database answers a query. */
+export async function readiness(store: Store): Promise<{ ready: boolean; database: Store["dialect"] }> {
+  try {
+    await store.audit.head();
+    return { ready: true, database: store.dialect };
+  } catch {
+    return { ready: false, database: store.dialect };
+  }
+}
+
+/** How many hosts are in each health state. */
+export const hostsByHealth = (store: Store): Promise<Record<Health, number>> => store.hosts.countByHealth();
+
 export interface HealthChange {
   host: string;
   hardwareClass: string;

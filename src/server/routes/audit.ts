@@ -1,5 +1,6 @@
 /** The hash-chained audit log: entries and chain verification (admin and auditor). */
 import type { FastifyInstance } from "fastify";
+import { auditEntries, auditHead, verifyAudit } from "../../attest/audit-log.js";
 import type { AuditAnchor, Store } from "../../store/index.js";
 import type { RouteModule } from "../app.js";
 import { READERS } from "../auth.js";
@@ -18,7 +19,7 @@ const TEXT = { type: "string", minLength: 1, maxLength: 256 } as const;
 function witnessAuditHead(app: FastifyInstance, store: Store, ms: number): void {
   let last = -1;
   const witness = async () => {
-    const h = await store.audit.head();
+    const h = await auditHead(store);
     if (h.seq === last) return;
     last = h.seq;
     app.log.info({ auditHead: { seq: h.seq, hash: h.hash }, anchor: `${h.seq}:${h.hash}` }, "audit head");
@@ -57,7 +58,7 @@ const audit: RouteModule = (app, { store, auditWitnessMs }) => {
       const [last] = decodeCursor(q, order)?.after ?? [];
       if (last !== undefined && typeof last !== "number") throw new TpmTrustError("ERR_VALIDATION", "querystring/cursor is not a cursor this service issued");
       const limit = pageLimit(q, 100);
-      const entries = await store.audit.list({
+      const entries = await auditEntries(store, {
         afterSeq: order === "seq" && last !== undefined ? last : q.afterSeq === undefined ? undefined : Number(q.afterSeq),
         beforeSeq: order === "-seq" && last !== undefined ? last : q.beforeSeq === undefined ? undefined : Number(q.beforeSeq),
         limit: limit + 1,
@@ -89,7 +90,7 @@ const audit: RouteModule = (app, { store, auditWitnessMs }) => {
     async (req) => {
       const [seq, hash] = req.query.anchor?.split(":") ?? [];
       const anchors: AuditAnchor[] = hash ? [{ seq: Number(seq), hash }] : [];
-      return store.audit.verify({ anchors });
+      return verifyAudit(store, anchors);
     },
   );
 };
