@@ -20,6 +20,8 @@ import { decodePublic } from "./identity.js";
 import { countFromSource, type SourceLimit } from "./limits.js";
 import { evaluateEk, requireForPolicy } from "../trust/trust.js";
 import { requireEnabled, requireHostTrusted } from "../trust/host-trust.js";
+import { admitByEkCertChain } from "./admission.js";
+import { admissionOf, type Admission } from "./settings.js";
 
 export const ACTIVATION_TTL_MS = 5 * 60_000;
 const SECRET_BYTES = 32;
@@ -59,7 +61,7 @@ export interface ActivationResult {
 const sha256 = (b: Uint8Array) => createHash("sha256").update(b).digest();
 
 /** Step 1: checks and the credential challenge. `limit`: starts per client address (limits.ts), counted first. */
-export async function startActivation(store: Store, input: StartActivation, o: { now: number; ttlMs?: number; limit?: SourceLimit }): Promise<ActivationChallenge> {
+export async function startActivation(store: Store, input: StartActivation, o: { now: number; ttlMs?: number; limit?: SourceLimit; admission?: Admission }): Promise<ActivationChallenge> {
   if (o.limit) await countFromSource(store, "activation", o.limit, { action: "ak.activation.start", subject: null, at: o.now });
   let actor = "anonymous";
   let subject: string | null = null;
@@ -70,8 +72,13 @@ export async function startActivation(store: Store, input: StartActivation, o: {
     subject = ak.name.toString("hex");
     details.ekName = ek.name.toString("hex");
     const intermediates = (input.intermediates ?? []).flatMap((c) => loadCertificates(c));
-    const host = await store.hosts.findByEk(ek.name);
-    if (!host) throw new TpmTrustError("ERR_NOT_FOUND", "this EK belongs to no registered host (register it with tpmtrust hosts add)", { ekName: details.ekName });
+    let host = await store.hosts.findByEk(ek.name);
+    if (!host) {
+      const admission = await admissionOf(store, o.admission);
+      if (admission.mode !== "ek-cert-chain") throw new TpmTrustError("ERR_NOT_FOUND", "this EK belongs to no registered host (register it with tpmtrust hosts add)", { ekName: details.ekName });
+      host = await admitByEkCertChain(store, { ek, ekCerts: input.ekCertificates ?? [], intermediates }, { hardwareClass: admission.defaultClass!, now: o.now });
+      details.admitted = true;
+    }
     actor = `host:${host.name}`;
     requireEnabled(host);
     const stored = host.eks.find((e) => e.name.equals(ek.name))!.cert;

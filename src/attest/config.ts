@@ -1,4 +1,5 @@
 import { DEFAULT_TOKEN_ISSUER } from "../tokens/tokens.js";
+import type { Admission } from "./settings.js";
 
 /** Settings of the attestation service; every duration is in milliseconds. */
 export interface AttestConfig {
@@ -33,6 +34,8 @@ export interface AttestConfig {
   activationLimit: number;
   nonceLimit: number;
   limitWindowMs: number;
+  /** `serve --admit … --default-class …`: overrides the database's admit and default-class settings */
+  admission?: Admission;
 }
 
 export const DEFAULT_ATTEST_CONFIG: AttestConfig = {

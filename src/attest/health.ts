@@ -13,6 +13,19 @@ export const HEALTH_EVENT = "host.health";
 /** Limit counters are kept this long after their window began: no limit of the service has a longer window. */
 const LIMIT_WINDOWS_MS = 24 * 3_600_000;
 
+/** Readiness: the database answers a query. */
+export async function readiness(store: Store): Promise<{ ready: boolean; database: Store["dialect"] }> {
+  try {
+    await store.audit.head();
+    return { ready: true, database: store.dialect };
+  } catch {
+    return { ready: false, database: store.dialect };
+  }
+}
+
+/** How many hosts are in each health state. */
+export const hostsByHealth = (store: Store): Promise<Record<Health, number>> => store.hosts.countByHealth();
+
 export interface HealthChange {
   host: string;
   hardwareClass: string;

@@ -20,4 +20,4 @@ export type { CaAuthority, CaTemplate, IssuedCert, Crl } from "./repos/ca.js";
 export type { AcmeAccount, AcmeAuthz, AcmeIdentifier, AcmeOrder } from "./repos/acme.js";
 export type { Enrollment, EnrollmentGroup, DeviceRegistration, Hub, ReprovisionPolicy, RegistrationPatch } from "./repos/provisioning.js";
 export type { KeyServer, KeyProvider, KeyVersion, Cluster, ClusterSelector } from "./repos/keys.js";
-export type { AdminToken, AdminRole } from "./repos/admin-tokens.js";
+export { PRINCIPAL_NAME_PATTERN, type AdminToken, type AdminRole } from "./repos/admin-tokens.js";

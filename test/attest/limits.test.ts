@@ -39,8 +39,8 @@ const akName = (tag: string) => Buffer.concat([Buffer.from("000b", "hex"), creat
 
 test("challenges per client address: past the limit 429 ERR_TOO_MANY_ATTEMPTS with Retry-After, audited once; the same AK from another address is served; a new window allows again", async () => {
   for (const [host, tag] of [["h1", "ak1"], ["h2", "ak2"]]) {
-    await store.hosts.add({ name: host, hardwareClass: "c", policyVersion: "v2", eks: [] });
-    await store.aks.bind({ hostName: host, name: akName(tag), public: Buffer.from(`public of ${tag}`) });
+    await store.hosts.add({ at: Date.now(), name: host, hardwareClass: "c", policyVersion: "v2", eks: [] });
+    await store.aks.bind({ at: Date.now(), hostName: host, name: akName(tag), public: Buffer.from(`public of ${tag}`) });
   }
   // a challenge names the PCRs of the class's baseline: a class without one is refused (ERR_NO_BASELINE)
   const log = parseEventLog(readFileSync("test/fixtures/eventlogs/rhel8-gce-uefi.bin"));
@@ -68,7 +68,7 @@ test("challenges per client address: past the limit 429 ERR_TOO_MANY_ATTEMPTS wi
 
 test("activations started per client address: past the limit ERR_TOO_MANY_ATTEMPTS before any lookup or MakeCredential, audited once; another address is served", async () => {
   const ekPub = readFileSync("test/fixtures/ek-certs/infineon_rsa_ek.expected_tpm2b_public.bin");
-  await store.trust.addAllowlist(ekHash(decodeTpm2bPublic(ekPub)));
+  await store.trust.addAllowlist(ekHash(decodeTpm2bPublic(ekPub)), { at: Date.now() });
   const identity = { ekPublics: [{ alg: "rsa2048", public: ekPub.toString("base64") }], ekCertificates: [], tpm: { manufacturer: "IFX", vendor: "", firmware: "7.85" } };
   await registerHost(store, { name: "lab", hardwareClass: "c", policyVersion: "v1", identity }, { actor: "test", now: T0 });
   const t = akTemplate() as Extract<TpmtPublic, { type: typeof TPM_ALG.RSA }>;

@@ -74,7 +74,7 @@ async function flood(path: string, body: () => unknown): Promise<void> {
 test("an anonymous flood of activation starts and challenges for a host's EK and AK is cut at the attacker's address; the swtpm host still activates and attests (pass)", async () => {
   const { identity } = await identify(tpm);
   const ek = identity.ekPublics.find((e) => e.alg === "rsa2048")!;
-  await svc.store.trust.addAllowlist(ekHash(decodeTpm2bPublic(Buffer.from(ek.public, "base64"))));
+  await svc.store.trust.addAllowlist(ekHash(decodeTpm2bPublic(Buffer.from(ek.public, "base64"))), { at: Date.now() });
   await registerHost(svc.store, { name: "web-01", hardwareClass: "gce", policyVersion: "v1", identity }, { actor: "test", now: Date.now() });
 
   // the EK public is public: the attacker starts activations for it with AKs of its own

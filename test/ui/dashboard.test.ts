@@ -46,7 +46,7 @@ async function enrol(name: string, hardwareClass: string, o: { attest: boolean }
 
 before(async () => {
   s = await startService(dir, db, { attest: { sweepMs: 0 } });
-  auditor = (await s.server.store.adminTokens.create({ role: "auditor", label: "ui test" })).token;
+  auditor = (await s.server.store.adminTokens.create({ at: Date.now(), role: "auditor", label: "ui test" })).token;
   const rhel = parseEventLog(readLog(RHEL));
   for (const [kind, name, cls, doc] of [
     ["baseline", "gce", "gce-n1", learnBaseline("gce", [rhel], PCRS)],

@@ -1,5 +1,6 @@
 /** The hash-chained audit log: entries and chain verification (admin and auditor). */
 import type { FastifyInstance } from "fastify";
+import { auditEntries, auditHead, verifyAudit } from "../../attest/audit-log.js";
 import type { AuditAnchor, Store } from "../../store/index.js";
 import type { RouteModule } from "../app.js";
 import { READERS } from "../auth.js";
@@ -16,7 +17,7 @@ const TEXT = { type: "string", minLength: 1, maxLength: 256 } as const;
 function witnessAuditHead(app: FastifyInstance, store: Store, ms: number): void {
   let last = -1;
   const witness = async () => {
-    const h = await store.audit.head();
+    const h = await auditHead(store);
     if (h.seq === last) return;
     last = h.seq;
     app.log.info({ auditHead: { seq: h.seq, hash: h.hash }, anchor: `${h.seq}:${h.hash}` }, "audit head");
@@ -50,7 +51,7 @@ const audit: RouteModule = (app, { store, auditWitnessMs }) => {
     },
     async (req) => {
       const q = req.query;
-      const entries = await store.audit.list({
+      const entries = await auditEntries(store, {
         afterSeq: q.afterSeq === undefined ? undefined : Number(q.afterSeq),
         beforeSeq: q.beforeSeq === undefined ? undefined : Number(q.beforeSeq),
         limit: Math.min(q.limit ? Number(q.limit) : 100, 1000),
@@ -80,7 +81,7 @@ const audit: RouteModule = (app, { store, auditWitnessMs }) => {
     async (req) => {
       const [seq, hash] = req.query.anchor?.split(":") ?? [];
       const anchors: AuditAnchor[] = hash ? [{ seq: Number(seq), hash }] : [];
-      return store.audit.verify({ anchors });
+      return verifyAudit(store, anchors);
     },
   );
 };

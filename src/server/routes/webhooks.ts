@@ -1,8 +1,7 @@
 /** Webhook subscriptions to host health changes (admin), and their delivery records. */
 import type { RouteModule } from "../app.js";
 import { actorOf, ADMINS } from "../auth.js";
-import { addWebhook, removeWebhook, WEBHOOK_EVENTS, webhookView } from "../../attest/webhooks.js";
-import { TpmTrustError } from "../../errors.js";
+import { addWebhook, listWebhooks, removeWebhook, WEBHOOK_EVENTS, webhookDeliveries } from "../../attest/webhooks.js";
 
 const tags = ["webhooks"];
 const ID = { type: "object", additionalProperties: false, required: ["id"], properties: { id: { type: "string", format: "uuid" } } } as const;
@@ -30,7 +29,7 @@ const webhooks: RouteModule = (app, { store, now }) => {
     async (req, reply) => reply.code(201).send(await addWebhook(store, actorOf(req), now(), req.body)),
   );
 
-  app.get("/v1/webhooks", { config: { access: ADMINS }, schema: { tags, summary: "subscriptions (secrets are never shown)" } }, async () => (await store.webhooks.list({ includeDisabled: true })).map(webhookView));
+  app.get("/v1/webhooks", { config: { access: ADMINS }, schema: { tags, summary: "subscriptions (secrets are never shown)" } }, async () => listWebhooks(store));
 
   app.delete<{ Params: { id: string } }>("/v1/webhooks/:id", { config: { access: ADMINS }, schema: { tags, summary: "unsubscribe (pending deliveries are dropped)", params: ID } }, async (req, reply) => {
     await removeWebhook(store, actorOf(req), now(), req.params.id);
@@ -43,10 +42,7 @@ const webhooks: RouteModule = (app, { store, now }) => {
       config: { access: ADMINS },
       schema: { tags, summary: "delivery records, newest first", params: ID, querystring: { type: "object", additionalProperties: false, properties: { limit: { type: "string", pattern: "^[1-9][0-9]{0,3}$" } } } },
     },
-    async (req) => {
-      if (!(await store.webhooks.list({ includeDisabled: true })).some((w) => w.id === req.params.id)) throw new TpmTrustError("ERR_NOT_FOUND", `webhook ${req.params.id} not found`);
-      return store.webhooks.listDeliveries({ webhookId: req.params.id, limit: req.query.limit ? Number(req.query.limit) : 100 });
-    },
+    async (req) => webhookDeliveries(store, req.params.id, req.query.limit ? Number(req.query.limit) : 100),
   );
 };
 export default webhooks;

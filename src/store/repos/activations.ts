@@ -33,8 +33,8 @@ const toActivation = (r: ActivationsTable): Activation => ({
 
 export function activationsRepo(ctx: Ctx) {
   return {
-    async create(o: { hostName: string; akName: Uint8Array; akPublic: Uint8Array; ekName: Uint8Array; secretHash: Uint8Array; ttlMs: number; at?: number }): Promise<Activation> {
-      const at = o.at ?? Date.now();
+    async create(o: { hostName: string; akName: Uint8Array; akPublic: Uint8Array; ekName: Uint8Array; secretHash: Uint8Array; ttlMs: number; at: number }): Promise<Activation> {
+      const at = o.at;
       const row: ActivationsTable = {
         id: randomUUID(),
         host_name: o.hostName,

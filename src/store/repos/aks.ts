@@ -30,8 +30,8 @@ const akWithHost = prepared(({ db }, name: string) =>
 export function aksRepo(ctx: Ctx) {
   return {
     /** Binds an AK to a host. ERR_CONFLICT if the AK is already bound, ERR_NOT_FOUND for an unknown host. */
-    async bind(o: { hostName: string; name: Uint8Array; public: Uint8Array; akCert?: Uint8Array | null; at?: number }): Promise<Ak> {
-      const row: AksTable = { name: hex(o.name), host_name: o.hostName, public: hex(o.public), bound_at: o.at ?? Date.now(), ak_cert: hexOrNull(o.akCert) };
+    async bind(o: { hostName: string; name: Uint8Array; public: Uint8Array; akCert?: Uint8Array | null; at: number }): Promise<Ak> {
+      const row: AksTable = { name: hex(o.name), host_name: o.hostName, public: hex(o.public), bound_at: o.at, ak_cert: hexOrNull(o.akCert) };
       await insertOrConflict(ctx.db.insertInto("aks").values(row).execute(), `AK ${row.name} is already bound`, `host ${o.hostName} not found`);
       return toAk(row);
     },

@@ -30,7 +30,7 @@ export interface NewAttestation {
   pcrDigest?: Uint8Array | null;
   diff?: unknown;
   details?: Record<string, unknown> | null;
-  at?: number;
+  at: number;
 }
 
 const toAttestation = (r: AttestationsTable): Attestation => ({
@@ -60,7 +60,7 @@ export function attestationsRepo(ctx: Ctx) {
       const row: AttestationsTable = {
         id: randomUUID(),
         host_name: a.hostName,
-        at: a.at ?? Date.now(),
+        at: a.at,
         verdict: a.verdict,
         reason_code: a.reasonCode ?? null,
         ak_name: hexOrNull(a.akName),

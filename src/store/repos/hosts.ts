@@ -50,7 +50,7 @@ export interface NewHost {
   trustMethod?: string | null;
   tags?: string[];
   platform?: Record<string, unknown> | null;
-  at?: number;
+  at: number;
 }
 
 export type HostPatch = Partial<Pick<Host, "hardwareClass" | "policyVersion" | "trustMethod" | "tags" | "platform" | "lastAttestationAt" | "deadlineAt">>;
@@ -102,7 +102,7 @@ export function hostsRepo(ctx: Ctx) {
     /** Adds a host with its EKs in one transaction. ERR_CONFLICT if the name or an EK is taken. */
     add: (h: NewHost): Promise<Host> =>
       ctx.transaction(async (tx) => {
-        const at = h.at ?? Date.now();
+        const at = h.at;
         await insertOrConflict(
           tx.db
             .insertInto("hosts")
@@ -177,9 +177,9 @@ export function hostsRepo(ctx: Ctx) {
      * Sets the health state. `changed` is true for exactly one caller per transition, even with
      * several instances (row lock), so health-change notifications go out once.
      */
-    setHealth: (name: string, o: { health: Health; reason?: string | null; at?: number }): Promise<{ changed: boolean; previous: Health; host: Host }> =>
+    setHealth: (name: string, o: { health: Health; reason?: string | null; at: number }): Promise<{ changed: boolean; previous: Health; host: Host }> =>
       ctx.transaction(async (tx) => {
-        const at = o.at ?? Date.now();
+        const at = o.at;
         const cur = await forUpdate(tx, tx.db.selectFrom("hosts").select("health").where("name", "=", name)).executeTakeFirst();
         if (!cur) throw notFound(`host ${name}`);
         const previous = cur.health as Health;
