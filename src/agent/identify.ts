@@ -19,6 +19,10 @@ export interface IdentifiedEk {
   kind: EkKind;
   /** the EK Credential Profile template of its kind (L-1, L-2, H-1 …) */
   template: string;
+  /** the manufacturer's template in this NV index made it (instead of the profile's default) */
+  templateIndex?: number;
+  /** the EK nonce in this NV index went into its `unique` */
+  nonceIndex?: number;
   /** made from the profile's template, or found persisted by another stack */
   source: "template" | "persistent";
   /** its persistent handle, when it is persisted */
@@ -64,7 +68,9 @@ export async function identify(tpm: TpmClient, o: IdentifyOptions = {}): Promise
     const fixes = [c.prefixed && "NV header removed", c.trailing && `${c.trailing} padding bytes dropped`].filter(Boolean);
     if (fixes.length) notes.push(`EK certificate at NV 0x${c.index.toString(16)}: ${fixes.join(", ")}`);
   }
-  const kinds = [...STANDARD_EKS, ...certs.map((c) => c.kind).filter((k) => !STANDARD_EKS.includes(k))];
+  // the standard EKs, and every kind with a certificate or a provisioned template in NV
+  const nv = new Set(await tpm.getHandles(0x01c00000));
+  const kinds = [...STANDARD_EKS, ...certs.map((c) => c.kind), ...(Object.keys(EK_TEMPLATES) as EkKind[]).filter((k) => nv.has(EK_TEMPLATES[k].templateIndex))];
   const ekPublics: HostIdentity["ekPublics"] = [];
   const eks: IdentifiedEk[] = [];
   const certHash = (der: Buffer) => {
@@ -76,7 +82,7 @@ export async function identify(tpm: TpmClient, o: IdentifyOptions = {}): Promise
   };
   const certFor = (pub: TpmtPublic) => certs.find((c) => certHash(c.der) === ekHash(pub));
   const publics = new Map<IdentifiedEk, TpmtPublic>();
-  const add = (kind: EkKind, source: IdentifiedEk["source"], pub: TpmtPublic, publicArea: Buffer, handle?: number) => {
+  const add = (kind: EkKind, source: IdentifiedEk["source"], pub: TpmtPublic, publicArea: Buffer, handle?: number, from: { templateIndex?: number; nonceIndex?: number } = {}) => {
     const b64 = tpm2bPublic(publicArea).toString("base64");
     const same = eks.find((e) => e.public === b64);
     if (same) {
@@ -88,6 +94,7 @@ export async function identify(tpm: TpmClient, o: IdentifyOptions = {}): Promise
     const e: IdentifiedEk = {
       kind,
       template: EK_TEMPLATES[kind].label,
+      ...from,
       source,
       ...(handle !== undefined ? { handle } : {}),
       public: b64,
@@ -101,7 +108,10 @@ export async function identify(tpm: TpmClient, o: IdentifyOptions = {}): Promise
     try {
       const ek = await createEk(tpm, kind);
       await tpm.flushContext(ek.handle).catch(() => undefined);
-      add(kind, "template", ek.public, ek.publicArea);
+      add(kind, "template", ek.public, ek.publicArea, undefined, {
+        ...(ek.templateIndex !== undefined ? { templateIndex: ek.templateIndex } : {}),
+        ...(ek.nonceIndex !== undefined ? { nonceIndex: ek.nonceIndex } : {}),
+      });
     } catch (e) {
       if (!unsupportedByTpm(e)) throw e;
       notes.push(`no ${kind} EK: ${(e as Error).message}`);

@@ -109,7 +109,12 @@ export function register(program: Command): void {
               : e.certificateSource === "file"
                 ? "certificate from --ek-cert"
                 : "no certificate";
-        process.stderr.write(`EK ${e.kind} (${e.source === "template" ? `template ${e.template}` : "not from a profile template"}, ${where}, ${cert})${e.enrollment ? ", used by agent register" : ""}\n`);
+        const hex = (n: number) => `0x${n.toString(16).padStart(8, "0")}`;
+        const made =
+          e.source !== "template"
+            ? "not from a profile template"
+            : `template ${e.template}${e.templateIndex !== undefined ? ` from NV ${hex(e.templateIndex)}` : ""}${e.nonceIndex !== undefined ? ` with nonce NV ${hex(e.nonceIndex)}` : ""}`;
+        process.stderr.write(`EK ${e.kind} (${made}, ${where}, ${cert})${e.enrollment ? ", used by agent register" : ""}\n`);
       }
       for (const n of notes) process.stderr.write(`note: ${n}\n`);
       printJson(identity);
