@@ -38,6 +38,8 @@ export function errorHandler(err: FastifyError | Error, req: FastifyRequest, rep
   }
   const fe = err as FastifyError;
   if (fe.validation) return sendProblem(reply, problem("ERR_VALIDATION", `${fe.validationContext ?? "request"} ${fe.message.replace(/^(body|querystring|params|headers)\s*/, "")}`, undefined, req.url));
+  // each route bounds its body (1 MiB unless it says otherwise: attestations with an IMA list 32 MiB, policies 4 MiB)
+  if (fe.code === "FST_ERR_CTP_BODY_TOO_LARGE") return sendProblem(reply, problem("ERR_BODY_TOO_LARGE", fe.message, undefined, req.url));
   if (typeof fe.statusCode === "number" && fe.statusCode >= 400 && fe.statusCode < 500) {
     // malformed JSON, wrong content type, body too large, …
     const code: ErrorCode = fe.statusCode === 404 ? "ERR_NOT_FOUND" : fe.statusCode === 429 ? "ERR_TOO_MANY_ATTEMPTS" : "ERR_VALIDATION";

@@ -34,6 +34,12 @@ import { sasToken, softDevice, softSrk } from "../helpers/soft-device.js";
 import { rawSql } from "../helpers/store.js";
 import { encodeTpm2bPublic } from "../../src/tpm/structures.js";
 import { addFleetBaseline, fleetPcrs, FLEET_LOG, identityOf, quoteAttest, seedHosts, signEcdsa, softHost, type SoftHost } from "../helpers/software-fleet.js";
+import { constants as cryptoConstants, privateEncrypt } from "node:crypto";
+import { learnRuntimePolicy } from "../../src/policy/runtime.js";
+import { hashAlgByName } from "../../src/tpm/constants.js";
+import { pcrSelection } from "../../src/tpm/structures.js";
+import { parseImaList, replayIma } from "../../src/verify/ima/index.js";
+import { entry, sigField, type Built } from "../verify/ima-build.js";
 
 const dir = mkdtempSync(join(tmpdir(), "tpmtrust-attacks-"));
 let s: RunningServer;
@@ -251,6 +257,76 @@ const PCR_SELECT_0_6 = (a: TpmsAttest): TpmsAttest => {
   const digest = createHash("sha256").update(Buffer.concat(banks.flatMap((b) => [0, 1, 2, 3, 4, 5, 6].map((p) => Buffer.from(values[b][String(p)], "hex"))))).digest();
   return { ...a, attested: { pcrSelect: q.pcrSelect.map((p) => ({ ...p, select: Buffer.from([0x7f, 0, 0]) })), pcrDigest: digest } } as TpmsAttest;
 };
+
+// ---- IMA: increments of a host's measurement list against the running PCR 10 of its boot
+
+const IMA_CLASS = "ima-n1";
+const IMA_PCRS = [0, 1, 2, 3, 4, 5, 6, 7, 10];
+const sha256 = (b: Buffer | string) => createHash("sha256").update(b).digest();
+/** A boot's list as it begins: boot_aggregate (SHA-256 of the fleet's PCRs 0–7), then files (one in the excluded /tmp/). */
+const IMA_BOOT: Built[] = (() => {
+  const p = fleetPcrs().sha256;
+  const aggregate = sha256(Buffer.concat([0, 1, 2, 3, 4, 5, 6, 7].map((i) => Buffer.from(p[String(i)], "hex"))));
+  return [entry({ path: "boot_aggregate", digest: aggregate }), ...["/usr/lib/systemd/systemd", "/usr/lib/libc.so.6", "/usr/sbin/sshd", "/etc/ld.so.cache", "/usr/bin/bash", "/tmp/build/cc1"].map((f) => entry({ path: f, digest: sha256(f) }))];
+})();
+/** Files the policy does not allow. */
+const imaEvil = (path: string) => entry({ path, digest: sha256(`evil ${path}`) });
+const imaList = (e: Built[]) => Buffer.concat(e.map((x) => x.binary));
+
+let imaClass: Promise<void> | undefined;
+/** A host of its own (its own IMA state) in the class whose policies are the fleet baseline and a runtime policy learned from IMA_BOOT, excluding /tmp/. */
+async function imaHost(name: string): Promise<SoftHost> {
+  imaClass ??= (async () => {
+    await addPolicy(s.store, "test", Date.now(), { kind: "baseline", name: "ima-fleet", hardwareClass: IMA_CLASS, document: learnBaseline("ima-fleet", [parseEventLog(FLEET_LOG)], [0, 1, 2, 3, 4, 5, 6, 7]) });
+    const runtime = learnRuntimePolicy("ima-attacks", parseImaList(imaList(IMA_BOOT)), ["/tmp/"]);
+    await addPolicy(s.store, "test", Date.now(), { kind: "runtime", name: "ima-attacks", hardwareClass: IMA_CLASS, document: runtime });
+  })();
+  await imaClass;
+  const h = softHost(name);
+  await seedHosts(s.store, [h]);
+  await s.store.hosts.update(h.name, { hardwareClass: IMA_CLASS }, Date.now());
+  return h;
+}
+
+/**
+ * An attestation whose quote covers the fleet's PCRs 0–7 and PCR 10 extended with `extended` (every
+ * entry of the boot so far, in every bank), sending `sent` from `startIndex`, in boot `resetCount`.
+ */
+async function imaAttest(h: SoftHost, o: { extended: Built[]; sent: Buffer; startIndex: number; resetCount?: number }): Promise<Answer> {
+  const nonce = await freshNonce(h);
+  const pcrs = fleetPcrs();
+  const banks = Object.keys(pcrs);
+  const ten = replayIma(parseImaList(imaList(o.extended)), banks).pcrs;
+  for (const b of banks) pcrs[b]["10"] = ten[b][10].toString("hex");
+  const base = quoteAttest(h, nonce);
+  const digest = sha256(Buffer.concat(banks.flatMap((b) => IMA_PCRS.map((p) => Buffer.from(pcrs[b][String(p)], "hex")))));
+  const attest = encodeTpmsAttest({ ...base, clockInfo: { ...base.clockInfo, resetCount: o.resetCount ?? 7 }, attested: { pcrSelect: banks.map((b) => pcrSelection(hashAlgByName(b)!, IMA_PCRS)), pcrDigest: digest } } as TpmsAttest);
+  return call("POST", "/v1/attestations", {
+    akNameHex: h.akName.toString("hex"),
+    nonceHex: nonce.toString("hex"),
+    quotes: [{ attest: b64(attest), signature: b64(signEcdsa(h.akKey, attest)) }],
+    pcrs,
+    eventLog: b64(FLEET_LOG),
+    ima: { startIndex: o.startIndex, list: b64(o.sent) },
+  });
+}
+
+/** A host whose whole boot list so far passed (the control of each IMA attack). */
+async function imaVerified(name: string, extended: Built[] = IMA_BOOT): Promise<SoftHost> {
+  const h = await imaHost(name);
+  const r = await imaAttest(h, { extended, sent: imaList(extended), startIndex: 0 });
+  assert.deepEqual([r.body.verdict, r.body.ima?.nextIndex], ["pass", extended.length], JSON.stringify(r.body).slice(0, 600));
+  return h;
+}
+
+/** An ima-sig entry signed (RSA PKCS#1 v1.5 over the file digest, signature_v2_hdr) by a key no policy trusts. */
+function imaSignedByStranger(path: string): Built {
+  const digest = sha256(`signed ${path}`);
+  const { privateKey } = generateKeyPairSync("rsa", { modulusLength: 2048 });
+  const info = Buffer.concat([Buffer.from("3031300d060960864801650304020105000420", "hex"), digest]);
+  const sig = privateEncrypt({ key: privateKey, padding: cryptoConstants.RSA_PKCS1_PADDING }, info);
+  return entry({ template: "ima-sig", path, digest, sig: sigField(4, Buffer.from("0badf00d", "hex"), sig) });
+}
 
 const ATTACKS: Attack[] = [
   // -- attestation: the nonce
@@ -522,6 +598,85 @@ const ATTACKS: Attack[] = [
   { flow: "provisioning", name: "an enrollment by an auditor", code: "ERR_FORBIDDEN", run: () => call("POST", "/v1/provisioning/enrollments", { registrationId: "dev-3", endorsementKey: b64(tpm2b(bob.ekPublic)) }, auditor) },
   { flow: "provisioning", name: "an enrollment group whose CA is junk", code: "ERR_PARSE_CERT", run: () => call("POST", "/v1/provisioning/enrollment-groups", { name: "g", caCertificates: [b64(Buffer.from("junk junk junk"))] }, admin) },
   { flow: "provisioning", name: "an ID scope with a slash", code: "ERR_VALIDATION", run: () => call("PUT", "/v1/provisioning/settings", { idScope: "a/b" }, admin) },
+  // -- IMA (issue 17): increments against the running PCR 10 of the host's boot
+  {
+    flow: "ima",
+    name: "an increment with one file digest flipped (template hash left as it was)",
+    code: "ERR_IMA_REPLAY_MISMATCH",
+    status: 200,
+    run: async () => {
+      const forged = IMA_BOOT.map((e) => e.binary);
+      const e = IMA_BOOT[3];
+      const c = Buffer.from(e.binary);
+      c[e.binary.length - e.templateData.length + 4 + "sha256:\0".length] ^= 1;
+      forged[3] = c;
+      return imaAttest(await imaHost("ima-flip"), { extended: IMA_BOOT, sent: Buffer.concat(forged), startIndex: 0 });
+    },
+  },
+  {
+    flow: "ima",
+    name: "entries reordered",
+    code: "ERR_IMA_REPLAY_MISMATCH",
+    status: 200,
+    run: async () => imaAttest(await imaHost("ima-order"), { extended: IMA_BOOT, sent: imaList([IMA_BOOT[0], IMA_BOOT[1], IMA_BOOT[3], IMA_BOOT[2], ...IMA_BOOT.slice(4)]), startIndex: 0 }),
+  },
+  {
+    flow: "ima",
+    name: "entries beyond those the quote covers claimed as verified",
+    code: "ERR_IMA_LIST_REQUIRED",
+    run: async () => {
+      const h = await imaHost("ima-beyond");
+      const extra = [imaEvil("/usr/bin/beyond-1"), imaEvil("/usr/bin/beyond-2")];
+      // the quote covers IMA_BOOT only: the two later entries wait for a quote that covers them
+      const r = await imaAttest(h, { extended: IMA_BOOT, sent: imaList([...IMA_BOOT, ...extra]), startIndex: 0 });
+      assert.deepEqual([r.body.verdict, r.body.ima.covered, r.body.ima.nextIndex], ["pass", IMA_BOOT.length, IMA_BOOT.length], JSON.stringify(r.body).slice(0, 600));
+      const later = imaEvil("/usr/bin/later");
+      return imaAttest(h, { extended: [...IMA_BOOT, ...extra, later], sent: imaList([later]), startIndex: IMA_BOOT.length + extra.length });
+    },
+  },
+  {
+    flow: "ima",
+    name: "an older increment sent again",
+    code: "ERR_IMA_LIST_REQUIRED",
+    run: async () => imaAttest(await imaVerified("ima-replayed"), { extended: IMA_BOOT, sent: imaList(IMA_BOOT.slice(3)), startIndex: 3 }),
+  },
+  {
+    flow: "ima",
+    name: "a new boot continued from the last boot's index",
+    code: "ERR_IMA_LIST_REQUIRED",
+    run: async () => {
+      const next = imaEvil("/usr/bin/after-reboot");
+      const r = await imaAttest(await imaVerified("ima-reboot"), { extended: [...IMA_BOOT, next], sent: imaList([next]), startIndex: IMA_BOOT.length, resetCount: 8 });
+      assert.equal(r.body.details?.fromIndex, 0, JSON.stringify(r.body));
+      return r;
+    },
+  },
+  {
+    flow: "ima",
+    name: "a file outside the excluded /tmp/ whose path names it",
+    code: "ERR_IMA_DIGEST_NOT_ALLOWED",
+    status: 200,
+    run: async () => {
+      const smuggled = [...IMA_BOOT, imaEvil("/usr/bin/evil/tmp/x"), imaEvil("./tmp/../usr/bin/evil")];
+      const r = await imaAttest(await imaHost("ima-exclude"), { extended: smuggled, sent: imaList(smuggled), startIndex: 0 });
+      const diffs = r.body.diff?.flatMap((d: { diffs: { description: string }[] }) => d.diffs.map((x) => x.description));
+      assert.deepEqual(diffs, ["/usr/bin/evil/tmp/x", "./tmp/../usr/bin/evil"], JSON.stringify(r.body).slice(0, 600));
+      return r;
+    },
+  },
+  {
+    flow: "ima",
+    name: "an ima-sig signature by a key the policy does not trust",
+    code: "ERR_IMA_SIGNATURE_INVALID",
+    status: 200,
+    run: async () => {
+      const signed = [...IMA_BOOT, imaSignedByStranger("/usr/bin/signed-by-stranger")];
+      return imaAttest(await imaHost("ima-sig"), { extended: signed, sent: imaList(signed), startIndex: 0 });
+    },
+  },
+  // each route bounds its body: the IMA list's 32 MiB only on POST /v1/attestations
+  { flow: "ima", name: "a 2 MiB body on a route of the default 1 MiB limit", code: "ERR_BODY_TOO_LARGE", status: 413, run: () => call("POST", "/v1/hosts", { name: "big", hardwareClass: "gce-n1", identity: { junk: "x".repeat(2 << 20) } }, admin) },
+  { flow: "ima", name: "an attestation body over 32 MiB", code: "ERR_BODY_TOO_LARGE", status: 413, run: async () => call("POST", "/v1/attestations", { ...(await evidence()), ima: { startIndex: 0, list: "A".repeat(33 << 20) } }) },
 ];
 
 before(async () => {
@@ -571,7 +726,7 @@ after(async () => {
 
 test("the corpus holds at least 100 attacks across every flow", () => {
   assert.ok(ATTACKS.length >= 100, `${ATTACKS.length} attacks`);
-  assert.deepEqual([...new Set(ATTACKS.map((a) => a.flow))].sort(), ["activation", "admin", "attestation", "ca", "keys", "policy", "provisioning", "registration", "trust"]);
+  assert.deepEqual([...new Set(ATTACKS.map((a) => a.flow))].sort(), ["activation", "admin", "attestation", "ca", "ima", "keys", "policy", "provisioning", "registration", "trust"]);
   assert.equal(new Set(ATTACKS.map((a) => `${a.flow} ${a.name}`)).size, ATTACKS.length, "names are unique");
 });
 
@@ -726,6 +881,7 @@ for (const a of ATTACKS) {
     } else {
       assert.equal(r.body?.code, a.code, `HTTP ${r.status} ${JSON.stringify(r.body).slice(0, 400)}`);
       assert.ok(r.status >= 400 && r.status < 500, `HTTP ${r.status}`);
+      if (a.status) assert.equal(r.status, a.status);
       // evidence the TPM did not sign over a fresh nonce never changes the host's health
       if (a.flow === "attestation") assert.equal((await s.store.hosts.get(alice.name))!.health, healthBefore);
     }
