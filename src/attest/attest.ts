@@ -18,14 +18,12 @@ import type { AttestConfig } from "./config.js";
 import { receiveEvidence, type EvidenceBody } from "./evidence.js";
 import type { HealthChange } from "./health.js";
 import type { Judgement, JudgementCache } from "./judge.js";
-import type { PcrValues } from "../verify/eventlog/types.js";
-import { IMA_PCR } from "../verify/ima/index.js";
 import { imaFailureCode, type ImaSummary, type ImaTracker } from "./ima.js";
 import { hostPolicies, policySelection, policySets, refOf, type PolicyOutcome, type PolicySet } from "./policies.js";
 import { requireHostTrusted } from "../trust/host-trust.js";
 import { recordVerdict } from "./record-verdict.js";
 import { signToken, type PolicyRef } from "../tokens/tokens.js";
-import { verifyQuoteSet } from "../verify/attestation.js";
+import { verifyQuoteSet, withoutImaPcr } from "../verify/attestation.js";
 
 export interface AttestDeps {
   store: Store;
@@ -60,8 +58,6 @@ export interface AttestationResult {
   /** IMA progress of this boot, when runtime policies apply */
   ima?: ImaSummary;
 }
-
-const withoutPcr = (pcrs: PcrValues, pcr: number): PcrValues => Object.fromEntries(Object.entries(pcrs).map(([b, v]) => [b, Object.fromEntries(Object.entries(v).filter(([i]) => Number(i) !== pcr))]));
 
 /** Failures of evidence that the TPM did sign over the fresh nonce: these are the host's verdict. */
 const HOST_FAILURES = new Set(["ERR_PCR_DIGEST_MISMATCH", "ERR_PCR_SELECTION_MISMATCH", "ERR_QUOTES_INCONSISTENT"]);
@@ -144,8 +140,7 @@ export async function attest(d: AttestDeps, body: EvidenceBody): Promise<Attesta
   if (quoted && !failure) {
     try {
       // PCR 10 is IMA's: the firmware's event log does not explain it, the IMA list does
-      const logPcrs = runtime.length ? withoutPcr(quoted.pcrs, IMA_PCR) : quoted.pcrs;
-      const logRequired = runtime.length ? required.map((r) => ({ ...r, pcrs: r.pcrs.filter((p) => p !== IMA_PCR) })) : required;
+      const { pcrs: logPcrs, required: logRequired } = runtime.length ? withoutImaPcr(quoted.pcrs, required) : { pcrs: quoted.pcrs, required };
       const judgeLog = (set: PolicySet) => d.judgements.judge({ bytes: ev.eventLog, sha256: ev.eventLogSha256 }, logPcrs, logRequired, set.policies.filter((p) => p.kind !== "runtime"));
       // the first set's log judgement before IMA's state moves on (ERR_EVENTLOG_REQUIRED leaves it as it was)
       const first = sets.length ? judgeLog(sets[0]) : undefined;

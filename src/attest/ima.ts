@@ -15,7 +15,8 @@ import { TpmTrustError, isTpmTrustError, type ErrorCode } from "../errors.js";
 import type { PolicyDiff } from "../policy/baseline.js";
 import { checkRuntimePolicy, type CompiledRuntimePolicy, type ImaFailure, type RuntimeCheckState } from "../policy/runtime.js";
 import type { PcrValues } from "../verify/eventlog/types.js";
-import { checkBootAggregate, IMA_PCR, parseImaList, verifyImaAgainstPcrs } from "../verify/ima/index.js";
+import { verifyImaAgainstQuotes } from "../verify/attestation.js";
+import { checkBootAggregate, IMA_PCR, parseImaList } from "../verify/ima/index.js";
 import type { HostPolicy, PolicyOutcome } from "./policies.js";
 import { refOf } from "./policies.js";
 
@@ -112,7 +113,7 @@ export class ImaTracker {
     const list = parseImaList(inc.bytes, { startIndex: inc.startIndex });
     let facts;
     try {
-      facts = verifyImaAgainstPcrs(list, pcrs, { start: s.pcr10 });
+      facts = verifyImaAgainstQuotes({ list, start: s.pcr10 }, pcrs);
     } catch (e) {
       if (!isTpmTrustError(e) || !e.code.startsWith("ERR_IMA_")) throw e;
       if (e.code === "ERR_IMA_REPLAY_MISMATCH" && inc.startIndex > 0) {
@@ -125,7 +126,7 @@ export class ImaTracker {
     const covered = { entries: list.entries.slice(0, facts.covered), templateHashAlg: list.templateHashAlg };
     for (const p of policies) {
       const ps = s.perPolicy.get(p.id)!;
-      const r = checkRuntimePolicy(p.doc as CompiledRuntimePolicy, covered, ps, { bootAggregate: (e) => checkBootAggregate(e, pcrs) });
+      const r = checkRuntimePolicy(p.doc as CompiledRuntimePolicy, covered, ps, { bootAggregate: (e) => checkBootAggregate(e, pcrs), templateHashesChecked: true });
       ps.failed += r.failures.length;
       for (const f of r.failures) {
         if (ps.failures.length < MAX_KEPT_FAILURES) ps.failures.push(f);

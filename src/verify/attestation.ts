@@ -8,7 +8,9 @@
  *   verifyLogAgainstQuotes  the event log replayed against the quoted PCR values: only events that
  *                        replay become facts; a required PCR the log cannot explain passes only at
  *                        its reset value
- *   verifyAttestation    both, in that order
+ *   verifyImaAgainstQuotes  an IMA measurement list (or an increment of one) replayed to the quoted PCR 10;
+ *                        PCR 10 is then IMA's, left out of the event log's judgement
+ *   verifyAttestation    all of them, in that order
  */
 import { createHash, type KeyObject } from "node:crypto";
 import { TpmTrustError } from "../errors.js";
@@ -21,6 +23,9 @@ import { parseEventLog } from "./eventlog/parse.js";
 import { initialValue, replayEventLog } from "./eventlog/replay.js";
 import type { EventLog, PcrValues } from "./eventlog/types.js";
 import { verifyEventLog, type VerifiedEventLog } from "./eventlog/verify.js";
+import { verifyImaAgainstPcrs, type ImaQuoteFacts } from "./ima/quote.js";
+import { IMA_PCR } from "./ima/replay.js";
+import type { ImaList } from "./ima/types.js";
 import { checkAkAttributes } from "./keyattrs.js";
 import { checkNonce, checkPcrDigest, describeSelection } from "./quote.js";
 
@@ -52,6 +57,16 @@ export interface AttestationEvidence {
   pcrs?: PcrClaim;
   /** the TCG event log; null: the host sent none (only PCRs at their reset value are explained); absent: not judged */
   eventLog?: Uint8Array | EventLog | null;
+  /** an IMA measurement list, or the increment after what was verified before: it must replay to the quoted PCR 10 */
+  ima?: ImaEvidence;
+}
+
+export interface ImaEvidence {
+  list: Uint8Array | ImaList;
+  /** index of the first entry (0: the list from boot_aggregate) */
+  startIndex?: number;
+  /** the running PCR 10 per bank after the entries verified before */
+  start?: Record<string, Buffer>;
 }
 
 export interface QuotedPcrs {
@@ -78,6 +93,8 @@ export interface QuotedLogFacts {
 export interface AttestationFacts extends QuotedPcrs {
   /** present when an event log was judged (or its absence: eventLog null) */
   eventLog?: QuotedLogFacts;
+  /** present when an IMA list was judged */
+  ima?: ImaQuoteFacts;
 }
 
 const BANKS = new Map(Object.entries(HASH_ALGS).map(([id, h]) => [h.name, Number(id)]));
@@ -210,6 +227,22 @@ export function verifyLogAgainstQuotes(eventLog: Uint8Array | EventLog | null, q
   };
 }
 
+/** PCR values and a required selection without PCR 10: IMA's, when a list explains it, not the firmware log's. */
+export function withoutImaPcr(quoted: PcrValues, required: Selection): { pcrs: PcrValues; required: Selection } {
+  const pcrs: PcrValues = {};
+  for (const [bank, values] of Object.entries(quoted)) pcrs[bank] = Object.fromEntries(Object.entries(values).filter(([i]) => Number(i) !== IMA_PCR));
+  return { pcrs, required: required.map((r) => ({ ...r, pcrs: r.pcrs.filter((p) => p !== IMA_PCR) })) };
+}
+
+/**
+ * The IMA list (or increment) against the verified PCR values: a prefix of it replays to the quoted
+ * PCR 10 in every quoted bank, template hashes and boot_aggregate checked (ERR_IMA_*).
+ */
+export function verifyImaAgainstQuotes(ima: ImaEvidence, quoted: PcrValues): ImaQuoteFacts {
+  const list = ima.list instanceof Uint8Array ? Buffer.from(ima.list.buffer, ima.list.byteOffset, ima.list.byteLength) : ima.list;
+  return verifyImaAgainstPcrs(list, quoted, { ...(ima.startIndex !== undefined ? { startIndex: ima.startIndex } : {}), ...(ima.start ? { start: ima.start } : {}) });
+}
+
 /** The values a log claims for every PCR of every bank it carries (reset values where it has no events). */
 function claimedByLog(log: EventLog): PcrValues {
   const replay = replayEventLog(log);
@@ -241,7 +274,11 @@ export function verifyAttestation(ev: AttestationEvidence, ak: AttestationKey, r
     }
     throw e;
   }
-  if (log === undefined) return quoted;
-  return { ...quoted, eventLog: verifyLogAgainstQuotes(log, quoted.pcrs, required === "quoted" ? quoted.pcrSelect : required) };
+  const selection = required === "quoted" ? quoted.pcrSelect : required;
+  const forLog = ev.ima ? withoutImaPcr(quoted.pcrs, selection) : { pcrs: quoted.pcrs, required: selection };
+  const facts: AttestationFacts = { ...quoted };
+  if (log !== undefined) facts.eventLog = verifyLogAgainstQuotes(log, forLog.pcrs, forLog.required);
+  if (ev.ima) facts.ima = verifyImaAgainstQuotes(ev.ima, quoted.pcrs);
+  return facts;
 }
 

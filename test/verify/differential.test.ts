@@ -1,7 +1,8 @@
 /**
  * One verdict for the same evidence: the same quote, PCR values and event log (a real log from the
  * fixtures, and mutated ones) go through the offline `tpmtrust verify quote --eventlog` and through
- * `serve`'s attestation; both must reach the same verdict with the same code.
+ * `serve`'s attestation; both must reach the same verdict with the same code. With an IMA list
+ * (`verify quote --ima`, the attestation's `ima`), PCR 10 is judged by the list in both.
  */
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
@@ -13,6 +14,15 @@ import { encodeTpmsAttest } from "../../src/tpm/structures.js";
 import { EV, parseEventLog } from "../../src/verify/eventlog/index.js";
 import { cli } from "../helpers/cli.js";
 import { addFleetBaseline, fleetPcrs, FLEET_LOG, quoteAttest, seedHosts, signEcdsa, softHost, type SoftHost } from "../helpers/software-fleet.js";
+import { createHash } from "node:crypto";
+import { addPolicy } from "../../src/attest/policies.js";
+import { learnBaseline } from "../../src/policy/baseline.js";
+import { learnRuntimePolicy } from "../../src/policy/runtime.js";
+import { hashAlgByName } from "../../src/tpm/constants.js";
+import { pcrSelection } from "../../src/tpm/structures.js";
+import type { TpmsAttest } from "../../src/tpm/types.js";
+import { parseImaList, replayIma } from "../../src/verify/ima/index.js";
+import { entry } from "./ima-build.js";
 
 const dir = mkdtempSync(join(tmpdir(), "tpmtrust-differential-"));
 let s: RunningServer;
@@ -94,5 +104,77 @@ for (const c of CASES) {
     assert.ok(o.code === 0 || o.code === 1, `offline exit ${o.code}: ${o.stdout}${o.stderr}`);
     assert.deepEqual(service, { verdict: c.want === null ? "pass" : "fail", code: c.want });
     assert.deepEqual(offline, service, `offline ${JSON.stringify(j).slice(0, 300)} service ${JSON.stringify(answer).slice(0, 300)}`);
+  });
+}
+
+// ---- with an IMA list: PCR 10 is IMA's (not the firmware log's), the list must replay to it
+const IMA_CLASS = "diff-ima";
+const IMA_PCRS = [0, 1, 2, 3, 4, 5, 6, 7, 10];
+const sha256 = (b: Buffer | string) => createHash("sha256").update(b).digest();
+const imaEntries = (() => {
+  const p = fleetPcrs().sha256;
+  const aggregate = sha256(Buffer.concat([0, 1, 2, 3, 4, 5, 6, 7].map((i) => Buffer.from(p[String(i)], "hex"))));
+  return [entry({ path: "boot_aggregate", digest: aggregate }), ...["/usr/lib/systemd/systemd", "/usr/sbin/sshd", "/usr/bin/bash"].map((f) => entry({ path: f, digest: sha256(f) }))];
+})();
+const IMA_LIST = Buffer.concat(imaEntries.map((e) => e.binary));
+let imaHost: SoftHost;
+let imaReady: Promise<void> | undefined;
+
+/** The IMA host's class: the fleet baseline and a runtime policy that allows every entry of the list. */
+const imaSetup = async () => {
+  await addPolicy(s.store, "test", Date.now(), { kind: "baseline", name: "diff-ima", hardwareClass: IMA_CLASS, document: learnBaseline("diff-ima", [parseEventLog(FLEET_LOG)], [0, 1, 2, 3, 4, 5, 6, 7]) });
+  await addPolicy(s.store, "test", Date.now(), { kind: "runtime", name: "diff-ima", hardwareClass: IMA_CLASS, document: learnRuntimePolicy("diff-ima", parseImaList(IMA_LIST)) });
+  imaHost = softHost("diff-ima-1");
+  await seedHosts(s.store, [imaHost]);
+  await s.store.hosts.update(imaHost.name, { hardwareClass: IMA_CLASS }, Date.now());
+  writeFileSync(join(dir, "ima-ak.pub"), imaHost.akPublic);
+};
+
+const IMA_CASES: { name: string; want: string | null; list: () => Buffer }[] = [
+  { name: "an IMA list that replays to the quoted PCR 10", want: null, list: () => IMA_LIST },
+  {
+    name: "an IMA list with one file digest flipped",
+    want: "ERR_IMA_REPLAY_MISMATCH",
+    list: () => {
+      const c = Buffer.from(IMA_LIST);
+      c[IMA_LIST.indexOf(imaEntries[2].binary) + imaEntries[2].binary.length - imaEntries[2].templateData.length + 4 + "sha256:\0".length] ^= 1;
+      return c;
+    },
+  },
+  { name: "an IMA list with two entries swapped", want: "ERR_IMA_REPLAY_MISMATCH", list: () => Buffer.concat([imaEntries[0], imaEntries[2], imaEntries[1], imaEntries[3]].map((e) => e.binary)) },
+];
+
+for (const c of IMA_CASES) {
+  test(`same verdict offline and in the service: ${c.name}`, async () => {
+    await (imaReady ??= imaSetup());
+    const ch = await fetch(`${s.url}/v1/attestations/challenge`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ akNameHex: imaHost.akName.toString("hex") }) });
+    const nonce = Buffer.from((await ch.json()).nonceHex, "hex");
+    const pcrs = fleetPcrs();
+    const banks = Object.keys(pcrs);
+    const ten = replayIma(parseImaList(IMA_LIST), banks).pcrs;
+    for (const b of banks) pcrs[b]["10"] = ten[b][10].toString("hex");
+    const base = quoteAttest(imaHost, nonce);
+    const digest = sha256(Buffer.concat(banks.flatMap((b) => IMA_PCRS.map((p) => Buffer.from(pcrs[b][String(p)], "hex")))));
+    const attest = encodeTpmsAttest({ ...base, attested: { pcrSelect: banks.map((b) => pcrSelection(hashAlgByName(b)!, IMA_PCRS)), pcrDigest: digest } } as TpmsAttest);
+    const signature = signEcdsa(imaHost.akKey, attest);
+    const list = c.list();
+    const body = { akNameHex: imaHost.akName.toString("hex"), nonceHex: nonce.toString("hex"), quotes: [{ attest: attest.toString("base64"), signature: signature.toString("base64") }], pcrs, eventLog: FLEET_LOG.toString("base64"), ima: { startIndex: 0, list: list.toString("base64") } };
+    const r = await fetch(`${s.url}/v1/attestations`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
+    const answer = await r.json();
+    const service = r.status === 200 ? { verdict: answer.verdict, code: answer.code } : { verdict: "fail", code: answer.code };
+
+    const f = (n: string) => join(dir, `${c.name.replace(/\W+/g, "-")}.${n}`);
+    writeFileSync(f("attest"), attest);
+    writeFileSync(f("sig"), signature);
+    writeFileSync(f("pcrs.json"), JSON.stringify(pcrs));
+    writeFileSync(f("log"), FLEET_LOG);
+    writeFileSync(f("ima"), list);
+    const o = await cli(["verify", "quote", "--ak", join(dir, "ima-ak.pub"), "--attest", f("attest"), "--signature", f("sig"), "--nonce", nonce.toString("hex"), "--pcrs", f("pcrs.json"), "--eventlog", f("log"), "--ima", f("ima"), "--json"]);
+    const j = o.json();
+    const offline = { verdict: o.code === 0 ? "pass" : "fail", code: o.code === 0 ? null : j.code };
+    assert.ok(o.code === 0 || o.code === 1, `offline exit ${o.code}: ${o.stdout}${o.stderr}`);
+    assert.deepEqual(service, { verdict: c.want === null ? "pass" : "fail", code: c.want });
+    assert.deepEqual(offline, service, `offline ${JSON.stringify(j).slice(0, 300)} service ${JSON.stringify(answer).slice(0, 300)}`);
+    if (c.want === null) assert.equal(j.ima.covered, imaEntries.length);
   });
 }

@@ -124,9 +124,17 @@ export function register(program: Command): void {
             const nonce = o.nonce === undefined ? undefined : hexArg(o.nonce, "--nonce");
             const pcrFile = o.pcrs ? readInput(o.pcrs, "--pcrs") : undefined;
             const eventLog = o.eventlog ? readInput(o.eventlog, "--eventlog") : undefined;
+            if (o.ima && !pcrFile) throw new TpmTrustError("ERR_USAGE", "--ima needs --pcrs: the quoted PCR 10 values the list must replay to");
+            const ima = o.ima ? { list: readInput(o.ima, "--ima") } : undefined;
             const { key, chain } = await attestationKey(akInput, o);
             const facts = verifyAttestation(
-              { quotes: [{ attestBytes, signature }], ...(nonce ? { nonce } : {}), ...(pcrFile ? { pcrs: (sel: TpmsPcrSelection[]) => parsePcrsInput(pcrFile, sel) } : {}), ...(eventLog ? { eventLog } : {}) },
+              {
+                quotes: [{ attestBytes, signature }],
+                ...(nonce ? { nonce } : {}),
+                ...(pcrFile ? { pcrs: (sel: TpmsPcrSelection[]) => parsePcrsInput(pcrFile, sel) } : {}),
+                ...(eventLog ? { eventLog } : {}),
+                ...(ima ? { ima } : {}),
+              },
               key,
               "quoted",
             );
@@ -137,10 +145,8 @@ export function register(program: Command): void {
             if (chain) out.akCertificate = chain;
             if (facts.unchecked.length) out.unchecked = facts.unchecked;
             if (facts.eventLog) out.eventlog = facts.eventLog.log;
-            if (o.ima) {
-              if (!verifiedPcrs) throw new TpmTrustError("ERR_USAGE", "--ima needs --pcrs: the quoted PCR 10 values the list must replay to");
-              const { verifyImaAgainstPcrs } = await import("../../verify/ima/index.js");
-              const ima = verifyImaAgainstPcrs(readInput(o.ima, "--ima"), verifiedPcrs);
+            if (facts.ima) {
+              const ima = facts.ima;
               out.ima = {
                 entries: ima.list.entries.length,
                 covered: ima.covered,
