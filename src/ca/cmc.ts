@@ -219,6 +219,11 @@ async function initialRequest(store: Store, body: Buffer, templateName: string |
     const r = await issueEnrollment(store, d, { template }, c);
     return { status: "issued", issued: r, response: await cmcResponse(store, { bodyPartId, status: "success", certificates: [r.certificate, ...r.chain], now: c.now }) };
   };
+  if (attributeOctets(req.csr, [CA_OID.aikInfo], false)) {
+    // MS-WCCE 2.2.2.7.15: the AIK vouched for by an AIK certificate instead of an EK challenge; no AIK CA is trusted here
+    const e = new TpmTrustError("ERR_PARSE_UNSUPPORTED", "szOID_ENROLL_AIK_INFO (1.3.6.1.4.1.311.21.39) is not supported: send the EK info (1.3.6.1.4.1.311.21.23) and answer the EK challenge");
+    throw await auditDenied(store, { template }, c, e, { stage: "attestation", facts: { subject: req.csr.subject }, hresult: HRESULT_KEY_ATTESTATION });
+  }
   const ekAttr = attributeOctets(req.csr, [CA_OID.ekInfo], false);
   if (!ekAttr) return decideEnrollment(store, { template, csr: req.csr.der }, c, issued);
 

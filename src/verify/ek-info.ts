@@ -1,19 +1,17 @@
 /**
- * The decrypted contents of the hardware key info a Windows key attestation request carries,
- * encrypted to the CA exchange certificate (MS-WCCE 3.2.2.6.2.1.2.5 step 1). Pure.
+ * The decrypted EK info a Windows key attestation request carries, encrypted to the CA exchange
+ * certificate (MS-WCCE 3.2.2.6.2.1.2.5 step 1). Pure.
  *
  *   EndorsementKeyInfo ::= SEQUENCE SIZE (2..5) OF ANY          (szOID_ENROLL_EK_INFO, MS-WCCE 2.2.2.7.13)
  *     [0] SubjectPublicKeyInfo of the EKpub; [1] the manufacturer EK certificate, or NULL (05 00);
  *     [2..4] further EK certificates (at most three certificates in all).
- *   AttestationIdentityKeyInfo ::= SEQUENCE SIZE (1..2) OF ANY  (szOID_ENROLL_AIK_INFO, MS-WCCE 2.2.2.7.15)
- *     [0] SubjectPublicKeyInfo of the AIKpub; [1] optional AIK certificate.
  */
 import { createPublicKey } from "node:crypto";
 import { TpmTrustError } from "../errors.js";
 import { children, readTlv, whole } from "./ek/der.js";
 
 export interface HardwareKeyInfo {
-  /** DER SubjectPublicKeyInfo of the trust module key (EKpub or AIKpub) */
+  /** DER SubjectPublicKeyInfo of the EKpub */
   publicKey: Buffer;
   /** DER certificates, in the order sent */
   certificates: Buffer[];
@@ -23,7 +21,8 @@ function bad(what: string, message: string): TpmTrustError {
   return new TpmTrustError("ERR_PARSE_FORMAT", `${what}: ${message}`);
 }
 
-function parse(der: Uint8Array, what: string, min: number, max: number, nullAt?: number): HardwareKeyInfo {
+export function parseEkInfo(der: Uint8Array): HardwareKeyInfo {
+  const what = "EndorsementKeyInfo";
   const buf = Buffer.from(der);
   let items;
   try {
@@ -35,7 +34,7 @@ function parse(der: Uint8Array, what: string, min: number, max: number, nullAt?:
     if (e instanceof TpmTrustError && e.code !== "ERR_PARSE_CERT") throw e;
     throw bad(what, (e as Error).message);
   }
-  if (items.length < min || items.length > max) throw bad(what, `holds ${items.length} elements, not ${min} to ${max}`);
+  if (items.length < 2 || items.length > 5) throw bad(what, `holds ${items.length} elements, not 2 to 5`);
   const publicKey = whole(buf, items[0]);
   try {
     createPublicKey({ key: publicKey, format: "der", type: "spki" });
@@ -45,17 +44,9 @@ function parse(der: Uint8Array, what: string, min: number, max: number, nullAt?:
   }
   const certificates: Buffer[] = [];
   items.slice(1).forEach((t, i) => {
-    if (i + 1 === nullAt && t.tag === 0x05 && t.end === t.contentStart) return;
+    if (i === 0 && t.tag === 0x05 && t.end === t.contentStart) return;
     if (t.tag !== 0x30) throw bad(what, `element ${i + 1} is neither a certificate nor NULL`);
     certificates.push(whole(buf, t));
   });
   return { publicKey, certificates };
-}
-
-export function parseEkInfo(der: Uint8Array): HardwareKeyInfo {
-  return parse(der, "EndorsementKeyInfo", 2, 5, 1);
-}
-
-export function parseAikInfo(der: Uint8Array): HardwareKeyInfo {
-  return parse(der, "AttestationIdentityKeyInfo", 1, 2);
 }

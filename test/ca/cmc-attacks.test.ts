@@ -4,7 +4,7 @@
  * EK info encrypted to another CA; a trusted EK's public parts (EKpub and certificate) sent with
  * another TPM's AIK, whose TPM cannot activate the challenge and whose guess is refused; the answer to
  * another request; an expired and an unknown request id; an answer from another requester (which does
- * not spend the challenge).
+ * not spend the challenge); the AIK-info variant, which is not supported.
  */
 import "reflect-metadata";
 import { after, before, test } from "node:test";
@@ -12,7 +12,9 @@ import assert from "node:assert/strict";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { randomBytes } from "node:crypto";
+import { CA_OID } from "../../src/ca/oids.js";
 import { runTool } from "../helpers/tpm2tools.js";
+import { cmcRequest, octets } from "../helpers/windows-client.js";
 import { CIPHERS, initial, post, problem, readChallenge, setup, type CmcSetting } from "../helpers/cmc.js";
 
 let s: CmcSetting;
@@ -70,4 +72,14 @@ test("the answer to another request, an expired and an unknown request id, an an
   problem(await post(answerZ, { requestId: unknown }), 422, "ERR_NONCE_UNKNOWN");
   // an answer without its request id, a request id with a new request
   problem(await post(answerZ), 400, "ERR_VALIDATION");
+});
+
+test("a request with the AIK info (szOID_ENROLL_AIK_INFO) instead of the EK info is refused, not judged on its AIK certificate: ERR_PARSE_UNSUPPORTED, event 22", async () => {
+  const key = await s.a.newKey("aikinfo");
+  const csr = await s.a.csr(key, "CN=win11.example.test", [
+    { type: CA_OID.attestationStatement, values: [octets(await s.a.statement(key))] },
+    { type: CA_OID.aikInfo, values: [await s.a.ekInfo(s.xchgPem, s.a.aik.spki)] },
+  ]);
+  const p = problem(await post(await cmcRequest(s.a.dir, csr), { query: "template=WinTpm" }), 400, "ERR_PARSE_UNSUPPORTED");
+  assert.equal(p.details.adcsEvent, 22);
 });
