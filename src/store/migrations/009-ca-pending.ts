@@ -6,7 +6,7 @@ import type { Migration } from "./index.js";
  * 3.2.2.6.2.1.2.6: the CA keeps the request pending with its challenge; 3.2.2.6.2.1.2.7: one answer).
  */
 export const caPending: Migration = {
-  version: 8,
+  version: 9,
   name: "pending key attestation requests (CMC EK challenge)",
   async up(ctx: Ctx) {
     await ctx.db.schema
