@@ -6,6 +6,10 @@
  *   CSR key = certified key, nonce) → trust models (ek-key / ek-cert / user-credentials)
  *   → requester admitted → names (from the host or the request) → issue with the passed models' OIDs
  *
+ * decideEnrollment runs every step but the last and hands the decision on: enroll issues at once;
+ * the CMC round trip (src/ca/cmc.ts) instead challenges the EK of a KAST whose AIK is not bound
+ * ("kast-ek": trust models judge the EK the request sent) and issues after the answer.
+ *
  * The requester is the token's holder (an admin, or an enroller with its identity), else the attested
  * host, else anonymous; the template names who may enrol. `none` ignores evidence;
  * `required-if-capable` checks evidence only when the request carries some and issues without
