@@ -15,6 +15,7 @@ import { provisioningRepo } from "./provisioning.js";
 import { rateLimitsRepo } from "./rate-limits.js";
 import { signingKeysRepo, tokensRepo } from "./tokens.js";
 import { trustRepo } from "./trust.js";
+import { verdictsRepo } from "./verdicts.js";
 import { webhooksRepo } from "./webhooks.js";
 
 /** Every repo, bound to one connection or one transaction. A new area adds its repo here. */
@@ -27,6 +28,7 @@ export function makeRepos(ctx: Ctx) {
     nonces: noncesRepo(ctx),
     policies: policiesRepo(ctx),
     attestations: attestationsRepo(ctx),
+    verdicts: verdictsRepo(ctx),
     hostEvidence: hostEvidenceRepo(ctx),
     tokens: tokensRepo(ctx),
     signingKeys: signingKeysRepo(ctx),
