@@ -364,8 +364,16 @@ export interface AdminTokensTable {
   label: string | null;
   /** enroller tokens: the requester's identity, as templates name it */
   identity: string | null;
+  /** the principal the token speaks for (audit actor `role:name`); null on unnamed tokens */
+  name: string | null;
   created_at: number;
   revoked_at: number | null;
+}
+export interface SettingsTable {
+  key: string;
+  /** JSON */
+  value: string;
+  updated_at: number;
 }
 export interface RateLimitsTable {
   key: string;
@@ -450,6 +458,7 @@ export interface Database {
   audit: AuditTable;
   audit_head: AuditHeadTable;
   admin_tokens: AdminTokensTable;
+  settings: SettingsTable;
   rate_limits: RateLimitsTable;
   acme_accounts: AcmeAccountsTable;
   acme_orders: AcmeOrdersTable;

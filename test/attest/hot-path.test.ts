@@ -94,7 +94,7 @@ for (const [dialect, make] of BACKENDS) {
       assert.equal((await attest(here, next())).verdict, "pass");
       const changes: string[] = [];
       here.onHealthChange = (c) => changes.push(`${c.previous}->${c.health}`);
-      await b.hosts.setHealth(host.name, { health: "unhealthy", reason: "ERR_SILENT" });
+      await b.hosts.setHealth(host.name, { health: "unhealthy", reason: "ERR_HOST_SILENT", at: Date.now() });
       assert.equal((await attest(here, next())).verdict, "pass");
       assert.deepEqual(changes, ["unhealthy->healthy"]);
       assert.equal((await a.hosts.get(host.name))!.health, "healthy");
@@ -112,7 +112,7 @@ for (const [dialect, make] of BACKENDS) {
         let locked!: () => void;
         const isLocked = new Promise<void>((r) => (locked = r));
         const holder = b.transaction(async (tx) => {
-          await tx.hosts.setHealth(host.name, { health: "unhealthy", reason: "ERR_HOST_SILENT" });
+          await tx.hosts.setHealth(host.name, { health: "unhealthy", reason: "ERR_HOST_SILENT", at: Date.now() });
           locked();
           await held;
         });

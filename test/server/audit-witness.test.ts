@@ -18,7 +18,7 @@ let app: FastifyInstance;
 let auditor: string;
 before(async () => {
   store = await openStore(join(dir, "t.db"));
-  auditor = (await store.adminTokens.create({ role: "auditor" })).token;
+  auditor = (await store.adminTokens.create({ at: Date.now(), role: "auditor" })).token;
   const sink = new Writable({
     write(chunk: Buffer, _enc, done) {
       for (const l of chunk.toString().split("\n").filter(Boolean)) lines.push(JSON.parse(l));
@@ -43,14 +43,14 @@ async function witnessed(seq: number): Promise<string> {
 }
 
 test("the service logs the audit head when it moved, as SEQ:HASH; the API verifies against such an anchor", async () => {
-  await store.audit.append({ actor: "test", action: "x.one", outcome: "success" });
+  await store.audit.append({ at: Date.now(), actor: "test", action: "x.one", outcome: "success" });
   const head = await store.audit.head();
   const anchor = await witnessed(head.seq);
   assert.equal(anchor, `${head.seq}:${head.hash}`);
   await sleep(60);
   assert.equal(lines.filter((x) => x.msg === "audit head" && x.auditHead?.seq === head.seq).length, 1, "logged once while the head stands still");
 
-  await store.audit.append({ actor: "test", action: "x.two", outcome: "success" });
+  await store.audit.append({ at: Date.now(), actor: "test", action: "x.two", outcome: "success" });
   await witnessed(head.seq + 1);
 
   const verify = (q: string) => app.inject({ method: "GET", url: `/v1/audit/verify${q}`, headers: { authorization: `Bearer ${auditor}` } });

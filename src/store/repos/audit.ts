@@ -14,7 +14,7 @@ export interface NewAuditEntry {
   outcome: AuditOutcome;
   /** anything JSON-like; Buffers become hex (see toJsonValue) */
   details?: unknown;
-  at?: number;
+  at: number;
 }
 
 export interface AuditVerification {
@@ -65,7 +65,7 @@ export function auditRepo(ctx: Ctx) {
         const [h] = (await lockedHeadRow(tx)).rows;
         if (!h) throw new TpmTrustError("ERR_INTERNAL", "the audit head row is missing");
         const details = toJsonValue(e.details);
-        const fields = { seq: h.seq + 1, at: e.at ?? Date.now(), actor: e.actor, action: e.action, subject: e.subject ?? null, outcome: e.outcome, details };
+        const fields = { seq: h.seq + 1, at: e.at, actor: e.actor, action: e.action, subject: e.subject ?? null, outcome: e.outcome, details };
         const hash = auditHash(h.hash, fields);
         await insertEntry(tx, { ...fields, details: canonicalJson(details), prev_hash: h.hash, hash });
         await setHead(tx, fields.seq, hash);
