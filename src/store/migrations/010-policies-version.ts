@@ -7,7 +7,7 @@ import type { Migration } from "./index.js";
  * AK lookup) to know they still hold.
  */
 export const policiesVersion: Migration = {
-  version: 9,
+  version: 10,
   name: "policies version row",
   async up(ctx: Ctx) {
     await ctx.db.schema
