@@ -31,6 +31,7 @@ const MODULES: Record<string, () => Promise<{ register: Register }>> = {
   provisioning: () => import("./commands/provisioning.js"),
   device: () => import("./commands/device.js"),
   completion: () => import("./commands/completion.js"),
+  config: () => import("./commands/config.js"),
 };
 
 /** Top-level command → the modules that define it or add subcommands to it, in registration order. */
@@ -58,6 +59,7 @@ const COMMANDS: Record<string, (keyof typeof MODULES)[]> = {
   registrations: ["provisioning"],
   provisioning: ["provisioning"],
   device: ["device"],
+  config: ["config"],
 };
 
 /** Builds the command tree for `argv`: all modules for help, completion or an unknown command. */
