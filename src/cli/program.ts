@@ -32,6 +32,7 @@ const MODULES: Record<string, () => Promise<{ register: Register }>> = {
   device: () => import("./commands/device.js"),
   completion: () => import("./commands/completion.js"),
   config: () => import("./commands/config.js"),
+  status: () => import("./commands/status.js"),
 };
 
 /** Top-level command → the modules that define it or add subcommands to it, in registration order. */
@@ -60,6 +61,7 @@ const COMMANDS: Record<string, (keyof typeof MODULES)[]> = {
   provisioning: ["provisioning"],
   device: ["device"],
   config: ["config"],
+  status: ["status"],
 };
 
 /** Builds the command tree for `argv`: all modules for help, completion or an unknown command. */

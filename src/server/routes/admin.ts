@@ -4,16 +4,17 @@
  */
 import type { FastifyRequest } from "fastify";
 import type { RouteModule } from "../app.js";
-import { actorOf, ADMINS } from "../auth.js";
+import { actorOf, ADMINS, READERS } from "../auth.js";
 import { ADMIN_ROLES, createAdminToken, listAdminTokens, revokeAdminToken, revokePrincipal } from "../../attest/admins.js";
 import { listSettings, setSetting, SETTINGS, unsetSetting } from "../../attest/settings.js";
+import { statusReport } from "../../attest/status.js";
 import { PRINCIPAL_NAME_PATTERN, type AdminRole } from "../../store/index.js";
 
 const tags = ["admin"];
 const PRINCIPAL = { type: "string", pattern: PRINCIPAL_NAME_PATTERN } as const;
 const KEY = { type: "object", additionalProperties: false, required: ["key"], properties: { key: { type: "string", enum: Object.keys(SETTINGS) } } } as const;
 
-const admin: RouteModule = (app, { store, now }) => {
+const admin: RouteModule = (app, { store, now, attest }) => {
   const caller = (req: FastifyRequest) => ({ actor: actorOf(req), now: now() });
 
   app.get<{ Querystring: { name?: string } }>(
@@ -50,6 +51,12 @@ const admin: RouteModule = (app, { store, now }) => {
     "/v1/admin/principals/:name",
     { config: { access: ADMINS }, schema: { tags, summary: "revoke every token of a principal", params: { type: "object", additionalProperties: false, required: ["name"], properties: { name: PRINCIPAL } } } },
     async (req) => ({ revoked: await revokePrincipal(store, req.params.name, caller(req)) }),
+  );
+
+  app.get(
+    "/v1/status",
+    { config: { access: READERS }, schema: { tags, summary: "the configuration checklist: each item ok, missing or failing, with the command that fixes it" } },
+    async () => statusReport(store, { admission: attest.admission }),
   );
 
   app.get("/v1/config", { config: { access: ADMINS }, schema: { tags, summary: "run-time settings that are set (admit, default-class, admins.AREA)" } }, async () => listSettings(store));
