@@ -17,7 +17,7 @@ import { checkAkAttributes } from "../verify/keyattrs.js";
 import { loadCertificates } from "../verify/ek/index.js";
 import { attestationCa, issueAkCertificate } from "../ca/ak-ca.js";
 import { decodePublic } from "./identity.js";
-import { countCall } from "./limits.js";
+import { countFromSource, type SourceLimit } from "./limits.js";
 import { evaluateEk, requireForPolicy } from "../trust/trust.js";
 import { requireEnabled, requireHostTrusted } from "../trust/host-trust.js";
 import { admitByEkCertChain } from "./admission.js";
@@ -60,8 +60,9 @@ export interface ActivationResult {
 
 const sha256 = (b: Uint8Array) => createHash("sha256").update(b).digest();
 
-/** Step 1: checks and the credential challenge. */
-export async function startActivation(store: Store, input: StartActivation, o: { now: number; ttlMs?: number; limit?: { perHost: number; windowMs: number }; admission?: Admission }): Promise<ActivationChallenge> {
+/** Step 1: checks and the credential challenge. `limit`: starts per client address (limits.ts), counted first. */
+export async function startActivation(store: Store, input: StartActivation, o: { now: number; ttlMs?: number; limit?: SourceLimit; admission?: Admission }): Promise<ActivationChallenge> {
+  if (o.limit) await countFromSource(store, "activation", o.limit, { action: "ak.activation.start", subject: null, at: o.now });
   let actor = "anonymous";
   let subject: string | null = null;
   const details: Record<string, unknown> = {};
@@ -80,7 +81,6 @@ export async function startActivation(store: Store, input: StartActivation, o: {
     }
     actor = `host:${host.name}`;
     requireEnabled(host);
-    if (o.limit) await countCall(store, `activation:${host.name}`, { limit: o.limit.perHost, windowMs: o.limit.windowMs, at: o.now, what: `activations for host ${host.name}` });
     const stored = host.eks.find((e) => e.name.equals(ek.name))!.cert;
     const ekCerts = [...(input.ekCertificates ?? []), ...(stored ? [stored] : [])];
     const d = await evaluateEk(store, { ekPublic: ek.public, ekCerts, intermediates }, new Date(o.now));

@@ -25,8 +25,8 @@ export interface AttestConfig {
   /** judgements of unchanged boots (log, PCR values, policy versions) kept per process; 0 disables */
   judgementCacheSize: number;
   /**
-   * Public endpoints, counted in the database per `limitWindowMs` (so across instances): challenges
-   * per AK and activations started per host; and, per client address, stored nonces minted by
+   * Public endpoints, counted per client address in the database per `limitWindowMs` (so across
+   * instances): attestation challenges, activations started, and stored nonces minted by
    * `POST /v1/ca/challenge` and by ACME (new-nonce and the Replay-Nonce of every answer), each
    * counted on its own. Past a limit: ERR_TOO_MANY_ATTEMPTS (429). 0: no limit.
    */
@@ -50,8 +50,8 @@ export const DEFAULT_ATTEST_CONFIG: AttestConfig = {
   webhookTimeoutMs: 5_000,
   issuer: DEFAULT_TOKEN_ISSUER,
   judgementCacheSize: 10_000,
-  challengeLimit: 60,
-  activationLimit: 10,
+  challengeLimit: 600,
+  activationLimit: 60,
   nonceLimit: 300,
   limitWindowMs: 60_000,
 };

@@ -4,6 +4,7 @@
  * input and every operation of a real server over HTTP until the time is up; the first contract
  * violation stops the run with its counterexample and the seed to replay it (exit 1).
  */
+import "reflect-metadata";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";

@@ -483,6 +483,8 @@ const ATTACKS: Attack[] = [
       { flow: "keys", name: "a provider name with a slash", code: "ERR_VALIDATION", run: () => call("POST", "/v1/keys/a%2Fb/encrypt", { plaintext: "AAAA" }) },
       { flow: "keys", name: "a local key server whose master key file is an arbitrary existing path", code: "ERR_VALIDATION", run: () => call("POST", "/v1/keys/servers", { name: "probe1", kind: "local", config: { masterKeyFile: "/etc/passwd" } }, admin) },
       { flow: "keys", name: "a local key server whose master key file escapes the key directory", code: "ERR_VALIDATION", run: () => call("POST", "/v1/keys/servers", { name: "probe2", kind: "local", config: { masterKeyFile: "../../etc/shadow" } }, admin) },
+      { flow: "keys", name: "a PKCS#11 key server whose PIN file is an arbitrary existing path", code: "ERR_VALIDATION", run: () => call("POST", "/v1/keys/servers", { name: "probe3", kind: "pkcs11", config: { module: "/usr/lib/softhsm/libsofthsm2.so", slot: 0, pinFile: "/etc/shadow" } }, admin) },
+      { flow: "keys", name: "a PKCS#11 key server whose PIN file escapes the key directory", code: "ERR_VALIDATION", run: () => call("POST", "/v1/keys/servers", { name: "probe4", kind: "pkcs11", config: { module: "/usr/lib/softhsm/libsofthsm2.so", slot: 0, pinFile: "../../etc/shadow" } }, admin) },
       { flow: "keys", name: "providers managed by an auditor", code: "ERR_FORBIDDEN", run: () => call("POST", "/v1/keys/providers", { name: "vault" }, auditor) },
     ] as Attack[];
   })(),

@@ -153,10 +153,15 @@ test("fleet overview: hosts by health, failure reasons, last attestation; filter
   assert.match(await page.locator('tr[data-key="gce-web-03"]').innerText(), /unknown\s+never/);
   await shot(page, "fleet");
 
+  // the service filters: each change redraws the list when its answer is in
+  const drawn = () => page.locator('[data-state="ready"] table[aria-label="hosts"]').waitFor();
   await page.getByRole("button", { name: /1\s+unhealthy/ }).click();
+  await drawn();
   assert.equal(await rows(page, "hosts").count(), 1);
   await page.getByRole("button", { name: /1\s+unhealthy/ }).click();
+  await drawn();
   await page.getByLabel("filter hosts").fill("gce-web");
+  await drawn();
   assert.equal(await rows(page, "hosts").count(), 3);
   await page.close();
 });

@@ -33,9 +33,9 @@ export function register(program: Command): void {
     .option("--sweep-interval <seconds>", "how often silent hosts and due webhook deliveries are looked for", seconds, 5)
     .option("--token-ttl <seconds>", "attestation token lifetime", seconds, 600)
     .option("--judgement-cache <entries>", "judgements of unchanged boots kept in memory (0: replay every log)", nonNegativeInt, 10_000)
-    .option("--challenge-limit <n>", "attestation challenges per AK per minute, across instances (0: no limit)", nonNegativeInt, 60)
+    .option("--challenge-limit <n>", "attestation challenges per client address per minute, across instances (0: no limit)", nonNegativeInt, 600)
     .option("--audit-witness <seconds>", "how often the audit head (SEQ:HASH) is logged when it moved: an anchor outside the database for audit verify --anchor", seconds, 600)
-    .option("--activation-limit <n>", "AK activations started per host per minute, across instances (0: no limit)", nonNegativeInt, 10)
+    .option("--activation-limit <n>", "AK activations started per client address per minute, across instances (0: no limit)", nonNegativeInt, 60)
     .addOption(new Option("--admit <mode>", "how hosts are admitted (overrides tpmtrust config set admit): registered, or ek-cert-chain (a host whose EK certificate chains to a trusted TPM CA is registered into --default-class at its first AK activation)").choices([...ADMIT_MODES]))
     .option("--default-class <hwclass>", "the hardware class hosts admitted by --admit ek-cert-chain join")
     .action(

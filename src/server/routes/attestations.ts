@@ -79,7 +79,7 @@ const attestations: RouteModule = (app, { store, now, attest: cfg, monitor }) =>
       },
     },
     async (req, reply) => {
-      const c = await counted(metrics.challenges, {}, () => issueChallenge(store, cfg, now(), { akName: Buffer.from(req.body.akNameHex, "hex"), banks: req.body.banks }));
+      const c = await counted(metrics.challenges, {}, () => issueChallenge(store, cfg, now(), { akName: Buffer.from(req.body.akNameHex, "hex"), banks: req.body.banks, source: req.ip }));
       return reply.code(201).send({ nonceHex: c.nonce.toString("hex"), expiresAt: c.expiresAt, host: c.host, pcrSelection: c.pcrSelection });
     },
   );

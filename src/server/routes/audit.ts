@@ -4,6 +4,8 @@ import { auditEntries, auditHead, verifyAudit } from "../../attest/audit-log.js"
 import type { AuditAnchor, Store } from "../../store/index.js";
 import type { RouteModule } from "../app.js";
 import { READERS } from "../auth.js";
+import { TpmTrustError } from "../../errors.js";
+import { decodeCursor, pageLimit, sendPage, type PageQuery } from "../paging.js";
 
 const tags = ["audit"];
 const SEQ = { type: "string", pattern: "^(0|[1-9][0-9]{0,14})$" } as const;
@@ -35,32 +37,39 @@ function witnessAuditHead(app: FastifyInstance, store: Store, ms: number): void 
 const audit: RouteModule = (app, { store, auditWitnessMs }) => {
   if (auditWitnessMs > 0) witnessAuditHead(app, store, auditWitnessMs);
 
-  app.get<{ Querystring: { afterSeq?: string; beforeSeq?: string; limit?: string; actor?: string; action?: string; subject?: string; order?: "asc" | "desc" } }>(
+  app.get<{ Querystring: { afterSeq?: string; beforeSeq?: string; actor?: string; action?: string; subject?: string; order?: "asc" | "desc" } & PageQuery }>(
     "/v1/audit",
     {
-      config: { access: READERS },
+      config: { access: READERS, paged: true },
       schema: {
         tags,
         summary: "audit entries in seq order, filtered and paged by seq",
         querystring: {
           type: "object",
           additionalProperties: false,
-          properties: { afterSeq: SEQ, beforeSeq: SEQ, limit: { type: "string", pattern: "^[1-9][0-9]{0,3}$" }, actor: TEXT, action: TEXT, subject: TEXT, order: { type: "string", enum: ["asc", "desc"] } },
+          properties: { afterSeq: SEQ, beforeSeq: SEQ, actor: TEXT, action: TEXT, subject: TEXT, order: { type: "string", enum: ["asc", "desc"] } },
         },
       },
     },
-    async (req) => {
+    async (req, reply) => {
       const q = req.query;
+      const order = q.order === "desc" ? "-seq" : "seq";
+      // the cursor is the last seq served: the next page starts after it in the page's order
+      const [last] = decodeCursor(q, order)?.after ?? [];
+      if (last !== undefined && typeof last !== "number") throw new TpmTrustError("ERR_VALIDATION", "querystring/cursor is not a cursor this service issued");
+      const limit = pageLimit(q, 100);
       const entries = await auditEntries(store, {
-        afterSeq: q.afterSeq === undefined ? undefined : Number(q.afterSeq),
-        beforeSeq: q.beforeSeq === undefined ? undefined : Number(q.beforeSeq),
-        limit: Math.min(q.limit ? Number(q.limit) : 100, 1000),
+        afterSeq: order === "seq" && last !== undefined ? last : q.afterSeq === undefined ? undefined : Number(q.afterSeq),
+        beforeSeq: order === "-seq" && last !== undefined ? last : q.beforeSeq === undefined ? undefined : Number(q.beforeSeq),
+        limit: limit + 1,
         actor: q.actor,
         action: q.action,
         subject: q.subject,
-        newestFirst: q.order === "desc",
+        newestFirst: order === "-seq",
       });
-      return { entries };
+      const page = entries.slice(0, limit);
+      const end = page.at(-1);
+      return { entries: sendPage(req, reply, { items: page, next: entries.length > limit && end ? { order, after: [end.seq] } : undefined }) };
     },
   );
 

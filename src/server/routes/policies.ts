@@ -5,6 +5,7 @@ import { addPolicy, getPolicy, listPolicies, POLICY_KINDS, removePolicy } from "
 import { HARDWARE_CLASS_PATTERN } from "../../attest/hosts.js";
 import { NAME } from "../../policy/schema.js";
 import type { Policy, PolicyVersion } from "../../store/index.js";
+import { pageList, type PageQuery } from "../paging.js";
 
 const tags = ["policies"];
 const ID = { type: "object", additionalProperties: false, required: ["id"], properties: { id: { type: "string", format: "uuid" } } } as const;
@@ -50,10 +51,10 @@ const policies: RouteModule = (app, { store, now }) => {
     async (req, reply) => reply.code(201).send(policyView(await addPolicy(store, actorOf(req), now(), req.body))),
   );
 
-  app.get<{ Querystring: { kind?: string; hardwareClass?: string; all?: "true" | "false" } }>(
+  app.get<{ Querystring: { kind?: string; hardwareClass?: string; all?: "true" | "false" } & PageQuery }>(
     "/v1/policies",
     {
-      config: { access: READERS },
+      config: { access: READERS, paged: true },
       schema: {
         tags,
         summary: "enabled policies, newest version of each (all=true: every version, disabled ones too)",
@@ -64,9 +65,9 @@ const policies: RouteModule = (app, { store, now }) => {
         },
       },
     },
-    async (req) => {
+    async (req, reply) => {
       const list = await listPolicies(store, { kind: req.query.kind, hardwareClass: req.query.hardwareClass, all: req.query.all === "true" });
-      return list.map((p) => policyView(p, false));
+      return pageList(req, reply, list.map((p) => policyView(p, false)), (x) => x.id);
     },
   );
 

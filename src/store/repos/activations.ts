@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { TpmTrustError } from "../../errors.js";
-import { type Ctx, hex, insertOrConflict, notFound, unhex } from "../ctx.js";
+import { type Ctx, affected, hex, insertOrConflict, notFound, unhex } from "../ctx.js";
 import type { ActivationsTable } from "../schema.js";
 
 /** A credential challenge (MakeCredential over the AK's name) waiting for the agent's answer. */
@@ -69,6 +69,11 @@ export function activationsRepo(ctx: Ctx) {
         .returning("id")
         .executeTakeFirst();
       return r !== undefined;
+    },
+
+    /** Deletes activations that expired before `before` (answered or not, they serve nothing any more); returns how many. */
+    async purgeExpired(before: number): Promise<number> {
+      return affected(await ctx.db.deleteFrom("activations").where("expires_at", "<=", before).executeTakeFirst());
     },
 
     /** Counts a wrong answer; returns the number of failures so far. */

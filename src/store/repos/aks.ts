@@ -50,6 +50,14 @@ export function aksRepo(ctx: Ctx) {
     async listForHost(hostName: string): Promise<Ak[]> {
       return (await ctx.db.selectFrom("aks").selectAll().where("host_name", "=", hostName).orderBy("bound_at").orderBy("name").execute()).map(toAk);
     },
+    /** The AKs of several hosts in one query, by host name. */
+    async listForHosts(hostNames: string[]): Promise<Map<string, Ak[]>> {
+      const by = new Map<string, Ak[]>();
+      if (hostNames.length === 0) return by;
+      const rows = await ctx.db.selectFrom("aks").selectAll().where("host_name", "in", hostNames).orderBy("bound_at").orderBy("name").execute();
+      for (const r of rows) by.set(r.host_name, [...(by.get(r.host_name) ?? []), toAk(r)]);
+      return by;
+    },
     async setCert(name: Uint8Array, akCert: Uint8Array): Promise<void> {
       if (affected(await ctx.db.updateTable("aks").set({ ak_cert: hex(akCert) }).where("name", "=", hex(name)).executeTakeFirst()) === 0) throw notFound("AK");
     },

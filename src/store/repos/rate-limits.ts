@@ -1,5 +1,5 @@
 import { TpmTrustError } from "../../errors.js";
-import type { Ctx } from "../ctx.js";
+import { type Ctx, affected } from "../ctx.js";
 
 /** Fixed-window counters in the database, so limits hold across service instances. */
 export function rateLimitsRepo(ctx: Ctx) {
@@ -45,6 +45,11 @@ export function rateLimitsRepo(ctx: Ctx) {
       const at = o.at;
       const row = await ctx.db.selectFrom("rate_limits").select(["window_start", "count"]).where("key", "=", key).executeTakeFirst();
       return row && row.window_start > at - o.windowMs ? row.count : 0;
+    },
+
+    /** Deletes counters whose window began at or before `before` (they count nothing any more); returns how many. */
+    async purge(before: number): Promise<number> {
+      return affected(await ctx.db.deleteFrom("rate_limits").where("window_start", "<=", before).executeTakeFirst());
     },
 
     async reset(key: string): Promise<void> {
