@@ -2,6 +2,7 @@ import { readdirSync, statSync } from "node:fs";
 import { basename, join } from "node:path";
 import { type Command, Option } from "commander";
 import type { EkRegistration, HostView } from "../../attest/hosts.js";
+import { decodeHostIdentity } from "../../attest/identity.js";
 import { confirmOnTerminal } from "../ask.js";
 import { isTpmTrustError, TpmTrustError } from "../../errors.js";
 import type { PolicyVersion } from "../../store/index.js";
@@ -11,13 +12,17 @@ import { action, printJson } from "../run.js";
 import { adminOptions, seg, withAdmin, type AdminClient, type AdminOptions } from "../admin-client.js";
 import { withProgress } from "../progress.js";
 
+/** The identity file, checked here as the service checks it, so a bad file is named with its field before anything is sent. */
 function readIdentity(path: string): unknown {
   const text = readInput(path, "host.json").toString("utf8");
+  let json: unknown;
   try {
-    return JSON.parse(text);
+    json = JSON.parse(text);
   } catch (e) {
     throw new TpmTrustError("ERR_PARSE_FORMAT", `${path} is not JSON (expected the output of tpmtrust agent identify): ${(e as Error).message}`, { path });
   }
+  decodeHostIdentity(json);
+  return json;
 }
 
 function describe(h: HostView): string {
