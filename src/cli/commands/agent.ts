@@ -156,8 +156,9 @@ export function register(program: Command): void {
   );
 
   agent
-    .command("register")
-    .description("create an AK under the EK, prove it with credential activation, and bind it to this host at the service")
+    .command("activate")
+    .alias("register")
+    .description("AK activation: create an AK under the EK, prove it with credential activation, and bind it to this host at the service (alias: register)")
     .addOption(serverOption().makeOptionMandatory())
     .addOption(tpmOption())
     .addOption(stateOption())
