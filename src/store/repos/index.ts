@@ -6,6 +6,7 @@ import { aksRepo } from "./aks.js";
 import { attestationsRepo } from "./attestations.js";
 import { auditRepo } from "./audit.js";
 import { caRepo } from "./ca.js";
+import { caPendingRepo } from "./ca-pending.js";
 import { hostEvidenceRepo } from "./host-evidence.js";
 import { hostsRepo } from "./hosts.js";
 import { keysRepo } from "./keys.js";
@@ -16,6 +17,7 @@ import { rateLimitsRepo } from "./rate-limits.js";
 import { settingsRepo } from "./settings.js";
 import { signingKeysRepo, tokensRepo } from "./tokens.js";
 import { trustRepo } from "./trust.js";
+import { verdictsRepo } from "./verdicts.js";
 import { webhooksRepo } from "./webhooks.js";
 
 /** Every repo, bound to one connection or one transaction. A new area adds its repo here. */
@@ -28,11 +30,13 @@ export function makeRepos(ctx: Ctx) {
     nonces: noncesRepo(ctx),
     policies: policiesRepo(ctx),
     attestations: attestationsRepo(ctx),
+    verdicts: verdictsRepo(ctx),
     hostEvidence: hostEvidenceRepo(ctx),
     tokens: tokensRepo(ctx),
     signingKeys: signingKeysRepo(ctx),
     webhooks: webhooksRepo(ctx),
     ca: caRepo(ctx),
+    caPending: caPendingRepo(ctx),
     acme: acmeRepo(ctx),
     provisioning: provisioningRepo(ctx),
     keys: keysRepo(ctx),
