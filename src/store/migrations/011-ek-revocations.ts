@@ -3,7 +3,7 @@ import type { Migration } from "./index.js";
 
 /** Revoked EKs (by EK hash): refused at every decision whatever else trusts them; a change bumps the trust version. */
 export const ekRevocations: Migration = {
-  version: 10,
+  version: 11,
   name: "revoked EKs",
   async up(ctx: Ctx) {
     await ctx.db.schema
