@@ -126,7 +126,7 @@ export async function identify(tpm: TpmClient, o: IdentifyOptions = {}): Promise
   for (const e of eks.filter((x) => x.source === "persistent")) {
     notes.push(
       `the ${e.kind} EK persisted at 0x${e.handle!.toString(16)} is not the profile's ${e.template} EK (another stack made it, e.g. the Azure IoT SDK)` +
-        (e.enrollment ? "; agent register enrols with it" : ""),
+        (e.enrollment ? "; agent register enrols with it (--ek template for the template's)" : ""),
     );
   }
   const offChip = await offChipCertificates(eks, publics, { id: info.manufacturerId, name: info.manufacturer }, o, notes);
