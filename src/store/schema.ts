@@ -127,6 +127,29 @@ export interface HostEvidenceTable {
   event_log_sha256: string | null;
 }
 
+export interface CaPendingTable {
+  /** the request id the client quotes in its answer (a DWORD, as AD CS request ids) */
+  request_id: number;
+  template: string;
+  /** hex DER of the PKCS#10 */
+  csr: string;
+  /** hex DER SubjectPublicKeyInfo of the EK from the decrypted EK info */
+  ek_public: string;
+  /** JSON array of hex DER EK certificates from the EK info */
+  ek_certs: string;
+  ek_hash: string;
+  /** hex Name of the AIK the challenge was made for */
+  aik_name: string;
+  /** hex SHA-256 of the challenge secret (the secret itself is never stored) */
+  secret_hash: string;
+  /** JSON: who sent the request (the answer must come from the same requester) */
+  requester: string;
+  created_at: number;
+  expires_at: number;
+  /** when an answer was received (single use, right or wrong) */
+  answered_at: number | null;
+}
+
 export interface AttestationsTable {
   id: string;
   host_name: string;
@@ -432,6 +455,7 @@ export interface Database {
   policies: PoliciesTable;
   attestations: AttestationsTable;
   host_evidence: HostEvidenceTable;
+  ca_pending: CaPendingTable;
   tokens: TokensTable;
   token_signing_keys: TokenSigningKeysTable;
   webhooks: WebhooksTable;
