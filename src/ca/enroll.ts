@@ -1,5 +1,5 @@
 /**
- * Certificate enrolment with TPM key attestation (AD CS semantics):
+ * Certificate enrollment with TPM key attestation (AD CS semantics):
  *
  *   template → token requester admitted → parse CSR → CSR signature → key type → evidence
  *   (tpmtrust certify or KAST) → verifyEvidence (AK bound, signature, Name, key attributes,
@@ -290,7 +290,7 @@ export async function countNonce(store: Store, purpose: string, l: NonceLimit, n
   if (l.limit > 0) await store.rateLimits.take(`nonce:${purpose}:${l.source}`, { limit: l.limit, windowMs: l.windowMs, at: now, what: `nonces from ${l.source}` });
 }
 
-/** A single-use enrolment nonce: the qualifying data of the TPM2_Certify a request will carry. */
+/** A single-use enrollment nonce: the qualifying data of the TPM2_Certify a request will carry. */
 export async function enrollChallenge(store: Store, now: number, limit: NonceLimit): Promise<{ nonce: Buffer; expiresAt: number }> {
   await countNonce(store, ENROLL_NONCE_PURPOSE, limit, now);
   const n = await store.nonces.issue({ purpose: ENROLL_NONCE_PURPOSE, ttlMs: ENROLL_NONCE_TTL_MS, at: now });

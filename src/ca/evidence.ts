@@ -1,5 +1,5 @@
 /**
- * Key attestation evidence for an enrolment, in two shapes:
+ * Key attestation evidence for an enrollment, in two shapes:
  *
  * - tpmtrust's own: the key's TPM2B_PUBLIC and a TPM2_Certify of it by an AK bound to a registered
  *   host, with a service nonce (POST /v1/ca/challenge) as qualifying data;

@@ -116,7 +116,7 @@ export function register(program: Command): void {
           e.source !== "template"
             ? "not from a profile template"
             : `template ${e.template}${e.templateIndex !== undefined ? ` from NV ${hex(e.templateIndex)}` : ""}${e.nonceIndex !== undefined ? ` with nonce NV ${hex(e.nonceIndex)}` : ""}`;
-        process.stderr.write(`EK ${e.kind} (${made}, ${where}, ${cert})${e.enrollment ? ", used by agent register" : ""}\n`);
+        process.stderr.write(`EK ${e.kind} (${made}, ${where}, ${cert})${e.enrollment ? ", used by agent activate" : ""}\n`);
       }
       for (const n of notes) process.stderr.write(`note: ${n}\n`);
       printJson(identity);
@@ -157,8 +157,9 @@ export function register(program: Command): void {
   );
 
   agent
-    .command("register")
-    .description("create an AK under the EK, prove it with credential activation, and bind it to this host at the service")
+    .command("activate")
+    .alias("register")
+    .description("AK activation: create an AK under the EK, prove it with credential activation, and bind it to this host at the service (alias: register)")
     .addOption(serverOption().makeOptionMandatory())
     .addOption(tpmOption())
     .addOption(stateOption())

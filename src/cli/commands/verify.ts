@@ -9,7 +9,8 @@ import { verifyCertify } from "../../verify/certify.js";
 import { describeAttest, inspect, jsonView } from "../../tpm/describe.js";
 import { TPM_GENERATED_VALUE } from "../../tpm/constants.js";
 import type { QuoteAttest, TpmsAttest, TpmsPcrSelection, TpmtSignature } from "../../tpm/types.js";
-import { verifyAttestation, type AttestationKey } from "../../verify/attestation.js";
+import { verifyQuoteSet, type AttestationKey } from "../../verify/quote-set.js";
+import type { AttestationFacts } from "../../verify/attestation.js";
 import { OID } from "../../verify/ek/oids.js";
 
 interface CommonOpts {
@@ -37,7 +38,7 @@ function commonOptions(cmd: Command): Command {
     .option("--json", "print one JSON object");
 }
 
-// The X.509 and IMA stacks load only when an X.509 AK or --ima asks for them: a one-shot
+// The X.509, IMA and event-log stacks load only when an X.509 AK, --ima or --eventlog asks for them: a one-shot
 // `verify quote` of a TPM-format AK starts in about the time of `node -e 0` (npm run bench -- startup).
 async function akCertificateChain(...a: Parameters<typeof import("../ak-chain.js").verifyAkCertificate>) {
   return (await import("../ak-chain.js")).verifyAkCertificate(...a);
@@ -125,11 +126,9 @@ export function register(program: Command): void {
             const pcrFile = o.pcrs ? readInput(o.pcrs, "--pcrs") : undefined;
             const eventLog = o.eventlog ? readInput(o.eventlog, "--eventlog") : undefined;
             const { key, chain } = await attestationKey(akInput, o);
-            const facts = verifyAttestation(
-              { quotes: [{ attestBytes, signature }], ...(nonce ? { nonce } : {}), ...(pcrFile ? { pcrs: (sel: TpmsPcrSelection[]) => parsePcrsInput(pcrFile, sel) } : {}), ...(eventLog ? { eventLog } : {}) },
-              key,
-              "quoted",
-            );
+            const evidence = { quotes: [{ attestBytes, signature }], ...(nonce ? { nonce } : {}), ...(pcrFile ? { pcrs: (sel: TpmsPcrSelection[]) => parsePcrsInput(pcrFile, sel) } : {}) };
+            // the event-log code loads only for --eventlog
+            const facts: AttestationFacts = eventLog ? (await import("../../verify/attestation.js")).verifyAttestation({ ...evidence, eventLog }, key, "quoted") : verifyQuoteSet(evidence, key, "quoted");
             verifiedAttest = facts.attests[0];
             const verifiedPcrs = pcrFile ? facts.pcrs : undefined;
             const out: Record<string, unknown> = { ...attestFacts(facts.attests[0]), pcrSelect: facts.pcrSelect, pcrDigest: (facts.attests[0] as QuoteAttest).attested.pcrDigest.toString("hex") };

@@ -1,5 +1,5 @@
 /**
- * The key attestation CA. Enrolment is public (the proof is TPM evidence, or the token it carries):
+ * The key attestation CA. Enrollment is public (the proof is TPM evidence, or the token it carries):
  * a request may carry an admin or enroller API token, whose holder is then the requester the
  * template must admit; an enroller's token is what the `user-credentials` trust model rests on. Templates and
  * certificate management need admin (writes) or auditor (reads) tokens; the CRL and the CA chain
@@ -44,7 +44,7 @@ async function requester(store: Store, req: FastifyRequest, at: number): Promise
 const ca: RouteModule = (app, { store, now, publicUrl, attest }) => {
   app.post(
     "/v1/ca/challenge",
-    { config: { access: "public" }, schema: { tags, summary: "a single-use nonce: the qualifying data of the TPM2_Certify an enrolment carries" } },
+    { config: { access: "public" }, schema: { tags, summary: "a single-use nonce: the qualifying data of the TPM2_Certify an enrollment carries" } },
     async (req, reply) => {
       const c = await enrollChallenge(store, now(), { source: req.ip, limit: attest.nonceLimit, windowMs: attest.limitWindowMs });
       return reply.code(201).send({ nonceHex: c.nonce.toString("hex"), expiresAt: c.expiresAt });
