@@ -40,6 +40,11 @@ export interface TrustVersionTable {
   id: number;
   version: number;
 }
+/** one row (id 1): bumped by every policy change (new version, enabled, disabled) */
+export interface PoliciesVersionTable {
+  id: number;
+  version: number;
+}
 
 // --- hosts ---
 export interface HostsTable {
@@ -453,6 +458,7 @@ export interface Database {
   activations: ActivationsTable;
   nonces: NoncesTable;
   policies: PoliciesTable;
+  policies_version: PoliciesVersionTable;
   attestations: AttestationsTable;
   host_evidence: HostEvidenceTable;
   ca_pending: CaPendingTable;
