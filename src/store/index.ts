@@ -7,7 +7,7 @@ export type { Repos } from "./repos/index.js";
 export type { DialectName } from "./ctx.js";
 export { GENESIS_HASH, canonicalJson, toJsonValue, auditHash, type AuditEntry, type AuditOutcome, type JsonValue, type ChainProblem, type AuditAnchor } from "./audit-chain.js";
 export type { AuditVerification, NewAuditEntry } from "./repos/audit.js";
-export { normalizeEkHash, type AllowlistEntry, type EkCaCert, type EkCaKind } from "./repos/trust.js";
+export { normalizeEkHash, type AllowlistEntry, type EkCaCert, type EkCaKind, type EkRevocation } from "./repos/trust.js";
 export type { Host, HostEk, HostFilter, HostOrder, HostPatch, NewHost, Health, PolicyVersion } from "./repos/hosts.js";
 export { HOST_ORDERS } from "./repos/hosts.js";
 export type { Ak, ConfigVersions } from "./repos/aks.js";

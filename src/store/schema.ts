@@ -23,6 +23,12 @@ export interface EkAllowlistTable {
   source: string | null;
   added_at: number;
 }
+export interface EkRevocationsTable {
+  /** hex SHA-256 of the EK public key, lowercase */
+  ek_hash: string;
+  reason: string | null;
+  revoked_at: number;
+}
 /** ek_roots and ek_intermediates */
 export interface EkCaCertTable {
   /** hex SHA-256 of the DER certificate */
@@ -448,6 +454,7 @@ export interface AcmeAuthzsTable {
 export interface Database {
   schema_migrations: SchemaMigrationsTable;
   ek_allowlist: EkAllowlistTable;
+  ek_revocations: EkRevocationsTable;
   ek_roots: EkCaCertTable;
   ek_intermediates: EkCaCertTable;
   allowlist_dirs: AllowlistDirsTable;

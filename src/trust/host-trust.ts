@@ -29,7 +29,7 @@ const cache = new Map<string, Entry>();
 let dirsOf: { version: number; paths: string[] } | undefined;
 
 /** What a cached evaluation depends on, read cheaply: one row (unless the caller read it) and one stat per allow-list folder. */
-async function trustStamp(store: Store, knownVersion?: number): Promise<string> {
+export async function trustStamp(store: Store, knownVersion?: number): Promise<string> {
   const version = knownVersion ?? (await store.trust.version());
   if (dirsOf?.version !== version) dirsOf = { version, paths: (await store.trust.listAllowlistDirs()).map((d) => d.path) };
   const dirs = dirsOf.paths.map((p) => {
