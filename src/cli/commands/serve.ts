@@ -33,7 +33,8 @@ export function register(program: Command): void {
     .option("--token-ttl <seconds>", "attestation token lifetime", seconds, 600)
     .option("--judgement-cache <entries>", "judgements of unchanged boots kept in memory (0: replay every log)", nonNegativeInt, 10_000)
     .option("--challenge-limit <n>", "attestation challenges per AK per minute, across instances (0: no limit)", nonNegativeInt, 60)
-    .option("--audit-witness <seconds>", "how often the audit head (SEQ:HASH) is logged when it moved: an anchor outside the database for audit verify --anchor", seconds, 600)
+    .option("--audit-witness <seconds>", "how often the newest audit checkpoint is logged when it moved: keep it outside the database for audit verify --checkpoint", seconds, 600)
+    .option("--audit-checkpoint <seconds>", "how often new audit entries are integrated into the Merkle tree and a checkpoint signed (0: never)", nonNegativeInt, 5)
     .option("--activation-limit <n>", "AK activations started per host per minute, across instances (0: no limit)", nonNegativeInt, 10)
     .action(
       action(async (o: {
@@ -52,6 +53,7 @@ export function register(program: Command): void {
         challengeLimit: number;
         activationLimit: number;
         auditWitness: number;
+        auditCheckpoint: number;
       }) => {
         if (!!o.tlsCert !== !!o.tlsKey) throw new TpmTrustError("ERR_USAGE", "--tls-cert and --tls-key go together");
         const tls = o.tlsCert && o.tlsKey ? { cert: readInput(o.tlsCert, "--tls-cert"), key: readInput(o.tlsKey, "--tls-key") } : undefined;
@@ -63,6 +65,7 @@ export function register(program: Command): void {
           publicUrl: o.publicUrl,
           provisioningKeyFile: o.provisioningKeyFile,
           auditWitnessMs: o.auditWitness * 1000,
+          auditCheckpointMs: o.auditCheckpoint * 1000,
           attest: {
             intervalMs: o.attestInterval * 1000,
             grace: o.attestGrace,
