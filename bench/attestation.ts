@@ -55,13 +55,13 @@ export async function seed(db: string, n: number, o: { logByHash?: boolean } = {
       const ak = tpmtFromKey(publicKey, AK_ATTRS);
       const ekPublic = encodeTpmtPublic(tpmtFromKey(generateKeyPairSync("ec", { namedCurve: "P-256" }).publicKey, EK_ATTRS));
       const name = `bench-${h}`;
-      await store.hosts.add({ name, hardwareClass: "gce-n1", policyVersion: "v2", trustMethod: "ek-cert", eks: [{ name: objectName(decodeTpmtPublic(ekPublic)), public: ekPublic, cert: null }] });
-      await store.aks.bind({ hostName: name, name: objectName(ak), public: encodeTpmtPublic(ak) });
+      await store.hosts.add({ at: Date.now(), name, hardwareClass: "gce-n1", policyVersion: "v2", trustMethod: "ek-cert", eks: [{ name: objectName(decodeTpmtPublic(ekPublic)), public: ekPublic, cert: null }] });
+      await store.aks.bind({ at: Date.now(), hostName: name, name: objectName(ak), public: encodeTpmtPublic(ak) });
       hosts.push({ privateKey, akName: objectName(ak) });
     }
     const nonces = await store.transaction(async (tx) => {
       const out: Buffer[] = [];
-      for (let i = 0; i < n; i++) out.push((await tx.nonces.issue({ purpose: NONCE_PURPOSE, subject: hosts[i % HOSTS].akName.toString("hex"), ttlMs: 3_600_000 })).value);
+      for (let i = 0; i < n; i++) out.push((await tx.nonces.issue({ at: Date.now(), purpose: NONCE_PURPOSE, subject: hosts[i % HOSTS].akName.toString("hex"), ttlMs: 3_600_000 })).value);
       return out;
     });
     return nonces.map((nonce, i) => {

@@ -72,7 +72,7 @@ export async function run(): Promise<BenchFigure[]> {
     const { port } = app.server.address() as { port: number };
     const now = Date.now();
     const c = { actor: "bench", now };
-    await store.hosts.add({ name: "bench-host", hardwareClass: "bench", policyVersion: "v2", eks: [] });
+    await store.hosts.add({ at: Date.now(), name: "bench-host", hardwareClass: "bench", policyVersion: "v2", eks: [] });
     await store.hosts.attested("bench-host", { health: "healthy", at: now, deadlineAt: now + 3_600_000 });
     const t = await signToken(store, cfg, now, { host: "bench-host", hardwareClass: "bench", policyVersion: "v2", policies: [], pcrDigestHex: "00".repeat(32) });
     await store.tokens.record({ jti: t.jti, hostName: "bench-host", kid: t.kid, issuedAt: t.issuedAt, expiresAt: t.expiresAt });

@@ -1,5 +1,6 @@
 #!/usr/bin/env node
-// Runs every test file under test/ with node's test runner through tsx, each file in its own
+// Runs every test file under test/ with node's test runner through tsx (reflect-metadata, which
+// @peculiar/x509 needs, loaded first, as src/cli/main.ts loads it for the CLI), each file in its own
 // `node --test` process group, TEST_CONCURRENCY (4) at a time, and prints a file's output when it
 // ends. No file can stall the suite or pass without running its tests:
 // - a file running past TEST_FILE_TIMEOUT seconds (420) is stopped with every process it started
@@ -103,7 +104,7 @@ function attempt(file) {
   return new Promise((resolve) => {
     const t0 = Date.now();
     const running = join(scratch, `${fileNo++}.log`);
-    const args = ["--import", "tsx", "--test", "--test-reporter=spec", "--test-reporter-destination=stdout"];
+    const args = ["--import", "reflect-metadata", "--import", "tsx", "--test", "--test-reporter=spec", "--test-reporter-destination=stdout"];
     args.push("--test-reporter=./scripts/running-reporter.mjs", `--test-reporter-destination=${running}`, file);
     const child = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "pipe"], detached: true });
     live.add(child.pid);

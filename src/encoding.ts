@@ -55,3 +55,11 @@ export function toPem(label: string, ...ders: Uint8Array[]): string {
 
 /** PEM of DER certificates, in order. */
 export const certificatePem = (...ders: Uint8Array[]): string => toPem("CERTIFICATE", ...ders);
+
+/** base64url (RFC 4648 §5), padded or not, to bytes; ERR_VALIDATION naming the field otherwise. */
+export function decodeBase64Url(value: unknown, field: string): Buffer {
+  if (typeof value !== "string" || !/^[A-Za-z0-9_-]+={0,2}$/.test(value) || value.replace(/=+$/, "").length % 4 === 1) {
+    throw new TpmTrustError("ERR_VALIDATION", `${field}: must be base64url (RFC 4648 §5)`, { field });
+  }
+  return Buffer.from(value.replace(/=+$/, ""), "base64url");
+}

@@ -59,6 +59,7 @@ export const ERRORS = {
   ERR_CERT_EKU: { class: "rejected", http: 422, exit: 1, message: "certificate lacks the required extended key usage" },
   ERR_EK_NOT_TRUSTED: { class: "rejected", http: 422, exit: 1, message: "the endorsement key is not trusted" },
   ERR_EK_NOT_ALLOWLISTED: { class: "rejected", http: 422, exit: 1, message: "the EK hash is not on the allow-list" },
+  ERR_EK_CERT_MISMATCH: { class: "rejected", http: 422, exit: 1, message: "the EK certificate certifies none of this TPM's endorsement keys" },
   ERR_EK_CERT_REQUIRED: { class: "rejected", http: 422, exit: 1, message: "policy requires a trusted EK certificate" },
   ERR_EVENTLOG_REPLAY_MISMATCH: { class: "rejected", http: 422, exit: 1, message: "event log does not replay to the quoted PCRs" },
   ERR_EVENTLOG_PCR_UNEXPLAINED: { class: "rejected", http: 422, exit: 1, message: "a quoted PCR has no events in the log" },
@@ -107,6 +108,7 @@ export const ERRORS = {
   // a dependency could not be used (no verdict): CLI exit 2, HTTP 5xx (a custom allocation webhook that fails: 422)
   ERR_TPM_TRANSPORT: { class: "unavailable", http: 500, exit: 2, message: "the TPM could not be reached" },
   ERR_TPM_SESSION_INTEGRITY: { class: "unavailable", http: 500, exit: 2, message: "a TPM response failed its session HMAC: the answer was altered between the TPM and tpmtrust" },
+  ERR_EK_CERT_UNAVAILABLE: { class: "unavailable", http: 502, exit: 2, message: "the TPM maker's EK certificate service could not be reached or has no certificate for this EK" },
   ERR_UNREACHABLE: { class: "unavailable", http: 422, exit: 2, message: "the service could not be reached or gave no usable answer" },
   ERR_STORE_BUSY: { class: "unavailable", http: 503, exit: 2, message: "no database connection became free in time" },
   ERR_KEY_SERVER_UNAVAILABLE: { class: "unavailable", http: 503, exit: 2, message: "the key server could not be reached or refused the connection" },

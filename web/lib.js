@@ -25,16 +25,32 @@ export class ApiError extends Error {
 
 /** Calls the JSON API. Errors are the service's problem+json as ApiError (network failures: ERR_UNREACHABLE). */
 export async function api(method, path, body) {
-  const headers = { accept: "application/json" };
+  return (await call(method, path, body)).json;
+}
+
+/**
+ * One page of a list route: its items, the next page's path (from the Link header), the total
+ * (X-Total-Count) and the ETag; with `etag` given, null when the page has not changed (304).
+ */
+export async function apiPage(path, etag) {
+  const r = await call("GET", path, undefined, etag ? { "if-none-match": etag } : {});
+  if (r.status === 304) return null;
+  const next = /<([^>]+)>;\s*rel="next"/.exec(r.headers.get("link") ?? "")?.[1] ?? null;
+  const total = r.headers.get("x-total-count");
+  return { items: r.json, next, total: total === null ? null : Number(total), etag: r.headers.get("etag") };
+}
+
+async function call(method, path, body, extra = {}) {
+  const headers = { accept: "application/json", ...extra };
   if (session.token) headers.authorization = `Bearer ${session.token}`;
   if (body !== undefined) headers["content-type"] = "application/json";
   let res;
   try {
-    res = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+    res = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), cache: "no-store" });
   } catch (e) {
     throw new ApiError(0, "ERR_UNREACHABLE", `the service did not answer (${e.message}); is tpmtrust serve running?`);
   }
-  if (res.status === 204) return null;
+  if (res.status === 204 || res.status === 304) return { status: res.status, headers: res.headers, json: null };
   const text = await res.text();
   let json = null;
   try {
@@ -43,7 +59,7 @@ export async function api(method, path, body) {
     json = null;
   }
   if (!res.ok) throw new ApiError(res.status, json?.code ?? `HTTP_${res.status}`, json?.detail ?? (text.slice(0, 200) || res.statusText));
-  return json;
+  return { status: res.status, headers: res.headers, json };
 }
 
 export async function signIn(token) {

@@ -14,7 +14,6 @@ import { join } from "node:path";
 import { encode } from "cborg";
 import { calculateJwkThumbprint, exportJWK, FlattenedSign, generateKeyPair, importJWK, type JWK } from "jose";
 import type { Logger } from "pino";
-import "reflect-metadata";
 import * as x509 from "@peculiar/x509";
 import { certificatePem, decodeBase64, pemBlocks } from "../encoding.js";
 import { isErrorCode, TpmTrustError, type ErrorCode } from "../errors.js";

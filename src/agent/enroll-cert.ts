@@ -6,7 +6,6 @@
  *   → PKCS#10 CSR signed inside the TPM (TPM2_Sign) → POST /v1/ca/enroll
  *   → certificate, chain and the key's blobs in <state-dir>/certs/<serial>/
  */
-import "reflect-metadata";
 import * as x509 from "@peculiar/x509";
 import { createHash, webcrypto } from "node:crypto";
 import { mkdirSync, writeFileSync } from "node:fs";

@@ -8,6 +8,7 @@ import { TpmTrustError } from "../errors.js";
 import { createEk, EK_TEMPLATES, readEkCertificates, readEkChain, tpmInfo, type EkKind, type TpmClient } from "../tpm/commands/index.js";
 import type { TpmtPublic } from "../tpm/types.js";
 import { ekHash, ekHashFromCertificate, parseCertificateDer } from "../verify/ek/index.js";
+import { fetchEkCertificate, requireCertifies, vendorFor, type OffChipOptions } from "./offchip.js";
 import { persistentEks, withEk, tpm2bPublic, unsupportedByTpm } from "./tpm.js";
 
 /** The standard EKs every identity lists (EK Credential Profile L-1 and L-2). */
@@ -18,6 +19,10 @@ export interface IdentifiedEk {
   kind: EkKind;
   /** the EK Credential Profile template of its kind (L-1, L-2, H-1 …) */
   template: string;
+  /** the manufacturer's template in this NV index made it (instead of the profile's default) */
+  templateIndex?: number;
+  /** the EK nonce in this NV index went into its `unique` */
+  nonceIndex?: number;
   /** made from the profile's template, or found persisted by another stack */
   source: "template" | "persistent";
   /** its persistent handle, when it is persisted */
@@ -26,8 +31,19 @@ export interface IdentifiedEk {
   public: string;
   /** the NV index of the EK certificate that certifies this key */
   certificateIndex?: number;
+  /** where its certificate came from: NV, a file the operator gave, or the maker's service */
+  certificateSource?: "nv" | "file" | "off-chip";
+  /** the maker's URL of an off-chip certificate */
+  certificateUrl?: string;
   /** the EK `agent register` enrols with for this kind */
   enrollment: boolean;
+}
+
+export interface IdentifyOptions {
+  /** EK certificates obtained elsewhere (`--ek-cert FILE`): each must certify one of the EKs */
+  ekCertificates?: { der: Buffer; from: string }[];
+  /** fetch the certificates of EKs without one in NV from the maker's service (`--fetch-ek-cert`) */
+  fetch?: OffChipOptions;
 }
 
 export interface Identification {
@@ -44,7 +60,7 @@ export interface Identification {
  * manufacturer, vendor string and firmware version (TPM_PT_MANUFACTURER, VENDOR_STRING_1..4,
  * FIRMWARE_VERSION_1).
  */
-export async function identify(tpm: TpmClient): Promise<Identification> {
+export async function identify(tpm: TpmClient, o: IdentifyOptions = {}): Promise<Identification> {
   const notes: string[] = [];
   const info = await tpmInfo(tpm);
   const certs = await readEkCertificates(tpm);
@@ -52,7 +68,9 @@ export async function identify(tpm: TpmClient): Promise<Identification> {
     const fixes = [c.prefixed && "NV header removed", c.trailing && `${c.trailing} padding bytes dropped`].filter(Boolean);
     if (fixes.length) notes.push(`EK certificate at NV 0x${c.index.toString(16)}: ${fixes.join(", ")}`);
   }
-  const kinds = [...STANDARD_EKS, ...certs.map((c) => c.kind).filter((k) => !STANDARD_EKS.includes(k))];
+  // the standard EKs, and every kind with a certificate or a provisioned template in NV
+  const nv = new Set(await tpm.getHandles(0x01c00000));
+  const kinds = [...STANDARD_EKS, ...certs.map((c) => c.kind), ...(Object.keys(EK_TEMPLATES) as EkKind[]).filter((k) => nv.has(EK_TEMPLATES[k].templateIndex))];
   const ekPublics: HostIdentity["ekPublics"] = [];
   const eks: IdentifiedEk[] = [];
   const certHash = (der: Buffer) => {
@@ -63,7 +81,8 @@ export async function identify(tpm: TpmClient): Promise<Identification> {
     }
   };
   const certFor = (pub: TpmtPublic) => certs.find((c) => certHash(c.der) === ekHash(pub));
-  const add = (kind: EkKind, source: IdentifiedEk["source"], pub: TpmtPublic, publicArea: Buffer, handle?: number) => {
+  const publics = new Map<IdentifiedEk, TpmtPublic>();
+  const add = (kind: EkKind, source: IdentifiedEk["source"], pub: TpmtPublic, publicArea: Buffer, handle?: number, from: { templateIndex?: number; nonceIndex?: number } = {}) => {
     const b64 = tpm2bPublic(publicArea).toString("base64");
     const same = eks.find((e) => e.public === b64);
     if (same) {
@@ -72,13 +91,27 @@ export async function identify(tpm: TpmClient): Promise<Identification> {
     }
     ekPublics.push({ alg: kind, public: b64 });
     const cert = certFor(pub);
-    eks.push({ kind, template: EK_TEMPLATES[kind].label, source, ...(handle !== undefined ? { handle } : {}), public: b64, ...(cert ? { certificateIndex: cert.index } : {}), enrollment: false });
+    const e: IdentifiedEk = {
+      kind,
+      template: EK_TEMPLATES[kind].label,
+      ...from,
+      source,
+      ...(handle !== undefined ? { handle } : {}),
+      public: b64,
+      ...(cert ? { certificateIndex: cert.index, certificateSource: "nv" as const } : {}),
+      enrollment: false,
+    };
+    eks.push(e);
+    publics.set(e, pub);
   };
   for (const kind of new Set(kinds)) {
     try {
       const ek = await createEk(tpm, kind);
       await tpm.flushContext(ek.handle).catch(() => undefined);
-      add(kind, "template", ek.public, ek.publicArea);
+      add(kind, "template", ek.public, ek.publicArea, undefined, {
+        ...(ek.templateIndex !== undefined ? { templateIndex: ek.templateIndex } : {}),
+        ...(ek.nonceIndex !== undefined ? { nonceIndex: ek.nonceIndex } : {}),
+      });
     } catch (e) {
       if (!unsupportedByTpm(e)) throw e;
       notes.push(`no ${kind} EK: ${(e as Error).message}`);
@@ -96,6 +129,7 @@ export async function identify(tpm: TpmClient): Promise<Identification> {
         (e.enrollment ? "; agent register enrols with it" : ""),
     );
   }
+  const offChip = await offChipCertificates(eks, publics, { id: info.manufacturerId, name: info.manufacturer }, o, notes);
   const chain = await readEkChain(tpm);
   for (const c of chain) notes.push(`EK certificate chain at NV 0x${c.index.toString(16)}: ${c.certificates.length} certificate(s), sent as intermediates`);
   const ekIntermediates = chain.flatMap((c) => c.certificates.map((d) => d.toString("base64")));
@@ -103,11 +137,58 @@ export async function identify(tpm: TpmClient): Promise<Identification> {
   return {
     identity: {
       ekPublics,
-      ekCertificates: certs.map((c) => c.der.toString("base64")),
+      ekCertificates: [...certs.map((c) => c.der), ...offChip].map((d) => d.toString("base64")),
       ...(ekIntermediates.length ? { ekIntermediates } : {}),
       tpm: { manufacturer: info.manufacturer, vendor: info.vendorString, firmware: info.firmware },
     },
     eks,
     notes,
   };
+}
+
+/**
+ * The certificates of EKs that have none in NV: those the operator supplied (each must certify one
+ * of the EKs), then, with `fetch`, those the TPM's maker publishes. An EK the service has no
+ * certificate for is a note; no certificate at all for a TPM with none in NV fails the fetch.
+ */
+async function offChipCertificates(
+  eks: IdentifiedEk[],
+  publics: Map<IdentifiedEk, TpmtPublic>,
+  manufacturer: { id: number; name: string },
+  o: IdentifyOptions,
+  notes: string[],
+): Promise<Buffer[]> {
+  const out: Buffer[] = [];
+  for (const s of o.ekCertificates ?? []) {
+    const e = eks.find((x) => {
+      try {
+        return requireCertifies(s.der, publics.get(x)!, s.from) !== undefined;
+      } catch (err) {
+        if (err instanceof TpmTrustError && err.code === "ERR_EK_CERT_MISMATCH") return false;
+        throw err;
+      }
+    });
+    if (!e) throw new TpmTrustError("ERR_EK_CERT_MISMATCH", `the EK certificate ${s.from} certifies none of this TPM's EKs`, { from: s.from });
+    if (e.certificateSource) continue;
+    e.certificateSource = "file";
+    out.push(s.der);
+  }
+  if (!o.fetch) return out;
+  const vendor = vendorFor(manufacturer, o.fetch);
+  let failure: unknown;
+  for (const e of eks.filter((x) => !x.certificateSource)) {
+    try {
+      const c = await fetchEkCertificate(publics.get(e)!, vendor, o.fetch);
+      e.certificateSource = "off-chip";
+      e.certificateUrl = c.url;
+      out.push(c.der);
+      notes.push(`EK certificate of the ${e.kind} EK ${c.cached ? "from the cache" : "fetched"}: ${c.url}`);
+    } catch (err) {
+      if (!(err instanceof TpmTrustError) || err.code !== "ERR_EK_CERT_UNAVAILABLE") throw err;
+      failure = err;
+      notes.push(`no off-chip EK certificate for the ${e.kind} EK: ${err.message}`);
+    }
+  }
+  if (failure && !eks.some((e) => e.certificateSource)) throw failure;
+  return out;
 }

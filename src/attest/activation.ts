@@ -17,9 +17,11 @@ import { checkAkAttributes } from "../verify/keyattrs.js";
 import { loadCertificates } from "../verify/ek/index.js";
 import { attestationCa, issueAkCertificate } from "../ca/ak-ca.js";
 import { decodePublic } from "./identity.js";
-import { countCall } from "./limits.js";
+import { countFromSource, type SourceLimit } from "./limits.js";
 import { evaluateEk, requireForPolicy } from "../trust/trust.js";
 import { requireEnabled, requireHostTrusted } from "../trust/host-trust.js";
+import { admitByEkCertChain } from "./admission.js";
+import { admissionOf, type Admission } from "./settings.js";
 
 export const ACTIVATION_TTL_MS = 5 * 60_000;
 const SECRET_BYTES = 32;
@@ -58,8 +60,9 @@ export interface ActivationResult {
 
 const sha256 = (b: Uint8Array) => createHash("sha256").update(b).digest();
 
-/** Step 1: checks and the credential challenge. */
-export async function startActivation(store: Store, input: StartActivation, o: { now: number; ttlMs?: number; limit?: { perHost: number; windowMs: number } }): Promise<ActivationChallenge> {
+/** Step 1: checks and the credential challenge. `limit`: starts per client address (limits.ts), counted first. */
+export async function startActivation(store: Store, input: StartActivation, o: { now: number; ttlMs?: number; limit?: SourceLimit; admission?: Admission }): Promise<ActivationChallenge> {
+  if (o.limit) await countFromSource(store, "activation", o.limit, { action: "ak.activation.start", subject: null, at: o.now });
   let actor = "anonymous";
   let subject: string | null = null;
   const details: Record<string, unknown> = {};
@@ -69,11 +72,15 @@ export async function startActivation(store: Store, input: StartActivation, o: {
     subject = ak.name.toString("hex");
     details.ekName = ek.name.toString("hex");
     const intermediates = (input.intermediates ?? []).flatMap((c) => loadCertificates(c));
-    const host = await store.hosts.findByEk(ek.name);
-    if (!host) throw new TpmTrustError("ERR_NOT_FOUND", "this EK belongs to no registered host (register it with tpmtrust hosts add)", { ekName: details.ekName });
+    let host = await store.hosts.findByEk(ek.name);
+    if (!host) {
+      const admission = await admissionOf(store, o.admission);
+      if (admission.mode !== "ek-cert-chain") throw new TpmTrustError("ERR_NOT_FOUND", "this EK belongs to no registered host (register it with tpmtrust hosts add)", { ekName: details.ekName });
+      host = await admitByEkCertChain(store, { ek, ekCerts: input.ekCertificates ?? [], intermediates }, { hardwareClass: admission.defaultClass!, now: o.now });
+      details.admitted = true;
+    }
     actor = `host:${host.name}`;
     requireEnabled(host);
-    if (o.limit) await countCall(store, `activation:${host.name}`, { limit: o.limit.perHost, windowMs: o.limit.windowMs, at: o.now, what: `activations for host ${host.name}` });
     const stored = host.eks.find((e) => e.name.equals(ek.name))!.cert;
     const ekCerts = [...(input.ekCertificates ?? []), ...(stored ? [stored] : [])];
     const d = await evaluateEk(store, { ekPublic: ek.public, ekCerts, intermediates }, new Date(o.now));

@@ -6,7 +6,7 @@
 import { TpmTrustError } from "../errors.js";
 import type { Ak, Host, Store } from "../store/index.js";
 import type { AttestConfig } from "./config.js";
-import { countCall } from "./limits.js";
+import { countFromSource, type SourceLimit } from "./limits.js";
 import { hostPolicies, policySelection, policySets, type HostPolicy } from "./policies.js";
 import { bankAlg, type Selection } from "../verify/attestation.js";
 
@@ -32,21 +32,19 @@ export async function boundAk(store: Store, akName: Buffer): Promise<{ ak: Ak; h
  * `banks`: the PCR banks the host's TPM reports (TPM2_GetCapability TPM_CAP_PCRS). The selection is
  * the PCRs of every policy set the host may attest with (v2 and v1) in every bank the host's baselines carry plus these; only the baselines'
  * banks are required of the answer, since what a host reports about itself proves nothing.
+ * `source`: the client address, limited to `cfg.challengeLimit` challenges per window (limits.ts),
+ * counted before anything else so that a flood for unknown AKs is bounded too.
  */
-export async function issueChallenge(store: Store, cfg: AttestConfig, now: number, o: { akName: Buffer; banks?: string[] }): Promise<Challenge & { host: string }> {
+export async function issueChallenge(store: Store, cfg: AttestConfig, now: number, o: { akName: Buffer; banks?: string[]; source: string }): Promise<Challenge & { host: string }> {
   const subject = o.akName.toString("hex");
+  const limit: SourceLimit = { source: o.source, limit: cfg.challengeLimit, windowMs: cfg.limitWindowMs };
+  await countFromSource(store, "challenge", limit, { action: "attestation.challenge", subject, at: now });
   let host: AttestedHost;
   try {
     ({ host } = await boundAk(store, o.akName));
   } catch (e) {
     const code = (e as TpmTrustError).code;
     await store.audit.append({ actor: "anonymous", action: "attestation.challenge", subject, outcome: "failure", details: { code }, at: now });
-    throw e;
-  }
-  try {
-    await countCall(store, `challenge:${subject}`, { limit: cfg.challengeLimit, windowMs: cfg.limitWindowMs, at: now, what: "challenges for this AK" });
-  } catch (e) {
-    await store.audit.append({ actor: `host:${host.name}`, action: "attestation.challenge", subject, outcome: "denied", details: { code: (e as TpmTrustError).code }, at: now });
     throw e;
   }
   const policies = await hostPolicies(store, host);

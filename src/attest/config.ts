@@ -1,4 +1,5 @@
 import { DEFAULT_TOKEN_ISSUER } from "../tokens/tokens.js";
+import type { Admission } from "./settings.js";
 
 /** Settings of the attestation service; every duration is in milliseconds. */
 export interface AttestConfig {
@@ -24,8 +25,8 @@ export interface AttestConfig {
   /** judgements of unchanged boots (log, PCR values, policy versions) kept per process; 0 disables */
   judgementCacheSize: number;
   /**
-   * Public endpoints, counted in the database per `limitWindowMs` (so across instances): challenges
-   * per AK and activations started per host; and, per client address, stored nonces minted by
+   * Public endpoints, counted per client address in the database per `limitWindowMs` (so across
+   * instances): attestation challenges, activations started, and stored nonces minted by
    * `POST /v1/ca/challenge` and by ACME (new-nonce and the Replay-Nonce of every answer), each
    * counted on its own. Past a limit: ERR_TOO_MANY_ATTEMPTS (429). 0: no limit.
    */
@@ -33,6 +34,8 @@ export interface AttestConfig {
   activationLimit: number;
   nonceLimit: number;
   limitWindowMs: number;
+  /** `serve --admit … --default-class …`: overrides the database's admit and default-class settings */
+  admission?: Admission;
 }
 
 export const DEFAULT_ATTEST_CONFIG: AttestConfig = {
@@ -47,8 +50,8 @@ export const DEFAULT_ATTEST_CONFIG: AttestConfig = {
   webhookTimeoutMs: 5_000,
   issuer: DEFAULT_TOKEN_ISSUER,
   judgementCacheSize: 10_000,
-  challengeLimit: 60,
-  activationLimit: 10,
+  challengeLimit: 600,
+  activationLimit: 60,
   nonceLimit: 300,
   limitWindowMs: 60_000,
 };

@@ -10,6 +10,21 @@ import type { AttestConfig } from "./config.js";
 import { deliverDue } from "./webhooks.js";
 
 export const HEALTH_EVENT = "host.health";
+/** Limit counters are kept this long after their window began: no limit of the service has a longer window. */
+const LIMIT_WINDOWS_MS = 24 * 3_600_000;
+
+/** Readiness: the database answers a query. */
+export async function readiness(store: Store): Promise<{ ready: boolean; database: Store["dialect"] }> {
+  try {
+    await store.audit.head();
+    return { ready: true, database: store.dialect };
+  } catch {
+    return { ready: false, database: store.dialect };
+  }
+}
+
+/** How many hosts are in each health state. */
+export const hostsByHealth = (store: Store): Promise<Record<Health, number>> => store.hosts.countByHealth();
 
 export interface HealthChange {
   host: string;
@@ -68,8 +83,14 @@ export function startMonitor(o: { store: Store; cfg: AttestConfig; now: () => nu
     running = (async () => {
       if (sweep) {
         await sweepSilentHosts(o.store, o.now).catch((e) => log(e, "health sweep failed"));
-        // spent challenges and expired token records serve nothing any more
-        await Promise.all([o.store.nonces.purgeExpired(o.now()), o.store.tokens.purgeExpired(o.now())]).catch((e) => log(e, "purge failed"));
+        // spent challenges, expired activations and token records, and past limit windows serve nothing any more
+        const at = o.now();
+        await Promise.all([
+          o.store.nonces.purgeExpired(at),
+          o.store.activations.purgeExpired(at),
+          o.store.tokens.purgeExpired(at),
+          o.store.rateLimits.purge(at - LIMIT_WINDOWS_MS),
+        ]).catch((e) => log(e, "purge failed"));
       }
       await deliverDue(o.store, o.cfg, o.now).catch((e) => log(e, "webhook delivery failed"));
     })().finally(() => {

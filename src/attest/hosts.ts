@@ -6,7 +6,7 @@
  * registered (so only they can activate AKs); the trust method used is stored with the host.
  */
 import { TpmTrustError, isTpmTrustError, type ErrorCode } from "../errors.js";
-import type { Ak, Host, PolicyVersion, Store } from "../store/index.js";
+import type { Ak, Host, HostFilter, HostOrder, PolicyVersion, Store } from "../store/index.js";
 import { decodeTpmtPublic } from "../tpm/structures.js";
 import { ekHash, loadCertificate, loadCertificates, type EkTrustMethod, type MethodOutcome, type TcgFacts } from "../verify/ek/index.js";
 import { decodeHostIdentity } from "./identity.js";
@@ -176,6 +176,53 @@ export async function getHost(store: Store, name: string): Promise<HostView> {
 export async function listHosts(store: Store, o: { hardwareClass?: string; health?: Host["health"] } = {}): Promise<HostView[]> {
   const hosts = await store.hosts.list(o);
   return Promise.all(hosts.map(async (h) => hostView(h, await store.aks.listForHost(h.name))));
+}
+
+/** One page of hosts in `order` (keyset paging: as fast on the last page of 100,000 as on the first). */
+export async function pageHosts(
+  store: Store,
+  o: HostFilter & { order: HostOrder; after?: [string | number | null, string]; limit: number },
+): Promise<{ hosts: HostView[]; next?: [string | number | null, string]; total: number }> {
+  const [{ hosts, more }, total] = await Promise.all([store.hosts.page(o), store.hosts.count(o)]);
+  const aks = await store.aks.listForHosts(hosts.map((h) => h.name));
+  const last = hosts.at(-1);
+  return {
+    hosts: hosts.map((h) => hostView(h, aks.get(h.name) ?? [])),
+    total,
+    ...(more && last ? { next: [hostSortKey(last, o.order), last.name] } : {}),
+  };
+}
+
+/** A host's attestation timeline, newest first, a page at a time (`after`: the last entry's time and id). */
+export async function hostTimeline(store: Store, name: string, o: { limit: number; after?: [number, string] }) {
+  if (!(await store.hosts.get(name))) throw new TpmTrustError("ERR_NOT_FOUND", `no host named ${JSON.stringify(name)}`);
+  const list = await store.attestations.listForHost(name, { limit: o.limit + 1, after: o.after });
+  const page = list.slice(0, o.limit);
+  const last = page.at(-1);
+  return {
+    attestations: page.map((a) => ({ id: a.id, at: a.at, verdict: a.verdict, code: a.reasonCode, akNameHex: a.akName?.toString("hex") ?? null, pcrDigestHex: a.pcrDigest?.toString("hex") ?? null, diff: a.diff ?? null })),
+    ...(list.length > o.limit && last ? { next: [last.at, last.id] as [number, string] } : {}),
+  };
+}
+
+/** The value a host sorts by in `order` (as the store compares it). */
+function hostSortKey(h: Host, order: HostOrder): string | number {
+  switch (order.replace(/^-/, "")) {
+    case "lastAttestationAt":
+      return h.lastAttestationAt ?? -1;
+    case "health":
+      return h.health;
+    case "hardwareClass":
+      return h.hardwareClass;
+    default:
+      return h.name;
+  }
+}
+
+/** The fleet at a glance: hosts by health and the commonest failure reasons, without reading every host. */
+export async function fleetSummary(store: Store): Promise<{ total: number; byHealth: Record<Host["health"], number>; unhealthyReasons: { reason: string | null; count: number; examples: string[] }[] }> {
+  const [byHealth, unhealthyReasons] = await Promise.all([store.hosts.countByHealth(), store.hosts.unhealthyReasons(20, 5)]);
+  return { total: byHealth.healthy + byHealth.unhealthy + byHealth.unknown, byHealth, unhealthyReasons };
 }
 
 /**

@@ -119,6 +119,11 @@ function checkEkMatches(pub: TpmtPublic, alg: EkKind, field: string): void {
       ? pub.parameters.keyBits === t.parameters.keyBits
       : pub.type === TPM_ALG.ECC && t.type === TPM_ALG.ECC && pub.parameters.curveID === t.parameters.curveID);
   if (!same) throw invalid(field, `the key does not match EK template ${alg} (type, size or curve, nameAlg)`);
+  requireEkAttributes(pub, field);
+}
+
+/** An EK is a restricted decryption key bound to its TPM, as the TCG EK Credential Profile templates make it (fixedTPM, fixedParent, restricted, decrypt, not sign). */
+export function requireEkAttributes(pub: TpmtPublic, field: string): void {
   const need = TPMA_OBJECT.restricted | TPMA_OBJECT.decrypt | TPMA_OBJECT.fixedTPM | TPMA_OBJECT.fixedParent;
   if ((pub.objectAttributes & need) !== need || pub.objectAttributes & TPMA_OBJECT.sign) {
     throw invalid(field, "an EK is a restricted decryption key (fixedTPM, fixedParent, restricted, decrypt, not sign)");

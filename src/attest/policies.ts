@@ -12,7 +12,7 @@ import { NAME, validate } from "../policy/schema.js";
 import { SECUREBOOT_PCR, evaluateSecureBoot, parseSecureBootPolicy } from "../policy/secure-boot.js";
 import { evaluateSoftware, parseSoftwarePolicy } from "../policy/software.js";
 import { parseRuntimePolicy } from "../policy/runtime.js";
-import type { Health, Host, Policy, PolicyHead, PolicyVersion, Store } from "../store/index.js";
+import type { Health, Host, Policy, PolicyHead, PolicyKind, PolicyVersion, Store } from "../store/index.js";
 import { HARDWARE_CLASS_PATTERN } from "./hosts.js";
 import type { Interpretation, VerifiedEventLog } from "../verify/eventlog/index.js";
 import type { PolicyRef } from "../tokens/tokens.js";
@@ -307,5 +307,16 @@ export async function removePolicy(store: Store, actor: string, now: number, id:
     await tx.policies.setEnabled(p.kind, p.name, false, now);
     await tx.audit.append({ actor, action: "policy.remove", subject: `${p.kind}:${p.name}`, outcome: "success", details: refOf(p), at: now });
   });
+  return p;
+}
+
+/** Enabled policies, newest version of each; `all`: every version, disabled ones too. */
+export const listPolicies = (store: Store, o: { kind?: PolicyKind; hardwareClass?: string; all: boolean }): Promise<Policy[]> =>
+  store.policies.list({ kind: o.kind, hardwareClass: o.hardwareClass, allVersions: o.all, includeDisabled: o.all });
+
+/** One policy version with its document. */
+export async function getPolicy(store: Store, id: string): Promise<Policy> {
+  const p = await store.policies.getById(id);
+  if (!p) throw new TpmTrustError("ERR_NOT_FOUND", `policy ${id} not found`);
   return p;
 }

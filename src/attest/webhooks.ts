@@ -98,3 +98,12 @@ export async function removeWebhook(store: Store, actor: string, now: number, id
     await tx.audit.append({ actor, action: "webhook.remove", subject: id, outcome: "success", at: now });
   });
 }
+
+/** Every subscription, disabled ones too (secrets are never shown). */
+export const listWebhooks = async (store: Store): Promise<WebhookView[]> => (await store.webhooks.list({ includeDisabled: true })).map(webhookView);
+
+/** A subscription's delivery records, newest first. */
+export async function webhookDeliveries(store: Store, id: string, limit: number): Promise<Delivery[]> {
+  if (!(await store.webhooks.list({ includeDisabled: true })).some((w) => w.id === id)) throw new TpmTrustError("ERR_NOT_FOUND", `webhook ${id} not found`);
+  return store.webhooks.listDeliveries({ webhookId: id, limit });
+}

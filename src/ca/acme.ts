@@ -423,3 +423,9 @@ export async function certificateChain(store: Store, req: VerifiedRequest, id: s
   if (!cert || !issuing || issuing.kind !== ISSUING_KIND) throw acmeError("serverInternal", "ERR_INTERNAL", "the order's certificate is missing");
   return [cert.der, issuing.cert];
 }
+
+/** The account's orders. */
+export const accountOrders = (store: Store, accountId: string): Promise<AcmeOrder[]> => store.acme.ordersOf(accountId);
+
+/** The order's authorizations. */
+export const orderAuthzs = (store: Store, orderId: string): Promise<AcmeAuthz[]> => store.acme.authzsOf(orderId);

@@ -9,7 +9,6 @@
  * key. Instances sharing one PostgreSQL must see the same file at that path. The CA is created on
  * first use.
  */
-import "reflect-metadata";
 import * as x509 from "@peculiar/x509";
 import { dirname, resolve } from "node:path";
 import { spkiFromTpmt } from "../crypto/keys.js";

@@ -8,7 +8,6 @@
  * store (the key provider area) can take over by a new key_ref scheme: only `loadAuthority` reads
  * key_ref. Instances sharing one PostgreSQL must see the same files at those paths.
  */
-import "reflect-metadata";
 import * as x509 from "@peculiar/x509";
 import { createPublicKey } from "node:crypto";
 import { dirname, resolve } from "node:path";

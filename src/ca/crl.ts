@@ -3,7 +3,6 @@
  * a new CRL; GET /v1/ca/crl serves the newest one, publishing a fresh CRL once half its lifetime
  * has passed. CRL numbers increase monotonically across instances (store.ca.publishCrl).
  */
-import "reflect-metadata";
 import * as x509 from "@peculiar/x509";
 import { TpmTrustError } from "../errors.js";
 import type { Crl, IssuedCert, Store } from "../store/index.js";

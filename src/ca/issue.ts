@@ -3,7 +3,6 @@
  * certificate's names (structure, whole-value patterns, an attested host's own names), the certificate's extensions, issuance under a unique CSPRNG serial,
  * and the certificate record (with what attestation proved, as AD CS keeps EK hashes in its DB).
  */
-import "reflect-metadata";
 import * as x509 from "@peculiar/x509";
 import { TpmTrustError } from "../errors.js";
 import type { IssuedCert, Store } from "../store/index.js";

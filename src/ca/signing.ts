@@ -3,7 +3,6 @@
  * attestation CA that certifies AKs): CA keys in PKCS#8 files with mode 0600, CSPRNG serial
  * numbers, self-signed and issued certificates, serial-collision retry, PEM.
  */
-import "reflect-metadata";
 import * as x509 from "@peculiar/x509";
 import { createPrivateKey, createPublicKey, generateKeyPairSync, randomBytes, webcrypto, type KeyObject } from "node:crypto";
 import { existsSync, linkSync, mkdirSync, readFileSync, statSync, unlinkSync, writeFileSync } from "node:fs";

@@ -5,7 +5,6 @@
  * authority of kind "xchg" with its key in the same custody as the CA keys, and renewed on use when
  * less than a day of its validity is left (the old one is retired: envelopes to it no longer open).
  */
-import "reflect-metadata";
 import * as x509 from "@peculiar/x509";
 import { createPublicKey, type KeyObject } from "node:crypto";
 import { dirname } from "node:path";

@@ -4,7 +4,6 @@
  * recipient, unwrap the content-encryption key with RSA (PKCS#1 v1.5 or OAEP, RFC 8017 §7), decrypt
  * the content (AES-CBC or 3DES-CBC). Pure.
  */
-import "reflect-metadata";
 import { AsnConvert, AsnParser, OctetString } from "@peculiar/asn1-schema";
 import { ContentInfo, EnvelopedData, id_envelopedData } from "@peculiar/asn1-cms";
 import { AlgorithmIdentifier } from "@peculiar/asn1-x509";

@@ -8,6 +8,7 @@
 export type { KeyServer, KeyServerKind, KeyRef } from "./server.js";
 export { KEY_SERVER_KINDS, keyServerKind, keyServerFor, closeKeyServers } from "./kinds.js";
 export { MASTER_KEY_ENV, DEFAULT_MASTER_KEY_FILE, readMasterKey } from "./local.js";
+export { KEY_DIR_ENV, keyDirOf, storeKeyDir, type KeyDirContext } from "./key-dir.js";
 export { encodeEnvelope, decodeEnvelope, envelopeAad, ENVELOPE_MAGIC, PROVIDER_NAME_PATTERN, MAX_CONTEXT, type Envelope } from "./envelope.js";
 export {
   addKeyServer,

@@ -4,6 +4,7 @@
  */
 import { TpmTrustError } from "../errors.js";
 import type { KeyServer as KeyServerRecord, Store } from "../store/index.js";
+import { storeKeyDir } from "./key-dir.js";
 import { KMIP } from "./kmip.js";
 import { LOCAL } from "./local.js";
 import { PKCS11 } from "./pkcs11.js";
@@ -29,7 +30,7 @@ export function keyServerFor(store: Store, rec: KeyServerRecord): KeyServer {
   const have = byName.get(rec.name);
   if (have?.settings === settings) return have.server;
   if (have) void have.server.close();
-  const server = keyServerKind(rec.kind).open(rec.config);
+  const server = keyServerKind(rec.kind).open(rec.config, storeKeyDir(store));
   byName.set(rec.name, { settings, server });
   return server;
 }

@@ -3,36 +3,20 @@
  * only wrapped: AES-256-GCM under a master key, in the key version's reference in the database.
  * The master key comes from an environment variable (base64 of 32 bytes) or from a file with mode
  * 0600, created on first use; a file that group or others may read is refused. Master key files
- * live in the key directory ($TPMTRUST_KEY_DIR, default .tpmtrust/): a path outside it is refused
- * before anything touches the disk, so an admin's setting cannot probe or create files elsewhere.
+ * live in the key directory (key-dir.ts: $TPMTRUST_KEY_DIR, else the database's folder): a path
+ * outside it is refused before anything touches the disk, so an admin's setting cannot probe or
+ * create files elsewhere.
  */
 import { createCipheriv, createDecipheriv, createSecretKey, randomBytes, type KeyObject } from "node:crypto";
-import { chmodSync, closeSync, fstatSync, mkdirSync, openSync, readFileSync, realpathSync, writeSync } from "node:fs";
-import { dirname, isAbsolute, relative, resolve } from "node:path";
+import { chmodSync, closeSync, fstatSync, mkdirSync, openSync, readFileSync, writeSync } from "node:fs";
+import { dirname } from "node:path";
 import { TpmTrustError } from "../errors.js";
+import { confinedPath, ENV_KEY_DIR, openConfined, type KeyDirContext } from "./key-dir.js";
 import type { KeyRef, KeyServer, KeyServerKind } from "./server.js";
 
 export const MASTER_KEY_ENV = "TPMTRUST_MASTER_KEY";
-export const DEFAULT_MASTER_KEY_FILE = ".tpmtrust/master.key";
-export const KEY_DIR_ENV = "TPMTRUST_KEY_DIR";
-
-/** The folder master key files must be in: $TPMTRUST_KEY_DIR, else .tpmtrust/ under the working directory. */
-export function keyDir(): string {
-  return resolve(process.env[KEY_DIR_ENV] || ".tpmtrust");
-}
-
-const inside = (dir: string, p: string) => {
-  const rel = relative(dir, p);
-  return rel !== "" && !rel.startsWith("..") && !isAbsolute(rel);
-};
-
-/** `file` (relative: to the key directory) as an absolute path inside the key directory; ERR_VALIDATION, naming only the key directory, otherwise. */
-function confined(file: string): string {
-  const dir = keyDir();
-  const abs = resolve(dir, file);
-  if (!inside(dir, abs)) throw confinedError();
-  return abs;
-}
+export const DEFAULT_MASTER_KEY_FILE = "master.key";
+const SETTING = "masterKeyFile";
 
 export type LocalConfig = { masterKeyEnv: string } | { masterKeyFile: string };
 
@@ -70,22 +54,15 @@ function createMasterKeyFile(path: string): void {
 }
 
 /** Reads the master key a local key server is configured with; creates the file on first use. */
-export function readMasterKey(cfg: LocalConfig): Buffer {
+export function readMasterKey(cfg: LocalConfig, ctx: KeyDirContext = ENV_KEY_DIR): Buffer {
   if ("masterKeyEnv" in cfg) {
     const v = process.env[cfg.masterKeyEnv];
     if (v === undefined || v === "") throw ioError(`the master key variable ${cfg.masterKeyEnv} is not set`, { env: cfg.masterKeyEnv });
     return decodeMasterKey(v, `$${cfg.masterKeyEnv}`);
   }
-  const path = confined(cfg.masterKeyFile);
+  const path = confinedPath(ctx, cfg.masterKeyFile, SETTING);
   createMasterKeyFile(path);
-  // a symbolic link inside the key directory must not lead out of it
-  if (!inside(realpathSync(keyDir()), realpathSync(path))) throw confinedError();
-  let fd: number;
-  try {
-    fd = openSync(path, "r");
-  } catch (e) {
-    throw ioError(`cannot read the master key file ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, { path });
-  }
+  const fd = openConfined(ctx, path, SETTING, "the master key file");
   try {
     const st = fstatSync(fd);
     if (!st.isFile()) throw ioError(`the master key file ${path} is not a regular file`, { path });
@@ -126,11 +103,14 @@ class LocalKeyServer implements KeyServer {
   private master: KeyObject | undefined;
   private readonly keys = new Map<string, KeyObject>();
 
-  constructor(private readonly cfg: LocalConfig) {}
+  constructor(
+    private readonly cfg: LocalConfig,
+    private readonly ctx: KeyDirContext,
+  ) {}
 
   private masterKey(): KeyObject {
     if (!this.master) {
-      const raw = readMasterKey(this.cfg);
+      const raw = readMasterKey(this.cfg, this.ctx);
       this.master = createSecretKey(raw);
       raw.fill(0);
     }
@@ -186,9 +166,7 @@ class LocalKeyServer implements KeyServer {
   }
 }
 
-const confinedError = () => new TpmTrustError("ERR_VALIDATION", `masterKeyFile must name a file inside the key directory ${keyDir()} ($${KEY_DIR_ENV})`);
-
-function configure(config: Record<string, unknown>): LocalConfig {
+function configure(config: Record<string, unknown>, ctx: KeyDirContext): LocalConfig {
   const { masterKeyEnv, masterKeyFile, ...rest } = config;
   const extra = Object.keys(rest);
   if (extra.length) throw new TpmTrustError("ERR_VALIDATION", `a local key server has no setting ${extra.join(", ")} (only masterKeyEnv or masterKeyFile)`);
@@ -199,15 +177,15 @@ function configure(config: Record<string, unknown>): LocalConfig {
   }
   if (masterKeyFile !== undefined) {
     if (typeof masterKeyFile !== "string" || masterKeyFile === "") throw new TpmTrustError("ERR_VALIDATION", "masterKeyFile must be a path");
-    return { masterKeyFile: confined(masterKeyFile) };
+    return { masterKeyFile: confinedPath(ctx, masterKeyFile, SETTING) };
   }
   // the default: the environment variable when this process has it, else master.key in the key directory
-  return process.env[MASTER_KEY_ENV] ? { masterKeyEnv: MASTER_KEY_ENV } : { masterKeyFile: confined("master.key") };
+  return process.env[MASTER_KEY_ENV] ? { masterKeyEnv: MASTER_KEY_ENV } : { masterKeyFile: confinedPath(ctx, DEFAULT_MASTER_KEY_FILE, SETTING) };
 }
 
 export const LOCAL: KeyServerKind = {
   kind: "local",
-  description: `built-in key store: AES-256 keys wrapped by a master key from $${MASTER_KEY_ENV} or a 0600 file (default ${DEFAULT_MASTER_KEY_FILE}, created on first use)`,
-  configure,
-  open: (config) => new LocalKeyServer(configure(config)),
+  description: `built-in key store: AES-256 keys wrapped by a master key from $${MASTER_KEY_ENV} or a 0600 file (default ${DEFAULT_MASTER_KEY_FILE} in the key directory, created on first use)`,
+  configure: (config, ctx = ENV_KEY_DIR) => configure(config, ctx),
+  open: (config, ctx = ENV_KEY_DIR) => new LocalKeyServer(configure(config, ctx), ctx),
 };

@@ -4,15 +4,16 @@
  * the token with a 96-bit IV from the token's generator. A version's reference is its CKA_ID.
  *
  * Settings: the module path, the token (by label or slot index), and where the user PIN is: an
- * environment variable or a file (mode 0600). Calls are synchronous: one session per key server,
+ * environment variable or a file (mode 0600) in the key directory (key-dir.ts). Calls are synchronous: one session per key server,
  * never interleaved, and each GCM call is microseconds on SoftHSM; a slow network HSM would want a
  * session pool here.
  */
-import { closeSync, fstatSync, openSync, readFileSync } from "node:fs";
+import { closeSync, fstatSync, readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { isAbsolute } from "node:path";
 import type * as Pkcs11Types from "pkcs11js";
 import { TpmTrustError } from "../errors.js";
+import { confinedPath, ENV_KEY_DIR, openConfined, type KeyDirContext } from "./key-dir.js";
 import type { KeyRef, KeyServer, KeyServerKind } from "./server.js";
 
 type Pkcs11Module = typeof Pkcs11Types;
@@ -27,7 +28,7 @@ export interface Pkcs11Config {
   slot?: number;
   /** the user PIN: from this environment variable … */
   pinEnv?: string;
-  /** … or from this file (mode 0600, one line) */
+  /** … or from this file (mode 0600, one line) inside the key directory */
   pinFile?: string;
 }
 
@@ -89,19 +90,14 @@ function releaseLibrary(path: string): void {
 /** A token label or slot description as a string: PKCS#11 pads fixed fields with blanks (SoftHSM with NULs). */
 const fixed = (s: string) => s.replace(/[\0 ]+$/, "");
 
-function readPin(cfg: Pkcs11Config): string {
+function readPin(cfg: Pkcs11Config, ctx: KeyDirContext): string {
   if (cfg.pinEnv) {
     const v = process.env[cfg.pinEnv];
     if (v === undefined || v === "") throw ioError(`the PIN variable ${cfg.pinEnv} is not set`, { env: cfg.pinEnv });
     return v;
   }
-  const path = cfg.pinFile!;
-  let fd: number;
-  try {
-    fd = openSync(path, "r");
-  } catch (e) {
-    throw ioError(`cannot read the PIN file ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, { path });
-  }
+  const path = confinedPath(ctx, cfg.pinFile!, "pinFile");
+  const fd = openConfined(ctx, path, "pinFile", "the PIN file");
   try {
     if (fstatSync(fd).mode & 0o077) throw ioError(`the PIN file ${path} may be read by group or others; chmod 600 it`, { path });
     const pin = readFileSync(fd, "utf8").replace(/\r?\n$/, "");
@@ -118,7 +114,10 @@ class Pkcs11KeyServer implements KeyServer {
   private session: Handle | undefined;
   private readonly handles = new Map<string, Handle>();
 
-  constructor(private readonly cfg: Pkcs11Config) {}
+  constructor(
+    private readonly cfg: Pkcs11Config,
+    private readonly ctx: KeyDirContext,
+  ) {}
 
   /** The logged-in session, opened on first use. */
   private open(): { lib: Pkcs11Types.PKCS11; session: Handle; m: Pkcs11Module } {
@@ -136,7 +135,7 @@ class Pkcs11KeyServer implements KeyServer {
       }
       const session = lib.C_OpenSession(slot, m.CKF_SERIAL_SESSION | m.CKF_RW_SESSION);
       try {
-        lib.C_Login(session, m.CKU_USER, readPin(this.cfg));
+        lib.C_Login(session, m.CKU_USER, readPin(this.cfg, this.ctx));
       } catch (e) {
         if ((e as { code?: number }).code !== m.CKR_USER_ALREADY_LOGGED_IN) {
           lib.C_CloseSession(session);
@@ -306,7 +305,7 @@ class Pkcs11KeyServer implements KeyServer {
   }
 }
 
-function configure(config: Record<string, unknown>): Pkcs11Config {
+function configure(config: Record<string, unknown>, ctx: KeyDirContext): Pkcs11Config {
   const bad = (m: string) => new TpmTrustError("ERR_VALIDATION", m);
   const { module, tokenLabel, slot, pinEnv, pinFile, ...rest } = config;
   if (Object.keys(rest).length) throw bad(`a pkcs11 key server has no setting ${Object.keys(rest).join(", ")}`);
@@ -316,17 +315,17 @@ function configure(config: Record<string, unknown>): Pkcs11Config {
   if (slot !== undefined && !(Number.isInteger(slot) && (slot as number) >= 0 && (slot as number) < 1024)) throw bad("slot must be a slot index (0, 1, …)");
   if ((pinEnv === undefined) === (pinFile === undefined)) throw bad("give the user PIN's place: pinEnv (a variable name) or pinFile (a path), one of them");
   if (pinEnv !== undefined && (typeof pinEnv !== "string" || !ENV_NAME.test(pinEnv))) throw bad("pinEnv must be an environment variable name");
-  if (pinFile !== undefined && (typeof pinFile !== "string" || !isAbsolute(pinFile))) throw bad("pinFile must be an absolute path");
+  if (pinFile !== undefined && (typeof pinFile !== "string" || pinFile === "")) throw bad("pinFile must be a path");
   return {
     module,
     ...(tokenLabel !== undefined ? { tokenLabel: tokenLabel as string } : { slot: slot as number }),
-    ...(pinEnv !== undefined ? { pinEnv: pinEnv as string } : { pinFile: pinFile as string }),
+    ...(pinEnv !== undefined ? { pinEnv: pinEnv as string } : { pinFile: confinedPath(ctx, pinFile as string, "pinFile") }),
   };
 }
 
 export const PKCS11: KeyServerKind = {
   kind: "pkcs11",
   description: "PKCS#11 token (HSM, SoftHSM): AES-256 keys generated and used inside the token (CKM_AES_GCM)",
-  configure: (c) => ({ ...configure(c) }),
-  open: (config) => new Pkcs11KeyServer(configure(config)),
+  configure: (c, ctx = ENV_KEY_DIR) => ({ ...configure(c, ctx) }),
+  open: (config, ctx = ENV_KEY_DIR) => new Pkcs11KeyServer(configure(config, ctx), ctx),
 };

@@ -7,6 +7,7 @@
 import { TpmTrustError } from "../errors.js";
 import type { Cluster, KeyProvider, KeyServer as KeyServerRecord, KeyVersion, Store } from "../store/index.js";
 import { PROVIDER_NAME_PATTERN } from "./envelope.js";
+import { storeKeyDir } from "./key-dir.js";
 import { keyServerFor, keyServerKind } from "./kinds.js";
 
 export const KEY_SERVER_NAME_PATTERN = "^[a-z0-9][a-z0-9._-]{0,62}$";
@@ -29,9 +30,9 @@ const notFound = (what: string) => new TpmTrustError("ERR_NOT_FOUND", `no ${what
 
 export async function addKeyServer(store: Store, s: { name: string; kind: string; config?: Record<string, unknown> }, c: Caller): Promise<KeyServerRecord> {
   check(s.name, KEY_SERVER_NAME_PATTERN, "name");
-  const config = keyServerKind(s.kind).configure(s.config ?? {});
+  const config = keyServerKind(s.kind).configure(s.config ?? {}, storeKeyDir(store));
   // a key server that cannot be used now is refused now, not at the first host's request
-  const probe = keyServerKind(s.kind).open(config);
+  const probe = keyServerKind(s.kind).open(config, storeKeyDir(store));
   try {
     await probe.check();
   } finally {

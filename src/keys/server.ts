@@ -8,6 +8,8 @@
  * `KEY_SERVER_KINDS` (src/keys/kinds.ts); nothing else changes.
  */
 
+import type { KeyDirContext } from "./key-dir.js";
+
 /** One version of a provider's primary key, as a key server sees it. */
 export interface KeyRef {
   /** the provider's primary key id (a label, an alias) */
@@ -47,8 +49,9 @@ export interface KeyServerKind {
   description: string;
   /**
    * Validates settings as an operator gave them and returns what is stored (paths made absolute,
-   * defaults filled in). Settings never hold secrets in clear, only where to find them.
+   * defaults filled in). Settings never hold secrets in clear, only where to find them; files
+   * must be in the key directory `ctx` names (default: $TPMTRUST_KEY_DIR).
    */
-  configure(config: Record<string, unknown>): Record<string, unknown>;
-  open(config: Record<string, unknown>): KeyServer;
+  configure(config: Record<string, unknown>, ctx?: KeyDirContext): Record<string, unknown>;
+  open(config: Record<string, unknown>, ctx?: KeyDirContext): KeyServer;
 }

@@ -1,3 +1,4 @@
+import { toPem } from "../encoding.js";
 import { TpmTrustError } from "../errors.js";
 import { compileExcludes, emptyRuntimePolicy, type RuntimePolicy } from "./runtime.js";
 import { NAME, validate } from "./schema.js";
@@ -45,7 +46,7 @@ function verificationKeys(v: unknown): string[] {
     throw new TpmTrustError("ERR_VALIDATION", "Keylime policy: verification-keys is not JSON");
   }
   const keys = (parsed as { pubkeys?: unknown }).pubkeys;
-  return stringList(keys, "verification-keys.pubkeys").map((b64) => `-----BEGIN PUBLIC KEY-----\n${b64.match(/.{1,64}/g)?.join("\n") ?? ""}\n-----END PUBLIC KEY-----\n`);
+  return stringList(keys, "verification-keys.pubkeys").map((b64) => toPem("PUBLIC KEY", Buffer.from(b64, "base64")));
 }
 
 /** Converts a Keylime runtime policy (current format) or legacy JSON allowlist to a tpmtrust runtime policy. */

@@ -12,6 +12,7 @@ import type { ProvisioningOptions } from "../provisioning/config.js";
 import type { Store } from "../store/index.js";
 import { installAuth } from "./auth.js";
 import { installMetrics, metrics } from "./metrics.js";
+import { installPaging } from "./paging.js";
 import { errorHandler, problem, sendProblem } from "./problem.js";
 import { routeModules } from "./routes/index.js";
 
@@ -70,6 +71,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     },
   });
   installAuth(app, opts.store, opts.now ?? Date.now);
+  installPaging(app);
   installMetrics(app);
   const unsubscribe = opts.store.faults.subscribe((f) => {
     if (f.kind === "audit-append") {

@@ -53,11 +53,12 @@ async function initialAdminToken(store: Store, db: string, file?: string): Promi
   if ((await store.adminTokens.list()).length > 0) return undefined;
   const path = resolve(file ?? (isPostgresUrl(db) || db === ":memory:" ? join(".tpmtrust", "admin-token") : join(dirname(db), "admin-token")));
   if (existsSync(path)) throw new TpmTrustError("ERR_CONFLICT", `${path} exists but the database has no admin token; remove the file or pass --admin-token-file`);
-  const t = await store.adminTokens.create({ role: "admin", label: "initial" });
+  const at = Date.now();
+  const t = await store.adminTokens.create({ role: "admin", label: "initial", at });
   mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
   writeFileSync(path, t.token + "\n", { mode: 0o600, flag: "wx" });
   chmodSync(path, 0o600);
-  await store.audit.append({ actor: "system", action: "admin.token.create", subject: t.id, outcome: "success", details: { role: "admin", label: "initial", file: path } });
+  await store.audit.append({ actor: "system", action: "admin.token.create", subject: t.id, outcome: "success", details: { role: "admin", label: "initial", file: path }, at });
   return path;
 }
 

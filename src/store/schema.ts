@@ -344,7 +344,7 @@ export interface AuditTable {
   outcome: string;
   /** canonical JSON */
   details: string;
-  /** the hash chain of entries written before schema version 8 (audit_head); null after */
+  /** the hash chain of entries written before schema version 9 (audit_head); null after */
   prev_hash: string | null;
   hash: string | null;
   /** position in the Merkle tree (RFC 9162 §2.1), set when a checkpoint integrates the entry */
@@ -352,7 +352,7 @@ export interface AuditTable {
   /** hex SHA-256(0x00 ‖ leaf data), set with leaf_index */
   leaf_hash: string | null;
 }
-/** One row (id = 1): the last entry of the hash chain kept before schema version 8 (frozen since). */
+/** One row (id = 1): the last entry of the hash chain kept before schema version 9 (frozen since). */
 export interface AuditHeadTable {
   id: number;
   seq: number;
@@ -378,8 +378,16 @@ export interface AdminTokensTable {
   label: string | null;
   /** enroller tokens: the requester's identity, as templates name it */
   identity: string | null;
+  /** the principal the token speaks for (audit actor `role:name`); null on unnamed tokens */
+  name: string | null;
   created_at: number;
   revoked_at: number | null;
+}
+export interface SettingsTable {
+  key: string;
+  /** JSON */
+  value: string;
+  updated_at: number;
 }
 export interface RateLimitsTable {
   key: string;
@@ -464,6 +472,7 @@ export interface Database {
   audit_head: AuditHeadTable;
   audit_checkpoints: AuditCheckpointsTable;
   admin_tokens: AdminTokensTable;
+  settings: SettingsTable;
   rate_limits: RateLimitsTable;
   acme_accounts: AcmeAccountsTable;
   acme_orders: AcmeOrdersTable;

@@ -4,7 +4,6 @@
  * SignedData whose eContent is a PKIResponse. Schemas for @peculiar/asn1-schema (RFC 5272 §3.2,
  * §4.1, module with IMPLICIT TAGS) and a strict reader of the request. Pure.
  */
-import "reflect-metadata";
 import { AsnArray, AsnParser, AsnProp, AsnPropTypes, AsnType, AsnTypeTypes } from "@peculiar/asn1-schema";
 import { ContentInfo, SignedData, id_signedData } from "@peculiar/asn1-cms";
 import { TpmTrustError } from "../errors.js";

@@ -2,7 +2,6 @@
  * PKCS#10 certificate requests (RFC 2986): strict, bounded parsing and the self-signature. Pure
  * (no clock, disk or network); the signature check is async only because WebCrypto is.
  */
-import "reflect-metadata";
 import * as x509 from "@peculiar/x509";
 import { createPublicKey, type KeyObject } from "node:crypto";
 import { pemBlocks } from "../encoding.js";

@@ -3,6 +3,7 @@
  * wrapping one (MS-WCCE 2.2.2.6), PEM (any label: certreq writes "NEW REQUEST" / "CERTIFICATE
  * REQUEST") or DER; and the Microsoft request attributes an operator looks at. Pure.
  */
+import { pemBlocks } from "../encoding.js";
 import { TpmTrustError, isTpmTrustError } from "../errors.js";
 import { isContentInfo, parseCmcRequest, type CmcRequest } from "./cmc.js";
 import { parseCsr, type ParsedCsr } from "./csr.js";
@@ -36,9 +37,10 @@ export interface WindowsRequest {
 export function requestDer(input: Uint8Array | string): Buffer {
   const text = typeof input === "string" ? input : input[0] === 0x2d ? Buffer.from(input).toString("latin1") : undefined;
   if (text === undefined) return Buffer.from(input as Uint8Array);
-  const m = /^-----BEGIN ([A-Z0-9 ]+)-----\s*([A-Za-z0-9+/=\s]+?)\s*-----END \1-----\s*$/.exec(text.trim());
-  if (!m) throw new TpmTrustError("ERR_PARSE_CSR", "not a DER or PEM request");
-  return Buffer.from(m[2].replace(/\s+/g, ""), "base64");
+  const t = text.trim();
+  const [block, ...more] = pemBlocks(t);
+  if (!block || more.length > 0 || block.start !== 0 || block.end !== t.length || !/^[A-Za-z0-9+/=\s]+$/.test(block.body)) throw new TpmTrustError("ERR_PARSE_CSR", "not a DER or PEM request");
+  return block.der;
 }
 
 /** Reads a PKCS#10 or a CMC Full PKI Request (the PKCS#10 inside is parsed the same way). */

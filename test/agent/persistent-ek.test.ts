@@ -55,7 +55,7 @@ test("an EK persisted by another stack (Azure IoT SDK: L-1 template with an empt
   const store = await openStore(join(dir, "s.db"));
   try {
     const caller = { actor: "test", now: Date.now() };
-    for (const p of identity.ekPublics) await store.trust.addAllowlist(ekHash(decodeTpm2bPublic(Buffer.from(p.public, "base64"))));
+    for (const p of identity.ekPublics) await store.trust.addAllowlist(ekHash(decodeTpm2bPublic(Buffer.from(p.public, "base64"))), { at: Date.now() });
     const r = await registerHost(store, { name: "azure-device", hardwareClass: "swtpm", policyVersion: "v1", identity }, caller);
     assert.equal(r.ekTrust.eks.filter((e) => e.alg === "rsa2048" && e.registered).length, 2);
 

@@ -29,7 +29,7 @@ test("an activation expires after its TTL: before, a wrong answer is ERR_ACTIVAT
   const store = await openStore(join(tmp, "a.db"));
   try {
     const caller = { actor: "test", now: T0 };
-    await store.trust.addAllowlist(ekHash(decodeTpm2bPublic(ekPub2b)));
+    await store.trust.addAllowlist(ekHash(decodeTpm2bPublic(ekPub2b)), { at: Date.now() });
     const identity = { ekPublics: [{ alg: "rsa2048", public: ekPub2b.toString("base64") }], ekCertificates: [], tpm: { manufacturer: "IFX", vendor: "", firmware: "7.85" } };
     await registerHost(store, { name: "h", hardwareClass: "c", policyVersion: "v1", identity }, caller);
     const start = () => startActivation(store, { ekPublic: ekPub2b, akPublic: akPublic() }, { now: T0 });

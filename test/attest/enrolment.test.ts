@@ -98,7 +98,7 @@ for (const [backend, makeBackend] of BACKENDS) {
     const s = await startServer({ db: await be.newUrl(), listen: "127.0.0.1:0", logger: false, adminTokenFile: join(dir, "admin-token") });
     const api = apiFor(s);
     const admin = readFileSync(join(dir, "admin-token"), "utf8").trim();
-    const auditor = (await s.store.adminTokens.create({ role: "auditor" })).token;
+    const auditor = (await s.store.adminTokens.create({ at: Date.now(), role: "auditor" })).token;
     const hostA = `a-${backend}`;
     const hostB = `b-${backend}`;
     const rsaCertA = Buffer.from(identityA.ekCertificates[0], "base64");

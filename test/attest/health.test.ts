@@ -111,7 +111,7 @@ describe("two service instances on one PostgreSQL", () => {
       const [s] = stores;
       await registerHost(s, host, { name: "silent-pg", hardwareClass: "gce" });
       await s.hosts.attested("silent-pg", { health: "healthy", at: 1000, deadlineAt: 2000 });
-      await s.webhooks.subscribe({ url: "http://127.0.0.1:9/none", secret: "0123456789abcdef" });
+      await s.webhooks.subscribe({ at: Date.now(), url: "http://127.0.0.1:9/none", secret: "0123456789abcdef" });
       const changes = (await Promise.all(stores.map((x) => sweepSilentHosts(x, () => 5000)))).flat();
       assert.equal(changes.length, 1);
       assert.deepEqual({ ...changes[0] }, { host: "silent-pg", hardwareClass: "gce", previous: "healthy", health: "unhealthy", reason: "ERR_HOST_SILENT", at: 5000 });

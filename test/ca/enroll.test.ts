@@ -57,7 +57,7 @@ async function registerHost(t: TpmClient, name: string, policyVersion: "v1" | "v
 
 const template = (doc: Record<string, unknown>) => api(svc.url, "POST", "/v1/ca/templates", doc, svc.admin);
 /** A new enroller token carrying `identity`. */
-const enroller = async (identity: string) => (await svc.server.store.adminTokens.create({ role: "enroller", identity })).token;
+const enroller = async (identity: string) => (await svc.server.store.adminTokens.create({ at: Date.now(), role: "enroller", identity })).token;
 
 before(async () => {
   dir = mkdtempSync(join(tmpdir(), "tpmtrust-ca-"));
@@ -183,7 +183,7 @@ test("user-credentials: only an enroller token the template names vouches (an ad
   const u = await agentEnroll(tpm, stateA(), "req-user", { token: await enroller("ops") });
   assert.deepEqual(policiesOf(readFileSync(join(u.dir, "cert.pem"), "utf8")), [P32]);
   await rejects(agentEnroll(tpm, stateA(), "req-user", { token: await enroller("someone-else") }), "ERR_FORBIDDEN");
-  const auditor = await svc.server.store.adminTokens.create({ role: "auditor", label: "ca test" });
+  const auditor = await svc.server.store.adminTokens.create({ at: Date.now(), role: "auditor", label: "ca test" });
   await rejects(agentEnroll(tpm, stateA(), "req-user", { token: auditor.token }), "ERR_FORBIDDEN");
   await rejects(agentEnroll(tpm, stateA(), "req-user", { token: "not-a-token" }), "ERR_UNAUTHENTICATED");
   const n = await agentEnroll(tpm, stateA(), "nopol");
@@ -346,7 +346,7 @@ test("negatives with stable codes: duplicable key, CSR key ≠ certified key, un
   assert.equal((await api(svc.url, "POST", "/v1/ca/enroll", once)).status, 201);
   await expectRejected(once, "ERR_NONCE_REUSED");
   // a nonce of another purpose (attestation challenge) is not an enrolment nonce
-  const other = await svc.server.store.nonces.issue({ purpose: "attestation", ttlMs: 60_000 });
+  const other = await svc.server.store.nonces.issue({ at: Date.now(), purpose: "attestation", ttlMs: 60_000 });
   await expectRejected(await evidence({ nonce: other.value }), "ERR_NONCE_UNKNOWN");
   const audit = await api(svc.url, "GET", "/v1/audit?limit=1000", undefined, svc.admin);
   const entries = (audit.body.entries ?? audit.body) as { action: string; details: Record<string, unknown> }[];

@@ -27,7 +27,7 @@ export async function withStore<T>(url: string, fn: (s: Store) => Promise<T>): P
 
 export async function seed(url: string): Promise<void> {
   const s = await openStore(url);
-  for (let i = 0; i < 3; i++) await s.audit.append({ actor: "admin:1", action: "host.add", subject: `h${i}`, outcome: "success" });
+  for (let i = 0; i < 3; i++) await s.audit.append({ at: Date.now(), actor: "admin:1", action: "host.add", subject: `h${i}`, outcome: "success" });
   await s.close();
 }
 

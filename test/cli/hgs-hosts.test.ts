@@ -82,7 +82,7 @@ test("hosts update --class keeps the host's EKs and AKs; hosts remove asks on a 
   try {
     const h = await s.hosts.get("lab-01");
     assert.ok(h, "registered by the test before");
-    await s.aks.bind({ hostName: "lab-01", name: Buffer.concat([Buffer.from([0, 0x0b]), createHash("sha256").update("ak").digest()]), public: Buffer.from("ak public") });
+    await s.aks.bind({ at: Date.now(), hostName: "lab-01", name: Buffer.concat([Buffer.from([0, 0x0b]), createHash("sha256").update("ak").digest()]), public: Buffer.from("ak public") });
   } finally {
     await s.close();
   }

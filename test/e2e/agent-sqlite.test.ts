@@ -260,7 +260,7 @@ test("evidence negatives: replayed nonce, expired nonce, PCR mismatch, tampered 
 
 test("who may do what: no token 401, auditor writing 403, an attestation token is no API token; denials audited", async () => {
   problem(await api(svc.url, "GET", "/v1/hosts"), 401, "ERR_UNAUTHENTICATED");
-  const auditor = (await svc.server.store.adminTokens.create({ role: "auditor", label: "e2e" })).token;
+  const auditor = (await svc.server.store.adminTokens.create({ at: Date.now(), role: "auditor", label: "e2e" })).token;
   assert.equal((await api(svc.url, "GET", "/v1/hosts", undefined, auditor)).status, 200);
   problem(await addPolicy({ ...svc, admin: auditor }, "baseline", "x", CLASS, baseline), 403, "ERR_FORBIDDEN");
   problem(await api(svc.url, "DELETE", `/v1/hosts/${HOST}`, undefined, auditor), 403, "ERR_FORBIDDEN");

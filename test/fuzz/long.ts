@@ -4,6 +4,7 @@
  * input and every operation of a real server over HTTP until the time is up; the first contract
  * violation stops the run with its counterexample and the seed to replay it (exit 1).
  */
+import "reflect-metadata";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -64,7 +65,7 @@ log(`seed ${seed}, ${minutes} min, ${only ?? "parsers and api"}`);
 const dir = mkdtempSync(join(tmpdir(), "tpmtrust-fuzz-"));
 const server = only === "parsers" ? undefined : await startServer({ db: join(dir, "fuzz.db"), listen: "127.0.0.1:0", logger: false, attest: { sweepMs: 0 } });
 try {
-  const creds = server ? { admin: readFileSync(server.adminTokenFile!, "utf8").trim(), auditor: (await server.store.adminTokens.create({ role: "auditor" })).token } : undefined;
+  const creds = server ? { admin: readFileSync(server.adminTokenFile!, "utf8").trim(), auditor: (await server.store.adminTokens.create({ at: Date.now(), role: "auditor" })).token } : undefined;
   const ops = server ? operationsOf(await (await fetch(`${server.url}/openapi.json`)).json()) : [];
   for (let round = 0; Date.now() < deadline; round++) {
     if (only !== "api") await parserRound(round);

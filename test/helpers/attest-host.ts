@@ -82,10 +82,10 @@ export async function registerHost(store: Store, h: TpmHost, o: { name: string; 
     await trustTestEkRoot(store);
     cert = await testEkCertificate(h.ek.public);
   } else {
-    await store.trust.addAllowlist(ekHash(decodeTpmtPublic(h.ek.public)));
+    await store.trust.addAllowlist(ekHash(decodeTpmtPublic(h.ek.public)), { at: Date.now() });
   }
-  await store.hosts.add({ name: o.name, hardwareClass: o.hardwareClass, policyVersion, trustMethod: policyVersion === "v2" ? "ek-cert" : "ek-key", eks: [{ name: h.ek.name, public: h.ek.public, cert }] });
-  await store.aks.bind({ hostName: o.name, name: h.ak.name, public: h.ak.publicArea });
+  await store.hosts.add({ at: Date.now(), name: o.name, hardwareClass: o.hardwareClass, policyVersion, trustMethod: policyVersion === "v2" ? "ek-cert" : "ek-key", eks: [{ name: h.ek.name, public: h.ek.public, cert }] });
+  await store.aks.bind({ at: Date.now(), hostName: o.name, name: h.ak.name, public: h.ak.publicArea });
 }
 
 export interface ChallengeAnswer {
@@ -151,7 +151,7 @@ export async function serveAttestation(db: string, o: { now?: () => number; atte
   const app = await buildApp({ store, logger: false, now: o.now, attest: { sweepMs: 0, ...o.attest } });
   await app.listen({ host: "127.0.0.1", port: 0 });
   const { port } = app.server.address() as { port: number };
-  const admin = (await store.adminTokens.create({ role: "admin" })).token;
+  const admin = (await store.adminTokens.create({ at: Date.now(), role: "admin" })).token;
   return {
     url: `http://127.0.0.1:${port}`,
     store,

@@ -72,8 +72,8 @@ export async function seedHosts(store: Store, hosts: SoftHost[]): Promise<void> 
     const certs = await Promise.all(batch.map((h) => testEkCertificate(h.ekPublic)));
     await store.transaction(async (tx) => {
       for (const [k, h] of batch.entries()) {
-        await tx.hosts.add({ name: h.name, hardwareClass: FLEET_CLASS, policyVersion: "v2", trustMethod: "ek-cert", eks: [{ name: h.ekName, public: h.ekPublic, cert: certs[k] }] });
-        await tx.aks.bind({ hostName: h.name, name: h.akName, public: h.akPublic });
+        await tx.hosts.add({ at: Date.now(), name: h.name, hardwareClass: FLEET_CLASS, policyVersion: "v2", trustMethod: "ek-cert", eks: [{ name: h.ekName, public: h.ekPublic, cert: certs[k] }] });
+        await tx.aks.bind({ at: Date.now(), hostName: h.name, name: h.akName, public: h.akPublic });
       }
     });
   }
@@ -105,7 +105,7 @@ export async function preQuotes(store: Store, hosts: SoftHost[], perHost: number
   for (let round = 0; round < perHost; round++) {
     for (let i = 0; i < hosts.length; i += 2000) {
       await store.transaction(async (tx) => {
-        for (let j = i; j < Math.min(i + 2000, hosts.length); j++) nonces[j].push((await tx.nonces.issue({ purpose: NONCE_PURPOSE, subject: hosts[j].akName.toString("hex"), ttlMs })).value);
+        for (let j = i; j < Math.min(i + 2000, hosts.length); j++) nonces[j].push((await tx.nonces.issue({ at: Date.now(), purpose: NONCE_PURPOSE, subject: hosts[j].akName.toString("hex"), ttlMs })).value);
       });
     }
   }

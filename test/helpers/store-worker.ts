@@ -24,7 +24,7 @@ if (cmd === "open") {
   const codes: Record<string, number> = {};
   for (const value of args[1].split(",")) {
     try {
-      await store.nonces.consume({ value: Buffer.from(value, "hex"), purpose: args[0] });
+      await store.nonces.consume({ at: Date.now(), value: Buffer.from(value, "hex"), purpose: args[0] });
       won.push(value);
     } catch (e) {
       const code = isTpmTrustError(e) ? e.code : String(e);
@@ -34,7 +34,7 @@ if (cmd === "open") {
   result = { won, codes };
 } else if (cmd === "append") {
   const seqs: number[] = [];
-  for (let i = 0; i < Number(args[0]); i++) seqs.push((await store.audit.append({ actor: args[1], action: "test.append", outcome: "success", details: { i } })).seq);
+  for (let i = 0; i < Number(args[0]); i++) seqs.push((await store.audit.append({ at: Date.now(), actor: args[1], action: "test.append", outcome: "success", details: { i } })).seq);
   result = { seqs };
 } else {
   throw new Error(`unknown worker command ${cmd}`);

@@ -220,7 +220,7 @@ describe("key release over KMIP, end to end over HTTP", () => {
     const app = await buildApp({ store, logger: false, attest: { sweepMs: 0 } });
     await app.listen({ host: "127.0.0.1", port: 0 });
     url = `http://127.0.0.1:${(app.server.address() as { port: number }).port}`;
-    adminToken = (await store.adminTokens.create({ role: "admin" })).token;
+    adminToken = (await store.adminTokens.create({ at: Date.now(), role: "admin" })).token;
     close = async () => {
       await app.close();
       await closeKeyServers(store);

@@ -9,7 +9,8 @@ import { randomBytes } from "node:crypto";
 import { chmodSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { KEY_SERVER_KINDS, readMasterKey } from "../../src/keys/index.js";
+import { addKeyServer, KEY_SERVER_KINDS, keyDirOf, readMasterKey } from "../../src/keys/index.js";
+import { openStore } from "../../src/store/index.js";
 import { TpmTrustError } from "../../src/errors.js";
 
 const dir = mkdtempSync(join(tmpdir(), "tpmtrust-localkeys-"));
@@ -124,4 +125,27 @@ test("master key files are confined to the key directory: a path outside it, or 
   } finally {
     rmSync(outside, { recursive: true, force: true });
   }
+});
+
+test("the key directory: $TPMTRUST_KEY_DIR, else the SQLite database's folder (so service and CLI on one database agree); PostgreSQL needs it set (ERR_USAGE)", async () => {
+  const saved = process.env.TPMTRUST_KEY_DIR;
+  delete process.env.TPMTRUST_KEY_DIR;
+  try {
+    const dbDir = join(dir, "state");
+    const store = await openStore(join(dbDir, "t.db"));
+    try {
+      const r = await addKeyServer(store, { name: "local", kind: "local" }, { actor: "test", now: Date.now() });
+      assert.deepEqual(r.config, { masterKeyFile: join(dbDir, "master.key") });
+      assert.equal(statSync(join(dbDir, "master.key")).mode & 0o777, 0o600);
+    } finally {
+      await store.close();
+    }
+    const needsIt = (e: unknown) => isCode("ERR_USAGE")(e) && /^set TPMTRUST_KEY_DIR to the folder for key files/.test((e as Error).message);
+    assert.throws(() => keyDirOf("postgres://tpmtrust@127.0.0.1/tpmtrust"), needsIt);
+    assert.throws(() => keyDirOf(":memory:"), needsIt);
+    assert.throws(() => LOCAL.configure({ masterKeyFile: "master.key" }), needsIt);
+  } finally {
+    process.env.TPMTRUST_KEY_DIR = saved;
+  }
+  assert.equal(keyDirOf("postgres://tpmtrust@127.0.0.1/tpmtrust"), dir);
 });

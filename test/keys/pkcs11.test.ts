@@ -1,13 +1,14 @@
 /**
  * PKCS#11 key servers against SoftHSM2: AES-256 keys generated inside the token (sensitive, not
  * extractable), CKM_AES_GCM encryption and decryption inside the token, AAD binding, the token
- * chosen by label or slot, the PIN from a variable or a 0600 file, and the errors of a wrong PIN,
- * an unknown token and a reference the token does not hold.
+ * chosen by label or slot, the PIN from a variable or a 0600 file in the key directory (no other
+ * path, not even through a link), and the errors of a wrong PIN, an unknown token and a reference
+ * the token does not hold.
  */
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { createRequire } from "node:module";
-import { chmodSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdirSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type * as Pkcs11Types from "pkcs11js";
 import { KEY_SERVER_KINDS, type KeyServer } from "../../src/keys/index.js";
@@ -22,11 +23,16 @@ let hsm: SoftHsm;
 let token: { label: string; pin: string };
 let other: { label: string; pin: string };
 let server: KeyServer;
+/** the key directory the PIN files must be in */
+let keys: { keyDir(): string };
 
 before(() => {
   hsm = startSoftHsm();
   token = hsm.initToken("tpmtrust-keys");
   other = hsm.initToken("second", "9999");
+  const dir = join(hsm.dir, "keys");
+  mkdirSync(dir, { mode: 0o700 });
+  keys = { keyDir: () => dir };
   process.env.TPMTRUST_TEST_PIN = token.pin;
   server = PKCS11.open(PKCS11.configure({ module: hsm.module, tokenLabel: token.label, pinEnv: "TPMTRUST_TEST_PIN" }));
 });
@@ -58,16 +64,19 @@ function ownSession(flags: number) {
 }
 
 test("settings: module path, token by label or slot, PIN place; never a PIN in the settings", () => {
-  assert.deepEqual(PKCS11.configure({ module: "/usr/lib/x.so", slot: 0, pinFile: "/etc/pin" }), { module: "/usr/lib/x.so", slot: 0, pinFile: "/etc/pin" });
+  const pinFile = join(keys.keyDir(), "pin");
+  assert.deepEqual(PKCS11.configure({ module: "/usr/lib/x.so", slot: 0, pinFile: "pin" }, keys), { module: "/usr/lib/x.so", slot: 0, pinFile });
+  assert.deepEqual(PKCS11.configure({ module: "/usr/lib/x.so", slot: 0, pinFile }, keys), { module: "/usr/lib/x.so", slot: 0, pinFile });
   for (const bad of [
     { module: "x.so", tokenLabel: "t", pinEnv: "P" },
     { module: "/x.so", pinEnv: "P" },
     { module: "/x.so", tokenLabel: "t", slot: 0, pinEnv: "P" },
     { module: "/x.so", tokenLabel: "t" },
     { module: "/x.so", tokenLabel: "t", pin: "1234" },
-    { module: "/x.so", tokenLabel: "t", pinFile: "relative" },
+    { module: "/x.so", tokenLabel: "t", pinFile: "" },
+    { module: "/x.so", tokenLabel: "t", pinFile: "../pin" },
   ]) {
-    assert.throws(() => PKCS11.configure(bad), isCode("ERR_VALIDATION"), JSON.stringify(bad));
+    assert.throws(() => PKCS11.configure(bad, keys), isCode("ERR_VALIDATION"), JSON.stringify(bad));
   }
 });
 
@@ -103,10 +112,10 @@ test("CKM_AES_GCM inside the token: round trip, AAD bound, tampering detected, v
 });
 
 test("the token by slot index and the PIN from a 0600 file; a group-readable PIN file, a wrong PIN and an unknown label are refused", async () => {
-  const pinFile = join(hsm.dir, "pin");
+  const pinFile = join(keys.keyDir(), "other-pin");
   writeFileSync(pinFile, `${other.pin}\n`, { mode: 0o600 });
   const slots = [token.label, other.label];
-  const bySlot = PKCS11.open({ module: hsm.module, slot: slots.indexOf(other.label), pinFile });
+  const bySlot = PKCS11.open({ module: hsm.module, slot: slots.indexOf(other.label), pinFile }, keys);
   try {
     await bySlot.check();
     const k = { keyId: "x", version: 1, ref: await bySlot.createKey("x") };
@@ -115,13 +124,27 @@ test("the token by slot index and the PIN from a 0600 file; a group-readable PIN
     await bySlot.close();
   }
   chmodSync(pinFile, 0o644);
-  await assert.rejects(PKCS11.open({ module: hsm.module, tokenLabel: other.label, pinFile }).check(), isCode("ERR_IO"));
+  await assert.rejects(PKCS11.open({ module: hsm.module, tokenLabel: other.label, pinFile }, keys).check(), isCode("ERR_IO"));
 
   process.env.TPMTRUST_WRONG_PIN = "0000";
   const wrong = PKCS11.open({ module: hsm.module, tokenLabel: other.label, pinEnv: "TPMTRUST_WRONG_PIN" });
   await assert.rejects(wrong.check(), (e: unknown) => isCode("ERR_IO")(e) && /CKR_PIN_INCORRECT/.test((e as Error).message));
   await assert.rejects(PKCS11.open({ module: hsm.module, tokenLabel: "nope", pinEnv: "TPMTRUST_TEST_PIN" }).check(), (e: unknown) => isCode("ERR_IO")(e) && /no PKCS#11 token labelled "nope"/.test((e as Error).message));
   await assert.rejects(PKCS11.open({ module: "/nonexistent/lib.so", tokenLabel: "t", pinEnv: "TPMTRUST_TEST_PIN" }).check(), isCode("ERR_IO"));
+});
+
+test("a PIN file outside the key directory is refused before the disk is touched, with one answer whether the path exists or not; a link out of it is refused too", async () => {
+  const message = `pinFile must name a file inside the key directory ${keys.keyDir()} ($TPMTRUST_KEY_DIR)`;
+  const refused = (e: unknown) => isCode("ERR_VALIDATION")(e) && (e as Error).message === message && (e as TpmTrustError).details === undefined;
+  for (const pinFile of ["/etc/passwd", "/nonexistent/pin", join(hsm.dir, "pin"), "../../etc/shadow"]) {
+    assert.throws(() => PKCS11.configure({ module: hsm.module, tokenLabel: other.label, pinFile }, keys), refused, pinFile);
+    assert.throws(() => PKCS11.open({ module: hsm.module, tokenLabel: other.label, pinFile }, keys), refused, pinFile);
+  }
+  // a link inside the key directory to a file outside it (here: a valid PIN file) is not followed
+  const outside = join(hsm.dir, "outside-pin");
+  writeFileSync(outside, `${other.pin}\n`, { mode: 0o600 });
+  symlinkSync(outside, join(keys.keyDir(), "link-pin"));
+  await assert.rejects(PKCS11.open({ module: hsm.module, tokenLabel: other.label, pinFile: "link-pin" }, keys).check(), refused);
 });
 
 test("adoption: a key the token already holds under --key-id (label or CKA_ID) is used, not duplicated; unsuitable keys are refused", async () => {

@@ -42,8 +42,8 @@ async function serve(db: string): Promise<Service> {
   return {
     url: `http://127.0.0.1:${port}`,
     store,
-    admin: (await store.adminTokens.create({ role: "admin" })).token,
-    auditor: (await store.adminTokens.create({ role: "auditor" })).token,
+    admin: (await store.adminTokens.create({ at: Date.now(), role: "admin" })).token,
+    auditor: (await store.adminTokens.create({ at: Date.now(), role: "auditor" })).token,
     clock,
     async close() {
       await app.close();

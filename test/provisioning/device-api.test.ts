@@ -356,7 +356,7 @@ test("admin API: problem+json validation, auditor reads but may not write, confl
     assert.equal(bad.json.code, "ERR_VALIDATION");
     const srkAsEk = await s.admin("POST", "/v1/provisioning/enrollments", { registrationId: "y", endorsementKey: b64({ ...d.ek, objectAttributes: 0x00040072 }) });
     assert.equal(srkAsEk.json.code, "ERR_KEY_NOT_RESTRICTED");
-    const auditor = (await s.server.store.adminTokens.create({ role: "auditor", label: "t" })).token;
+    const auditor = (await s.server.store.adminTokens.create({ at: Date.now(), role: "auditor", label: "t" })).token;
     assert.equal((await s.admin("GET", "/v1/provisioning/enrollments", undefined, auditor)).status, 200);
     assert.equal((await s.admin("DELETE", `/v1/provisioning/enrollments/${d.registrationId}`, undefined, auditor)).status, 403);
     assert.equal((await fetch(`${s.url}/v1/provisioning/enrollments`)).status, 401);

@@ -20,7 +20,7 @@ let ops: Operation[];
 
 before(async () => {
   server = await startServer({ db: join(dir, "fuzz.db"), listen: "127.0.0.1:0", logger: false, attest: { sweepMs: 0 } });
-  creds = { admin: readFileSync(server.adminTokenFile!, "utf8").trim(), auditor: (await server.store.adminTokens.create({ role: "auditor" })).token };
+  creds = { admin: readFileSync(server.adminTokenFile!, "utf8").trim(), auditor: (await server.store.adminTokens.create({ at: Date.now(), role: "auditor" })).token };
   ops = operationsOf(await (await fetch(`${server.url}/openapi.json`)).json());
 });
 after(async () => {

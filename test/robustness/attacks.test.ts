@@ -345,7 +345,7 @@ const ATTACKS: Attack[] = [
       { flow: "registration", name: "v2 host without an EK certificate", code: "ERR_EK_CERT_REQUIRED", run: () => reg("r-v2", identityOf(newcomer)) },
       { flow: "registration", name: "v1 host whose EK is not allow-listed", code: "ERR_EK_NOT_ALLOWLISTED", run: () => reg("r-v1", identityOf(softHost("unknown")), { policyVersion: "v1" }) },
       { flow: "registration", name: "a name already taken", code: "ERR_CONFLICT", run: () => reg(alice.name, identityOf(newcomer), { policyVersion: "v1" }) },
-      { flow: "registration", name: "an EK already registered to another host", code: "ERR_CONFLICT", run: async () => { await s.store.trust.addAllowlist(alice.ekHash); return reg("r-dup-ek", identityOf(alice), { policyVersion: "v1" }); } },
+      { flow: "registration", name: "an EK already registered to another host", code: "ERR_CONFLICT", run: async () => { await s.store.trust.addAllowlist(alice.ekHash, { at: Date.now() }); return reg("r-dup-ek", identityOf(alice), { policyVersion: "v1" }); } },
       { flow: "registration", name: "an EK certificate of another TPM (none certifies this EK)", code: "ERR_EK_CERT_REQUIRED", run: () => reg("r-cert", ident(newcomer, (i) => (i.ekCertificates = [INFINEON_CERT]))) },
       { flow: "registration", name: "a certificate that is junk", code: "ERR_EK_NOT_TRUSTED", run: () => reg("r-junk", ident(newcomer, (i) => (i.ekCertificates = [b64(Buffer.from("not a certificate at all"))]))) },
       { flow: "registration", name: "an EK that can sign", code: "ERR_VALIDATION", run: () => reg("r-sign", ident(newcomer, (i) => { const p = Buffer.from(newcomer.ekPublic); p.writeUInt32BE(p.readUInt32BE(4) | TPMA_OBJECT.sign, 4); i.ekPublics[0].public = b64(tpm2b(p)); }), { policyVersion: "v1" }) },
@@ -483,6 +483,8 @@ const ATTACKS: Attack[] = [
       { flow: "keys", name: "a provider name with a slash", code: "ERR_VALIDATION", run: () => call("POST", "/v1/keys/a%2Fb/encrypt", { plaintext: "AAAA" }) },
       { flow: "keys", name: "a local key server whose master key file is an arbitrary existing path", code: "ERR_VALIDATION", run: () => call("POST", "/v1/keys/servers", { name: "probe1", kind: "local", config: { masterKeyFile: "/etc/passwd" } }, admin) },
       { flow: "keys", name: "a local key server whose master key file escapes the key directory", code: "ERR_VALIDATION", run: () => call("POST", "/v1/keys/servers", { name: "probe2", kind: "local", config: { masterKeyFile: "../../etc/shadow" } }, admin) },
+      { flow: "keys", name: "a PKCS#11 key server whose PIN file is an arbitrary existing path", code: "ERR_VALIDATION", run: () => call("POST", "/v1/keys/servers", { name: "probe3", kind: "pkcs11", config: { module: "/usr/lib/softhsm/libsofthsm2.so", slot: 0, pinFile: "/etc/shadow" } }, admin) },
+      { flow: "keys", name: "a PKCS#11 key server whose PIN file escapes the key directory", code: "ERR_VALIDATION", run: () => call("POST", "/v1/keys/servers", { name: "probe4", kind: "pkcs11", config: { module: "/usr/lib/softhsm/libsofthsm2.so", slot: 0, pinFile: "../../etc/shadow" } }, admin) },
       { flow: "keys", name: "providers managed by an auditor", code: "ERR_FORBIDDEN", run: () => call("POST", "/v1/keys/providers", { name: "vault" }, auditor) },
     ] as Attack[];
   })(),
@@ -525,19 +527,19 @@ const ATTACKS: Attack[] = [
 before(async () => {
   s = await startServer({ db: join(dir, "attacks.db"), listen: "127.0.0.1:0", logger: false, attest: { sweepMs: 0 } });
   admin = readFileSync(s.adminTokenFile!, "utf8").trim();
-  auditor = (await s.store.adminTokens.create({ role: "auditor" })).token;
-  const r = await s.store.adminTokens.create({ role: "admin", label: "revoked" });
+  auditor = (await s.store.adminTokens.create({ at: Date.now(), role: "auditor" })).token;
+  const r = await s.store.adminTokens.create({ at: Date.now(), role: "admin", label: "revoked" });
   await s.store.adminTokens.revoke(r.id, Date.now());
   revoked = r.token;
   [alice, bob, orphan, newcomer, certee] = ["alice", "bob", "orphan", "newcomer", "certee"].map(softHost);
   await addFleetBaseline(s.store);
   await seedHosts(s.store, [alice, bob, certee]);
-  await s.store.trust.addAllowlist(certee.ekHash);
+  await s.store.trust.addAllowlist(certee.ekHash, { at: Date.now() });
   certeeAkCert = await issueAkCertificate(s.store, await attestationCa(s.store, Date.now()), { hostName: certee.name, akPublic: decodeTpmtPublic(certee.akPublic), akName: certee.akName, now: Date.now() });
   // the key attestation CA and its templates
   await initCa(s.store, { actor: "test", now: Date.now(), keyDir: join(dir, "ca-keys") });
-  opsEnroller = (await s.store.adminTokens.create({ role: "enroller", identity: "ops" })).token;
-  intruderEnroller = (await s.store.adminTokens.create({ role: "enroller", identity: "intruder" })).token;
+  opsEnroller = (await s.store.adminTokens.create({ at: Date.now(), role: "enroller", identity: "ops" })).token;
+  intruderEnroller = (await s.store.adminTokens.create({ at: Date.now(), role: "enroller", identity: "intruder" })).token;
   const corp = { subject: { pattern: "CN=[a-z0-9-]+\\.corp\\.example" }, subjectAltNames: { allowed: ["dns"], pattern: "[a-z0-9-]+\\.corp\\.example" } };
   for (const t of [
     { name: "t-none", ...corp },
@@ -551,12 +553,12 @@ before(async () => {
   ]) {
     await putTemplate(s.store, t, { actor: "test", now: Date.now() });
   }
-  await s.store.hosts.add({ name: orphan.name, hardwareClass: "no-baseline", policyVersion: "v2", trustMethod: "ek-cert", eks: [{ name: orphan.ekName, public: orphan.ekPublic, cert: await testEkCertificate(orphan.ekPublic) }] });
-  await s.store.aks.bind({ hostName: orphan.name, name: orphan.akName, public: orphan.akPublic });
+  await s.store.hosts.add({ at: Date.now(), name: orphan.name, hardwareClass: "no-baseline", policyVersion: "v2", trustMethod: "ek-cert", eks: [{ name: orphan.ekName, public: orphan.ekPublic, cert: await testEkCertificate(orphan.ekPublic) }] });
+  await s.store.aks.bind({ at: Date.now(), hostName: orphan.name, name: orphan.akName, public: orphan.akPublic });
   certless = softHost("certless");
-  await s.store.hosts.add({ name: certless.name, hardwareClass: "gce-n1", policyVersion: "v2", trustMethod: "ek-cert", eks: [{ name: certless.ekName, public: certless.ekPublic, cert: null }] });
+  await s.store.hosts.add({ at: Date.now(), name: certless.name, hardwareClass: "gce-n1", policyVersion: "v2", trustMethod: "ek-cert", eks: [{ name: certless.ekName, public: certless.ekPublic, cert: null }] });
   // a v1 host for activation cases: registered over the API with its allow-listed EK
-  await s.store.trust.addAllowlist(newcomer.ekHash);
+  await s.store.trust.addAllowlist(newcomer.ekHash, { at: Date.now() });
   const v1 = await call("POST", "/v1/hosts", { name: "newcomer", hardwareClass: "gce-n1", policyVersion: "v1", identity: identityOf(newcomer) }, admin);
   assert.equal(v1.status, 201, JSON.stringify(v1.body));
   // the control: honest evidence passes
@@ -787,7 +789,7 @@ test("trust: a v1 host's allow-list entry removed → its attestation fails (ERR
   assert.equal((await call("POST", "/v1/trust/allowlist", { ekHash: dave.ekHash }, admin)).status, 201);
   const reg = await call("POST", "/v1/hosts", { name: dave.name, hardwareClass: "fleet-v1", policyVersion: "v1", identity: identityOf(dave) }, admin);
   assert.equal(reg.status, 201, JSON.stringify(reg.body));
-  await s.store.aks.bind({ hostName: dave.name, name: dave.akName, public: dave.akPublic });
+  await s.store.aks.bind({ at: Date.now(), hostName: dave.name, name: dave.akName, public: dave.akPublic });
   assert.equal((await attestWith({ host: dave })).body.verdict, "pass");
   assert.equal((await call("DELETE", `/v1/trust/allowlist/${dave.ekHash}`, undefined, admin)).status, 204);
   const v = await attestWith({ host: dave });
@@ -801,7 +803,7 @@ test("trust: a v1 host's file removed from an allow-list folder → its attestat
   assert.equal((await call("POST", "/v1/trust/allowlist-dirs", { path: folder }, admin)).status, 201);
   const reg = await call("POST", "/v1/hosts", { name: frank.name, hardwareClass: "fleet-v1", policyVersion: "v1", identity: identityOf(frank) }, admin);
   assert.equal(reg.status, 201, JSON.stringify(reg.body));
-  await s.store.aks.bind({ hostName: frank.name, name: frank.akName, public: frank.akPublic });
+  await s.store.aks.bind({ at: Date.now(), hostName: frank.name, name: frank.akName, public: frank.akPublic });
   assert.equal((await attestWith({ host: frank })).body.verdict, "pass");
   unlinkSync(join(folder, frank.ekHash));
   const v = await attestWith({ host: frank });

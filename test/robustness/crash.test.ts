@@ -48,7 +48,7 @@ for (const [name, open] of BACKENDS) {
           const store = await openStore(db);
           await addFleetBaseline(store);
           await seedHosts(store, attesting);
-          for (const h of joining) await store.trust.addAllowlist(h.ekHash, { label: h.name });
+          for (const h of joining) await store.trust.addAllowlist(h.ekHash, { at: Date.now(), label: h.name });
           // round-major order: consecutive requests come from different hosts
           const perHost = await preQuotes(store, attesting, ROUNDS);
           quotes = Array.from({ length: ROUNDS }, (_, r) => perHost.map((q) => q[r])).flat();

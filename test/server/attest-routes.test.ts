@@ -18,8 +18,8 @@ let auditor: string;
 before(async () => {
   store = await openStore(join(dir, "t.db"));
   app = await buildApp({ store, logger: false, attest: { sweepMs: 0 } });
-  admin = (await store.adminTokens.create({ role: "admin" })).token;
-  auditor = (await store.adminTokens.create({ role: "auditor" })).token;
+  admin = (await store.adminTokens.create({ at: Date.now(), role: "admin" })).token;
+  auditor = (await store.adminTokens.create({ at: Date.now(), role: "auditor" })).token;
 });
 after(async () => {
   await app.close();

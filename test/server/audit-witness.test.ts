@@ -20,7 +20,7 @@ let app: FastifyInstance;
 let auditor: string;
 before(async () => {
   store = await openStore(join(dir, "t.db"));
-  auditor = (await store.adminTokens.create({ role: "auditor" })).token;
+  auditor = (await store.adminTokens.create({ at: Date.now(), role: "auditor" })).token;
   const sink = new Writable({
     write(chunk: Buffer, _enc, done) {
       for (const l of chunk.toString().split("\n").filter(Boolean)) lines.push(JSON.parse(l));
@@ -48,12 +48,12 @@ const get = (url: string) => app.inject({ method: "GET", url, headers: { authori
 const post = (url: string, payload: unknown) => app.inject({ method: "POST", url, payload: payload as object, headers: { authorization: `Bearer ${auditor}` } });
 
 test("the service checkpoints new entries and logs each checkpoint once, with its SIZE:ROOT; the API verifies against either", async () => {
-  const e1 = await store.audit.append({ actor: "test", action: "x.one", outcome: "success" });
+  const e1 = await store.audit.append({ at: Date.now(), actor: "test", action: "x.one", outcome: "success" });
   const first = await witnessed(e1.seq);
   const [size, root] = first.anchor.split(":");
   assert.equal(Number(size), (await store.audit.head()).checkpoint?.treeSize);
 
-  const e2 = await store.audit.append({ actor: "test", action: "x.two", outcome: "success" });
+  const e2 = await store.audit.append({ at: Date.now(), actor: "test", action: "x.two", outcome: "success" });
   await witnessed(e2.seq);
   assert.equal(lines.filter((x) => x.msg === "audit head" && x.anchor === first.anchor).length, 1, "logged once while the head stood still");
 
@@ -74,7 +74,7 @@ test("the service checkpoints new entries and logs each checkpoint once, with it
 });
 
 test("inclusion and consistency proofs from the API verify against the signed checkpoint (RFC 9162 §2.1.3, §2.1.4)", async () => {
-  const e = await store.audit.append({ actor: "test", action: "x.proof", outcome: "success", details: { n: 1 } });
+  const e = await store.audit.append({ at: Date.now(), actor: "test", action: "x.proof", outcome: "success", details: { n: 1 } });
   await witnessed(e.seq);
   const p = (await get(`/v1/audit/${e.seq}/proof`)).json();
   const cp = parseCheckpoint(p.checkpoint);

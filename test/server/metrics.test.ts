@@ -27,7 +27,7 @@ test("/metrics needs a reader token and reports audit chain length, hosts by hea
   const s = await startServer({ db: join(dir, "m.db"), listen: "127.0.0.1:0", logger: false });
   try {
     const admin = readFileSync(s.adminTokenFile!, "utf8").trim();
-    const auditor = (await s.store.adminTokens.create({ role: "auditor", label: "prometheus" })).token;
+    const auditor = (await s.store.adminTokens.create({ at: Date.now(), role: "auditor", label: "prometheus" })).token;
 
     const anon = await fetch(`${s.url}/metrics`);
     assert.equal(anon.status, 401);
@@ -76,7 +76,7 @@ test("attestations count by verdict and reason with their latency; registrations
     const tpm2b = (b: Buffer) => Buffer.concat([Buffer.from([b.length >> 8, b.length & 0xff]), b]).toString("base64");
     // a v2 host stored without an EK certificate, whose EK comes without one: refused by the activation service
     const bare = softHost("m-3");
-    await s.store.hosts.add({ name: bare.name, hardwareClass: "gce-n1", policyVersion: "v2", trustMethod: "ek-cert", eks: [{ name: bare.ekName, public: bare.ekPublic, cert: null }] });
+    await s.store.hosts.add({ at: Date.now(), name: bare.name, hardwareClass: "gce-n1", policyVersion: "v2", trustMethod: "ek-cert", eks: [{ name: bare.ekName, public: bare.ekPublic, cert: null }] });
     const badActivation = await postJson(`${s.url}/v1/activations`, { ekPublic: tpm2b(bare.ekPublic), akPublic: tpm2b(host.ak.publicArea) });
 
     assert.match(badHost.body.code, /^ERR_PARSE_/);

@@ -22,7 +22,7 @@ for (const [name, make] of BACKENDS) {
 
     test("accounts are unique per key thumbprint; deactivation and contacts", async () => {
       const a = await store.acme.addAccount({ thumbprint: "tp-1", jwk: { kty: "EC", crv: "P-256", x: "x", y: "y" }, contact: ["mailto:a@example.com"], at: T0 });
-      await assert.rejects(store.acme.addAccount({ thumbprint: "tp-1", jwk: {}, contact: [] }), code("ERR_CONFLICT"));
+      await assert.rejects(store.acme.addAccount({ at: Date.now(), thumbprint: "tp-1", jwk: {}, contact: [] }), code("ERR_CONFLICT"));
       assert.deepEqual((await store.acme.accountByThumbprint("tp-1"))?.id, a.id);
       await store.acme.updateAccount(a.id, { status: "deactivated", contact: [] });
       const b = await store.acme.getAccount(a.id);
@@ -32,7 +32,7 @@ for (const [name, make] of BACKENDS) {
     });
 
     test("an order with its authorization; a challenge settles once, an order moves once, even when raced", async () => {
-      const acct = await store.acme.addAccount({ thumbprint: "tp-2", jwk: {}, contact: [] });
+      const acct = await store.acme.addAccount({ at: Date.now(), thumbprint: "tp-2", jwk: {}, contact: [] });
       const { order, authzs } = await store.acme.createOrder({ accountId: acct.id, template: "t", identifiers: [{ type: "permanent-identifier", value: "h" }], expiresAt: T0 + 1000, tokens: ["tok"], at: T0 });
       assert.equal(order.status, "pending");
       assert.equal(authzs.length, 1);
@@ -50,7 +50,7 @@ for (const [name, make] of BACKENDS) {
       assert.equal(done.certSerial, "0a");
       assert.equal(await store.acme.moveOrder(order.id, "ready", { status: "invalid", error: { type: "x" } }), false);
       await assert.rejects(
-        store.acme.createOrder({ accountId: "no-such-account", template: "t", identifiers: [{ type: "permanent-identifier", value: "h" }], expiresAt: T0, tokens: ["t"] }),
+        store.acme.createOrder({ at: Date.now(), accountId: "no-such-account", template: "t", identifiers: [{ type: "permanent-identifier", value: "h" }], expiresAt: T0, tokens: ["t"] }),
         code("ERR_NOT_FOUND"),
       );
     });

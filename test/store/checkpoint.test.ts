@@ -14,7 +14,7 @@ test("a store opened with backgroundCheckpointMs moves committed pages into the 
     const before = statSync(db).size;
     // ~1 MB of audit entries: far below the serving connection's own checkpoint threshold (10,000 pages)
     await store.transaction(async (tx) => {
-      for (let i = 0; i < 500; i++) await tx.audit.append({ actor: "test", action: "fill", outcome: "success", details: { pad: "x".repeat(2000), i } });
+      for (let i = 0; i < 500; i++) await tx.audit.append({ at: Date.now(), actor: "test", action: "fill", outcome: "success", details: { pad: "x".repeat(2000), i } });
     });
     const deadline = Date.now() + 20_000;
     while (statSync(db).size < before + 1_000_000 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));

@@ -33,7 +33,7 @@ for (const [name, make] of BACKENDS) {
     test("instances consuming the same nonces at once: each nonce is won exactly once", async () => {
       const url = await backend.newUrl();
       const s = await openStore(url);
-      const nonces = await Promise.all(Array.from({ length: 200 }, () => s.nonces.issue({ purpose: "attest", ttlMs: 600_000 })));
+      const nonces = await Promise.all(Array.from({ length: 200 }, () => s.nonces.issue({ at: Date.now(), purpose: "attest", ttlMs: 600_000 })));
       await s.close();
       const list = nonces.map((n) => n.value.toString("hex"));
       // opposite orders, so the two meet in the middle and contend there
@@ -64,10 +64,10 @@ for (const [name, make] of BACKENDS) {
       const url = await backend.newUrl();
       const s = await openStore(url, { connectionWaitMs: 300, poolSize: 1 });
       try {
-        await s.audit.append({ actor: "t", action: "before", outcome: "success", details: {} });
+        await s.audit.append({ at: Date.now(), actor: "t", action: "before", outcome: "success", details: {} });
         // the mistake the guard exists for: the outer store used inside a transaction
         const wedged = s.transaction(async (tx) => {
-          await tx.audit.append({ actor: "t", action: "inside", outcome: "success", details: {} });
+          await tx.audit.append({ at: Date.now(), actor: "t", action: "inside", outcome: "success", details: {} });
           await s.audit.head();
         });
         await assert.rejects(wedged, (e: unknown) => e instanceof TpmTrustError && e.code === "ERR_STORE_BUSY" && e.details?.waitedMs === 300);
@@ -86,14 +86,14 @@ for (const [name, make] of BACKENDS) {
         const other = await openStore(url);
         try {
           const stuck = s.transaction(async (tx) => {
-            await tx.audit.append({ actor: "t", action: "stuck", outcome: "success", details: {} });
+            await tx.audit.append({ at: Date.now(), actor: "t", action: "stuck", outcome: "success", details: {} });
             await new Promise((r) => setTimeout(r, 1000));
             await tx.audit.head();
           });
           await assert.rejects(stuck);
           // the audit head lock it held is free again: another pool appends
-          await other.audit.append({ actor: "t", action: "after", outcome: "success", details: {} });
-          await s.audit.append({ actor: "t", action: "again", outcome: "success", details: {} });
+          await other.audit.append({ at: Date.now(), actor: "t", action: "after", outcome: "success", details: {} });
+          await s.audit.append({ at: Date.now(), actor: "t", action: "again", outcome: "success", details: {} });
           assert.deepEqual((await other.audit.list({ limit: 10 })).map((e) => e.action).sort(), ["after", "again"]);
         } finally {
           await Promise.all([s.close(), other.close()]);
@@ -105,7 +105,7 @@ for (const [name, make] of BACKENDS) {
         const [a, b] = await Promise.all([openStore(url), openStore(url)]);
         try {
           await Promise.all(
-            Array.from({ length: 40 }, (_, i) => [a, b][i % 2].audit.append({ actor: `pool-${i % 2}`, action: "test", outcome: "success", details: { i } })),
+            Array.from({ length: 40 }, (_, i) => [a, b][i % 2].audit.append({ at: Date.now(), actor: `pool-${i % 2}`, action: "test", outcome: "success", details: { i } })),
           );
           const v = await b.audit.verify();
           assert.deepEqual([v.ok, v.verified], [true, 40]);

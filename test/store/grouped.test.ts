@@ -15,13 +15,13 @@ for (const [name, make] of BACKENDS) {
     test("one member that throws is rolled back alone; a nonce consumed twice in one group is won once", async () => {
       const store = await openStore(await backend.newUrl());
       try {
-        const nonce = await store.nonces.issue({ purpose: "t", ttlMs: 60_000 });
+        const nonce = await store.nonces.issue({ at: Date.now(), purpose: "t", ttlMs: 60_000 });
         const results = await Promise.allSettled(
           Array.from({ length: 6 }, (_, i) =>
             store.groupedTransaction(async (tx) => {
-              await tx.audit.append({ actor: "test", action: `member.${i}`, outcome: "success" });
+              await tx.audit.append({ at: Date.now(), actor: "test", action: `member.${i}`, outcome: "success" });
               if (i === 2) throw new Error("member 2 fails after writing");
-              if (i >= 4) await tx.nonces.consume({ value: nonce.value, purpose: "t" });
+              if (i >= 4) await tx.nonces.consume({ at: Date.now(), value: nonce.value, purpose: "t" });
               return i;
             }),
           ),

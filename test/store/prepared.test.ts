@@ -62,7 +62,7 @@ for (const [name, make] of BACKENDS) {
     });
 
     test("hosts.attested: an unchanged health is one update; each transition is reported to exactly one caller", async () => {
-      await store.hosts.add({ name: "h", hardwareClass: "c", policyVersion: "v2", eks: [] });
+      await store.hosts.add({ at: Date.now(), name: "h", hardwareClass: "c", policyVersion: "v2", eks: [] });
       const first = await store.hosts.attested("h", { health: "healthy", at: 1000, deadlineAt: 2000 });
       assert.deepEqual(first, { changed: true, previous: "unknown" });
       assert.deepEqual(await store.hosts.attested("h", { health: "healthy", reason: null, at: 1100, deadlineAt: 2100 }), { changed: false, previous: "healthy" });

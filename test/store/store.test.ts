@@ -63,9 +63,9 @@ for (const [name, make] of BACKENDS) {
         assert.deepEqual(h.eks.find((e) => e.name.equals(ek("ecc").name))?.cert, Buffer.from([0x30, 1]));
         assert.equal((await s.hosts.findByEk(ek("rsa").name))?.name, "h1");
         assert.equal(await s.hosts.findByEk(ek("other").name), undefined);
-        await assert.rejects(s.hosts.add({ name: "h1", hardwareClass: "x", policyVersion: "v1", eks: [] }), code("ERR_CONFLICT"));
+        await assert.rejects(s.hosts.add({ at: Date.now(), name: "h1", hardwareClass: "x", policyVersion: "v1", eks: [] }), code("ERR_CONFLICT"));
         // an EK owned by h1: the whole add rolls back, h2 does not exist afterwards
-        await assert.rejects(s.hosts.add({ name: "h2", hardwareClass: "x", policyVersion: "v1", eks: [ek("new"), ek("rsa")] }), code("ERR_CONFLICT"));
+        await assert.rejects(s.hosts.add({ at: Date.now(), name: "h2", hardwareClass: "x", policyVersion: "v1", eks: [ek("new"), ek("rsa")] }), code("ERR_CONFLICT"));
         assert.equal(await s.hosts.get("h2"), undefined);
         assert.equal(await s.hosts.findByEk(ek("new").name), undefined);
         await s.hosts.add({ name: "h2", hardwareClass: "dl380", policyVersion: "v1", eks: [ek("h2")], at: T0 });
@@ -85,7 +85,7 @@ for (const [name, make] of BACKENDS) {
         assert.deepEqual([t1.changed, t1.previous, t1.host.health, t1.host.healthChangedAt], [true, "unknown", "healthy", T0 + 6]);
         const t2 = await s.hosts.setHealth("h1", { health: "healthy", at: T0 + 7 });
         assert.deepEqual([t2.changed, t2.host.healthChangedAt], [false, T0 + 6]);
-        await assert.rejects(s.hosts.setHealth("nope", { health: "healthy" }), code("ERR_NOT_FOUND"));
+        await assert.rejects(s.hosts.setHealth("nope", { at: Date.now(), health: "healthy" }), code("ERR_NOT_FOUND"));
         assert.deepEqual(await s.hosts.countByHealth(), { unknown: 1, healthy: 1, unhealthy: 0 });
         assert.deepEqual((await s.hosts.list({ health: "healthy" })).map((x) => x.name), ["h1"]);
 
@@ -95,7 +95,7 @@ for (const [name, make] of BACKENDS) {
         assert.deepEqual((await s.hosts.listOverdue(T0 + 101)).map((x) => x.name), []);
         assert.equal((await s.hosts.get("h1"))?.healthReason, "silent");
 
-        await s.aks.bind({ hostName: "h1", name: Buffer.from("ak1"), public: Buffer.from("p") });
+        await s.aks.bind({ at: Date.now(), hostName: "h1", name: Buffer.from("ak1"), public: Buffer.from("p") });
         assert.equal(await s.hosts.remove("h1"), true);
         assert.equal(await s.hosts.remove("h1"), false);
         assert.equal(await s.aks.get(Buffer.from("ak1")), undefined, "AKs go with their host");
@@ -104,17 +104,17 @@ for (const [name, make] of BACKENDS) {
 
     test("aks and credential activations", () =>
       withStore(async (s) => {
-        await assert.rejects(s.aks.bind({ hostName: "ghost", name: Buffer.from("ak"), public: Buffer.from("p") }), code("ERR_NOT_FOUND"));
-        await s.hosts.add({ name: "h", hardwareClass: "c", policyVersion: "v2", eks: [ek("h")] });
+        await assert.rejects(s.aks.bind({ at: Date.now(), hostName: "ghost", name: Buffer.from("ak"), public: Buffer.from("p") }), code("ERR_NOT_FOUND"));
+        await s.hosts.add({ at: Date.now(), name: "h", hardwareClass: "c", policyVersion: "v2", eks: [ek("h")] });
         const ak = await s.aks.bind({ hostName: "h", name: Buffer.from("ak"), public: Buffer.from("pub"), at: T0 });
         assert.deepEqual(await s.aks.get(Buffer.from("ak")), ak);
-        await assert.rejects(s.aks.bind({ hostName: "h", name: Buffer.from("ak"), public: Buffer.from("p") }), code("ERR_CONFLICT"));
+        await assert.rejects(s.aks.bind({ at: Date.now(), hostName: "h", name: Buffer.from("ak"), public: Buffer.from("p") }), code("ERR_CONFLICT"));
         await s.aks.setCert(Buffer.from("ak"), Buffer.from([0x30, 0x82]));
         assert.deepEqual((await s.aks.listForHost("h")).map((a) => a.akCert), [Buffer.from([0x30, 0x82])]);
         await assert.rejects(s.aks.setCert(Buffer.from("none"), Buffer.from([1])), code("ERR_NOT_FOUND"));
 
         const secretHash = createHash("sha256").update("secret").digest();
-        await assert.rejects(s.activations.create({ hostName: "ghost", akName: Buffer.from("ak2"), akPublic: Buffer.from("p"), ekName: ek("h").name, secretHash, ttlMs: 1000 }), code("ERR_NOT_FOUND"));
+        await assert.rejects(s.activations.create({ at: Date.now(), hostName: "ghost", akName: Buffer.from("ak2"), akPublic: Buffer.from("p"), ekName: ek("h").name, secretHash, ttlMs: 1000 }), code("ERR_NOT_FOUND"));
         const act = await s.activations.create({ hostName: "h", akName: Buffer.from("ak2"), akPublic: Buffer.from("p"), ekName: ek("h").name, secretHash, ttlMs: 1000, at: T0 });
         assert.deepEqual((await s.activations.getPending(act.id, T0 + 1)).secretHash, secretHash);
         assert.equal(await s.activations.recordFailure(act.id), 1);
@@ -130,11 +130,11 @@ for (const [name, make] of BACKENDS) {
       withStore(async (s) => {
         const h = "AB".repeat(32);
         assert.equal(await s.trust.addAllowlist(h, { label: "lab", source: "cli", at: T0 }), true);
-        assert.equal(await s.trust.addAllowlist(h.toLowerCase()), false);
+        assert.equal(await s.trust.addAllowlist(h.toLowerCase(), { at: Date.now() }), false);
         assert.equal(await s.trust.isAllowlisted("ab".repeat(32)), true);
         assert.equal(await s.trust.isAllowlisted("cd".repeat(32)), false);
         assert.deepEqual(await s.trust.listAllowlist(), [{ ekHash: "ab".repeat(32), label: "lab", source: "cli", addedAt: T0 }]);
-        await assert.rejects(s.trust.addAllowlist("xyz"), code("ERR_VALIDATION"));
+        await assert.rejects(s.trust.addAllowlist("xyz", { at: Date.now() }), code("ERR_VALIDATION"));
         assert.equal(await s.trust.removeAllowlist(h), true);
         assert.equal(await s.trust.isAllowlisted(h), false);
 
@@ -181,8 +181,8 @@ for (const [name, make] of BACKENDS) {
       withStore(async (a, url) => {
         const b = await openStore(url);
         try {
-          const nonces = await Promise.all(Array.from({ length: 50 }, () => a.nonces.issue({ purpose: "attest", ttlMs: 60_000 })));
-          const results = await Promise.allSettled(nonces.flatMap((n) => [a, b].map((s) => s.nonces.consume({ value: n.value, purpose: "attest" }))));
+          const nonces = await Promise.all(Array.from({ length: 50 }, () => a.nonces.issue({ at: Date.now(), purpose: "attest", ttlMs: 60_000 })));
+          const results = await Promise.allSettled(nonces.flatMap((n) => [a, b].map((s) => s.nonces.consume({ at: Date.now(), value: n.value, purpose: "attest" }))));
           for (let i = 0; i < nonces.length; i++) {
             const pair = results.slice(2 * i, 2 * i + 2);
             assert.equal(pair.filter((r) => r.status === "fulfilled").length, 1);
@@ -197,9 +197,9 @@ for (const [name, make] of BACKENDS) {
     test("policies: versions per (kind, name), newest per name, class filter, disable", () =>
       withStore(async (s) => {
         const p1 = await s.policies.put({ kind: "baseline", name: "r740", document: { pcrs: { 0: "aa" } }, hardwareClass: "r740", createdBy: "admin:1", at: T0 });
-        const p2 = await s.policies.put({ kind: "baseline", name: "r740", document: { pcrs: { 0: "bb" } }, hardwareClass: "r740" });
-        await s.policies.put({ kind: "software", name: "ubuntu", document: { kernels: [] } });
-        await s.policies.put({ kind: "baseline", name: "dl380", document: {}, hardwareClass: "dl380" });
+        const p2 = await s.policies.put({ at: Date.now(), kind: "baseline", name: "r740", document: { pcrs: { 0: "bb" } }, hardwareClass: "r740" });
+        await s.policies.put({ at: Date.now(), kind: "software", name: "ubuntu", document: { kernels: [] } });
+        await s.policies.put({ at: Date.now(), kind: "baseline", name: "dl380", document: {}, hardwareClass: "dl380" });
         assert.deepEqual([p1.version, p2.version], [1, 2]);
         assert.deepEqual((await s.policies.get("baseline", "r740"))?.document, { pcrs: { 0: "bb" } });
         assert.deepEqual((await s.policies.get("baseline", "r740", 1))?.createdBy, "admin:1");
@@ -212,14 +212,14 @@ for (const [name, make] of BACKENDS) {
         assert.deepEqual((await s.policies.list({ kind: "baseline" })).map((p) => p.name), ["dl380"]);
         assert.equal((await s.policies.list({ kind: "baseline", includeDisabled: true })).length, 2);
         // concurrent puts never collide on a version
-        const many = await Promise.all(Array.from({ length: 5 }, (_, i) => s.policies.put({ kind: "ci", name: "wdac", document: { i } })));
+        const many = await Promise.all(Array.from({ length: 5 }, (_, i) => s.policies.put({ at: Date.now(), kind: "ci", name: "wdac", document: { i } })));
         assert.deepEqual(many.map((p) => p.version).sort(), [1, 2, 3, 4, 5]);
       }));
 
     test("attestations, tokens and signing keys", () =>
       withStore(async (s) => {
-        await s.hosts.add({ name: "h", hardwareClass: "c", policyVersion: "v2", eks: [ek("h")] });
-        await assert.rejects(s.attestations.record({ hostName: "ghost", verdict: "pass" }), code("ERR_NOT_FOUND"));
+        await s.hosts.add({ at: Date.now(), name: "h", hardwareClass: "c", policyVersion: "v2", eks: [ek("h")] });
+        await assert.rejects(s.attestations.record({ at: Date.now(), hostName: "ghost", verdict: "pass" }), code("ERR_NOT_FOUND"));
         const a1 = await s.attestations.record({ hostName: "h", verdict: "pass", pcrDigest: Buffer.from("aa", "hex"), akName: Buffer.from("ak"), details: { policies: ["p@1"] }, at: T0 });
         const a2 = await s.attestations.record({ hostName: "h", verdict: "fail", reasonCode: "ERR_POLICY_FAILED", diff: [{ pcr: 7, expected: "aa", actual: "bb" }], at: T0 + 10 });
         assert.deepEqual(await s.attestations.get(a1.id), a1);
@@ -241,7 +241,7 @@ for (const [name, make] of BACKENDS) {
         const jwk = { kty: "EC", crv: "P-256", x: "x", y: "y" };
         await s.signingKeys.add({ kid: "k1", alg: "ES256", privateJwk: { ...jwk, d: "d" }, publicJwk: jwk, at: T0 });
         await s.signingKeys.add({ kid: "k2", alg: "ES256", privateJwk: { ...jwk, d: "e" }, publicJwk: jwk, at: T0 + 1 });
-        await assert.rejects(s.signingKeys.add({ kid: "k2", alg: "ES256", privateJwk: {}, publicJwk: {} }), code("ERR_CONFLICT"));
+        await assert.rejects(s.signingKeys.add({ at: Date.now(), kid: "k2", alg: "ES256", privateJwk: {}, publicJwk: {} }), code("ERR_CONFLICT"));
         assert.equal((await s.signingKeys.current())?.kid, "k2");
         assert.equal(await s.signingKeys.retire("k2", T0 + 100), true);
         assert.equal((await s.signingKeys.current())?.kid, "k1");
@@ -302,11 +302,11 @@ for (const [name, make] of BACKENDS) {
         const cert = { issuerId: root.id, templateName: "web", hostName: null, subject: "CN=a", notBefore: T0, notAfter: T0 + 1, der: Buffer.from([0x30]), attestation: { models: ["ek-cert"] } };
         await s.ca.recordCert({ ...cert, serial: "0A01", issuedAt: T0 });
         await s.ca.recordCert({ ...cert, serial: "0a02", issuedAt: T0 + 1 });
-        await assert.rejects(s.ca.recordCert({ ...cert, serial: "0a01" }), code("ERR_CONFLICT"));
-        await assert.rejects(s.ca.recordCert({ ...cert, serial: "0a03", issuerId: "ghost" }), code("ERR_NOT_FOUND"));
+        await assert.rejects(s.ca.recordCert({ issuedAt: Date.now(), ...cert, serial: "0a01" }), code("ERR_CONFLICT"));
+        await assert.rejects(s.ca.recordCert({ issuedAt: Date.now(), ...cert, serial: "0a03", issuerId: "ghost" }), code("ERR_NOT_FOUND"));
         assert.deepEqual((await s.ca.getCert("0A01"))?.attestation, { models: ["ek-cert"] });
         assert.equal(await s.ca.revokeCert("0a01", { reason: 1, at: T0 + 2 }), true);
-        assert.equal(await s.ca.revokeCert("0a01", { reason: 1 }), false);
+        assert.equal(await s.ca.revokeCert("0a01", { at: Date.now(), reason: 1 }), false);
         assert.deepEqual((await s.ca.listCerts({ revoked: true })).map((c) => [c.serial, c.revocationReason]), [["0a01", 1]]);
         assert.deepEqual((await s.ca.listCerts()).map((c) => c.serial), ["0a02", "0a01"]);
 
@@ -330,12 +330,12 @@ for (const [name, make] of BACKENDS) {
         assert.deepEqual((await s.provisioning.listGroups()).map((x) => x.name), ["vendor"]);
 
         await s.provisioning.putHub({ name: "hub1", hostname: "hub1.example", weight: 1, at: T0 });
-        await s.provisioning.putHub({ name: "hub1", hostname: "hub1.example", weight: 3 });
+        await s.provisioning.putHub({ at: Date.now(), name: "hub1", hostname: "hub1.example", weight: 3 });
         assert.deepEqual(await s.provisioning.listHubs(), [{ name: "hub1", hostname: "hub1.example", weight: 3, createdAt: T0 }]);
 
         const r = await s.provisioning.createRegistration({ registrationId: "dev1", ekPublic: Buffer.from("ek"), srkPublic: Buffer.from("srk"), at: T0 });
         assert.equal(r.status, "unassigned");
-        await assert.rejects(s.provisioning.createRegistration({ registrationId: "dev1", ekPublic: Buffer.from("ek") }), code("ERR_CONFLICT"));
+        await assert.rejects(s.provisioning.createRegistration({ at: Date.now(), registrationId: "dev1", ekPublic: Buffer.from("ek") }), code("ERR_CONFLICT"));
         const u = await s.provisioning.updateRegistration("dev1", { status: "assigned", assignedHub: "hub1", deviceId: "dev1", operationId: "op1", payload: { x: 1 }, sasKey: Buffer.from("key") }, T0 + 1);
         assert.notEqual(u.etag, r.etag);
         assert.deepEqual([u.status, u.assignedHub, u.sasKey, u.payload, u.srkPublic], ["assigned", "hub1", Buffer.from("key"), { x: 1 }, Buffer.from("srk")]);
@@ -348,16 +348,16 @@ for (const [name, make] of BACKENDS) {
         assert.equal(await s.provisioning.removeHub("hub1"), true);
 
         assert.equal(await s.provisioning.getIdScope(), undefined);
-        assert.equal(await s.provisioning.setIdScope("0ne0000A1B2", { onlyIfUnset: true }), "0ne0000A1B2");
-        assert.equal(await s.provisioning.setIdScope("0ne0000FFFF", { onlyIfUnset: true }), "0ne0000A1B2");
-        assert.equal(await s.provisioning.setIdScope("0ne0000FFFF"), "0ne0000FFFF");
+        assert.equal(await s.provisioning.setIdScope("0ne0000A1B2", { at: Date.now(), onlyIfUnset: true }), "0ne0000A1B2");
+        assert.equal(await s.provisioning.setIdScope("0ne0000FFFF", { at: Date.now(), onlyIfUnset: true }), "0ne0000A1B2");
+        assert.equal(await s.provisioning.setIdScope("0ne0000FFFF", { at: Date.now() }), "0ne0000FFFF");
       }));
 
     test("key release: servers, providers with versions, rotation, clusters", () =>
       withStore(async (s) => {
-        await assert.rejects(s.keys.createProvider({ name: "p", keyServer: "ghost", primaryKeyId: "k", keyRef: "r1" }), code("ERR_NOT_FOUND"));
+        await assert.rejects(s.keys.createProvider({ at: Date.now(), name: "p", keyServer: "ghost", primaryKeyId: "k", keyRef: "r1" }), code("ERR_NOT_FOUND"));
         await s.keys.addServer({ name: "local", kind: "local", config: { dir: "/keys" }, at: T0 });
-        await assert.rejects(s.keys.addServer({ name: "local", kind: "local", config: {} }), code("ERR_CONFLICT"));
+        await assert.rejects(s.keys.addServer({ at: Date.now(), name: "local", kind: "local", config: {} }), code("ERR_CONFLICT"));
         assert.deepEqual((await s.keys.getServer("local"))?.config, { dir: "/keys" });
         const p = await s.keys.createProvider({ name: "p", keyServer: "local", primaryKeyId: "k", keyRef: "r1", at: T0 });
         assert.equal(p.currentVersion, 1);
@@ -388,8 +388,8 @@ for (const [name, make] of BACKENDS) {
         const initial = (i1 ?? i2)!;
         assert.equal(initial.role, "admin");
         assert.match(initial.token, /^tpmtrust_[A-Za-z0-9_-]{43}$/);
-        assert.equal(await s.adminTokens.createInitial(), undefined);
-        const aud = await s.adminTokens.create({ role: "auditor", label: "soc" });
+        assert.equal(await s.adminTokens.createInitial({ at: Date.now() }), undefined);
+        const aud = await s.adminTokens.create({ at: Date.now(), role: "auditor", label: "soc" });
         assert.deepEqual(await s.adminTokens.verify(aud.token), { id: aud.id, role: "auditor", label: "soc", createdAt: aud.createdAt, revokedAt: null });
         assert.equal(await s.adminTokens.verify(aud.token + "x"), undefined);
         assert.equal(await s.adminTokens.verify("garbage"), undefined);
@@ -425,8 +425,8 @@ for (const [name, make] of BACKENDS) {
       withStore(async (s) => {
         await assert.rejects(
           s.transaction(async (tx) => {
-            await tx.hosts.add({ name: "h", hardwareClass: "c", policyVersion: "v2", eks: [ek("h")] });
-            await tx.audit.append({ actor: "admin:1", action: "host.add", subject: "h", outcome: "success" });
+            await tx.hosts.add({ at: Date.now(), name: "h", hardwareClass: "c", policyVersion: "v2", eks: [ek("h")] });
+            await tx.audit.append({ at: Date.now(), actor: "admin:1", action: "host.add", subject: "h", outcome: "success" });
             throw new Error("abort");
           }),
           /abort/,
@@ -434,8 +434,8 @@ for (const [name, make] of BACKENDS) {
         assert.equal(await s.hosts.get("h"), undefined);
         assert.equal((await s.audit.head()).seq, 0);
         await s.transaction(async (tx) => {
-          await tx.hosts.add({ name: "h", hardwareClass: "c", policyVersion: "v2", eks: [ek("h")] });
-          await tx.audit.append({ actor: "admin:1", action: "host.add", subject: "h", outcome: "success" });
+          await tx.hosts.add({ at: Date.now(), name: "h", hardwareClass: "c", policyVersion: "v2", eks: [ek("h")] });
+          await tx.audit.append({ at: Date.now(), actor: "admin:1", action: "host.add", subject: "h", outcome: "success" });
         });
         assert.equal((await s.hosts.get("h"))?.name, "h");
         assert.equal((await s.audit.verify()).verified, 1);

@@ -48,7 +48,7 @@ async function enrol(name: string, hardwareClass: string, o: { attest: boolean }
 
 before(async () => {
   s = await startService(dir, db, { attest: { sweepMs: 0 } });
-  auditor = (await s.server.store.adminTokens.create({ role: "auditor", label: "ui test" })).token;
+  auditor = (await s.server.store.adminTokens.create({ at: Date.now(), role: "auditor", label: "ui test" })).token;
   const rhel = parseEventLog(readLog(RHEL));
   for (const [kind, name, cls, doc] of [
     ["baseline", "gce", "gce-n1", learnBaseline("gce", [rhel], PCRS)],
@@ -130,10 +130,15 @@ test("fleet overview: hosts by health, failure reasons, last attestation; filter
   assert.match(await page.locator('tr[data-key="gce-web-03"]').innerText(), /unknown\s+never/);
   await shot(page, "fleet");
 
+  // the service filters: each change redraws the list when its answer is in
+  const drawn = () => page.locator('[data-state="ready"] table[aria-label="hosts"]').waitFor();
   await page.getByRole("button", { name: /1\s+unhealthy/ }).click();
+  await drawn();
   assert.equal(await rows(page, "hosts").count(), 1);
   await page.getByRole("button", { name: /1\s+unhealthy/ }).click();
+  await drawn();
   await page.getByLabel("filter hosts").fill("gce-web");
+  await drawn();
   assert.equal(await rows(page, "hosts").count(), 3);
   await page.close();
 });

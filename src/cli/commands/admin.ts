@@ -24,8 +24,9 @@ export function register(program: Command): void {
         if ((o.role === "enroller") !== (o.identity !== undefined)) throw new TpmTrustError("ERR_USAGE", "--identity goes with --role enroller, and an enroller token needs one");
         if (o.identity !== undefined && !new RegExp(REQUESTER_NAME_PATTERN).test(o.identity)) throw new TpmTrustError("ERR_USAGE", `--identity must match ${REQUESTER_NAME_PATTERN}`);
         return withStore(o.db, async (store) => {
-          const t = await store.adminTokens.create({ role: o.role, label: o.label ?? null, identity: o.identity ?? null });
-          await store.audit.append({ actor: "cli", action: "admin.token.create", subject: t.id, outcome: "success", details: { role: o.role, label: o.label ?? null, ...(t.identity ? { identity: t.identity } : {}) } });
+          const at = Date.now();
+          const t = await store.adminTokens.create({ role: o.role, label: o.label ?? null, identity: o.identity ?? null, at });
+          await store.audit.append({ actor: "cli", action: "admin.token.create", subject: t.id, outcome: "success", details: { role: o.role, label: o.label ?? null, ...(t.identity ? { identity: t.identity } : {}) }, at });
           if (o.json) printJson({ id: t.id, role: t.role, label: t.label, ...(t.identity ? { identity: t.identity } : {}), token: t.token });
           else process.stdout.write(`${t.token}\n`);
         });
@@ -52,8 +53,9 @@ export function register(program: Command): void {
     .action(
       action((id: string, o: { db?: string }) =>
         withStore(o.db, async (store) => {
-          if (!(await store.adminTokens.revoke(id, Date.now()))) throw new TpmTrustError("ERR_NOT_FOUND", `no active token ${id}`);
-          await store.audit.append({ actor: "cli", action: "admin.token.revoke", subject: id, outcome: "success" });
+          const at = Date.now();
+          if (!(await store.adminTokens.revoke(id, at))) throw new TpmTrustError("ERR_NOT_FOUND", `no active token ${id}`);
+          await store.audit.append({ actor: "cli", action: "admin.token.revoke", subject: id, outcome: "success", at });
         }),
       ),
     );

@@ -1,9 +1,12 @@
+import { join } from "node:path";
 import { type Command, Option } from "commander";
 import pino, { type Logger } from "pino";
 import { attest, DEFAULT_EVENTLOG, DEFAULT_IMA_LIST, DEFAULT_STATE_DIR, EK_ALG_KINDS, identify, readState, register as registerAk, run, ServiceClient, tokenPath, withTpm } from "../../agent/index.js";
 import { doctor } from "../../agent/doctor.js";
+import type { OffChipOptions } from "../../agent/offchip.js";
 import { TpmTrustError } from "../../errors.js";
 import { TPM_SPEC_HELP } from "../../tpm/transport/index.js";
+import { loadCertificate } from "../../verify/ek/index.js";
 import { readInput } from "../files.js";
 import { action, printJson } from "../run.js";
 
@@ -38,6 +41,28 @@ function intervalArg(v: string): number {
   return Math.round(s * 1000);
 }
 
+const collect = (v: string, prev: string[] = []) => [...prev, v];
+
+interface OffChipFlags {
+  ekCertUrl?: string;
+  ekCertVendor?: "intel" | "amd";
+  ekCertCache: string;
+}
+
+const offChipOptions = (o: OffChipFlags): OffChipOptions => ({
+  ...(o.ekCertUrl ? { baseUrl: o.ekCertUrl } : {}),
+  ...(o.ekCertVendor ? { vendor: o.ekCertVendor } : {}),
+  cacheDir: o.ekCertCache,
+});
+
+/** The flags naming the maker's off-chip EK certificate service (Intel PTT, AMD fTPM). */
+function addOffChipOptions(c: Command): Command {
+  return c
+    .addOption(new Option("--ek-cert-url <url>", "the EK certificate service's base URL instead of the maker's (a mirror)").env("TPMTRUST_EK_CERT_URL"))
+    .addOption(new Option("--ek-cert-vendor <vendor>", "the service's URL scheme (default from the TPM's manufacturer: INTC, AMD)").choices(["intel", "amd"]))
+    .addOption(new Option("--ek-cert-cache <dir>", "where fetched EK certificates are kept").default(join(process.env.TPMTRUST_AGENT_STATE ?? DEFAULT_STATE_DIR, "ek-certs")));
+}
+
 const tpmOption = () => new Option("--tpm <spec>", `the TPM: ${TPM_SPEC_HELP}`).default("/dev/tpmrm0");
 const serverOption = () => new Option("--server <url>", "the tpmtrust service, e.g. https://attest.example:7443");
 const stateOption = () => new Option("--state-dir <dir>", "where the agent keeps its AK registration and last token (0700)").default(process.env.TPMTRUST_AGENT_STATE ?? DEFAULT_STATE_DIR);
@@ -62,23 +87,39 @@ export function register(program: Command): void {
     .command("agent")
     .description("the attester on a host: identify its TPM, enrol an AK with credential activation, attest (exit 0 ok, 1 rejected, 2 unusable input or unreachable)");
 
-  agent
-    .command("identify")
-    .description("print the host's platform identifier (EK publics, EK certificates, TPM maker and firmware) as JSON: tpmtrust agent identify > host.json")
-    .addOption(tpmOption())
-    .option("--json", "print JSON (the only format; accepted for symmetry)")
-    .action(
-      action(async (o: { tpm: string }) => {
-        const { identity, eks, notes } = await withTpm(o.tpm, identify);
-        for (const e of eks) {
-          const where = e.handle !== undefined ? `persistent 0x${e.handle.toString(16)}` : "transient";
-          const cert = e.certificateIndex !== undefined ? `certificate NV 0x${e.certificateIndex.toString(16)}` : "no certificate";
-          process.stderr.write(`EK ${e.kind} (${e.source === "template" ? `template ${e.template}` : "not from a profile template"}, ${where}, ${cert})${e.enrollment ? ", used by agent register" : ""}\n`);
-        }
-        for (const n of notes) process.stderr.write(`note: ${n}\n`);
-        printJson(identity);
-      }),
-    );
+  addOffChipOptions(
+    agent
+      .command("identify")
+      .description("print the host's platform identifier (EK publics, EK certificates, TPM maker and firmware) as JSON: tpmtrust agent identify > host.json")
+      .addOption(tpmOption())
+      .option("--fetch-ek-cert", "fetch the certificates of EKs without one in NV from the TPM maker's service (Intel PTT, AMD fTPM), with a cache")
+      .option("--ek-cert <file>", "an EK certificate obtained elsewhere (DER or PEM; repeatable); it must certify one of the TPM's EKs", collect)
+      .option("--json", "print JSON (the only format; accepted for symmetry)"),
+  ).action(
+    action(async (o: { tpm: string; fetchEkCert?: boolean; ekCert?: string[] } & OffChipFlags) => {
+      const ekCertificates = (o.ekCert ?? []).map((f) => ({ der: loadCertificate(readInput(f, "--ek-cert")).der, from: f }));
+      const { identity, eks, notes } = await withTpm(o.tpm, (tpm) => identify(tpm, { ekCertificates, ...(o.fetchEkCert ? { fetch: offChipOptions(o) } : {}) }));
+      for (const e of eks) {
+        const where = e.handle !== undefined ? `persistent 0x${e.handle.toString(16)}` : "transient";
+        const cert =
+          e.certificateSource === "nv"
+            ? `certificate NV 0x${e.certificateIndex!.toString(16)}`
+            : e.certificateSource === "off-chip"
+              ? `certificate off-chip ${e.certificateUrl}`
+              : e.certificateSource === "file"
+                ? "certificate from --ek-cert"
+                : "no certificate";
+        const hex = (n: number) => `0x${n.toString(16).padStart(8, "0")}`;
+        const made =
+          e.source !== "template"
+            ? "not from a profile template"
+            : `template ${e.template}${e.templateIndex !== undefined ? ` from NV ${hex(e.templateIndex)}` : ""}${e.nonceIndex !== undefined ? ` with nonce NV ${hex(e.nonceIndex)}` : ""}`;
+        process.stderr.write(`EK ${e.kind} (${made}, ${where}, ${cert})${e.enrollment ? ", used by agent register" : ""}\n`);
+      }
+      for (const n of notes) process.stderr.write(`note: ${n}\n`);
+      printJson(identity);
+    }),
+  );
 
   agent
     .command("doctor")

@@ -1,8 +1,9 @@
-import type { Command } from "commander";
+import { type Command, Option } from "commander";
 import { TpmTrustError } from "../../errors.js";
 import { resolveDbUrl } from "../../store/index.js";
 import { startServer } from "../../server/serve.js";
 import { readInput } from "../files.js";
+import { ADMIT_MODES, SETTINGS, type AdmitMode } from "../../attest/settings.js";
 import { action } from "../run.js";
 
 function positive(v: string): number {
@@ -32,10 +33,12 @@ export function register(program: Command): void {
     .option("--sweep-interval <seconds>", "how often silent hosts and due webhook deliveries are looked for", seconds, 5)
     .option("--token-ttl <seconds>", "attestation token lifetime", seconds, 600)
     .option("--judgement-cache <entries>", "judgements of unchanged boots kept in memory (0: replay every log)", nonNegativeInt, 10_000)
-    .option("--challenge-limit <n>", "attestation challenges per AK per minute, across instances (0: no limit)", nonNegativeInt, 60)
+    .option("--challenge-limit <n>", "attestation challenges per client address per minute, across instances (0: no limit)", nonNegativeInt, 600)
     .option("--audit-witness <seconds>", "how often the newest audit checkpoint is logged when it moved: keep it outside the database for audit verify --checkpoint", seconds, 600)
     .option("--audit-checkpoint <seconds>", "how often new audit entries are integrated into the Merkle tree and a checkpoint signed (0: never)", nonNegativeInt, 5)
-    .option("--activation-limit <n>", "AK activations started per host per minute, across instances (0: no limit)", nonNegativeInt, 10)
+    .option("--activation-limit <n>", "AK activations started per client address per minute, across instances (0: no limit)", nonNegativeInt, 60)
+    .addOption(new Option("--admit <mode>", "how hosts are admitted (overrides tpmtrust config set admit): registered, or ek-cert-chain (a host whose EK certificate chains to a trusted TPM CA is registered into --default-class at its first AK activation)").choices([...ADMIT_MODES]))
+    .option("--default-class <hwclass>", "the hardware class hosts admitted by --admit ek-cert-chain join")
     .action(
       action(async (o: {
         db?: string;
@@ -54,7 +57,12 @@ export function register(program: Command): void {
         activationLimit: number;
         auditWitness: number;
         auditCheckpoint: number;
+        admit?: AdmitMode;
+        defaultClass?: string;
       }) => {
+        if (o.defaultClass !== undefined && o.admit === undefined) throw new TpmTrustError("ERR_USAGE", "--default-class goes with --admit");
+        if (o.admit === "ek-cert-chain" && o.defaultClass === undefined) throw new TpmTrustError("ERR_USAGE", "--admit ek-cert-chain needs --default-class CLASS: the hardware class admitted hosts join");
+        if (o.defaultClass !== undefined) SETTINGS["default-class"].parse(o.defaultClass);
         if (!!o.tlsCert !== !!o.tlsKey) throw new TpmTrustError("ERR_USAGE", "--tls-cert and --tls-key go together");
         const tls = o.tlsCert && o.tlsKey ? { cert: readInput(o.tlsCert, "--tls-cert"), key: readInput(o.tlsKey, "--tls-key") } : undefined;
         const s = await startServer({
@@ -74,6 +82,7 @@ export function register(program: Command): void {
             judgementCacheSize: o.judgementCache,
             challengeLimit: o.challengeLimit,
             activationLimit: o.activationLimit,
+            ...(o.admit ? { admission: { mode: o.admit, defaultClass: o.defaultClass ?? null } } : {}),
           },
         });
         s.app.log.info({ url: s.url, db: s.store.location }, "tpmtrust listening");

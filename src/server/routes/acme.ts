@@ -9,6 +9,8 @@ import type { RouteModule } from "../app.js";
 import { isTpmTrustError, TpmTrustError } from "../../errors.js";
 import {
   AcmeUrls,
+  accountOrders,
+  orderAuthzs,
   CHALLENGE_TYPE,
   IDENTIFIER_TYPE,
   accountView,
@@ -123,12 +125,12 @@ const acme: RouteModule = (app, { store, now, publicUrl, attest }) => {
   app.post<{ Params: { id: string } }>("/acme/acct/:id/orders", { ...post, schema: { tags, summary: "the account's orders (POST-as-GET)", params: ID, body: JWS } }, async (req, reply) => {
     const r = await verified(req, "kid");
     if (r.account!.id !== req.params.id) throw new TpmTrustError("ERR_FORBIDDEN", "this is not the requester's account", { acme: "unauthorized" });
-    return json(reply).send({ orders: (await store.acme.ordersOf(req.params.id)).map((o) => urls(req).order(o.id)) });
+    return json(reply).send({ orders: (await accountOrders(store, req.params.id)).map((o) => urls(req).order(o.id)) });
   });
 
   app.post<{ Params: { template: string } }>("/acme/:template/new-order", { ...post, schema: { tags, summary: "a new order for one permanent-identifier (a registered host)", params: TEMPLATE, body: JWS } }, async (req, reply) => {
     const order = await newOrder(store, await verified(req, "kid"), req.params.template, { now: now() });
-    return json(reply).code(201).header("location", urls(req).order(order.id)).send(orderView(order, await store.acme.authzsOf(order.id), urls(req)));
+    return json(reply).code(201).header("location", urls(req).order(order.id)).send(orderView(order, await orderAuthzs(store, order.id), urls(req)));
   });
 
   app.post<{ Params: { id: string } }>("/acme/order/:id", { ...post, schema: { tags, summary: "the order (POST-as-GET)", params: ID, body: JWS } }, async (req, reply) => {
@@ -140,7 +142,7 @@ const acme: RouteModule = (app, { store, now, publicUrl, attest }) => {
   app.post<{ Params: { id: string } }>("/acme/order/:id/finalize", { ...post, schema: { tags, summary: "finalize with a CSR for the attested key", params: ID, body: JWS } }, async (req, reply) => {
     const order = await counted(metrics.certificateRequests, {}, async () => finalize(store, await verified(req, "kid"), req.params.id, { now: now(), publicUrl: base(req) }));
     if (order.status === "valid") metrics.certificatesIssued.inc({ purpose: "acme" });
-    return json(reply).header("location", urls(req).order(order.id)).send(orderView(order, await store.acme.authzsOf(order.id), urls(req)));
+    return json(reply).header("location", urls(req).order(order.id)).send(orderView(order, await orderAuthzs(store, order.id), urls(req)));
   });
 
   app.post<{ Params: { id: string } }>("/acme/authz/:id", { ...post, schema: { tags, summary: "the authorization (POST-as-GET)", params: ID, body: JWS } }, async (req, reply) => {

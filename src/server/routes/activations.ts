@@ -37,7 +37,7 @@ const activations: RouteModule = (app, { store, now, attest: cfg }) => {
         ekCertificates: (b.ekCertificates ?? []).map((x, i) => decodeBase64(x, `ekCertificates[${i}]`)),
         intermediates: (b.intermediates ?? []).map((x, i) => decodeBase64(x, `intermediates[${i}]`)),
       };
-      const c = await counted(metrics.activations, { stage: "start" }, () => startActivation(store, input, { now: now(), limit: { perHost: cfg.activationLimit, windowMs: cfg.limitWindowMs } }));
+      const c = await counted(metrics.activations, { stage: "start" }, () => startActivation(store, input, { now: now(), limit: { source: req.ip, limit: cfg.activationLimit, windowMs: cfg.limitWindowMs }, admission: cfg.admission }));
       return reply.code(201).send({
         activationId: c.activationId,
         credentialBlob: c.credentialBlob.toString("base64"),

@@ -6,12 +6,11 @@
 import type { RouteModule } from "../app.js";
 import { READERS } from "../auth.js";
 import { BASE64_PATTERN } from "../../encoding.js";
-import { attest } from "../../attest/attest.js";
+import { attest, getAttestation } from "../../attest/attest.js";
 import { issueChallenge } from "../../attest/challenge.js";
 import type { EvidenceBody } from "../../attest/evidence.js";
 import { JudgementCache } from "../../attest/judge.js";
 import { ImaTracker } from "../../attest/ima.js";
-import { TpmTrustError } from "../../errors.js";
 import { counted, metrics, timeAttestation } from "../metrics.js";
 
 const tags = ["attestation"];
@@ -80,7 +79,7 @@ const attestations: RouteModule = (app, { store, now, attest: cfg, monitor }) =>
       },
     },
     async (req, reply) => {
-      const c = await counted(metrics.challenges, {}, () => issueChallenge(store, cfg, now(), { akName: Buffer.from(req.body.akNameHex, "hex"), banks: req.body.banks }));
+      const c = await counted(metrics.challenges, {}, () => issueChallenge(store, cfg, now(), { akName: Buffer.from(req.body.akNameHex, "hex"), banks: req.body.banks, source: req.ip }));
       return reply.code(201).send({ nonceHex: c.nonce.toString("hex"), expiresAt: c.expiresAt, host: c.host, pcrSelection: c.pcrSelection });
     },
   );
@@ -144,8 +143,7 @@ const attestations: RouteModule = (app, { store, now, attest: cfg, monitor }) =>
       schema: { tags, summary: "one recorded attestation", params: { type: "object", additionalProperties: false, required: ["id"], properties: { id: { type: "string", format: "uuid" } } } },
     },
     async (req) => {
-      const a = await store.attestations.get(req.params.id);
-      if (!a) throw new TpmTrustError("ERR_NOT_FOUND", `attestation ${req.params.id} not found`);
+      const a = await getAttestation(store, req.params.id);
       return { id: a.id, host: a.hostName, at: a.at, verdict: a.verdict, code: a.reasonCode, akNameHex: a.akName?.toString("hex") ?? null, pcrDigestHex: a.pcrDigest?.toString("hex") ?? null, diff: a.diff ?? null, details: a.details };
     },
   );

@@ -2,7 +2,8 @@
 import type { FastifyInstance } from "fastify";
 import { TpmTrustError } from "../../errors.js";
 import type { AuditAnchor } from "../../store/index.js";
-import { checkpointAudit, proveConsistency, proveInclusion, verifyAudit } from "../../tokens/audit.js";
+import { auditEntries, auditHead, checkpointAudit, proveConsistency, proveInclusion, verifyAudit } from "../../attest/audit-log.js";
+import { decodeCursor, pageLimit, sendPage, type PageQuery } from "../paging.js";
 import type { RouteDeps, RouteModule } from "../app.js";
 import { READERS } from "../auth.js";
 
@@ -21,7 +22,7 @@ function runCheckpoints(app: FastifyInstance, { store, attest, now, auditCheckpo
   const timers: NodeJS.Timeout[] = [];
   const checkpoint = () => void checkpointAudit(store, attest, now()).catch((e: Error) => app.log.error({ err: e.message }, "audit checkpoint failed"));
   const witness = async () => {
-    const cp = (await store.audit.head()).checkpoint;
+    const cp = (await auditHead(store)).checkpoint;
     if (!cp || cp.treeSize === last) return;
     last = cp.treeSize;
     app.log.info({ auditCheckpoint: cp.signed, anchor: `${cp.treeSize}:${cp.rootHash}` }, "audit head");
@@ -53,32 +54,39 @@ const audit: RouteModule = (app, deps) => {
   const { store } = deps;
   runCheckpoints(app, deps);
 
-  app.get<{ Querystring: { afterSeq?: string; beforeSeq?: string; limit?: string; actor?: string; action?: string; subject?: string; order?: "asc" | "desc" } }>(
+  app.get<{ Querystring: { afterSeq?: string; beforeSeq?: string; actor?: string; action?: string; subject?: string; order?: "asc" | "desc" } & PageQuery }>(
     "/v1/audit",
     {
-      config: { access: READERS },
+      config: { access: READERS, paged: true },
       schema: {
         tags,
         summary: "audit entries in seq order, filtered and paged by seq",
         querystring: {
           type: "object",
           additionalProperties: false,
-          properties: { afterSeq: SEQ, beforeSeq: SEQ, limit: { type: "string", pattern: "^[1-9][0-9]{0,3}$" }, actor: TEXT, action: TEXT, subject: TEXT, order: { type: "string", enum: ["asc", "desc"] } },
+          properties: { afterSeq: SEQ, beforeSeq: SEQ, actor: TEXT, action: TEXT, subject: TEXT, order: { type: "string", enum: ["asc", "desc"] } },
         },
       },
     },
-    async (req) => {
+    async (req, reply) => {
       const q = req.query;
-      const entries = await store.audit.list({
-        afterSeq: q.afterSeq === undefined ? undefined : Number(q.afterSeq),
-        beforeSeq: q.beforeSeq === undefined ? undefined : Number(q.beforeSeq),
-        limit: Math.min(q.limit ? Number(q.limit) : 100, 1000),
+      const order = q.order === "desc" ? "-seq" : "seq";
+      // the cursor is the last seq served: the next page starts after it in the page's order
+      const [last] = decodeCursor(q, order)?.after ?? [];
+      if (last !== undefined && typeof last !== "number") throw new TpmTrustError("ERR_VALIDATION", "querystring/cursor is not a cursor this service issued");
+      const limit = pageLimit(q, 100);
+      const entries = await auditEntries(store, {
+        afterSeq: order === "seq" && last !== undefined ? last : q.afterSeq === undefined ? undefined : Number(q.afterSeq),
+        beforeSeq: order === "-seq" && last !== undefined ? last : q.beforeSeq === undefined ? undefined : Number(q.beforeSeq),
+        limit: limit + 1,
         actor: q.actor,
         action: q.action,
         subject: q.subject,
-        newestFirst: q.order === "desc",
+        newestFirst: order === "-seq",
       });
-      return { entries };
+      const page = entries.slice(0, limit);
+      const end = page.at(-1);
+      return { entries: sendPage(req, reply, { items: page, next: entries.length > limit && end ? { order, after: [end.seq] } : undefined }) };
     },
   );
 
@@ -93,7 +101,7 @@ const audit: RouteModule = (app, deps) => {
           type: "object",
           additionalProperties: false,
           properties: {
-            anchor: { ...ANCHOR, description: "SIZE:ROOT of a tree head (or SEQ:HASH of a pre-v8 chain head) seen earlier, kept outside the database: the log must still hold it" },
+            anchor: { ...ANCHOR, description: "SIZE:ROOT of a tree head (or SEQ:HASH of a pre-v9 chain head) seen earlier, kept outside the database: the log must still hold it" },
             checkpoint: { ...CHECKPOINT, description: "a checkpoint kept outside the database: its signature and the log's consistency with it are checked" },
           },
         },
@@ -147,7 +155,7 @@ const audit: RouteModule = (app, deps) => {
   );
 
   app.get("/v1/audit/checkpoint", { config: { access: READERS }, schema: { tags, summary: "the newest signed checkpoint" } }, async () => {
-    const cp = (await store.audit.head()).checkpoint;
+    const cp = (await auditHead(store)).checkpoint;
     if (!cp) throw new TpmTrustError("ERR_AUDIT_NOT_CHECKPOINTED", "the audit log has no checkpoint yet");
     return cp;
   });

@@ -18,6 +18,7 @@ import { TEMPLATE_NAME_PATTERN, TEMPLATE_SCHEMA, getTemplate, listTemplates, put
 import { TpmTrustError } from "../../errors.js";
 import type { Store } from "../../store/index.js";
 import { counted, metrics } from "../metrics.js";
+import { pageList, type PageQuery } from "../paging.js";
 
 const tags = ["ca"];
 const B64 = (max: number, description: string) => ({ type: "string", minLength: 4, maxLength: max, pattern: BASE64_PATTERN, description }) as const;
@@ -134,7 +135,7 @@ const ca: RouteModule = (app, { store, now, publicUrl, attest }) => {
 
   // ---- templates
 
-  app.get("/v1/ca/templates", { config: { access: READERS }, schema: { tags, summary: "certificate templates" } }, async () => listTemplates(store));
+  app.get<{ Querystring: PageQuery }>("/v1/ca/templates", { config: { access: READERS, paged: true }, schema: { tags, summary: "certificate templates" } }, async (req, reply) => pageList(req, reply, await listTemplates(store), (x) => x.name));
   app.get<{ Params: { name: string } }>("/v1/ca/templates/:name", { config: { access: READERS }, schema: { tags, summary: "one template", params: NAME_PARAMS } }, async (req) =>
     getTemplate(store, req.params.name),
   );
@@ -148,10 +149,10 @@ const ca: RouteModule = (app, { store, now, publicUrl, attest }) => {
 
   // ---- issued certificates
 
-  app.get<{ Querystring: { template?: string; host?: string; revoked?: "true" | "false"; all?: "true" | "false" } }>(
+  app.get<{ Querystring: { template?: string; host?: string; revoked?: "true" | "false"; all?: "true" | "false" } & PageQuery }>(
     "/v1/ca/certs",
     {
-      config: { access: READERS },
+      config: { access: READERS, paged: true },
       schema: {
         tags,
         summary: "issued certificates, newest first",
@@ -162,9 +163,9 @@ const ca: RouteModule = (app, { store, now, publicUrl, attest }) => {
         },
       },
     },
-    async (req) => {
+    async (req, reply) => {
       const q = req.query;
-      return listCertificates(store, { template: q.template, host: q.host, ...(q.revoked ? { revoked: q.revoked === "true" } : {}), all: q.all === "true" });
+      return pageList(req, reply, await listCertificates(store, { template: q.template, host: q.host, ...(q.revoked ? { revoked: q.revoked === "true" } : {}), all: q.all === "true" }), (x) => x.serial);
     },
   );
   app.get<{ Params: { serial: string } }>("/v1/ca/certs/:serial", { config: { access: READERS }, schema: { tags, summary: "one certificate with its PEM", params: SERIAL_PARAMS } }, async (req) => {

@@ -2,10 +2,11 @@
 import type { RouteModule } from "../app.js";
 import { actorOf, ADMINS, READERS } from "../auth.js";
 import { HOST_IDENTITY_SCHEMA } from "../../attest/identity.js";
-import { changeHostClass, getHost, HARDWARE_CLASS_PATTERN, HOST_NAME_PATTERN, listHosts, registerHost, removeHost, setHostDisabled } from "../../attest/hosts.js";
+import { changeHostClass, fleetSummary, getHost, HARDWARE_CLASS_PATTERN, HOST_NAME_PATTERN, hostTimeline, pageHosts, registerHost, removeHost, setHostDisabled } from "../../attest/hosts.js";
 import { TpmTrustError } from "../../errors.js";
 import { counted, metrics } from "../metrics.js";
-import type { Health, PolicyVersion } from "../../store/index.js";
+import { HOST_ORDERS, type Health, type HostOrder, type PolicyVersion } from "../../store/index.js";
+import { decodeCursor, pageLimit, sendPage, type PageQuery } from "../paging.js";
 
 const tags = ["hosts"];
 const NAME = { type: "object", additionalProperties: false, required: ["name"], properties: { name: { type: "string", pattern: HOST_NAME_PATTERN } } } as const;
@@ -38,18 +39,35 @@ const hosts: RouteModule = (app, { store, now, monitor }) => {
     },
   );
 
-  app.get<{ Querystring: { hardwareClass?: string; health?: Health } }>(
+  app.get<{ Querystring: { hardwareClass?: string; health?: Health; q?: string; order?: HostOrder } & PageQuery }>(
     "/v1/hosts",
     {
-      config: { access: READERS },
+      config: { access: READERS, paged: true },
       schema: {
         tags,
-        summary: "hosts with health, last attestation, EKs and bound AKs",
-        querystring: { type: "object", additionalProperties: false, properties: { hardwareClass: { type: "string", maxLength: 128 }, health: { type: "string", enum: ["unknown", "healthy", "unhealthy"] } } },
+        summary: "hosts with health, last attestation, EKs and bound AKs, a page at a time",
+        querystring: {
+          type: "object",
+          additionalProperties: false,
+          properties: {
+            hardwareClass: { type: "string", maxLength: 128 },
+            health: { type: "string", enum: ["unknown", "healthy", "unhealthy"] },
+            q: { type: "string", maxLength: 128, description: "a substring of the host's name or hardware class (case-insensitive)" },
+            order: { type: "string", enum: [...HOST_ORDERS], description: "sort key; a leading - reverses (default name)" },
+          },
+        },
       },
     },
-    async (req) => listHosts(store, req.query),
+    async (req, reply) => {
+      const { hardwareClass, health, q, order = "name" } = req.query;
+      const after = decodeCursor(req.query, order)?.after;
+      if (after && (after.length !== 2 || typeof after[1] !== "string")) throw new TpmTrustError("ERR_VALIDATION", "querystring/cursor is not a cursor this service issued");
+      const p = await pageHosts(store, { hardwareClass, health, text: q, order, after: after as [string | number | null, string] | undefined, limit: pageLimit(req.query) });
+      return sendPage(req, reply, { items: p.hosts, total: p.total, next: p.next ? { order, after: p.next } : undefined });
+    },
   );
+
+  app.get("/v1/hosts/summary", { config: { access: READERS }, schema: { tags, summary: "the fleet at a glance: hosts by health and the commonest reasons hosts are unhealthy" } }, async () => fleetSummary(store));
 
   app.get<{ Params: { name: string } }>("/v1/hosts/:name", { config: { access: READERS }, schema: { tags, summary: "one host", params: NAME } }, async (req) => getHost(store, req.params.name));
 
@@ -86,16 +104,14 @@ const hosts: RouteModule = (app, { store, now, monitor }) => {
     );
   }
 
-  app.get<{ Params: { name: string }; Querystring: { limit?: string } }>(
+  app.get<{ Params: { name: string }; Querystring: PageQuery }>(
     "/v1/hosts/:name/attestations",
-    {
-      config: { access: READERS },
-      schema: { tags, summary: "the host's attestation timeline, newest first", params: NAME, querystring: { type: "object", additionalProperties: false, properties: { limit: { type: "string", pattern: "^[1-9][0-9]{0,3}$" } } } },
-    },
-    async (req) => {
-      if (!(await store.hosts.get(req.params.name))) throw new TpmTrustError("ERR_NOT_FOUND", `no host named ${JSON.stringify(req.params.name)}`);
-      const list = await store.attestations.listForHost(req.params.name, { limit: req.query.limit ? Number(req.query.limit) : 100 });
-      return list.map((a) => ({ id: a.id, at: a.at, verdict: a.verdict, code: a.reasonCode, akNameHex: a.akName?.toString("hex") ?? null, pcrDigestHex: a.pcrDigest?.toString("hex") ?? null, diff: a.diff ?? null }));
+    { config: { access: READERS, paged: true }, schema: { tags, summary: "the host's attestation timeline, newest first (default page: 100)", params: NAME } },
+    async (req, reply) => {
+      const after = decodeCursor(req.query, "-at")?.after;
+      if (after && (after.length !== 2 || typeof after[0] !== "number" || typeof after[1] !== "string")) throw new TpmTrustError("ERR_VALIDATION", "querystring/cursor is not a cursor this service issued");
+      const p = await hostTimeline(store, req.params.name, { limit: pageLimit(req.query, 100), after: after as [number, string] | undefined });
+      return sendPage(req, reply, { items: p.attestations, next: p.next ? { order: "-at", after: p.next } : undefined });
     },
   );
 };

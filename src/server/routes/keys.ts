@@ -37,6 +37,7 @@ import {
   type HostGrant,
   type KeyOperation,
 } from "../../keys/index.js";
+import { pageList, type PageQuery } from "../paging.js";
 
 const tags = ["keys"];
 const b64 = (maxLength: number) => ({ type: "string", minLength: 4, maxLength, pattern: BASE64_PATTERN }) as const;
@@ -71,7 +72,7 @@ const keys: RouteModule = (app, { store, now, attest }) => {
   };
 
   // ---- key servers (admin)
-  app.get("/v1/keys/servers", { config: { access: READERS }, schema: { tags, summary: "key servers (their settings name where secrets are, never the secrets)" } }, async () => listKeyServers(store));
+  app.get<{ Querystring: PageQuery }>("/v1/keys/servers", { config: { access: READERS, paged: true }, schema: { tags, summary: "key servers (their settings name where secrets are, never the secrets)" } }, async (req, reply) => pageList(req, reply, await listKeyServers(store), (x) => x.name));
   app.post<{ Body: { name: string; kind: string; config?: Record<string, unknown> } }>(
     "/v1/keys/servers",
     {
@@ -99,7 +100,7 @@ const keys: RouteModule = (app, { store, now, attest }) => {
   );
 
   // ---- trusted key providers (admin)
-  app.get("/v1/keys/providers", { config: { access: READERS }, schema: { tags, summary: "key providers with their versions and the clusters that may use them" } }, async () => listProviders(store));
+  app.get<{ Querystring: PageQuery }>("/v1/keys/providers", { config: { access: READERS, paged: true }, schema: { tags, summary: "key providers with their versions and the clusters that may use them" } }, async (req, reply) => pageList(req, reply, await listProviders(store), (x) => x.name));
   app.get<{ Params: { name: string } }>("/v1/keys/providers/:name", { config: { access: READERS }, schema: { tags, summary: "one key provider", params: PROVIDER_PARAMS } }, async (req) =>
     getProvider(store, req.params.name),
   );
@@ -144,7 +145,7 @@ const keys: RouteModule = (app, { store, now, attest }) => {
   );
 
   // ---- trusted clusters (admin)
-  app.get("/v1/keys/clusters", { config: { access: READERS }, schema: { tags, summary: "trusted clusters: host selectors and the providers their hosts may use" } }, async () => listClusters(store));
+  app.get<{ Querystring: PageQuery }>("/v1/keys/clusters", { config: { access: READERS, paged: true }, schema: { tags, summary: "trusted clusters: host selectors and the providers their hosts may use" } }, async (req, reply) => pageList(req, reply, await listClusters(store), (x) => x.name));
   app.get<{ Params: { name: string } }>("/v1/keys/clusters/:name", { config: { access: READERS }, schema: { tags, summary: "one trusted cluster", params: CLUSTER_PARAMS } }, async (req) => getCluster(store, req.params.name));
   app.put<{ Params: { name: string }; Body: { hosts?: string[]; hardwareClasses?: string[]; tags?: string[]; providers: string[] } }>(
     "/v1/keys/clusters/:name",

@@ -1,4 +1,6 @@
 /** Prometheus exposition at GET /metrics (admin or auditor token: fleet figures are not public). */
+import { auditHead } from "../../attest/audit-log.js";
+import { hostsByHealth } from "../../attest/health.js";
 import type { RouteModule } from "../app.js";
 import { READERS } from "../auth.js";
 import { metrics } from "../metrics.js";
@@ -8,8 +10,8 @@ const metricsRoute: RouteModule = (app, { store }) => {
     "/metrics",
     { config: { access: READERS }, schema: { tags: ["health"], summary: "Prometheus metrics (text exposition format); scrape with an auditor token" } },
     async (_req, reply) => {
-      metrics.auditChainLength.set((await store.audit.head()).seq);
-      for (const [health, n] of Object.entries(await store.hosts.countByHealth())) metrics.hosts.set({ health }, n);
+      metrics.auditChainLength.set((await auditHead(store)).seq);
+      for (const [health, n] of Object.entries(await hostsByHealth(store))) metrics.hosts.set({ health }, n);
       return reply.type(metrics.registry.contentType).send(await metrics.registry.metrics());
     },
   );

@@ -1,11 +1,11 @@
 /** Policies (baselines, accepted software, code integrity, Secure Boot): admin writes, admin/auditor reads. */
 import type { RouteModule } from "../app.js";
 import { actorOf, ADMINS, READERS } from "../auth.js";
-import { addPolicy, POLICY_KINDS, removePolicy } from "../../attest/policies.js";
+import { addPolicy, getPolicy, listPolicies, POLICY_KINDS, removePolicy } from "../../attest/policies.js";
 import { HARDWARE_CLASS_PATTERN } from "../../attest/hosts.js";
-import { TpmTrustError } from "../../errors.js";
 import { NAME } from "../../policy/schema.js";
 import type { Policy, PolicyVersion } from "../../store/index.js";
+import { pageList, type PageQuery } from "../paging.js";
 
 const tags = ["policies"];
 const ID = { type: "object", additionalProperties: false, required: ["id"], properties: { id: { type: "string", format: "uuid" } } } as const;
@@ -51,10 +51,10 @@ const policies: RouteModule = (app, { store, now }) => {
     async (req, reply) => reply.code(201).send(policyView(await addPolicy(store, actorOf(req), now(), req.body))),
   );
 
-  app.get<{ Querystring: { kind?: string; hardwareClass?: string; all?: "true" | "false" } }>(
+  app.get<{ Querystring: { kind?: string; hardwareClass?: string; all?: "true" | "false" } & PageQuery }>(
     "/v1/policies",
     {
-      config: { access: READERS },
+      config: { access: READERS, paged: true },
       schema: {
         tags,
         summary: "enabled policies, newest version of each (all=true: every version, disabled ones too)",
@@ -65,17 +65,14 @@ const policies: RouteModule = (app, { store, now }) => {
         },
       },
     },
-    async (req) => {
-      const all = req.query.all === "true";
-      const list = await store.policies.list({ kind: req.query.kind, hardwareClass: req.query.hardwareClass, allVersions: all, includeDisabled: all });
-      return list.map((p) => policyView(p, false));
+    async (req, reply) => {
+      const list = await listPolicies(store, { kind: req.query.kind, hardwareClass: req.query.hardwareClass, all: req.query.all === "true" });
+      return pageList(req, reply, list.map((p) => policyView(p, false)), (x) => x.id);
     },
   );
 
   app.get<{ Params: { id: string } }>("/v1/policies/:id", { config: { access: READERS }, schema: { tags, summary: "one policy version with its document", params: ID } }, async (req) => {
-    const p = await store.policies.getById(req.params.id);
-    if (!p) throw new TpmTrustError("ERR_NOT_FOUND", `policy ${req.params.id} not found`);
-    return policyView(p);
+    return policyView(await getPolicy(store, req.params.id));
   });
 
   app.delete<{ Params: { id: string } }>(

@@ -16,6 +16,7 @@ import { ensureIdScope, ID_SCOPE_PATTERN, setIdScope } from "../../provisioning/
 import { TWIN_SCHEMA } from "../../provisioning/twin.js";
 import type { ReprovisionPolicy } from "../../store/index.js";
 import { dpsRoutes } from "./dps.js";
+import { pageList, type PageQuery } from "../paging.js";
 
 const tags = ["provisioning"];
 const BASE64 = { type: "string", minLength: 4, maxLength: 65536, pattern: "^[A-Za-z0-9+/]*={0,2}$" } as const;
@@ -81,7 +82,7 @@ const provisioning: RouteModule = async (app, deps) => {
   );
 
   // --- linked hubs
-  app.get("/v1/provisioning/hubs", { config: { access: READERS }, schema: { tags, summary: "linked hubs" } }, async () => listHubs(store));
+  app.get<{ Querystring: PageQuery }>("/v1/provisioning/hubs", { config: { access: READERS, paged: true }, schema: { tags, summary: "linked hubs" } }, async (req, reply) => pageList(req, reply, await listHubs(store), (x) => x.name));
   app.put<{ Params: { name: string }; Body: { hostname: string; weight?: number } }>(
     "/v1/provisioning/hubs/:name",
     {
@@ -116,7 +117,7 @@ const provisioning: RouteModule = async (app, deps) => {
       return reply.code(201).send(await addEnrollment(store, { ...rest, endorsementKey: b64(endorsementKey, "endorsementKey") }, by(req)));
     },
   );
-  app.get("/v1/provisioning/enrollments", { config: { access: READERS }, schema: { tags, summary: "individual enrollments" } }, async () => listEnrollments(store));
+  app.get<{ Querystring: PageQuery }>("/v1/provisioning/enrollments", { config: { access: READERS, paged: true }, schema: { tags, summary: "individual enrollments" } }, async (req, reply) => pageList(req, reply, await listEnrollments(store), (x) => x.registrationId));
   app.get<{ Params: { registrationId: string } }>("/v1/provisioning/enrollments/:registrationId", { config: { access: READERS }, schema: { tags, summary: "one enrollment", params: REG_ID } }, async (req) =>
     getEnrollment(store, req.params.registrationId),
   );
@@ -154,7 +155,7 @@ const provisioning: RouteModule = async (app, deps) => {
       return reply.code(201).send(await addGroup(store, input, by(req)));
     },
   );
-  app.get("/v1/provisioning/enrollment-groups", { config: { access: READERS }, schema: { tags, summary: "enrollment groups" } }, async () => listGroups(store));
+  app.get<{ Querystring: PageQuery }>("/v1/provisioning/enrollment-groups", { config: { access: READERS, paged: true }, schema: { tags, summary: "enrollment groups" } }, async (req, reply) => pageList(req, reply, await listGroups(store), (x) => x.name));
   app.get<{ Params: { name: string } }>("/v1/provisioning/enrollment-groups/:name", { config: { access: READERS }, schema: { tags, summary: "one enrollment group", params: GROUP } }, async (req) =>
     getGroup(store, req.params.name),
   );
@@ -181,13 +182,13 @@ const provisioning: RouteModule = async (app, deps) => {
   );
 
   // --- device registration records
-  app.get<{ Querystring: { group?: string } }>(
+  app.get<{ Querystring: { group?: string } & PageQuery }>(
     "/v1/provisioning/registrations",
     {
-      config: { access: READERS },
+      config: { access: READERS, paged: true },
       schema: { tags, summary: "device registration records", querystring: { type: "object", additionalProperties: false, properties: { group: { type: "string", pattern: GROUP_NAME_PATTERN } } } },
     },
-    async (req) => listRegistrations(store, req.query),
+    async (req, reply) => pageList(req, reply, await listRegistrations(store, { group: req.query.group }), (x) => x.registrationId),
   );
   app.get<{ Params: { registrationId: string } }>("/v1/provisioning/registrations/:registrationId", { config: { access: READERS }, schema: { tags, summary: "one registration record", params: REG_ID } }, async (req) =>
     getRegistration(store, req.params.registrationId),

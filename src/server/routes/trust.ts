@@ -17,6 +17,7 @@ import {
   type ConfirmInput,
 } from "../../trust/trust.js";
 import { TpmTrustError } from "../../errors.js";
+import { pageList, type PageQuery } from "../paging.js";
 
 const EK_HASH = { type: "string", pattern: "^[0-9a-fA-F]{64}$", description: "hex SHA-256 of the EK public key (AD CS rule), any case" } as const;
 const B64 = { type: "string", minLength: 4, maxLength: 65536, pattern: BASE64_PATTERN } as const;
@@ -27,7 +28,7 @@ const tags = ["trust"];
 const trust: RouteModule = (app, { store, now }) => {
   const caller = (req: Parameters<typeof actorOf>[0]) => ({ actor: actorOf(req), now: now() });
 
-  app.get("/v1/trust/allowlist", { config: { access: READERS }, schema: { tags, summary: "allow-listed EK hashes: database entries and every allow-list folder" } }, async () => (await listAllowlist(store)).entries);
+  app.get<{ Querystring: PageQuery }>("/v1/trust/allowlist", { config: { access: READERS, paged: true }, schema: { tags, summary: "allow-listed EK hashes: database entries and every allow-list folder" } }, async (req, reply) => pageList(req, reply, (await listAllowlist(store)).entries, (x) => x.ekHash));
 
   app.post<{ Body: { ekHash: string; label?: string } }>(
     "/v1/trust/allowlist",
@@ -50,7 +51,7 @@ const trust: RouteModule = (app, { store, now }) => {
     },
   );
 
-  app.get("/v1/trust/allowlist-dirs", { config: { access: READERS }, schema: { tags, summary: "AD CS-style allow-list folders, with what each holds now" } }, async () => listAllowlistDirs(store));
+  app.get<{ Querystring: PageQuery }>("/v1/trust/allowlist-dirs", { config: { access: READERS, paged: true }, schema: { tags, summary: "AD CS-style allow-list folders, with what each holds now" } }, async (req, reply) => pageList(req, reply, await listAllowlistDirs(store), (x) => x.path));
 
   app.post<{ Body: { path: string } }>(
     "/v1/trust/allowlist-dirs",
@@ -66,7 +67,7 @@ const trust: RouteModule = (app, { store, now }) => {
     return reply.code(204).send();
   });
 
-  app.get("/v1/trust/cas", { config: { access: READERS }, schema: { tags, summary: "EK roots (EKROOT) and intermediates (EKCA)" } }, async () => listCas(store));
+  app.get<{ Querystring: PageQuery }>("/v1/trust/cas", { config: { access: READERS, paged: true }, schema: { tags, summary: "EK roots (EKROOT) and intermediates (EKCA)" } }, async (req, reply) => pageList(req, reply, await listCas(store), (x) => x.id));
 
   app.post<{ Body: { certificates: string[]; kind?: "root" | "intermediate" } }>(
     "/v1/trust/cas",

@@ -1,8 +1,8 @@
 /** Webhook subscriptions to host health changes (admin), and their delivery records. */
 import type { RouteModule } from "../app.js";
 import { actorOf, ADMINS } from "../auth.js";
-import { addWebhook, removeWebhook, WEBHOOK_EVENTS, webhookView } from "../../attest/webhooks.js";
-import { TpmTrustError } from "../../errors.js";
+import { addWebhook, listWebhooks, removeWebhook, WEBHOOK_EVENTS, webhookDeliveries } from "../../attest/webhooks.js";
+import { pageList, type PageQuery } from "../paging.js";
 
 const tags = ["webhooks"];
 const ID = { type: "object", additionalProperties: false, required: ["id"], properties: { id: { type: "string", format: "uuid" } } } as const;
@@ -30,23 +30,17 @@ const webhooks: RouteModule = (app, { store, now }) => {
     async (req, reply) => reply.code(201).send(await addWebhook(store, actorOf(req), now(), req.body)),
   );
 
-  app.get("/v1/webhooks", { config: { access: ADMINS }, schema: { tags, summary: "subscriptions (secrets are never shown)" } }, async () => (await store.webhooks.list({ includeDisabled: true })).map(webhookView));
+  app.get<{ Querystring: PageQuery }>("/v1/webhooks", { config: { access: ADMINS, paged: true }, schema: { tags, summary: "subscriptions (secrets are never shown)" } }, async (req, reply) => pageList(req, reply, await listWebhooks(store), (x) => x.id));
 
   app.delete<{ Params: { id: string } }>("/v1/webhooks/:id", { config: { access: ADMINS }, schema: { tags, summary: "unsubscribe (pending deliveries are dropped)", params: ID } }, async (req, reply) => {
     await removeWebhook(store, actorOf(req), now(), req.params.id);
     return reply.code(204).send();
   });
 
-  app.get<{ Params: { id: string }; Querystring: { limit?: string } }>(
+  app.get<{ Params: { id: string }; Querystring: PageQuery }>(
     "/v1/webhooks/:id/deliveries",
-    {
-      config: { access: ADMINS },
-      schema: { tags, summary: "delivery records, newest first", params: ID, querystring: { type: "object", additionalProperties: false, properties: { limit: { type: "string", pattern: "^[1-9][0-9]{0,3}$" } } } },
-    },
-    async (req) => {
-      if (!(await store.webhooks.list({ includeDisabled: true })).some((w) => w.id === req.params.id)) throw new TpmTrustError("ERR_NOT_FOUND", `webhook ${req.params.id} not found`);
-      return store.webhooks.listDeliveries({ webhookId: req.params.id, limit: req.query.limit ? Number(req.query.limit) : 100 });
-    },
+    { config: { access: ADMINS, paged: true }, schema: { tags, summary: "delivery records, newest first (the newest 10,000; default page: 100)", params: ID } },
+    async (req, reply) => pageList(req, reply, await webhookDeliveries(store, req.params.id, 10_000), (x) => x.id, 100),
   );
 };
 export default webhooks;

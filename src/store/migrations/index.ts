@@ -7,7 +7,8 @@ import { acme } from "./004-acme.js";
 import { trustVersion } from "./005-trust-version.js";
 import { enrolmentRequesters } from "./006-enrolment-requesters.js";
 import { hostEvidence } from "./007-host-evidence.js";
-import { auditTree } from "./008-audit-tree.js";
+import { settings } from "./008-settings.js";
+import { auditTree } from "./009-audit-tree.js";
 
 /**
  * A versioned schema change. To add one: a new file `NNN-what.ts` exporting a Migration with the
@@ -19,7 +20,7 @@ export interface Migration {
   up(tx: Ctx): Promise<void>;
 }
 
-export const MIGRATIONS: readonly Migration[] = [initial, policyVersion, provisioning, acme, trustVersion, enrolmentRequesters, hostEvidence, auditTree];
+export const MIGRATIONS: readonly Migration[] = [initial, policyVersion, provisioning, acme, trustVersion, enrolmentRequesters, hostEvidence, settings, auditTree];
 
 /**
  * Applies the migrations the database lacks, in one transaction. Idempotent, and safe when several

@@ -70,8 +70,8 @@ const toAuthz = (r: AcmeAuthzsTable): AcmeAuthz => ({
 export function acmeRepo(ctx: Ctx) {
   return {
     /** ERR_CONFLICT if an account with this key exists. */
-    async addAccount(o: { thumbprint: string; jwk: Record<string, unknown>; contact: string[]; at?: number }): Promise<AcmeAccount> {
-      const row: AcmeAccountsTable = { id: randomUUID(), thumbprint: o.thumbprint, jwk: toJson(o.jwk), status: "valid", contact: toJson(o.contact), created_at: o.at ?? Date.now() };
+    async addAccount(o: { thumbprint: string; jwk: Record<string, unknown>; contact: string[]; at: number }): Promise<AcmeAccount> {
+      const row: AcmeAccountsTable = { id: randomUUID(), thumbprint: o.thumbprint, jwk: toJson(o.jwk), status: "valid", contact: toJson(o.contact), created_at: o.at };
       await insertOrConflict(ctx.db.insertInto("acme_accounts").values(row).execute(), "an account with this key exists");
       return toAccount(row);
     },
@@ -92,9 +92,9 @@ export function acmeRepo(ctx: Ctx) {
     },
 
     /** An order with one authorization per identifier, in one transaction. */
-    createOrder: (o: { accountId: string; template: string; identifiers: AcmeIdentifier[]; expiresAt: number; tokens: string[]; at?: number }): Promise<{ order: AcmeOrder; authzs: AcmeAuthz[] }> =>
+    createOrder: (o: { accountId: string; template: string; identifiers: AcmeIdentifier[]; expiresAt: number; tokens: string[]; at: number }): Promise<{ order: AcmeOrder; authzs: AcmeAuthz[] }> =>
       ctx.transaction(async (tx) => {
-        const at = o.at ?? Date.now();
+        const at = o.at;
         const order: AcmeOrdersTable = {
           id: randomUUID(),
           account_id: o.accountId,

@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { TpmTrustError } from "../../errors.js";
-import { type Ctx, hex, insertOrConflict, notFound, unhex } from "../ctx.js";
+import { type Ctx, affected, hex, insertOrConflict, notFound, unhex } from "../ctx.js";
 import type { ActivationsTable } from "../schema.js";
 
 /** A credential challenge (MakeCredential over the AK's name) waiting for the agent's answer. */
@@ -33,8 +33,8 @@ const toActivation = (r: ActivationsTable): Activation => ({
 
 export function activationsRepo(ctx: Ctx) {
   return {
-    async create(o: { hostName: string; akName: Uint8Array; akPublic: Uint8Array; ekName: Uint8Array; secretHash: Uint8Array; ttlMs: number; at?: number }): Promise<Activation> {
-      const at = o.at ?? Date.now();
+    async create(o: { hostName: string; akName: Uint8Array; akPublic: Uint8Array; ekName: Uint8Array; secretHash: Uint8Array; ttlMs: number; at: number }): Promise<Activation> {
+      const at = o.at;
       const row: ActivationsTable = {
         id: randomUUID(),
         host_name: o.hostName,
@@ -69,6 +69,11 @@ export function activationsRepo(ctx: Ctx) {
         .returning("id")
         .executeTakeFirst();
       return r !== undefined;
+    },
+
+    /** Deletes activations that expired before `before` (answered or not, they serve nothing any more); returns how many. */
+    async purgeExpired(before: number): Promise<number> {
+      return affected(await ctx.db.deleteFrom("activations").where("expires_at", "<=", before).executeTakeFirst());
     },
 
     /** Counts a wrong answer; returns the number of failures so far. */

@@ -30,8 +30,8 @@ const akWithHost = prepared(({ db }, name: string) =>
 export function aksRepo(ctx: Ctx) {
   return {
     /** Binds an AK to a host. ERR_CONFLICT if the AK is already bound, ERR_NOT_FOUND for an unknown host. */
-    async bind(o: { hostName: string; name: Uint8Array; public: Uint8Array; akCert?: Uint8Array | null; at?: number }): Promise<Ak> {
-      const row: AksTable = { name: hex(o.name), host_name: o.hostName, public: hex(o.public), bound_at: o.at ?? Date.now(), ak_cert: hexOrNull(o.akCert) };
+    async bind(o: { hostName: string; name: Uint8Array; public: Uint8Array; akCert?: Uint8Array | null; at: number }): Promise<Ak> {
+      const row: AksTable = { name: hex(o.name), host_name: o.hostName, public: hex(o.public), bound_at: o.at, ak_cert: hexOrNull(o.akCert) };
       await insertOrConflict(ctx.db.insertInto("aks").values(row).execute(), `AK ${row.name} is already bound`, `host ${o.hostName} not found`);
       return toAk(row);
     },
@@ -49,6 +49,14 @@ export function aksRepo(ctx: Ctx) {
     },
     async listForHost(hostName: string): Promise<Ak[]> {
       return (await ctx.db.selectFrom("aks").selectAll().where("host_name", "=", hostName).orderBy("bound_at").orderBy("name").execute()).map(toAk);
+    },
+    /** The AKs of several hosts in one query, by host name. */
+    async listForHosts(hostNames: string[]): Promise<Map<string, Ak[]>> {
+      const by = new Map<string, Ak[]>();
+      if (hostNames.length === 0) return by;
+      const rows = await ctx.db.selectFrom("aks").selectAll().where("host_name", "in", hostNames).orderBy("bound_at").orderBy("name").execute();
+      for (const r of rows) by.set(r.host_name, [...(by.get(r.host_name) ?? []), toAk(r)]);
+      return by;
     },
     async setCert(name: Uint8Array, akCert: Uint8Array): Promise<void> {
       if (affected(await ctx.db.updateTable("aks").set({ ak_cert: hex(akCert) }).where("name", "=", hex(name)).executeTakeFirst()) === 0) throw notFound("AK");

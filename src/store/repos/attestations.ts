@@ -30,7 +30,7 @@ export interface NewAttestation {
   pcrDigest?: Uint8Array | null;
   diff?: unknown;
   details?: Record<string, unknown> | null;
-  at?: number;
+  at: number;
 }
 
 const toAttestation = (r: AttestationsTable): Attestation => ({
@@ -47,10 +47,14 @@ const toAttestation = (r: AttestationsTable): Attestation => ({
 
 /** Attestation results: one row per verdict, the host's timeline. */
 export function attestationsRepo(ctx: Ctx) {
-  /** Newest first; `before` (epoch ms, exclusive) pages back in time. */
-  async function listForHost(hostName: string, o: { limit?: number; before?: number } = {}): Promise<Attestation[]> {
+  /** Newest first; `before` (epoch ms, exclusive) pages back in time, `after` continues after the entry with that time and id. */
+  async function listForHost(hostName: string, o: { limit?: number; before?: number; after?: [number, string] } = {}): Promise<Attestation[]> {
     let q = ctx.db.selectFrom("attestations").selectAll().where("host_name", "=", hostName);
     if (o.before !== undefined) q = q.where("at", "<", o.before);
+    if (o.after) {
+      const [at, id] = o.after;
+      q = q.where((eb) => eb.or([eb("at", "<", at), eb.and([eb("at", "=", at), eb("id", "<", id)])]));
+    }
     return (await q.orderBy("at", "desc").orderBy("id", "desc").limit(o.limit ?? 100).execute()).map(toAttestation);
   }
 
@@ -60,7 +64,7 @@ export function attestationsRepo(ctx: Ctx) {
       const row: AttestationsTable = {
         id: randomUUID(),
         host_name: a.hostName,
-        at: a.at ?? Date.now(),
+        at: a.at,
         verdict: a.verdict,
         reason_code: a.reasonCode ?? null,
         ak_name: hexOrNull(a.akName),

@@ -15,7 +15,7 @@ export interface NewAuditEntry {
   outcome: AuditOutcome;
   /** anything JSON-like; Buffers become hex (see toJsonValue) */
   details?: unknown;
-  at?: number;
+  at: number;
 }
 
 /** A tree head as a checkpoint signs it. */
@@ -86,7 +86,7 @@ export function auditRepo(ctx: Ctx) {
     /** Appends one entry; inside a caller's transaction it commits (or rolls back) with it. */
     async append(e: NewAuditEntry): Promise<AuditEntry> {
       const details = toJsonValue(e.details);
-      const fields = { at: e.at ?? Date.now(), actor: e.actor, action: e.action, subject: e.subject ?? null, outcome: e.outcome };
+      const fields = { at: e.at, actor: e.actor, action: e.action, subject: e.subject ?? null, outcome: e.outcome };
       const [row] = (await insertEntry(ctx, fields.at, fields.actor, fields.action, fields.subject, fields.outcome, canonicalJson(details))).rows;
       return { seq: row.seq, ...fields, details, prevHash: null, hash: null, leafIndex: null, leafHash: null };
     },
@@ -161,7 +161,7 @@ export function auditRepo(ctx: Ctx) {
 
     /**
      * Recomputes the log on one consistent snapshot, in batches: the hash chain of entries from
-     * before schema version 8, every integrated entry's leaf hash, that the leaves are contiguous,
+     * before schema version 9, every integrated entry's leaf hash, that the leaves are contiguous,
      * that every stored checkpoint's root is the root of that many leaves, and the anchors (kept
      * outside the database: tree heads, or old chain heads). Signatures are the caller's to check
      * (`checkpoints` and `leaves` are returned for that).

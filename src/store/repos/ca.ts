@@ -66,8 +66,8 @@ const toCrl = (r: CaCrlsTable): Crl => ({ issuerId: r.issuer_id, number: r.numbe
 /** The key attestation CA: its certificates, templates, issued certificates and CRLs. */
 export function caRepo(ctx: Ctx) {
   return {
-    async addAuthority(o: { kind: string; cert: Uint8Array; keyRef: string; at?: number }): Promise<CaAuthority> {
-      const row: CaAuthoritiesTable = { id: randomUUID(), kind: o.kind, cert: hex(o.cert), key_ref: o.keyRef, created_at: o.at ?? Date.now(), retired_at: null };
+    async addAuthority(o: { kind: string; cert: Uint8Array; keyRef: string; at: number }): Promise<CaAuthority> {
+      const row: CaAuthoritiesTable = { id: randomUUID(), kind: o.kind, cert: hex(o.cert), key_ref: o.keyRef, created_at: o.at, retired_at: null };
       await ctx.db.insertInto("ca_authorities").values(row).execute();
       return toAuthority(row);
     },
@@ -75,7 +75,7 @@ export function caRepo(ctx: Ctx) {
      * Adds an authority of `o.kind` unless one is current: of instances creating it at the same
      * moment, the first to commit wins and the others get its authority (`created` false).
      */
-    addFirstAuthority: (o: { kind: string; cert: Uint8Array; keyRef: string; at?: number }): Promise<{ authority: CaAuthority; created: boolean }> =>
+    addFirstAuthority: (o: { kind: string; cert: Uint8Array; keyRef: string; at: number }): Promise<{ authority: CaAuthority; created: boolean }> =>
       ctx.transaction(async (tx) => {
         await tx.lock(`ca-authority:${o.kind}`);
         const repo = caRepo(tx);
@@ -118,7 +118,7 @@ export function caRepo(ctx: Ctx) {
     },
 
     /** Stores an issued certificate. ERR_CONFLICT on a serial collision (the caller draws a new serial). */
-    async recordCert(c: Omit<IssuedCert, "revokedAt" | "revocationReason" | "issuedAt"> & { issuedAt?: number }): Promise<IssuedCert> {
+    async recordCert(c: Omit<IssuedCert, "revokedAt" | "revocationReason" | "issuedAt"> & { issuedAt: number }): Promise<IssuedCert> {
       const row: CaCertsTable = {
         serial: c.serial.toLowerCase(),
         issuer_id: c.issuerId,
@@ -129,7 +129,7 @@ export function caRepo(ctx: Ctx) {
         not_after: c.notAfter,
         cert: hex(c.der),
         attestation: c.attestation ? toJson(c.attestation) : null,
-        issued_at: c.issuedAt ?? Date.now(),
+        issued_at: c.issuedAt,
         revoked_at: null,
         revocation_reason: null,
       };
@@ -150,10 +150,10 @@ export function caRepo(ctx: Ctx) {
       return (await q.orderBy("issued_at", "desc").orderBy("serial").limit(o.limit ?? 1000).offset(o.offset ?? 0).execute()).map(toCert);
     },
     /** Revokes once; false if unknown or already revoked. */
-    async revokeCert(serial: string, o: { reason: number; at?: number }): Promise<boolean> {
+    async revokeCert(serial: string, o: { reason: number; at: number }): Promise<boolean> {
       const r = await ctx.db
         .updateTable("ca_certs")
-        .set({ revoked_at: o.at ?? Date.now(), revocation_reason: o.reason })
+        .set({ revoked_at: o.at, revocation_reason: o.reason })
         .where("serial", "=", serial.toLowerCase())
         .where("revoked_at", "is", null)
         .executeTakeFirst();

@@ -1,3 +1,4 @@
+import { sql } from "kysely";
 import { type Ctx, affected, forUpdate, fromJson, fromJsonOrNull, hex, hexOrNull, insertOrConflict, notFound, toJson, unhex, unhexOrNull } from "../ctx.js";
 import { prepared } from "../prepared.js";
 import type { HostEksTable, HostsTable } from "../schema.js";
@@ -42,6 +43,17 @@ export interface Host {
   disabledAt: number | null;
 }
 
+/** The orders a host list can be read in; a leading "-" reverses. Ties are broken by name. */
+export const HOST_ORDERS = ["name", "-name", "lastAttestationAt", "-lastAttestationAt", "health", "-health", "hardwareClass", "-hardwareClass"] as const;
+export type HostOrder = (typeof HOST_ORDERS)[number];
+
+export interface HostFilter {
+  health?: Health;
+  hardwareClass?: string;
+  /** a substring of the name or the hardware class */
+  text?: string;
+}
+
 export interface NewHost {
   name: string;
   hardwareClass: string;
@@ -50,7 +62,7 @@ export interface NewHost {
   trustMethod?: string | null;
   tags?: string[];
   platform?: Record<string, unknown> | null;
-  at?: number;
+  at: number;
 }
 
 export type HostPatch = Partial<Pick<Host, "hardwareClass" | "policyVersion" | "trustMethod" | "tags" | "platform" | "lastAttestationAt" | "deadlineAt">>;
@@ -79,15 +91,13 @@ export function toHost(r: HostsTable, eks: HostEk[]): Host {
 
 export function hostsRepo(ctx: Ctx) {
   async function withEks(rows: HostsTable[]): Promise<Host[]> {
-    if (rows.length === 0) return [];
-    const eks = await ctx.db
-      .selectFrom("host_eks")
-      .selectAll()
-      .where("host_name", "in", rows.map((r) => r.name))
-      .orderBy("ek_name")
-      .execute();
     const by = new Map<string, HostEk[]>();
-    for (const e of eks) by.set(e.host_name, [...(by.get(e.host_name) ?? []), toEk(e)]);
+    // in slices: SQLite binds at most 32,766 parameters to one statement
+    for (let i = 0; i < rows.length; i += 1000) {
+      const names = rows.slice(i, i + 1000).map((r) => r.name);
+      const eks = await ctx.db.selectFrom("host_eks").selectAll().where("host_name", "in", names).orderBy("ek_name").execute();
+      for (const e of eks) by.set(e.host_name, [...(by.get(e.host_name) ?? []), toEk(e)]);
+    }
     return rows.map((r) => toHost(r, by.get(r.name) ?? []));
   }
 
@@ -96,13 +106,24 @@ export function hostsRepo(ctx: Ctx) {
     return row ? (await withEks([row]))[0] : undefined;
   }
 
+  function filtered(o: HostFilter) {
+    let q = ctx.db.selectFrom("hosts");
+    if (o.health) q = q.where("health", "=", o.health);
+    if (o.hardwareClass) q = q.where("hardware_class", "=", o.hardwareClass);
+    if (o.text) {
+      const like = `%${o.text.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
+      q = q.where(sql<boolean>`(lower(name) like ${like.toLowerCase()} escape '\\' or lower(hardware_class) like ${like.toLowerCase()} escape '\\')`);
+    }
+    return q;
+  }
+
   return {
     get,
 
     /** Adds a host with its EKs in one transaction. ERR_CONFLICT if the name or an EK is taken. */
     add: (h: NewHost): Promise<Host> =>
       ctx.transaction(async (tx) => {
-        const at = h.at ?? Date.now();
+        const at = h.at;
         await insertOrConflict(
           tx.db
             .insertInto("hosts")
@@ -148,6 +169,54 @@ export function hostsRepo(ctx: Ctx) {
       return withEks(await q.execute());
     },
 
+    /**
+     * One page of hosts in `order`, after the host whose sort key and name are `after` (keyset
+     * paging: each page is an index range, however deep), and whether more follow.
+     */
+    async page(o: HostFilter & { order: HostOrder; after?: [string | number | null, string]; limit: number }): Promise<{ hosts: Host[]; more: boolean }> {
+      const desc = o.order.startsWith("-");
+      const dir = desc ? "desc" : "asc";
+      const field = o.order.replace(/^-/, "");
+      // a never-attested host sorts as time -1, before every attested one
+      const key =
+        field === "lastAttestationAt" ? sql<number>`coalesce(last_attestation_at, -1)` : field === "health" ? sql<string>`health` : field === "hardwareClass" ? sql<string>`hardware_class` : undefined;
+      let q = filtered(o).selectAll();
+      if (o.after) {
+        const [v, name] = o.after;
+        const cmp = desc ? sql.raw("<") : sql.raw(">");
+        q = key ? q.where(sql<boolean>`(${key} ${cmp} ${v} or (${key} = ${v} and name ${cmp} ${name}))`) : q.where(sql<boolean>`name ${cmp} ${name}`);
+      }
+      if (key) q = q.orderBy(key, dir);
+      const rows = await q.orderBy("name", dir).limit(o.limit + 1).execute();
+      return { hosts: await withEks(rows.slice(0, o.limit)), more: rows.length > o.limit };
+    },
+
+    async count(o: HostFilter = {}): Promise<number> {
+      const r = await filtered(o).select((eb) => eb.fn.countAll<number>().as("n")).executeTakeFirstOrThrow();
+      return Number(r.n);
+    },
+
+    /** The most common reasons hosts are unhealthy, with a few of the hosts for each. */
+    async unhealthyReasons(top: number, examples: number): Promise<{ reason: string | null; count: number; examples: string[] }[]> {
+      const rows = await ctx.db
+        .selectFrom("hosts")
+        .select((eb) => ["health_reason", eb.fn.countAll<number>().as("n")])
+        .where("health", "=", "unhealthy")
+        .groupBy("health_reason")
+        .orderBy("n", "desc")
+        .orderBy("health_reason")
+        .limit(top)
+        .execute();
+      return Promise.all(
+        rows.map(async (r) => {
+          let q = ctx.db.selectFrom("hosts").select("name").where("health", "=", "unhealthy");
+          q = r.health_reason === null ? q.where("health_reason", "is", null) : q.where("health_reason", "=", r.health_reason);
+          const names = await q.orderBy("name").limit(examples).execute();
+          return { reason: r.health_reason, count: Number(r.n), examples: names.map((x) => x.name) };
+        }),
+      );
+    },
+
     async countByHealth(): Promise<Record<Health, number>> {
       const rows = await ctx.db
         .selectFrom("hosts")
@@ -177,9 +246,9 @@ export function hostsRepo(ctx: Ctx) {
      * Sets the health state. `changed` is true for exactly one caller per transition, even with
      * several instances (row lock), so health-change notifications go out once.
      */
-    setHealth: (name: string, o: { health: Health; reason?: string | null; at?: number }): Promise<{ changed: boolean; previous: Health; host: Host }> =>
+    setHealth: (name: string, o: { health: Health; reason?: string | null; at: number }): Promise<{ changed: boolean; previous: Health; host: Host }> =>
       ctx.transaction(async (tx) => {
-        const at = o.at ?? Date.now();
+        const at = o.at;
         const cur = await forUpdate(tx, tx.db.selectFrom("hosts").select("health").where("name", "=", name)).executeTakeFirst();
         if (!cur) throw notFound(`host ${name}`);
         const previous = cur.health as Health;

@@ -13,6 +13,7 @@ import { noncesRepo } from "./nonces.js";
 import { policiesRepo } from "./policies.js";
 import { provisioningRepo } from "./provisioning.js";
 import { rateLimitsRepo } from "./rate-limits.js";
+import { settingsRepo } from "./settings.js";
 import { signingKeysRepo, tokensRepo } from "./tokens.js";
 import { trustRepo } from "./trust.js";
 import { webhooksRepo } from "./webhooks.js";
@@ -38,6 +39,7 @@ export function makeRepos(ctx: Ctx) {
     audit: auditRepo(ctx),
     adminTokens: adminTokensRepo(ctx),
     rateLimits: rateLimitsRepo(ctx),
+    settings: settingsRepo(ctx),
   };
 }
 

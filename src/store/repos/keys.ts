@@ -64,8 +64,8 @@ const toCluster = (r: ClustersTable): Cluster => ({
 /** Key release: key servers, trusted key providers with versioned keys, trusted clusters. */
 export function keysRepo(ctx: Ctx) {
   return {
-    async addServer(s: { name: string; kind: string; config: Record<string, unknown>; at?: number }): Promise<KeyServer> {
-      const at = s.at ?? Date.now();
+    async addServer(s: { name: string; kind: string; config: Record<string, unknown>; at: number }): Promise<KeyServer> {
+      const at = s.at;
       await insertOrConflict(ctx.db.insertInto("key_servers").values({ name: s.name, kind: s.kind, config: toJson(s.config), created_at: at }).execute(), `key server ${s.name} exists`);
       return { name: s.name, kind: s.kind, config: s.config, createdAt: at };
     },
@@ -78,9 +78,9 @@ export function keysRepo(ctx: Ctx) {
     },
 
     /** Creates a provider with key version 1 (`keyRef` made by its key server). */
-    createProvider: (p: { name: string; keyServer: string; primaryKeyId: string; keyRef: string; at?: number }): Promise<KeyProvider> =>
+    createProvider: (p: { name: string; keyServer: string; primaryKeyId: string; keyRef: string; at: number }): Promise<KeyProvider> =>
       ctx.transaction(async (tx) => {
-        const at = p.at ?? Date.now();
+        const at = p.at;
         const row: KeyProvidersTable = { name: p.name, key_server: p.keyServer, primary_key_id: p.primaryKeyId, current_version: 1, created_at: at, disabled_at: null };
         await insertOrConflict(tx.db.insertInto("key_providers").values(row).execute(), `key provider ${p.name} exists`, `key server ${p.keyServer} not found`);
         await tx.db.insertInto("key_versions").values({ provider_name: p.name, version: 1, key_ref: p.keyRef, created_at: at, retired_at: null }).execute();
@@ -130,8 +130,8 @@ export function keysRepo(ctx: Ctx) {
       }),
 
     /** Creates or replaces a cluster. */
-    async putCluster(c: { name: string; selector: ClusterSelector; providers: string[]; at?: number }): Promise<Cluster> {
-      const at = c.at ?? Date.now();
+    async putCluster(c: { name: string; selector: ClusterSelector; providers: string[]; at: number }): Promise<Cluster> {
+      const at = c.at;
       const fields = { selector: toJson(c.selector), providers: toJson(c.providers), updated_at: at };
       const r = await ctx.db
         .insertInto("clusters")

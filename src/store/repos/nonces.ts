@@ -41,8 +41,8 @@ const consumeUnbound = prepared((ctx, value: string, purpose: string, at: number
 export function noncesRepo(ctx: Ctx) {
   return {
     /** Issues a fresh random nonce (default 32 bytes). */
-    async issue(o: { purpose: string; subject?: string | null; ttlMs: number; at?: number; bytes?: number }): Promise<Nonce> {
-      const at = o.at ?? Date.now();
+    async issue(o: { purpose: string; subject?: string | null; ttlMs: number; at: number; bytes?: number }): Promise<Nonce> {
+      const at = o.at;
       const row: NoncesTable = {
         value: hex(randomBytes(o.bytes ?? 32)),
         purpose: o.purpose,
@@ -61,8 +61,8 @@ export function noncesRepo(ctx: Ctx) {
      * `purpose` and `subject` must equal what it was issued for (null subject matches only null).
      * Throws ERR_NONCE_UNKNOWN, ERR_NONCE_REUSED or ERR_NONCE_EXPIRED.
      */
-    async consume(o: { value: Uint8Array; purpose: string; subject?: string | null; at?: number }): Promise<Nonce> {
-      const at = o.at ?? Date.now();
+    async consume(o: { value: Uint8Array; purpose: string; subject?: string | null; at: number }): Promise<Nonce> {
+      const at = o.at;
       const value = hex(o.value);
       const subject = o.subject ?? null;
       const [row] = (subject === null ? await consumeUnbound(ctx, value, o.purpose, at) : await consumeFor(ctx, value, o.purpose, subject, at)).rows;

@@ -77,7 +77,7 @@ const headsForClass = prepared(({ db }, hardwareClass: string) => listQuery(db, 
 export function policiesRepo(ctx: Ctx) {
   return {
     /** Stores a new version of (kind, name); versions never collide, even across instances. */
-    put: <D>(o: { kind: PolicyKind; name: string; document: D; hardwareClass?: string | null; policyVersion?: PolicyVersion; createdBy?: string | null; at?: number }): Promise<Policy<D>> =>
+    put: <D>(o: { kind: PolicyKind; name: string; document: D; hardwareClass?: string | null; policyVersion?: PolicyVersion; createdBy?: string | null; at: number }): Promise<Policy<D>> =>
       ctx.transaction(async (tx) => {
         await tx.lock(`policy:${o.kind}:${o.name}`);
         const last = await tx.db
@@ -93,7 +93,7 @@ export function policiesRepo(ctx: Ctx) {
           version: Number(last?.v ?? 0) + 1,
           hardware_class: o.hardwareClass ?? null,
           document: toJson(o.document),
-          created_at: o.at ?? Date.now(),
+          created_at: o.at,
           created_by: o.createdBy ?? null,
           disabled_at: null,
           policy_version: o.policyVersion ?? "v2",

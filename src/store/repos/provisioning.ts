@@ -182,10 +182,10 @@ export function provisioningRepo(ctx: Ctx) {
       return affected(await ctx.db.deleteFrom("enrollment_groups").where("name", "=", name).executeTakeFirst()) > 0;
     },
 
-    async putHub(h: { name: string; hostname: string; weight: number; at?: number }): Promise<Hub> {
+    async putHub(h: { name: string; hostname: string; weight: number; at: number }): Promise<Hub> {
       const r = await ctx.db
         .insertInto("hubs")
-        .values({ name: h.name, hostname: h.hostname, weight: h.weight, created_at: h.at ?? Date.now() })
+        .values({ name: h.name, hostname: h.hostname, weight: h.weight, created_at: h.at })
         .onConflict((oc) => oc.column("name").doUpdateSet({ hostname: h.hostname, weight: h.weight }))
         .returningAll()
         .executeTakeFirstOrThrow();
@@ -203,8 +203,8 @@ export function provisioningRepo(ctx: Ctx) {
     },
 
     /** Starts a registration record (status "unassigned"); ERR_CONFLICT if one exists. */
-    async createRegistration(o: { registrationId: string; groupName?: string | null; ekPublic: Uint8Array; srkPublic?: Uint8Array | null; at?: number }): Promise<DeviceRegistration> {
-      const at = o.at ?? Date.now();
+    async createRegistration(o: { registrationId: string; groupName?: string | null; ekPublic: Uint8Array; srkPublic?: Uint8Array | null; at: number }): Promise<DeviceRegistration> {
+      const at = o.at;
       const row: DeviceRegistrationsTable = {
         registration_id: o.registrationId,
         group_name: o.groupName ?? null,
@@ -269,8 +269,8 @@ export function provisioningRepo(ctx: Ctx) {
     /** The service's DPS ID scope, or undefined before one was set. */
     getIdScope,
     /** Sets the ID scope (replacing any); `onlyIfUnset` keeps an existing one. Returns the scope in force. */
-    async setIdScope(idScope: string, o: { onlyIfUnset?: boolean; at?: number } = {}): Promise<string> {
-      const at = o.at ?? Date.now();
+    async setIdScope(idScope: string, o: { onlyIfUnset?: boolean; at: number }): Promise<string> {
+      const at = o.at;
       await ctx.db
         .insertInto("provisioning_settings")
         .values({ id: 1, id_scope: idScope, updated_at: at })

@@ -72,8 +72,8 @@ const toKey = (r: TokenSigningKeysTable): SigningKey => ({
 /** Token signing keys (JWKs). Rotation: add a new key, retire the old one; JWKS keeps serving retired keys while their tokens live. */
 export function signingKeysRepo(ctx: Ctx) {
   return {
-    async add(k: { kid: string; alg: string; privateJwk: Record<string, unknown>; publicJwk: Record<string, unknown>; at?: number }): Promise<SigningKey> {
-      const row: TokenSigningKeysTable = { kid: k.kid, alg: k.alg, private_jwk: JSON.stringify(k.privateJwk), public_jwk: JSON.stringify(k.publicJwk), created_at: k.at ?? Date.now(), retired_at: null };
+    async add(k: { kid: string; alg: string; privateJwk: Record<string, unknown>; publicJwk: Record<string, unknown>; at: number }): Promise<SigningKey> {
+      const row: TokenSigningKeysTable = { kid: k.kid, alg: k.alg, private_jwk: JSON.stringify(k.privateJwk), public_jwk: JSON.stringify(k.publicJwk), created_at: k.at, retired_at: null };
       await insertOrConflict(ctx.db.insertInto("token_signing_keys").values(row).execute(), `signing key ${k.kid} exists`);
       return toKey(row);
     },

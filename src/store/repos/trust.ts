@@ -52,11 +52,11 @@ export function trustRepo(ctx: Ctx) {
     },
 
     /** Adds (or keeps) an allow-list entry; returns false if it was already present. */
-    addAllowlist: (ekHash: string, o: { label?: string | null; source?: string | null; at?: number } = {}): Promise<boolean> =>
+    addAllowlist: (ekHash: string, o: { label?: string | null; source?: string | null; at: number }): Promise<boolean> =>
       ctx.transaction(async (tx) => {
         const r = await tx.db
           .insertInto("ek_allowlist")
-          .values({ ek_hash: normalizeEkHash(ekHash), label: o.label ?? null, source: o.source ?? null, added_at: o.at ?? Date.now() })
+          .values({ ek_hash: normalizeEkHash(ekHash), label: o.label ?? null, source: o.source ?? null, added_at: o.at })
           .onConflict((oc) => oc.column("ek_hash").doNothing())
           .executeTakeFirst();
         return bumped(tx, Number(r.numInsertedOrUpdatedRows ?? 0n) > 0);

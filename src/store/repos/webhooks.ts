@@ -43,8 +43,8 @@ const toDelivery = (r: WebhookDeliveriesTable): Delivery => ({
 /** Webhook subscriptions and a delivery queue that several instances can drain without double sends. */
 export function webhooksRepo(ctx: Ctx) {
   return {
-    async subscribe(o: { url: string; secret: string; events?: string[]; at?: number }): Promise<Webhook> {
-      const row: WebhooksTable = { id: randomUUID(), url: o.url, secret: o.secret, events: toJson(o.events ?? []), created_at: o.at ?? Date.now(), disabled_at: null };
+    async subscribe(o: { url: string; secret: string; events?: string[]; at: number }): Promise<Webhook> {
+      const row: WebhooksTable = { id: randomUUID(), url: o.url, secret: o.secret, events: toJson(o.events ?? []), created_at: o.at, disabled_at: null };
       await ctx.db.insertInto("webhooks").values(row).execute();
       return toWebhook(row);
     },
@@ -88,8 +88,8 @@ export function webhooksRepo(ctx: Ctx) {
      * Claims up to `limit` due deliveries: each claim is one conditional UPDATE that pushes
      * next_attempt_at to at + leaseMs and counts the attempt, so one instance sends each attempt.
      */
-    async claimDue(o: { at?: number; leaseMs: number; limit?: number }): Promise<Delivery[]> {
-      const at = o.at ?? Date.now();
+    async claimDue(o: { at: number; leaseMs: number; limit?: number }): Promise<Delivery[]> {
+      const at = o.at;
       const due = await ctx.db
         .selectFrom("webhook_deliveries")
         .select(["id", "next_attempt_at"])
@@ -110,8 +110,8 @@ export function webhooksRepo(ctx: Ctx) {
       }
       return out;
     },
-    async markDelivered(id: string, o: { status: number; at?: number }): Promise<void> {
-      await ctx.db.updateTable("webhook_deliveries").set({ delivered_at: o.at ?? Date.now(), next_attempt_at: null, last_status: o.status, last_error: null }).where("id", "=", id).execute();
+    async markDelivered(id: string, o: { status: number; at: number }): Promise<void> {
+      await ctx.db.updateTable("webhook_deliveries").set({ delivered_at: o.at, next_attempt_at: null, last_status: o.status, last_error: null }).where("id", "=", id).execute();
     },
     /** Records a failed attempt; `retryAt` null gives up. */
     async markFailed(id: string, o: { status?: number | null; error: string; retryAt: number | null }): Promise<void> {

@@ -1,15 +1,16 @@
 /** Endorsement keys: the TCG EK Credential Profile 2.x templates, EK sessions, EK certificates in NV. */
+import { TpmTrustError } from "../../errors.js";
 import { EK_NV, TPM_ALG, TPM_ECC, TPM_RH, TPMA_OBJECT } from "../constants.js";
 import { certificateFromNv, certificatesFromNvChain } from "../nvcert.js";
 import { policySecretDigest } from "../policydigest.js";
-import { handleName } from "../structures.js";
+import { decodeTpmtPublic, handleName } from "../structures.js";
 import type { TpmtPublic, TpmtSymDefObject } from "../types.js";
 import type { TpmClient } from "./client.js";
 import type { CreatePrimaryResult } from "./create-primary.js";
 import { TPMA_NV } from "./nv.js";
 import { password, type AuthSession } from "./session.js";
 
-export type EkKind = "rsa2048" | "ecc-p256" | "rsa2048-high" | "ecc-p256-high" | "ecc-p384" | "ecc-p521" | "rsa3072" | "rsa4096";
+export type EkKind = "rsa2048" | "ecc-p256" | "rsa2048-high" | "ecc-p256-high" | "ecc-p384" | "ecc-p521" | "ecc-sm2" | "rsa3072" | "rsa4096";
 
 // fixedTPM | fixedParent | sensitiveDataOrigin | adminWithPolicy | restricted | decrypt (0x000300B2);
 // the high range adds userWithAuth (0x000300F2).
@@ -23,6 +24,7 @@ const POLICY_B: Record<number, string> = {
   [TPM_ALG.SHA384]: "b26e7d28d11a50bc53d882bcf5fd3a1a074148bb35d3b4e4cb1c0ad9bde419cacb47ba09699646150f9fc000f3f80e12",
   [TPM_ALG.SHA512]:
     "b8221ca69e8550a4914de3faa6a18c072cc01208073a928d5d66d59ef79e49a429c41a6b269571d57edb25fbdb1838425608b413cd616a5f6db5b6071af99bea",
+  [TPM_ALG.SM3_256]: "167860a35f2c5c3567f9c927ac56c032f3b3a6462f8d037998e7a10f77fa454a",
 };
 
 /** PolicyA: PolicySecret(TPM_RH_ENDORSEMENT) in `hashAlg` (8371…69aa for SHA-256). */
@@ -31,12 +33,17 @@ export function ekPolicyA(hashAlg: number): Buffer {
 }
 
 const aesCfb = (keyBits: number): TpmtSymDefObject => ({ algorithm: TPM_ALG.AES, keyBits, mode: TPM_ALG.CFB });
+const sm4Cfb = (): TpmtSymDefObject => ({ algorithm: TPM_ALG.SM4, keyBits: 128, mode: TPM_ALG.CFB });
 
 interface EkSpec {
   /** the profile's template name (L-1, L-2, H-1 …) */
   label: string;
   /** NV index of the EK certificate */
   certIndex: number;
+  /** NV index of a template the manufacturer may provision instead of the default */
+  templateIndex: number;
+  /** NV index of an EK nonce (low range only: high range nonces SHALL NOT be populated) */
+  nonceIndex?: number;
   template: () => TpmtPublic;
 }
 
@@ -46,7 +53,7 @@ function ekBase(high: boolean, nameAlg: number, symBits: number) {
     nameAlg,
     objectAttributes: high ? HIGH_ATTRS : LOW_ATTRS,
     authPolicy: high ? Buffer.from(POLICY_B[nameAlg], "hex") : ekPolicyA(nameAlg),
-    symmetric: aesCfb(symBits),
+    symmetric: nameAlg === TPM_ALG.SM3_256 ? sm4Cfb() : aesCfb(symBits),
   };
 }
 
@@ -68,23 +75,78 @@ function eccEk(high: boolean, nameAlg: number, curveID: number, coordZeros: numb
 /**
  * TCG EK Credential Profile 2.x (B.3 low range, B.4 high range) templates. Low range: PolicyA,
  * no userWithAuth, unique = zeros of the key size. High range: PolicyB, userWithAuth, empty unique.
+ * NV indices (§2.2.1.4): low range certificate, nonce, template at 0x01C00002/3/4 (RSA) and
+ * 0x01C0000A/B/C (P-256); high range certificate at an even index, its template at the next one.
  */
+const high = (label: string, certIndex: number, template: () => TpmtPublic): EkSpec => ({ label, certIndex, templateIndex: certIndex + 1, template });
 export const EK_TEMPLATES: Record<EkKind, EkSpec> = {
-  rsa2048: { label: "L-1", certIndex: EK_NV.RSA2048_CERT, template: rsaEk(false, TPM_ALG.SHA256, 2048, 256, 128) },
-  "ecc-p256": { label: "L-2", certIndex: EK_NV.ECC_P256_CERT, template: eccEk(false, TPM_ALG.SHA256, TPM_ECC.NIST_P256, 32, 128) },
-  "rsa2048-high": { label: "H-1", certIndex: EK_NV.H_RSA2048_CERT, template: rsaEk(true, TPM_ALG.SHA256, 2048, 0, 128) },
-  "ecc-p256-high": { label: "H-2", certIndex: EK_NV.H_ECC_P256_CERT, template: eccEk(true, TPM_ALG.SHA256, TPM_ECC.NIST_P256, 0, 128) },
-  "ecc-p384": { label: "H-3", certIndex: EK_NV.H_ECC_P384_CERT, template: eccEk(true, TPM_ALG.SHA384, TPM_ECC.NIST_P384, 0, 256) },
-  "ecc-p521": { label: "H-4", certIndex: EK_NV.H_ECC_P521_CERT, template: eccEk(true, TPM_ALG.SHA512, TPM_ECC.NIST_P521, 0, 256) },
-  rsa3072: { label: "H-6", certIndex: EK_NV.H_RSA3072_CERT, template: rsaEk(true, TPM_ALG.SHA384, 3072, 0, 256) },
-  rsa4096: { label: "H-7", certIndex: EK_NV.H_RSA4096_CERT, template: rsaEk(true, TPM_ALG.SHA384, 4096, 0, 256) },
+  rsa2048: { label: "L-1", certIndex: EK_NV.RSA2048_CERT, templateIndex: EK_NV.RSA_TEMPLATE, nonceIndex: EK_NV.RSA_NONCE, template: rsaEk(false, TPM_ALG.SHA256, 2048, 256, 128) },
+  "ecc-p256": { label: "L-2", certIndex: EK_NV.ECC_P256_CERT, templateIndex: EK_NV.ECC_TEMPLATE, nonceIndex: EK_NV.ECC_NONCE, template: eccEk(false, TPM_ALG.SHA256, TPM_ECC.NIST_P256, 32, 128) },
+  "rsa2048-high": high("H-1", EK_NV.H_RSA2048_CERT, rsaEk(true, TPM_ALG.SHA256, 2048, 0, 128)),
+  "ecc-p256-high": high("H-2", EK_NV.H_ECC_P256_CERT, eccEk(true, TPM_ALG.SHA256, TPM_ECC.NIST_P256, 0, 128)),
+  "ecc-p384": high("H-3", EK_NV.H_ECC_P384_CERT, eccEk(true, TPM_ALG.SHA384, TPM_ECC.NIST_P384, 0, 256)),
+  "ecc-p521": high("H-4", EK_NV.H_ECC_P521_CERT, eccEk(true, TPM_ALG.SHA512, TPM_ECC.NIST_P521, 0, 256)),
+  // SM2 P-256 with SM3 and SM4-128-CFB, PolicyB in SM3
+  "ecc-sm2": high("H-5", EK_NV.H_ECC_SM2_CERT, eccEk(true, TPM_ALG.SM3_256, TPM_ECC.SM2_P256, 0, 128)),
+  rsa3072: high("H-6", EK_NV.H_RSA3072_CERT, rsaEk(true, TPM_ALG.SHA384, 3072, 0, 256)),
+  rsa4096: high("H-7", EK_NV.H_RSA4096_CERT, rsaEk(true, TPM_ALG.SHA384, 4096, 0, 256)),
 };
 
 export const ekTemplate = (kind: EkKind): TpmtPublic => EK_TEMPLATES[kind].template();
 
-/** Creates the standard EK of `kind` in the endorsement hierarchy (a transient object; flush it when done). */
-export function createEk(client: TpmClient, kind: EkKind = "rsa2048", opts: { endorsementAuth?: AuthSession } = {}): Promise<CreatePrimaryResult> {
-  return client.createPrimary(TPM_RH.ENDORSEMENT, ekTemplate(kind), { auth: opts.endorsementAuth });
+/** The template an EK of `kind` is made from, and the NV indices that shaped it. */
+export interface EkTemplateChoice {
+  template: TpmtPublic;
+  /** the manufacturer's template read from this NV index replaced the default */
+  templateIndex?: number;
+  /** the EK nonce read from this NV index was put into `unique` */
+  nonceIndex?: number;
+}
+
+/**
+ * The template of the EK of `kind` as the EK Credential Profile 2.x (§2.2.1.5) has it: the
+ * template in NV when the manufacturer provisioned one, else the default; then, in the low range,
+ * the EK nonce in NV (when present) as the start of `unique`, zero-padded to 256 bytes (RSA) or
+ * as x padded to 32 bytes with y 32 zero bytes (ECC), as tpm2_createek -t does.
+ */
+export async function ekTemplateFor(client: TpmClient, kind: EkKind): Promise<EkTemplateChoice> {
+  const spec = EK_TEMPLATES[kind];
+  const defined = new Set(await client.getHandles(0x01c00000));
+  const out: EkTemplateChoice = { template: spec.template() };
+  if (defined.has(spec.templateIndex)) {
+    const data = await readNvWhole(client, spec.templateIndex);
+    if (data) {
+      out.template = decodeTpmtPublic(data);
+      out.templateIndex = spec.templateIndex;
+    }
+  }
+  if (spec.nonceIndex !== undefined && defined.has(spec.nonceIndex)) {
+    const nonce = await readNvWhole(client, spec.nonceIndex);
+    if (nonce?.length) {
+      const t = out.template;
+      const pad = (n: number) => {
+        if (nonce.length > n) throw new TpmTrustError("ERR_PARSE_TOO_LARGE", `the EK nonce at NV 0x${spec.nonceIndex!.toString(16)} has ${nonce.length} bytes, more than ${n}`);
+        return Buffer.concat([nonce, Buffer.alloc(n - nonce.length)]);
+      };
+      if (t.type === TPM_ALG.RSA) out.template = { ...t, unique: pad(256) };
+      else if (t.type === TPM_ALG.ECC) out.template = { ...t, unique: { x: pad(32), y: Buffer.alloc(32) } };
+      out.nonceIndex = spec.nonceIndex;
+    }
+  }
+  return out;
+}
+
+/**
+ * Creates the EK of `kind` in the endorsement hierarchy (a transient object; flush it when done),
+ * from the template and nonce the manufacturer provisioned in NV when there are (ekTemplateFor).
+ */
+export async function createEk(
+  client: TpmClient,
+  kind: EkKind = "rsa2048",
+  opts: { endorsementAuth?: AuthSession } = {},
+): Promise<CreatePrimaryResult & Omit<EkTemplateChoice, "template">> {
+  const { template, ...from } = await ekTemplateFor(client, kind);
+  return { ...(await client.createPrimary(TPM_RH.ENDORSEMENT, template, { auth: opts.endorsementAuth })), ...from };
 }
 
 /**

@@ -5,9 +5,9 @@
 import { constants, verify, type KeyObject } from "node:crypto";
 import { TpmTrustError } from "../../errors.js";
 import { AsnConvert } from "@peculiar/asn1-schema";
+import { RsaSaPssParams } from "@peculiar/asn1-rsa";
 import { AlgorithmIdentifier } from "@peculiar/asn1-x509";
 import type { ParsedCertificate } from "./certificate.js";
-import { children, readTlv } from "./der.js";
 import { OID } from "./oids.js";
 
 const HASHES: Record<string, string> = {
@@ -35,37 +35,21 @@ function invalid(cert: ParsedCertificate, message: string): TpmTrustError {
   return new TpmTrustError("ERR_CHAIN_INVALID", `${cert.label}: ${message}`, { certificate: cert.label, algorithm: cert.signatureAlgorithm.oid });
 }
 
-function hashOfAlgId(der: Buffer): string | undefined {
-  return HASHES[AsnConvert.parse(der, AlgorithmIdentifier).algorithm];
-}
-
-/** RSASSA-PSS-params (RFC 4055 §3.1); defaults SHA-1, MGF1-SHA-1, salt 20, trailer 1. */
+/** RSASSA-PSS-params (RFC 4055 §3.1); absent or NULL parameters are the defaults (SHA-1, MGF1-SHA-1, salt 20, trailer 1). */
 function pssParams(cert: ParsedCertificate): { hash: string; saltLength: number } {
-  let hash = "sha1";
-  let mgfHash = "sha1";
-  let saltLength = 20;
   const p = cert.signatureAlgorithm.parameters;
+  let hash: string | undefined;
+  let mgfHash: string | undefined;
+  let saltLength: number;
   try {
-    if (p && !(p.length === 2 && p[0] === 0x05)) {
-      const seq = readTlv(p, 0);
-      for (const field of children(p, seq)) {
-        // each field is [n] EXPLICIT around one element
-        const inner = readTlv(p, field.contentStart, field.end);
-        const element = p.subarray(inner.start, inner.end);
-        const value = p.subarray(inner.contentStart, inner.end);
-        if (field.tag === 0xa0) hash = hashOfAlgId(element) ?? "";
-        else if (field.tag === 0xa1) {
-          const mgf = AsnConvert.parse(element, AlgorithmIdentifier);
-          if (mgf.algorithm !== OID.mgf1 || !mgf.parameters) throw new Error("mask generation is not MGF1");
-          mgfHash = hashOfAlgId(Buffer.from(mgf.parameters)) ?? "";
-        } else if (field.tag === 0xa2) {
-          if (inner.tag !== 0x02 || value.length === 0 || value.length > 4) throw new Error("bad saltLength");
-          saltLength = value.readUIntBE(0, value.length);
-        } else if (field.tag === 0xa3) {
-          if (value.toString("hex") !== "01") throw new Error("trailerField is not 1");
-        }
-      }
-    }
+    const params = p && !(p.length === 2 && p[0] === 0x05) ? AsnConvert.parse(p, RsaSaPssParams) : new RsaSaPssParams();
+    const mgf = params.maskGenAlgorithm;
+    if (mgf.algorithm !== OID.mgf1 || !mgf.parameters) throw new Error("mask generation is not MGF1");
+    if (!Number.isSafeInteger(params.saltLength) || params.saltLength < 0) throw new Error("bad saltLength");
+    if (params.trailerField !== 1) throw new Error("trailerField is not 1");
+    hash = HASHES[params.hashAlgorithm.algorithm];
+    mgfHash = HASHES[AsnConvert.parse(mgf.parameters, AlgorithmIdentifier).algorithm];
+    saltLength = params.saltLength;
   } catch (e) {
     throw invalid(cert, `bad RSASSA-PSS parameters: ${(e as Error).message}`);
   }
