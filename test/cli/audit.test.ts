@@ -5,6 +5,12 @@ import { attestConfig } from "../../src/attest/config.js";
 import { checkpointAudit } from "../../src/tokens/audit.js";
 import { auditCliSuite, cli, seed, withStore } from "./audit-cases.js";
 
+test("a malformed --anchor is a usage error (exit 2)", () => {
+  const usage = cli(["audit", "verify", "--anchor", "3-abc"]);
+  assert.equal(usage.status, 2);
+  assert.match(usage.stderr, /ERR_USAGE: --anchor 3-abc: expected SEQ:HASH/);
+});
+
 auditCliSuite(BACKENDS[0]);
 
 test("audit verify uses $TPMTRUST_DB without --db and refuses a missing database file (exit 2)", async () => {
