@@ -12,6 +12,7 @@ const modules: Record<string, () => Promise<BenchModule>> = {
   provisioning: () => import("./provisioning.js"),
   ca: () => import("./ca.js"),
   load: () => import("./load.js"),
+  startup: () => import("./startup.js"),
 };
 
 /** What every figure must carry: a median of at least three runs and a baseline measured in the same run. */

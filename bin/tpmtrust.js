@@ -1,6 +1,7 @@
 #!/usr/bin/env node
-// Runs the compiled CLI (dist/, from `npm ci` or `npm run build`) when its build is newer than every
-// file under src/; otherwise (no build, or sources edited since) loads src/ through tsx.
+// Runs the compiled CLI (dist/, from `npm ci` or `npm run build`; what the published package ships)
+// when its build is newer than every file under src/; otherwise (no build, or sources edited since)
+// loads src/ through tsx, a development dependency.
 import { readdirSync, statSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 
@@ -33,7 +34,15 @@ function builtAt() {
 if (builtAt() >= newest(`${root}src`)) {
   await import("../dist/cli/main.js");
 } else {
-  const { register } = await import("tsx/esm/api");
+  let register;
+  try {
+    ({ register } = await import("tsx/esm/api"));
+  } catch {
+    process.stderr.write(
+      "tpmtrust: no up-to-date build in dist/ and tsx (a development dependency) is not installed to run the sources: run `npm run build` (needs the development dependencies), or install them (npm install)\n",
+    );
+    process.exit(2);
+  }
   register();
   await import("../src/cli/main.ts");
 }

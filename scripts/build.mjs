@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Compiles src/ into dist/ (what bin/tpmtrust.js runs) and stamps dist/.built when the whole build
-// succeeded. Run by `npm ci` (prepare) and `npm run build`. Where TypeScript is not installed
-// (npm ci --omit=dev) it leaves dist/ alone: the CLI then loads src/ through tsx.
+// succeeded. Run by `npm ci` (prepare), `npm pack`/`npm publish` (the package ships dist/, not src/)
+// and `npm run build`. Where TypeScript is not installed (npm ci --omit=dev) it leaves dist/ alone.
 import { spawnSync } from "node:child_process";
 import { rmSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
@@ -10,7 +10,7 @@ let tsc;
 try {
   tsc = createRequire(import.meta.url).resolve("typescript/bin/tsc");
 } catch {
-  console.error("build: TypeScript is not installed; tpmtrust will load its sources through tsx");
+  console.error("build: TypeScript is not installed; dist/ is left as it is");
   process.exit(0);
 }
 rmSync("dist", { recursive: true, force: true });

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // Runs every test file under test/ with node's test runner through tsx (reflect-metadata, which
-// @peculiar/x509 needs, loaded first, as src/cli/main.ts loads it for the CLI), each file in its own
+// @peculiar/x509 needs, loaded first, as src/cli/program.ts loads it for the CLI), each file in its own
 // `node --test` process group, TEST_CONCURRENCY (4) at a time, and prints a file's output when it
 // ends. No file can stall the suite or pass without running its tests:
 // - a file running past TEST_FILE_TIMEOUT seconds (420) is stopped with every process it started

@@ -1,5 +1,5 @@
 /**
- * `tpmtrust agent register`: AK enrolment with credential activation (docs/api.md).
+ * `tpmtrust agent register`: AK enrollment with credential activation (docs/api.md).
  *
  *   createAk (under the EK) → POST /v1/activations {ekPublic, ekCertificates, akPublic}
  *   → TPM2_ActivateCredential(AK, EK) with the EK's PolicySecret(TPM_RH_ENDORSEMENT) session

@@ -302,7 +302,7 @@ async function verifyDeviceAttest(store: Store, attObj: Buffer, o: { authz: Acme
   let trustModels: TrustModel[] = [];
   let attestationFailure: Proof["attestationFailure"];
   if (o.template.keyAttestation.mode !== "none") {
-    const m = await evaluateTrustModels(store, ak.hostName, o.template.keyAttestation.trustModels, { userVouched: false, now: o.now });
+    const m = await evaluateTrustModels(store, { host: ak.hostName }, o.template.keyAttestation.trustModels, { userVouched: false, now: o.now });
     if (m.passed.length === 0) {
       const reason = `the TPM's EK is not trusted under template ${o.template.name}'s trust models: ${Object.entries(m.outcomes).map(([k, v]) => `${k}: ${v!.reason}`).join("; ")}`;
       if (o.template.keyAttestation.mode !== "required-if-capable") throw new TpmTrustError("ERR_EK_NOT_TRUSTED", reason);

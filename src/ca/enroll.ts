@@ -1,10 +1,14 @@
 /**
- * Certificate enrolment with TPM key attestation (AD CS semantics):
+ * Certificate enrollment with TPM key attestation (AD CS semantics):
  *
  *   template → token requester admitted → parse CSR → CSR signature → key type → evidence
  *   (tpmtrust certify or KAST) → verifyEvidence (AK bound, signature, Name, key attributes,
  *   CSR key = certified key, nonce) → trust models (ek-key / ek-cert / user-credentials)
  *   → requester admitted → names (from the host or the request) → issue with the passed models' OIDs
+ *
+ * decideEnrollment runs every step but the last and hands the decision on: enroll issues at once;
+ * the CMC round trip (src/ca/cmc.ts) instead challenges the EK of a KAST whose AIK is not bound
+ * ("kast-ek": trust models judge the EK the request sent) and issues after the answer.
  *
  * The requester is the token's holder (an admin, or an enroller with its identity), else the attested
  * host, else anonymous; the template names who may enrol. `none` ignores evidence;
@@ -16,10 +20,11 @@
  */
 import { TpmTrustError, isTpmTrustError } from "../errors.js";
 import type { Host, Store } from "../store/index.js";
-import { parseCsr, verifyCsrSignature } from "../verify/csr.js";
+import { parseCsr, verifyCsrSignature, type ParsedCsr } from "../verify/csr.js";
+import type { HardwareKeyInfo } from "../verify/ek-info.js";
 import { caChain } from "./authority.js";
 import { ENROLL_NONCE_PURPOSE, ENROLL_NONCE_TTL_MS, findEvidence, verifyEvidence, type CertifyEvidence, type VerifiedEvidence } from "./evidence.js";
-import { checkHostNames, checkKey, checkNames, hostNames, issueFromTemplate, requestedNames } from "./issue.js";
+import { checkHostNames, checkKey, checkNames, hostNames, issueFromTemplate, requestedNames, type CertNames } from "./issue.js";
 import { HRESULT_INVALID_EK, HRESULT_KEY_ATTESTATION, POLICY_OF, type TrustModel } from "./oids.js";
 import { getTemplate, type CertTemplate } from "./templates.js";
 import { evaluateTrustModels, type TrustModelResult } from "./trust-models.js";
@@ -29,6 +34,10 @@ export interface EnrollRequest {
   /** DER or PEM */
   csr: Uint8Array | string;
   evidence?: CertifyEvidence;
+  /** a Windows request's decrypted EK info (POST /v1/ca/cmc), and whether its EK challenge was answered */
+  ek?: { info: HardwareKeyInfo; proven: boolean };
+  /** the CMC request id (audited) */
+  requestId?: number;
 }
 
 /** Who sent the request: an API token's holder, or nobody in particular (the evidence may name a host). */
@@ -55,7 +64,7 @@ export interface EnrollResult {
   policies: string[];
   /** trust models that passed (empty without attestation) */
   trustModels: TrustModel[];
-  attestation: { format: VerifiedEvidence["format"]; host: string; akNameHex: string; freshness: VerifiedEvidence["freshness"] } | null;
+  attestation: { format: VerifiedEvidence["format"]; host: string | null; akNameHex: string; freshness: VerifiedEvidence["freshness"] } | null;
   /** required-if-capable: the attestation the request carried failed, and the certificate was issued without it */
   attestationFailure?: { code: string; reason: string };
 }
@@ -83,11 +92,28 @@ function requireTokenAdmitted(t: CertTemplate, r: TokenRequester): void {
   }
 }
 
-export async function enroll(store: Store, req: EnrollRequest, c: EnrollCaller): Promise<EnrollResult> {
-  const audit = (action: string, outcome: "success" | "failure" | "denied", details: Record<string, unknown>) =>
-    store.audit.append({ actor: c.actor, action, subject: req.template, outcome, details, at: c.now });
+/** What enrolment decided, before the certificate is issued (or, for a Windows request, challenged). */
+export interface EnrollDecision {
+  template: CertTemplate;
+  mode: CertTemplate["keyAttestation"]["mode"];
+  csr: ParsedCsr;
+  names: CertNames;
+  /** issuance policies of the trust models that passed (when the template stamps them) */
+  policies: string[];
+  host: string | null;
+  verified?: VerifiedEvidence;
+  models?: TrustModelResult;
+  /** required-if-capable: the attestation failed and the certificate goes without it */
+  failure?: { code: string; reason: string };
+  /** audit facts gathered so far */
+  facts: Record<string, unknown>;
+}
+
+/** Everything but issuance: checks the request and hands the decision to `finish`; failures are audited (events 22/53). */
+export async function decideEnrollment<T>(store: Store, req: EnrollRequest, c: EnrollCaller, finish: (d: EnrollDecision) => Promise<T>): Promise<T> {
   let stage = "request" as "request" | "attestation";
   const facts: Record<string, unknown> = c.requester?.kind === "enroller" ? { enroller: c.requester.identity } : {};
+  if (req.requestId !== undefined) facts.requestId = req.requestId;
   try {
     const template = await getTemplate(store, req.template);
     const mode = template.keyAttestation.mode;
@@ -101,7 +127,8 @@ export async function enroll(store: Store, req: EnrollRequest, c: EnrollCaller):
     let verified: VerifiedEvidence | undefined;
     let models: TrustModelResult | undefined;
     let failure: { code: string; reason: string } | undefined;
-    const evidence = mode === "none" ? undefined : findEvidence(csr, req.evidence);
+    let evidence = mode === "none" ? undefined : findEvidence(csr, req.evidence);
+    if (evidence?.format === "kast" && req.ek) evidence = { ...evidence, format: "kast-ek", ek: req.ek.info, ekProven: req.ek.proven };
     if (evidence) {
       try {
         stage = "attestation";
@@ -110,8 +137,9 @@ export async function enroll(store: Store, req: EnrollRequest, c: EnrollCaller):
         facts.host = v.host;
         facts.akName = v.akName.toString("hex");
         stage = "request";
-        const m = await evaluateTrustModels(store, v.host, template.keyAttestation.trustModels, { userVouched: c.requester?.kind === "enroller", now: c.now });
+        const m = await evaluateTrustModels(store, v.ek ? { ek: v.ek } : { host: v.host! }, template.keyAttestation.trustModels, { userVouched: c.requester?.kind === "enroller", now: c.now });
         facts.trustModels = m.outcomes;
+        if (v.ek) facts.ekHash = m.ekHashes[0];
         if (m.passed.length === 0) {
           const ekCertFailed = m.outcomes["ek-cert"] && !m.outcomes["ek-cert"].passed;
           throw new TpmTrustError(
@@ -127,7 +155,7 @@ export async function enroll(store: Store, req: EnrollRequest, c: EnrollCaller):
         if (mode !== "required-if-capable" || !isTpmTrustError(e)) throw e;
         // AD CS: "the certificate is issued even if attestation was not successful", without its policies
         failure = { code: e.code, reason: e.message };
-        await audit("ca.attestation.error", "failure", { adcsEvent: ADCS_EVENT.attestationError, ...facts, ...failure, issuedWithoutAttestation: true });
+        await auditEnrollment(store, req, c, "ca.attestation.error", "failure", { adcsEvent: ADCS_EVENT.attestationError, ...facts, ...failure, issuedWithoutAttestation: true });
         stage = "request";
         delete facts.host;
       }
@@ -138,7 +166,7 @@ export async function enroll(store: Store, req: EnrollRequest, c: EnrollCaller):
     }
 
     // the requester: the token's holder (admitted above), else the attested host, else anonymous
-    const host = verified?.host;
+    const host = verified?.host ?? null;
     if (!c.requester) {
       if (host) {
         if (!hostAdmitted(template, await store.hosts.get(host))) {
@@ -161,61 +189,93 @@ export async function enroll(store: Store, req: EnrollRequest, c: EnrollCaller):
 
     const passed = models?.passed ?? [];
     const policies = template.keyAttestation.includeIssuancePolicies ? passed.map((m) => POLICY_OF[m]) : [];
-    const cert = await issueFromTemplate(store, {
-      template,
-      csr,
-      names,
-      policies,
-      hostName: host ?? null,
-      attestation: verified
-        ? {
-            format: verified.format,
-            akName: verified.akName.toString("hex"),
-            keyName: verified.keyName.toString("hex"),
-            freshness: verified.freshness,
-            ...(verified.nonceHex ? { nonce: verified.nonceHex } : {}),
-            trustModels: passed,
-            policies,
-            ekHashes: models!.ekHashes,
-            ekCertHashes: models!.ekCertHashes,
-          }
-        : failure
-          ? { outcome: "failed", ...failure, format: facts.format, trustModels: [], policies: [] }
-          : null,
-      now: c.now,
-      publicUrl: c.publicUrl,
-    });
-    const result: EnrollResult = {
-      serial: cert.serial,
-      certificate: cert.der,
-      chain: await caChain(store),
-      subject: cert.subject,
-      notAfter: cert.notAfter,
-      policies,
-      trustModels: passed,
-      attestation: verified ? { format: verified.format, host: verified.host, akNameHex: verified.akName.toString("hex"), freshness: verified.freshness } : null,
-      ...(failure ? { attestationFailure: failure } : {}),
-    };
-    await audit("ca.certificate.issue", "success", {
-      serial: cert.serial,
-      subject: cert.subject,
-      host: host ?? null,
-      mode,
-      policies,
-      trustModels: passed,
-      format: verified?.format ?? null,
-      ...(facts.enroller ? { enroller: facts.enroller } : {}),
-      ...(failure ? { attestationFailure: failure } : {}),
-    });
-    return result;
+    return await finish({ template, mode, csr, names, policies, host, verified, models, failure, facts });
   } catch (e) {
     if (!isTpmTrustError(e)) throw e;
     const hresult = (e.details?.hresult as string | undefined) ?? (stage === "attestation" || e.code === "ERR_ATTESTATION_REQUIRED" ? HRESULT_KEY_ATTESTATION : undefined);
-    const why = { code: e.code, reason: e.message, ...facts, ...(hresult ? { hresult } : {}) };
-    if (stage === "attestation") await audit("ca.attestation.error", "failure", { adcsEvent: ADCS_EVENT.attestationError, ...why });
-    await audit("ca.request.denied", "denied", { adcsEvent: ADCS_EVENT.requestDenied, ...why });
-    throw withDetails(e, { adcsEvent: stage === "attestation" ? ADCS_EVENT.attestationError : ADCS_EVENT.requestDenied, ...(hresult ? { hresult } : {}) });
+    throw await auditDenied(store, req, c, e, { stage, facts, hresult });
   }
+}
+
+function auditEnrollment(store: Store, req: Pick<EnrollRequest, "template">, c: EnrollCaller, action: string, outcome: "success" | "failure" | "denied", details: Record<string, unknown>) {
+  return store.audit.append({ actor: c.actor, action, subject: req.template, outcome, details, at: c.now });
+}
+
+/**
+ * Audits a refused request as AD CS logs it — event 22 (`ca.attestation.error`) when the attestation
+ * could not be processed, always event 53 (`ca.request.denied`), each with the reason and HRESULT —
+ * and returns the error to throw, carrying the event and HRESULT.
+ */
+export async function auditDenied(
+  store: Store,
+  req: Pick<EnrollRequest, "template">,
+  c: EnrollCaller,
+  e: TpmTrustError,
+  o: { stage: "request" | "attestation"; facts: Record<string, unknown>; hresult?: string },
+): Promise<TpmTrustError> {
+  const why = { code: e.code, reason: e.message, ...o.facts, ...(o.hresult ? { hresult: o.hresult } : {}) };
+  if (o.stage === "attestation") await auditEnrollment(store, req, c, "ca.attestation.error", "failure", { adcsEvent: ADCS_EVENT.attestationError, ...why });
+  await auditEnrollment(store, req, c, "ca.request.denied", "denied", { adcsEvent: ADCS_EVENT.requestDenied, ...why });
+  return withDetails(e, { adcsEvent: o.stage === "attestation" ? ADCS_EVENT.attestationError : ADCS_EVENT.requestDenied, ...(o.hresult ? { hresult: o.hresult } : {}) });
+}
+
+/** Issues the certificate enrolment decided on, with the passed models' policies, and audits it. */
+export async function issueEnrollment(store: Store, d: EnrollDecision, req: Pick<EnrollRequest, "template">, c: EnrollCaller): Promise<EnrollResult> {
+  const { verified, failure, policies, host } = d;
+  const passed = d.models?.passed ?? [];
+  const cert = await issueFromTemplate(store, {
+    template: d.template,
+    csr: d.csr,
+    names: d.names,
+    policies,
+    hostName: host,
+    attestation: verified
+      ? {
+          format: verified.format,
+          akName: verified.akName.toString("hex"),
+          keyName: verified.keyName.toString("hex"),
+          freshness: verified.freshness,
+          ...(verified.nonceHex ? { nonce: verified.nonceHex } : {}),
+          trustModels: passed,
+          policies,
+          ekHashes: d.models!.ekHashes,
+          ekCertHashes: d.models!.ekCertHashes,
+        }
+      : failure
+        ? { outcome: "failed", ...failure, format: d.facts.format, trustModels: [], policies: [] }
+        : null,
+    now: c.now,
+    publicUrl: c.publicUrl,
+  });
+  const result: EnrollResult = {
+    serial: cert.serial,
+    certificate: cert.der,
+    chain: await caChain(store),
+    subject: cert.subject,
+    notAfter: cert.notAfter,
+    policies,
+    trustModels: passed,
+    attestation: verified ? { format: verified.format, host: verified.host, akNameHex: verified.akName.toString("hex"), freshness: verified.freshness } : null,
+    ...(failure ? { attestationFailure: failure } : {}),
+  };
+  await auditEnrollment(store, req, c, "ca.certificate.issue", "success", {
+    serial: cert.serial,
+    subject: cert.subject,
+    host,
+    mode: d.mode,
+    policies,
+    trustModels: passed,
+    format: verified?.format ?? null,
+    ...(d.facts.enroller ? { enroller: d.facts.enroller } : {}),
+    ...(d.facts.requestId !== undefined ? { requestId: d.facts.requestId } : {}),
+    ...(d.facts.ekHash ? { ekHash: d.facts.ekHash } : {}),
+    ...(failure ? { attestationFailure: failure } : {}),
+  });
+  return result;
+}
+
+export async function enroll(store: Store, req: EnrollRequest, c: EnrollCaller): Promise<EnrollResult> {
+  return decideEnrollment(store, req, c, (d) => issueEnrollment(store, d, req, c));
 }
 
 /** How many stored nonces one client address may have minted per window (0: no limit). */
@@ -230,7 +290,7 @@ export async function countNonce(store: Store, purpose: string, l: NonceLimit, n
   if (l.limit > 0) await store.rateLimits.take(`nonce:${purpose}:${l.source}`, { limit: l.limit, windowMs: l.windowMs, at: now, what: `nonces from ${l.source}` });
 }
 
-/** A single-use enrolment nonce: the qualifying data of the TPM2_Certify a request will carry. */
+/** A single-use enrollment nonce: the qualifying data of the TPM2_Certify a request will carry. */
 export async function enrollChallenge(store: Store, now: number, limit: NonceLimit): Promise<{ nonce: Buffer; expiresAt: number }> {
   await countNonce(store, ENROLL_NONCE_PURPOSE, limit, now);
   const n = await store.nonces.issue({ purpose: ENROLL_NONCE_PURPOSE, ttlMs: ENROLL_NONCE_TTL_MS, at: now });

@@ -1,14 +1,16 @@
 /**
- * Key attestation evidence for an enrolment, in two shapes:
+ * Key attestation evidence for an enrollment, in two shapes:
  *
  * - tpmtrust's own: the key's TPM2B_PUBLIC and a TPM2_Certify of it by an AK bound to a registered
  *   host, with a service nonce (POST /v1/ca/challenge) as qualifying data;
  * - AD CS's: the KAST statement in the CSR (attribute 1.3.6.1.4.1.311.21.24, or .33 as MS-WCCE's
- *   text has it) with Windows' PCP key attestation ("KADS", src/verify/kast.ts), whose AIK must be an
- *   AK bound to a registered host (tpmtrust's credential activation stands in for AD CS's EK
- *   challenge; POST /v1/ca/cmc runs that challenge for AIKs tpmtrust has not bound).
+ *   text has it) with Windows' PCP key attestation ("KADS", src/verify/kast.ts), whose AIK is either
+ *   an AK bound to a registered host (tpmtrust's credential activation stood in for AD CS's EK
+ *   challenge), or ("kast-ek") an AIK tpmtrust has not bound, proven to live beside the EK of the
+ *   request's EK info by the CMC EK challenge (src/ca/cmc.ts); its trust is then that EK's.
  *
- * verifyEvidence answers which host's TPM holds the CSR's key, or throws the first failed check.
+ * verifyEvidence answers which host's TPM holds the CSR's key (none for "kast-ek": the TPM is known
+ * by its EK only), or throws the first failed check.
  */
 import { TpmTrustError } from "../errors.js";
 import { samePublicKey } from "../crypto/keys.js";
@@ -17,6 +19,7 @@ import { decodeTpm2bPublic, decodeTpmsAttest, decodeTpmtPublic, decodeTpmtSignat
 import type { TpmtPublic } from "../tpm/types.js";
 import { verifyCertify } from "../verify/certify.js";
 import type { ParsedCsr } from "../verify/csr.js";
+import type { HardwareKeyInfo } from "../verify/ek-info.js";
 import { parseKast, verifyIdBinding, verifyKeyAttestation } from "../verify/kast.js";
 import { CA_OID } from "./oids.js";
 
@@ -36,18 +39,28 @@ export interface CertifyEvidence {
   akNameHex: string;
 }
 
-export type Evidence = { format: "tpmtrust"; evidence: CertifyEvidence } | { format: "kast"; oid: string; statement: Buffer };
+export type Evidence =
+  | { format: "tpmtrust"; evidence: CertifyEvidence }
+  | { format: "kast"; oid: string; statement: Buffer }
+  /** a KAST with the EK info decrypted from the request; `ekProven` once the client answered the EK challenge */
+  | { format: "kast-ek"; oid: string; statement: Buffer; ek: HardwareKeyInfo; ekProven: boolean };
 
 export interface VerifiedEvidence {
   format: Evidence["format"];
-  host: string;
+  /** the registered host whose AK signed; null for "kast-ek" */
+  host: string | null;
   akName: Buffer;
   keyName: Buffer;
   /** the nonce consumed, hex; absent for a KAST statement without one */
   nonceHex?: string;
-  /** "service-nonce": extraData was a fresh single-use nonce of this service; "none": no freshness (KAST without a nonce) */
-  freshness: "service-nonce" | "none";
+  /**
+   * "service-nonce": extraData was a fresh single-use nonce of this service; "ek-challenge": the TPM
+   * answered this service's single-use EK challenge for the AIK; "none": no freshness (KAST without a nonce)
+   */
+  freshness: "service-nonce" | "ek-challenge" | "none";
   attributes: string[];
+  /** "kast-ek": the EK the trust models judge */
+  ek?: HardwareKeyInfo;
 }
 
 /** The evidence a request carries: the request's own, else a KAST attribute in the CSR; ERR_PARSE_CSR for two KAST attributes or values. */
@@ -120,6 +133,22 @@ export async function verifyEvidence(store: Store, ev: Evidence, csr: ParsedCsr,
   }
   const st = parseKast(ev.statement);
   if (!st.keyAttestation) throw new TpmTrustError("ERR_PARSE_UNSUPPORTED", "the KAST statement binds only the AIK (an AIK certificate request); tpmtrust certifies AKs by credential activation instead");
+  if (ev.format === "kast-ek") {
+    // the AIK vouches for itself (CertifyCreation of itself, restricted signing key); the EK challenge
+    // (MakeCredential over its Name) is what ties it to the EK
+    verifyIdBinding(st.idBinding, st.idBinding.public);
+    const facts = verifyKeyAttestation(st.keyAttestation, st.idBinding.public);
+    requireSameKey(csr, st.keyAttestation.keyBlob.public);
+    return {
+      format: "kast-ek",
+      host: null,
+      akName: st.idBinding.name,
+      keyName: st.keyAttestation.keyBlob.name,
+      freshness: ev.ekProven ? "ek-challenge" : "none",
+      attributes: facts.attributes,
+      ek: ev.ek,
+    };
+  }
   const ak = await boundAk(store, st.idBinding.name);
   verifyIdBinding(st.idBinding, ak.public);
   const facts = verifyKeyAttestation(st.keyAttestation, ak.public);

@@ -15,8 +15,16 @@ export const CA_OID = {
   attestationStatement: "1.3.6.1.4.1.311.21.24",
   /** the same statement under the OID MS-WCCE's text gives (wincrypt.h assigns it to SCEP errors) */
   attestationStatementWcce: "1.3.6.1.4.1.311.21.33",
-  /** szOID_ENROLL_EK_INFO: CMS EnvelopedData to the CA exchange certificate (not supported) */
+  /** szOID_ENROLL_EK_INFO: CMS EnvelopedData to the CA exchange certificate (MS-WCCE 2.2.2.7.13) */
   ekInfo: "1.3.6.1.4.1.311.21.23",
+  /** szOID_ENROLL_AIK_INFO (MS-WCCE 2.2.2.7.15) */
+  aikInfo: "1.3.6.1.4.1.311.21.39",
+  /** szOID_ENROLL_CAXCHGCERT_HASH: SHA-1 of the CA exchange certificate (MS-WCCE 2.2.2.8.1.2) */
+  xchgCertHash: "1.3.6.1.4.1.311.21.27",
+  /** szOID_ENROLL_ATTESTATION_CHALLENGE: the secret encrypted to the EK (MS-WCCE 2.2.2.8.1.1) */
+  attestationChallenge: "1.3.6.1.4.1.311.21.28",
+  /** szOID_ENROLL_ENCRYPTION_ALGORITHM: the content cipher for the answer (MS-WCCE 2.2.2.8.1.4) */
+  encryptionAlgorithm: "1.3.6.1.4.1.311.21.29",
   /** szOID_ENROLL_KSP_NAME */
   kspName: "1.3.6.1.4.1.311.21.25",
   /** PKCS#9 extensionRequest */

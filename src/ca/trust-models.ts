@@ -1,17 +1,21 @@
 /**
- * Which of a template's trust models a host's TPM satisfies now, judged by the service's EK trust
- * (src/trust/trust.ts) against the current configuration (a disabled host: ERR_DISABLED):
- * - `ek-key`: the EK hash of one of the host's registered EKs is allow-listed;
- * - `ek-cert`: one of the host's stored EK certificates chains to EKROOT (via EKCA) at `now`;
+ * Which of a template's trust models a TPM satisfies now, judged by the service's EK trust
+ * (src/trust/trust.ts) against the current configuration. The TPM is a registered host (its EKs; a
+ * disabled host: ERR_DISABLED), or an EK a Windows request sent in its EK info (MS-WCCE
+ * 3.2.2.6.2.1.2.5 step 3: the EK certificates it carries, the EKpub against the allow-list):
+ * - `ek-key`: the EK hash of one of the host's registered EKs (or of the sent EK) is allow-listed;
+ * - `ek-cert`: one of the host's stored EK certificates (or of the sent ones) chains to EKROOT (via EKCA) at `now`;
  * - `user-credentials`: an authenticated requester with the enroller role, admitted by the template,
  *   vouches for the TPM (AD CS: the enrolling user's domain credentials); admin and auditor tokens never vouch.
  */
 import { createHash } from "node:crypto";
+import type { PublicKeyInput } from "../crypto/keys.js";
 import type { ErrorCode } from "../errors.js";
 import { requireEnabled } from "../trust/host-trust.js";
 import { evaluateEk } from "../trust/trust.js";
 import type { Store } from "../store/index.js";
 import { decodeTpmtPublic } from "../tpm/structures.js";
+import type { HardwareKeyInfo } from "../verify/ek-info.js";
 import { TRUST_MODELS, type TrustModel } from "./oids.js";
 
 export interface ModelOutcome {
@@ -29,17 +33,29 @@ export interface TrustModelResult {
   ekCertHashes: string[];
 }
 
-export async function evaluateTrustModels(store: Store, hostName: string, models: readonly TrustModel[], o: { userVouched: boolean; now: number }): Promise<TrustModelResult> {
-  const host = await store.hosts.get(hostName);
-  if (host) requireEnabled(host);
+/** The TPM judged: a registered host by name, or the EK a request sent. */
+export type TpmSubject = { host: string } | { ek: HardwareKeyInfo };
+
+export async function evaluateTrustModels(store: Store, tpm: TpmSubject, models: readonly TrustModel[], o: { userVouched: boolean; now: number }): Promise<TrustModelResult> {
+  let eks: { public: PublicKeyInput; certs: Buffer[] }[];
+  let who: string;
+  if ("host" in tpm) {
+    const host = await store.hosts.get(tpm.host);
+    if (host) requireEnabled(host);
+    eks = (host?.eks ?? []).map((ek) => ({ public: decodeTpmtPublic(ek.public), certs: ek.cert ? [ek.cert] : [] }));
+    who = `host ${tpm.host}`;
+  } else {
+    eks = [{ public: tpm.ek.publicKey, certs: tpm.ek.certificates }];
+    who = "the request's EK info";
+  }
   const outcomes: TrustModelResult["outcomes"] = {};
   const ekHashes: string[] = [];
   const ekCertHashes: string[] = [];
   const best: Record<"ek-key" | "ek-cert", ModelOutcome | undefined> = { "ek-key": undefined, "ek-cert": undefined };
-  for (const ek of host?.eks ?? []) {
-    const d = await evaluateEk(store, { ekPublic: decodeTpmtPublic(ek.public), ekCerts: ek.cert ? [ek.cert] : [] }, new Date(o.now));
+  for (const ek of eks) {
+    const d = await evaluateEk(store, { ekPublic: ek.public, ekCerts: ek.certs }, new Date(o.now));
     if (d.ekHash) ekHashes.push(d.ekHash);
-    if (ek.cert) ekCertHashes.push(createHash("sha256").update(ek.cert).digest("hex"));
+    for (const c of ek.certs) ekCertHashes.push(createHash("sha256").update(c).digest("hex"));
     for (const m of ["ek-key", "ek-cert"] as const) {
       const r = d.methods[m];
       if (!best[m]?.passed) best[m] = { passed: r.passed, reason: r.reason, ...(r.code ? { code: r.code } : {}) };
@@ -49,7 +65,7 @@ export async function evaluateTrustModels(store: Store, hostName: string, models
     if (m === "user-credentials") {
       outcomes[m] = o.userVouched ? { passed: true, reason: "an enroller made the request and vouches for the TPM" } : { passed: false, code: "ERR_UNAUTHENTICATED", reason: "the request carries no enroller token to vouch for the TPM" };
     } else {
-      outcomes[m] = best[m] ?? { passed: false, code: "ERR_EK_NOT_TRUSTED", reason: `host ${hostName} has no registered EK` };
+      outcomes[m] = best[m] ?? { passed: false, code: "ERR_EK_NOT_TRUSTED", reason: `${who} has no EK` };
     }
   }
   return { passed: TRUST_MODELS.filter((m) => models.includes(m) && outcomes[m]?.passed), outcomes, ekHashes, ekCertHashes };

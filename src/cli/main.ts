@@ -1,4 +1,3 @@
-import "reflect-metadata";
 import { buildProgram } from "./program.js";
 import { exitCodeFor, printError } from "./run.js";
 

@@ -33,6 +33,13 @@ const MODULES: Record<string, () => Promise<{ register: Register }>> = {
   completion: () => import("./commands/completion.js"),
 };
 
+/**
+ * Modules that never load @peculiar/x509. Every other one gets the reflect-metadata polyfill that
+ * @peculiar/x509 (through tsyringe) needs before it loads: loaded here, once, by the CLI's entry
+ * point, and skipped by the one-shot offline commands, for which it is a third of the start-up.
+ */
+const WITHOUT_X509 = new Set<keyof typeof MODULES>(["verify", "credential", "eventlog"]);
+
 /** Top-level command → the modules that define it or add subcommands to it, in registration order. */
 const COMMANDS: Record<string, (keyof typeof MODULES)[]> = {
   verify: ["verify"],
@@ -60,15 +67,18 @@ const COMMANDS: Record<string, (keyof typeof MODULES)[]> = {
   device: ["device"],
 };
 
-/** Builds the command tree for `argv`: all modules for help, completion or an unknown command. */
+/** Builds the command tree for `argv`: none for --version, all modules for help, completion or an unknown command. */
 export async function buildProgram(argv: readonly string[] = process.argv): Promise<Command> {
   const program = new Command("tpmtrust")
     .description("TPM 2.0 attestation authority: EK trust, host attestation, key attestation CA, provisioning, key release")
     .version("0.1.0")
     .exitOverride()
     .showHelpAfterError();
-  const first = argv.slice(2).find((a) => !a.startsWith("-"));
-  const names = first !== undefined && COMMANDS[first] ? COMMANDS[first] : (Object.keys(MODULES) as (keyof typeof MODULES)[]);
+  const args = argv.slice(2);
+  const first = args.find((a) => !a.startsWith("-"));
+  const versionOnly = args.length > 0 && args.every((a) => a === "--version" || a === "-V");
+  const names = versionOnly ? [] : first !== undefined && COMMANDS[first] ? COMMANDS[first] : (Object.keys(MODULES) as (keyof typeof MODULES)[]);
+  if (names.some((name) => !WITHOUT_X509.has(name))) await import("reflect-metadata");
   for (const name of names) (await MODULES[name]()).register(program);
   return program;
 }

@@ -9,6 +9,7 @@ import type { Cluster, KeyProvider, KeyServer as KeyServerRecord, KeyVersion, St
 import { PROVIDER_NAME_PATTERN } from "./envelope.js";
 import { storeKeyDir } from "./key-dir.js";
 import { keyServerFor, keyServerKind } from "./kinds.js";
+import type { Caller } from "../trust/trust.js";
 
 export const KEY_SERVER_NAME_PATTERN = "^[a-z0-9][a-z0-9._-]{0,62}$";
 /** Primary key ids: a label for the key server (PKCS#11 CKA_LABEL, a KMS alias …). */
@@ -16,10 +17,7 @@ export const KEY_ID_PATTERN = "^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$";
 /** The key server `providers add` uses when none is named; created on first use (kind local). */
 export const DEFAULT_KEY_SERVER = "local";
 
-export interface Caller {
-  actor: string;
-  now: number;
-}
+export type { Caller };
 
 function check(value: string, pattern: string, field: string): string {
   if (!new RegExp(pattern).test(value)) throw new TpmTrustError("ERR_VALIDATION", `${field} must match ${pattern}, got ${JSON.stringify(value)}`, { field });

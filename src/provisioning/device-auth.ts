@@ -19,7 +19,7 @@ const registrationFailureKey = (registrationId: string) => `dps:sas-failure:${re
 export const challengeKey = (source: string) => `dps:challenge:source:${source}`;
 
 /** Who is calling: the registration id the call names and the client address it comes from. */
-export interface Caller {
+export interface DeviceCaller {
   registrationId: string;
   source: string;
 }
@@ -59,7 +59,7 @@ export function deviceTpm(tpm: { endorsementKey: string; storageRootKey: string 
  * audited, and `e` rethrown. Only calls whose SAS does not verify come here, so failures by
  * anyone never lock out a device that holds its key.
  */
-export async function authFailed(d: ProvisioningDeps, c: Caller, action: string, e: TpmTrustError): Promise<never> {
+export async function authFailed(d: ProvisioningDeps, c: DeviceCaller, action: string, e: TpmTrustError): Promise<never> {
   const now = d.now();
   const window = { windowMs: d.config.limitWindowMs, at: now };
   const keys = [sourceFailureKey(c.source), registrationFailureKey(c.registrationId)];

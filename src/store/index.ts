@@ -18,6 +18,7 @@ export type { Attestation, NewAttestation, Verdict } from "./repos/attestations.
 export type { TokenRecord, SigningKey } from "./repos/tokens.js";
 export type { Webhook, Delivery } from "./repos/webhooks.js";
 export type { CaAuthority, CaTemplate, IssuedCert, Crl } from "./repos/ca.js";
+export type { CaPending } from "./repos/ca-pending.js";
 export type { AcmeAccount, AcmeAuthz, AcmeIdentifier, AcmeOrder } from "./repos/acme.js";
 export type { Enrollment, EnrollmentGroup, DeviceRegistration, Hub, ReprovisionPolicy, RegistrationPatch } from "./repos/provisioning.js";
 export type { KeyServer, KeyProvider, KeyVersion, Cluster, ClusterSelector } from "./repos/keys.js";

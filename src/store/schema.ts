@@ -128,6 +128,29 @@ export interface HostEvidenceTable {
   event_log_sha256: string | null;
 }
 
+export interface CaPendingTable {
+  /** the request id the client quotes in its answer (a DWORD, as AD CS request ids) */
+  request_id: number;
+  template: string;
+  /** hex DER of the PKCS#10 */
+  csr: string;
+  /** hex DER SubjectPublicKeyInfo of the EK from the decrypted EK info */
+  ek_public: string;
+  /** JSON array of hex DER EK certificates from the EK info */
+  ek_certs: string;
+  ek_hash: string;
+  /** hex Name of the AIK the challenge was made for */
+  aik_name: string;
+  /** hex SHA-256 of the challenge secret (the secret itself is never stored) */
+  secret_hash: string;
+  /** JSON: who sent the request (the answer must come from the same requester) */
+  requester: string;
+  created_at: number;
+  expires_at: number;
+  /** when an answer was received (single use, right or wrong) */
+  answered_at: number | null;
+}
+
 export interface AttestationsTable {
   id: string;
   host_name: string;
@@ -344,7 +367,7 @@ export interface AuditTable {
   outcome: string;
   /** canonical JSON */
   details: string;
-  /** the hash chain of entries written before schema version 9 (audit_head); null after */
+  /** the hash chain of entries written before schema version 10 (audit_head); null after */
   prev_hash: string | null;
   hash: string | null;
   /** position in the Merkle tree (RFC 9162 §2.1), set when a checkpoint integrates the entry */
@@ -352,7 +375,7 @@ export interface AuditTable {
   /** hex SHA-256(0x00 ‖ leaf data), set with leaf_index */
   leaf_hash: string | null;
 }
-/** One row (id = 1): the last entry of the hash chain kept before schema version 9 (frozen since). */
+/** One row (id = 1): the last entry of the hash chain kept before schema version 10 (frozen since). */
 export interface AuditHeadTable {
   id: number;
   seq: number;
@@ -451,6 +474,7 @@ export interface Database {
   policies: PoliciesTable;
   attestations: AttestationsTable;
   host_evidence: HostEvidenceTable;
+  ca_pending: CaPendingTable;
   tokens: TokensTable;
   token_signing_keys: TokenSigningKeysTable;
   webhooks: WebhooksTable;

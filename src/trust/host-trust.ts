@@ -1,6 +1,6 @@
 /**
  * Does a registered host's TPM still satisfy EK trust under its policy version? Asked by every
- * decision that relies on it (attestation verdicts, key release, certificate enrolment), so trust
+ * decision that relies on it (attestation verdicts, key release, certificate enrollment), so trust
  * withdrawn (a root, an intermediate, an allow-list entry, folder or file removed) takes effect at
  * the next one. The evaluation is cached per host and reused only while nothing it depends on can
  * have changed: the database's trust version (bumped by every trust change, by any instance), the

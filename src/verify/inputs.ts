@@ -5,7 +5,7 @@
  * Pure: bytes in, typed values out.
  */
 import { createPublicKey, X509Certificate, type KeyObject } from "node:crypto";
-import { parse as parseYaml } from "yaml";
+import { createRequire } from "node:module";
 import { pemBlocks } from "../encoding.js";
 import { TpmTrustError } from "../errors.js";
 import { HASH_ALGS, hashAlgByName } from "../tpm/constants.js";
@@ -101,6 +101,9 @@ function banksFromObject(obj: unknown): PcrValues {
   return out;
 }
 
+/** The YAML parser, loaded on first use: most inputs are binary or JSON. */
+const yamlParser = (): typeof import("yaml").parse => createRequire(import.meta.url)("yaml").parse;
+
 /**
  * PCR values from JSON ({"sha256":{"0":"hex"}}), tpm2_pcrread YAML (optionally under `pcrs:` as
  * tpm2_quote prints it), or the binary PCR file of `tpm2_quote -o` (serialized, or plain values
@@ -122,7 +125,7 @@ export function parsePcrsInput(bytes: Uint8Array, selection?: TpmsPcrSelection[]
     // failsafe schema: every scalar stays a string, so 0x… values are not read as numbers.
     let doc: unknown;
     try {
-      doc = parseYaml(text, { schema: "failsafe" });
+      doc = yamlParser()(text, { schema: "failsafe" });
     } catch {
       throw new TpmTrustError("ERR_PARSE_FORMAT", "PCR file looks like YAML but does not parse");
     }

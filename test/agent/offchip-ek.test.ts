@@ -7,7 +7,6 @@
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { createPublicKey, type KeyObject } from "node:crypto";
-import { createServer, type Server } from "node:http";
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -26,6 +25,7 @@ import { testEkCertificate, trustTestEkRoot } from "../helpers/ek-trust.js";
 import { cli } from "../helpers/cli.js";
 import { startSwtpm, type Swtpm } from "../helpers/swtpm.js";
 import { tpm2 } from "../helpers/tpm2tools.js";
+import { fakeEkCertService as fakeService, intelAnswer, type FakeEkCertService as FakeService } from "../helpers/ek-cert-service.js";
 
 interface Example {
   vendor: OffChipVendor;
@@ -43,34 +43,6 @@ function rsaEkFromSpki(pem: string): TpmtPublic {
   return { ...(ekTemplate("rsa2048") as Extract<TpmtPublic, { unique: Buffer }>), unique: Buffer.from(jwk.n!, "base64url") } as TpmtPublic;
 }
 const exampleKey = (x: Example) => (x.spkiPem ? rsaEkFromSpki(x.spkiPem) : decodeTpm2bPublic(Buffer.from(x.tpm2bPublicHex!, "hex")));
-
-/** A loopback stand-in for a maker's service: answers from `routes` by path, 404 otherwise, and records each path asked. */
-interface FakeService {
-  base: string;
-  asked: string[];
-  routes: Map<string, { type: string; body: Buffer }>;
-  close(): Promise<void>;
-}
-async function fakeService(): Promise<FakeService> {
-  const asked: string[] = [];
-  const routes = new Map<string, { type: string; body: Buffer }>();
-  const server: Server = createServer((req, res) => {
-    const path = req.url!.replace(/^\/ek\//, "");
-    asked.push(path);
-    const r = routes.get(path);
-    if (!r) return void res.writeHead(404).end("not found");
-    res.writeHead(200, { "content-type": r.type }).end(r.body);
-  });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const port = (server.address() as { port: number }).port;
-  return { base: `http://127.0.0.1:${port}/ek/`, asked, routes, close: () => new Promise((r) => server.close(() => r())) };
-}
-
-/** Intel's answer: JSON whose `certificate` is the DER in base64url (the member tpm2-tools reads), next to `pubhash`. */
-const intelAnswer = (path: string, der: Buffer) => ({
-  type: "application/json",
-  body: Buffer.from(JSON.stringify({ pubhash: decodeURIComponent(path), certificate: der.toString("base64url") })),
-});
 
 let tpm: Swtpm;
 let client: TpmClient;

@@ -67,17 +67,16 @@ test("zsh: Tab completes commands, options and file arguments in an interactive 
   const driver = `
 zmodload zsh/zpty
 zpty z 'zsh -f -i'
-zpty -w z 'PS1="> "; fpath=(${zshDir} $fpath); autoload -Uz compinit && compinit -u -D; tpmtrust() { print -r -- "ARGS:$*:END" }'
-sleep 0.3
-for line in $'tpmtrust trust allow\\t' $'tpmtrust audit verify --js\\t' $'tpmtrust admin token create --role aud\\t' $'tpmtrust verify quote --ak ak-\\t' $'tpmtrust completi\\t'; do
-  zpty -w -n z "$line"
-  sleep 0.4
-  zpty -w -n z $'\\n'
-  sleep 0.2
-done
-sleep 0.5
+zpty -w z 'PS1="> "; fpath=(${zshDir} $fpath); autoload -Uz compinit && compinit -u -D; tpmtrust() { print -r -- "ARGS:$*:END" }; print -r -- RE""ADY'
+# wait for conditions, not time: the shell is ready when it printed READY (its echo reads RE""ADY);
+# each line is done when its command printed ARGS (ZLE completes on Tab before it reads the Enter)
 local out="" chunk
-while zpty -r -t z chunk; do out+=$chunk; done
+zpty -r z chunk '*READY*'
+for line in $'tpmtrust trust allow\\t' $'tpmtrust audit verify --js\\t' $'tpmtrust admin token create --role aud\\t' $'tpmtrust verify quote --ak ak-\\t' $'tpmtrust completi\\t'; do
+  zpty -w -n z "$line"$'\\n'
+  zpty -r z chunk '*ARGS:*:END*'
+  out+=$chunk
+done
 print -r -- "$out" | grep -a '^ARGS:'
 zpty -d z
 `;

@@ -147,6 +147,26 @@ export class WindowsClient {
     return runTool("openssl", ["cms", "-encrypt", "-binary", "-aes256", "-outform", "DER", "-in", this.f("ekinfo.der"), this.f("xchg.pem")]);
   }
 
+  /** The EK certificate the TPM holds in NV (RSA 2048, index 0x01c00002), DER as read. */
+  async ekCertificate(): Promise<Buffer> {
+    const out = this.f("ekcert.der");
+    await tpm2(this.tpm, "tpm2_nvread", ["-C", "o", "-o", out, "0x1c00002"]);
+    return readFileSync(out);
+  }
+
+  /**
+   * Answers a CA challenge as the Platform Crypto Provider does: the challenge is the PCP activation
+   * blob (TPM2B_ID_OBJECT ‖ TPM2B_ENCRYPTED_SECRET), activated with tpm2_activatecredential; the secret
+   * is sent back encrypted by `openssl cms -encrypt` to the exchange certificate with `cipher`.
+   */
+  async answer(challenge: Buffer, xchgPem: string, cipher = "-aes256"): Promise<Buffer> {
+    const idLen = challenge.readUInt16BE(0);
+    const secret = await this.activate(challenge.subarray(0, 2 + idLen), challenge.subarray(2 + idLen));
+    if (secret.length !== 32) throw new Error(`the activated secret has ${secret.length} bytes, not 32`);
+    writeFileSync(this.f("xchg.pem"), xchgPem);
+    return runTool("openssl", ["cms", "-encrypt", "-binary", cipher, "-outform", "DER", "-in", this.f("secret.bin"), this.f("xchg.pem")]);
+  }
+
   /** TPM2_ActivateCredential of a (credentialBlob, secret) pair for the AIK with the EK (policy session for the EK's auth). */
   async activate(credentialBlob: Buffer, encryptedSecret: Buffer, aik: TpmKey = this.aik): Promise<Buffer> {
     const cred = this.f("challenge.cred");
@@ -157,6 +177,18 @@ export class WindowsClient {
     await tpm2(this.tpm, "tpm2_activatecredential", ["-c", aik.ctx, "-C", this.ek, "-i", cred, "-o", this.f("secret.bin"), "-P", `session:${session}`]);
     return readFileSync(this.f("secret.bin"));
   }
+}
+
+/**
+ * Reads a CMC Full PKI Response as a client does: `openssl cms -verify` checks the CA's signature and
+ * chain to `rootPem`, and hands out the PKIResponse and the certificates it carries.
+ */
+export async function readCmcResponse(dir: string, der: Buffer, rootPem: string): Promise<{ pkiResponse: Buffer; certificatesPem: string }> {
+  const w = (n: string) => join(dir, n);
+  writeFileSync(w("resp.der"), der);
+  writeFileSync(w("root.pem"), rootPem);
+  const pkiResponse = await runTool("openssl", ["cms", "-verify", "-inform", "DER", "-in", w("resp.der"), "-CAfile", w("root.pem"), "-purpose", "any", "-binary", "-certsout", w("resp-certs.pem")]);
+  return { pkiResponse, certificatesPem: readFileSync(w("resp-certs.pem"), "utf8") };
 }
 
 /** A CMC Full PKI Request (RFC 5272 PKIData with one tcr) around `csrDer`, signed by `openssl cms -sign` with a throwaway signer. */

@@ -1,6 +1,6 @@
 /**
  * The audit log as a Merkle tree with signed checkpoints (docs/audit.md), on SQLite and PostgreSQL:
- * entries from before schema version 9 stay verifiable, a checkpoint never covers an entry still in
+ * entries from before schema version 10 stay verifiable, a checkpoint never covers an entry still in
  * flight, and signatures and kept checkpoints expose what the database alone cannot.
  */
 import { after, before, describe, test } from "node:test";
@@ -19,12 +19,12 @@ import { BACKENDS, rawSql, type Backend } from "../helpers/store.js";
 const T0 = 1_700_000_000_000;
 const CFG = attestConfig({});
 
-/** A database at schema version 8 holding a hash chain of `n` entries, as tpmtrust wrote it then. */
+/** A database at schema version 9 holding a hash chain of `n` entries, as tpmtrust wrote it then. */
 async function legacyDatabase(url: string, n: number): Promise<{ seq: number; hash: string }[]> {
   const postgres = isPostgresUrl(url);
   const db = new Kysely<Database>({ dialect: postgres ? new PostgresDialect({ pool: new pg.Pool({ connectionString: url, max: 1 }) }) : new SqliteDialect({ database: new SqliteDatabase(url) }) });
   try {
-    await migrate(rootCtx(db, postgres ? "postgres" : "sqlite"), MIGRATIONS.filter((m) => m.version <= 8));
+    await migrate(rootCtx(db, postgres ? "postgres" : "sqlite"), MIGRATIONS.filter((m) => m.version <= 9));
     let prev = GENESIS_HASH;
     const heads: { seq: number; hash: string }[] = [];
     for (let seq = 1; seq <= n; seq++) {
@@ -59,7 +59,7 @@ for (const [name, make] of BACKENDS) {
       }
     }
 
-    test("the migration keeps a pre-v9 hash chain: its entries, anchors and head verify; new entries continue its seqs as leaves", async () => {
+    test("the migration keeps a pre-v10 hash chain: its entries, anchors and head verify; new entries continue its seqs as leaves", async () => {
       const url = await backend.newUrl();
       const heads = await legacyDatabase(url, 4);
       await withStore(async (s) => {
@@ -72,7 +72,7 @@ for (const [name, make] of BACKENDS) {
         await checkpointAudit(s, CFG, T0 + 11);
         const after = await verifyAudit(s, { anchors: [heads[3]] });
         assert.deepEqual([after.ok, after.treeSize, after.pending], [true, 6, 0], after.reason ?? "");
-        // a pre-v9 anchor still finds a rewritten old entry, a tree head still holds
+        // a pre-v10 anchor still finds a rewritten old entry, a tree head still holds
         const old = await verifyAudit(s, { anchors: [{ seq: 2, hash: "f".repeat(64) }] });
         assert.deepEqual([old.ok, old.problem, old.firstBadSeq], [false, "anchor", 2]);
         assert.equal((await proveInclusion(s, 2)).leafIndex, 1);

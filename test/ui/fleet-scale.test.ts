@@ -9,6 +9,7 @@ import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { randomUUID } from "node:crypto";
 import SqliteDatabase from "better-sqlite3";
 import { api, startService, type Service } from "../e2e/harness.js";
 import { ARTIFACTS, launchBrowser } from "../helpers/browser.js";
@@ -41,6 +42,11 @@ before(async () => {
       const x = health(i);
       insert.run(hostName(i), i % 2 ? "dl380-g10" : "r650", x.health, x.reason, x.last);
     }
+  })();
+  // one host with a long timeline: 120 attestations, one a second
+  const att = d.prepare("insert into attestations (id, host_name, at, verdict, reason_code, ak_name, pcr_digest, diff, details) values (?, ?, ?, ?, ?, null, null, null, null)");
+  d.transaction(() => {
+    for (let i = 0; i < 120; i++) att.run(randomUUID(), hostName(7), 1_700_000_000_000 + i * 1000, i % 10 ? "pass" : "fail", i % 10 ? null : "ERR_POLICY_FAILED");
   })();
   d.close();
   browser = await launchBrowser();
@@ -176,5 +182,30 @@ test("the fleet page shows 100,000 hosts' counts and first page in under a secon
   await page.locator('[data-state="ready"]').waitFor();
   assert.deepEqual(await rows.evaluateAll((r) => r.map((x) => x.getAttribute("data-key"))), [hostName(99999)]);
   assert.deepEqual(errors, []);
+  await page.close();
+});
+
+test("a host's timeline pages back through the service: 50 newest, then older pages by cursor", async () => {
+  const r = await get(`/v1/hosts/${hostName(7)}/attestations?limit=50`);
+  assert.equal(r.body.length, 50);
+  const r2 = await get(nextOf(r.headers)!);
+  const r3 = await get(nextOf(r2.headers)!);
+  assert.equal(nextOf(r3.headers), undefined);
+  const all = [...r.body, ...r2.body, ...r3.body].map((a: { at: number }) => a.at);
+  assert.equal(new Set(all).size, 120);
+  assert.deepEqual(all, [...all].sort((a, b) => b - a));
+
+  const page = await browser.context.newPage();
+  await page.goto(`${s.url}/ui/#/hosts/${hostName(7)}`);
+  await page.getByLabel("API token").fill(s.admin);
+  await page.getByRole("button", { name: "Sign in" }).click();
+  const rows = page.locator('table[aria-label="attestations"] tbody tr, table[aria-label="older attestations"] tbody tr');
+  await page.locator('table[aria-label="attestations"]').waitFor();
+  assert.equal(await rows.count(), 50);
+  for (const n of [100, 120]) {
+    await page.getByRole("button", { name: "Older attestations" }).click();
+    await page.waitForFunction((want) => document.querySelectorAll('table[aria-label="attestations"] tbody tr, table[aria-label="older attestations"] tbody tr').length === want, n);
+  }
+  assert.equal(await page.getByRole("button", { name: "Older attestations" }).count(), 0);
   await page.close();
 });

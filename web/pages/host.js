@@ -1,12 +1,21 @@
 // Host detail: EKs and how they were trusted, bound AKs, the attestation timeline, and for a failed
 // attestation the policy results with the event-log diff.
-import { actionButton, api, badge, clear, errorBox, fmtTime, h, has, json, kv, loading, section, session, short, table, timeCell } from "../lib.js";
+import { actionButton, api, apiPage, badge, clear, errorBox, fmtTime, h, has, json, kv, loading, section, session, short, table, timeCell } from "../lib.js";
+
+const TIMELINE = [
+  { label: "When", cell: (a) => timeCell(a.at) },
+  { label: "Verdict", cell: (a) => badge(a.verdict) },
+  { label: "Reason", cell: (a) => (a.code ? h("code", {}, a.code) : "") },
+  { label: "PCR digest", cell: (a) => short(a.pcrDigestHex ?? "", 16) },
+];
 
 export async function render(main, [name]) {
   if (!name) return (location.hash = "#/fleet");
   const host = await api("GET", `/v1/hosts/${encodeURIComponent(name)}`);
-  const timeline = has("GET /v1/hosts/{name}/attestations") ? await api("GET", `/v1/hosts/${encodeURIComponent(name)}/attestations?limit=50`) : null;
+  const first = has("GET /v1/hosts/{name}/attestations") ? await apiPage(`/v1/hosts/${encodeURIComponent(name)}/attestations?limit=50`) : null;
+  const timeline = first?.items ?? null;
   const detail = h("div", { id: "attestation-detail" });
+  const older = h("div");
 
   const show = async (a) => {
     clear(detail, loading());
@@ -70,18 +79,38 @@ export async function render(main, [name]) {
       timeline === null
         ? h("p", { class: "empty" }, "This server has no attestation timeline.")
         : table(
-            [
-              { label: "When", cell: (a) => timeCell(a.at) },
-              { label: "Verdict", cell: (a) => badge(a.verdict) },
-              { label: "Reason", cell: (a) => (a.code ? h("code", {}, a.code) : "") },
-              { label: "PCR digest", cell: (a) => short(a.pcrDigestHex ?? "", 16) },
-            ],
+            TIMELINE,
             timeline,
             { label: "attestations", empty: "No attestations yet.", onRowClick: show, rowKey: (a) => a.id },
           ),
+      older,
       detail,
     ),
   );
+  // older pages through the service's cursor, appended below the newest 50
+  const more = (next) =>
+    clear(
+      older,
+      next
+        ? h(
+            "button",
+            {
+              type: "button",
+              onclick: async () => {
+                try {
+                  const p = await apiPage(next);
+                  older.before(table(TIMELINE, p.items, { label: "older attestations", onRowClick: show, rowKey: (a) => a.id }));
+                  more(p.next);
+                } catch (e) {
+                  clear(older, errorBox(e));
+                }
+              },
+            },
+            "Older attestations",
+          )
+        : null,
+    );
+  more(first?.next);
   const firstFailure = timeline?.find((a) => a.verdict !== "pass");
   if (firstFailure && timeline[0] === firstFailure) await show(firstFailure);
 }

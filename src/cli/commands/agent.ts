@@ -5,6 +5,7 @@ import { attest, DEFAULT_EVENTLOG, DEFAULT_IMA_LIST, DEFAULT_STATE_DIR, EK_ALG_K
 import { doctor } from "../../agent/doctor.js";
 import type { OffChipOptions } from "../../agent/offchip.js";
 import { TpmTrustError } from "../../errors.js";
+import { describeRc } from "../../tpm/rc.js";
 import { TPM_SPEC_HELP } from "../../tpm/transport/index.js";
 import { loadCertificate } from "../../verify/ek/index.js";
 import { readInput } from "../files.js";
@@ -121,28 +122,43 @@ export function register(program: Command): void {
     }),
   );
 
-  agent
-    .command("doctor")
-    .description("TPM readiness check (as Get-Tpm): maker and firmware, ownership, lockout, PCR banks, EKs and certificates, SRK, free handles; each problem with its fix")
-    .addOption(tpmOption())
-    .option("--json", "print one JSON object")
-    .action(
-      action(async (o: { tpm: string; json?: boolean }) => {
-        const d = await withTpm(o.tpm, doctor);
-        if (o.json) return printJson(d);
-        process.stdout.write(
-          `TPM ${d.tpm.family} ${d.tpm.manufacturer} ${d.tpm.vendorString} firmware ${d.tpm.firmware}\n` +
-            `owned: ${d.owned}; lockout: ${d.lockout.inLockout ? "LOCKED" : "no"} (${d.lockout.counter}/${d.lockout.maxAuthFail})\n` +
-            `PCR banks: ${d.pcrBanks.join(", ")}\nEKs: ${d.eks.map((e) => e.kind + (e.certificateIndex ? ` (certificate NV 0x${e.certificateIndex.toString(16)})` : "")).join(", ") || "none with a certificate"}\n` +
-            `SRK: ${d.srkPresent ? "present" : "absent"}; persistent handles free: ${d.persistentHandlesFree}\n` +
-            d.problems.map((p) => `problem: ${p.problem}\n  fix: ${p.fix}\n`).join(""),
-        );
-      }),
-    );
+  addOffChipOptions(
+    agent
+      .command("doctor")
+      .description("TPM readiness check (as Get-Tpm): maker and firmware, ownership, lockout, PCR banks, EKs and certificates (NV, chain, off-chip), SRK, free handles and NV; each problem with its fix")
+      .addOption(tpmOption())
+      .option("--offline", "do not ask the maker's off-chip EK certificate service")
+      .option("--rc <code>", "only explain a TPM response code (e.g. 0x921): its name, meaning and fix")
+      .option("--json", "print one JSON object"),
+  ).action(
+    action(async (o: { tpm: string; json?: boolean; offline?: boolean; rc?: string } & OffChipFlags) => {
+      if (o.rc !== undefined) {
+        if (!/^(0x[0-9a-fA-F]{1,8}|\d{1,10})$/.test(o.rc)) throw new TpmTrustError("ERR_USAGE", `--rc must be a response code like 0x921, got "${o.rc}"`);
+        const d = describeRc(Number(o.rc));
+        if (o.json) return printJson({ rc: `0x${d.rc.toString(16).padStart(3, "0")}`, name: d.name, ...(d.subject ? { subject: d.subject } : {}), meaning: d.meaning ?? null, fix: d.fix ?? null });
+        process.stdout.write(`${d.name}${d.subject ? ` (${d.subject.kind} ${d.subject.index})` : ""}: ${d.meaning ?? "no meaning known (a vendor code?)"}\n${d.fix ? `fix: ${d.fix}\n` : ""}`);
+        return;
+      }
+      const d = await withTpm(o.tpm, (tpm) => doctor(tpm, { offChip: o.offline ? false : offChipOptions(o) }));
+      if (o.json) return printJson(d);
+      const hex = (n: number) => `0x${n.toString(16)}`;
+      process.stdout.write(
+        `TPM ${d.tpm.family} ${d.tpm.manufacturer} ${d.tpm.vendorString} firmware ${d.tpm.firmware}\n` +
+          `owned: ${d.owned}; lockout: ${d.lockout.inLockout ? "LOCKED" : "no"} (${d.lockout.counter}/${d.lockout.maxAuthFail}, interval ${d.lockout.intervalSeconds} s, recovery ${d.lockout.recoverySeconds} s)\n` +
+          `PCR banks: ${d.pcrBanks.join(", ")}\nEKs: ${d.eks.map((e) => e.kind + (e.certificateIndex ? ` (certificate NV ${hex(e.certificateIndex)})` : e.handle ? ` (persistent ${hex(e.handle)})` : "")).join(", ") || "none with a certificate"}` +
+          `${d.ekChainCertificates ? `; ${d.ekChainCertificates} chain certificate(s) in NV` : ""}\n` +
+          d.offChip.map((c) => `off-chip ${c.kind}: ${c.available ? (c.cached ? "cached" : "available") : "unavailable"} ${c.url}\n`).join("") +
+          `SRK: ${d.srkPresent ? "present" : "absent"}; persistent handles free: ${d.persistentHandlesFree}; transient slots free: ${d.transientSlotsFree}\n` +
+          `NV: ${d.nv.indices} indices, ${d.nv.bytesDefined} bytes defined, largest index allowed ${d.nv.indexMaxBytes} bytes, ${d.nv.countersAvailable} counters available (TPM 2.0 reports no free NV bytes)\n` +
+          d.problems.map((p) => `problem: ${p.problem}\n  fix: ${p.fix}\n`).join(""),
+      );
+    }),
+  );
 
   agent
-    .command("register")
-    .description("create an AK under the EK, prove it with credential activation, and bind it to this host at the service")
+    .command("activate")
+    .alias("register")
+    .description("AK activation: create an AK under the EK, prove it with credential activation, and bind it to this host at the service (alias: register)")
     .addOption(serverOption().makeOptionMandatory())
     .addOption(tpmOption())
     .addOption(stateOption())

@@ -82,7 +82,7 @@ export function register(program: Command): void {
     .command("verify")
     .description("recompute the audit log: exit 0 intact, 1 broken (an entry edited, deleted or reordered, a checkpoint that does not match or is not signed by the service)")
     .option("--db <url>", DB_OPTION_HELP)
-    .option("--anchor <size:root>", "a tree head seen earlier (or SEQ:HASH of a pre-v9 chain head), kept outside the database (repeatable): the log must still hold it", anchor)
+    .option("--anchor <size:root>", "a tree head seen earlier (or SEQ:HASH of a pre-v10 chain head), kept outside the database (repeatable): the log must still hold it", anchor)
     .option("--checkpoint <jws|file>", "a checkpoint kept outside the database, or a file holding one (repeatable): signature and consistency are checked", (v: string, prev: string[] = []) => [...prev, checkpointArg(v)])
     .option("--json", "print one JSON object")
     .action(

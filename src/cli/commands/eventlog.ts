@@ -2,7 +2,8 @@ import type { Command } from "commander";
 import { readInput } from "../files.js";
 import { action, printJson } from "../run.js";
 import { interpretEvents, parseEventLog, replayEventLog, selfVerifyEventLog, type EventLog, type TcgEvent } from "../../verify/eventlog/index.js";
-import { describeEvent, evaluateBaseline, formatResult, learnBaseline } from "../../policy/index.js";
+import { evaluateBaseline, formatResult, learnBaseline } from "../../policy/baseline.js";
+import { describeEvent } from "../../policy/events.js";
 
 /** Reads and parses an event log named on the command line. */
 export function loadEventLog(path: string, what = "FILE"): EventLog {

@@ -101,7 +101,7 @@ const audit: RouteModule = (app, deps) => {
           type: "object",
           additionalProperties: false,
           properties: {
-            anchor: { ...ANCHOR, description: "SIZE:ROOT of a tree head (or SEQ:HASH of a pre-v9 chain head) seen earlier, kept outside the database: the log must still hold it" },
+            anchor: { ...ANCHOR, description: "SIZE:ROOT of a tree head (or SEQ:HASH of a pre-v10 chain head) seen earlier, kept outside the database: the log must still hold it" },
             checkpoint: { ...CHECKPOINT, description: "a checkpoint kept outside the database: its signature and the log's consistency with it are checked" },
           },
         },

@@ -1,5 +1,5 @@
 /**
- * The key attestation CA. Enrolment is public (the proof is TPM evidence, or the token it carries):
+ * The key attestation CA. Enrollment is public (the proof is TPM evidence, or the token it carries):
  * a request may carry an admin or enroller API token, whose holder is then the requester the
  * template must admit; an enroller's token is what the `user-credentials` trust model rests on. Templates and
  * certificate management need admin (writes) or auditor (reads) tokens; the CRL and the CA chain
@@ -8,12 +8,13 @@
 import type { FastifyRequest } from "fastify";
 import type { RouteModule } from "../app.js";
 import { ADMINS, READERS, actorOf, optionalAdmin } from "../auth.js";
-import { BASE64_PATTERN, certificatePem, decodeBase64 } from "../../encoding.js";
+import { BASE64_PATTERN, certificatePem, decodeBase64, pemBlocks } from "../../encoding.js";
 import { caChain } from "../../ca/authority.js";
 import { certView, getCertificate, listCertificates } from "../../ca/certificates.js";
 import { currentCrl, revokeCertificate, REVOCATION_REASONS } from "../../ca/crl.js";
 import { enroll, enrollChallenge, type TokenRequester } from "../../ca/enroll.js";
 import { currentXchg } from "../../ca/xchg.js";
+import { cmcRequest } from "../../ca/cmc.js";
 import { TEMPLATE_NAME_PATTERN, TEMPLATE_SCHEMA, getTemplate, listTemplates, putTemplate, removeTemplate } from "../../ca/templates.js";
 import { TpmTrustError } from "../../errors.js";
 import type { Store } from "../../store/index.js";
@@ -43,7 +44,7 @@ async function requester(store: Store, req: FastifyRequest, at: number): Promise
 const ca: RouteModule = (app, { store, now, publicUrl, attest }) => {
   app.post(
     "/v1/ca/challenge",
-    { config: { access: "public" }, schema: { tags, summary: "a single-use nonce: the qualifying data of the TPM2_Certify an enrolment carries" } },
+    { config: { access: "public" }, schema: { tags, summary: "a single-use nonce: the qualifying data of the TPM2_Certify an enrollment carries" } },
     async (req, reply) => {
       const c = await enrollChallenge(store, now(), { source: req.ip, limit: attest.nonceLimit, windowMs: attest.limitWindowMs });
       return reply.code(201).send({ nonceHex: c.nonce.toString("hex"), expiresAt: c.expiresAt });
@@ -116,6 +117,46 @@ const ca: RouteModule = (app, { store, now, publicUrl, attest }) => {
         attestation: r.attestation,
         ...(r.attestationFailure ? { attestationFailure: r.attestationFailure } : {}),
       });
+    },
+  );
+
+  // CMC bodies: DER, or base64 / PEM text as Windows' HTTP enrolment transports send it
+  app.addContentTypeParser(["application/pkcs7-mime", "application/pkcs10"], { parseAs: "buffer", bodyLimit: 256 * 1024 }, (_req, body, done) => done(null, body));
+  app.post<{ Body: Buffer; Querystring: { template?: string; requestId?: string } }>(
+    "/v1/ca/cmc",
+    {
+      config: { access: "public" },
+      schema: {
+        tags,
+        summary:
+          "Windows key attestation over CMC (MS-WCCE): a CMC Full PKI Request (or PKCS#10) with KAST and EK info is answered with a pending CMC response carrying the EK challenge and a request id; the answer (EnvelopedData of the secret, ?requestId=N) is answered with the certificate",
+        querystring: {
+          type: "object",
+          additionalProperties: false,
+          properties: { template: { type: "string", pattern: TEMPLATE_NAME_PATTERN }, requestId: { type: "string", pattern: "^[1-9][0-9]{0,9}$" } },
+        },
+      },
+    },
+    async (req, reply) => {
+      const raw = req.body;
+      if (!Buffer.isBuffer(raw) || raw.length === 0) throw new TpmTrustError("ERR_VALIDATION", "send the request as application/pkcs7-mime (DER, base64 or PEM)");
+      const text = raw[0] !== 0x30;
+      let body = raw;
+      if (text) {
+        const s = raw.toString("latin1").trim();
+        const pem = pemBlocks(s);
+        body = pem.length === 1 ? pem[0].der : decodeBase64(s.replace(/\s+/g, ""), "body");
+      }
+      const who = await requester(store, req, now());
+      const r = await counted(metrics.certificateRequests, {}, () => cmcRequest(store, body, { template: req.query.template, requestId: req.query.requestId === undefined ? undefined : Number(req.query.requestId) }, { ...who, now: now(), publicUrl }));
+      if (r.status === "issued") metrics.certificatesIssued.inc({ purpose: "key-attestation" });
+      if (r.requestId !== undefined) reply.header("tpmtrust-request-id", String(r.requestId));
+      if (r.issued) reply.header("tpmtrust-serial", r.issued.serial);
+      // answered in the encoding asked in
+      return reply
+        .code(r.status === "issued" ? 201 : 202)
+        .type(text ? "application/pkcs7-mime; smime-type=CMC-response; encoding=base64" : "application/pkcs7-mime; smime-type=CMC-response")
+        .send(text ? r.response.toString("base64") : r.response);
     },
   );
 

@@ -8,7 +8,8 @@ import { trustVersion } from "./005-trust-version.js";
 import { enrolmentRequesters } from "./006-enrolment-requesters.js";
 import { hostEvidence } from "./007-host-evidence.js";
 import { settings } from "./008-settings.js";
-import { auditTree } from "./009-audit-tree.js";
+import { caPending } from "./009-ca-pending.js";
+import { auditTree } from "./010-audit-tree.js";
 
 /**
  * A versioned schema change. To add one: a new file `NNN-what.ts` exporting a Migration with the
@@ -20,7 +21,7 @@ export interface Migration {
   up(tx: Ctx): Promise<void>;
 }
 
-export const MIGRATIONS: readonly Migration[] = [initial, policyVersion, provisioning, acme, trustVersion, enrolmentRequesters, hostEvidence, settings, auditTree];
+export const MIGRATIONS: readonly Migration[] = [initial, policyVersion, provisioning, acme, trustVersion, enrolmentRequesters, hostEvidence, settings, caPending, auditTree];
 
 /**
  * Applies the migrations the database lacks, in one transaction. Idempotent, and safe when several

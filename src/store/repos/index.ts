@@ -6,6 +6,7 @@ import { aksRepo } from "./aks.js";
 import { attestationsRepo } from "./attestations.js";
 import { auditRepo } from "./audit.js";
 import { caRepo } from "./ca.js";
+import { caPendingRepo } from "./ca-pending.js";
 import { hostEvidenceRepo } from "./host-evidence.js";
 import { hostsRepo } from "./hosts.js";
 import { keysRepo } from "./keys.js";
@@ -33,6 +34,7 @@ export function makeRepos(ctx: Ctx) {
     signingKeys: signingKeysRepo(ctx),
     webhooks: webhooksRepo(ctx),
     ca: caRepo(ctx),
+    caPending: caPendingRepo(ctx),
     acme: acmeRepo(ctx),
     provisioning: provisioningRepo(ctx),
     keys: keysRepo(ctx),

@@ -71,6 +71,13 @@ export interface Binding {
 /** One collision-resistant bank binds the data (SHA-256 first: hardware-accelerated on most CPUs); SHA-1 only as a last resort. */
 const BANK_PREFERENCE = ["sha256", "sha384", "sha512", "sha3_256", "sha3_384", "sha3_512", "sm3_256", "sha1"];
 
+/** Does the latin1 string `s` (a digest as node:crypto's string output, which allocates no buffer) hold the bytes of `b`? */
+function sameBytes(s: string, b: Buffer): boolean {
+  if (s.length !== b.length) return false;
+  for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) !== b[i]) return false;
+  return true;
+}
+
 /** Undefined when the event type carries no data-derived digest (e.g. an EFI image's Authenticode hash). */
 export function dataBinding(ev: TcgEvent): Binding | undefined {
   const rule = RULES.get(ev.type);
@@ -80,7 +87,7 @@ export function dataBinding(ev: TcgEvent): Binding | undefined {
   const want = ev.digests[bank];
   const hash = bankHash(bank)!;
   for (const { form, bytes } of rule(ev)) {
-    if (oneShot(hash, bytes, "buffer").equals(want)) return { bound: true, bank, form };
+    if (sameBytes(oneShot(hash, bytes, "binary"), want)) return { bound: true, bank, form };
   }
   return { bound: false, bank };
 }

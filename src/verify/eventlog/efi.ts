@@ -8,6 +8,7 @@ import type {
   GptPartition,
   HandoffTablesEvent,
   ImageLoadEvent,
+  SignatureEntry,
   SignatureList,
   VariableValue,
 } from "./types.js";
@@ -60,20 +61,37 @@ export function signatureLists(c: LeCursor): SignatureList[] {
     const body = c.sub(listSize - 28, "signature list");
     const header = body.bytes(headerSize, "SignatureHeader");
     if (sigSize < 16 || body.remaining % sigSize) throw eventLogError("bad-value", `SignatureSize ${sigSize} does not divide the list`, at, { field: "SignatureSize" });
-    const signatures = [];
-    // dbx holds hundreds of entries, nearly all from one owner: format each distinct owner GUID once
-    let owner = "";
-    let ownerAt = -1;
-    while (body.remaining > 0) {
-      if (ownerAt < 0 || !sameBytes(body.buf, ownerAt, body.pos, 16)) {
-        ownerAt = body.pos;
-        owner = body.guid("SignatureOwner");
-      } else body.pos += 16;
-      signatures.push({ owner, data: body.bytes(sigSize - 16, "SignatureData") });
-    }
-    lists.push({ type, typeName: SIGNATURE_TYPE_NAMES[type] ?? "unknown", header, signatures });
+    const count = body.remaining / sigSize;
+    const list = { type, typeName: SIGNATURE_TYPE_NAMES[type] ?? "unknown", header, count } as SignatureList;
+    // dbx holds hundreds of entries that only a reader of this list needs one by one: decoded on first use (sizes checked above)
+    Object.defineProperty(list, "signatures", {
+      enumerable: true,
+      configurable: true,
+      get() {
+        const value = signatureEntries(body, sigSize);
+        Object.defineProperty(list, "signatures", { value, enumerable: true });
+        return value;
+      },
+    });
+    lists.push(list);
   }
   return lists;
+}
+
+/** EFI_SIGNATURE_DATA entries (owner GUID + data) of a list whose size is a multiple of `sigSize` (≥ 16). */
+function signatureEntries(body: LeCursor, sigSize: number): SignatureEntry[] {
+  const signatures: SignatureEntry[] = [];
+  // nearly all from one owner: format each distinct owner GUID once
+  let owner = "";
+  let ownerAt = -1;
+  while (body.remaining > 0) {
+    if (ownerAt < 0 || !sameBytes(body.buf, ownerAt, body.pos, 16)) {
+      ownerAt = body.pos;
+      owner = body.guid("SignatureOwner");
+    } else body.pos += 16;
+    signatures.push({ owner, data: body.bytes(sigSize - 16, "SignatureData") });
+  }
+  return signatures;
 }
 
 function sameBytes(b: Buffer, i: number, j: number, n: number): boolean {

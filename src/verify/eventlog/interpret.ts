@@ -189,7 +189,7 @@ function database(ev: TcgEvent, d: EfiVariableEvent): SignatureDatabase {
   if (d.parsed.kind === "signature-lists") {
     for (const list of d.parsed.lists) {
       if (list.type === GUID.EFI_CERT_X509) for (const s of list.signatures) certificates.push(new CertificateSummary(s.data));
-      else hashes[list.typeName] = (hashes[list.typeName] ?? 0) + list.signatures.length;
+      else hashes[list.typeName] = (hashes[list.typeName] ?? 0) + list.count;
     }
   }
   return { name: d.name, record: ev.index, sha256: hash("sha256", d.value, "hex"), certificates, hashes };

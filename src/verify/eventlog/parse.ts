@@ -81,12 +81,13 @@ function finish(r: RawRecord, specId: SpecIdEvent | undefined, uintn: 4 | 8): Tc
   };
 }
 
-function eventData(c: LeCursor, index: number): { data: Buffer; dataOffset: number } {
+/** u32 eventSize, event: the record completed. */
+function withData(c: LeCursor, index: number, offset: number, pcr: number, type: number, digests: Record<string, Buffer>): RawRecord {
   const at = c.offset;
   const size = c.u32("eventSize");
   if (size > LIMITS.eventDataBytes) throw eventLogError("too-large", `eventSize ${size} exceeds ${LIMITS.eventDataBytes}`, at, { record: index, field: "eventSize" });
   const dataOffset = c.offset;
-  return { data: c.bytes(size, "event data"), dataOffset };
+  return { index, offset, pcr, type, digests, data: c.bytes(size, "event data"), dataOffset };
 }
 
 /** TCG_PCR_EVENT (PFP §10.2.1): u32 pcrIndex, u32 eventType, digest[20], u32 eventSize, event. */
@@ -96,7 +97,7 @@ function readSha1Record(c: LeCursor, index: number): RawRecord {
     const pcr = c.u32("pcrIndex");
     const type = c.u32("eventType");
     const sha1 = c.bytes(20, "digest");
-    return { index, offset, pcr, type, digests: { sha1 }, ...eventData(c, index) };
+    return withData(c, index, offset, pcr, type, { sha1 });
   } catch (e) {
     throw withRecord(e, index, offset);
   }
@@ -120,7 +121,7 @@ function readAgileRecord(c: LeCursor, index: number, sizes: Map<number, SpecIdAl
       if (digests[alg.bank]) throw eventLogError("bad-value", `digest algorithm ${alg.bank} appears twice`, algAt, { field: "digests.hashAlg" });
       digests[alg.bank] = c.bytes(alg.digestSize, `${alg.bank} digest`);
     }
-    return { index, offset, pcr, type, digests, ...eventData(c, index) };
+    return withData(c, index, offset, pcr, type, digests);
   } catch (e) {
     throw withRecord(e, index, offset);
   }

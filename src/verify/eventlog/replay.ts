@@ -62,6 +62,48 @@ export interface ReplayResult {
   incomplete: { bank: string; pcr: number; record: number }[];
 }
 
+/**
+ * One bank's PCRs extended in place: `scratch` holds the value of the PCR last extended ‖ the digest,
+ * values are kept as latin1 strings (node:crypto's string output allocates no buffer, which makes a
+ * short hash several times cheaper) and turned into buffers once at the end.
+ */
+class BankReplay {
+  private readonly values = new Map<number, string>();
+  private readonly scratch: Buffer;
+  private inScratch = -1;
+  constructor(
+    private readonly hash: string,
+    private readonly size: number,
+    private readonly locality: number | undefined,
+  ) {
+    this.scratch = Buffer.alloc(2 * size);
+  }
+  /** `digest` has the bank's size: the parser reads each with its Spec ID event's size, checked against the algorithm's. */
+  extend(pcr: number, digest: Buffer): void {
+    const s = this.scratch;
+    const size = this.size;
+    if (this.inScratch !== pcr) {
+      const v = this.values.get(pcr);
+      if (v === undefined) s.set(initialValue(size, pcr, this.locality), 0);
+      else for (let i = 0; i < size; i++) s[i] = v.charCodeAt(i);
+    }
+    s.set(digest, size);
+    const v = hash(this.hash, s, "binary");
+    for (let i = 0; i < size; i++) s[i] = v.charCodeAt(i);
+    this.values.set(pcr, v);
+    this.inScratch = pcr;
+  }
+  delete(pcr: number): void {
+    this.values.delete(pcr);
+    if (this.inScratch === pcr) this.inScratch = -1;
+  }
+  result(): Record<number, Buffer> {
+    const out: Record<number, Buffer> = {};
+    for (const [pcr, v] of this.values) out[pcr] = Buffer.from(v, "latin1");
+    return out;
+  }
+}
+
 /** Replays every bank of the log (pure; trusts digests, never event data). */
 export function replayEventLog(log: EventLog): ReplayResult {
   const locality = startupLocality(log);
@@ -74,21 +116,20 @@ export function replayEventLog(log: EventLog): ReplayResult {
       unsupportedBanks.push(alg.bank);
       continue;
     }
-    const values: Record<number, Buffer> = {};
+    const bank = new BankReplay(hash, alg.digestSize, locality);
     const broken = new Set<number>();
-    const scratch = Buffer.allocUnsafe(2 * alg.digestSize);
     for (const ev of log.events) {
       if (!extendsPcr(ev) || broken.has(ev.pcr)) continue;
       const d = ev.digests[alg.bank];
       if (!d) {
         broken.add(ev.pcr);
-        delete values[ev.pcr];
+        bank.delete(ev.pcr);
         incomplete.push({ bank: alg.bank, pcr: ev.pcr, record: ev.index });
         continue;
       }
-      values[ev.pcr] = extend(hash, values[ev.pcr] ?? initialValue(alg.digestSize, ev.pcr, locality), d, scratch);
+      bank.extend(ev.pcr, d);
     }
-    pcrs[alg.bank] = values;
+    pcrs[alg.bank] = bank.result();
   }
   return { pcrs, ...(locality !== undefined ? { startupLocality: locality } : {}), unsupportedBanks, incomplete };
 }

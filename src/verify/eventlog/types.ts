@@ -105,6 +105,9 @@ export interface SignatureList {
   type: string;
   typeName: string;
   header: Buffer;
+  /** how many signatures the list holds */
+  count: number;
+  /** decoded on first read */
   signatures: SignatureEntry[];
 }
 

@@ -77,40 +77,38 @@ function plainDigest(data: Buffer, offset: number, index: number): ImaDigest {
 
 const text = (data: Buffer) => data.toString("utf8", 0, data.length && data[data.length - 1] === 0 ? data.length - 1 : data.length);
 
+/** Sets the entry's typed field `f` from its raw data (the first d and n fields count). */
+function assignField(e: ImaEntry, f: string, v: Buffer): void {
+  switch (f) {
+    case "d":
+      e.digest ??= plainDigest(v, e.offset, e.index);
+      break;
+    case "d-ng":
+    case "d-ngv2":
+      e.digest ??= algDigest(v, f, e.offset, e.index);
+      break;
+    case "n":
+    case "n-ng":
+      e.path ??= text(v);
+      break;
+    case "sig":
+      if (v.length) e.sig = v;
+      break;
+    case "buf":
+      e.buf = v;
+      break;
+    case "d-modsig":
+      if (v.length) e.modsigDigest = algDigest(v, f, e.offset, e.index);
+      break;
+    case "modsig":
+      if (v.length) e.modsig = v;
+      break;
+  }
+}
+
 /** Fills the entry's typed fields from the raw field data. */
 function assign(e: ImaEntry, fields: readonly string[], values: Buffer[]): void {
-  let digest: ImaDigest | undefined;
-  let path: string | undefined;
-  fields.forEach((f, i) => {
-    const v = values[i];
-    switch (f) {
-      case "d":
-        digest ??= plainDigest(v, e.offset, e.index);
-        break;
-      case "d-ng":
-      case "d-ngv2":
-        digest ??= algDigest(v, f, e.offset, e.index);
-        break;
-      case "n":
-      case "n-ng":
-        path ??= text(v);
-        break;
-      case "sig":
-        if (v.length) e.sig = v;
-        break;
-      case "buf":
-        e.buf = v;
-        break;
-      case "d-modsig":
-        if (v.length) e.modsigDigest = algDigest(v, f, e.offset, e.index);
-        break;
-      case "modsig":
-        if (v.length) e.modsig = v;
-        break;
-    }
-  });
-  e.digest = digest!;
-  e.path = path!;
+  for (let i = 0; i < fields.length; i++) assignField(e, fields[i], values[i]);
 }
 
 function u32le(n: number): Buffer {
@@ -145,59 +143,95 @@ export interface ParseOptions {
   templateHashAlg?: string;
 }
 
+/** Known hash algorithm prefixes of d-ng ("sha256:" + NUL), as bytes: matched without decoding text. */
+const ALG_PREFIXES = Object.keys(HASH_SIZES).map((alg) => ({ alg, bytes: Buffer.from(`${alg}:\0`, "latin1"), size: HASH_SIZES[alg] }));
+
+/** d-ng data whose prefix is a known algorithm: its digest, else undefined (the general parser decides). */
+function knownAlgDigest(buf: Buffer, at: number, n: number): ImaDigest | undefined {
+  for (const a of ALG_PREFIXES) {
+    const b = a.bytes;
+    if (n !== b.length + a.size) continue;
+    let i = 0;
+    while (i < b.length && buf[at + i] === b[i]) i++;
+    if (i === b.length) return { alg: a.alg, digest: buf.subarray(at + i, at + n) };
+  }
+  return undefined;
+}
+
+/** A template name as read last: lists rarely switch templates, so its fields are looked up once. */
+interface TemplateCache {
+  name: string;
+  bytes: Buffer;
+  fields: readonly string[];
+}
+
+function templateAt(buf: Buffer, p: number, n: number, cache: TemplateCache | undefined, offset: number, index: number): TemplateCache {
+  if (cache && cache.bytes.length === n) {
+    let i = 0;
+    while (i < n && buf[p + i] === cache.bytes[i]) i++;
+    if (i === n) return cache;
+  }
+  const name = buf.toString("latin1", p, p + n);
+  return { name, bytes: Buffer.from(name, "latin1"), fields: templateFields(name, offset, index) };
+}
+
+function truncated(index: number, offset: number, what: string): TpmTrustError {
+  return new TpmTrustError("ERR_PARSE_TRUNCATED", `IMA entry ${index} at offset ${offset}: the list ends inside its ${what}`, { offset, index });
+}
+
 function parseBinary(buf: Buffer, o: ParseOptions): ImaList {
   const start = o.startIndex ?? 0;
   const size = o.templateHashAlg ? HASH_SIZES[o.templateHashAlg] : buf.length ? detectHashSize(buf, 0) : 20;
   if (!size) throw new TpmTrustError("ERR_PARSE_UNSUPPORTED", `template hash algorithm ${o.templateHashAlg} is not known`);
   const templateHashAlg = o.templateHashAlg ?? BY_SIZE[size];
   const entries: ImaEntry[] = [];
+  const len = buf.length;
+  let cache: TemplateCache | undefined;
   let p = 0;
-  while (p < buf.length) {
+  while (p < len) {
     const offset = p;
     const index = start + entries.length;
-    const need = (n: number, what: string) => {
-      if (p + n > buf.length) throw new TpmTrustError("ERR_PARSE_TRUNCATED", `IMA entry ${index} at offset ${offset}: the list ends inside its ${what}`, { offset, index });
-    };
-    need(4 + size + 4, "header");
+    if (p + 8 + size > len) throw truncated(index, offset, "header");
     const pcr = buf.readUInt32LE(p);
     const templateHash = buf.subarray(p + 4, p + 4 + size);
     const nameLen = buf.readUInt32LE(p + 4 + size);
     p += 8 + size;
     if (nameLen === 0 || nameLen > MAX_NAME) throw imaError(`template name length ${nameLen}`, offset, index);
-    need(nameLen, "template name");
-    const template = buf.toString("latin1", p, p + nameLen);
+    if (p + nameLen > len) throw truncated(index, offset, "template name");
+    cache = templateAt(buf, p, nameLen, cache, offset, index);
     p += nameLen;
-    const fields = templateFields(template, offset, index);
-    const e = { index, offset, pcr, templateHash, template, fields, violation: isZero(templateHash) } as ImaEntry;
-    if (template === "ima") {
-      need(IMA_DIGEST + 4, "digest");
+    const e: ImaEntry = { index, offset, pcr, templateHash, template: cache.name, fields: cache.fields, hashed: templateHash, violation: isZero(templateHash), digest: undefined!, path: undefined! };
+    if (cache.name === "ima") {
+      if (p + IMA_DIGEST + 4 > len) throw truncated(index, offset, "digest");
       const digest = buf.subarray(p, p + IMA_DIGEST);
       const n = buf.readUInt32LE(p + IMA_DIGEST);
       p += IMA_DIGEST + 4;
       if (n > MAX_NAME) throw imaError(`file name length ${n}`, offset, index);
-      need(n, "file name");
+      if (p + n > len) throw truncated(index, offset, "file name");
       const name = buf.subarray(p, p + n);
       p += n;
       e.hashed = imaHashed(digest, name);
-      assign(e, fields, [digest, name]);
+      assign(e, cache.fields, [digest, name]);
     } else {
-      need(4, "template data length");
-      const len = buf.readUInt32LE(p);
+      if (p + 4 > len) throw truncated(index, offset, "template data length");
+      const dataLen = buf.readUInt32LE(p);
       p += 4;
-      if (len > MAX_TEMPLATE_DATA) throw new TpmTrustError("ERR_PARSE_TOO_LARGE", `IMA entry ${index} at offset ${offset}: template data of ${len} bytes`, { offset, index });
-      need(len, "template data");
-      e.hashed = buf.subarray(p, p + len);
-      const end = p + len;
-      const values: Buffer[] = [];
-      for (const f of fields) {
+      if (dataLen > MAX_TEMPLATE_DATA) throw new TpmTrustError("ERR_PARSE_TOO_LARGE", `IMA entry ${index} at offset ${offset}: template data of ${dataLen} bytes`, { offset, index });
+      if (p + dataLen > len) throw truncated(index, offset, "template data");
+      e.hashed = buf.subarray(p, p + dataLen);
+      const end = p + dataLen;
+      // each field: u32 length + data (ima_template_lib.c); the common ones read in place
+      for (const f of cache.fields) {
         if (p + 4 > end) throw imaError(`template data ends before field ${f}`, offset, index);
         const n = buf.readUInt32LE(p);
-        if (p + 4 + n > end) throw imaError(`field ${f} (${n} bytes) overruns the template data`, offset, index);
-        values.push(buf.subarray(p + 4, p + 4 + n));
-        p += 4 + n;
+        p += 4;
+        if (p + n > end) throw imaError(`field ${f} (${n} bytes) overruns the template data`, offset, index);
+        if (f === "d-ng" && e.digest === undefined) e.digest = knownAlgDigest(buf, p, n) ?? algDigest(buf.subarray(p, p + n), f, offset, index);
+        else if (f === "n-ng" && e.path === undefined) e.path = buf.toString("utf8", p, n && buf[p + n - 1] === 0 ? p + n - 1 : p + n);
+        else assignField(e, f, buf.subarray(p, p + n));
+        p += n;
       }
       if (p !== end) throw imaError(`${end - p} bytes after the last field`, offset, index);
-      assign(e, fields, values);
     }
     entries.push(e);
   }

@@ -34,10 +34,12 @@ export function verifyImaAgainstPcrs(input: Buffer | ImaList, pcrs: PcrValues, o
       quoted: Object.fromEntries(Object.entries(quoted).map(([b, v]) => [b, v.toString("hex")])),
     });
   }
-  for (const e of list.entries.slice(0, m.covered)) {
-    if (!templateHashMatches(e, list.templateHashAlg)) {
-      throw new TpmTrustError("ERR_IMA_TEMPLATE_HASH_MISMATCH", `IMA entry ${e.index} (${e.path}): the template hash is not the ${list.templateHashAlg} of its template data`, { index: e.index, offset: e.offset, path: e.path });
-    }
+  // the replay of the list's own bank checked the template hashes on the way; else check the covered entries now
+  let bad = m.templatesChecked ? m.templateMismatch : undefined;
+  for (let i = 0; !m.templatesChecked && bad === undefined && i < m.covered; i++) if (!templateHashMatches(list.entries[i], list.templateHashAlg)) bad = i;
+  if (bad !== undefined) {
+    const e = list.entries[bad];
+    throw new TpmTrustError("ERR_IMA_TEMPLATE_HASH_MISMATCH", `IMA entry ${e.index} (${e.path}): the template hash is not the ${list.templateHashAlg} of its template data`, { index: e.index, offset: e.offset, path: e.path });
   }
   const facts: ImaQuoteFacts = { list, covered: m.covered, pcr10: m.pcrs, workarounds: m.workarounds };
   const first = list.entries[0];

@@ -35,7 +35,7 @@ export function extendValue(e: ImaEntry, bank: string, padded = false, sha1?: Bu
   if (padded) {
     const v = Buffer.alloc(size);
     if (e.violation) v.fill(0xff, 0, 20);
-    else (sha1 ?? hash("sha1", e.hashed, "buffer")).copy(v);
+    else v.set(sha1 ?? hash("sha1", e.hashed, "buffer"));
     return v;
   }
   if (e.violation) return Buffer.alloc(size, 0xff);
@@ -52,6 +52,61 @@ export interface ImaReplay {
   paddedSha1: ImaPcrs;
 }
 
+/** Does the latin1 string `s` hold exactly the bytes of `b`? */
+function sameBytes(s: string, b: Buffer): boolean {
+  if (s.length !== b.length) return false;
+  for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) !== b[i]) return false;
+  return true;
+}
+
+/**
+ * TPM2_PCR_Extend, one bank, without allocating: `scratch` holds the running value ‖ the digest
+ * extended (2 × the bank's size, a shorter digest zero-padded). Digests computed here stay latin1
+ * strings (node:crypto allocates no buffer for them, which makes a hash several times cheaper).
+ */
+class Extender {
+  private readonly scratch: Buffer;
+  private readonly ones: Buffer;
+  readonly size: number;
+  constructor(readonly bank: string) {
+    this.size = bankSize(bank);
+    this.scratch = Buffer.alloc(2 * this.size);
+    this.ones = Buffer.alloc(this.size, 0xff);
+  }
+  /** Starts from `pcr`. */
+  load(pcr: Buffer): void {
+    this.scratch.set(pcr, 0);
+  }
+  /** The running value, copied. */
+  current(): Buffer {
+    return Buffer.from(this.scratch.subarray(0, this.size));
+  }
+  /** Extends `digest` into the running value; returns the new value as a latin1 string. */
+  extend(digest: Buffer | string): string {
+    const s = this.scratch;
+    const size = this.size;
+    const n = digest.length;
+    if (typeof digest === "string") for (let i = 0; i < n; i++) s[size + i] = digest.charCodeAt(i);
+    else s.set(digest, size);
+    if (n < size) s.fill(0, size + n);
+    const v = hash(this.bank, s, "binary");
+    for (let i = 0; i < size; i++) s[i] = v.charCodeAt(i);
+    return v;
+  }
+  /** What IMA extends for `e`: the listed template hash in its own bank, else the bank's hash of the template data (padded: the SHA-1 one); a violation extends all ones. */
+  value(e: ImaEntry, templateHashAlg: string, padded: boolean): Buffer | string {
+    if (e.violation) return padded ? this.ones.subarray(0, 20) : this.ones;
+    if (padded) return templateHashAlg === "sha1" ? e.templateHash : hash("sha1", e.hashed, "binary");
+    return this.bank === templateHashAlg ? e.templateHash : hash(this.bank, e.hashed, "binary");
+  }
+}
+
+function bankSize(bank: string): number {
+  const size = BANK_SIZES[bank];
+  if (!size) throw new TpmTrustError("ERR_PARSE_UNSUPPORTED", `PCR bank ${bank} cannot be replayed here`, { bank });
+  return size;
+}
+
 /**
  * Replays entries into every bank in `banks`, from zero or from the running values of an earlier
  * increment. The SHA-1 bank of a SHA-1 list uses the listed template hashes (checked separately).
@@ -60,21 +115,18 @@ export function replayIma(list: Pick<ImaList, "entries" | "templateHashAlg">, ba
   const pcrs: ImaPcrs = {};
   const paddedSha1: ImaPcrs = {};
   for (const bank of banks) {
-    const size = BANK_SIZES[bank];
-    if (!size) throw new TpmTrustError("ERR_PARSE_UNSUPPORTED", `PCR bank ${bank} cannot be replayed here`, { bank });
-    const plain: Record<number, Buffer> = { ...(from?.pcrs[bank] ?? {}) };
-    const padded: Record<number, Buffer> = { ...(from?.paddedSha1?.[bank] ?? from?.pcrs[bank] ?? {}) };
-    const useListed = bank === list.templateHashAlg;
-    for (const e of list.entries) {
-      const v = useListed && !e.violation ? e.templateHash : extendValue(e, bank);
-      plain[e.pcr] = hash(bank, Buffer.concat([plain[e.pcr] ?? Buffer.alloc(size), v]), "buffer");
-      if (bank !== "sha1") {
-        const sha1 = list.templateHashAlg === "sha1" && !e.violation ? e.templateHash : undefined;
-        padded[e.pcr] = hash(bank, Buffer.concat([padded[e.pcr] ?? Buffer.alloc(size), extendValue(e, bank, true, sha1)]), "buffer");
+    const x = new Extender(bank);
+    const zero = Buffer.alloc(x.size);
+    const run = (into: Record<number, Buffer>, padded: boolean) => {
+      for (const e of list.entries) {
+        x.load(into[e.pcr] ?? zero);
+        x.extend(x.value(e, list.templateHashAlg, padded));
+        into[e.pcr] = x.current();
       }
-    }
-    pcrs[bank] = plain;
-    if (bank !== "sha1") paddedSha1[bank] = padded;
+      return into;
+    };
+    pcrs[bank] = run({ ...(from?.pcrs[bank] ?? {}) }, false);
+    if (bank !== "sha1") paddedSha1[bank] = run({ ...(from?.paddedSha1?.[bank] ?? from?.pcrs[bank] ?? {}) }, true);
   }
   return { pcrs, paddedSha1 };
 }
@@ -85,6 +137,39 @@ export interface QuoteMatch {
   /** PCR 10 per bank after the covered entries. */
   pcrs: Record<string, Buffer>;
   workarounds: { name: string; bank: string; description: string }[];
+  /**
+   * Position (in `entries`) of the first covered entry whose template hash is not the hash of its
+   * data, when the replay of the list's own bank checked them on the way (`templatesChecked`).
+   */
+  templateMismatch?: number;
+  templatesChecked: boolean;
+}
+
+interface BankMatch {
+  /** entries covered: the position after the PCR-10 entry whose extend reached the quoted value */
+  covered: number;
+  padded: boolean;
+  templateMismatch?: number;
+}
+
+/**
+ * One pass over the entries in one bank, from `start`, until the running PCR 10 equals `quoted`
+ * (the smallest prefix). In the bank of the list's template hashes it also checks each entry's
+ * template hash against its data (the kernel extends the hash it lists).
+ */
+function replayToQuoted(entries: readonly ImaEntry[], templateHashAlg: string, x: Extender, quoted: Buffer, start: Buffer, padded: boolean): BankMatch | undefined {
+  const check = !padded && x.bank === templateHashAlg;
+  if (start.equals(quoted)) return { covered: 0, padded };
+  const want = quoted.toString("latin1");
+  x.load(start);
+  let templateMismatch: number | undefined;
+  for (let i = 0; i < entries.length; i++) {
+    const e = entries[i];
+    if (check && templateMismatch === undefined && !e.violation && !sameBytes(hash(templateHashAlg, e.hashed, "binary"), e.templateHash)) templateMismatch = i;
+    if (e.pcr !== IMA_PCR) continue;
+    if (x.extend(x.value(e, templateHashAlg, padded)) === want) return { covered: i + 1, padded, ...(templateMismatch !== undefined ? { templateMismatch } : {}) };
+  }
+  return undefined;
 }
 
 /**
@@ -95,32 +180,23 @@ export interface QuoteMatch {
 export function matchQuotedPcr10(entries: readonly ImaEntry[], templateHashAlg: string, quoted: Record<string, Buffer>, start: Record<string, Buffer> = {}): QuoteMatch | undefined {
   const banks = Object.keys(quoted).filter((b) => BANK_SIZES[b]);
   if (!banks.length) return undefined;
-  const ten = entries.filter((e) => e.pcr === IMA_PCR);
-  const perBank: { bank: string; at: number; padded: boolean }[] = [];
+  const perBank: (BankMatch & { bank: string })[] = [];
   for (const bank of banks) {
-    let found: { at: number; padded: boolean } | undefined;
-    for (const padded of bank === "sha1" ? [false] : [false, true]) {
-      let v = start[bank] ?? Buffer.alloc(BANK_SIZES[bank]);
-      if (v.equals(quoted[bank])) found = { at: 0, padded };
-      for (let i = 0; i < ten.length && !found; i++) {
-        const e = ten[i];
-        const d = bank === templateHashAlg && !e.violation ? e.templateHash : extendValue(e, bank, padded, templateHashAlg === "sha1" && !e.violation ? e.templateHash : undefined);
-        v = hash(bank, Buffer.concat([v, d]), "buffer");
-        if (v.equals(quoted[bank])) found = { at: i + 1, padded };
-      }
-      if (found) break;
-    }
+    const x = new Extender(bank);
+    const from = start[bank] ?? Buffer.alloc(x.size);
+    const found = replayToQuoted(entries, templateHashAlg, x, quoted[bank], from, false) ?? (bank === "sha1" ? undefined : replayToQuoted(entries, templateHashAlg, x, quoted[bank], from, true));
     if (!found) return undefined;
     perBank.push({ bank, ...found });
   }
-  const at = perBank[0].at;
-  if (perBank.some((p) => p.at !== at)) return undefined;
-  const coveredTen = ten.slice(0, at);
-  const covered = at === 0 ? 0 : entries.indexOf(coveredTen[at - 1]) + 1;
+  const covered = perBank[0].covered;
+  if (perBank.some((p) => p.covered !== covered)) return undefined;
+  const checked = perBank.find((p) => p.bank === templateHashAlg && !p.padded);
   return {
     covered,
     pcrs: Object.fromEntries(banks.map((b) => [b, quoted[b]])),
     workarounds: perBank.filter((p) => p.padded).map((p) => ({ name: PADDED_SHA1_WORKAROUND.name, bank: p.bank, description: PADDED_SHA1_WORKAROUND.description })),
+    templatesChecked: !!checked,
+    ...(checked?.templateMismatch !== undefined ? { templateMismatch: checked.templateMismatch } : {}),
   };
 }
 
