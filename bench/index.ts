@@ -8,6 +8,7 @@ const modules: Record<string, () => Promise<BenchModule>> = {
   eventlog: () => import("./eventlog.js"),
   ima: () => import("./ima.js"),
   attestation: () => import("./attestation.js"),
+  scale: () => import("./scale.js"),
   keys: () => import("./keys.js"),
   provisioning: () => import("./provisioning.js"),
   ca: () => import("./ca.js"),

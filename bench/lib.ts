@@ -12,6 +12,8 @@ export interface BenchFigure {
   baseline?: { name: string; median: number };
   ratio?: number;
   goal?: string;
+  /** further figures of the same measurement */
+  details?: Record<string, number | string>;
 }
 
 /** Runs `fn` repeatedly for about `ms` milliseconds and returns operations per second. */

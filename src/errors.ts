@@ -58,6 +58,7 @@ export const ERRORS = {
   ERR_CERT_EXPIRED: { class: "rejected", http: 422, exit: 1, message: "certificate is outside its validity period" },
   ERR_CERT_EKU: { class: "rejected", http: 422, exit: 1, message: "certificate lacks the required extended key usage" },
   ERR_EK_NOT_TRUSTED: { class: "rejected", http: 422, exit: 1, message: "the endorsement key is not trusted" },
+  ERR_EK_REVOKED: { class: "rejected", http: 422, exit: 1, message: "the endorsement key was revoked by an administrator" },
   ERR_EK_NOT_ALLOWLISTED: { class: "rejected", http: 422, exit: 1, message: "the EK hash is not on the allow-list" },
   ERR_EK_CERT_MISMATCH: { class: "rejected", http: 422, exit: 1, message: "the EK certificate certifies none of this TPM's endorsement keys" },
   ERR_EK_CERT_REQUIRED: { class: "rejected", http: 422, exit: 1, message: "policy requires a trusted EK certificate" },

@@ -8,6 +8,7 @@ import * as provisioning from "./pages/provisioning.js";
 import * as certificates from "./pages/certificates.js";
 import * as keys from "./pages/keys.js";
 import * as audit from "./pages/audit.js";
+import * as status from "./pages/status.js";
 
 /** Navigation order; `match` picks the page for a route's first segment. */
 const PAGES = [
@@ -19,13 +20,15 @@ const PAGES = [
   { id: "certificates", label: "Certificates", page: certificates },
   { id: "keys", label: "Key providers", page: keys },
   { id: "audit", label: "Audit log", page: audit },
+  { id: "status", label: "Status", page: status },
 ];
 
 const root = document.getElementById("app");
 
-function route() {
+/** The page of the hash; without one, the status checklist while something is missing, else the fleet. */
+async function route() {
   const [id, ...rest] = location.hash.replace(/^#\/?/, "").split("/");
-  const p = PAGES.find((x) => x.id === id) ?? PAGES[0];
+  const p = PAGES.find((x) => x.id === id) ?? (id === "" && (await status.needsAttention()) ? PAGES.find((x) => x.id === "status") : PAGES[0]);
   return { p, params: rest.map(decodeURIComponent) };
 }
 
@@ -67,7 +70,16 @@ async function render() {
       return signInView(e);
     }
   }
-  const { p, params } = route();
+  let p, params;
+  try {
+    ({ p, params } = await route());
+  } catch (e) {
+    if (e instanceof ApiError && e.status === 401) {
+      signOut();
+      return signInView(e);
+    }
+    ({ p, params } = { p: PAGES[0], params: [] });
+  }
   const current = p.nav ?? p.id;
   const nav = h(
     "nav",

@@ -79,7 +79,7 @@ export async function withAk<T>(tpm: TpmClient, s: AgentState, fn: (handle: numb
   }
   const pub = decodeTpm2bPublic(decodeBase64(s.akPublic, "akPublic"));
   const priv = decodeTpm2bPrivate(decodeBase64(s.akPrivate, "akPrivate"));
-  const handle = await withEk(tpm, s.ekAlg, async (ek) => (await tpm.load(ek.handle, priv, pub, { auth: await ekAuth(tpm, ek.public) })).handle);
+  const handle = await withEk(tpm, s.ekAlg, async (ek) => (await tpm.load(ek.handle, priv, pub, { auth: await ekAuth(tpm, ek.public) })).handle, s.ekSource ?? "auto");
   try {
     check((await tpm.readPublic(handle)).name, "the AK loaded from the state directory");
     return await fn(handle);

@@ -35,7 +35,7 @@ export interface IdentifiedEk {
   certificateSource?: "nv" | "file" | "off-chip";
   /** the maker's URL of an off-chip certificate */
   certificateUrl?: string;
-  /** the EK `agent register` enrols with for this kind */
+  /** the EK `agent activate` enrols with for this kind */
   enrollment: boolean;
 }
 
@@ -118,7 +118,7 @@ export async function identify(tpm: TpmClient, o: IdentifyOptions = {}): Promise
     }
   }
   for (const p of await persistentEks(tpm)) add(p.kind, "persistent", p.public, p.publicArea, p.handle);
-  // `agent register --ek-alg` enrols with the persistent EK of its kind when there is one (loadEk), else the template's
+  // `agent activate --ek-alg` enrols with the persistent EK of its kind when there is one (loadEk), else the template's
   for (const kind of new Set(eks.map((e) => e.kind))) {
     const used = await withEk(tpm, kind, async (ek) => tpm2bPublic(ek.publicArea).toString("base64"));
     for (const e of eks) if (e.kind === kind) e.enrollment = e.public === used;
@@ -126,7 +126,7 @@ export async function identify(tpm: TpmClient, o: IdentifyOptions = {}): Promise
   for (const e of eks.filter((x) => x.source === "persistent")) {
     notes.push(
       `the ${e.kind} EK persisted at 0x${e.handle!.toString(16)} is not the profile's ${e.template} EK (another stack made it, e.g. the Azure IoT SDK)` +
-        (e.enrollment ? "; agent register enrols with it" : ""),
+        (e.enrollment ? "; agent activate enrols with it (--ek template for the template's)" : ""),
     );
   }
   const offChip = await offChipCertificates(eks, publics, { id: info.manufacturerId, name: info.manufacturer }, o, notes);

@@ -20,7 +20,7 @@ import type { TpmtPublic } from "../tpm/types.js";
 import { certificatePublicKey, parseCertificateDer } from "../verify/ek/index.js";
 import type { ServiceClient } from "./http.js";
 import { writeState, type AgentState } from "./state.js";
-import { tpm2bPublic, withEk, type LoadedEk } from "./tpm.js";
+import { tpm2bPublic, withEk, type EkChoice, type LoadedEk } from "./tpm.js";
 
 /** Default persistent handle of the AK (the owner range 0x81000000–0x817FFFFF, next to the EKs). */
 export const DEFAULT_AK_HANDLE = 0x81010003;
@@ -29,6 +29,8 @@ export interface RegisterOptions {
   stateDir: string;
   /** EK template to enrol under (default rsa2048) */
   ekAlg?: EkKind;
+  /** the template's EK or the persisted one, when the TPM has both (default auto: the persisted one) */
+  ek?: EkChoice;
   akAlg?: "rsa" | "ecc";
   /** persistent handle for the AK (default 0x81010003), or null to keep its blobs in the state dir */
   akHandle?: number | null;
@@ -112,6 +114,7 @@ async function activate(tpm: TpmClient, service: ServiceClient, ek: LoadedEk, o:
       server: service.base.href,
       host: bound.host,
       ekAlg: ek.kind,
+      ekSource: ek.persistent ? "persistent" : "template",
       akAlg,
       akNameHex: bound.akNameHex.toLowerCase(),
       akPublic: akPublic.toString("base64"),
@@ -132,5 +135,5 @@ export async function register(tpm: TpmClient, service: ServiceClient, o: Regist
   if (o.akHandle != null && !(Number.isInteger(o.akHandle) && o.akHandle >>> 24 === 0x81)) {
     throw new TpmTrustError("ERR_USAGE", `--ak-handle 0x${o.akHandle.toString(16)} is not a persistent handle (0x81xxxxxx)`);
   }
-  return withEk(tpm, o.ekAlg ?? "rsa2048", (ek) => activate(tpm, service, ek, o));
+  return withEk(tpm, o.ekAlg ?? "rsa2048", (ek) => activate(tpm, service, ek, o), o.ek);
 }

@@ -15,6 +15,8 @@ export interface AgentState {
   server: string;
   host: string;
   ekAlg: EkKind;
+  /** which EK of `ekAlg` the AK was enrolled under (absent in older states: the one `loadEk` picks) */
+  ekSource?: "template" | "persistent";
   akAlg: "rsa" | "ecc";
   akNameHex: string;
   /** base64 TPM2B_PUBLIC of the AK */
@@ -65,6 +67,7 @@ export function readState(dir: string): AgentState {
   if (typeof s !== "object" || s === null || s.version !== 1) throw bad(path, "not a tpmtrust agent state (version 1)");
   for (const k of ["server", "host", "akNameHex", "akPublic", "registeredAt"] as const) if (typeof s[k] !== "string") throw bad(path, `${k} is missing`);
   if (!(s.ekAlg in EK_TEMPLATES)) throw bad(path, `ekAlg ${JSON.stringify(s.ekAlg)} is not an EK template`);
+  if (s.ekSource !== undefined && s.ekSource !== "template" && s.ekSource !== "persistent") throw bad(path, `ekSource ${JSON.stringify(s.ekSource)} is not template or persistent`);
   if (s.akAlg !== "rsa" && s.akAlg !== "ecc") throw bad(path, `akAlg ${JSON.stringify(s.akAlg)} is not rsa or ecc`);
   if ((s.akHandle === undefined) === (s.akPrivate === undefined)) throw bad(path, "needs exactly one of akHandle and akPrivate");
   if (s.akHandle !== undefined && !(Number.isInteger(s.akHandle) && s.akHandle >>> 24 === 0x81)) throw bad(path, "akHandle is not a persistent handle");

@@ -1,6 +1,7 @@
 /** The agent's TPM: opening it, and the endorsement keys it works under. */
 import { EK_PERSISTENT, TPM_ALG, TPMA_OBJECT } from "../tpm/constants.js";
 import { createEk, EK_TEMPLATES, TpmClient, type EkKind } from "../tpm/commands/index.js";
+import { TpmTrustError } from "../errors.js";
 import { TpmRcError } from "../tpm/rc.js";
 import { openTransport } from "../tpm/transport/index.js";
 import type { TpmtPublic } from "../tpm/types.js";
@@ -46,16 +47,26 @@ function isEkOfKind(pub: TpmtPublic, kind: EkKind): boolean {
   return pub.type === TPM_ALG.ECC && t.type === TPM_ALG.ECC && pub.parameters.curveID === t.parameters.curveID;
 }
 
+/** Which EK of a kind to use when a TPM has both: `auto` the persistent one if any, else the template's. */
+export type EkChoice = "auto" | "template" | "persistent";
+
 /**
- * The EK of `kind`: the one at its persistent handle when that holds an EK of this kind (it may
- * have been made from a template in NV, and its certificate is for that key), else a transient EK
- * created from the profile's template.
+ * The EK of `kind`. `auto`: the one at its persistent handle when that holds an EK of this kind
+ * (it may have been made from a template in NV, and its certificate is for that key), else a
+ * transient EK created from the profile's template. `template`: always the template's.
+ * `persistent`: the one at the standard handle, else the first in the EK handle range
+ * (ERR_NOT_FOUND when there is none).
  */
-export async function loadEk(tpm: TpmClient, kind: EkKind): Promise<LoadedEk> {
+export async function loadEk(tpm: TpmClient, kind: EkKind, choice: EkChoice = "auto"): Promise<LoadedEk> {
   const handle = PERSISTENT[kind];
-  if (handle !== undefined && (await tpm.getHandles(handle)).includes(handle)) {
+  if (choice !== "template" && handle !== undefined && (await tpm.getHandles(handle)).includes(handle)) {
     const rp = await tpm.readPublic(handle);
     if (isEkOfKind(rp.public, kind)) return { kind, handle, public: rp.public, publicArea: rp.publicArea, persistent: true, release: async () => undefined };
+  }
+  if (choice === "persistent") {
+    const p = (await persistentEks(tpm)).find((e) => e.kind === kind);
+    if (!p) throw new TpmTrustError("ERR_NOT_FOUND", `no persistent ${kind} EK in 0x81010000–0x810100ff; use the template's (--ek template)`);
+    return { ...p, persistent: true, release: async () => undefined };
   }
   const ek = await createEk(tpm, kind);
   return { kind, handle: ek.handle, public: ek.public, publicArea: ek.publicArea, persistent: false, release: () => tpm.flushContext(ek.handle).catch(() => undefined) };
@@ -89,8 +100,8 @@ export async function persistentEks(tpm: TpmClient): Promise<PersistentEk[]> {
 }
 
 /** Runs `fn` with the EK of `kind` loaded, releasing it afterwards. */
-export async function withEk<T>(tpm: TpmClient, kind: EkKind, fn: (ek: LoadedEk) => Promise<T>): Promise<T> {
-  const ek = await loadEk(tpm, kind);
+export async function withEk<T>(tpm: TpmClient, kind: EkKind, fn: (ek: LoadedEk) => Promise<T>, choice: EkChoice = "auto"): Promise<T> {
+  const ek = await loadEk(tpm, kind, choice);
   try {
     return await fn(ek);
   } finally {

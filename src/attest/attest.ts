@@ -90,9 +90,9 @@ async function audited<T>(store: Store, at: number, actor: string, subject: stri
 }
 
 /** Why the host may no longer pass (disabled, EK no longer trusted under its policy version), if it may not. */
-async function trustWithdrawn(store: Store, host: AttestedHost, at: number): Promise<TpmTrustError | undefined> {
+async function trustWithdrawn(store: Store, host: AttestedHost, at: number, trustVersion: number): Promise<TpmTrustError | undefined> {
   try {
-    await requireHostTrusted(store, host, at);
+    await requireHostTrusted(store, host, at, trustVersion);
     return undefined;
   } catch (e) {
     if (!isTpmTrustError(e)) throw e;
@@ -107,7 +107,7 @@ export async function attest(d: AttestDeps, body: EvidenceBody): Promise<Attesta
   const bound = await audited(d.store, at, "anonymous", akHex, () => boundAk(d.store, ev.akName));
   const host = bound.host;
   const actor = `host:${host.name}`;
-  const policies = await hostPolicies(d.store, host);
+  const policies = await hostPolicies(d.store, host, bound.versions.policies);
   let sets: PolicySet[] = [];
   let noSet: TpmTrustError | undefined;
   try {
@@ -132,7 +132,7 @@ export async function attest(d: AttestDeps, body: EvidenceBody): Promise<Attesta
   });
   // trust withdrawn since the host was registered (a root, an allow-list entry, the host disabled)
   // is the host's verdict once its TPM has answered: unhealthy, tokens revoked, webhook sent
-  const withdrawn = await trustWithdrawn(d.store, host, at);
+  const withdrawn = await trustWithdrawn(d.store, host, at, bound.versions.trust);
   if (withdrawn) failure = withdrawn;
   failure ??= noSet;
   // HGS: the v2 set first, then v1; the first set every policy of which holds is the one that passed
@@ -215,11 +215,11 @@ export async function attest(d: AttestDeps, body: EvidenceBody): Promise<Attesta
     policies: refs,
       details: { boot: quoted?.boot ?? null, policyVersion, policyVersionsTried: sets.map((x) => x.policyVersion), explainedPcrs, unexplainedPcrs, workarounds, ...(ima ? { ima } : {}) },
       token,
+      // what a policy about to be added is judged on (tpmtrust policy add --dry-run): evidence whose log replayed
+      ...(quoted && judged ? { evidence: { hostName: host.name, at, pcrs: quoted.pcrs, ...(ev.eventLog ? { eventLog: ev.eventLog } : {}), ...(ev.eventLogSha256 ? { eventLogSha256: ev.eventLogSha256 } : {}) } } : {}),
     }),
   );
   if (change) d.onHealthChange?.(change);
-  // what a policy about to be added is judged on (tpmtrust policy add --dry-run): evidence whose log replayed
-  if (quoted && judged) await d.store.hostEvidence.put({ hostName: host.name, at, pcrs: quoted.pcrs, ...(ev.eventLog ? { eventLog: ev.eventLog } : {}), ...(ev.eventLogSha256 ? { eventLogSha256: ev.eventLogSha256 } : {}) });
   return {
     attestationId: attestation.id,
     verdict,

@@ -4,7 +4,7 @@
  * PCR selection the host's policies need.
  */
 import { TpmTrustError } from "../errors.js";
-import type { Ak, Host, Store } from "../store/index.js";
+import type { Ak, ConfigVersions, Host, Store } from "../store/index.js";
 import type { AttestConfig } from "./config.js";
 import { countFromSource, type SourceLimit } from "./limits.js";
 import { hostPolicies, policySelection, policySets, type HostPolicy } from "./policies.js";
@@ -21,8 +21,8 @@ export interface Challenge {
 /** A host as attestation needs it (without its EKs). */
 export type AttestedHost = Omit<Host, "eks">;
 
-/** The bound AK with this Name and its host; ERR_AK_NOT_BOUND otherwise. */
-export async function boundAk(store: Store, akName: Buffer): Promise<{ ak: Ak; host: AttestedHost }> {
+/** The bound AK with this Name, its host, and the trust and policy versions; ERR_AK_NOT_BOUND otherwise. */
+export async function boundAk(store: Store, akName: Buffer): Promise<{ ak: Ak; host: AttestedHost; versions: ConfigVersions }> {
   const found = await store.aks.getWithHost(akName);
   if (!found) throw new TpmTrustError("ERR_AK_NOT_BOUND", `AK ${akName.toString("hex")} is not bound to a registered host: enrol it with credential activation first`, { akName: akName.toString("hex") });
   return found;
@@ -40,14 +40,15 @@ export async function issueChallenge(store: Store, cfg: AttestConfig, now: numbe
   const limit: SourceLimit = { source: o.source, limit: cfg.challengeLimit, windowMs: cfg.limitWindowMs };
   await countFromSource(store, "challenge", limit, { action: "attestation.challenge", subject, at: now });
   let host: AttestedHost;
+  let versions: ConfigVersions;
   try {
-    ({ host } = await boundAk(store, o.akName));
+    ({ host, versions } = await boundAk(store, o.akName));
   } catch (e) {
     const code = (e as TpmTrustError).code;
     await store.audit.append({ actor: "anonymous", action: "attestation.challenge", subject, outcome: "failure", details: { code }, at: now });
     throw e;
   }
-  const policies = await hostPolicies(store, host);
+  const policies = await hostPolicies(store, host, versions.policies);
   let judgedBy: HostPolicy[];
   try {
     judgedBy = policySets(host, policies).flatMap((s) => s.policies);

@@ -3,13 +3,19 @@
  * a host that fails, or stays silent past its deadline, is unhealthy. Every health change is
  * audited, queued for webhook subscribers, and (to unhealthy) revokes the host's tokens, all in the
  * transaction that makes the change. A sweeper in each service instance finds silent hosts; the
- * conditional update in hosts.markSilent lets exactly one instance report each transition.
+ * conditional update in hosts.markSilent lets exactly one instance report each transition. The same
+ * monitor re-checks EK trust (sweepTrust) when the trust configuration changed, so trust withdrawn
+ * turns hosts unhealthy without waiting for their next attestation.
  */
+import { isTpmTrustError } from "../errors.js";
 import type { Health, Repos, Store } from "../store/index.js";
+import { requireHostEkTrust, trustStamp } from "../trust/host-trust.js";
 import type { AttestConfig } from "./config.js";
 import { deliverDue } from "./webhooks.js";
 
 export const HEALTH_EVENT = "host.health";
+/** EK trust of every host is re-checked at least this often, also without a trust change (certificates expire). */
+const TRUST_RECHECK_MS = 15 * 60_000;
 /** Limit counters are kept this long after their window began: no limit of the service has a longer window. */
 const LIMIT_WINDOWS_MS = 24 * 3_600_000;
 
@@ -33,6 +39,8 @@ export interface HealthChange {
   health: Health;
   /** stable code of why (ERR_… of a failed attestation, ERR_HOST_SILENT), null when healthy */
   reason: string | null;
+  /** the specific reason behind `reason` (e.g. ERR_EK_REVOKED behind ERR_EK_NOT_TRUSTED) */
+  cause?: string;
   at: number;
   attestationId?: string;
 }
@@ -40,7 +48,7 @@ export interface HealthChange {
 /** Reports a health change inside the caller's transaction; returns how many tokens were revoked. */
 export async function healthChanged(tx: Repos, c: HealthChange, actor = "system"): Promise<number> {
   const revoked = c.health === "unhealthy" ? await tx.tokens.revokeForHost(c.host, c.at) : 0;
-  const data = { host: c.host, hardwareClass: c.hardwareClass, previous: c.previous, health: c.health, reason: c.reason, at: c.at, ...(c.attestationId ? { attestationId: c.attestationId } : {}) };
+  const data = { host: c.host, hardwareClass: c.hardwareClass, previous: c.previous, health: c.health, reason: c.reason, at: c.at, ...(c.cause ? { cause: c.cause } : {}), ...(c.attestationId ? { attestationId: c.attestationId } : {}) };
   await tx.webhooks.enqueue(HEALTH_EVENT, data, c.at);
   await tx.audit.append({ actor, action: "host.health", subject: c.host, outcome: "success", details: { ...data, revokedTokens: revoked }, at: c.at });
   return revoked;
@@ -62,25 +70,75 @@ export async function sweepSilentHosts(store: Store, now: () => number): Promise
   return changes;
 }
 
+/**
+ * Re-checks the EK trust of every host that is not unhealthy (nor disabled: that made it unhealthy)
+ * and turns those whose EK no longer holds under their policy version unhealthy with
+ * ERR_EK_NOT_TRUSTED (`cause`: why, e.g. ERR_EK_REVOKED): tokens revoked, webhook queued, audited,
+ * one transaction each, without waiting for their next attestation. The conditional update lets
+ * exactly one instance report each transition. Returns the changes this call made.
+ */
+export async function sweepTrust(store: Store, now: () => number): Promise<HealthChange[]> {
+  const changes: HealthChange[] = [];
+  for (const h of await store.hosts.list()) {
+    if (h.health === "unhealthy" || h.disabledAt !== null) continue;
+    const at = now();
+    let cause: string;
+    try {
+      await requireHostEkTrust(store, h, at);
+      continue;
+    } catch (e) {
+      if (!isTpmTrustError(e) || e.code !== "ERR_EK_NOT_TRUSTED") throw e;
+      cause = typeof e.details?.cause === "string" ? e.details.cause : e.code;
+    }
+    const c = await store.transaction(async (tx) => {
+      const r = await tx.hosts.markUnhealthy(h.name, { reason: "ERR_EK_NOT_TRUSTED", at });
+      if (!r.changed) return undefined;
+      const change: HealthChange = { host: h.name, hardwareClass: h.hardwareClass, previous: r.previous, health: "unhealthy", reason: "ERR_EK_NOT_TRUSTED", cause, at };
+      await healthChanged(tx, change);
+      return change;
+    });
+    if (c) changes.push(c);
+  }
+  return changes;
+}
+
 export interface Monitor {
   /** runs webhook delivery soon (after a health change), without waiting for the next tick */
   kick(): void;
+  /** runs the trust sweep soon (after this instance changed the trust configuration), then webhook delivery */
+  trustChanged(): void;
   stop(): Promise<void>;
 }
 
-/** Starts the periodic sweep (silent hosts, expired nonces and tokens, then due webhook deliveries) every `sweepMs` (0: only on kick). */
+/**
+ * Starts the periodic sweep every `sweepMs` (0: only on kick): silent hosts; the trust sweep when
+ * the trust configuration changed since the last one (by any instance: the trust version and the
+ * allow-list folders) or TRUST_RECHECK_MS passed; expired nonces, activations, tokens and limit
+ * windows; then due webhook deliveries.
+ */
 export function startMonitor(o: { store: Store; cfg: AttestConfig; now: () => number; logger?: { error(obj: object, msg: string): void } }): Monitor {
   let running: Promise<void> | undefined;
   let again = false;
+  let trustAgain = false;
   let stopped = false;
+  let lastTrust: { stamp: string; at: number } | undefined;
   const log = (err: unknown, what: string) => o.logger?.error({ err: (err as Error).message }, what);
-  const run = (sweep: boolean): void => {
+  const checkTrust = async (force: boolean) => {
+    const stamp = await trustStamp(o.store);
+    const at = o.now();
+    if (!force && lastTrust?.stamp === stamp && at - lastTrust.at < TRUST_RECHECK_MS) return;
+    await sweepTrust(o.store, o.now);
+    lastTrust = { stamp, at };
+  };
+  const run = (sweep: boolean, trust = false): void => {
     if (stopped) return;
     if (running) {
       again = true;
+      trustAgain ||= trust;
       return;
     }
     running = (async () => {
+      if (sweep || trust) await checkTrust(trust).catch((e) => log(e, "trust sweep failed"));
       if (sweep) {
         await sweepSilentHosts(o.store, o.now).catch((e) => log(e, "health sweep failed"));
         // spent challenges, expired activations and token records, and past limit windows serve nothing any more
@@ -96,8 +154,9 @@ export function startMonitor(o: { store: Store; cfg: AttestConfig; now: () => nu
     })().finally(() => {
       running = undefined;
       if (again) {
-        again = false;
-        run(false);
+        const trust = trustAgain;
+        again = trustAgain = false;
+        run(false, trust);
       }
     });
   };
@@ -105,6 +164,7 @@ export function startMonitor(o: { store: Store; cfg: AttestConfig; now: () => nu
   timer?.unref();
   return {
     kick: () => run(false),
+    trustChanged: () => run(false, true),
     async stop() {
       stopped = true;
       clearInterval(timer);

@@ -96,10 +96,25 @@ async function documentOf(store: Store, h: PolicyHead): Promise<unknown> {
 
 export const refOf = (p: PolicyHead): PolicyRef => ({ id: p.id, kind: p.kind, name: p.name, version: p.version });
 
-/** The policies a host is judged by. */
-export async function hostPolicies(store: Store, host: Pick<Host, "hardwareClass">): Promise<HostPolicy[]> {
+// per store and hardware class: its policies as of a policies version (store.policies.version)
+const byClass = new WeakMap<Store, Map<string, { version: number; policies: HostPolicy[] }>>();
+
+/**
+ * The policies a host is judged by. `version`: the policies version the caller read (e.g. with the
+ * AK): the class's policies are kept per store and listed again only when it changed.
+ */
+export async function hostPolicies(store: Store, host: Pick<Host, "hardwareClass">, version?: number): Promise<HostPolicy[]> {
+  let classes = byClass.get(store);
+  const kept = version === undefined ? undefined : classes?.get(host.hardwareClass);
+  if (kept && kept.version === version) return kept.policies;
   const heads = await store.policies.listHeads({ hardwareClass: host.hardwareClass });
-  return Promise.all(heads.map(async (h) => ({ ...h, doc: await documentOf(store, h) })));
+  const policies = await Promise.all(heads.map(async (h) => ({ ...h, doc: await documentOf(store, h) })));
+  if (version !== undefined) {
+    if (!classes) byClass.set(store, (classes = new Map()));
+    if (classes.size > 10_000) classes.clear();
+    classes.set(host.hardwareClass, { version, policies });
+  }
+  return policies;
 }
 
 /** The PCRs the policies need (of every set tried), in every bank their baselines carry (sha256 when none names a bank), plus `extraBanks`. */

@@ -4,7 +4,7 @@
  * webhook notifications and token revocations, so a verdict is never half recorded. On SQLite,
  * verdicts that arrive together share one commit, each in its own savepoint (Store.groupedTransaction).
  */
-import type { Attestation, Host, Store } from "../store/index.js";
+import { attestationRow, toAttestation, type Attestation, type Host, type NewAuditEntry, type NewHostEvidence, type Store } from "../store/index.js";
 import type { AttestConfig } from "./config.js";
 import { healthChanged, type HealthChange } from "./health.js";
 import type { PolicyRef, SignedToken } from "../tokens/tokens.js";
@@ -12,7 +12,8 @@ import type { PolicyRef, SignedToken } from "../tokens/tokens.js";
 export interface VerdictInput {
   /** the challenge this evidence answers: consumed first, so a reused or expired nonce records nothing */
   nonce: { value: Buffer; purpose: string; subject: string };
-  host: Pick<Host, "name" | "hardwareClass">;
+  /** `health`: as read before judging (a verdict that keeps it takes the short path) */
+  host: Pick<Host, "name" | "hardwareClass" | "health">;
   akName: Buffer;
   verdict: "pass" | "fail";
   /** stable ERR_… code of a failure */
@@ -23,46 +24,61 @@ export interface VerdictInput {
   policies: PolicyRef[];
   details: Record<string, unknown>;
   token?: SignedToken;
+  /** the host's verified evidence, to keep for `policy add --dry-run` */
+  evidence?: NewHostEvidence;
 }
 
 export async function recordVerdict(store: Store, cfg: AttestConfig, at: number, v: VerdictInput): Promise<{ attestation: Attestation; change?: HealthChange }> {
   const actor = `host:${v.host.name}`;
   const health = v.verdict === "pass" ? "healthy" : "unhealthy";
+  const deadlineAt = at + cfg.intervalMs * cfg.grace;
+  const row = attestationRow({
+    hostName: v.host.name,
+    verdict: v.verdict,
+    reasonCode: v.code,
+    akName: v.akName,
+    pcrDigest: v.pcrDigest ?? null,
+    diff: v.diff ?? null,
+    details: { policies: v.policies, ...(v.message ? { message: v.message } : {}), ...v.details },
+    at,
+  });
+  const t = v.token;
+  const tokenRow = t ? { jti: t.jti, host_name: v.host.name, kid: t.kid, attestation_id: row.id, issued_at: t.issuedAt, expires_at: t.expiresAt } : null;
+  const entry: NewAuditEntry = {
+    actor,
+    action: "attestation.verdict",
+    subject: v.host.name,
+    outcome: v.verdict === "pass" ? "success" : "failure",
+    details: {
+      attestationId: row.id,
+      verdict: v.verdict,
+      code: v.code,
+      akName: v.akName,
+      pcrDigest: v.pcrDigest ?? null,
+      policies: v.policies,
+      // the token issued on this verdict: one audit entry per attestation keeps appends cheap
+      token: t ? { jti: t.jti, kid: t.kid, expiresAt: t.expiresAt } : null,
+    },
+    at,
+  };
+  // the steady state on PostgreSQL (health unchanged): the verdict's rows in one statement
+  if (store.dialect === "postgres" && v.host.health === health) {
+    const nonce = { value: v.nonce.value.toString("hex"), purpose: v.nonce.purpose, subject: v.nonce.subject };
+    const recorded = await store.transaction(async (tx) => {
+      if (!(await tx.verdicts.recordUnchanged({ nonce, health, deadlineAt, attestation: row, token: tokenRow, evidence: v.evidence ?? null }))) return false;
+      await tx.audit.append(entry);
+      return true;
+    });
+    if (recorded) return { attestation: toAttestation(row) };
+  }
   return store.groupedTransaction(async (tx) => {
     await tx.nonces.consume({ ...v.nonce, at });
     // the host row first, then the audit head: every writer takes them in this order (no deadlocks)
-    const r = await tx.hosts.attested(v.host.name, { health, reason: v.code, at, deadlineAt: at + cfg.intervalMs * cfg.grace });
-    const attestation = await tx.attestations.record({
-      hostName: v.host.name,
-      verdict: v.verdict,
-      reasonCode: v.code,
-      akName: v.akName,
-      pcrDigest: v.pcrDigest ?? null,
-      diff: v.diff ?? null,
-      details: { policies: v.policies, ...(v.message ? { message: v.message } : {}), ...v.details },
-      at,
-    });
-    await tx.audit.append({
-      actor,
-      action: "attestation.verdict",
-      subject: v.host.name,
-      outcome: v.verdict === "pass" ? "success" : "failure",
-      details: {
-        attestationId: attestation.id,
-        verdict: v.verdict,
-        code: v.code,
-        akName: v.akName,
-        pcrDigest: v.pcrDigest ?? null,
-        policies: v.policies,
-        // the token issued on this verdict: one audit entry per attestation keeps appends cheap
-        token: v.token ? { jti: v.token.jti, kid: v.token.kid, expiresAt: v.token.expiresAt } : null,
-      },
-      at,
-    });
-    if (v.token) {
-      const t = v.token;
-      await tx.tokens.record({ jti: t.jti, hostName: v.host.name, kid: t.kid, attestationId: attestation.id, issuedAt: t.issuedAt, expiresAt: t.expiresAt });
-    }
+    const r = await tx.hosts.attested(v.host.name, { health, reason: v.code, at, deadlineAt });
+    const attestation = await tx.attestations.record(row);
+    await tx.audit.append(entry);
+    if (tokenRow) await tx.tokens.record({ jti: tokenRow.jti, hostName: tokenRow.host_name, kid: tokenRow.kid, attestationId: row.id, issuedAt: tokenRow.issued_at, expiresAt: tokenRow.expires_at });
+    if (v.evidence) await tx.hostEvidence.put(v.evidence);
     if (!r.changed) return { attestation };
     const change: HealthChange = { host: v.host.name, hardwareClass: v.host.hardwareClass, previous: r.previous, health, reason: v.code, at, attestationId: attestation.id };
     await healthChanged(tx, change, actor);

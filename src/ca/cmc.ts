@@ -60,7 +60,7 @@ import { CA_OID, HRESULT_KEY_ATTESTATION } from "./oids.js";
 import { currentXchg, xchgKey, type Xchg } from "./xchg.js";
 
 /** How long a challenge waits for its answer. */
-export const CMC_CHALLENGE_TTL_MS = 10 * 60_000;
+const CMC_CHALLENGE_TTL_MS = 10 * 60_000;
 const SECRET_BYTES = 32;
 
 export interface CmcResult {
@@ -73,7 +73,7 @@ export interface CmcResult {
 }
 
 /** The EK as a TPM public area, from the SubjectPublicKeyInfo the EK info carries: the TCG EK Credential Profile template of its key type fixes nameAlg and the symmetric algorithm MakeCredential needs. */
-export function ekPublicFromSpki(spki: Uint8Array): TpmtPublic {
+function ekPublicFromSpki(spki: Uint8Array): TpmtPublic {
   const jwk = toPublicKey(spki).export({ format: "jwk" });
   const b = (v: string | undefined) => Buffer.from(v ?? "", "base64url");
   if (jwk.kty === "RSA") {

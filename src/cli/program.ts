@@ -31,6 +31,8 @@ const MODULES: Record<string, () => Promise<{ register: Register }>> = {
   provisioning: () => import("./commands/provisioning.js"),
   device: () => import("./commands/device.js"),
   completion: () => import("./commands/completion.js"),
+  config: () => import("./commands/config.js"),
+  status: () => import("./commands/status.js"),
 };
 
 /**
@@ -65,6 +67,8 @@ const COMMANDS: Record<string, (keyof typeof MODULES)[]> = {
   registrations: ["provisioning"],
   provisioning: ["provisioning"],
   device: ["device"],
+  config: ["config"],
+  status: ["status"],
 };
 
 /** Builds the command tree for `argv`: none for --version, all modules for help, completion or an unknown command. */

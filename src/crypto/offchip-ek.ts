@@ -14,7 +14,7 @@ import type { TpmtPublic } from "../tpm/types.js";
 export type OffChipVendor = "intel" | "amd";
 
 /** The makers' EK certificate services (the base URLs both projects use). */
-export const OFFCHIP_SERVICES: Record<OffChipVendor, string> = {
+const OFFCHIP_SERVICES: Record<OffChipVendor, string> = {
   intel: "https://ekop.intel.com/ekcertservice/",
   amd: "https://ftpm.amd.com/pki/aia/",
 };

@@ -3,12 +3,19 @@
  * wins (as in DPS); its EK must equal the device's exactly. Otherwise an enrollment group admits
  * the device when its EK certificate (sent in `tpm.endorsementKeyCertificate`) certifies this EK and
  * chains to one of the group's CAs, and the registration id is the EK's default one.
+ *
+ * DPS trust is the enrollment's, not the EK trust store's: an individual enrollment names its EK
+ * (the administrator's word, as in Azure DPS), a group its own CAs; the allow-list and the EK roots
+ * are not consulted, and trust is withdrawn by disabling or deleting the enrollment or group. An EK
+ * revoked in the trust store (`tpmtrust trust ek revoke`) is refused before any enrollment is
+ * looked at, at every registration (challenge, first and repeated), with ERR_EK_REVOKED.
  */
 import { TpmTrustError } from "../errors.js";
 import type { Enrollment, EnrollmentGroup, Store } from "../store/index.js";
 import { encodeTpmtPublic } from "../tpm/structures.js";
 import type { TpmtPublic } from "../tpm/types.js";
-import { EKU_EK_CERTIFICATE, loadCertificate, loadCertificates, validateChain, type ParsedCertificate } from "../verify/ek/index.js";
+import { EKU_EK_CERTIFICATE, ekHash, loadCertificate, loadCertificates, validateChain, type ParsedCertificate } from "../verify/ek/index.js";
+import { requireNotRevoked } from "../trust/trust.js";
 import { defaultRegistrationId } from "./registration-id.js";
 
 export type EnrollmentMatch =
@@ -31,6 +38,7 @@ function certs(ders: Buffer[]): ParsedCertificate[] {
 }
 
 export async function matchEnrollment(store: Store, registrationId: string, ek: TpmtPublic, ekCertificate: Buffer | undefined, at: Date): Promise<EnrollmentMatch> {
+  await requireNotRevoked(store, ekHash(ek));
   const individual = await store.provisioning.getEnrollment(registrationId);
   if (individual) {
     if (!individual.ekPublic.equals(encodeTpmtPublic(ek))) throw new TpmTrustError("ERR_KEY_MISMATCH", `the endorsement key is not the one enrolled for ${registrationId}`);

@@ -10,7 +10,7 @@ import { attestConfig, type AttestConfig } from "../attest/config.js";
 import { startMonitor, type Monitor } from "../attest/health.js";
 import type { ProvisioningOptions } from "../provisioning/config.js";
 import type { Store } from "../store/index.js";
-import { installAuth } from "./auth.js";
+import { installAuth, type Principal } from "./auth.js";
 import { installMetrics, metrics } from "./metrics.js";
 import { installPaging } from "./paging.js";
 import { errorHandler, problem, sendProblem } from "./problem.js";
@@ -29,6 +29,11 @@ export interface AppOptions {
   attest?: Partial<AttestConfig>;
   /** device registration API: master key and limits (src/provisioning/config.ts) */
   provisioning?: ProvisioningOptions;
+  /**
+   * Never set by `serve`: the CLI's local mode drives the routes in-process (app.inject, never
+   * listening) over the local database, every admin request as this principal.
+   */
+  inProcess?: Principal;
   /** how often the audit head is written to the log, an anchor kept outside the database (default 10 min; 0: never) */
   auditWitnessMs?: number;
   /** how often entries committed since the last checkpoint are integrated and a new checkpoint signed (default 5 s; 0: never) */
@@ -70,7 +75,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
       components: { securitySchemes: { adminToken: { type: "http", scheme: "bearer", description: "admin or auditor API token (tpmtrust admin token create)" } } },
     },
   });
-  installAuth(app, opts.store, opts.now ?? Date.now);
+  installAuth(app, opts.store, opts.now ?? Date.now, opts.inProcess);
   installPaging(app);
   installMetrics(app);
   const unsubscribe = opts.store.faults.subscribe((f) => {

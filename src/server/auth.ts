@@ -9,6 +9,7 @@
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import { TpmTrustError } from "../errors.js";
 import type { AdminRole, Store } from "../store/index.js";
+import { areaGroup, type AdminArea } from "../attest/settings.js";
 
 export type Access = "public" | AdminRole[];
 
@@ -16,8 +17,10 @@ export interface Principal {
   kind: "admin";
   role: AdminRole;
   tokenId: string;
-  /** the audit actor string */
+  /** the audit actor string: `role:name` for a named token, else `role:tokenId` */
   actor: string;
+  /** the principal a named token speaks for */
+  name?: string;
   /** an enroller token's identity */
   identity?: string;
 }
@@ -55,9 +58,24 @@ export async function admit(store: Store, req: FastifyRequest, roles: readonly A
   if (!token) return deny("ERR_UNAUTHENTICATED", "this call needs an admin API token (Authorization: Bearer …)", "anonymous");
   const t = await store.adminTokens.verify(token);
   if (!t) return deny("ERR_UNAUTHENTICATED", "the API token is unknown or revoked", "anonymous");
-  const actor = `${t.role}:${t.id}`;
+  const actor = `${t.role}:${t.name ?? t.id}`;
   if (!roles.includes(t.role)) return deny("ERR_FORBIDDEN", `role ${t.role} may not call this; it needs ${roles.join(" or ")}`, actor);
-  return { kind: "admin", role: t.role, tokenId: t.id, actor, ...(t.identity ? { identity: t.identity } : {}) };
+  const area = t.role === "admin" ? areaOf(subject) : undefined;
+  const group = area ? await areaGroup(store, area) : undefined;
+  if (group && !(t.name !== undefined && group.includes(t.name))) {
+    return deny("ERR_FORBIDDEN", `${t.name ? `principal ${t.name} is` : "an unnamed token is"} not among the administrators of ${area} (admins.${area})`, actor);
+  }
+  return { kind: "admin", role: t.role, tokenId: t.id, actor, ...(t.name ? { name: t.name } : {}), ...(t.identity ? { identity: t.identity } : {}) };
+}
+
+/** The sensitive area an admin route belongs to (`METHOD /path`), whose group (admins.AREA) may narrow its administrators. */
+export function areaOf(route: string): AdminArea | undefined {
+  const path = route.slice(route.indexOf(" ") + 1);
+  if (/^\/v1\/keys\/(servers|providers|clusters)(\/|$)/.test(path)) return "keys";
+  if (path.startsWith("/v1/trust/")) return "trust";
+  if (path.startsWith("/v1/ca/")) return "ca";
+  if (path.startsWith("/v1/admin/") || path === "/v1/config" || path.startsWith("/v1/config/")) return "admin";
+  return undefined;
 }
 
 /** A public route's optional admin: null without an Authorization header, else as `admit` (a bad token is refused, not ignored). */
@@ -65,7 +83,11 @@ export async function optionalAdmin(store: Store, req: FastifyRequest, roles: re
   return req.headers.authorization === undefined ? null : admit(store, req, roles, subject, at);
 }
 
-export function installAuth(app: FastifyInstance, store: Store, now: () => number): void {
+/**
+ * `inProcess`: the principal of every admin request, without a token — only for an app that never
+ * listens, which the CLI drives in-process over the local database (src/cli/admin-client.ts).
+ */
+export function installAuth(app: FastifyInstance, store: Store, now: () => number, inProcess?: Principal): void {
   app.decorateRequest("principal", null);
   app.addHook("onRoute", (route) => {
     const access = (route.config as { access?: Access } | undefined)?.access;
@@ -77,6 +99,10 @@ export function installAuth(app: FastifyInstance, store: Store, now: () => numbe
   app.addHook("onRequest", async (req) => {
     const access = req.routeOptions.config.access;
     if (access === undefined || access === "public") return;
+    if (inProcess) {
+      req.principal = inProcess;
+      return;
+    }
     req.principal = await admit(store, req, access, `${req.method} ${req.routeOptions.url}`, now());
   });
 }

@@ -37,6 +37,9 @@ export const metrics = {
   httpSeconds: histogram("tpmtrust_http_request_duration_seconds", "HTTP request latency by route pattern and status", ["method", "route", "status"]),
   auditWriteFailures: counter("tpmtrust_audit_write_failures_total", "audit entries that could not be written (the decision each was to record failed), by action", ["action"]),
   storeConnectionErrors: counter("tpmtrust_store_connection_errors_total", "PostgreSQL pool and connection errors", []),
+  /** refreshed per scrape from the store's own count (Store.stats) */
+  storeRoundTrips: counter("tpmtrust_store_round_trips_total", "queries sent to the database (on PostgreSQL each one round trip), transaction control included", []),
+  storeStatements: counter("tpmtrust_store_statements_total", "queries sent to the database other than BEGIN, COMMIT, ROLLBACK, SAVEPOINT and RELEASE", []),
   auditChainLength: gauge("tpmtrust_audit_chain_length", "entries in the hash-chained audit log (seq of its head)", []),
   hosts: gauge("tpmtrust_hosts", "registered hosts by health", ["health"]),
 };

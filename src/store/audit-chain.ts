@@ -2,7 +2,7 @@ import { createHash } from "node:crypto";
 import { leafHash } from "../crypto/merkle.js";
 
 /**
- * The audit log's hashing, pure (no database). Since schema version 10 every entry is a leaf of a
+ * The audit log's hashing, pure (no database). Since schema version 12 every entry is a leaf of a
  * Merkle tree (RFC 9162 §2.1; docs/audit.md): leaf data = UTF-8 canonical JSON of
  * {seq, at, actor, action, subject, outcome, details}. Entries stored before it also form a hash
  * chain: entry n stores prev_hash = hash of entry n-1 (GENESIS_HASH for seq 1) and hash =
@@ -26,7 +26,7 @@ export interface AuditFields {
 }
 
 export interface AuditEntry extends AuditFields {
-  /** the hash chain, for entries written before schema version 10 only */
+  /** the hash chain, for entries written before schema version 12 only */
   prevHash: string | null;
   hash: string | null;
   /** the entry's leaf in the Merkle tree, once a checkpoint integrated it */
@@ -76,7 +76,7 @@ export interface StoredFields {
   details: string;
 }
 
-/** A row of the hash chain kept before schema version 10. */
+/** A row of the hash chain kept before schema version 12. */
 export interface ChainRow extends StoredFields {
   prev_hash: string | null;
   hash: string | null;
@@ -107,7 +107,7 @@ export type ChainProblem = "gap" | "link" | "hash" | "details" | "head" | "ancho
 /**
  * Kept outside the database: a tree head seen earlier (SEQ = tree size, HASH = its root, as
  * `audit verify` and the service's "audit head" log lines print it), or for entries written before
- * schema version 10 a head of their hash chain (SEQ = seq, HASH = that entry's chain hash).
+ * schema version 12 a head of their hash chain (SEQ = seq, HASH = that entry's chain hash).
  */
 export interface AuditAnchor {
   seq: number;

@@ -3,12 +3,13 @@ import { createRequire } from "node:module";
 import { dirname, resolve } from "node:path";
 import { Worker } from "node:worker_threads";
 import SqliteDatabase from "better-sqlite3";
-import { type DatabaseConnection, type Driver, Kysely, PostgresDialect, SqliteDialect, type SqliteDialectConfig } from "kysely";
+import { type DatabaseConnection, type Driver, Kysely, type LogEvent, PostgresDialect, SqliteDialect, type SqliteDialectConfig } from "kysely";
 import pg from "pg";
 import { TpmTrustError } from "../errors.js";
 import { type Ctx, type DialectName, rootCtx } from "./ctx.js";
 import { StoreFaults } from "./faults.js";
 import { migrate } from "./migrations/index.js";
+import { serverStatements } from "./prepared.js";
 import { type Repos, makeRepos } from "./repos/index.js";
 import type { Database } from "./schema.js";
 
@@ -28,6 +29,8 @@ export interface Store extends Repos {
   groupedTransaction<T>(fn: (tx: Repos) => Promise<T>): Promise<T>;
   /** failed audit appends and PostgreSQL pool errors, for the service to log and count */
   readonly faults: StoreFaults;
+  /** queries sent since the store opened, for the service to count */
+  readonly stats: StoreStats;
   close(): Promise<void>;
 }
 
@@ -49,6 +52,25 @@ export interface OpenOptions {
   connectionWaitMs?: number;
   /** PostgreSQL: the server ends a session idle inside a transaction this long, releasing its locks (default 60 s). */
   idleInTransactionMs?: number;
+}
+
+/**
+ * Queries the store sent (succeeded or failed). On PostgreSQL each is one round trip to the server
+ * (node-postgres sends one query at a time per connection); `statements` leaves out transaction
+ * control (BEGIN, COMMIT, ROLLBACK, SAVEPOINT, RELEASE).
+ */
+export interface StoreStats {
+  roundTrips: number;
+  statements: number;
+}
+
+const TX_CONTROL = /^\s*(begin|commit|rollback|savepoint|release)\b/i;
+
+function counting(stats: StoreStats): (e: LogEvent) => void {
+  return (e) => {
+    stats.roundTrips++;
+    if (!TX_CONTROL.test(e.query.sql)) stats.statements++;
+  };
 }
 
 const DEFAULT_CONNECTION_WAIT_MS = 60_000;
@@ -79,7 +101,8 @@ export function isPostgresUrl(url: string): boolean {
  */
 export async function openStore(url: string, opts: OpenOptions = {}): Promise<Store> {
   const faults = new StoreFaults();
-  const { db, dialect, location } = isPostgresUrl(url) ? openPostgres(url, opts, faults) : openSqlite(url, opts);
+  const stats: StoreStats = { roundTrips: 0, statements: 0 };
+  const { db, dialect, location } = isPostgresUrl(url) ? openPostgres(url, opts, faults, counting(stats)) : openSqlite(url, opts, counting(stats));
   const ctx = rootCtx(db, dialect);
   let version: number;
   try {
@@ -88,7 +111,7 @@ export async function openStore(url: string, opts: OpenOptions = {}): Promise<St
     await db.destroy().catch(() => undefined);
     throw connectError(e, dialect, location);
   }
-  return storeOver(ctx, location, version, faults);
+  return storeOver(ctx, location, version, faults, stats);
 }
 
 /**
@@ -116,7 +139,7 @@ function reposOver(ctx: Ctx, faults: StoreFaults): Repos {
 // The members of one group commit share their transaction's repos.
 const txRepos = new WeakMap<Ctx, Repos>();
 
-function storeOver(ctx: Ctx, location: string, schemaVersion: number, faults: StoreFaults): Store {
+function storeOver(ctx: Ctx, location: string, schemaVersion: number, faults: StoreFaults, stats: StoreStats): Store {
   const reposOf = (tx: Ctx): Repos => {
     let r = txRepos.get(tx);
     if (!r) txRepos.set(tx, (r = reposOver(tx, faults)));
@@ -128,13 +151,14 @@ function storeOver(ctx: Ctx, location: string, schemaVersion: number, faults: St
     location,
     schemaVersion,
     faults,
+    stats,
     transaction: (fn) => ctx.transaction((tx) => fn(reposOver(tx, faults))),
     groupedTransaction: (fn) => ctx.grouped((tx) => fn(reposOf(tx))),
     close: () => ctx.db.destroy(),
   };
 }
 
-function openSqlite(path: string, opts: OpenOptions): { db: Kysely<Database>; dialect: DialectName; location: string } {
+function openSqlite(path: string, opts: OpenOptions, log: (e: LogEvent) => void): { db: Kysely<Database>; dialect: DialectName; location: string } {
   const location = path === ":memory:" ? path : resolve(path);
   if (location !== ":memory:" && !existsSync(location)) {
     if (opts.mustExist) throw new TpmTrustError("ERR_IO", `no database at ${location}`);
@@ -161,7 +185,7 @@ function openSqlite(path: string, opts: OpenOptions): { db: Kysely<Database>; di
   }
   const checkpointer = location !== ":memory:" && opts.backgroundCheckpointMs ? startCheckpointer(location, opts.backgroundCheckpointMs) : undefined;
   const dialect = new BoundedSqliteDialect({ database: withStatementCache(sqlite, () => void checkpointer?.terminate()) }, opts.connectionWaitMs ?? DEFAULT_CONNECTION_WAIT_MS);
-  return { db: new Kysely<Database>({ dialect }), dialect: "sqlite", location };
+  return { db: new Kysely<Database>({ dialect, log }), dialect: "sqlite", location };
 }
 
 /** Kysely's SQLite dialect, whose wait for its single connection (unbounded there) ends after `waitMs`. */
@@ -247,7 +271,7 @@ const pgTypes = {
     oid === INT8_OID ? (v: string) => Number(v) : pg.types.getTypeParser(oid, format as "text")) as typeof pg.types.getTypeParser,
 };
 
-function openPostgres(url: string, opts: OpenOptions, faults: StoreFaults): { db: Kysely<Database>; dialect: DialectName; location: string } {
+function openPostgres(url: string, opts: OpenOptions, faults: StoreFaults, log: (e: LogEvent) => void): { db: Kysely<Database>; dialect: DialectName; location: string } {
   let location: string;
   try {
     const u = new URL(url);
@@ -273,10 +297,31 @@ function openPostgres(url: string, opts: OpenOptions, faults: StoreFaults): { db
   pool.on("connect", (client) => client.on("error", report));
   const bounded = {
     // pg's own timeout error, for a pool that stayed full or a server that did not answer
-    connect: () => pool.connect().catch((e: Error) => Promise.reject(/timeout exceeded when trying to connect/i.test(e.message) ? storeBusy(waitMs, "postgres") : e)),
+    connect: () =>
+      pool.connect().then(
+        namingPrepared,
+        (e: Error) => Promise.reject(/timeout exceeded when trying to connect/i.test(e.message) ? storeBusy(waitMs, "postgres") : e),
+      ),
     end: () => pool.end(),
   };
-  return { db: new Kysely<Database>({ dialect: new PostgresDialect({ pool: bounded }) }), dialect: "postgres", location };
+  return { db: new Kysely<Database>({ dialect: new PostgresDialect({ pool: bounded }), log }), dialect: "postgres", location };
+}
+
+const named = new WeakSet<pg.PoolClient>();
+
+/**
+ * Sends the store's prepared queries (prepared.ts) as named statements: node-postgres parses and
+ * plans each once per connection on the server, then only binds and executes it.
+ */
+function namingPrepared(client: pg.PoolClient): pg.PoolClient {
+  if (named.has(client)) return client;
+  named.add(client);
+  const query = client.query.bind(client) as (...args: unknown[]) => unknown;
+  client.query = ((...args: unknown[]) => {
+    const name = typeof args[0] === "string" && args.length === 2 ? serverStatements.get(args[0]) : undefined;
+    return name ? query({ name, text: args[0], values: args[1] }) : query(...args);
+  }) as typeof client.query;
+  return client;
 }
 
 function connectError(e: unknown, dialect: DialectName, location: string): unknown {

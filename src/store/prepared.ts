@@ -10,6 +10,21 @@ const MARKER = /^\u0000tpmtrust-arg-(\d+)\u0000$/;
 type Slot = { arg: number } | { value: unknown };
 
 /**
+ * The SQL of every prepared query, with the name PostgreSQL knows it by: the store's connections
+ * prepare each on the server once (named statement) and then only bind and execute it.
+ */
+export const serverStatements = new Map<string, string>();
+const nameStatement = (text: string) => {
+  if (!serverStatements.has(text)) serverStatements.set(text, `tpmtrust_${serverStatements.size + 1}`);
+};
+
+/** A statement written in SQL (what Kysely cannot build, e.g. data-modifying CTEs), prepared on the server like the others. */
+export function preparedSql<R>(text: string): (ctx: Ctx, params: readonly unknown[]) => Promise<QueryResult<R>> {
+  nameStatement(text);
+  return (ctx, params) => ctx.db.executeQuery<R>(CompiledQuery.raw(text, [...params]));
+}
+
+/**
  * A query of fixed shape, built with Kysely once per dialect and then run with new argument values:
  * the statements every attestation runs skip query building and compiling (most of Kysely's share
  * of an attestation's CPU). `build` gets the first caller's Ctx (for its `db` and dialect helpers
@@ -30,6 +45,7 @@ export function prepared<A extends unknown[], R>(build: (ctx: Ctx, ...args: A) =
       if (missing >= 0) throw new TpmTrustError("ERR_INTERNAL", `prepared query: argument ${missing} is not a parameter of ${compiled.sql}`);
       plan = { sql: compiled.sql, slots };
       plans.set(ctx.dialect, plan);
+      nameStatement(plan.sql);
     }
     return ctx.db.executeQuery<R>(CompiledQuery.raw(plan.sql, plan.slots.map((s) => ("arg" in s ? args[s.arg] : s.value))));
   };

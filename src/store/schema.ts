@@ -24,6 +24,12 @@ export interface EkAllowlistTable {
   source: string | null;
   added_at: number;
 }
+export interface EkRevocationsTable {
+  /** hex SHA-256 of the EK public key, lowercase */
+  ek_hash: string;
+  reason: string | null;
+  revoked_at: number;
+}
 /** ek_roots and ek_intermediates */
 export interface EkCaCertTable {
   /** hex SHA-256 of the DER certificate */
@@ -38,6 +44,11 @@ export interface AllowlistDirsTable {
 }
 /** one row (id 1): bumped by every change to the allow-list, its folders, roots or intermediates */
 export interface TrustVersionTable {
+  id: number;
+  version: number;
+}
+/** one row (id 1): bumped by every policy change (new version, enabled, disabled) */
+export interface PoliciesVersionTable {
   id: number;
   version: number;
 }
@@ -367,7 +378,7 @@ export interface AuditTable {
   outcome: string;
   /** canonical JSON */
   details: string;
-  /** the hash chain of entries written before schema version 10 (audit_head); null after */
+  /** the hash chain of entries written before schema version 12 (audit_head); null after */
   prev_hash: string | null;
   hash: string | null;
   /** position in the Merkle tree (RFC 9162 §2.1), set when a checkpoint integrates the entry */
@@ -375,7 +386,7 @@ export interface AuditTable {
   /** hex SHA-256(0x00 ‖ leaf data), set with leaf_index */
   leaf_hash: string | null;
 }
-/** One row (id = 1): the last entry of the hash chain kept before schema version 10 (frozen since). */
+/** One row (id = 1): the last entry of the hash chain kept before schema version 12 (frozen since). */
 export interface AuditHeadTable {
   id: number;
   seq: number;
@@ -462,6 +473,7 @@ export interface AcmeAuthzsTable {
 export interface Database {
   schema_migrations: SchemaMigrationsTable;
   ek_allowlist: EkAllowlistTable;
+  ek_revocations: EkRevocationsTable;
   ek_roots: EkCaCertTable;
   ek_intermediates: EkCaCertTable;
   allowlist_dirs: AllowlistDirsTable;
@@ -472,6 +484,7 @@ export interface Database {
   activations: ActivationsTable;
   nonces: NoncesTable;
   policies: PoliciesTable;
+  policies_version: PoliciesVersionTable;
   attestations: AttestationsTable;
   host_evidence: HostEvidenceTable;
   ca_pending: CaPendingTable;

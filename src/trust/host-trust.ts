@@ -28,9 +28,9 @@ const MAX_ENTRIES = 100_000;
 const cache = new Map<string, Entry>();
 let dirsOf: { version: number; paths: string[] } | undefined;
 
-/** What a cached evaluation depends on, read cheaply: one row and one stat per allow-list folder. */
-async function trustStamp(store: Store): Promise<string> {
-  const version = await store.trust.version();
+/** What a cached evaluation depends on, read cheaply: one row (unless the caller read it) and one stat per allow-list folder. */
+export async function trustStamp(store: Store, knownVersion?: number): Promise<string> {
+  const version = knownVersion ?? (await store.trust.version());
   if (dirsOf?.version !== version) dirsOf = { version, paths: (await store.trust.listAllowlistDirs()).map((d) => d.path) };
   const dirs = dirsOf.paths.map((p) => {
     try {
@@ -92,9 +92,9 @@ async function evaluate(store: Store, host: HostRef, at: number): Promise<Omit<E
  * (details.cause: the specific reason, e.g. ERR_EK_CERT_REQUIRED, ERR_CHAIN_UNTRUSTED,
  * ERR_EK_NOT_ALLOWLISTED) when it no longer does.
  */
-export async function requireHostEkTrust(store: Store, host: HostRef, at: number): Promise<EkTrustMethod> {
+export async function requireHostEkTrust(store: Store, host: HostRef, at: number, trustVersion?: number): Promise<EkTrustMethod> {
   const key = `${host.name}|${host.createdAt}|${host.policyVersion}`;
-  const stamp = await trustStamp(store);
+  const stamp = await trustStamp(store, trustVersion);
   let e = cache.get(key);
   if (!e || e.stamp !== stamp || at < e.evaluatedAt || at >= e.nextChange) {
     e = { stamp, ...(await evaluate(store, host, at)) };
@@ -108,10 +108,11 @@ export async function requireHostEkTrust(store: Store, host: HostRef, at: number
 /**
  * May the host be vouched for now? ERR_DISABLED if an administrator disabled it, ERR_EK_NOT_TRUSTED
  * if its EK no longer passes EK trust under its policy version; else the EK trust method it passes.
+ * `trustVersion`: the trust version the caller read along with the host (saves reading it).
  */
-export async function requireHostTrusted(store: Store, host: HostRef, at: number): Promise<EkTrustMethod> {
+export async function requireHostTrusted(store: Store, host: HostRef, at: number, trustVersion?: number): Promise<EkTrustMethod> {
   requireEnabled(host);
-  return requireHostEkTrust(store, host, at);
+  return requireHostEkTrust(store, host, at, trustVersion);
 }
 
 /** ERR_DISABLED while an administrator has disabled the host. */

@@ -35,6 +35,8 @@ export interface Caller {
 export interface TrustSnapshot {
   /** allow-listed EK hashes (lowercase) and where each came from: "db" or the folder's path */
   allowlist: Map<string, string>;
+  /** revoked EK hashes (lowercase): trusted by no method */
+  revoked: Set<string>;
   roots: ParsedCertificate[];
   intermediates: ParsedCertificate[];
   /** allow-list folders that could not be read, stored certificates that no longer parse */
@@ -79,7 +81,8 @@ export async function trustSnapshot(store: Store): Promise<TrustSnapshot> {
         return [];
       }
     });
-  return { allowlist, roots: await certs("root"), intermediates: await certs("intermediate"), warnings };
+  const revoked = new Set((await store.trust.listRevokedEks()).map((r) => r.ekHash));
+  return { allowlist, revoked, roots: await certs("root"), intermediates: await certs("intermediate"), warnings };
 }
 
 // ---- allow-list
@@ -122,6 +125,44 @@ export async function removeAllowlist(store: Store, ekHash: string, c: Caller): 
   const removed = await store.trust.removeAllowlist(h);
   await store.audit.append({ actor: c.actor, action: "trust.allowlist.remove", subject: h, outcome: removed ? "success" : "failure", details: removed ? {} : { code: "ERR_NOT_FOUND" }, at: c.now });
   if (!removed) throw new TpmTrustError("ERR_NOT_FOUND", `EK hash ${h} is not in the database allow-list`);
+}
+
+// ---- revoked EKs
+
+export interface RevokedEkView {
+  ekHash: string;
+  reason: string | null;
+  revokedAt: number;
+}
+
+export const listRevokedEks = (store: Store): Promise<RevokedEkView[]> => store.trust.listRevokedEks();
+
+/**
+ * Revokes an EK: from the next decision on (any instance) it is trusted by no method, whatever
+ * allow-list entry, folder or certificate vouches for it: no host with it attests, gets a token,
+ * an AK, a certificate or a key, and no device with it registers (DPS). Audited as trust.ek.revoke.
+ */
+export async function revokeEk(store: Store, o: { ekHash: string; reason?: string | null }, c: Caller): Promise<{ entry: RevokedEkView; added: boolean }> {
+  const ekHash = normalizeEkHash(o.ekHash);
+  const added = await store.trust.revokeEk(ekHash, { reason: o.reason ?? null, at: c.now });
+  await store.audit.append({ actor: c.actor, action: "trust.ek.revoke", subject: ekHash, outcome: "success", details: { reason: o.reason ?? null, added }, at: c.now });
+  const entry = (await store.trust.listRevokedEks()).find((x) => x.ekHash === ekHash)!;
+  return { entry, added };
+}
+
+/** Lifts a revocation; ERR_NOT_FOUND if the EK is not revoked. Audited as trust.ek.unrevoke. */
+export async function unrevokeEk(store: Store, ekHash: string, c: Caller): Promise<void> {
+  const h = normalizeEkHash(ekHash);
+  const removed = await store.trust.unrevokeEk(h);
+  await store.audit.append({ actor: c.actor, action: "trust.ek.unrevoke", subject: h, outcome: removed ? "success" : "failure", details: removed ? {} : { code: "ERR_NOT_FOUND" }, at: c.now });
+  if (!removed) throw new TpmTrustError("ERR_NOT_FOUND", `EK ${h} is not revoked`);
+}
+
+/** ERR_EK_REVOKED if the EK with this hash is revoked. */
+export async function requireNotRevoked(store: Store, ekHash: string): Promise<void> {
+  const h = normalizeEkHash(ekHash);
+  const r = (await store.trust.listRevokedEks()).find((x) => x.ekHash === h);
+  if (r) throw new TpmTrustError("ERR_EK_REVOKED", `EK ${h} is revoked${r.reason ? `: ${r.reason}` : ""}`, { ekHash: h, revokedAt: r.revokedAt });
 }
 
 // ---- allow-list folders
@@ -313,6 +354,7 @@ export function evaluateEkIn(snap: TrustSnapshot, ev: EkEvidence, at: Date): EkD
     intermediates: [...snap.intermediates, ...(ev.intermediates ?? [])],
     roots: snap.roots,
     allowlist: new Set(snap.allowlist.keys()),
+    revoked: snap.revoked,
     at,
   });
   const src = r.methods["ek-key"].passed && r.ekHash ? snap.allowlist.get(r.ekHash) : undefined;
@@ -332,9 +374,11 @@ export function methodsFor(policyVersion: PolicyVersion, haveCertificate: boolea
  * Throws unless the policy version's methods pass, and returns the method that did (ek-cert
  * preferred). Codes: ERR_EK_CERT_REQUIRED (v2, no certificate for this EK among those given),
  * ERR_EK_NOT_ALLOWLISTED (v1, no certificate, hash not listed), ERR_EK_NOT_TRUSTED (a certificate
- * for this EK that does not validate, and for v1 not allow-listed either).
+ * for this EK that does not validate, and for v1 not allow-listed either), ERR_EK_REVOKED (an
+ * administrator revoked this EK: before anything else).
  */
 export function requireForPolicy(d: EkDecision, policyVersion: PolicyVersion): EkTrustMethod {
+  if (d.methods["ek-key"].code === "ERR_EK_REVOKED") requireEkTrust(d, ["ek-key"]);
   // certificates for other keys (a TPM holds one per EK) say nothing about this EK
   const own = d.certificates.some((c) => c.code !== "ERR_KEY_MISMATCH");
   if (policyVersion === "v2" && !own && !d.methods["ek-cert"].passed) {
@@ -374,12 +418,12 @@ export async function confirm(store: Store, input: ConfirmInput, o: Caller & { a
   if ("ekHash" in input) {
     const h = normalizeEkHash(input.ekHash);
     const snap = await trustSnapshot(store);
-    const src = snap.allowlist.get(h);
+    const src = snap.revoked.has(h) ? undefined : snap.allowlist.get(h);
     r = {
       trusted: src !== undefined,
       ekHash: h,
       methods: {
-        "ek-key": src !== undefined ? { passed: true, reason: `EK hash ${h} is allow-listed (${src === "db" ? "database" : `folder ${src}`})` } : { passed: false, code: "ERR_EK_NOT_ALLOWLISTED", reason: `EK hash ${h} is not allow-listed` },
+        "ek-key": snap.revoked.has(h) ? { passed: false, code: "ERR_EK_REVOKED", reason: `EK ${h} is revoked` } : src !== undefined ? { passed: true, reason: `EK hash ${h} is allow-listed (${src === "db" ? "database" : `folder ${src}`})` } : { passed: false, code: "ERR_EK_NOT_ALLOWLISTED", reason: `EK hash ${h} is not allow-listed` },
         "ek-cert": { passed: false, code: "ERR_EK_CERT_REQUIRED", reason: "only an EK hash was given; an EK certificate is needed for this method" },
       },
       certificates: [],

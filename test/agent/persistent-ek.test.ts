@@ -4,6 +4,8 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { identify } from "../../src/agent/identify.js";
+import { loadEk } from "../../src/agent/tpm.js";
+import { TpmTrustError } from "../../src/errors.js";
 import { completeActivation, startActivation } from "../../src/attest/activation.js";
 import { registerHost } from "../../src/attest/hosts.js";
 import { openStore } from "../../src/store/index.js";
@@ -48,7 +50,7 @@ test("an EK persisted by another stack (Azure IoT SDK: L-1 template with an empt
   assert.equal(persisted.handle, AZURE_EK);
   assert.deepEqual(decodeTpm2bPublic(Buffer.from(persisted.public, "base64")), (await client.readPublic(AZURE_EK)).public);
   assert.ok(persisted.enrollment && !template.enrollment, "agent register uses the persisted EK");
-  assert.ok(notes.some((n) => n.includes("0x81010001") && n.includes("agent register enrols with it")));
+  assert.ok(notes.some((n) => n.includes("0x81010001") && n.includes("agent activate enrols with it")));
   assert.equal(identity.ekPublics.filter((p) => p.alg === "rsa2048").length, 2);
 
   // the service registers both (v1, allow-listed) and enrols an AK under each
@@ -78,4 +80,20 @@ test("an EK persisted by another stack (Azure IoT SDK: L-1 template with an empt
   } finally {
     await store.close();
   }
+});
+
+test("agent activate --ek: with both present the operator picks the template's EK or the persisted one; persistent without one is ERR_NOT_FOUND", async () => {
+  const auto = await loadEk(client, "rsa2048");
+  assert.equal(auto.handle, AZURE_EK, "auto: the persisted EK (from the first test)");
+  const template = await loadEk(client, "rsa2048", "template");
+  try {
+    assert.equal(template.persistent, false);
+    assert.notDeepEqual(template.publicArea, auto.publicArea);
+    assert.deepEqual(template.publicArea, (await client.readPublic(template.handle)).publicArea);
+  } finally {
+    await template.release();
+  }
+  const persisted = await loadEk(client, "rsa2048", "persistent");
+  assert.equal(persisted.handle, AZURE_EK);
+  await assert.rejects(loadEk(client, "ecc-p256", "persistent"), (e: unknown) => e instanceof TpmTrustError && e.code === "ERR_NOT_FOUND");
 });

@@ -51,7 +51,8 @@ function run(argv: string[], cwd: string): Promise<string> {
 
 let dbCounter = 0;
 
-export async function startPostgres(): Promise<PgCluster> {
+/** `durable`: fsync and synchronous_commit on, as in production (benchmarks); else both off for speed. */
+export async function startPostgres(o: { durable?: boolean } = {}): Promise<PgCluster> {
   const initdb = join(PG_BIN, "initdb");
   const pgCtl = join(PG_BIN, "pg_ctl");
   if (!existsSync(initdb) || !existsSync(pgCtl)) {
@@ -70,8 +71,8 @@ export async function startPostgres(): Promise<PgCluster> {
     await run([initdb, "-D", data, "-U", SUPERUSER, "--auth=trust", "-E", "UTF8", "--no-sync", "--no-instructions"], dir);
     for (let attempt = 1; attempt <= 5; attempt++) {
       const port = await freePorts(1);
-      // Throwaway data: durability off for speed.
-      const opts = `-c listen_addresses=127.0.0.1 -p ${port} -k ${dir} -c fsync=off -c synchronous_commit=off -c full_page_writes=off`;
+      // Throwaway data: durability off for speed, unless asked for.
+      const opts = `-c listen_addresses=127.0.0.1 -p ${port} -k ${dir}${o.durable ? "" : " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"}`;
       try {
         await run([pgCtl, "-D", data, "-l", log, "-w", "-t", "60", "-o", opts, "start"], dir);
       } catch (e) {

@@ -1,6 +1,6 @@
 /**
  * The audit log as a Merkle tree with signed checkpoints (docs/audit.md), on SQLite and PostgreSQL:
- * entries from before schema version 10 stay verifiable, a checkpoint never covers an entry still in
+ * entries from before schema version 12 stay verifiable, a checkpoint never covers an entry still in
  * flight, and signatures and kept checkpoints expose what the database alone cannot.
  */
 import { after, before, describe, test } from "node:test";
@@ -24,7 +24,7 @@ async function legacyDatabase(url: string, n: number): Promise<{ seq: number; ha
   const postgres = isPostgresUrl(url);
   const db = new Kysely<Database>({ dialect: postgres ? new PostgresDialect({ pool: new pg.Pool({ connectionString: url, max: 1 }) }) : new SqliteDialect({ database: new SqliteDatabase(url) }) });
   try {
-    await migrate(rootCtx(db, postgres ? "postgres" : "sqlite"), MIGRATIONS.filter((m) => m.version <= 9));
+    await migrate(rootCtx(db, postgres ? "postgres" : "sqlite"), MIGRATIONS.filter((m) => m.version <= 11));
     let prev = GENESIS_HASH;
     const heads: { seq: number; hash: string }[] = [];
     for (let seq = 1; seq <= n; seq++) {

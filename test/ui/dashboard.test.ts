@@ -81,7 +81,7 @@ async function newPage(): Promise<Page> {
 }
 
 async function signIn(page: Page, token: string): Promise<void> {
-  await page.goto(`${s.url}/ui/`);
+  await page.goto(`${s.url}/ui/#/fleet`);
   await page.getByLabel("API token").fill(token);
   await page.getByRole("button", { name: "Sign in" }).click();
   await page.getByRole("heading", { name: "Fleet", exact: true }).waitFor();
@@ -101,14 +101,39 @@ test("sign-in refuses an unknown token and keeps a valid one for the tab only", 
 
   await page.getByLabel("API token").fill(s.admin);
   await page.getByRole("button", { name: "Sign in" }).click();
-  await page.getByRole("heading", { name: "Fleet", exact: true }).waitFor();
+  // something is missing (no CA, no key provider or cluster): the first page is the checklist
+  await page.getByRole("heading", { name: "Status", exact: true }).waitFor();
   assert.equal(await page.evaluate(() => sessionStorage.getItem("tpmtrust.token")), s.admin);
   assert.equal(await page.evaluate(() => localStorage.length), 0);
   await page.reload();
-  await page.getByRole("heading", { name: "Fleet", exact: true }).waitFor();
+  await page.getByRole("heading", { name: "Status", exact: true }).waitFor();
   await page.getByRole("button", { name: "Sign out" }).click();
   await page.getByLabel("API token").waitFor();
   assert.equal(await page.evaluate(() => sessionStorage.getItem("tpmtrust.token")), null);
+  await page.close();
+});
+
+test("the status checklist is the first page while something is missing: each item with its state and fix, as GET /v1/status says", async () => {
+  const page = await newPage();
+  await page.goto(`${s.url}/ui/`);
+  await page.getByLabel("API token").fill(auditor);
+  await page.getByRole("button", { name: "Sign in" }).click();
+  await page.getByRole("heading", { name: "Status", exact: true }).waitFor();
+  const report = (await api(s.url, "GET", "/v1/status", undefined, auditor)).body as { ok: boolean; items: { id: string; state: string; fix?: string }[] };
+  assert.equal(report.ok, false);
+  const table = rows(page, "checklist");
+  assert.equal(await table.count(), report.items.length);
+  const row = (id: string) => page.locator(`table[aria-label="checklist"] tbody tr[data-key="${id}"]`);
+  assert.equal(report.items.find((i) => i.id === "trust.cas")!.state, "ok");
+  assert.match(await row("trust.cas").innerText(), /OK/);
+  assert.equal(report.items.find((i) => i.id === "ca")!.state, "missing");
+  assert.match(await row("ca").innerText(), /missing[\s\S]*tpmtrust ca init/);
+  assert.equal(report.items.find((i) => i.id === "hosts")!.state, "failing"); // kiosk-17 is unhealthy
+  assert.match(await row("hosts").innerText(), /failing[\s\S]*2 healthy, 1 unhealthy, 1 not attested yet/);
+  assert.match(await row("policy.gce-n1").innerText(), /OK[\s\S]*1 baseline\(s\), 1 accepted software/);
+  await shot(page, "status");
+  await page.getByRole("link", { name: "Fleet" }).click();
+  await page.getByRole("heading", { name: "Fleet", exact: true }).waitFor();
   await page.close();
 });
 
@@ -126,7 +151,7 @@ test("fleet overview: hosts by health, failure reasons, last attestation; filter
   assert.match(await reasons.first().innerText(), /ERR_POLICY_FAILED\s+1\s+kiosk-17/);
 
   const kiosk = page.locator('table[aria-label="hosts"] tr[data-key="kiosk-17"]');
-  assert.match(await kiosk.innerText(), /kiosk\s+unhealthy\s+ERR_POLICY_FAILED\s+\d+ s ago\s+ek-cert\s+1/);
+  assert.match(await kiosk.innerText(), /kiosk\s+unhealthy\s+ERR_POLICY_FAILED\s+\d+ (s|min) ago\s+ek-cert\s+1/);
   assert.match(await page.locator('tr[data-key="gce-web-03"]').innerText(), /unknown\s+never/);
   await shot(page, "fleet");
 

@@ -4,6 +4,7 @@ import pino, { type Logger } from "pino";
 import { attest, DEFAULT_EVENTLOG, DEFAULT_IMA_LIST, DEFAULT_STATE_DIR, EK_ALG_KINDS, identify, readState, register as registerAk, run, ServiceClient, tokenPath, withTpm } from "../../agent/index.js";
 import { doctor } from "../../agent/doctor.js";
 import type { OffChipOptions } from "../../agent/offchip.js";
+import type { EkChoice } from "../../agent/tpm.js";
 import { TpmTrustError } from "../../errors.js";
 import { describeRc } from "../../tpm/rc.js";
 import { TPM_SPEC_HELP } from "../../tpm/transport/index.js";
@@ -115,7 +116,7 @@ export function register(program: Command): void {
           e.source !== "template"
             ? "not from a profile template"
             : `template ${e.template}${e.templateIndex !== undefined ? ` from NV ${hex(e.templateIndex)}` : ""}${e.nonceIndex !== undefined ? ` with nonce NV ${hex(e.nonceIndex)}` : ""}`;
-        process.stderr.write(`EK ${e.kind} (${made}, ${where}, ${cert})${e.enrollment ? ", used by agent register" : ""}\n`);
+        process.stderr.write(`EK ${e.kind} (${made}, ${where}, ${cert})${e.enrollment ? ", used by agent activate" : ""}\n`);
       }
       for (const n of notes) process.stderr.write(`note: ${n}\n`);
       printJson(identity);
@@ -164,14 +165,15 @@ export function register(program: Command): void {
     .addOption(stateOption())
     .addOption(caOption())
     .addOption(new Option("--ek-alg <alg>", "the EK to enrol under").choices(Object.keys(EK_ALG_KINDS)).default("rsa"))
+    .addOption(new Option("--ek <which>", "when the TPM has both: the EK made from the profile's template, or the one another stack persisted (auto: the persisted one)").choices(["auto", "template", "persistent"]).default("auto"))
     .addOption(new Option("--ak-alg <alg>", "the AK's key type").choices(["rsa", "ecc"]).default("rsa"))
     .option("--ak-handle <handle|none>", "persistent handle for the AK, or none to keep its blobs in the state dir", "0x81010003")
     .option("--json", "print one JSON object")
     .action(
-      action(async (o: Common & { ekAlg: keyof typeof EK_ALG_KINDS; akAlg: "rsa" | "ecc"; akHandle: string }) => {
+      action(async (o: Common & { ekAlg: keyof typeof EK_ALG_KINDS; ek: EkChoice; akAlg: "rsa" | "ecc"; akHandle: string }) => {
         const akHandle = akHandleArg(o.akHandle);
         const svc = service(o);
-        const s = await withTpm(o.tpm, (tpm) => registerAk(tpm, svc, { stateDir: o.stateDir, ekAlg: EK_ALG_KINDS[o.ekAlg], akAlg: o.akAlg, akHandle, log: logger("warn") }));
+        const s = await withTpm(o.tpm, (tpm) => registerAk(tpm, svc, { stateDir: o.stateDir, ekAlg: EK_ALG_KINDS[o.ekAlg], ek: o.ek, akAlg: o.akAlg, akHandle, log: logger("warn") }));
         const out = { host: s.host, akNameHex: s.akNameHex, akHandle: s.akHandle === undefined ? null : `0x${s.akHandle.toString(16)}`, stateDir: o.stateDir, akCertificate: s.akCertificate ?? null };
         if (o.json) printJson(out);
         else process.stdout.write(`registered host=${out.host} ak=${out.akNameHex} ${out.akHandle ? `handle=${out.akHandle}` : `blobs in ${o.stateDir}`}\n`);

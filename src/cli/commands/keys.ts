@@ -1,52 +1,22 @@
 /**
- * `tpmtrust keys servers|providers|clusters …`: key release administration on the service's
- * database (the same operations as /v1/keys/… for admins; audited with actor "cli").
+ * `tpmtrust keys servers|providers|clusters …`: key release administration through /v1/keys/… —
+ * on the running service with --server, else in-process on the local database (src/cli/admin-client.ts).
  */
 import { resolve } from "node:path";
 import { type Command, Option } from "commander";
 import { TpmTrustError } from "../../errors.js";
-import {
-  addKeyServer,
-  createProvider,
-  DEFAULT_KEY_SERVER,
-  getCluster,
-  getProvider,
-  KEY_SERVER_KINDS,
-  listClusters,
-  listKeyServers,
-  listProviders,
-  MASTER_KEY_ENV,
-  putCluster,
-  removeCluster,
-  retireVersion,
-  rotateProvider,
-  setProviderEnabled,
-  closeKeyServers,
-  type ProviderView,
-} from "../../keys/index.js";
-import type { Cluster, Store } from "../../store/index.js";
+import { DEFAULT_KEY_SERVER, KEY_SERVER_KINDS, MASTER_KEY_ENV, type ProviderView } from "../../keys/index.js";
+import type { Cluster, KeyServer } from "../../store/index.js";
+import { adminOptions, seg, withAdmin, type AdminClient, type AdminOptions } from "../admin-client.js";
 import { action, printJson } from "../run.js";
-import { DB_OPTION_HELP, withStore } from "../store.js";
 
-interface Common {
-  db?: string;
+interface Common extends AdminOptions {
   json?: boolean;
 }
 
-const caller = () => ({ actor: "cli", now: Date.now() });
 const date = (ms: number | null) => (ms === null ? "-" : new Date(ms).toISOString());
 /** Values of a repeatable, comma-separated option. */
 const list = (v: string, prev: string[] = []) => [...prev, ...v.split(",").map((s) => s.trim()).filter(Boolean)];
-
-/** Opens the store, runs `fn`, and closes the key servers it opened (HSM sessions) before the store. */
-const withKeys = <T>(db: string | undefined, fn: (store: Store) => Promise<T>) =>
-  withStore(db, async (store) => {
-    try {
-      return await fn(store);
-    } finally {
-      await closeKeyServers(store);
-    }
-  });
 
 function printProvider(p: ProviderView): void {
   const versions = p.versions.map((v) => `  v${v.version} created ${date(v.createdAt)}${v.retiredAt ? ` retired ${date(v.retiredAt)}` : v.version === p.currentVersion ? " (current)" : ""}`);
@@ -81,14 +51,15 @@ const KIND_OPTIONS: Record<string, Record<string, string>> = {
 /** Options that name files: relative paths are taken from the current directory. */
 const PATH_OPTIONS = new Set(["masterKeyFile", "pinFile", "ca", "cert", "key"]);
 
-function serverConfig(o: { kind: string } & Record<string, unknown>): Record<string, unknown> {
+/** The kind's settings from the options; file paths are made absolute from the current folder for the local database only (a service reads its own). */
+function serverConfig(o: { kind: string } & Record<string, unknown>, local: boolean): Record<string, unknown> {
   const config: Record<string, unknown> = {};
   for (const [kind, options] of Object.entries(KIND_OPTIONS)) {
     for (const [setting, flag] of Object.entries(options)) {
       const v = o[setting];
       if (v === undefined) continue;
       if (kind !== o.kind) throw new TpmTrustError("ERR_USAGE", `${flag} is for --kind ${kind}`);
-      config[setting] = PATH_OPTIONS.has(setting) ? resolve(String(v)) : v;
+      config[setting] = PATH_OPTIONS.has(setting) && local ? resolve(String(v)) : v;
     }
   }
   if (config.slot !== undefined && !/^\d{1,4}$/.test(String(config.slot))) throw new TpmTrustError("ERR_USAGE", `--slot must be a slot index, got "${config.slot}"`);
@@ -97,25 +68,24 @@ function serverConfig(o: { kind: string } & Record<string, unknown>): Record<str
 }
 
 /**
- * One subcommand on the database: positional arguments and options go to `run`; the result is
- * printed as JSON with --json, else by `print`.
+ * One admin subcommand: positional arguments and options go to `run`, which makes its REST call;
+ * the result is printed as JSON with --json, else by `print`.
  */
-function storeCommand<T, O extends Common = Common>(
+function adminCommand<T, O extends Common = Common>(
   parent: Command,
   usage: string,
   description: string,
-  run: (store: Store, args: string[], o: O) => Promise<T>,
+  run: (c: AdminClient, args: string[], o: O) => Promise<T>,
   print: (v: T) => void,
   options: (c: Command) => Command = (c) => c,
 ): void {
-  options(parent.command(usage).description(description))
-    .addOption(new Option("--db <url>", DB_OPTION_HELP))
+  adminOptions(options(parent.command(usage).description(description)))
     .option("--json", "print JSON")
     .action(
       action((...a: unknown[]) => {
         const o = a[a.length - 2] as O;
-        return withKeys(o.db, async (store) => {
-          const v = await run(store, a.slice(0, -2) as string[], o);
+        return withAdmin(o, async (c) => {
+          const v = await run(c, a.slice(0, -2) as string[], o);
           if (o.json) printJson(v ?? null);
           else print(v);
         });
@@ -126,15 +96,15 @@ function storeCommand<T, O extends Common = Common>(
 const rows = <T>(row: (v: T) => string) => (vs: T[]) => process.stdout.write(vs.map((v) => row(v) + "\n").join(""));
 
 export function register(program: Command): void {
-  const keys = program.command("keys").description("key release: key servers, trusted key providers and trusted clusters (admin; on the service's database)");
+  const keys = program.command("keys").description("key release: key servers, trusted key providers and trusted clusters (admin; on the running service with --server, else on the local database)");
 
   // ---- key servers
   const servers = keys.command("servers").description("where primary keys live: the built-in local store, a PKCS#11 token or a KMIP server");
-  storeCommand(
+  adminCommand(
     servers,
     "add <name>",
     "add a key server; it is opened and checked first (master key readable, token logs in)",
-    (store, [name], o: Common & { kind: string } & Record<string, unknown>) => addKeyServer(store, { name, kind: o.kind, config: serverConfig(o) }, caller()),
+    (c, [name], o: Common & { kind: string } & Record<string, unknown>) => c.call<KeyServer>("POST", "/v1/keys/servers", { name, kind: o.kind, config: serverConfig(o, c.where === "local") }),
     (s) => process.stdout.write(`added key server ${s.name} (${s.kind}) ${JSON.stringify(s.config)}\n`),
     (c) =>
       c
@@ -152,54 +122,54 @@ export function register(program: Command): void {
         .option("--cert <file>", "kmip: PEM of this client's certificate")
         .option("--key <file>", "kmip: PEM of this client's private key (mode 0600)"),
   );
-  storeCommand(
+  adminCommand(
     servers,
     "list",
     "key servers and their settings (which name where secrets are, never the secrets)",
-    (store) => listKeyServers(store),
+    (c) => c.call<KeyServer[]>("GET", "/v1/keys/servers"),
     rows((s) => `${s.name}\t${s.kind}\t${JSON.stringify(s.config)}`),
   );
 
   // ---- providers
   const providers = keys.command("providers").description("trusted key providers: a name, a key server, a primary key id and versioned keys");
-  storeCommand(
+  adminCommand(
     providers,
     "add <name>",
     `create a provider with key version 1 (on the key server "${DEFAULT_KEY_SERVER}" unless --key-server; "${DEFAULT_KEY_SERVER}" is created as the built-in store on first use)`,
-    (store, [name], o: Common & { keyServer: string; keyId?: string }) => createProvider(store, { name, keyServer: o.keyServer, ...(o.keyId ? { primaryKeyId: o.keyId } : {}) }, caller()),
+    (c, [name], o: Common & { keyServer: string; keyId?: string }) => c.call<ProviderView>("POST", "/v1/keys/providers", { name, keyServer: o.keyServer, ...(o.keyId ? { primaryKeyId: o.keyId } : {}) }),
     (p) => process.stdout.write(`created key provider ${p.name} on ${p.keyServer} (${p.kind}), key version 1\n`),
     (c) => c.option("--key-server <name>", "the key server", DEFAULT_KEY_SERVER).option("--key-id <id>", "the primary key id in the key server (default tpmtrust-<name>); a key it already holds under that id (PKCS#11 label or CKA_ID, KMIP Unique Identifier or Name) is adopted"),
   );
-  storeCommand(
+  adminCommand(
     providers,
     "list",
     "key providers",
-    (store) => listProviders(store),
+    (c) => c.call<ProviderView[]>("GET", "/v1/keys/providers"),
     rows((p) => `${p.name}\t${p.keyServer}\tv${p.currentVersion}\t${p.disabledAt ? "disabled" : "enabled"}\t${p.clusters.join(",") || "-"}`),
   );
-  storeCommand(providers, "show <name>", "one provider: key server, versions, clusters", (store, [name]) => getProvider(store, name), printProvider);
-  storeCommand(providers, "disable <name>", "refuse every host operation with this provider (ERR_DISABLED)", (store, [name]) => setProviderEnabled(store, name, false, caller()), printProvider);
-  storeCommand(providers, "enable <name>", "enable a disabled provider", (store, [name]) => setProviderEnabled(store, name, true, caller()), printProvider);
-  storeCommand(providers, "rotate <name>", "make a new key version current; older versions still decrypt until retired", (store, [name]) => rotateProvider(store, name, caller()), printProvider);
-  storeCommand(
+  adminCommand(providers, "show <name>", "one provider: key server, versions, clusters", (c, [name]) => c.call<ProviderView>("GET", `/v1/keys/providers/${seg(name)}`), printProvider);
+  adminCommand(providers, "disable <name>", "refuse every host operation with this provider (ERR_DISABLED)", (c, [name]) => c.call<ProviderView>("POST", `/v1/keys/providers/${seg(name)}/disable`), printProvider);
+  adminCommand(providers, "enable <name>", "enable a disabled provider", (c, [name]) => c.call<ProviderView>("POST", `/v1/keys/providers/${seg(name)}/enable`), printProvider);
+  adminCommand(providers, "rotate <name>", "make a new key version current; older versions still decrypt until retired", (c, [name]) => c.call<ProviderView>("POST", `/v1/keys/providers/${seg(name)}/rotate`), printProvider);
+  adminCommand(
     providers,
     "retire-version <name> <version>",
     "retire an old key version: what it sealed no longer decrypts (ERR_KEY_RETIRED); the current version cannot be retired",
-    (store, [name, version]) => {
+    (c, [name, version]) => {
       if (!/^[1-9]\d{0,8}$/.test(version)) throw new TpmTrustError("ERR_USAGE", `version must be a number like 1, got "${version}"`);
-      return retireVersion(store, name, Number(version), caller());
+      return c.call<ProviderView>("POST", `/v1/keys/providers/${seg(name)}/versions/${version}/retire`);
     },
     printProvider,
   );
 
   // ---- clusters
   const clusters = keys.command("clusters").description("trusted clusters: hosts (by name, hardware class or tag) and the providers they may use");
-  storeCommand(
+  adminCommand(
     clusters,
     "add <name>",
     "create or replace a cluster",
-    (store, [name], o: Common & { providers: string[]; hosts?: string[]; classes?: string[]; tags?: string[] }) =>
-      putCluster(store, { name, providers: o.providers, hosts: o.hosts, hardwareClasses: o.classes, tags: o.tags }, caller()),
+    (c, [name], o: Common & { providers: string[]; hosts?: string[]; classes?: string[]; tags?: string[] }) =>
+      c.call<Cluster>("PUT", `/v1/keys/clusters/${seg(name)}`, { providers: o.providers, hosts: o.hosts, hardwareClasses: o.classes, tags: o.tags }),
     printCluster,
     (c) =>
       c
@@ -208,7 +178,7 @@ export function register(program: Command): void {
         .option("--classes <classes>", "hardware classes (comma-separated, repeatable)", list)
         .option("--tags <tags>", "host tags (comma-separated, repeatable)", list),
   );
-  storeCommand(clusters, "list", "trusted clusters", (store) => listClusters(store), rows((c) => `${c.name}\t${JSON.stringify(c.selector)}\t${c.providers.join(",") || "-"}`));
-  storeCommand(clusters, "show <name>", "one cluster", (store, [name]) => getCluster(store, name), printCluster);
-  storeCommand(clusters, "remove <name>", "remove a cluster: its hosts lose the providers it allowed", (store, [name]) => removeCluster(store, name, caller()), () => undefined);
+  adminCommand(clusters, "list", "trusted clusters", (c) => c.call<Cluster[]>("GET", "/v1/keys/clusters"), rows((c) => `${c.name}\t${JSON.stringify(c.selector)}\t${c.providers.join(",") || "-"}`));
+  adminCommand(clusters, "show <name>", "one cluster", (c, [name]) => c.call<Cluster>("GET", `/v1/keys/clusters/${seg(name)}`), printCluster);
+  adminCommand(clusters, "remove <name>", "remove a cluster: its hosts lose the providers it allowed", (c, [name]) => c.call<void>("DELETE", `/v1/keys/clusters/${seg(name)}`), () => undefined);
 }

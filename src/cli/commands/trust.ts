@@ -11,6 +11,9 @@ import {
   removeAllowlist,
   removeAllowlistDir,
   removeCa,
+  listRevokedEks,
+  revokeEk,
+  unrevokeEk,
   type Caller,
 } from "../../trust/trust.js";
 import type { Store } from "../../store/index.js";
@@ -117,6 +120,31 @@ export function register(program: Command): void {
     tsv(r.entries.map((e) => [e.ekHash, e.source, e.label]));
     for (const w of r.warnings) process.stderr.write(`warning: ${w}\n`);
   });
+
+  const ek = trust.command("ek").description("revoked EKs: trusted by no method, whatever allow-list entry, folder or certificate vouches for them");
+  /** An EK hash, or the EK hashes a file holds (EK certificates, an agent identify file, a list of hashes). */
+  const hashesOf = (arg: string) => (isEkHash(arg) ? [arg.toLowerCase()] : ekHashesIn(arg));
+  ek.command("revoke <ekHashOrFile>")
+    .description("revoke an EK (its hash, or every EK of an EK certificate or identify file): refused from the next decision on, in every instance (attestation, token, AK activation, enrolment, key release, DPS registration); its hosts turn unhealthy (ERR_EK_NOT_TRUSTED) without waiting for their next attestation")
+    .option("--reason <text>", "why (kept and audited)")
+    .option("--db <url>", DB_OPTION_HELP)
+    .action(
+      action((arg: string, o: { reason?: string; db?: string }) =>
+        withStore(o.db, async (store) => {
+          for (const h of hashesOf(arg)) {
+            const r = await revokeEk(store, { ekHash: h, reason: o.reason ?? null }, cli());
+            process.stdout.write(`${r.entry.ekHash}\t${r.added ? "revoked" : "already revoked"}\n`);
+          }
+        }),
+      ),
+    );
+  ek.command("unrevoke <ekHashOrFile>")
+    .description("lift an EK's revocation (its trust is then judged as before)")
+    .option("--db <url>", DB_OPTION_HELP)
+    .action(action((arg: string, o: { db?: string }) => withStore(o.db, async (store) => {
+      for (const h of hashesOf(arg)) await unrevokeEk(store, h, cli());
+    })));
+  listCommand(ek, "revoked EKs", listRevokedEks, (r) => tsv(r.map((e) => [e.ekHash, new Date(e.revokedAt).toISOString(), e.reason])));
 
   const dirs = trust.command("allowlist-dir").description("AD CS-style folders of zero-byte files named by EK hash, re-read on every decision");
   dirs

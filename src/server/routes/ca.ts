@@ -33,8 +33,8 @@ interface EnrollBody {
 }
 
 /** The enrolling principal: anonymous, an admin or an enroller (ERR_UNAUTHENTICATED for a bad token, ERR_FORBIDDEN for an auditor's: an auditor never requests or vouches). */
-async function requester(store: Store, req: FastifyRequest, at: number): Promise<{ actor: string; requester?: TokenRequester }> {
-  const p = await optionalAdmin(store, req, ["admin", "enroller"], "POST /v1/ca/enroll", at);
+async function requester(store: Store, req: FastifyRequest, at: number, route = "POST /v1/ca/enroll"): Promise<{ actor: string; requester?: TokenRequester }> {
+  const p = await optionalAdmin(store, req, ["admin", "enroller"], route, at);
   if (!p) return { actor: "anonymous" };
   if (p.role === "admin") return { actor: p.actor, requester: { kind: "admin", tokenId: p.tokenId } };
   if (!p.identity) throw new TpmTrustError("ERR_FORBIDDEN", "this enroller token carries no identity");
@@ -147,7 +147,7 @@ const ca: RouteModule = (app, { store, now, publicUrl, attest }) => {
         const pem = pemBlocks(s);
         body = pem.length === 1 ? pem[0].der : decodeBase64(s.replace(/\s+/g, ""), "body");
       }
-      const who = await requester(store, req, now());
+      const who = await requester(store, req, now(), "POST /v1/ca/cmc");
       const r = await counted(metrics.certificateRequests, {}, () => cmcRequest(store, body, { template: req.query.template, requestId: req.query.requestId === undefined ? undefined : Number(req.query.requestId) }, { ...who, now: now(), publicUrl }));
       if (r.status === "issued") metrics.certificatesIssued.inc({ purpose: "key-attestation" });
       if (r.requestId !== undefined) reply.header("tpmtrust-request-id", String(r.requestId));

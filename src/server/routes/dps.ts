@@ -37,6 +37,7 @@ export function dpsStatus(code: ErrorCode): { status: number; errorCode: number 
   if (UNAUTHORIZED.has(code)) return { status: 401, errorCode: DPS_ERROR.unauthorized };
   switch (code) {
     case "ERR_DISABLED":
+    case "ERR_EK_REVOKED":
     case "ERR_FORBIDDEN":
       return { status: 403, errorCode: DPS_ERROR.disabled };
     case "ERR_NOT_FOUND":

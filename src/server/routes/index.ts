@@ -14,6 +14,7 @@ import ui from "./ui.js";
 import ca from "./ca.js";
 import acme from "./acme.js";
 import provisioning from "./provisioning.js";
+import admin from "./admin.js";
 
 /** Every area's routes; an area adds one entry here. */
-export const routeModules: RouteModule[] = [health, trust, hosts, activations, attestations, policies, webhooks, jwks, audit, metrics, keys, ca, acme, provisioning, ui];
+export const routeModules: RouteModule[] = [health, trust, hosts, activations, attestations, policies, webhooks, jwks, audit, metrics, keys, ca, acme, provisioning, admin, ui];

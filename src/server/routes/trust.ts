@@ -14,6 +14,9 @@ import {
   removeAllowlist,
   removeAllowlistDir,
   removeCa,
+  listRevokedEks,
+  revokeEk,
+  unrevokeEk,
   type ConfirmInput,
 } from "../../trust/trust.js";
 import { TpmTrustError } from "../../errors.js";
@@ -25,7 +28,7 @@ const CERTS = { type: "array", maxItems: 64, items: B64 } as const;
 const PATH = { type: "object", additionalProperties: false, required: ["path"], properties: { path: { type: "string", minLength: 1, maxLength: 4096 } } } as const;
 const tags = ["trust"];
 
-const trust: RouteModule = (app, { store, now }) => {
+const trust: RouteModule = (app, { store, now, monitor }) => {
   const caller = (req: Parameters<typeof actorOf>[0]) => ({ actor: actorOf(req), now: now() });
 
   app.get<{ Querystring: PageQuery }>("/v1/trust/allowlist", { config: { access: READERS, paged: true }, schema: { tags, summary: "allow-listed EK hashes: database entries and every allow-list folder" } }, async (req, reply) => pageList(req, reply, (await listAllowlist(store)).entries, (x) => x.ekHash));
@@ -47,6 +50,35 @@ const trust: RouteModule = (app, { store, now }) => {
     { config: { access: ADMINS }, schema: { tags, summary: "remove a database allow-list entry", params: { type: "object", additionalProperties: false, required: ["ekHash"], properties: { ekHash: EK_HASH } } } },
     async (req, reply) => {
       await removeAllowlist(store, req.params.ekHash, caller(req));
+      monitor.trustChanged();
+      return reply.code(204).send();
+    },
+  );
+
+  app.get<{ Querystring: PageQuery }>("/v1/trust/revoked-eks", { config: { access: READERS, paged: true }, schema: { tags, summary: "revoked EKs: trusted by no method, whatever vouches for them" } }, async (req, reply) => pageList(req, reply, await listRevokedEks(store), (x) => x.ekHash));
+
+  app.post<{ Body: { ekHash: string; reason?: string } }>(
+    "/v1/trust/revoked-eks",
+    {
+      config: { access: ADMINS },
+      schema: {
+        tags,
+        summary: "revoke an EK: refused from the next decision on (attestation, token, AK activation, enrolment, key release, DPS registration); its hosts turn unhealthy",
+        body: { type: "object", additionalProperties: false, required: ["ekHash"], properties: { ekHash: EK_HASH, reason: { type: "string", maxLength: 256 } } },
+      },
+    },
+    async (req, reply) => {
+      const r = await revokeEk(store, { ekHash: req.body.ekHash, reason: req.body.reason ?? null }, caller(req));
+      monitor.trustChanged();
+      return reply.code(r.added ? 201 : 200).send(r.entry);
+    },
+  );
+
+  app.delete<{ Params: { ekHash: string } }>(
+    "/v1/trust/revoked-eks/:ekHash",
+    { config: { access: ADMINS }, schema: { tags, summary: "lift an EK's revocation", params: { type: "object", additionalProperties: false, required: ["ekHash"], properties: { ekHash: EK_HASH } } } },
+    async (req, reply) => {
+      await unrevokeEk(store, req.params.ekHash, caller(req));
       return reply.code(204).send();
     },
   );
@@ -64,6 +96,7 @@ const trust: RouteModule = (app, { store, now }) => {
 
   app.delete<{ Body: { path: string } }>("/v1/trust/allowlist-dirs", { config: { access: ADMINS }, schema: { tags, summary: "unregister an allow-list folder", body: PATH } }, async (req, reply) => {
     await removeAllowlistDir(store, req.body.path, caller(req));
+    monitor.trustChanged();
     return reply.code(204).send();
   });
 
@@ -96,6 +129,7 @@ const trust: RouteModule = (app, { store, now }) => {
     { config: { access: ADMINS }, schema: { tags, summary: "remove an EK root or intermediate", params: { type: "object", additionalProperties: false, required: ["id"], properties: { id: EK_HASH } } } },
     async (req, reply) => {
       await removeCa(store, req.params.id, caller(req));
+      monitor.trustChanged();
       return reply.code(204).send();
     },
   );

@@ -16,15 +16,25 @@ export interface Ak {
 
 const toAk = (r: AksTable): Ak => ({ name: unhex(r.name), hostName: r.host_name, public: unhex(r.public), boundAt: r.bound_at, akCert: unhexOrNull(r.ak_cert) });
 
-// every attestation looks its AK up
+// every attestation looks its AK up, and with it the versions of what its judgement caches
 const akWithHost = prepared(({ db }, name: string) =>
   db
     .selectFrom("aks")
     .innerJoin("hosts", "hosts.name", "aks.host_name")
     .selectAll("hosts")
     .select(["aks.name as ak_name", "aks.public as ak_public", "aks.bound_at as ak_bound_at", "aks.ak_cert as ak_cert"])
+    .select((eb) => [
+      eb.selectFrom("trust_version").select("version").where("id", "=", 1).as("trust_version"),
+      eb.selectFrom("policies_version").select("version").where("id", "=", 1).as("policies_version"),
+    ])
     .where("aks.name", "=", name),
 );
+
+/** The trust and policy versions (trustRepo.version, policiesRepo.version) read with an AK. */
+export interface ConfigVersions {
+  trust: number;
+  policies: number;
+}
 
 /** Attestation keys bound to hosts (only after a successful credential activation). */
 export function aksRepo(ctx: Ctx) {
@@ -39,13 +49,13 @@ export function aksRepo(ctx: Ctx) {
       const r = await ctx.db.selectFrom("aks").selectAll().where("name", "=", hex(name)).executeTakeFirst();
       return r ? toAk(r) : undefined;
     },
-    /** The AK and its host (without the host's EKs) in one query: what each attestation needs. */
-    async getWithHost(name: Uint8Array): Promise<{ ak: Ak; host: Omit<Host, "eks"> } | undefined> {
+    /** The AK and its host (without the host's EKs) and the config versions in one query: what each attestation reads. */
+    async getWithHost(name: Uint8Array): Promise<{ ak: Ak; host: Omit<Host, "eks">; versions: ConfigVersions } | undefined> {
       const [r] = (await akWithHost(ctx, hex(name))).rows;
       if (!r) return undefined;
-      const { ak_name, ak_public, ak_bound_at, ak_cert, ...host } = r;
+      const { ak_name, ak_public, ak_bound_at, ak_cert, trust_version, policies_version, ...host } = r;
       const { eks: _eks, ...h } = toHost(host, []);
-      return { ak: toAk({ name: ak_name, host_name: host.name, public: ak_public, bound_at: ak_bound_at, ak_cert }), host: h };
+      return { ak: toAk({ name: ak_name, host_name: host.name, public: ak_public, bound_at: ak_bound_at, ak_cert }), host: h, versions: { trust: Number(trust_version ?? 0), policies: Number(policies_version ?? 0) } };
     },
     async listForHost(hostName: string): Promise<Ak[]> {
       return (await ctx.db.selectFrom("aks").selectAll().where("host_name", "=", hostName).orderBy("bound_at").orderBy("name").execute()).map(toAk);

@@ -33,7 +33,7 @@ export interface NewAttestation {
   at: number;
 }
 
-const toAttestation = (r: AttestationsTable): Attestation => ({
+export const toAttestation = (r: AttestationsTable): Attestation => ({
   id: r.id,
   hostName: r.host_name,
   at: r.at,
@@ -44,6 +44,21 @@ const toAttestation = (r: AttestationsTable): Attestation => ({
   diff: fromJsonOrNull(r.diff),
   details: fromJsonOrNull<Record<string, unknown>>(r.details),
 });
+
+/** The row of a new attestation (with a fresh id). */
+export function attestationRow(a: NewAttestation): AttestationsTable {
+  return {
+    id: randomUUID(),
+    host_name: a.hostName,
+    at: a.at,
+    verdict: a.verdict,
+    reason_code: a.reasonCode ?? null,
+    ak_name: hexOrNull(a.akName),
+    pcr_digest: hexOrNull(a.pcrDigest),
+    diff: a.diff === undefined || a.diff === null ? null : toJson(a.diff),
+    details: a.details ? toJson(a.details) : null,
+  };
+}
 
 /** Attestation results: one row per verdict, the host's timeline. */
 export function attestationsRepo(ctx: Ctx) {
@@ -60,19 +75,9 @@ export function attestationsRepo(ctx: Ctx) {
 
   return {
     listForHost,
-    async record(a: NewAttestation): Promise<Attestation> {
-      const row: AttestationsTable = {
-        id: randomUUID(),
-        host_name: a.hostName,
-        at: a.at,
-        verdict: a.verdict,
-        reason_code: a.reasonCode ?? null,
-        ak_name: hexOrNull(a.akName),
-        pcr_digest: hexOrNull(a.pcrDigest),
-        diff: a.diff === undefined || a.diff === null ? null : toJson(a.diff),
-        details: a.details ? toJson(a.details) : null,
-      };
-      await insertOrConflict(insertAttestation(ctx, row), "attestation id collision", `host ${a.hostName} not found`);
+    async record(a: NewAttestation | AttestationsTable): Promise<Attestation> {
+      const row = "host_name" in a ? a : attestationRow(a);
+      await insertOrConflict(insertAttestation(ctx, row), "attestation id collision", `host ${row.host_name} not found`);
       return toAttestation(row);
     },
     async get(id: string): Promise<Attestation | undefined> {

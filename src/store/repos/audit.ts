@@ -161,7 +161,7 @@ export function auditRepo(ctx: Ctx) {
 
     /**
      * Recomputes the log on one consistent snapshot, in batches: the hash chain of entries from
-     * before schema version 10, every integrated entry's leaf hash, that the leaves are contiguous,
+     * before schema version 12, every integrated entry's leaf hash, that the leaves are contiguous,
      * that every stored checkpoint's root is the root of that many leaves, and the anchors (kept
      * outside the database: tree heads, or old chain heads). Signatures are the caller's to check
      * (`checkpoints` and `leaves` are returned for that).

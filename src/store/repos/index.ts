@@ -17,6 +17,7 @@ import { rateLimitsRepo } from "./rate-limits.js";
 import { settingsRepo } from "./settings.js";
 import { signingKeysRepo, tokensRepo } from "./tokens.js";
 import { trustRepo } from "./trust.js";
+import { verdictsRepo } from "./verdicts.js";
 import { webhooksRepo } from "./webhooks.js";
 
 /** Every repo, bound to one connection or one transaction. A new area adds its repo here. */
@@ -29,6 +30,7 @@ export function makeRepos(ctx: Ctx) {
     nonces: noncesRepo(ctx),
     policies: policiesRepo(ctx),
     attestations: attestationsRepo(ctx),
+    verdicts: verdictsRepo(ctx),
     hostEvidence: hostEvidenceRepo(ctx),
     tokens: tokensRepo(ctx),
     signingKeys: signingKeysRepo(ctx),

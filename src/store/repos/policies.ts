@@ -73,6 +73,11 @@ const HEAD_COLUMNS = ["p.id", "p.kind", "p.name", "p.version", "p.hardware_class
 // every attestation lists the policies of its host's class
 const headsForClass = prepared(({ db }, hardwareClass: string) => listQuery(db, { hardwareClass }).select(HEAD_COLUMNS));
 
+/** Bumps the policy version, in the change's transaction. */
+async function bump(ctx: Ctx): Promise<void> {
+  await ctx.db.updateTable("policies_version").set((eb) => ({ version: eb("version", "+", 1) })).where("id", "=", 1).execute();
+}
+
 /** Versioned JSON policy documents (baselines, accepted software, code integrity …). */
 export function policiesRepo(ctx: Ctx) {
   return {
@@ -99,6 +104,7 @@ export function policiesRepo(ctx: Ctx) {
           policy_version: o.policyVersion ?? "v2",
         };
         await tx.db.insertInto("policies").values(row).execute();
+        await bump(tx);
         return toPolicy<D>(row);
       }),
 
@@ -134,14 +140,23 @@ export function policiesRepo(ctx: Ctx) {
     },
 
     /** Enables or disables every version of (kind, name); returns how many rows changed. */
-    async setEnabled(kind: PolicyKind, name: string, enabled: boolean, at: number): Promise<number> {
-      const r = await ctx.db
-        .updateTable("policies")
-        .set({ disabled_at: enabled ? null : at })
-        .where("kind", "=", kind)
-        .where("name", "=", name)
-        .executeTakeFirst();
-      return Number(r.numUpdatedRows);
+    setEnabled: (kind: PolicyKind, name: string, enabled: boolean, at: number): Promise<number> =>
+      ctx.transaction(async (tx) => {
+        const r = await tx.db
+          .updateTable("policies")
+          .set({ disabled_at: enabled ? null : at })
+          .where("kind", "=", kind)
+          .where("name", "=", name)
+          .executeTakeFirst();
+        const n = Number(r.numUpdatedRows);
+        if (n > 0) await bump(tx);
+        return n;
+      }),
+
+    /** The policy version: changes whenever a policy is added, enabled or disabled, by any instance. */
+    async version(): Promise<number> {
+      const r = await ctx.db.selectFrom("policies_version").select("version").where("id", "=", 1).executeTakeFirst();
+      return Number(r?.version ?? 0);
     },
   };
 }

@@ -12,6 +12,13 @@ export interface AllowlistEntry {
   addedAt: number;
 }
 
+export interface EkRevocation {
+  /** lowercase hex SHA-256 of the EK public key */
+  ekHash: string;
+  reason: string | null;
+  revokedAt: number;
+}
+
 export interface EkCaCert {
   /** lowercase hex SHA-256 of the DER */
   fingerprint: string;
@@ -69,6 +76,23 @@ export function trustRepo(ctx: Ctx) {
     async listAllowlist(): Promise<AllowlistEntry[]> {
       const rows = await ctx.db.selectFrom("ek_allowlist").selectAll().orderBy("ek_hash").execute();
       return rows.map((r) => ({ ekHash: r.ek_hash, label: r.label, source: r.source, addedAt: r.added_at }));
+    },
+
+    /** Revokes an EK by its hash (or keeps the revocation); returns false if it was already revoked. */
+    revokeEk: (ekHash: string, o: { reason?: string | null; at: number }): Promise<boolean> =>
+      ctx.transaction(async (tx) => {
+        const r = await tx.db
+          .insertInto("ek_revocations")
+          .values({ ek_hash: normalizeEkHash(ekHash), reason: o.reason ?? null, revoked_at: o.at })
+          .onConflict((oc) => oc.column("ek_hash").doNothing())
+          .executeTakeFirst();
+        return bumped(tx, Number(r.numInsertedOrUpdatedRows ?? 0n) > 0);
+      }),
+    unrevokeEk: (ekHash: string): Promise<boolean> =>
+      ctx.transaction(async (tx) => bumped(tx, affected(await tx.db.deleteFrom("ek_revocations").where("ek_hash", "=", normalizeEkHash(ekHash)).executeTakeFirst()) > 0)),
+    async listRevokedEks(): Promise<EkRevocation[]> {
+      const rows = await ctx.db.selectFrom("ek_revocations").selectAll().orderBy("ek_hash").execute();
+      return rows.map((r) => ({ ekHash: r.ek_hash, reason: r.reason, revokedAt: Number(r.revoked_at) }));
     },
 
     /** Adds a root or intermediate certificate (DER); `subject` is for display. Returns false if already present. */

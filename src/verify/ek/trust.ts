@@ -2,7 +2,8 @@
  * EK trust, the way AD CS judges it for key attestation and the attestation service for hosts:
  * `ek-key` — the EK's hash is on an allow-list (AD CS "EKpub", policy OID 1.3.6.1.4.1.311.21.30);
  * `ek-cert` — an EK certificate for this EK chains to a trusted root (AD CS "EK certificate",
- * 1.3.6.1.4.1.311.21.31). Pure: the allow-list, anchors and time come in as arguments.
+ * 1.3.6.1.4.1.311.21.31). A revoked EK (by hash) passes neither. Pure: the allow-list, revoked EKs,
+ * anchors and time come in as arguments.
  */
 import { isTpmTrustError, TpmTrustError, type ErrorCode } from "../../errors.js";
 import { toPublicKey, type PublicKeyInput } from "../../crypto/keys.js";
@@ -23,6 +24,8 @@ export interface EkTrustInput {
   intermediates?: readonly ParsedCertificate[];
   /** allow-listed EK hashes (64 hex digits, any case) */
   allowlist: ReadonlySet<string>;
+  /** revoked EK hashes (lowercase): refused by both methods, whatever else trusts them */
+  revoked?: ReadonlySet<string>;
   /** trusted roots (EKROOT) */
   roots: readonly ParsedCertificate[];
   /** when the certificates must be valid */
@@ -79,6 +82,7 @@ function evaluateCertificate(input: ParsedCertificate | Uint8Array | string, opt
     if (!isTpmTrustError(e)) throw e;
     return { ...base, passed: false, code: e.code, reason: e.message };
   }
+  if (opts.revoked?.has(hash)) return { ...base, ekHash: hash, passed: false, code: "ERR_EK_REVOKED", reason: `EK ${hash} is revoked` };
   try {
     const chain = validateChain({
       leaf: cert,
@@ -113,7 +117,10 @@ export function evaluateEkTrust(opts: EkTrustInput): EkTrustResult {
 
   const hashes = ekKey ? [ekHash(ekKey)] : certificates.flatMap((c) => (c.ekHash ? [c.ekHash] : []));
   const listed = hashes.find((h) => allow.has(h));
-  const ekKeyOutcome: MethodOutcome = listed
+  const revoked = hashes.find((h) => opts.revoked?.has(h));
+  const ekKeyOutcome: MethodOutcome = revoked
+    ? { passed: false, code: "ERR_EK_REVOKED", reason: `EK ${revoked} is revoked` }
+    : listed
     ? { passed: true, reason: `EK hash ${listed} is allow-listed` }
     : hashes.length === 0
       ? { passed: false, code: "ERR_EK_NOT_ALLOWLISTED", reason: "no EK public key was given" }
@@ -124,8 +131,8 @@ export function evaluateEkTrust(opts: EkTrustInput): EkTrustResult {
   if (good) ekCertOutcome = { passed: true, reason: `EK certificate "${good.certificate}" ${good.reason}` };
   else if (certificates.length === 0) ekCertOutcome = { passed: false, code: "ERR_EK_CERT_REQUIRED", reason: "no EK certificate was given" };
   else {
-    // the most telling failure: a certificate for this EK over one for another key
-    const first = certificates.find((c) => c.code !== "ERR_KEY_MISMATCH") ?? certificates[0];
+    // the most telling failure: a revoked EK, then a certificate for this EK over one for another key
+    const first = certificates.find((c) => c.code === "ERR_EK_REVOKED") ?? certificates.find((c) => c.code !== "ERR_KEY_MISMATCH") ?? certificates[0];
     ekCertOutcome = { passed: false, code: first.code!, reason: first.reason };
   }
 
@@ -142,7 +149,8 @@ export function evaluateEkTrust(opts: EkTrustInput): EkTrustResult {
 /**
  * Throws unless one of `methods` passed. One method asked: its own code (ERR_EK_NOT_ALLOWLISTED,
  * ERR_EK_CERT_REQUIRED, or ERR_EK_NOT_TRUSTED for a certificate that did not validate); several:
- * ERR_EK_NOT_TRUSTED. `details.methods` holds every asked method's outcome.
+ * ERR_EK_NOT_TRUSTED; ERR_EK_REVOKED whenever an asked method failed because the EK is revoked.
+ * `details.methods` holds every asked method's outcome.
  */
 export function requireEkTrust(result: EkTrustResult, methods: readonly EkTrustMethod[]): void {
   if (methods.length === 0) throw new TpmTrustError("ERR_USAGE", "requireEkTrust needs at least one trust method");
@@ -150,6 +158,10 @@ export function requireEkTrust(result: EkTrustResult, methods: readonly EkTrustM
   const outcomes = Object.fromEntries(methods.map((m) => [m, result.methods[m]]));
   const reason = methods.map((m) => `${m}: ${result.methods[m].reason}`).join("; ");
   const only = methods.length === 1 ? result.methods[methods[0]].code : undefined;
-  const code: ErrorCode = only === "ERR_EK_NOT_ALLOWLISTED" || only === "ERR_EK_CERT_REQUIRED" ? only : "ERR_EK_NOT_TRUSTED";
+  const code: ErrorCode = methods.some((m) => result.methods[m].code === "ERR_EK_REVOKED")
+    ? "ERR_EK_REVOKED"
+    : only === "ERR_EK_NOT_ALLOWLISTED" || only === "ERR_EK_CERT_REQUIRED"
+      ? only
+      : "ERR_EK_NOT_TRUSTED";
   throw new TpmTrustError(code, `the EK is not trusted (${reason})`, { methods: outcomes });
 }
