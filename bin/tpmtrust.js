@@ -43,6 +43,8 @@ if (builtAt() >= newest(`${root}src`)) {
     );
     process.exit(2);
   }
-  register();
+  // the project's tsconfig whatever the working folder: its experimentalDecorators is what the
+  // ASN.1 schemas' decorators need (tsx would otherwise look for a tsconfig from the cwd)
+  register({ tsconfig: `${root}tsconfig.json` });
   await import("../src/cli/main.ts");
 }

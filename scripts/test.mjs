@@ -5,7 +5,7 @@
 // ends. No file can stall the suite or pass without running its tests:
 // - a file running past TEST_FILE_TIMEOUT seconds (420) is stopped with every process it started
 //   and fails, naming the test it was in;
-// - a file that has registered no test TEST_LOAD_TIMEOUT seconds (60) after it started is stuck
+// - a file that has registered no test TEST_LOAD_TIMEOUT seconds (120) after it started is stuck
 //   loading its modules: it is stopped and run once more, and says so;
 // - a file that ends before every test it registered has run fails, and so does one that skips a
 //   test (skip or todo). (Hence no --test-force-exit:
@@ -39,7 +39,7 @@ const positive = (name, fallback) => {
 };
 const concurrency = Math.max(1, Math.floor(positive("TEST_CONCURRENCY", 4)));
 const fileTimeout = positive("TEST_FILE_TIMEOUT", 420);
-const loadTimeout = positive("TEST_LOAD_TIMEOUT", 60);
+const loadTimeout = positive("TEST_LOAD_TIMEOUT", 120);
 const brief = (process.env.TEST_OUTPUT ?? (process.env.CI ? "brief" : "full")) === "brief";
 
 const filters = process.argv.slice(2);

@@ -88,7 +88,8 @@ export const ERRORS = {
   ERR_KEY_NOT_STORAGE: { class: "rejected", http: 422, exit: 1, message: "key is not a storage key (restricted decryption key that cannot sign)" },
   ERR_DECRYPT_FAILED: { class: "rejected", http: 422, exit: 1, message: "ciphertext does not decrypt under this key, provider, version and context (tampered or misdirected)" },
   ERR_KEY_RETIRED: { class: "rejected", http: 422, exit: 1, message: "the key version is retired and no longer decrypts" },
-  ERR_AUDIT_CHAIN_BROKEN: { class: "rejected", http: 422, exit: 1, message: "the audit log's hash chain does not verify (an entry was edited, deleted or reordered)" },
+  ERR_AUDIT_CHAIN_BROKEN: { class: "rejected", http: 422, exit: 1, message: "the audit log does not verify (an entry was edited, deleted or reordered, or a checkpoint does not match)" },
+  ERR_AUDIT_NOT_CHECKPOINTED: { class: "state", http: 409, exit: 1, message: "no checkpoint covers this audit entry yet" },
 
   // authentication and authorisation: CLI exit 1, HTTP 401/403/429
   ERR_SAS_INVALID: { class: "auth", http: 401, exit: 1, message: "shared access signature is invalid" },

@@ -36,6 +36,8 @@ export interface AppOptions {
   inProcess?: Principal;
   /** how often the audit head is written to the log, an anchor kept outside the database (default 10 min; 0: never) */
   auditWitnessMs?: number;
+  /** how often entries committed since the last checkpoint are integrated and a new checkpoint signed (default 5 s; 0: never) */
+  auditCheckpointMs?: number;
 }
 
 /** What every route module gets. */
@@ -46,6 +48,7 @@ export interface RouteDeps {
   attest: AttestConfig;
   provisioning?: ProvisioningOptions;
   auditWitnessMs: number;
+  auditCheckpointMs: number;
   /** the health monitor: kick() delivers webhooks of a health change at once */
   monitor: Monitor;
 }
@@ -89,7 +92,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   const attest = attestConfig(opts.attest);
   const monitor = startMonitor({ store: opts.store, cfg: attest, now, logger: app.log });
   app.addHook("onClose", () => monitor.stop());
-  const deps: RouteDeps = { store: opts.store, now, publicUrl: opts.publicUrl, attest, provisioning: opts.provisioning, auditWitnessMs: opts.auditWitnessMs ?? 600_000, monitor };
+  const deps: RouteDeps = { store: opts.store, now, publicUrl: opts.publicUrl, attest, provisioning: opts.provisioning, auditWitnessMs: opts.auditWitnessMs ?? 600_000, auditCheckpointMs: opts.auditCheckpointMs ?? 5_000, monitor };
   for (const mod of routeModules) await app.register(async (scope) => mod(scope, deps));
   app.get("/openapi.json", { schema: { hide: true } }, async () => app.swagger());
   await app.ready();

@@ -28,6 +28,8 @@ export interface ServeOptions {
   provisioning?: Partial<ProvisioningConfig>;
   /** see AppOptions.auditWitnessMs */
   auditWitnessMs?: number;
+  /** see AppOptions.auditCheckpointMs */
+  auditCheckpointMs?: number;
 }
 
 export interface RunningServer {
@@ -68,7 +70,7 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
   try {
     const adminTokenFile = await initialAdminToken(store, o.db, o.adminTokenFile);
     const pk = loadProvisioningKey(o.provisioningKeyFile ?? defaultProvisioningKeyFile(o.db));
-    app = await buildApp({ store, logger, https: o.tls, publicUrl: o.publicUrl, attest: o.attest, provisioning: { masterKey: pk.key, config: o.provisioning }, auditWitnessMs: o.auditWitnessMs });
+    app = await buildApp({ store, logger, https: o.tls, publicUrl: o.publicUrl, attest: o.attest, provisioning: { masterKey: pk.key, config: o.provisioning }, auditWitnessMs: o.auditWitnessMs, auditCheckpointMs: o.auditCheckpointMs });
     await app.listen({ host, port });
     const addr = app.server.address();
     const bound = typeof addr === "object" && addr ? addr.port : port;

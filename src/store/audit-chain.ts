@@ -1,12 +1,12 @@
 import { createHash } from "node:crypto";
-import type { AuditTable } from "./schema.js";
+import { leafHash } from "../crypto/merkle.js";
 
 /**
- * The audit log's hash chain, pure (no database): entry n stores prev_hash = hash of entry n-1
- * (GENESIS_HASH for seq 1) and hash = SHA-256(prev_hash bytes ‖ UTF-8 canonical JSON of
- * {seq, at, actor, action, subject, outcome, details}). Editing, deleting, inserting or reordering
- * entries breaks the chain at the first affected seq; the head row (newest seq and hash, written
- * in the same transaction) also exposes a truncated tail.
+ * The audit log's hashing, pure (no database). Since schema version 12 every entry is a leaf of a
+ * Merkle tree (RFC 9162 §2.1; docs/audit.md): leaf data = UTF-8 canonical JSON of
+ * {seq, at, actor, action, subject, outcome, details}. Entries stored before it also form a hash
+ * chain: entry n stores prev_hash = hash of entry n-1 (GENESIS_HASH for seq 1) and hash =
+ * SHA-256(prev_hash bytes ‖ the same JSON); audit_head keeps that chain's last seq and hash.
  */
 export const GENESIS_HASH = "0".repeat(64);
 
@@ -26,8 +26,12 @@ export interface AuditFields {
 }
 
 export interface AuditEntry extends AuditFields {
-  prevHash: string;
-  hash: string;
+  /** the hash chain, for entries written before schema version 12 only */
+  prevHash: string | null;
+  hash: string | null;
+  /** the entry's leaf in the Merkle tree, once a checkpoint integrated it */
+  leafIndex: number | null;
+  leafHash: string | null;
 }
 
 /** JSON with object keys sorted (UTF-16 code unit order) and no whitespace; one text per value. */
@@ -61,6 +65,33 @@ export function toJsonValue(v: unknown): JsonValue {
   return String(v);
 }
 
+/** An entry as stored: details as canonical JSON text. */
+export interface StoredFields {
+  seq: number;
+  at: number;
+  actor: string;
+  action: string;
+  subject: string | null;
+  outcome: string;
+  details: string;
+}
+
+/** A row of the hash chain kept before schema version 12. */
+export interface ChainRow extends StoredFields {
+  prev_hash: string | null;
+  hash: string | null;
+}
+
+/** The leaf data of an entry as stored (details already canonical JSON text). */
+export function leafData(e: StoredFields): Buffer {
+  // canonicalJson's key order (action, actor, at, details, outcome, seq, subject), details spliced as stored
+  const s = (v: string | null) => JSON.stringify(v);
+  return Buffer.from(`{"action":${s(e.action)},"actor":${s(e.actor)},"at":${JSON.stringify(e.at)},"details":${e.details},"outcome":${s(e.outcome)},"seq":${e.seq},"subject":${s(e.subject)}}`, "utf8");
+}
+
+/** hex RFC 9162 leaf hash of an entry as stored. */
+export const entryLeafHash = (e: StoredFields): string => leafHash(leafData(e)).toString("hex");
+
 export function auditHash(prevHash: string, e: AuditFields): string {
   const body = canonicalJson({ seq: e.seq, at: e.at, actor: e.actor, action: e.action, subject: e.subject, outcome: e.outcome, details: e.details });
   return createHash("sha256").update(Buffer.from(prevHash, "hex")).update(body, "utf8").digest("hex");
@@ -71,9 +102,13 @@ export function auditHash(prevHash: string, e: AuditFields): string {
  * content changed, a head that does not match the last entry, or an anchor (a seq and hash kept
  * outside the database) that the chain no longer has: the log was rewritten or cut back.
  */
-export type ChainProblem = "gap" | "link" | "hash" | "details" | "head" | "anchor";
+export type ChainProblem = "gap" | "link" | "hash" | "details" | "head" | "anchor" | "checkpoint" | "signature" | "consistency";
 
-/** A head seen earlier (`audit verify`, or the service's "audit head" log lines), kept outside the database. */
+/**
+ * Kept outside the database: a tree head seen earlier (SEQ = tree size, HASH = its root, as
+ * `audit verify` and the service's "audit head" log lines print it), or for entries written before
+ * schema version 12 a head of their hash chain (SEQ = seq, HASH = that entry's chain hash).
+ */
 export interface AuditAnchor {
   seq: number;
   hash: string;
@@ -103,7 +138,7 @@ export class ChainWalker {
     return this.expectSeq - 1;
   }
 
-  next(row: AuditTable): ChainBreak | undefined {
+  next(row: ChainRow): ChainBreak | undefined {
     if (row.seq !== this.expectSeq) {
       return { seq: this.expectSeq, problem: "gap", reason: `expected seq ${this.expectSeq}, found ${row.seq}: entries were deleted or inserted` };
     }
@@ -118,10 +153,10 @@ export class ChainWalker {
     }
     if (canonicalJson(details) !== row.details) return { seq: row.seq, problem: "details", reason: "details are not in canonical form: the row was edited" };
     const fields: AuditFields = { seq: row.seq, at: row.at, actor: row.actor, action: row.action, subject: row.subject, outcome: row.outcome as AuditOutcome, details };
-    if (auditHash(row.prev_hash, fields) !== row.hash) return { seq: row.seq, problem: "hash", reason: "the entry does not hash to its stored hash: the row was edited" };
+    if (auditHash(this.prevHash, fields) !== row.hash) return { seq: row.seq, problem: "hash", reason: "the entry does not hash to its stored hash: the row was edited" };
     const anchored = this.anchors.get(row.seq);
     if (anchored !== undefined && anchored !== row.hash) return { seq: row.seq, problem: "anchor", reason: `entry ${row.seq} no longer has the anchored hash ${anchored}: the log was rewritten` };
-    this.prevHash = row.hash;
+    this.prevHash = row.hash!;
     this.expectSeq++;
     return undefined;
   }

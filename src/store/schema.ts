@@ -1,3 +1,4 @@
+import type { Generated } from "kysely";
 /**
  * Row types of every table, exactly as stored, for kysely. Conventions (identical on SQLite and
  * PostgreSQL, so one query runs on both):
@@ -368,7 +369,8 @@ export interface ClustersTable {
 
 // --- audit and access ---
 export interface AuditTable {
-  seq: number;
+  /** assigned by the database on insert (identity / rowid): unique and increasing, not gap-free */
+  seq: Generated<number>;
   at: number;
   actor: string;
   action: string;
@@ -376,14 +378,31 @@ export interface AuditTable {
   outcome: string;
   /** canonical JSON */
   details: string;
-  prev_hash: string;
-  hash: string;
+  /** the hash chain of entries written before schema version 12 (audit_head); null after */
+  prev_hash: string | null;
+  hash: string | null;
+  /** position in the Merkle tree (RFC 9162 §2.1), set when a checkpoint integrates the entry */
+  leaf_index: number | null;
+  /** hex SHA-256(0x00 ‖ leaf data), set with leaf_index */
+  leaf_hash: string | null;
 }
-/** One row (id = 1): the newest entry's seq and hash; detects truncation of the tail. */
+/** One row (id = 1): the last entry of the hash chain kept before schema version 12 (frozen since). */
 export interface AuditHeadTable {
   id: number;
   seq: number;
   hash: string;
+}
+/** A signed tree head over the first tree_size leaves of the audit log. */
+export interface AuditCheckpointsTable {
+  tree_size: number;
+  /** hex MTH of the first tree_size leaves */
+  root_hash: string;
+  at: number;
+  kid: string;
+  /** the checkpoint as signed: JWS compact serialisation */
+  signed: string;
+  /** JSON array of hex: roots of the tree's perfect subtrees, largest first (extends the tree) */
+  frontier: string;
 }
 export interface AdminTokensTable {
   id: string;
@@ -488,6 +507,7 @@ export interface Database {
   clusters: ClustersTable;
   audit: AuditTable;
   audit_head: AuditHeadTable;
+  audit_checkpoints: AuditCheckpointsTable;
   admin_tokens: AdminTokensTable;
   settings: SettingsTable;
   rate_limits: RateLimitsTable;

@@ -2,7 +2,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import { ChainWalker, GENESIS_HASH, auditHash, canonicalJson, toJsonValue, type AuditFields, type AuditOutcome, type JsonValue } from "../../src/store/audit-chain.js";
-import type { AuditTable } from "../../src/store/schema.js";
+import type { ChainRow } from "../../src/store/audit-chain.js";
 
 test("canonical JSON sorts keys at every depth and has no whitespace", () => {
   assert.equal(canonicalJson({ b: [{ z: 1, a: null }], a: "x\n", c: { y: true, x: -1.5 } }), '{"a":"x\\n","b":[{"a":null,"z":1}],"c":{"x":-1.5,"y":true}}');
@@ -40,7 +40,9 @@ const entryArb: fc.Arbitrary<Entry> = fc.record({
   details: fc.jsonValue() as fc.Arbitrary<JsonValue>,
 });
 
-function chain(entries: Entry[]): AuditTable[] {
+type Row = ChainRow & { prev_hash: string; hash: string };
+
+function chain(entries: Entry[]): Row[] {
   let prev = GENESIS_HASH;
   return entries.map((e, i) => {
     const details = JSON.parse(canonicalJson(e.details)) as JsonValue;
@@ -51,7 +53,7 @@ function chain(entries: Entry[]): AuditTable[] {
   });
 }
 
-function walk(rows: AuditTable[], head: { seq: number; hash: string }, anchors: { seq: number; hash: string }[] = []) {
+function walk(rows: Row[], head: { seq: number; hash: string }, anchors: { seq: number; hash: string }[] = []) {
   const w = new ChainWalker(anchors);
   for (const r of rows) {
     const bad = w.next(r);

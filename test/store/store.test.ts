@@ -1,13 +1,23 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { createHash, randomBytes } from "node:crypto";
-import { auditHash, openStore, type Store } from "../../src/store/index.js";
+import { entryLeafHash, openStore, type CheckpointSigner, type Store } from "../../src/store/index.js";
 import { MIGRATIONS } from "../../src/store/migrations/index.js";
 import { BACKENDS, rawSql, type Backend } from "../helpers/store.js";
 
 const T0 = 1_700_000_000_000;
 const ek = (tag: string) => ({ name: Buffer.concat([Buffer.from("000b", "hex"), createHash("sha256").update(tag).digest()]), public: Buffer.from(`pub-${tag}`), cert: null });
 const LATEST = MIGRATIONS.at(-1)!.version;
+/** The store does not check signatures (src/tokens/audit.ts does): a stand-in signer. */
+const SIGN: CheckpointSigner = async () => ({ kid: "test", signed: "x.y.z" });
+
+/** Edits an entry's actor and recomputes its leaf hash, as whoever can write the database can. */
+async function rewrite(url: string, seq: number, actor: string): Promise<void> {
+  const [r] = await rawSql(url, `select seq, at, actor, action, subject, outcome, details from audit where seq = ${seq}`);
+  const f = { seq, at: Number(r.at), actor, action: String(r.action), subject: r.subject === null ? null : String(r.subject), outcome: String(r.outcome), details: String(r.details) };
+  await rawSql(url, `update audit set actor = '${actor}', leaf_hash = '${entryLeafHash(f)}' where seq = ${seq}`);
+}
+
 const code = (c: string) => (e: unknown) => (e as { code?: string }).code === c;
 
 for (const [name, make] of BACKENDS) {
@@ -422,7 +432,7 @@ for (const [name, make] of BACKENDS) {
           /abort/,
         );
         assert.equal(await s.hosts.get("h"), undefined);
-        assert.deepEqual(await s.audit.head(), { seq: 0, hash: "0".repeat(64) });
+        assert.equal((await s.audit.head()).seq, 0);
         await s.transaction(async (tx) => {
           await tx.hosts.add({ at: Date.now(), name: "h", hardwareClass: "c", policyVersion: "v2", eks: [ek("h")] });
           await tx.audit.append({ at: Date.now(), actor: "admin:1", action: "host.add", subject: "h", outcome: "success" });
@@ -431,20 +441,27 @@ for (const [name, make] of BACKENDS) {
         assert.equal((await s.audit.verify()).verified, 1);
       }));
 
-    test("audit: append, list, verify", () =>
+    test("audit: append, list, checkpoint, verify", () =>
       withStore(async (s) => {
         const e1 = await s.audit.append({ actor: "admin:1", action: "trust.allowlist.add", subject: "ab".repeat(32), outcome: "success", details: { ekHash: Buffer.from([0xab]), n: 1n, skip: undefined }, at: T0 });
-        assert.deepEqual([e1.seq, e1.prevHash], [1, "0".repeat(64)]);
+        assert.deepEqual([e1.seq, e1.prevHash, e1.leafIndex], [1, null, null]);
         assert.deepEqual(e1.details, { ekHash: "ab", n: "1" });
         const e2 = await s.audit.append({ actor: "host:h", action: "attestation.verdict", outcome: "failure", details: { code: "ERR_PCR_DIGEST_MISMATCH" }, at: T0 + 1 });
-        assert.equal(e2.prevHash, e1.hash);
+        assert.equal(e2.seq, 2);
         await s.audit.append({ actor: "anonymous", action: "auth.denied", outcome: "denied", at: T0 + 2 });
         assert.deepEqual(await s.audit.list({ afterSeq: 1 }), [e2, (await s.audit.list({ afterSeq: 2 }))[0]]);
         assert.deepEqual((await s.audit.list({ newestFirst: true, limit: 2 })).map((e) => e.seq), [3, 2]);
         assert.deepEqual((await s.audit.list({ action: "auth.denied" })).map((e) => e.seq), [3]);
         assert.deepEqual((await s.audit.list({ actor: "admin:1" }))[0], e1);
-        const v = await s.audit.verify({ batchSize: 2 });
-        assert.deepEqual(v, { ok: true, verified: 3, headSeq: 3, headHash: (await s.audit.head()).hash, firstBadSeq: null, problem: null, reason: null });
+        const pending = await s.audit.verify({ batchSize: 2 });
+        assert.deepEqual([pending.ok, pending.verified, pending.pending, pending.treeSize], [true, 3, 3, 0]);
+        const cp = await s.audit.checkpoint({ at: T0 + 3, sign: SIGN });
+        assert.deepEqual([cp?.treeSize, cp?.kid], [3, "test"]);
+        assert.equal(await s.audit.checkpoint({ at: T0 + 4, sign: SIGN }), undefined, "nothing new: no checkpoint");
+        assert.deepEqual((await s.audit.list()).map((e) => e.leafIndex), [0, 1, 2]);
+        const { stored, leaves, ...v } = await s.audit.verify({ batchSize: 2 });
+        assert.deepEqual(v, { ok: true, verified: 3, pending: 0, treeSize: 3, rootHash: cp!.rootHash, checkpoints: 1, firstBadSeq: null, problem: null, reason: null });
+        assert.deepEqual([stored.length, leaves.size, leaves.root().toString("hex")], [1, 3, cp!.rootHash]);
       }));
 
     const tampers: [string, (url: string) => Promise<unknown>, number, string][] = [
@@ -454,7 +471,7 @@ for (const [name, make] of BACKENDS) {
       ["re-formatted details", (u) => rawSql(u, `update audit set details = '{ "i": 1 }' where seq = 2`), 2, "details"],
       ["a deleted entry", (u) => rawSql(u, "delete from audit where seq = 3"), 3, "gap"],
       ["a deleted first entry", (u) => rawSql(u, "delete from audit where seq = 1"), 1, "gap"],
-      ["a deleted last entry", (u) => rawSql(u, "delete from audit where seq = 5"), 5, "head"],
+      ["a deleted last entry", (u) => rawSql(u, "delete from audit where seq = 5"), 5, "checkpoint"],
       [
         "two swapped entries",
         async (u) => {
@@ -463,32 +480,32 @@ for (const [name, make] of BACKENDS) {
           await rawSql(u, "update audit set seq = 3 where seq = -1");
         },
         2,
-        "link",
+        "hash",
       ],
-      ["an entry inserted with a wrong hash", (u) => rawSql(u, "insert into audit (seq, at, actor, action, subject, outcome, details, prev_hash, hash) select 6, at, actor, action, subject, outcome, details, hash, hash from audit where seq = 5"), 6, "hash"],
+      ["an edited entry with its leaf hash recomputed (only the checkpoint can tell)", (u) => rewrite(u, 4, "admin:2"), 1, "checkpoint"],
+      ["an entry inserted as a leaf with a wrong hash", (u) => rawSql(u, "insert into audit (seq, at, actor, action, subject, outcome, details, leaf_index, leaf_hash) select 6, at, actor, action, subject, outcome, details, 5, leaf_hash from audit where seq = 5"), 6, "hash"],
       [
-        "a well-chained entry appended behind the log's back",
+        "a well-hashed leaf appended behind the log's back",
         async (u) => {
-          const [last] = await rawSql(u, "select hash from audit where seq = 5");
-          const f = { seq: 6, at: T0 + 9, actor: "intruder", action: "test", subject: null, outcome: "success" as const, details: null };
-          const hash = auditHash(String(last.hash), f);
-          await rawSql(u, `insert into audit (seq, at, actor, action, subject, outcome, details, prev_hash, hash) values (6, ${f.at}, 'intruder', 'test', null, 'success', 'null', '${last.hash}', '${hash}')`);
+          const f = { seq: 6, at: T0 + 9, actor: "intruder", action: "test", subject: null, outcome: "success", details: "null" };
+          await rawSql(u, `insert into audit (seq, at, actor, action, subject, outcome, details, leaf_index, leaf_hash) values (6, ${f.at}, 'intruder', 'test', null, 'success', 'null', 5, '${entryLeafHash(f)}')`);
         },
         6,
-        "head",
+        "checkpoint",
       ],
     ];
     for (const [what, tamper, seq, problem] of tampers) {
       test(`audit verify detects ${what} (first bad seq ${seq})`, () =>
         withStore(async (s, url) => {
           for (let i = 0; i < 5; i++) await s.audit.append({ actor: "admin:1", action: "test", outcome: "success", details: { i }, at: T0 + i });
+          await s.audit.checkpoint({ at: T0 + 5, sign: SIGN });
           assert.equal((await s.audit.verify()).ok, true);
           await tamper(url);
           const v = await s.audit.verify({ batchSize: 2 });
           assert.equal(v.ok, false);
           assert.equal(v.firstBadSeq, seq);
           assert.equal(v.problem, problem);
-          assert.equal(v.verified, problem === "head" && seq === 6 ? 6 : seq - 1);
+          assert.equal(v.verified, seq - 1);
         }));
     }
   });

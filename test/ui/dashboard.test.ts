@@ -16,6 +16,8 @@ import { learnSoftware } from "../../src/policy/software.js";
 import { parseEventLog } from "../../src/verify/eventlog/index.js";
 import { addPolicy, api, readLog, startLogHost, startService, trustSwtpmCa, type LogHost, type Service } from "../e2e/harness.js";
 import { ARTIFACTS, launchBrowser } from "../helpers/browser.js";
+import { attestConfig } from "../../src/attest/config.js";
+import { checkpointAudit } from "../../src/tokens/audit.js";
 
 const RHEL = "rhel8-gce-uefi.bin";
 const LAPTOP = "laptop-startup-locality3.bin";
@@ -261,8 +263,12 @@ test("audit log: chain intact, entries newest first with filters; a tampered row
   await signIn(page, s.admin);
   await page.getByRole("link", { name: "Audit log", exact: true }).click();
   await page.locator(".chain-ok").waitFor();
+  // a checkpoint binds the entries: an edit after it shows
+  await checkpointAudit(s.server.store, attestConfig({}), Date.now());
   const head = await s.server.store.audit.head();
-  assert.match(await page.locator("#chain-status").innerText(), new RegExp(`All ${head.seq} entries verify; head #${head.seq}`));
+  await page.reload();
+  await page.locator(".chain-ok").waitFor();
+  assert.match(await page.locator("#chain-status").innerText(), new RegExp(`All ${head.seq} entries verify; \\d+ checkpointed`));
   const entries = rows(page, "audit entries");
   assert.equal(await entries.first().getAttribute("data-key"), String(head.seq));
   await page.getByLabel("filter by action").fill("attestation.verdict");

@@ -73,8 +73,14 @@ export async function render(main) {
     clear(
       status,
       v.ok
-        ? h("div", { class: "chain chain-ok", role: "status" }, badge("intact", "pass"), ` All ${v.verified} entries verify; head #${v.headSeq} `, h("span", { class: "mono", title: v.headHash }, v.headHash.slice(0, 16) + "…"))
-        : h("div", { class: "chain chain-broken", role: "alert" }, badge("broken", "fail"), ` The chain breaks at entry #${v.firstBadSeq}: ${v.reason ?? v.problem}. ${v.verified} entries before it verify.`),
+        ? h(
+            "div",
+            { class: "chain chain-ok", role: "status" },
+            badge("intact", "pass"),
+            ` All ${v.verified} entries verify; ${v.treeSize} checkpointed (${v.pending} pending), root `,
+            h("span", { class: "mono", title: v.rootHash }, v.rootHash.slice(0, 16) + "…"),
+          )
+        : h("div", { class: "chain chain-broken", role: "alert" }, badge("broken", "fail"), ` The log breaks at entry #${v.firstBadSeq ?? "?"}: ${v.reason ?? v.problem}. ${v.verified} entries before it verify.`),
     );
   } catch (e) {
     clear(status, errorBox(e));

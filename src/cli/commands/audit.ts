@@ -1,13 +1,26 @@
+import { readFileSync } from "node:fs";
 import { type Command, Option } from "commander";
+import { attestConfig } from "../../attest/config.js";
+import { checkpointAudit, proveInclusion, verifyAudit } from "../../attest/audit-log.js";
 import { TpmTrustError } from "../../errors.js";
 import type { AuditAnchor, AuditEntry } from "../../store/index.js";
 import { action, printJson } from "../run.js";
 import { DB_OPTION_HELP, withStore } from "../store.js";
 
-/** `SEQ:HASH`, as `audit verify` prints a head. */
+/** A checkpoint's JWS, or a file holding one. */
+function checkpointArg(v: string): string {
+  if (/^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/.test(v.trim())) return v.trim();
+  try {
+    return readFileSync(v, "utf8").trim();
+  } catch {
+    throw new TpmTrustError("ERR_USAGE", `--checkpoint ${v}: neither a checkpoint (JWS) nor a readable file`);
+  }
+}
+
+/** `SIZE:ROOT`, as `audit verify` prints a tree head. */
 function anchor(v: string, prev: AuditAnchor[] = []): AuditAnchor[] {
   const m = /^([1-9][0-9]{0,14}):([0-9a-fA-F]{64})$/.exec(v);
-  if (!m) throw new TpmTrustError("ERR_USAGE", `--anchor ${v}: expected SEQ:HASH (a head printed by an earlier audit verify)`);
+  if (!m) throw new TpmTrustError("ERR_USAGE", `--anchor ${v}: expected SEQ:HASH (a tree head SIZE:ROOT printed by an earlier audit verify)`);
   return [...prev, { seq: Number(m[1]), hash: m[2].toLowerCase() }];
 }
 
@@ -31,7 +44,7 @@ function line(e: AuditEntry): string {
 }
 
 export function register(program: Command): void {
-  const audit = program.command("audit").description("the hash-chained audit log");
+  const audit = program.command("audit").description("the audit log: a Merkle tree with signed checkpoints (docs/audit.md)");
   audit
     .command("list")
     .description("audit entries, newest first: every decision, denied requests, AD CS events 22/53 (ca.attestation.error, ca.request.denied)")
@@ -67,29 +80,79 @@ export function register(program: Command): void {
     );
   audit
     .command("verify")
-    .description("recompute the audit log's hash chain: exit 0 intact, 1 broken (an entry was edited, deleted or reordered)")
+    .description("recompute the audit log: exit 0 intact, 1 broken (an entry edited, deleted or reordered, a checkpoint that does not match or is not signed by the service)")
     .option("--db <url>", DB_OPTION_HELP)
-    .option("--anchor <seq:hash>", "a head seen earlier and kept outside the database (repeatable): the chain must still hold it, so a log recomputed or cut back is found", anchor)
+    .option("--anchor <size:root>", "a tree head seen earlier (or SEQ:HASH of a pre-v10 chain head), kept outside the database (repeatable): the log must still hold it", anchor)
+    .option("--checkpoint <jws|file>", "a checkpoint kept outside the database, or a file holding one (repeatable): signature and consistency are checked", (v: string, prev: string[] = []) => [...prev, checkpointArg(v)])
     .option("--json", "print one JSON object")
     .action(
-      action((o: { db?: string; json?: boolean; anchor?: AuditAnchor[] }) =>
+      action((o: { db?: string; json?: boolean; anchor?: AuditAnchor[]; checkpoint?: string[] }) =>
         withStore(
           o.db,
           async (store) => {
-            const v = await store.audit.verify({ anchors: o.anchor });
+            const v = await verifyAudit(store, { anchors: o.anchor, checkpoints: o.checkpoint });
             if (o.json) {
               printJson({ code: v.ok ? "OK" : "ERR_AUDIT_CHAIN_BROKEN", database: store.location, ...v });
               return v.ok ? 0 : 1;
             }
             if (!v.ok) {
-              throw new TpmTrustError("ERR_AUDIT_CHAIN_BROKEN", `audit chain broken at seq ${v.firstBadSeq} (${v.problem}): ${v.reason}; ${v.verified} entries before it verify`, {
+              throw new TpmTrustError("ERR_AUDIT_CHAIN_BROKEN", `audit log broken${v.firstBadSeq === null ? "" : ` at seq ${v.firstBadSeq}`} (${v.problem}): ${v.reason}; ${v.verified} entries before it verify`, {
                 firstBadSeq: v.firstBadSeq,
                 problem: v.problem,
               });
             }
-            process.stdout.write(`audit chain intact: ${v.verified} entries, head seq ${v.headSeq}, head hash ${v.headHash}\n`);
-            process.stderr.write(`hint: keep ${v.headSeq}:${v.headHash} outside the database and pass it as --anchor next time\n`);
+            process.stdout.write(`audit log intact: ${v.verified} entries (${v.pending} not yet checkpointed), tree size ${v.treeSize}, root ${v.rootHash}, ${v.checkpoints} checkpoints\n`);
+            if (v.checkpoint) {
+              process.stdout.write(`checkpoint ${v.checkpoint}\n`);
+              process.stderr.write(`hint: keep the checkpoint (or ${v.treeSize}:${v.rootHash}) outside the database and pass it as --checkpoint (--anchor) next time\n`);
+            }
             return 0;
+          },
+          { mustExist: true },
+        ),
+      ),
+    );
+  audit
+    .command("prove")
+    .description("RFC 9162 inclusion proof of one entry in the newest checkpoint: exit 0 when it verifies")
+    .argument("<seq>", "the entry's seq")
+    .option("--tree-size <n>", "prove against the checkpoint of this many leaves instead")
+    .option("--db <url>", DB_OPTION_HELP)
+    .option("--json", "print one JSON object")
+    .action(
+      action((seq: string, o: { db?: string; json?: boolean; treeSize?: string }) => {
+        const n = (v: string, what: string) => {
+          if (!/^(0|[1-9][0-9]{0,14})$/.test(v)) throw new TpmTrustError("ERR_USAGE", `${what} ${v}: expected a number`);
+          return Number(v);
+        };
+        const s = n(seq, "SEQ");
+        const size = o.treeSize === undefined ? undefined : n(o.treeSize, "--tree-size");
+        return withStore(
+          o.db,
+          async (store) => {
+            const p = await proveInclusion(store, s, size);
+            if (o.json) return printJson(p);
+            process.stdout.write(`entry ${p.seq} is leaf ${p.leafIndex} (${p.leafHash}) of the tree of ${p.treeSize} leaves, root ${p.rootHash}\n`);
+            for (const h of p.proof) process.stdout.write(`path ${h}\n`);
+            process.stdout.write(`checkpoint ${p.checkpoint}\n`);
+          },
+          { mustExist: true },
+        );
+      }),
+    );
+  audit
+    .command("checkpoint")
+    .description("integrate the entries written since the last checkpoint and sign a new one now (tpmtrust serve does this every few seconds)")
+    .option("--db <url>", DB_OPTION_HELP)
+    .option("--json", "print one JSON object")
+    .action(
+      action((o: { db?: string; json?: boolean }) =>
+        withStore(
+          o.db,
+          async (store) => {
+            const cp = (await checkpointAudit(store, attestConfig({}), Date.now())) ?? (await store.audit.head()).checkpoint;
+            if (o.json) return printJson(cp ?? null);
+            process.stdout.write(cp ? `checkpoint ${cp.signed}\ntree size ${cp.treeSize}, root ${cp.rootHash}\n` : "the audit log is empty: no checkpoint\n");
           },
           { mustExist: true },
         ),

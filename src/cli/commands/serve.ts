@@ -34,7 +34,8 @@ export function register(program: Command): void {
     .option("--token-ttl <seconds>", "attestation token lifetime", seconds, 600)
     .option("--judgement-cache <entries>", "judgements of unchanged boots kept in memory (0: replay every log)", nonNegativeInt, 10_000)
     .option("--challenge-limit <n>", "attestation challenges per client address per minute, across instances (0: no limit)", nonNegativeInt, 600)
-    .option("--audit-witness <seconds>", "how often the audit head (SEQ:HASH) is logged when it moved: an anchor outside the database for audit verify --anchor", seconds, 600)
+    .option("--audit-witness <seconds>", "how often the newest audit checkpoint is logged when it moved: keep it outside the database for audit verify --checkpoint", seconds, 600)
+    .option("--audit-checkpoint <seconds>", "how often new audit entries are integrated into the Merkle tree and a checkpoint signed (0: never)", nonNegativeInt, 5)
     .option("--activation-limit <n>", "AK activations started per client address per minute, across instances (0: no limit)", nonNegativeInt, 60)
     .addOption(new Option("--admit <mode>", "how hosts are admitted (overrides tpmtrust config set admit): registered, or ek-cert-chain (a host whose EK certificate chains to a trusted TPM CA is registered into --default-class at its first AK activation)").choices([...ADMIT_MODES]))
     .option("--default-class <hwclass>", "the hardware class hosts admitted by --admit ek-cert-chain join")
@@ -55,6 +56,7 @@ export function register(program: Command): void {
         challengeLimit: number;
         activationLimit: number;
         auditWitness: number;
+        auditCheckpoint: number;
         admit?: AdmitMode;
         defaultClass?: string;
       }) => {
@@ -71,6 +73,7 @@ export function register(program: Command): void {
           publicUrl: o.publicUrl,
           provisioningKeyFile: o.provisioningKeyFile,
           auditWitnessMs: o.auditWitness * 1000,
+          auditCheckpointMs: o.auditCheckpoint * 1000,
           attest: {
             intervalMs: o.attestInterval * 1000,
             grace: o.attestGrace,

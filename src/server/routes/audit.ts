@@ -1,41 +1,58 @@
-/** The hash-chained audit log: entries and chain verification (admin and auditor). */
+/** The audit log: entries, verification, checkpoints and proofs (admin and auditor; docs/audit.md). */
 import type { FastifyInstance } from "fastify";
-import { auditEntries, auditHead, verifyAudit } from "../../attest/audit-log.js";
-import type { AuditAnchor, Store } from "../../store/index.js";
-import type { RouteModule } from "../app.js";
-import { READERS } from "../auth.js";
 import { TpmTrustError } from "../../errors.js";
+import type { AuditAnchor } from "../../store/index.js";
+import { auditEntries, auditHead, checkpointAudit, proveConsistency, proveInclusion, verifyAudit } from "../../attest/audit-log.js";
 import { decodeCursor, pageLimit, sendPage, type PageQuery } from "../paging.js";
+import type { RouteDeps, RouteModule } from "../app.js";
+import { READERS } from "../auth.js";
 
 const tags = ["audit"];
 const SEQ = { type: "string", pattern: "^(0|[1-9][0-9]{0,14})$" } as const;
 const TEXT = { type: "string", minLength: 1, maxLength: 256 } as const;
 
 /**
- * Writes the audit head to the service log whenever it moved, every `ms`: whoever can write the
- * database can recompute the chain, but not the log lines already shipped elsewhere. Any of them
- * is an anchor for `tpmtrust audit verify --anchor SEQ:HASH`.
+ * Integrates new entries into the tree and signs a checkpoint every `checkpointMs`; writes the
+ * newest checkpoint to the service log whenever it moved, every `witnessMs`: whoever can write the
+ * database can rewrite the log and re-sign, but not the log lines already shipped elsewhere. Any of
+ * them is kept for `tpmtrust audit verify --checkpoint` (or its anchor for --anchor SIZE:ROOT).
  */
-function witnessAuditHead(app: FastifyInstance, store: Store, ms: number): void {
+function runCheckpoints(app: FastifyInstance, { store, attest, now, auditCheckpointMs, auditWitnessMs }: RouteDeps): void {
   let last = -1;
+  const timers: NodeJS.Timeout[] = [];
+  const checkpoint = () => void checkpointAudit(store, attest, now()).catch((e: Error) => app.log.error({ err: e.message }, "audit checkpoint failed"));
   const witness = async () => {
-    const h = await auditHead(store);
-    if (h.seq === last) return;
-    last = h.seq;
-    app.log.info({ auditHead: { seq: h.seq, hash: h.hash }, anchor: `${h.seq}:${h.hash}` }, "audit head");
+    const cp = (await auditHead(store)).checkpoint;
+    if (!cp || cp.treeSize === last) return;
+    last = cp.treeSize;
+    app.log.info({ auditCheckpoint: cp.signed, anchor: `${cp.treeSize}:${cp.rootHash}` }, "audit head");
   };
-  let timer: NodeJS.Timeout | undefined;
-  const run = () => void witness().catch((e: Error) => app.log.error({ err: e.message }, "audit head witness failed"));
+  const every = (ms: number, fn: () => void) => {
+    fn();
+    const t = setInterval(fn, ms);
+    t.unref();
+    timers.push(t);
+  };
   app.addHook("onReady", async () => {
-    run();
-    timer = setInterval(run, ms);
-    timer.unref();
+    if (auditCheckpointMs > 0) every(auditCheckpointMs, checkpoint);
+    if (auditWitnessMs > 0) every(auditWitnessMs, () => void witness().catch((e: Error) => app.log.error({ err: e.message }, "audit head witness failed")));
   });
-  app.addHook("onClose", async () => clearInterval(timer));
+  app.addHook("onClose", async () => timers.forEach(clearInterval));
 }
 
-const audit: RouteModule = (app, { store, auditWitnessMs }) => {
-  if (auditWitnessMs > 0) witnessAuditHead(app, store, auditWitnessMs);
+const ANCHOR = { type: "string", pattern: "^[1-9][0-9]{0,14}:[0-9a-fA-F]{64}$" } as const;
+const CHECKPOINT = { type: "string", minLength: 1, maxLength: 2048 } as const;
+
+function anchorsOf(list: readonly string[] = []): AuditAnchor[] {
+  return list.map((a) => {
+    const [seq, hash] = a.split(":");
+    return { seq: Number(seq), hash };
+  });
+}
+
+const audit: RouteModule = (app, deps) => {
+  const { store } = deps;
+  runCheckpoints(app, deps);
 
   app.get<{ Querystring: { afterSeq?: string; beforeSeq?: string; actor?: string; action?: string; subject?: string; order?: "asc" | "desc" } & PageQuery }>(
     "/v1/audit",
@@ -73,25 +90,74 @@ const audit: RouteModule = (app, { store, auditWitnessMs }) => {
     },
   );
 
-  app.get<{ Querystring: { anchor?: string } }>(
+  app.get<{ Querystring: { anchor?: string; checkpoint?: string } }>(
     "/v1/audit/verify",
     {
       config: { access: READERS },
       schema: {
         tags,
-        summary: "recompute the hash chain: ok, or the first bad seq and why",
+        summary: "recompute the audit log: entries, leaves, checkpoints; ok, or the first bad seq and why",
         querystring: {
           type: "object",
           additionalProperties: false,
-          properties: { anchor: { type: "string", pattern: "^[1-9][0-9]{0,14}:[0-9a-fA-F]{64}$", description: "SEQ:HASH of a head seen earlier, kept outside the database: the chain must still hold it" } },
+          properties: {
+            anchor: { ...ANCHOR, description: "SIZE:ROOT of a tree head (or SEQ:HASH of a pre-v10 chain head) seen earlier, kept outside the database: the log must still hold it" },
+            checkpoint: { ...CHECKPOINT, description: "a checkpoint kept outside the database: its signature and the log's consistency with it are checked" },
+          },
         },
       },
     },
-    async (req) => {
-      const [seq, hash] = req.query.anchor?.split(":") ?? [];
-      const anchors: AuditAnchor[] = hash ? [{ seq: Number(seq), hash }] : [];
-      return verifyAudit(store, anchors);
-    },
+    async (req) => verifyAudit(store, { anchors: anchorsOf(req.query.anchor ? [req.query.anchor] : []), checkpoints: req.query.checkpoint ? [req.query.checkpoint] : [] }),
   );
+
+  app.post<{ Body: { anchors?: string[]; checkpoints?: string[] } }>(
+    "/v1/audit/verify",
+    {
+      config: { access: READERS },
+      schema: {
+        tags,
+        summary: "as GET, with any number of anchors and kept checkpoints",
+        body: {
+          type: "object",
+          additionalProperties: false,
+          properties: { anchors: { type: "array", maxItems: 100, items: ANCHOR }, checkpoints: { type: "array", maxItems: 100, items: CHECKPOINT } },
+        },
+      },
+    },
+    async (req) => verifyAudit(store, { anchors: anchorsOf(req.body?.anchors), checkpoints: req.body?.checkpoints ?? [] }),
+  );
+
+  app.get<{ Params: { seq: string }; Querystring: { treeSize?: string } }>(
+    "/v1/audit/:seq/proof",
+    {
+      config: { access: READERS },
+      schema: {
+        tags,
+        summary: "RFC 9162 §2.1.3 inclusion proof of one entry in the newest checkpoint (or the one of treeSize leaves)",
+        params: { type: "object", properties: { seq: SEQ }, required: ["seq"] },
+        querystring: { type: "object", additionalProperties: false, properties: { treeSize: SEQ } },
+      },
+    },
+    async (req) => proveInclusion(store, Number(req.params.seq), req.query.treeSize === undefined ? undefined : Number(req.query.treeSize)),
+  );
+
+  app.get<{ Querystring: { from: string; to?: string } }>(
+    "/v1/audit/consistency",
+    {
+      config: { access: READERS },
+      schema: {
+        tags,
+        summary: "RFC 9162 §2.1.4 consistency proof from the tree of `from` leaves to the newest checkpoint (or the one of `to` leaves)",
+        querystring: { type: "object", additionalProperties: false, required: ["from"], properties: { from: SEQ, to: SEQ } },
+      },
+    },
+    async (req) => proveConsistency(store, Number(req.query.from), req.query.to === undefined ? undefined : Number(req.query.to)),
+  );
+
+  app.get("/v1/audit/checkpoint", { config: { access: READERS }, schema: { tags, summary: "the newest signed checkpoint" } }, async () => {
+    const cp = (await auditHead(store)).checkpoint;
+    if (!cp) throw new TpmTrustError("ERR_AUDIT_NOT_CHECKPOINTED", "the audit log has no checkpoint yet");
+    return cp;
+  });
 };
 export default audit;

@@ -11,6 +11,7 @@ import { settings } from "./008-settings.js";
 import { caPending } from "./009-ca-pending.js";
 import { policiesVersion } from "./010-policies-version.js";
 import { ekRevocations } from "./011-ek-revocations.js";
+import { auditTree } from "./012-audit-tree.js";
 
 /**
  * A versioned schema change. To add one: a new file `NNN-what.ts` exporting a Migration with the
@@ -22,7 +23,7 @@ export interface Migration {
   up(tx: Ctx): Promise<void>;
 }
 
-export const MIGRATIONS: readonly Migration[] = [initial, policyVersion, provisioning, acme, trustVersion, enrolmentRequesters, hostEvidence, settings, caPending, policiesVersion, ekRevocations];
+export const MIGRATIONS: readonly Migration[] = [initial, policyVersion, provisioning, acme, trustVersion, enrolmentRequesters, hostEvidence, settings, caPending, policiesVersion, ekRevocations, auditTree];
 
 /**
  * Applies the migrations the database lacks, in one transaction. Idempotent, and safe when several
