@@ -47,15 +47,21 @@ export function listAdminTokens(store: Store, o: { name?: string } = {}): Promis
 
 /** Revokes one token by id. */
 export async function revokeAdminToken(store: Store, id: string, c: Caller): Promise<void> {
-  const ok = await store.adminTokens.revoke(id, c.now);
-  await store.audit.append({ actor: c.actor, action: "admin.token.revoke", subject: id, outcome: ok ? "success" : "failure", details: ok ? {} : { code: "ERR_NOT_FOUND" }, at: c.now });
+  const ok = await store.transaction(async (tx) => {
+    const ok = await tx.adminTokens.revoke(id, c.now);
+    await tx.audit.append({ actor: c.actor, action: "admin.token.revoke", subject: id, outcome: ok ? "success" : "failure", details: ok ? {} : { code: "ERR_NOT_FOUND" }, at: c.now });
+    return ok;
+  });
   if (!ok) throw new TpmTrustError("ERR_NOT_FOUND", `no active token ${id}`);
 }
 
 /** Revokes every active token of a principal; returns their ids. */
 export async function revokePrincipal(store: Store, name: string, c: Caller): Promise<string[]> {
-  const ids = await store.adminTokens.revokeByName(name, c.now);
-  await store.audit.append({ actor: c.actor, action: "admin.token.revoke", subject: `principal:${name}`, outcome: ids.length ? "success" : "failure", details: ids.length ? { name, tokens: ids } : { name, code: "ERR_NOT_FOUND" }, at: c.now });
+  const ids = await store.transaction(async (tx) => {
+    const ids = await tx.adminTokens.revokeByName(name, c.now);
+    await tx.audit.append({ actor: c.actor, action: "admin.token.revoke", subject: `principal:${name}`, outcome: ids.length ? "success" : "failure", details: ids.length ? { name, tokens: ids } : { name, code: "ERR_NOT_FOUND" }, at: c.now });
+    return ids;
+  });
   if (!ids.length) throw new TpmTrustError("ERR_NOT_FOUND", `principal ${name} has no active token`);
   return ids;
 }

@@ -157,9 +157,10 @@ export async function registerHost(store: Store, input: RegisterHost, c: Caller)
         const added = await tx.trust.addAllowlist(a.ekHash, { label: `host ${input.name} (policy version v1)`, source: "hosts add", at: c.now });
         await tx.audit.append({ actor: c.actor, action: "trust.allowlist.add", subject: a.ekHash, outcome: "success", details: { label: `host ${input.name} (policy version v1)`, added, via: "host.add", host: input.name, policyVersion, overrode: a.overrode }, at: c.now });
       }
+      const eksAudited = eks.map((e) => ({ name: e.nameHex, ekHash: e.ekHash, registered: e.registered, method: e.method ?? null, code: e.code ?? null, ...(e.allowlisted ? { allowlisted: true } : {}) }));
+      await tx.audit.append({ actor: c.actor, action: "host.add", subject: input.name, outcome: "success", details: { hardwareClass: input.hardwareClass, policyVersion, trustMethod: method, eks: eksAudited }, at: c.now });
       return h;
     });
-    await audit("success", { trustMethod: method, eks: eks.map((e) => ({ name: e.nameHex, ekHash: e.ekHash, registered: e.registered, method: e.method ?? null, code: e.code ?? null, ...(e.allowlisted ? { allowlisted: true } : {}) })) });
     return { host: hostView(host, []), ekTrust: { method, eks, warnings: [...warnings] } };
   } catch (e) {
     if (isTpmTrustError(e)) await audit("failure", { code: e.code, reason: e.message, ...(e.details ? { details: e.details } : {}) });
@@ -235,8 +236,11 @@ export async function changeHostClass(store: Store, name: string, hardwareClass:
     check(hardwareClass, HARDWARE_CLASS_PATTERN, "hardwareClass");
     const before = await store.hosts.get(name);
     if (!before) throw new TpmTrustError("ERR_NOT_FOUND", `no host named ${JSON.stringify(name)}`);
-    const h = await store.hosts.update(name, { hardwareClass }, c.now);
-    await audit("success", { hardwareClass: { from: before.hardwareClass, to: hardwareClass } });
+    const h = await store.transaction(async (tx) => {
+      const h = await tx.hosts.update(name, { hardwareClass }, c.now);
+      await tx.audit.append({ actor: c.actor, action: "host.update", subject: name, outcome: "success", details: { hardwareClass: { from: before.hardwareClass, to: hardwareClass } }, at: c.now });
+      return h;
+    });
     return hostView(h, await store.aks.listForHost(name));
   } catch (e) {
     if (isTpmTrustError(e)) await audit("failure", { code: e.code, reason: e.message, hardwareClass });
@@ -246,8 +250,11 @@ export async function changeHostClass(store: Store, name: string, hardwareClass:
 
 /** Deletes a host with its EKs, AKs, activations, attestations and tokens. Audited. */
 export async function removeHost(store: Store, name: string, c: Caller): Promise<void> {
-  const removed = await store.hosts.remove(name);
-  await store.audit.append({ actor: c.actor, action: "host.remove", subject: name, outcome: removed ? "success" : "failure", details: removed ? {} : { code: "ERR_NOT_FOUND" }, at: c.now });
+  const removed = await store.transaction(async (tx) => {
+    const removed = await tx.hosts.remove(name);
+    await tx.audit.append({ actor: c.actor, action: "host.remove", subject: name, outcome: removed ? "success" : "failure", details: removed ? {} : { code: "ERR_NOT_FOUND" }, at: c.now });
+    return removed;
+  });
   if (!removed) throw new TpmTrustError("ERR_NOT_FOUND", `no host named ${JSON.stringify(name)}`);
 }
 

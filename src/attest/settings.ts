@@ -97,8 +97,11 @@ export async function unsetSetting(store: Store, key: string, c: Caller): Promis
   if (key === "default-class" && (await store.settings.get<string>("admit")) === "ek-cert-chain") {
     throw bad("default-class", "admission by EK certificate chain uses it: set admit registered first");
   }
-  const removed = await store.settings.remove(key);
-  await store.audit.append({ actor: c.actor, action: "config.unset", subject: key, outcome: removed ? "success" : "failure", details: removed ? {} : { code: "ERR_NOT_FOUND" }, at: c.now });
+  const removed = await store.transaction(async (tx) => {
+    const removed = await tx.settings.remove(key);
+    await tx.audit.append({ actor: c.actor, action: "config.unset", subject: key, outcome: removed ? "success" : "failure", details: removed ? {} : { code: "ERR_NOT_FOUND" }, at: c.now });
+    return removed;
+  });
   if (!removed) throw new TpmTrustError("ERR_NOT_FOUND", `${key} is not set`);
   return store.settings.list();
 }

@@ -237,8 +237,11 @@ export interface TemplateView extends CertTemplate {
 /** Creates or replaces a template. Audited as ca.template.put. */
 export async function putTemplate(store: Store, json: unknown, c: { actor: string; now: number }): Promise<TemplateView> {
   const t = decodeTemplate(json);
-  const r = await store.ca.putTemplate(t.name, t, c.now);
-  await store.audit.append({ actor: c.actor, action: "ca.template.put", subject: t.name, outcome: "success", details: t, at: c.now });
+  const r = await store.transaction(async (tx) => {
+    const r = await tx.ca.putTemplate(t.name, t, c.now);
+    await tx.audit.append({ actor: c.actor, action: "ca.template.put", subject: t.name, outcome: "success", details: t, at: c.now });
+    return r;
+  });
   return { ...t, createdAt: r.createdAt, updatedAt: r.updatedAt };
 }
 
@@ -253,7 +256,10 @@ export async function listTemplates(store: Store): Promise<TemplateView[]> {
 }
 
 export async function removeTemplate(store: Store, name: string, c: { actor: string; now: number }): Promise<void> {
-  const removed = await store.ca.removeTemplate(name);
-  await store.audit.append({ actor: c.actor, action: "ca.template.remove", subject: name, outcome: removed ? "success" : "failure", details: removed ? {} : { code: "ERR_NOT_FOUND" }, at: c.now });
+  const removed = await store.transaction(async (tx) => {
+    const removed = await tx.ca.removeTemplate(name);
+    await tx.audit.append({ actor: c.actor, action: "ca.template.remove", subject: name, outcome: removed ? "success" : "failure", details: removed ? {} : { code: "ERR_NOT_FOUND" }, at: c.now });
+    return removed;
+  });
   if (!removed) throw new TpmTrustError("ERR_NOT_FOUND", `no certificate template named ${JSON.stringify(name)}`);
 }

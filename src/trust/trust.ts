@@ -113,8 +113,11 @@ export async function listAllowlist(store: Store): Promise<{ entries: AllowlistV
 
 export async function addAllowlist(store: Store, o: { ekHash: string; label?: string | null; via: string }, c: Caller): Promise<{ entry: AllowlistView; added: boolean }> {
   const ekHash = normalizeEkHash(o.ekHash);
-  const added = await store.trust.addAllowlist(ekHash, { label: o.label ?? null, source: o.via, at: c.now });
-  await store.audit.append({ actor: c.actor, action: "trust.allowlist.add", subject: ekHash, outcome: "success", details: { label: o.label ?? null, added }, at: c.now });
+  const added = await store.transaction(async (tx) => {
+    const added = await tx.trust.addAllowlist(ekHash, { label: o.label ?? null, source: o.via, at: c.now });
+    await tx.audit.append({ actor: c.actor, action: "trust.allowlist.add", subject: ekHash, outcome: "success", details: { label: o.label ?? null, added }, at: c.now });
+    return added;
+  });
   const e = (await store.trust.listAllowlist()).find((x) => x.ekHash === ekHash)!;
   return { entry: { ekHash, label: e.label, addedAt: e.addedAt, source: "db" }, added };
 }
@@ -122,8 +125,11 @@ export async function addAllowlist(store: Store, o: { ekHash: string; label?: st
 /** Removes a database entry; ERR_NOT_FOUND if there is none (folder entries are removed by deleting the file). */
 export async function removeAllowlist(store: Store, ekHash: string, c: Caller): Promise<void> {
   const h = normalizeEkHash(ekHash);
-  const removed = await store.trust.removeAllowlist(h);
-  await store.audit.append({ actor: c.actor, action: "trust.allowlist.remove", subject: h, outcome: removed ? "success" : "failure", details: removed ? {} : { code: "ERR_NOT_FOUND" }, at: c.now });
+  const removed = await store.transaction(async (tx) => {
+    const removed = await tx.trust.removeAllowlist(h);
+    await tx.audit.append({ actor: c.actor, action: "trust.allowlist.remove", subject: h, outcome: removed ? "success" : "failure", details: removed ? {} : { code: "ERR_NOT_FOUND" }, at: c.now });
+    return removed;
+  });
   if (!removed) throw new TpmTrustError("ERR_NOT_FOUND", `EK hash ${h} is not in the database allow-list`);
 }
 
@@ -144,8 +150,11 @@ export const listRevokedEks = (store: Store): Promise<RevokedEkView[]> => store.
  */
 export async function revokeEk(store: Store, o: { ekHash: string; reason?: string | null }, c: Caller): Promise<{ entry: RevokedEkView; added: boolean }> {
   const ekHash = normalizeEkHash(o.ekHash);
-  const added = await store.trust.revokeEk(ekHash, { reason: o.reason ?? null, at: c.now });
-  await store.audit.append({ actor: c.actor, action: "trust.ek.revoke", subject: ekHash, outcome: "success", details: { reason: o.reason ?? null, added }, at: c.now });
+  const added = await store.transaction(async (tx) => {
+    const added = await tx.trust.revokeEk(ekHash, { reason: o.reason ?? null, at: c.now });
+    await tx.audit.append({ actor: c.actor, action: "trust.ek.revoke", subject: ekHash, outcome: "success", details: { reason: o.reason ?? null, added }, at: c.now });
+    return added;
+  });
   const entry = (await store.trust.listRevokedEks()).find((x) => x.ekHash === ekHash)!;
   return { entry, added };
 }
@@ -153,8 +162,11 @@ export async function revokeEk(store: Store, o: { ekHash: string; reason?: strin
 /** Lifts a revocation; ERR_NOT_FOUND if the EK is not revoked. Audited as trust.ek.unrevoke. */
 export async function unrevokeEk(store: Store, ekHash: string, c: Caller): Promise<void> {
   const h = normalizeEkHash(ekHash);
-  const removed = await store.trust.unrevokeEk(h);
-  await store.audit.append({ actor: c.actor, action: "trust.ek.unrevoke", subject: h, outcome: removed ? "success" : "failure", details: removed ? {} : { code: "ERR_NOT_FOUND" }, at: c.now });
+  const removed = await store.transaction(async (tx) => {
+    const removed = await tx.trust.unrevokeEk(h);
+    await tx.audit.append({ actor: c.actor, action: "trust.ek.unrevoke", subject: h, outcome: removed ? "success" : "failure", details: removed ? {} : { code: "ERR_NOT_FOUND" }, at: c.now });
+    return removed;
+  });
   if (!removed) throw new TpmTrustError("ERR_NOT_FOUND", `EK ${h} is not revoked`);
 }
 
@@ -201,16 +213,22 @@ export async function addAllowlistDir(store: Store, path: string, c: Caller): Pr
     if (isTpmTrustError(e) && e.code === "ERR_IO") throw new TpmTrustError("ERR_VALIDATION", `${abs} is not a readable folder: ${e.message}`, { path: abs });
     throw e;
   }
-  const added = await store.trust.addAllowlistDir(abs, c.now);
-  await store.audit.append({ actor: c.actor, action: "trust.allowlist-dir.add", subject: abs, outcome: "success", details: { added }, at: c.now });
+  const added = await store.transaction(async (tx) => {
+    const added = await tx.trust.addAllowlistDir(abs, c.now);
+    await tx.audit.append({ actor: c.actor, action: "trust.allowlist-dir.add", subject: abs, outcome: "success", details: { added }, at: c.now });
+    return added;
+  });
   const d = (await store.trust.listAllowlistDirs()).find((x) => x.path === abs)!;
   return { dir: describeDir(abs, d.addedAt), added };
 }
 
 export async function removeAllowlistDir(store: Store, path: string, c: Caller): Promise<void> {
   const abs = resolve(path);
-  const removed = await store.trust.removeAllowlistDir(abs);
-  await store.audit.append({ actor: c.actor, action: "trust.allowlist-dir.remove", subject: abs, outcome: removed ? "success" : "failure", details: removed ? {} : { code: "ERR_NOT_FOUND" }, at: c.now });
+  const removed = await store.transaction(async (tx) => {
+    const removed = await tx.trust.removeAllowlistDir(abs);
+    await tx.audit.append({ actor: c.actor, action: "trust.allowlist-dir.remove", subject: abs, outcome: removed ? "success" : "failure", details: removed ? {} : { code: "ERR_NOT_FOUND" }, at: c.now });
+    return removed;
+  });
   if (!removed) throw new TpmTrustError("ERR_NOT_FOUND", `${abs} is not a registered allow-list folder`);
 }
 
@@ -255,23 +273,26 @@ export interface ImportResult {
 export type ImportProgress = (done: number, total: number, subject: string) => void;
 
 async function storeAnchors(store: Store, entries: { cert: ParsedCertificate; kind: EkCaKind }[], skipped: SkippedFile[], c: Caller, source: unknown, onProgress?: ImportProgress): Promise<ImportResult> {
-  const added: CaView[] = [];
-  const present: CaView[] = [];
-  for (const { cert, kind } of entries) {
-    const r = await store.trust.addCaCert(kind, cert.der, cert.label, c.now);
-    const view: CaView = { id: r.fingerprint, kind, subject: cert.label, notBefore: cert.notBefore.toISOString(), notAfter: cert.notAfter.toISOString(), addedAt: c.now };
-    (r.added ? added : present).push(view);
-    onProgress?.(added.length + present.length, entries.length, cert.label);
-  }
-  await store.audit.append({
-    actor: c.actor,
-    action: "trust.ca.import",
-    subject: null,
-    outcome: "success",
-    details: { source, added: added.map((a) => ({ id: a.id, kind: a.kind, subject: a.subject })), present: present.length, skipped },
-    at: c.now,
+  // the certificates and their audit entry commit together, or none of them does
+  return store.transaction(async (tx) => {
+    const added: CaView[] = [];
+    const present: CaView[] = [];
+    for (const { cert, kind } of entries) {
+      const r = await tx.trust.addCaCert(kind, cert.der, cert.label, c.now);
+      const view: CaView = { id: r.fingerprint, kind, subject: cert.label, notBefore: cert.notBefore.toISOString(), notAfter: cert.notAfter.toISOString(), addedAt: c.now };
+      (r.added ? added : present).push(view);
+      onProgress?.(added.length + present.length, entries.length, cert.label);
+    }
+    await tx.audit.append({
+      actor: c.actor,
+      action: "trust.ca.import",
+      subject: null,
+      outcome: "success",
+      details: { source, added: added.map((a) => ({ id: a.id, kind: a.kind, subject: a.subject })), present: present.length, skipped },
+      at: c.now,
+    });
+    return { added, present, skipped };
   });
-  return { added, present, skipped };
 }
 
 /**
@@ -317,9 +338,12 @@ export async function importCaFiles(store: Store, paths: readonly string[], o: {
 /** Removes a root or intermediate by id (its SHA-256); ERR_NOT_FOUND if neither holds it. */
 export async function removeCa(store: Store, id: string, c: Caller): Promise<EkCaKind> {
   const fp = id.toLowerCase();
-  let kind: EkCaKind | undefined;
-  for (const k of ["root", "intermediate"] as const) if (!kind && (await store.trust.removeCaCert(k, fp))) kind = k;
-  await store.audit.append({ actor: c.actor, action: "trust.ca.remove", subject: fp, outcome: kind ? "success" : "failure", details: kind ? { kind } : { code: "ERR_NOT_FOUND" }, at: c.now });
+  const kind = await store.transaction(async (tx) => {
+    let kind: EkCaKind | undefined;
+    for (const k of ["root", "intermediate"] as const) if (!kind && (await tx.trust.removeCaCert(k, fp))) kind = k;
+    await tx.audit.append({ actor: c.actor, action: "trust.ca.remove", subject: fp, outcome: kind ? "success" : "failure", details: kind ? { kind } : { code: "ERR_NOT_FOUND" }, at: c.now });
+    return kind;
+  });
   if (!kind) throw new TpmTrustError("ERR_NOT_FOUND", `no EK root or intermediate with id ${fp}`);
   return kind;
 }

@@ -870,6 +870,37 @@ test("audit: when the audit log cannot be written the decision it was to record 
   assert.equal((await call("POST", "/v1/attestations", ev)).body.verdict, "pass");
 });
 
+test("audit: an administrative change whose audit entry cannot be written is not made (ERR_AUDIT_WRITE_FAILED, rolled back)", async () => {
+  const db = join(dir, "attacks.db");
+  const count = async (sql: string) => Number((await rawSql(db, sql))[0].n);
+  const root = (await s.store.trust.listCaCerts("root"))[0];
+  const ekHash = createHash("sha256").update("an EK nobody has").digest("hex");
+  const state = async () => ({
+    entries: await count("SELECT count(*) AS n FROM audit"),
+    allowlist: await count("SELECT count(*) AS n FROM ek_allowlist"),
+    revoked: await count("SELECT count(*) AS n FROM ek_revocations"),
+    roots: (await s.store.trust.listCaCerts("root")).length,
+    host: JSON.stringify(await s.store.hosts.get(alice.name)),
+  });
+  const before = await state();
+  await rawSql(db, "CREATE TRIGGER audit_down BEFORE INSERT ON audit BEGIN SELECT RAISE(ABORT, 'the audit disk is full'); END");
+  try {
+    for (const [method, path, body] of [
+      ["POST", "/v1/trust/allowlist", { ekHash }],
+      ["POST", "/v1/trust/revoked-eks", { ekHash }],
+      ["DELETE", `/v1/trust/cas/${root.fingerprint}`, undefined],
+      ["PATCH", `/v1/hosts/${alice.name}`, { hardwareClass: "elsewhere" }],
+      ["DELETE", `/v1/hosts/${alice.name}`, undefined],
+    ] as const) {
+      const r = await call(method, path, body, admin);
+      assert.deepEqual([r.status, r.body?.code], [503, "ERR_AUDIT_WRITE_FAILED"], `${method} ${path}: ${JSON.stringify(r.body)}`);
+    }
+  } finally {
+    await rawSql(db, "DROP TRIGGER audit_down");
+  }
+  assert.deepEqual(await state(), before, "no change was made without its audit entry");
+});
+
 for (const a of ATTACKS) {
   test(`${a.flow}: ${a.name} → ${a.code}`, async () => {
     const healthBefore = (await s.store.hosts.get(alice.name))!.health;
