@@ -2,7 +2,7 @@
 // Runs the compiled CLI (dist/, from `npm ci` or `npm run build`; what the published package ships)
 // when its build is newer than every file under src/; otherwise (no build, or sources edited since)
 // loads src/ through tsx, a development dependency.
-import { readdirSync, statSync } from "node:fs";
+import { existsSync, readdirSync, statSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
@@ -45,6 +45,7 @@ if (builtAt() >= newest(`${root}src`)) {
   }
   // the project's tsconfig whatever the working folder: its experimentalDecorators is what the
   // ASN.1 schemas' decorators need (tsx would otherwise look for a tsconfig from the cwd)
-  register({ tsconfig: `${root}tsconfig.json` });
+  const tsconfig = `${root}tsconfig.json`;
+  register(existsSync(tsconfig) ? { tsconfig } : {});
   await import("../src/cli/main.ts");
 }
