@@ -77,7 +77,7 @@ test("strict bodies: unknown fields, coercion, bad base64 and unknown kinds are 
   assert.equal((rejected.details as { code: string }).code, junk.json().code);
 });
 
-test("an AK that is not bound: no challenge, no attestation; JWKS is public and empty before the first token", async () => {
+test("an AK that is not bound: no challenge, no attestation; JWKS is public and holds no private key", async () => {
   const c = await app.inject({ method: "POST", url: "/v1/attestations/challenge", payload: { akNameHex: evidence.akNameHex } });
   assert.deepEqual([c.statusCode, c.json().code], [422, "ERR_AK_NOT_BOUND"]);
   const log = readFileSync(join(EVENTLOGS, "rhel8-gce-uefi.bin")).toString("base64");
@@ -96,7 +96,8 @@ test("an AK that is not bound: no challenge, no attestation; JWKS is public and 
   const r = await app.inject({ method: "POST", url: "/v1/attestations", payload: { ...evidence, quotes: [{ attest, signature }], eventLog: log } });
   assert.deepEqual([r.statusCode, r.json().code], [422, "ERR_AK_NOT_BOUND"]);
   const jwks = await app.inject({ method: "GET", url: "/.well-known/jwks.json" });
-  assert.deepEqual(jwks.json(), { keys: [] });
+  // the signing key may exist already (the audit checkpointer signs with it): public parts only
+  for (const k of jwks.json().keys) assert.deepEqual([k.kty, k.alg, k.d], ["EC", "ES256", undefined]);
   const openapi = (await app.inject({ method: "GET", url: "/openapi.json" })).json();
   for (const path of ["/v1/attestations", "/v1/attestations/challenge", "/v1/policies", "/v1/webhooks", "/v1/audit", "/v1/audit/verify", "/.well-known/jwks.json"]) assert.ok(openapi.paths[path], path);
 });

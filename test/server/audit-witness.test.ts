@@ -51,7 +51,8 @@ test("the service checkpoints new entries and logs each checkpoint once, with it
   const e1 = await store.audit.append({ at: Date.now(), actor: "test", action: "x.one", outcome: "success" });
   const first = await witnessed(e1.seq);
   const [size, root] = first.anchor.split(":");
-  assert.equal(Number(size), (await store.audit.head()).checkpoint?.treeSize);
+  // the checkpointer may have moved on since (the service appends entries of its own)
+  assert.ok(Number(size) > 0 && Number(size) <= (await store.audit.head()).checkpoint!.treeSize, first.anchor);
 
   const e2 = await store.audit.append({ at: Date.now(), actor: "test", action: "x.two", outcome: "success" });
   await witnessed(e2.seq);
