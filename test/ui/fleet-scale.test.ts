@@ -118,6 +118,8 @@ test("cursors are checked: another order's cursor, a forged one and an oversized
     `/v1/hosts?order=-name&cursor=${cursor}`,
     `/v1/hosts?cursor=${Buffer.from('["name",[{"x":1},"a"]]').toString("base64url")}`,
     `/v1/hosts?cursor=${Buffer.from("not json").toString("base64url")}`,
+    `/v1/hosts?order=lastAttestationAt&cursor=${Buffer.from('["lastAttestationAt",["not a time","a"]]').toString("base64url")}`,
+    `/v1/hosts?cursor=${Buffer.from('["name",[1,"a"]]').toString("base64url")}`,
     "/v1/hosts?cursor=../../etc",
     "/v1/hosts?limit=0",
     `/v1/hosts/${hostName(1)}/attestations?cursor=${cursor}`,

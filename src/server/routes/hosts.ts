@@ -61,7 +61,9 @@ const hosts: RouteModule = (app, { store, now, monitor }) => {
     async (req, reply) => {
       const { hardwareClass, health, q, order = "name" } = req.query;
       const after = decodeCursor(req.query, order)?.after;
-      if (after && (after.length !== 2 || typeof after[1] !== "string")) throw new TpmTrustError("ERR_VALIDATION", "querystring/cursor is not a cursor this service issued");
+      // the sort key's type follows the order (a time is a number, the rest are strings): the database compares it as such
+      const keyType = order.endsWith("lastAttestationAt") ? "number" : "string";
+      if (after && (after.length !== 2 || typeof after[0] !== keyType || typeof after[1] !== "string")) throw new TpmTrustError("ERR_VALIDATION", "querystring/cursor is not a cursor this service issued");
       const p = await pageHosts(store, { hardwareClass, health, text: q, order, after: after as [string | number | null, string] | undefined, limit: pageLimit(req.query) });
       return sendPage(req, reply, { items: p.hosts, total: p.total, next: p.next ? { order, after: p.next } : undefined });
     },
