@@ -88,23 +88,44 @@ for (const c of CASES) {
     c.pcrs?.(pcrs);
     const log = c.log ?? FLEET_LOG;
 
-    const body = { akNameHex: host.akName.toString("hex"), nonceHex: nonce.toString("hex"), quotes: [{ attest: attest.toString("base64"), signature: signature.toString("base64") }], pcrs, eventLog: log.toString("base64") };
-    const r = await fetch(`${s.url}/v1/attestations`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
-    const answer = await r.json();
-    const service = r.status === 200 ? { verdict: answer.verdict, code: answer.code } : { verdict: "fail", code: answer.code };
-
-    const f = (n: string) => join(dir, `${c.name.replace(/\W+/g, "-")}.${n}`);
-    writeFileSync(f("attest"), attest);
-    writeFileSync(f("sig"), signature);
-    writeFileSync(f("pcrs.json"), JSON.stringify(pcrs));
-    writeFileSync(f("log"), log);
-    const o = await cli(["verify", "quote", "--ak", join(dir, "ak.pub"), "--attest", f("attest"), "--signature", f("sig"), "--nonce", nonce.toString("hex"), "--pcrs", f("pcrs.json"), "--eventlog", f("log"), "--json"]);
-    const j = o.json();
-    const offline = { verdict: o.code === 0 ? "pass" : "fail", code: o.code === 0 ? null : j.code };
-    assert.ok(o.code === 0 || o.code === 1, `offline exit ${o.code}: ${o.stdout}${o.stderr}`);
-    assert.deepEqual(service, { verdict: c.want === null ? "pass" : "fail", code: c.want });
-    assert.deepEqual(offline, service, `offline ${JSON.stringify(j).slice(0, 300)} service ${JSON.stringify(answer).slice(0, 300)}`);
+    await judgedAlike(c.name, c.want, { host, akPub: join(dir, "ak.pub"), nonce, attest, signature, pcrs, log });
   });
+}
+
+/**
+ * Sends the evidence to the service and, as files, to `tpmtrust verify quote`; asserts both reach
+ * `want` (null: pass) with the same verdict and code. Returns the CLI's JSON.
+ */
+async function judgedAlike(
+  name: string,
+  want: string | null,
+  e: { host: SoftHost; akPub: string; nonce: Buffer; attest: Buffer; signature: Buffer; pcrs: Record<string, Record<string, string>>; log: Buffer; ima?: Buffer },
+) {
+  const body = {
+    akNameHex: e.host.akName.toString("hex"),
+    nonceHex: e.nonce.toString("hex"),
+    quotes: [{ attest: e.attest.toString("base64"), signature: e.signature.toString("base64") }],
+    pcrs: e.pcrs,
+    eventLog: e.log.toString("base64"),
+    ...(e.ima ? { ima: { startIndex: 0, list: e.ima.toString("base64") } } : {}),
+  };
+  const r = await fetch(`${s.url}/v1/attestations`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
+  const answer = await r.json();
+  const service = r.status === 200 ? { verdict: answer.verdict, code: answer.code } : { verdict: "fail", code: answer.code };
+
+  const f = (n: string) => join(dir, `${name.replace(/\W+/g, "-")}.${n}`);
+  writeFileSync(f("attest"), e.attest);
+  writeFileSync(f("sig"), e.signature);
+  writeFileSync(f("pcrs.json"), JSON.stringify(e.pcrs));
+  writeFileSync(f("log"), e.log);
+  if (e.ima) writeFileSync(f("ima"), e.ima);
+  const o = await cli(["verify", "quote", "--ak", e.akPub, "--attest", f("attest"), "--signature", f("sig"), "--nonce", e.nonce.toString("hex"), "--pcrs", f("pcrs.json"), "--eventlog", f("log"), ...(e.ima ? ["--ima", f("ima")] : []), "--json"]);
+  const j = o.json();
+  const offline = { verdict: o.code === 0 ? "pass" : "fail", code: o.code === 0 ? null : j.code };
+  assert.ok(o.code === 0 || o.code === 1, `offline exit ${o.code}: ${o.stdout}${o.stderr}`);
+  assert.deepEqual(service, { verdict: want === null ? "pass" : "fail", code: want });
+  assert.deepEqual(offline, service, `offline ${JSON.stringify(j).slice(0, 300)} service ${JSON.stringify(answer).slice(0, 300)}`);
+  return j;
 }
 
 // ---- with an IMA list: PCR 10 is IMA's (not the firmware log's), the list must replay to it
@@ -157,24 +178,7 @@ for (const c of IMA_CASES) {
     const digest = sha256(Buffer.concat(banks.flatMap((b) => IMA_PCRS.map((p) => Buffer.from(pcrs[b][String(p)], "hex")))));
     const attest = encodeTpmsAttest({ ...base, attested: { pcrSelect: banks.map((b) => pcrSelection(hashAlgByName(b)!, IMA_PCRS)), pcrDigest: digest } } as TpmsAttest);
     const signature = signEcdsa(imaHost.akKey, attest);
-    const list = c.list();
-    const body = { akNameHex: imaHost.akName.toString("hex"), nonceHex: nonce.toString("hex"), quotes: [{ attest: attest.toString("base64"), signature: signature.toString("base64") }], pcrs, eventLog: FLEET_LOG.toString("base64"), ima: { startIndex: 0, list: list.toString("base64") } };
-    const r = await fetch(`${s.url}/v1/attestations`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
-    const answer = await r.json();
-    const service = r.status === 200 ? { verdict: answer.verdict, code: answer.code } : { verdict: "fail", code: answer.code };
-
-    const f = (n: string) => join(dir, `${c.name.replace(/\W+/g, "-")}.${n}`);
-    writeFileSync(f("attest"), attest);
-    writeFileSync(f("sig"), signature);
-    writeFileSync(f("pcrs.json"), JSON.stringify(pcrs));
-    writeFileSync(f("log"), FLEET_LOG);
-    writeFileSync(f("ima"), list);
-    const o = await cli(["verify", "quote", "--ak", join(dir, "ima-ak.pub"), "--attest", f("attest"), "--signature", f("sig"), "--nonce", nonce.toString("hex"), "--pcrs", f("pcrs.json"), "--eventlog", f("log"), "--ima", f("ima"), "--json"]);
-    const j = o.json();
-    const offline = { verdict: o.code === 0 ? "pass" : "fail", code: o.code === 0 ? null : j.code };
-    assert.ok(o.code === 0 || o.code === 1, `offline exit ${o.code}: ${o.stdout}${o.stderr}`);
-    assert.deepEqual(service, { verdict: c.want === null ? "pass" : "fail", code: c.want });
-    assert.deepEqual(offline, service, `offline ${JSON.stringify(j).slice(0, 300)} service ${JSON.stringify(answer).slice(0, 300)}`);
+    const j = await judgedAlike(c.name, c.want, { host: imaHost, akPub: join(dir, "ima-ak.pub"), nonce, attest, signature, pcrs, log: FLEET_LOG, ima: c.list() });
     if (c.want === null) assert.equal(j.ima.covered, imaEntries.length);
   });
 }
