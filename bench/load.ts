@@ -1,14 +1,19 @@
 /**
  * Fleet load: N simulated hosts each attesting every `interval` seconds against `tpmtrust serve`
  * (a child process) on loopback for `seconds`, with evidence pre-generated in software in the exact
- * TPM formats (nonces issued through the store beforehand, quotes signed by each host's AK, the RHEL
- * 8 fixture log judged against its baseline). Open loop: every request is sent at its scheduled time
- * (hosts phase-shifted evenly), so a slow server shows as latency, not as a politer load. Every
- * answer must be 200 with verdict "pass"; anything else is an error.
+ * TPM formats (quotes signed by each host's AK over nonces seeded in the database, the RHEL 8
+ * fixture log sent in full and judged against its baseline). The fleet is seeded in bulk as one in
+ * its steady state: every host registered with its EK certificate and bound AK, healthy since its
+ * last attestation, so each verdict keeps its host's health. Open loop: every request is sent at its
+ * scheduled time (hosts phase-shifted evenly), so a slow server shows as latency, not as a politer
+ * load; the generator reports how late it sent (its own lag) and its CPU, so that a generator that
+ * cannot keep up is told apart from a server that cannot. Every answer must be 200 with verdict
+ * "pass"; anything else is an error.
  *
  *   npm run load [-- --hosts 10000 --seconds 60 --interval SECONDS --db sqlite|postgres]
  *
  * The interval defaults to the run's length: every host of the fleet attests once in the window.
+ * PostgreSQL is a durable cluster (fsync and synchronous_commit on), as in production.
  *
  * `npm run bench` runs the full-size figure (10,000 hosts × 60 s, SQLite); the test suite a small one.
  */
@@ -19,7 +24,7 @@ import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { httpCall, median, type BenchFigure } from "./lib.js";
 import { openStore } from "../src/store/index.js";
-import { addFleetBaseline, evidenceJson, preQuotes, seedHosts, softHost, spawnServe, type Quote } from "../test/helpers/software-fleet.js";
+import { addFleetBaseline, evidenceJson, seedFleet, softHost, spawnServe, type Quote } from "../test/helpers/software-fleet.js";
 import { startPostgres } from "../test/helpers/postgres.js";
 
 export interface LoadOptions {
@@ -32,15 +37,37 @@ export interface LoadOptions {
   concurrency?: number;
 }
 
+/** One window of the run (by scheduled time): what was offered, sent and answered, and how fast. */
+export interface LoadWindow {
+  /** seconds from the start */
+  from: number;
+  to: number;
+  /** requests scheduled in the window, per second */
+  offeredPerSecond: number;
+  /** requests the generator sent in the window (by the time it sent them), per second */
+  sentPerSecond: number;
+  /** answers received in the window, per second */
+  answeredPerSecond: number;
+  errors: number;
+  /** latency of the requests scheduled in the window, ms from the scheduled time to the answer */
+  p50Ms: number;
+  p99Ms: number;
+  /** the generator's own lag: ms from the scheduled time to the send, 99th percentile */
+  sendLagP99Ms: number;
+}
+
 export interface LoadReport {
   hosts: number;
   seconds: number;
   db: string;
+  /** seconds spent seeding hosts, EK certificates, AKs, nonces and quotes */
+  seedSeconds: number;
   offeredPerSecond: number;
   attestations: number;
   errors: number;
   firstErrors: string[];
-  /** achieved rate per window of `seconds / windows` */
+  windows: LoadWindow[];
+  /** achieved rate per window (answers received in it) */
   windowRates: number[];
   achievedPerSecond: number;
   /** ms from the scheduled time to the answer (what a host sees, queueing included) */
@@ -49,6 +76,12 @@ export interface LoadReport {
   windowP99Ms: number[];
   /** ms of GET /healthz on the same server and client before the load */
   healthzMs: number;
+  /**
+   * Whether the generator kept to its schedule: its 99th-percentile send lag, and its CPU (user +
+   * system) over the run as a share of one core. `bottleneck`: its p99 send lag was over 100 ms in
+   * some window, i.e. the load offered was not the load sent.
+   */
+  generator: { sendLagP99Ms: number; cpuShareOfOneCore: number; bottleneck: boolean };
 }
 
 const percentile = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? 0;
@@ -56,23 +89,26 @@ const percentile = (sorted: number[], p: number) => sorted[Math.min(sorted.lengt
 export async function runLoad(o: LoadOptions, log: (msg: string) => void = () => undefined): Promise<LoadReport> {
   const rounds = Math.max(1, Math.round(o.seconds / o.interval));
   const dir = mkdtempSync(join(os.tmpdir(), "tpmtrust-load-"));
-  const pg = o.db === "postgres" ? await startPostgres() : undefined;
+  const pg = o.db === "postgres" ? await startPostgres({ durable: true }) : undefined;
   const agent = new Agent({ keepAlive: true, maxSockets: o.concurrency ?? 64 });
   try {
     const db = pg ? await pg.createDatabase() : join(dir, "load.db");
     log(`seeding ${o.hosts} hosts and ${o.hosts * rounds} quotes (${o.db})`);
+    const seedStart = performance.now();
     const hosts = Array.from({ length: o.hosts }, (_, i) => softHost(`host-${String(i).padStart(5, "0")}`));
     let quotes: Quote[][];
     {
       const store = await openStore(db);
       try {
         await addFleetBaseline(store);
-        await seedHosts(store, hosts);
-        quotes = await preQuotes(store, hosts, rounds, (o.seconds + 600) * 1000);
+        const at = Date.now();
+        quotes = await seedFleet(store, hosts, rounds, { ttlMs: (o.seconds + 600) * 1000, healthy: { at, deadlineAt: at + (o.seconds + 600) * 1000 } });
       } finally {
         await store.close();
       }
     }
+    const seedSeconds = (performance.now() - seedStart) / 1000;
+    log(`seeded in ${seedSeconds.toFixed(1)} s`);
     const server = await spawnServe(db, join(dir, "admin-token"));
     try {
       const healthz: number[] = [];
@@ -84,54 +120,68 @@ export async function runLoad(o: LoadOptions, log: (msg: string) => void = () =>
       // host h's round k is due at start + (k·interval + h·interval/hosts) seconds
       const schedule = Array.from({ length: rounds * o.hosts }, (_, i) => ({ host: i % o.hosts, round: Math.floor(i / o.hosts), dueMs: (Math.floor(i / o.hosts) * o.interval + ((i % o.hosts) * o.interval) / o.hosts) * 1000 }));
       log(`load: ${schedule.length} attestations over ${o.seconds} s`);
-      const latencies: number[] = [];
-      /** per answer: scheduled time and latency, for per-window figures */
-      const byDue: { dueMs: number; latency: number }[] = [];
-      const doneAt: number[] = [];
+      /** per request: scheduled, sent and answered times (ms from the start), and whether it failed */
+      const done: { dueMs: number; sentMs: number; doneMs: number; failed: boolean }[] = [];
       const firstErrors: string[] = [];
       let errors = 0;
+      const cpu = process.cpuUsage();
       const start = performance.now();
       await Promise.all(
         schedule.map(async (s) => {
           const wait = start + s.dueMs - performance.now();
           if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+          const sentMs = performance.now() - start;
+          let failed = false;
           try {
             const r = await httpCall(agent, `${server.url}/v1/attestations`, "POST", evidenceJson(quotes[s.host][s.round]));
             if (r.status !== 200 || JSON.parse(r.body).verdict !== "pass") throw new Error(`HTTP ${r.status} ${r.body.slice(0, 200)}`);
           } catch (e) {
+            failed = true;
             errors++;
             if (firstErrors.length < 5) firstErrors.push(`host ${s.host} round ${s.round}: ${(e as Error).message}`);
           }
-          const now = performance.now();
-          latencies.push(now - start - s.dueMs);
-          byDue.push({ dueMs: s.dueMs, latency: now - start - s.dueMs });
-          doneAt.push(now - start);
+          done.push({ dueMs: s.dueMs, sentMs, doneMs: performance.now() - start, failed });
         }),
       );
-      const elapsedS = (performance.now() - start) / 1000;
-      const windows = 6;
-      const windowMs = (o.seconds * 1000) / windows;
-      const windowRates = Array.from({ length: windows }, (_, w) => doneAt.filter((t) => t >= w * windowMs && t < (w + 1) * windowMs).length / (windowMs / 1000));
-      latencies.sort((a, b) => a - b);
-      const windowP99 = Array.from({ length: windows }, (_, w) =>
-        percentile(
-          byDue.filter((x) => x.dueMs >= w * windowMs && x.dueMs < (w + 1) * windowMs).map((x) => x.latency).sort((a, b) => a - b),
-          99,
-        ),
-      );
+      const elapsedMs = performance.now() - start;
+      const used = process.cpuUsage(cpu);
+      const windowS = o.seconds / Math.max(1, Math.round(o.seconds / 10));
+      const windows: LoadWindow[] = [];
+      for (let from = 0; from < o.seconds - 1e-9; from += windowS) {
+        const [a, b] = [from * 1000, (from + windowS) * 1000];
+        const scheduled = done.filter((x) => x.dueMs >= a && x.dueMs < b);
+        const lat = scheduled.map((x) => x.doneMs - x.dueMs).sort((p, q) => p - q);
+        const lag = scheduled.map((x) => x.sentMs - x.dueMs).sort((p, q) => p - q);
+        windows.push({
+          from,
+          to: from + windowS,
+          offeredPerSecond: scheduled.length / windowS,
+          sentPerSecond: done.filter((x) => x.sentMs >= a && x.sentMs < b).length / windowS,
+          answeredPerSecond: done.filter((x) => x.doneMs >= a && x.doneMs < b).length / windowS,
+          errors: scheduled.filter((x) => x.failed).length,
+          p50Ms: percentile(lat, 50),
+          p99Ms: percentile(lat, 99),
+          sendLagP99Ms: percentile(lag, 99),
+        });
+      }
+      const latencies = done.map((x) => x.doneMs - x.dueMs).sort((p, q) => p - q);
+      const lags = done.map((x) => x.sentMs - x.dueMs).sort((p, q) => p - q);
       return {
         hosts: o.hosts,
         seconds: o.seconds,
         db: o.db,
+        seedSeconds,
         offeredPerSecond: o.hosts / o.interval,
         attestations: schedule.length,
         errors,
         firstErrors,
-        windowRates,
-        achievedPerSecond: schedule.length / elapsedS,
+        windows,
+        windowRates: windows.map((w) => w.answeredPerSecond),
+        achievedPerSecond: schedule.length / (elapsedMs / 1000),
         latencyMs: { p50: percentile(latencies, 50), p95: percentile(latencies, 95), p99: percentile(latencies, 99), max: latencies[latencies.length - 1] ?? 0 },
-        windowP99Ms: windowP99,
+        windowP99Ms: windows.map((w) => w.p99Ms),
         healthzMs: median(healthz),
+        generator: { sendLagP99Ms: percentile(lags, 99), cpuShareOfOneCore: (used.user + used.system) / 1000 / elapsedMs, bottleneck: windows.some((w) => w.sendLagP99Ms > 100) },
       };
     } finally {
       await server.stop();
@@ -177,6 +227,14 @@ if (import.meta.url === pathToFileURL(process.argv[1] ?? "").href) {
   const db = arg("db", "sqlite");
   if (db !== "sqlite" && db !== "postgres") throw new Error("--db must be sqlite or postgres");
   const report = await runLoad({ hosts: Number(arg("hosts", "10000")), seconds: Number(arg("seconds", "60")), interval: Number(arg("interval", arg("seconds", "60"))), db }, (m) => process.stderr.write(`load: ${m}\n`));
-  process.stdout.write(JSON.stringify({ machine: { cpus: os.cpus().length, model: os.cpus()[0]?.model, node: process.version }, ...report }, null, 2) + "\n");
+  const f = (n: number) => n.toFixed(0).padStart(6);
+  process.stderr.write(
+    [
+      `load: ${report.attestations} attestations, ${report.errors} errors, p50 ${report.latencyMs.p50.toFixed(0)} ms, p99 ${report.latencyMs.p99.toFixed(0)} ms; generator: send lag p99 ${report.generator.sendLagP99Ms.toFixed(0)} ms, CPU ${(report.generator.cpuShareOfOneCore * 100).toFixed(0)}% of a core${report.generator.bottleneck ? " (it was the bottleneck: the load sent fell behind the load offered)" : ""}`,
+      "load:  window s  offered/s  sent/s  answered/s  errors  p50 ms  p99 ms  send lag p99 ms",
+      ...report.windows.map((w) => `load: ${f(w.from)}-${String(Math.round(w.to)).padEnd(4)} ${f(w.offeredPerSecond)}    ${f(w.sentPerSecond)}  ${f(w.answeredPerSecond)}     ${f(w.errors)}  ${f(w.p50Ms)}  ${f(w.p99Ms)}  ${f(w.sendLagP99Ms)}`),
+    ].join("\n") + "\n",
+  );
+  process.stdout.write(JSON.stringify({ machine: { cpus: os.cpus().length, model: os.cpus()[0]?.model, node: process.version, loadavg: os.loadavg() }, ...report }, null, 2) + "\n");
   process.exitCode = report.errors ? 1 : 0;
 }

@@ -3,11 +3,13 @@
  * EKROOT) and EK certificates it issues for any EK public key, so a v2 host registered this way
  * passes the same re-evaluation of EK trust as one registered through `hosts add`.
  */
-import { webcrypto, type KeyObject } from "node:crypto";
+import { KeyObject, sign, webcrypto } from "node:crypto";
+import { AsnConvert } from "@peculiar/asn1-schema";
+import * as asn from "@peculiar/asn1-x509";
 import type { Store } from "../../src/store/index.js";
 import { publicKeyFromTpmt } from "../../src/crypto/keys.js";
 import { decodeTpmtPublic } from "../../src/tpm/structures.js";
-import { makeCa, makeLeaf, type Issued } from "../verify/ek/certgen.js";
+import { makeCa, makeLeaf, tlv, type Issued } from "../verify/ek/certgen.js";
 
 let root: Promise<Issued> | undefined;
 
@@ -32,4 +34,30 @@ export async function testEkCertificate(ek: KeyObject | Buffer): Promise<Buffer>
       ? await webcrypto.subtle.importKey("spki", spki, { name: "ECDH", namedCurve: "P-256" }, true, [])
       : await webcrypto.subtle.importKey("spki", spki, { name: "RSA-OAEP", hash: "SHA-256" }, true, ["encrypt"]);
   return (await makeLeaf({ issuer: await testEkRoot(), publicKey: publicKey as CryptoKey })).der;
+}
+
+let template: Promise<{ tbs: Buffer; alg: Buffer; spki: Buffer; key: KeyObject }> | undefined;
+
+/**
+ * EK certificates for many ECC P-256 EKs (TPMT_PUBLIC bytes) at the cost of one signature each: the
+ * TBS of one testEkCertificate with the subject public key swapped (a P-256 SubjectPublicKeyInfo
+ * has one length), signed by the test root. The same certificates testEkCertificate gives.
+ */
+export async function testEkCertificates(eks: Buffer[]): Promise<Buffer[]> {
+  template ??= (async () => {
+    const issuer = await testEkRoot();
+    const ek = (await webcrypto.subtle.generateKey({ name: "ECDH", namedCurve: "P-256" }, true, ["deriveBits"])) as CryptoKeyPair;
+    const cert = AsnConvert.parse(await testEkCertificate(KeyObject.from(ek.publicKey)), asn.Certificate);
+    const spki = Buffer.from(AsnConvert.serialize(cert.tbsCertificate.subjectPublicKeyInfo));
+    return { tbs: Buffer.from(AsnConvert.serialize(cert.tbsCertificate)), alg: Buffer.from(AsnConvert.serialize(cert.signatureAlgorithm)), spki, key: KeyObject.from(issuer.keys.privateKey) };
+  })();
+  const t = await template;
+  const at = t.tbs.indexOf(t.spki);
+  return eks.map((ek) => {
+    const spki = publicKeyFromTpmt(decodeTpmtPublic(ek)).export({ type: "spki", format: "der" });
+    if (spki.length !== t.spki.length) throw new Error("testEkCertificates: ECC P-256 EKs only");
+    const tbs = Buffer.from(t.tbs);
+    spki.copy(tbs, at);
+    return tlv(0x30, Buffer.concat([tbs, t.alg, tlv(0x03, Buffer.concat([Buffer.from([0]), sign("sha256", tbs, t.key)]))]));
+  });
 }

@@ -6,8 +6,10 @@
  * is measured. Also: `tpmtrust serve` as a child process.
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import { createHash, createSign, generateKeyPairSync, type KeyObject } from "node:crypto";
+import { createHash, createSign, generateKeyPairSync, randomBytes, type KeyObject } from "node:crypto";
 import { readFileSync } from "node:fs";
+import SqliteDatabase from "better-sqlite3";
+import pg from "pg";
 import { join } from "node:path";
 import { NONCE_PURPOSE } from "../../src/attest/challenge.js";
 import { addPolicy } from "../../src/attest/policies.js";
@@ -20,7 +22,7 @@ import { encodeTpmsAttest, encodeTpmtPublic, encodeTpmtSignature, objectName, pc
 import type { TpmsAttest, TpmtPublic } from "../../src/tpm/types.js";
 import { ekHash } from "../../src/verify/ek/index.js";
 import { parseEventLog, replayEventLog } from "../../src/verify/eventlog/index.js";
-import { testEkCertificate, trustTestEkRoot } from "./ek-trust.js";
+import { testEkCertificate, testEkCertificates, trustTestEkRoot } from "./ek-trust.js";
 
 const ROOT = join(import.meta.dirname, "..", "..");
 export const FLEET_LOG = readFileSync(join(ROOT, "test/fixtures/eventlogs/rhel8-gce-uefi.bin"));
@@ -77,6 +79,69 @@ export async function seedHosts(store: Store, hosts: SoftHost[]): Promise<void> 
       }
     });
   }
+}
+
+/**
+ * Rows straight into a table of the store's database, around the store, in one transaction per
+ * 5,000 (SQLite: one prepared INSERT; PostgreSQL: one INSERT … SELECT from a JSON array). For seeding
+ * large fleets only: the rows must be in the stored format (schema.ts) and the store idle meanwhile.
+ */
+async function bulkInsert(store: Store, table: string, rows: Record<string, unknown>[]): Promise<void> {
+  if (rows.length === 0) return;
+  const columns = Object.keys(rows[0]);
+  if (store.dialect === "sqlite") {
+    const db = new SqliteDatabase(store.location, { fileMustExist: true });
+    try {
+      db.pragma("busy_timeout = 60000");
+      const insert = db.prepare(`insert into ${table} (${columns.join(", ")}) values (${columns.map(() => "?").join(", ")})`);
+      const all = db.transaction((slice: Record<string, unknown>[]) => {
+        for (const r of slice) insert.run(...columns.map((c) => r[c]));
+      });
+      for (let i = 0; i < rows.length; i += 5000) all(rows.slice(i, i + 5000));
+    } finally {
+      db.close();
+    }
+    return;
+  }
+  const c = new pg.Client({ connectionString: store.location });
+  await c.connect();
+  try {
+    for (let i = 0; i < rows.length; i += 5000) {
+      await c.query(`insert into ${table} (${columns.join(", ")}) select ${columns.join(", ")} from json_populate_recordset(null::${table}, $1::json)`, [JSON.stringify(rows.slice(i, i + 5000))]);
+    }
+  } finally {
+    await c.end();
+  }
+}
+
+/**
+ * seedHosts and preQuotes for large fleets (npm run load): hosts, their EKs (certificates from the
+ * test root, one signature each) and bound AKs, then `perHost` nonces per host with their quotes,
+ * all inserted in bulk. `healthy`: the hosts start healthy, last attested at `at` (a fleet in its
+ * steady state, whose next verdicts keep their health); otherwise unknown, as after registration.
+ */
+export async function seedFleet(store: Store, hosts: SoftHost[], perHost: number, o: { ttlMs: number; healthy?: { at: number; deadlineAt: number } }): Promise<Quote[][]> {
+  await trustTestEkRoot(store);
+  const at = Date.now();
+  const certs = await testEkCertificates(hosts.map((h) => h.ekPublic));
+  const hx = (b: Buffer) => b.toString("hex");
+  const health = o.healthy
+    ? { health: "healthy", health_changed_at: o.healthy.at, last_attestation_at: o.healthy.at, deadline_at: o.healthy.deadlineAt }
+    : { health: "unknown", health_changed_at: null, last_attestation_at: null, deadline_at: null };
+  await bulkInsert(
+    store,
+    "hosts",
+    hosts.map((h) => ({ name: h.name, hardware_class: FLEET_CLASS, policy_version: "v2", trust_method: "ek-cert", health_reason: null, ...health, tags: "[]", platform: null, created_at: at, updated_at: at, disabled_at: null })),
+  );
+  await bulkInsert(store, "host_eks", hosts.map((h, i) => ({ ek_name: hx(h.ekName), host_name: h.name, public: hx(h.ekPublic), cert: hx(certs[i]) })));
+  await bulkInsert(store, "aks", hosts.map((h) => ({ name: hx(h.akName), host_name: h.name, public: hx(h.akPublic), bound_at: at, ak_cert: null })));
+  const nonces = hosts.map(() => Array.from({ length: perHost }, () => randomBytes(32)));
+  await bulkInsert(
+    store,
+    "nonces",
+    hosts.flatMap((h, i) => nonces[i].map((n) => ({ value: hx(n), purpose: NONCE_PURPOSE, subject: hx(h.akName), issued_at: at, expires_at: at + o.ttlMs, consumed_at: null }))),
+  );
+  return hosts.map((h, i) => nonces[i].map((n) => quote(h, n)));
 }
 
 /** A quote's parts for one host and one nonce; `evidenceJson` assembles the request body. */
