@@ -120,8 +120,12 @@ export interface WindowsBoot {
   loadedModules: { path?: string; authenticodeHash?: string; imageValidated?: boolean; publisher?: string; issuer?: string; svn?: number }[];
 }
 
-const hex = (b: Buffer) => b.toString("hex");
-const hexDigests = (ev: TcgEvent) => Object.fromEntries(Object.entries(ev.digests).map(([k, v]) => [k, hex(v)]));
+function hexDigests(ev: TcgEvent): Record<string, string> {
+  const out: Record<string, string> = {};
+  const digests = ev.digests;
+  for (const bank in digests) out[bank] = digests[bank].toString("hex");
+  return out;
+}
 
 type Bound = (ev: TcgEvent) => boolean;
 

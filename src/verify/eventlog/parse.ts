@@ -116,11 +116,17 @@ export class LogEvent implements TcgEvent {
 
   get digests(): Record<string, Buffer> {
     if (!this.#digests) {
-      // in the record's order
+      // in the record's order: the next digest is the present one at the lowest offset after the last
       const { bytes, algorithms } = this.#log;
-      const present = algorithms.map((a, i) => ({ a, at: this.#digestAt[i] })).filter((d) => d.at >= 0);
+      const at = this.#digestAt;
       const digests: Record<string, Buffer> = {};
-      for (const { a, at } of present.sort((x, y) => x.at - y.at)) digests[a.bank] = bytes.subarray(at, at + a.digestSize);
+      for (let last = -1; ; ) {
+        let k = -1;
+        for (let i = 0; i < at.length; i++) if (at[i] > last && (k < 0 || at[i] < at[k])) k = i;
+        if (k < 0) break;
+        last = at[k];
+        digests[algorithms[k].bank] = bytes.subarray(last, last + algorithms[k].digestSize);
+      }
       this.#digests = digests;
     }
     return this.#digests;
