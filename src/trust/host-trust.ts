@@ -5,6 +5,8 @@
  * the next one. The evaluation is cached per host and reused only while nothing it depends on can
  * have changed: the database's trust version (bumped by every trust change, by any instance), the
  * allow-list folders' modification times, and no certificate's validity boundary passed since.
+ * The trust sweep asks less of a passing evaluation under a newer stamp (knownHostEkTrust): only
+ * that what it rested on is still there.
  */
 import { createHash } from "node:crypto";
 import { statSync } from "node:fs";
