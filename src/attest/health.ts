@@ -18,6 +18,9 @@ export const HEALTH_EVENT = "host.health";
 const TRUST_RECHECK_MS = 15 * 60_000;
 /** Hosts the trust sweep reads (and at most judges) between two turns of the event loop. */
 const TRUST_SWEEP_PAGE = 200;
+/** Hosts the trust sweep judges between two turns of the event loop. */
+const TRUST_JUDGE_SLICE = 16;
+const turn = () => new Promise((resolve) => setImmediate(resolve));
 /** Limit counters are kept this long after their window began: no limit of the service has a longer window. */
 const LIMIT_WINDOWS_MS = 24 * 3_600_000;
 
@@ -87,10 +90,10 @@ export interface TrustSweep {
  * whose EK no longer holds under their policy version unhealthy with ERR_EK_NOT_TRUSTED (`cause`:
  * why, e.g. ERR_EK_REVOKED): tokens revoked, webhook queued, audited, one transaction each, without
  * waiting for their next attestation. The configuration is read once; hosts are read a page at a
- * time by name, yielding to the event loop between pages; a host is judged only when this
- * instance's cached evaluation does not already prove it (same trust stamp, or the EK hash, allow-
- * list entry or certificate path it passed by all still there). The conditional update lets
- * exactly one instance report each transition.
+ * time by name, and the event loop turns between pages and every few hosts judged. A host is judged
+ * only when this instance's cached evaluation does not already prove it (same trust stamp, or the
+ * EK hash, allow-list entry or certificate path it passed by all still there). The conditional
+ * update lets exactly one instance report each transition.
  */
 export async function sweepTrust(store: Store, now: () => number): Promise<TrustSweep> {
   const view = await readTrustView(store);
@@ -110,7 +113,9 @@ export async function sweepTrust(store: Store, now: () => number): Promise<Trust
     hosts += page.length;
     judged += unknown.length;
     const eks = unknown.length ? await store.hosts.eksOf(unknown.map((h) => h.name)) : undefined;
-    for (const h of unknown) {
+    for (const [i, h] of unknown.entries()) {
+      // judging is CPU work (certificate chains): a few hosts at a time
+      if (i > 0 && i % TRUST_JUDGE_SLICE === 0) await turn();
       const r = judgeHostEkTrust(view, h, eks!.get(h.name) ?? [], now());
       if (typeof r !== "string") failed.push([h, r]);
     }
@@ -129,7 +134,7 @@ export async function sweepTrust(store: Store, now: () => number): Promise<Trust
     if (page.length < TRUST_SWEEP_PAGE) return { changes, hosts, judged };
     after = page.at(-1)!.name;
     // the API's requests run between pages
-    await new Promise((resolve) => setImmediate(resolve));
+    await turn();
   }
 }
 
