@@ -1,12 +1,13 @@
 /**
  * recordVerdict step: one transaction consumes the nonce and stores the attestation, the token
- * issued for it, the host's new health and deadline, the audit entry, and (on a health change) the
+ * issued for it, the host's new health and deadline, the audit entry, its IMA state, and (on a health change) the
  * webhook notifications and token revocations, so a verdict is never half recorded. On SQLite,
  * verdicts that arrive together share one commit, each in its own savepoint (Store.groupedTransaction).
  */
-import { attestationRow, toAttestation, type Attestation, type Host, type NewAuditEntry, type NewHostEvidence, type Store } from "../store/index.js";
+import { attestationRow, toAttestation, type Attestation, type Host, type ImaStateRecord, type NewAuditEntry, type NewHostEvidence, type Repos, type Store } from "../store/index.js";
 import type { AttestConfig } from "./config.js";
 import { healthChanged, type HealthChange } from "./health.js";
+import { imaStateMoved } from "./ima.js";
 import type { PolicyRef, SignedToken } from "../tokens/tokens.js";
 
 export interface VerdictInput {
@@ -26,6 +27,13 @@ export interface VerdictInput {
   token?: SignedToken;
   /** the host's verified evidence, to keep for `policy add --dry-run` */
   evidence?: NewHostEvidence;
+  /** the host's new IMA state, stored only over the version it was judged from */
+  ima?: { record: Omit<ImaStateRecord, "state"> & { state: string }; expected: string | null };
+}
+
+/** The IMA state goes with the verdict, or neither does (another attestation of the host moved it on). */
+async function putIma(tx: Repos, v: VerdictInput): Promise<void> {
+  if (v.ima && !(await tx.imaState.put(v.ima.record, v.ima.expected))) throw imaStateMoved(v.host.name);
 }
 
 export async function recordVerdict(store: Store, cfg: AttestConfig, at: number, v: VerdictInput): Promise<{ attestation: Attestation; change?: HealthChange }> {
@@ -67,6 +75,7 @@ export async function recordVerdict(store: Store, cfg: AttestConfig, at: number,
     const recorded = await store.transaction(async (tx) => {
       if (!(await tx.verdicts.recordUnchanged({ nonce, health, deadlineAt, attestation: row, token: tokenRow, evidence: v.evidence ?? null }))) return false;
       await tx.audit.append(entry);
+      await putIma(tx, v);
       return true;
     });
     if (recorded) return { attestation: toAttestation(row) };
@@ -79,6 +88,7 @@ export async function recordVerdict(store: Store, cfg: AttestConfig, at: number,
     await tx.audit.append(entry);
     if (tokenRow) await tx.tokens.record({ jti: tokenRow.jti, hostName: tokenRow.host_name, kid: tokenRow.kid, attestationId: row.id, issuedAt: tokenRow.issued_at, expiresAt: tokenRow.expires_at });
     if (v.evidence) await tx.hostEvidence.put(v.evidence);
+    await putIma(tx, v);
     if (!r.changed) return { attestation };
     const change: HealthChange = { host: v.host.name, hardwareClass: v.host.hardwareClass, previous: r.previous, health, reason: v.code, at, attestationId: attestation.id };
     await healthChanged(tx, change, actor);
