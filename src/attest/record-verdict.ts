@@ -2,7 +2,8 @@
  * recordVerdict step: one transaction consumes the nonce and stores the attestation, the token
  * issued for it, the host's new health and deadline, the audit entry, its IMA state, and (on a health change) the
  * webhook notifications and token revocations, so a verdict is never half recorded. On SQLite,
- * verdicts that arrive together share one commit, each in its own savepoint (Store.groupedTransaction).
+ * verdicts that arrive together share one commit, each in its own savepoint (Store.groupedTransaction);
+ * on PostgreSQL a verdict that keeps the host's health is one statement, audit entry included.
  */
 import { attestationRow, toAttestation, type Attestation, type Host, type ImaStateRecord, type NewAuditEntry, type NewHostEvidence, type Repos, type Store } from "../store/index.js";
 import type { AttestConfig } from "./config.js";
@@ -69,15 +70,14 @@ export async function recordVerdict(store: Store, cfg: AttestConfig, at: number,
     },
     at,
   };
-  // the steady state on PostgreSQL (health unchanged): the verdict's rows in one statement
-  if (store.dialect === "postgres" && v.host.health === health) {
+  // the steady state on PostgreSQL (health unchanged): the verdict's rows and its audit entry in one
+  // statement; when it cannot (or fails, e.g. the audit log cannot be written), nothing of it was
+  // written and the general path below records the verdict or says why not. A new IMA state, whose
+  // write may be refused, takes the general path.
+  if (store.dialect === "postgres" && v.host.health === health && !v.ima) {
     const nonce = { value: v.nonce.value.toString("hex"), purpose: v.nonce.purpose, subject: v.nonce.subject };
-    const recorded = await store.transaction(async (tx) => {
-      if (!(await tx.verdicts.recordUnchanged({ nonce, health, deadlineAt, attestation: row, token: tokenRow, evidence: v.evidence ?? null }))) return false;
-      await tx.audit.append(entry);
-      await putIma(tx, v);
-      return true;
-    });
+    const { subject: _subject, at: _at, ...audit } = entry;
+    const recorded = await store.verdicts.recordUnchanged({ nonce, health, deadlineAt, attestation: row, token: tokenRow, evidence: v.evidence ?? null, audit }).catch(() => false);
     if (recorded) return { attestation: toAttestation(row) };
   }
   return store.groupedTransaction(async (tx) => {
