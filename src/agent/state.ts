@@ -54,10 +54,10 @@ function bad(path: string, why: string): TpmTrustError {
   return new TpmTrustError("ERR_PARSE_FORMAT", `${path}: ${why}`, { path });
 }
 
-/** The registration in `dir`; ERR_USAGE when there is none yet. */
+/** The AK activation recorded in `dir`; ERR_USAGE when there is none yet. */
 export function readState(dir: string): AgentState {
   const path = join(dir, STATE_FILE);
-  if (!existsSync(path)) throw new TpmTrustError("ERR_USAGE", `no registration in ${dir}: run \`tpmtrust agent register\` first (or pass --state-dir)`);
+  if (!existsSync(path)) throw new TpmTrustError("ERR_USAGE", `no AK activation in ${dir}: run \`tpmtrust agent activate\` first (or pass --state-dir)`);
   let s: AgentState;
   try {
     s = JSON.parse(readFileSync(path, "utf8")) as AgentState;

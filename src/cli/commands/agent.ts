@@ -1,7 +1,7 @@
 import { join } from "node:path";
 import { type Command, Option } from "commander";
 import pino, { type Logger } from "pino";
-import { attest, DEFAULT_EVENTLOG, DEFAULT_IMA_LIST, DEFAULT_STATE_DIR, EK_ALG_KINDS, identify, readState, register as registerAk, run, ServiceClient, tokenPath, withTpm } from "../../agent/index.js";
+import { activate, attest, DEFAULT_EVENTLOG, DEFAULT_IMA_LIST, DEFAULT_STATE_DIR, EK_ALG_KINDS, identify, readState, run, ServiceClient, tokenPath, withTpm } from "../../agent/index.js";
 import { doctor } from "../../agent/doctor.js";
 import type { OffChipOptions } from "../../agent/offchip.js";
 import type { EkChoice } from "../../agent/tpm.js";
@@ -173,7 +173,7 @@ export function register(program: Command): void {
       action(async (o: Common & { ekAlg: keyof typeof EK_ALG_KINDS; ek: EkChoice; akAlg: "rsa" | "ecc"; akHandle: string }) => {
         const akHandle = akHandleArg(o.akHandle);
         const svc = service(o);
-        const s = await withTpm(o.tpm, (tpm) => registerAk(tpm, svc, { stateDir: o.stateDir, ekAlg: EK_ALG_KINDS[o.ekAlg], ek: o.ek, akAlg: o.akAlg, akHandle, log: logger("warn") }));
+        const s = await withTpm(o.tpm, (tpm) => activate(tpm, svc, { stateDir: o.stateDir, ekAlg: EK_ALG_KINDS[o.ekAlg], ek: o.ek, akAlg: o.akAlg, akHandle, log: logger("warn") }));
         const out = { host: s.host, akNameHex: s.akNameHex, akHandle: s.akHandle === undefined ? null : `0x${s.akHandle.toString(16)}`, stateDir: o.stateDir, akCertificate: s.akCertificate ?? null };
         if (o.json) printJson(out);
         else process.stdout.write(`registered host=${out.host} ak=${out.akNameHex} ${out.akHandle ? `handle=${out.akHandle}` : `blobs in ${o.stateDir}`}\n`);
