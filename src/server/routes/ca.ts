@@ -243,8 +243,7 @@ const ca: RouteModule = (app, { store, now, publicUrl, attest }) => {
     },
   );
   app.get<{ Params: { serial: string } }>("/v1/ca/certs/:serial", { config: { access: READERS }, schema: { tags, summary: "one certificate with its PEM", params: SERIAL_PARAMS } }, async (req) => {
-    const c = await getCertificate(store, req.params.serial);
-    return { ...certView(c), certificatePem: certificatePem(c.der) };
+    return getCertificate(store, req.params.serial);
   });
   app.post<{ Params: { serial: string }; Body: { reason?: string } }>(
     "/v1/ca/certs/:serial/revoke",
