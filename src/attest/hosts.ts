@@ -6,12 +6,13 @@
  * registered (so only they can activate AKs); the trust method used is stored with the host.
  */
 import { TpmTrustError, isTpmTrustError, type ErrorCode } from "../errors.js";
-import type { Ak, Host, HostFilter, HostOrder, PolicyVersion, Store } from "../store/index.js";
+import type { Ak, Host, HostFilter, HostOrder, ImaStateRecord, PolicyVersion, Store } from "../store/index.js";
 import { decodeTpmtPublic } from "../tpm/structures.js";
 import { ekHash, loadCertificate, loadCertificates, type EkTrustMethod, type MethodOutcome, type TcgFacts } from "../verify/ek/index.js";
 import { decodeHostIdentity } from "./identity.js";
 import { evaluateEk, requireForPolicy, type Caller } from "../trust/trust.js";
 import { healthChanged, type HealthChange } from "./health.js";
+import type { ImaHostView } from "./ima.js";
 
 export const POLICY_VERSIONS: readonly PolicyVersion[] = ["v2", "v1"];
 export const HOST_NAME_PATTERN = "^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$";
@@ -59,6 +60,8 @@ export interface AkView {
 }
 
 export type HostView = Omit<Host, "eks"> & { eks: EkView[]; aks: AkView[] };
+/** One host with its runtime integrity (IMA) state of the last boot verified (null: none). */
+export type HostDetail = HostView & { ima: ImaHostView | null };
 
 function check(value: string, pattern: string, field: string): string {
   if (!new RegExp(pattern).test(value)) throw new TpmTrustError("ERR_VALIDATION", `${field} must match ${pattern}, got ${JSON.stringify(value)}`, { field });
@@ -168,10 +171,23 @@ export async function registerHost(store: Store, input: RegisterHost, c: Caller)
   }
 }
 
-export async function getHost(store: Store, name: string): Promise<HostView> {
+function imaHostView(r: ImaStateRecord): ImaHostView {
+  return {
+    resetCount: r.resetCount,
+    entriesVerified: r.nextIndex,
+    lastVerifiedIndex: r.nextIndex > 0 ? r.nextIndex - 1 : null,
+    failures: r.failures,
+    lastFailure: (r.lastFailure as ImaHostView["lastFailure"]) ?? null,
+    pcr10: Object.fromEntries(Object.entries(r.pcr10).map(([b, v]) => [b, v.toString("hex")])),
+    updatedAt: r.updatedAt,
+  };
+}
+
+export async function getHost(store: Store, name: string): Promise<HostDetail> {
   const h = await store.hosts.get(name);
   if (!h) throw new TpmTrustError("ERR_NOT_FOUND", `no host named ${JSON.stringify(name)}`);
-  return hostView(h, await store.aks.listForHost(name));
+  const [aks, ima] = await Promise.all([store.aks.listForHost(name), store.imaState.get(name)]);
+  return { ...hostView(h, aks), ima: ima ? imaHostView(ima) : null };
 }
 
 export async function listHosts(store: Store, o: { hardwareClass?: string; health?: Host["health"] } = {}): Promise<HostView[]> {

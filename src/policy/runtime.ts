@@ -132,6 +132,8 @@ export interface ImaFailure {
 export interface RuntimeCheckState {
   /** Keys learned from ima-buf entries of allowed keyrings. */
   learnedKeys: ImaKey[];
+  /** When given: the measured bytes of each key learned (what a stored state keeps). */
+  learnedBytes?: Buffer[];
 }
 
 export interface RuntimeCheckOptions {
@@ -203,7 +205,10 @@ export function checkRuntimePolicy(c: CompiledRuntimePolicy, list: Pick<ImaList,
         }
         if (!hash(e.digest.alg, e.buf, "buffer").equals(e.digest.digest)) fail(e, "ERR_IMA_KEY_NOT_ALLOWED", "the digest is not the hash of the measured key");
         else if (!listed(c.keyrings, e)) fail(e, "ERR_IMA_KEY_NOT_ALLOWED", c.keyrings.has(e.path) ? `key is not among those allowed in keyring ${e.path}` : `keyring ${e.path} is not in the policy`);
-        else state.learnedKeys.push(key);
+        else {
+          state.learnedKeys.push(key);
+          state.learnedBytes?.push(e.buf);
+        }
         continue;
       }
       if (c.exclude?.test(e.path)) excluded++;
