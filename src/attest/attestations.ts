@@ -18,7 +18,7 @@ export interface AttestationView {
   details: Record<string, unknown> | null;
 }
 
-export function attestationView(a: Attestation): AttestationView {
+function attestationView(a: Attestation): AttestationView {
   return {
     id: a.id,
     host: a.hostName,

@@ -16,7 +16,7 @@ import { evaluateEk, requireForPolicy, type Caller } from "../trust/trust.js";
 import { healthChanged, type HealthChange } from "./health.js";
 import type { ImaHostView } from "./ima.js";
 
-export const POLICY_VERSIONS: readonly PolicyVersion[] = ["v2", "v1"];
+const POLICY_VERSIONS: readonly PolicyVersion[] = ["v2", "v1"];
 export const HOST_NAME_PATTERN = "^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$";
 export const HARDWARE_CLASS_PATTERN = "^[A-Za-z0-9][A-Za-z0-9 ._:/+-]{0,127}$";
 
@@ -83,7 +83,7 @@ function ekView(ek: Host["eks"][number]): EkView {
   return { nameHex: ek.name.toString("hex"), ekHash: ekHash(decodeTpmtPublic(ek.public)), certificate };
 }
 
-export function hostView(h: Host, aks: readonly Ak[]): HostView {
+function hostView(h: Host, aks: readonly Ak[]): HostView {
   return { ...h, eks: h.eks.map(ekView), aks: aks.map((a) => ({ nameHex: a.name.toString("hex"), boundAt: a.boundAt, hasCertificate: a.akCert !== null })) };
 }
 
@@ -190,11 +190,6 @@ export async function getHost(store: Store, name: string): Promise<HostDetail> {
   if (!h) throw new TpmTrustError("ERR_NOT_FOUND", `no host named ${JSON.stringify(name)}`);
   const [aks, ima] = await Promise.all([store.aks.listForHost(name), store.imaState.get(name)]);
   return { ...hostView(h, aks), ima: ima ? imaHostView(ima) : null };
-}
-
-export async function listHosts(store: Store, o: { hardwareClass?: string; health?: Host["health"] } = {}): Promise<HostView[]> {
-  const hosts = await store.hosts.list(o);
-  return Promise.all(hosts.map(async (h) => hostView(h, await store.aks.listForHost(h.name))));
 }
 
 /** One page of hosts in `order` (keyset paging: as fast on the last page of 100,000 as on the first). */

@@ -22,11 +22,11 @@ import { TRUST_MODELS, type TrustModel } from "./oids.js";
 
 export type AttestationMode = "none" | "required-if-capable" | "required";
 export const ATTESTATION_MODES: readonly AttestationMode[] = ["none", "required-if-capable", "required"];
-export const KEY_USAGES = ["digitalSignature", "nonRepudiation", "keyEncipherment", "dataEncipherment", "keyAgreement"] as const;
+const KEY_USAGES = ["digitalSignature", "nonRepudiation", "keyEncipherment", "dataEncipherment", "keyAgreement"] as const;
 export type KeyUsage = (typeof KEY_USAGES)[number];
-export const KEY_TYPES = ["rsa-2048", "rsa-3072", "rsa-4096", "ecdsa-p256", "ecdsa-p384", "ecdsa-p521"] as const;
+const KEY_TYPES = ["rsa-2048", "rsa-3072", "rsa-4096", "ecdsa-p256", "ecdsa-p384", "ecdsa-p521"] as const;
 export type KeyType = (typeof KEY_TYPES)[number];
-export const SAN_TYPES = ["dns", "ip", "email", "uri"] as const;
+const SAN_TYPES = ["dns", "ip", "email", "uri"] as const;
 export type SanType = (typeof SAN_TYPES)[number];
 /** Names for common extended key usages; any dotted OID is accepted too. */
 export const EKU_NAMES: Record<string, string> = {
