@@ -148,7 +148,7 @@ export function storeCertificate(stateDir: string, o: { serial: string; certific
   return dir;
 }
 
-/** Creates a TPM key, proves it with the bound AK, enrols it under `template`, and stores the result. */
+/** Creates a TPM key, proves it with the bound AK, enrolls it under `template`, and stores the result. */
 export async function enrollCert(tpm: TpmClient, service: ServiceClient, o: EnrollCertOptions): Promise<EnrolledCert> {
   const state = readState(o.stateDir);
   const alg = o.keyAlg ?? "ecc";

@@ -37,7 +37,7 @@ function agentCommand(program: Command): Command {
 export function register(program: Command): void {
   agentCommand(program)
     .command("enroll-cert")
-    .description("create a key in the TPM (under the SRK), prove it with the bound AK, and enrol a CSR signed by it")
+    .description("create a key in the TPM (under the SRK), prove it with the bound AK, and enroll a CSR signed by it")
     .requiredOption("--template <name>", "the CA's certificate template")
     .requiredOption("--subject <dn>", 'subject, e.g. "CN=host1.example, O=Example"')
     .option("--dns <names>", "DNS subjectAltNames, comma-separated")

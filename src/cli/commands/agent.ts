@@ -87,7 +87,7 @@ function printVerdict(r: Awaited<ReturnType<typeof attest>>, json: boolean | und
 export function register(program: Command): void {
   const agent = program
     .command("agent")
-    .description("the attester on a host: identify its TPM, enrol an AK with credential activation, attest (exit 0 ok, 1 rejected, 2 unusable input or unreachable)");
+    .description("the attester on a host: identify its TPM, activate an AK (credential activation), attest (exit 0 ok, 1 rejected, 2 unusable input or unreachable)");
 
   addOffChipOptions(
     agent
@@ -164,7 +164,7 @@ export function register(program: Command): void {
     .addOption(tpmOption())
     .addOption(stateOption())
     .addOption(caOption())
-    .addOption(new Option("--ek-alg <alg>", "the EK to enrol under").choices(Object.keys(EK_ALG_KINDS)).default("rsa"))
+    .addOption(new Option("--ek-alg <alg>", "the EK to create the AK under").choices(Object.keys(EK_ALG_KINDS)).default("rsa"))
     .addOption(new Option("--ek <which>", "when the TPM has both: the EK made from the profile's template, or the one another stack persisted (auto: the persisted one)").choices(["auto", "template", "persistent"]).default("auto"))
     .addOption(new Option("--ak-alg <alg>", "the AK's key type").choices(["rsa", "ecc"]).default("rsa"))
     .option("--ak-handle <handle|none>", "persistent handle for the AK, or none to keep its blobs in the state dir", "0x81010003")
