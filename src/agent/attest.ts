@@ -172,7 +172,7 @@ export function evidenceBody(akNameHex: string, nonceHex: string, ev: Evidence, 
   };
 }
 
-/** One attestation round with the AK registered in `o.stateDir`; stores the token of a passing verdict. */
+/** One attestation round with the AK activated in `o.stateDir`; stores the token of a passing verdict. */
 export async function attest(tpm: TpmClient, service: ServiceClient, o: AttestOptions): Promise<AttestationResult> {
   const state = readState(o.stateDir);
   const eventLog = readEventLog(o);

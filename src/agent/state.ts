@@ -1,5 +1,5 @@
 /**
- * The agent's state directory (mode 0700): `agent.json` (which AK is registered to which host, and
+ * The agent's state directory (mode 0700): `agent.json` (which AK is activated for which host, and
  * where the AK lives: a persistent handle or its blobs to load under the EK) and `token.jwt` (the
  * last attestation token). Files are written 0600, atomically (temp file + rename).
  */
