@@ -13,7 +13,7 @@ import { judgeHostEkTrust, knownHostEkTrust, readTrustView, trustStamp } from ".
 import type { AttestConfig } from "./config.js";
 import { deliverDue } from "./webhooks.js";
 
-export const HEALTH_EVENT = "host.health";
+const HEALTH_EVENT = "host.health";
 /** EK trust of every host is re-checked at least this often, also without a trust change (certificates expire). */
 const TRUST_RECHECK_MS = 15 * 60_000;
 /** Hosts the trust sweep reads (and at most judges) between two turns of the event loop. */
