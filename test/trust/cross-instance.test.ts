@@ -12,7 +12,7 @@ import { createHash, X509Certificate } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { identify, readState, register, ServiceClient } from "../../src/agent/index.js";
+import { activate, identify, readState, ServiceClient } from "../../src/agent/index.js";
 import { certifySrk, withSrk } from "../../src/agent/keys.js";
 import { learnBaseline } from "../../src/policy/index.js";
 import { parseEventLog } from "../../src/verify/eventlog/index.js";
@@ -56,7 +56,7 @@ before(async () => {
   ekHashes = identity.ekPublics.map((e: { public: string }) => ekHash(decodeTpm2bPublic(Buffer.from(e.public, "base64"))));
   const r = await api(a.url, "POST", "/v1/hosts", { name: HOST, hardwareClass: CLASS, policyVersion: "v2", identity }, a.admin);
   assert.equal(r.status, 201, JSON.stringify(r.body));
-  await register(host.tpm, new ServiceClient({ url: a.url }), { stateDir });
+  await activate(host.tpm, new ServiceClient({ url: a.url }), { stateDir });
   // from here on A's monitor does nothing: no sweep of A can turn the host unhealthy
   await a.server.app.monitor.stop();
 });

@@ -13,14 +13,13 @@ import assert from "node:assert/strict";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { identify, readState, register, ServiceClient } from "../../src/agent/index.js";
+import { activate, identify, readState, ServiceClient } from "../../src/agent/index.js";
 import { certifySrk, withSrk } from "../../src/agent/keys.js";
 import { enrollCert } from "../../src/agent/enroll-cert.js";
 import { provisionDevice } from "../../src/agent/dps-device.js";
 import { withTpm } from "../../src/agent/tpm.js";
 import { initCa } from "../../src/ca/authority.js";
 import { TpmTrustError } from "../../src/errors.js";
-import { DPS_ERROR } from "../../src/server/routes/dps.js";
 import { learnBaseline } from "../../src/policy/index.js";
 import { decodeTpm2bPublic } from "../../src/tpm/structures.js";
 import { parseEventLog } from "../../src/verify/eventlog/index.js";
@@ -48,7 +47,7 @@ async function addHost(h: LogHost, name: string): Promise<string> {
   writeFileSync(file, JSON.stringify(identity));
   const r = await api(svc.url, "POST", "/v1/hosts", { name, hardwareClass: CLASS, policyVersion: "v2", identity }, svc.admin);
   assert.equal(r.status, 201, JSON.stringify(r.body));
-  await register(h.tpm, new ServiceClient({ url: svc.url }), { stateDir: state(name) });
+  await activate(h.tpm, new ServiceClient({ url: svc.url }), { stateDir: state(name) });
   return file;
 }
 
@@ -103,7 +102,7 @@ const encrypt = (token: string) => api(svc.url, "POST", "/v1/keys/disks/encrypt"
 const release = async (h: LogHost, name: string, token: string) =>
   api(svc.url, "POST", "/v1/keys/disks/release", { srk: await withSrk(h.tpm, (srk) => certifySrk(h.tpm, srk, readState(state(name)).akHandle!)), size: 32 }, token);
 const enrol = (h: LogHost, name: string) => enrollCert(h.tpm, new ServiceClient({ url: svc.url }), { stateDir: state(name), template: "attested", subject: `CN=${name}` });
-const activate = (h: LogHost, name: string) => register(h.tpm, new ServiceClient({ url: svc.url }), { stateDir: state(name) });
+const activateAk = (h: LogHost, name: string) => activate(h.tpm, new ServiceClient({ url: svc.url }), { stateDir: state(name) });
 const provision = (h: LogHost) => withTpm(h.swtpm.tcti, (c) => provisionDevice(c, new ServiceClient({ url: dps.url }), { idScope: dps.idScope }));
 const health = async (name: string) => (await api(svc.url, "GET", `/v1/hosts/${name}`, undefined, svc.admin)).body;
 
@@ -138,10 +137,10 @@ test("`tpmtrust trust ek revoke` from another process: every later decision refu
   refused(await encrypt(token), "ERR_EK_NOT_TRUSTED", "ERR_EK_REVOKED");
   refused(await release(victim, "victim", token), "ERR_EK_NOT_TRUSTED", "ERR_EK_REVOKED");
   await rejectsWith(enrol(victim, "victim"), "ERR_EK_NOT_TRUSTED");
-  await rejectsWith(activate(victim, "victim"), "ERR_EK_REVOKED");
+  await rejectsWith(activateAk(victim, "victim"), "ERR_EK_REVOKED");
   // DPS answers in its own wire format (403, errorCode 403001); its audit entry holds the code
   await assert.rejects(provision(victim), (e: unknown) => {
-    assert.deepEqual([(e as TpmTrustError).details?.status, (e as TpmTrustError).details?.errorCode], [403, DPS_ERROR.disabled], String(e));
+    assert.deepEqual([(e as TpmTrustError).details?.status, (e as TpmTrustError).details?.errorCode], [403, 403001], String(e));
     assert.match((e as Error).message, /EK [0-9a-f]{64} is revoked: stolen/);
     return true;
   });
@@ -165,7 +164,7 @@ test("unrevoked: the TPM is trusted again, but revoked tokens stay revoked and h
   assert.equal(r.code, 0, out(r));
   refused(await encrypt(token), "ERR_TOKEN_REVOKED");
   assert.equal((await health("victim")).health, "unhealthy");
-  await activate(victim, "victim");
+  await activateAk(victim, "victim");
   const v = await attest(victim, "victim");
   assert.equal(v.verdict, "pass", JSON.stringify(v));
   assert.equal((await health("victim")).health, "healthy");
