@@ -10,7 +10,7 @@
  * changes nothing about the host, so nobody can make a healthy host unhealthy by sending junk.
  */
 import { TpmTrustError, isTpmTrustError } from "../errors.js";
-import type { Attestation, PolicyVersion, Store } from "../store/index.js";
+import type { PolicyVersion, Store } from "../store/index.js";
 import { decodeTpmtPublic } from "../tpm/structures.js";
 import type { TpmtPublic } from "../tpm/types.js";
 import { boundAk, NONCE_PURPOSE, type AttestedHost } from "./challenge.js";
@@ -236,11 +236,4 @@ export async function attest(d: AttestDeps, body: EvidenceBody): Promise<Attesta
     workarounds,
     ...(ima ? { ima } : {}),
   };
-}
-
-/** One recorded attestation. */
-export async function getAttestation(store: Store, id: string): Promise<Attestation> {
-  const a = await store.attestations.get(id);
-  if (!a) throw new TpmTrustError("ERR_NOT_FOUND", `attestation ${id} not found`);
-  return a;
 }

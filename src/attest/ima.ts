@@ -99,7 +99,7 @@ export interface ImaHostView {
   updatedAt: number;
 }
 
-export function imaDiff(f: ImaFailure): PolicyDiff {
+function imaDiff(f: ImaFailure): PolicyDiff {
   const [alg, hex] = f.digest.split(":");
   return { pcr: IMA_PCR, kind: "ima-entry", record: f.index, description: f.path, actual: { [alg]: hex }, meaning: f.reason, code: f.code };
 }

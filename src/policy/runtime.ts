@@ -13,8 +13,8 @@ import { NAME, parseDocument, validate, type Schema } from "./schema.js";
  *    the keyring; the key is then learned and trusted for later signatures;
  *  - any other ima-buf entry must have its digest listed for its name under `buffers`.
  */
-export const RUNTIME_VERSION = 1;
-export const RUNTIME_SCHEMA_ID = "https://tpmtrust.dev/schemas/runtime-1.json";
+const RUNTIME_VERSION = 1;
+const RUNTIME_SCHEMA_ID = "https://tpmtrust.dev/schemas/runtime-1.json";
 
 export interface RuntimePolicy {
   $schema: typeof RUNTIME_SCHEMA_ID;
@@ -42,7 +42,7 @@ export interface RuntimePolicy {
 const HEX_LIST: Schema = { type: "array", minItems: 1, items: { type: "string", pattern: "^([0-9a-f]{2}){16,64}$" } };
 const DIGEST_MAP: Schema = { type: "object", patternProperties: { "^": HEX_LIST } };
 
-export const RUNTIME_SCHEMA: Schema = {
+const RUNTIME_SCHEMA: Schema = {
   $schema: "https://json-schema.org/draft/2020-12/schema",
   $id: RUNTIME_SCHEMA_ID,
   title: "tpmtrust runtime (IMA) policy",

@@ -72,7 +72,7 @@ export async function render(main, [name]) {
           { label: "AK certificate", cell: (a) => (a.hasCertificate ? "issued" : "none") },
         ],
         host.aks,
-        { label: "attestation keys", empty: "No AK bound yet: tpmtrust agent register." },
+        { label: "attestation keys", empty: "No AK bound yet: tpmtrust agent activate." },
       ),
     ),
     section(
