@@ -9,17 +9,34 @@ import { TPM_ALG, TPM_CAP, TPM_CC, TPM_ECC, TPM_RH } from "../../src/tpm/constan
 import {
   createAk,
   createEk,
+  EvictControl,
+  FlushContext,
+  GetCapability,
+  getRandomBytes,
   marshalCommand,
+  maxNvBuffer,
+  NV_DefineSpace,
+  NV_ReadPublic,
+  nvReadAll,
+  nvWriteAll,
   password,
+  PCR_Extend,
+  pcrReadAll,
+  PolicyCommandCode,
+  PolicyGetDigest,
+  ReadPublic,
+  startPolicySession,
+  startupOnce,
+  TPMA_NV,
   TpmClient,
   tpmInfo,
-  TPMA_NV,
   unmarshalResponse,
 } from "../../src/tpm/commands/index.js";
 import { policyCommandCodeDigest } from "../../src/tpm/policydigest.js";
 import { TpmRcError } from "../../src/tpm/rc.js";
 import { nvName, pcrSelection } from "../../src/tpm/structures.js";
 import { RecordingTransport, ReplayTransport, SwtpmTransport } from "../../src/tpm/transport/index.js";
+import type { Transport } from "../../src/tpm/transport/transport.js";
 import { startSwtpm, type Swtpm } from "../helpers/swtpm.js";
 import { tpm2, tpm2Raw } from "../helpers/tpm2tools.js";
 
@@ -41,29 +58,29 @@ after(async () => {
 const isCode = (code: string) => (e: unknown) => e instanceof TpmTrustError && e.code === code;
 
 test("Startup: already started by swtpm; a TPM powered on with CMD_INIT starts once", async () => {
-  assert.equal(await client.startup(), false);
+  assert.equal(await startupOnce(client), false);
   const cold = await startSwtpm({ startupClear: false });
   try {
     const t = new SwtpmTransport({ port: cold.port });
     await t.init();
     const c = new TpmClient(t);
-    assert.equal(await c.startup(), true);
-    assert.equal(await c.startup(), false);
-    assert.equal((await c.getRandom(16)).length, 16);
+    assert.equal(await startupOnce(c), true);
+    assert.equal(await startupOnce(c), false);
+    assert.equal((await getRandomBytes(c, 16)).length, 16);
   } finally {
     await cold.stop();
   }
 });
 
 test("GetRandom beyond one digest; GetCapability lists", async () => {
-  const r = await client.getRandom(200);
+  const r = await getRandomBytes(client, 200);
   assert.equal(r.length, 200);
   assert.notDeepEqual(r.subarray(0, 64), r.subarray(64, 128));
-  const algs = await client.getCapability(TPM_CAP.ALGS, 0, 256);
+  const algs = await client.run(GetCapability, { capability: TPM_CAP.ALGS, property: 0, propertyCount: 256 });
   assert.ok(algs.data.capability === TPM_CAP.ALGS && algs.data.algs.some((a) => a.alg === TPM_ALG.SHA256));
-  const curves = await client.getCapability(TPM_CAP.ECC_CURVES, 0, 64);
+  const curves = await client.run(GetCapability, { capability: TPM_CAP.ECC_CURVES, property: 0, propertyCount: 64 });
   assert.ok(curves.data.capability === TPM_CAP.ECC_CURVES && curves.data.curves.includes(TPM_ECC.NIST_P256));
-  const cmds = await client.getCapability(TPM_CAP.COMMANDS, TPM_CC.Quote, 1);
+  const cmds = await client.run(GetCapability, { capability: TPM_CAP.COMMANDS, property: TPM_CC.Quote, propertyCount: 1 });
   assert.ok(cmds.data.capability === TPM_CAP.COMMANDS && (cmds.data.commands[0] & 0xffff) === TPM_CC.Quote);
 });
 
@@ -87,9 +104,9 @@ test("PCR_Extend in four banks, PCR_Read across banks (more than 8 digests) equa
   const event = Buffer.from("tpmtrust-pcr-event");
   const banks = [TPM_ALG.SHA1, TPM_ALG.SHA256, TPM_ALG.SHA384, TPM_ALG.SHA512];
   const node = { [TPM_ALG.SHA1]: "sha1", [TPM_ALG.SHA256]: "sha256", [TPM_ALG.SHA384]: "sha384", [TPM_ALG.SHA512]: "sha512" } as Record<number, string>;
-  await client.pcrExtend(23, banks.map((hashAlg) => ({ hashAlg, digest: createHash(node[hashAlg]).update(event).digest() })));
+  await client.run(PCR_Extend, { pcrHandle: 23, digests: banks.map((hashAlg) => ({ hashAlg, digest: createHash(node[hashAlg]).update(event).digest() })) });
   const all = [...Array(24).keys()];
-  const { values } = await client.pcrRead(banks.map((h) => pcrSelection(h, all)));
+  const { values } = await pcrReadAll(client, banks.map((h) => pcrSelection(h, all)));
   for (const h of banks) {
     const size = createHash(node[h]).digest().length;
     const expected = createHash(node[h]).update(Buffer.alloc(size)).update(createHash(node[h]).update(event).digest()).digest();
@@ -97,22 +114,22 @@ test("PCR_Extend in four banks, PCR_Read across banks (more than 8 digests) equa
     await tpm2(tpm, "tpm2_pcrread", [`${node[h]}:all`, "-o", f("pcrs.bin")]);
     assert.deepEqual(Buffer.concat(all.map((p) => values.get(h)!.get(p)!)), readFileSync(f("pcrs.bin")), `${node[h]} bank`);
   }
-  await assert.rejects(client.pcrExtend(23, [{ hashAlg: TPM_ALG.SHA256, digest: Buffer.alloc(20) }]), isCode("ERR_USAGE"));
+  await assert.rejects(client.run(PCR_Extend, { pcrHandle: 23, digests: [{ hashAlg: TPM_ALG.SHA256, digest: Buffer.alloc(20) }] }), isCode("ERR_USAGE"));
 });
 
 test("NV: define, chunked write and read (2000 bytes through a 1024-byte buffer), interop with tpm2-tools, auth failure", async () => {
   const index = 0x01500010;
   const attributes = TPMA_NV.AUTHWRITE | TPMA_NV.AUTHREAD | TPMA_NV.NO_DA;
   const nv = { nvIndex: index, nameAlg: TPM_ALG.SHA256, attributes, authPolicy: Buffer.alloc(0), dataSize: 2000 };
-  await client.nvDefineSpace(nv, { indexAuth: Buffer.from("nv-secret") });
+  await client.run(NV_DefineSpace, { publicInfo: nv, indexAuth: Buffer.from("nv-secret") });
   const auth = password("nv-secret");
-  assert.ok((await client.maxNvBuffer()) < 2000, "the write must take more than one chunk");
+  assert.ok((await maxNvBuffer(client)) < 2000, "the write must take more than one chunk");
   const data = randomBytes(2000);
-  await client.nvWrite(index, data, { auth });
-  assert.deepEqual(await client.nvRead(index, { auth }), data);
-  assert.deepEqual(await client.nvRead(index, { auth, offset: 1000, size: 500 }), data.subarray(1000, 1500));
+  await nvWriteAll(client, index, data, { auth });
+  assert.deepEqual(await nvReadAll(client, index, { auth }), data);
+  assert.deepEqual(await nvReadAll(client, index, { auth, offset: 1000, size: 500 }), data.subarray(1000, 1500));
 
-  const { nvPublic, name } = await client.nvReadPublic(index);
+  const { nvPublic, name } = await client.run(NV_ReadPublic, { nvIndex: index });
   assert.ok(nvPublic.attributes & TPMA_NV.WRITTEN);
   assert.deepEqual(name, nvName(nvPublic));
 
@@ -120,9 +137,9 @@ test("NV: define, chunked write and read (2000 bytes through a 1024-byte buffer)
   assert.deepEqual(readFileSync(f("nv.bin")), data);
   writeFileSync(f("patch.bin"), Buffer.from("written by tpm2_nvwrite"));
   await tpm2(tpm, "tpm2_nvwrite", [`0x${index.toString(16)}`, "-C", `0x${index.toString(16)}`, "-P", "nv-secret", "--offset", "1500", "-i", f("patch.bin")]);
-  assert.equal((await client.nvRead(index, { auth, offset: 1500, size: 23 })).toString(), "written by tpm2_nvwrite");
+  assert.equal((await nvReadAll(client, index, { auth, offset: 1500, size: 23 })).toString(), "written by tpm2_nvwrite");
 
-  await assert.rejects(client.nvRead(index, { auth: password("wrong") }), (e: unknown) => {
+  await assert.rejects(nvReadAll(client, index, { auth: password("wrong") }), (e: unknown) => {
     assert.ok(e instanceof TpmRcError);
     assert.equal(e.rc.name, "TPM_RC_BAD_AUTH", "a noDA index answers BAD_AUTH, not AUTH_FAIL");
     assert.deepEqual(e.rc.subject, { kind: "session", index: 1 });
@@ -131,10 +148,10 @@ test("NV: define, chunked write and read (2000 bytes through a 1024-byte buffer)
 });
 
 test("PolicyCommandCode: trial digest equals software and tpm2_policycommandcode", async () => {
-  const trial = await client.startAuthSession({ trial: true });
-  await client.policyCommandCode(trial, TPM_CC.Duplicate);
-  const digest = await client.policyGetDigest(trial);
-  await client.flushContext(trial.handle);
+  const trial = await startPolicySession(client, { trial: true });
+  await client.run(PolicyCommandCode, { policySession: trial.handle, code: TPM_CC.Duplicate });
+  const digest = await client.run(PolicyGetDigest, { policySession: trial.handle });
+  await client.run(FlushContext, { flushHandle: trial.handle });
   assert.deepEqual(digest, policyCommandCodeDigest(TPM_ALG.SHA256, TPM_CC.Duplicate));
   await tpm2(tpm, "tpm2_startauthsession", ["-S", f("trial.ctx")], { flush: false });
   await tpm2(tpm, "tpm2_policycommandcode", ["-S", f("trial.ctx"), "-L", f("dup.policy"), "TPM2_CC_Duplicate"]);
@@ -144,15 +161,59 @@ test("PolicyCommandCode: trial digest equals software and tpm2_policycommandcode
 test("EvictControl: a key made persistent is readable by handle (also by tpm2-tools) and can be evicted", async () => {
   const ek = await createEk(client, "ecc-p256");
   try {
-    await client.evictControl(ek.handle, 0x81000100);
+    await client.run(EvictControl, { objectHandle: ek.handle, persistentHandle: 0x81000100 });
   } finally {
-    await client.flushContext(ek.handle);
+    await client.run(FlushContext, { flushHandle: ek.handle });
   }
-  assert.deepEqual((await client.readPublic(0x81000100)).name, ek.name);
+  assert.deepEqual((await client.run(ReadPublic, { objectHandle: 0x81000100 })).name, ek.name);
   await tpm2Raw(tpm, "tpm2_readpublic", ["-c", "0x81000100", "-n", f("p.name")]);
   assert.deepEqual(readFileSync(f("p.name")), ek.name);
-  await client.evictControl(0x81000100, 0x81000100);
-  await assert.rejects(client.readPublic(0x81000100), (e: unknown) => e instanceof TpmRcError && e.rc.name === "TPM_RC_HANDLE");
+  await client.run(EvictControl, { objectHandle: 0x81000100, persistentHandle: 0x81000100 });
+  await assert.rejects(client.run(ReadPublic, { objectHandle: 0x81000100 }), (e: unknown) => e instanceof TpmRcError && e.rc.name === "TPM_RC_HANDLE");
+});
+
+/** Forwards to `inner`; a command of `code` may be changed on its way to the TPM, or its answer on the way back. */
+class Tampering implements Transport {
+  constructor(
+    private readonly inner: Transport,
+    private readonly code: number,
+    private readonly edit: { command?: (c: Buffer) => Buffer; response?: (r: Buffer) => Buffer },
+  ) {}
+  async send(command: Buffer): Promise<Buffer> {
+    const mine = command.readUInt32BE(6) === this.code;
+    const resp = await this.inner.send(mine && this.edit.command ? this.edit.command(Buffer.from(command)) : command);
+    return mine && this.edit.response ? this.edit.response(Buffer.from(resp)) : resp;
+  }
+  async close(): Promise<void> {}
+}
+
+test("attack: answers that do not fit the request are refused: a ReadPublic Name not of its public area, another capability than asked for, a short NV_Read", async () => {
+  const ek = await createEk(client, "ecc-p256");
+  try {
+    // Part 3 §12.4 response: TPM2B_PUBLIC ‖ TPM2B_NAME ‖ TPM2B_NAME; one bit of the Name flipped
+    const flipName = (r: Buffer) => {
+      const nameAt = 12 + r.readUInt16BE(10);
+      r[nameAt + 1 + r.readUInt16BE(nameAt)] ^= 1;
+      return r;
+    };
+    const lying = new TpmClient(new Tampering(client.transport, TPM_CC.ReadPublic, { response: flipName }));
+    await assert.rejects(lying.run(ReadPublic, { objectHandle: ek.handle }), isCode("ERR_NAME_MISMATCH"));
+  } finally {
+    await client.run(FlushContext, { flushHandle: ek.handle });
+  }
+  // Part 3 §30.2 command: capability is the first parameter; the TPM truthfully answers the one it was sent
+  const otherCapability = (c: Buffer) => (c.writeUInt32BE(TPM_CAP.ECC_CURVES, 10), c);
+  const swapped = new TpmClient(new Tampering(client.transport, TPM_CC.GetCapability, { command: otherCapability }));
+  await assert.rejects(swapped.run(GetCapability, { capability: TPM_CAP.ALGS, property: 0, propertyCount: 8 }), isCode("ERR_PARSE_BAD_VALUE"));
+  // Part 3 §31.13 command: size ‖ offset are the last parameters; the TPM is asked for one byte less
+  const index = 0x01500011;
+  const attributes = TPMA_NV.AUTHWRITE | TPMA_NV.AUTHREAD | TPMA_NV.NO_DA;
+  await client.run(NV_DefineSpace, { publicInfo: { nvIndex: index, nameAlg: TPM_ALG.SHA256, attributes, authPolicy: Buffer.alloc(0), dataSize: 16 } });
+  await nvWriteAll(client, index, randomBytes(16));
+  const oneLess = (c: Buffer) => (c.writeUInt16BE(c.readUInt16BE(c.length - 4) - 1, c.length - 4), c);
+  const short = new TpmClient(new Tampering(client.transport, TPM_CC.NV_Read, { command: oneLess }));
+  await assert.rejects(nvReadAll(short, index), isCode("ERR_PARSE_BAD_VALUE"));
+  assert.equal((await nvReadAll(client, index)).length, 16);
 });
 
 test("a recorded session with policy sessions replays byte for byte with the same randomness", async () => {
@@ -165,8 +226,8 @@ test("a recorded session with policy sessions replays byte for byte with the sam
   const flow = async (c: TpmClient) => {
     const ek = await createEk(c, "rsa2048");
     const ak = await createAk(c, ek, { type: "ecc" });
-    await c.flushContext(ak.handle);
-    await c.flushContext(ek.handle);
+    await c.run(FlushContext, { flushHandle: ak.handle });
+    await c.run(FlushContext, { flushHandle: ek.handle });
     return { ek: ek.name, ak: ak.name, akPublic: ak.public };
   };
   const a = await flow(live);
