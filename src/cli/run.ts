@@ -1,4 +1,4 @@
-import { CommanderError } from "commander";
+import { CommanderError } from "./commander.js";
 import { exitCodeForCode, isTpmTrustError, TpmTrustError } from "../errors.js";
 import { hintFor } from "./hints.js";
 

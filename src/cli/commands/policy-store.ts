@@ -3,7 +3,8 @@
  * `policy secureboot create` (attached to the `policy` command of the file-based policy tools),
  * `tpmtrust ci add` (code-integrity policies by name and digest), `tpmtrust webhooks add|list|remove|deliveries`.
  */
-import { type Command, Option } from "commander";
+import type { Command } from "commander";
+import { Option } from "../commander.js";
 import { addPolicy, checkNewPolicy, POLICY_KINDS, previewPolicy, removePolicy, type NewPolicy } from "../../attest/policies.js";
 import { confirmOnTerminal } from "../ask.js";
 import { addWebhook, removeWebhook, WEBHOOK_EVENTS, webhookView } from "../../attest/webhooks.js";

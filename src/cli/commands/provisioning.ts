@@ -3,7 +3,8 @@
  * enrollment-groups, hubs, registrations, and the service's ID scope. Every change is audited
  * with actor "cli".
  */
-import { type Command, Option } from "commander";
+import type { Command } from "commander";
+import { Option } from "../commander.js";
 import { TpmTrustError } from "../../errors.js";
 import type { AllocationSettings } from "../../provisioning/allocation.js";
 import { addEnrollment, getEnrollment, listEnrollments, removeEnrollment, updateEnrollment, type EnrollmentPatch } from "../../provisioning/enrollments.js";
