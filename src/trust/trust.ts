@@ -23,7 +23,7 @@ import {
   type MethodOutcome,
   type ParsedCertificate,
 } from "../verify/ek/index.js";
-import { loadAllowlistDir, loadTrustAnchors, type SkippedFile } from "./trust-files.js";
+import { loadAllowlistDir, type SkippedFile } from "./trust-files.js";
 
 /** Who made a change or asked, and when (epoch ms): every call that decides or changes something takes one. */
 export interface Caller {

@@ -12,6 +12,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { secureBootPolicy } from "../../src/policy/secure-boot.js";
 import { ok, refused, remoteAdmin, type RemoteAdmin } from "../helpers/remote-admin.js";
+import { api } from "../e2e/harness.js";
 
 const IFX_ROOT = fileURLToPath(new URL("../fixtures/manufacturer-roots/keylime-tpm_cert_store/IFX1.pem", import.meta.url));
 const IFX_INTERMEDIATE = fileURLToPath(new URL("../fixtures/manufacturer-roots/infineon-intermediates/IFX_RSA_035.pem", import.meta.url));
@@ -158,4 +159,15 @@ test("attack: a wrong token (401), the auditor writing (403) and an admin outsid
   const denied = (await get("/v1/audit?action=auth.denied&limit=100")).entries as { actor: string }[];
   assert.equal(denied.filter((e) => e.actor === "admin:bob").length, 2);
   assert.equal(denied.filter((e) => e.actor === "auditor:carol").length, 4);
+});
+
+test("/v1/whoami names the calling token's principal (absent for an unnamed token), as docs/api.md and the OpenAPI document say", async () => {
+  const { svc, tokens } = r;
+  const [named, auditor, unnamed] = await Promise.all([api(svc.url, "GET", "/v1/whoami", undefined, tokens.alice), api(svc.url, "GET", "/v1/whoami", undefined, tokens.carol), api(svc.url, "GET", "/v1/whoami", undefined, svc.admin)]);
+  assert.deepEqual([named.body.role, named.body.name], ["admin", "alice"]);
+  assert.deepEqual([auditor.body.role, auditor.body.name], ["auditor", "carol"]);
+  assert.equal(unnamed.body.role, "admin");
+  assert.ok(!("name" in unnamed.body));
+  const doc = (await api(svc.url, "GET", "/openapi.json")).body;
+  assert.ok(doc.paths["/v1/whoami"].get.responses["200"].content["application/json"].schema.properties.name);
 });

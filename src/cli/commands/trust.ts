@@ -3,7 +3,7 @@ import { basename, resolve } from "node:path";
 import type { Command } from "commander";
 import type { AllowlistDirView, AllowlistView, CaView, ImportResult, RevokedEkView } from "../../trust/trust.js";
 import { usage } from "../run.js";
-import { withProgress } from "../progress.js";
+import { progress, withProgress } from "../progress.js";
 import { decodeHostIdentity } from "../../attest/identity.js";
 import { loadAllowlistDir, loadTrustAnchors } from "../../trust/trust-files.js";
 import { TpmTrustError } from "../../errors.js";
@@ -12,6 +12,8 @@ import { readInput } from "../files.js";
 import { adminCommand, seg, type AdminClient, type AdminOptions } from "../admin-client.js";
 
 type Opts = AdminOptions & { json?: boolean };
+/** Certificates per POST /v1/trust/cas of an import (well inside its 1 MiB body). */
+const IMPORT_BATCH = 200;
 
 /** The EK hashes a path holds: an AD CS folder, a list of hashes, EK certificates, or an identity JSON. */
 function ekHashesIn(path: string): string[] {
@@ -153,9 +155,22 @@ export function register(program: Command): void {
         const loaded = loadTrustAnchors(paths, o.root ? { role: "root" } : o.intermediate ? { role: "intermediate" } : {});
         const der = (x: { der: Uint8Array }) => Buffer.from(x.der).toString("base64");
         const certificates = [...loaded.roots.map((x) => ({ certificate: der(x), kind: "root" })), ...loaded.intermediates.map((x) => ({ certificate: der(x), kind: "intermediate" }))];
-        if (certificates.length === 0) return { added: [], present: [], skipped: loaded.skipped };
-        const r = await c.call<ImportResult>("POST", "/v1/trust/cas", { certificates });
-        return { ...r, skipped: [...loaded.skipped, ...r.skipped] };
+        const r: ImportResult = { added: [], present: [], skipped: [...loaded.skipped] };
+        // in batches the request body limit holds, each stored (and audited) in one transaction
+        const bar = progress("storing certificates", certificates.length);
+        try {
+          for (let i = 0; i < certificates.length; i += IMPORT_BATCH) {
+            const batch = certificates.slice(i, i + IMPORT_BATCH);
+            const b = await c.call<ImportResult>("POST", "/v1/trust/cas", { certificates: batch });
+            r.added.push(...b.added);
+            r.present.push(...b.present);
+            r.skipped.push(...b.skipped);
+            for (const x of [...b.added, ...b.present]) bar.tick(x.subject);
+          }
+        } finally {
+          bar.stop();
+        }
+        return r;
       },
       print: (r) => {
         for (const a of r.added) process.stdout.write(`added\t${a.kind}\t${a.id}\t${a.subject}\n`);
