@@ -98,20 +98,21 @@ test("policy, ci and webhooks from a workstation; an invalid document is refused
   assert.deepEqual(failed.map((e) => [e.actor, e.subject]), [["admin:alice", "secureboot:bad"]]);
   assert.deepEqual(((await get("/v1/webhooks")) as { id: string }[]).map((w) => w.id), [hookId]);
 
-  const [list, show, removed, hooks, deliveries] = await Promise.all([
+  const [list, show, hooks, deliveries] = await Promise.all([
     remote(["policy", "list", "--json"], tokens.carol),
     remote(["policy", "show", ciId], tokens.carol),
-    remote(["policy", "remove", p.id]),
     remote(["webhooks", "list"]),
     remote(["webhooks", "deliveries", hookId, "--json"]),
   ]);
   assert.deepEqual(ok(list).json().map((x: { name: string }) => x.name).sort(), ["sb", "wdac"]);
   assert.match(JSON.parse(ok(show).stdout).measuredAs, /in PCR/);
-  assert.equal(ok(removed).stdout, "disabled secureboot sb\n");
   assert.match(ok(hooks).stdout, new RegExp(`^${hookId}\thttps://hooks\\.example/tpm\tall events\t`, "m"));
   assert.deepEqual(ok(deliveries).json(), []);
+
+  const [removed, unhooked] = await Promise.all([remote(["policy", "remove", p.id]), remote(["webhooks", "remove", hookId])]);
+  assert.equal(ok(removed).stdout, "disabled secureboot sb\n");
+  ok(unhooked);
   assert.deepEqual(((await get("/v1/policies")) as { name: string }[]).map((x) => x.name), ["wdac"]);
-  ok(await remote(["webhooks", "remove", hookId]));
   assert.deepEqual(await get("/v1/webhooks"), []);
 });
 
