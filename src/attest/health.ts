@@ -13,7 +13,7 @@ import { requireHostEkTrust, trustStamp } from "../trust/host-trust.js";
 import type { AttestConfig } from "./config.js";
 import { deliverDue } from "./webhooks.js";
 
-export const HEALTH_EVENT = "host.health";
+const HEALTH_EVENT = "host.health";
 /** EK trust of every host is re-checked at least this often, also without a trust change (certificates expire). */
 const TRUST_RECHECK_MS = 15 * 60_000;
 /** Limit counters are kept this long after their window began: no limit of the service has a longer window. */

@@ -11,7 +11,7 @@
  * ("kast-ek": trust models judge the EK the request sent) and issues after the answer.
  *
  * The requester is the token's holder (an admin, or an enroller with its identity), else the attested
- * host, else anonymous; the template names who may enrol. `none` ignores evidence;
+ * host, else anonymous; the template names who may enroll. `none` ignores evidence;
  * `required-if-capable` checks evidence only when the request carries some and issues without
  * attestation policies when the check fails (recorded with the certificate and audited as event 22);
  * `required` rejects every request without valid attestation. Failures are audited like AD CS:
@@ -21,7 +21,7 @@
 import { TpmTrustError, isTpmTrustError } from "../errors.js";
 import type { Host, Store } from "../store/index.js";
 import { parseCsr, verifyCsrSignature, type ParsedCsr } from "../verify/csr.js";
-import type { HardwareKeyInfo } from "../verify/ek-info.js";
+import type { AikInfo, HardwareKeyInfo } from "../verify/ek-info.js";
 import { caChain } from "./authority.js";
 import { ENROLL_NONCE_PURPOSE, ENROLL_NONCE_TTL_MS, findEvidence, verifyEvidence, type CertifyEvidence, type VerifiedEvidence } from "./evidence.js";
 import { checkHostNames, checkKey, checkNames, hostNames, issueFromTemplate, requestedNames, type CertNames } from "./issue.js";
@@ -36,6 +36,8 @@ export interface EnrollRequest {
   evidence?: CertifyEvidence;
   /** a Windows request's decrypted EK info (POST /v1/ca/cmc), and whether its EK challenge was answered */
   ek?: { info: HardwareKeyInfo; proven: boolean };
+  /** a Windows request's decrypted AIK info (POST /v1/ca/cmc) */
+  aik?: AikInfo;
   /** the CMC request id (audited) */
   requestId?: number;
 }
@@ -92,7 +94,7 @@ function requireTokenAdmitted(t: CertTemplate, r: TokenRequester): void {
   }
 }
 
-/** What enrolment decided, before the certificate is issued (or, for a Windows request, challenged). */
+/** What enrollment decided, before the certificate is issued (or, for a Windows request, challenged). */
 export interface EnrollDecision {
   template: CertTemplate;
   mode: CertTemplate["keyAttestation"]["mode"];
@@ -129,6 +131,7 @@ export async function decideEnrollment<T>(store: Store, req: EnrollRequest, c: E
     let failure: { code: string; reason: string } | undefined;
     let evidence = mode === "none" ? undefined : findEvidence(csr, req.evidence);
     if (evidence?.format === "kast" && req.ek) evidence = { ...evidence, format: "kast-ek", ek: req.ek.info, ekProven: req.ek.proven };
+    if (evidence?.format === "kast" && req.aik) evidence = { ...evidence, format: "kast-aik", aik: req.aik };
     if (evidence) {
       try {
         stage = "attestation";
@@ -136,6 +139,7 @@ export async function decideEnrollment<T>(store: Store, req: EnrollRequest, c: E
         const v = await verifyEvidence(store, evidence, csr, c.now);
         facts.host = v.host;
         facts.akName = v.akName.toString("hex");
+        if (v.aikCertSerial) facts.aikCertSerial = v.aikCertSerial;
         stage = "request";
         const m = await evaluateTrustModels(store, v.ek ? { ek: v.ek } : { host: v.host! }, template.keyAttestation.trustModels, { userVouched: c.requester?.kind === "enroller", now: c.now });
         facts.trustModels = m.outcomes;
@@ -219,7 +223,7 @@ export async function auditDenied(
   return withDetails(e, { adcsEvent: o.stage === "attestation" ? ADCS_EVENT.attestationError : ADCS_EVENT.requestDenied, ...(o.hresult ? { hresult: o.hresult } : {}) });
 }
 
-/** Issues the certificate enrolment decided on, with the passed models' policies, and audits it. */
+/** Issues the certificate enrollment decided on, with the passed models' policies, and audits it. */
 export async function issueEnrollment(store: Store, d: EnrollDecision, req: Pick<EnrollRequest, "template">, c: EnrollCaller): Promise<EnrollResult> {
   const { verified, failure, policies, host } = d;
   const passed = d.models?.passed ?? [];
@@ -269,6 +273,7 @@ export async function issueEnrollment(store: Store, d: EnrollDecision, req: Pick
     ...(d.facts.enroller ? { enroller: d.facts.enroller } : {}),
     ...(d.facts.requestId !== undefined ? { requestId: d.facts.requestId } : {}),
     ...(d.facts.ekHash ? { ekHash: d.facts.ekHash } : {}),
+    ...(d.facts.aikCertSerial ? { aikCertSerial: d.facts.aikCertSerial } : {}),
     ...(failure ? { attestationFailure: failure } : {}),
   });
   return result;

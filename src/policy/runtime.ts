@@ -13,8 +13,8 @@ import { NAME, parseDocument, validate, type Schema } from "./schema.js";
  *    the keyring; the key is then learned and trusted for later signatures;
  *  - any other ima-buf entry must have its digest listed for its name under `buffers`.
  */
-export const RUNTIME_VERSION = 1;
-export const RUNTIME_SCHEMA_ID = "https://tpmtrust.dev/schemas/runtime-1.json";
+const RUNTIME_VERSION = 1;
+const RUNTIME_SCHEMA_ID = "https://tpmtrust.dev/schemas/runtime-1.json";
 
 export interface RuntimePolicy {
   $schema: typeof RUNTIME_SCHEMA_ID;
@@ -42,7 +42,7 @@ export interface RuntimePolicy {
 const HEX_LIST: Schema = { type: "array", minItems: 1, items: { type: "string", pattern: "^([0-9a-f]{2}){16,64}$" } };
 const DIGEST_MAP: Schema = { type: "object", patternProperties: { "^": HEX_LIST } };
 
-export const RUNTIME_SCHEMA: Schema = {
+const RUNTIME_SCHEMA: Schema = {
   $schema: "https://json-schema.org/draft/2020-12/schema",
   $id: RUNTIME_SCHEMA_ID,
   title: "tpmtrust runtime (IMA) policy",
@@ -132,6 +132,8 @@ export interface ImaFailure {
 export interface RuntimeCheckState {
   /** Keys learned from ima-buf entries of allowed keyrings. */
   learnedKeys: ImaKey[];
+  /** When given: the measured bytes of each key learned (what a stored state keeps). */
+  learnedBytes?: Buffer[];
 }
 
 export interface RuntimeCheckOptions {
@@ -203,7 +205,10 @@ export function checkRuntimePolicy(c: CompiledRuntimePolicy, list: Pick<ImaList,
         }
         if (!hash(e.digest.alg, e.buf, "buffer").equals(e.digest.digest)) fail(e, "ERR_IMA_KEY_NOT_ALLOWED", "the digest is not the hash of the measured key");
         else if (!listed(c.keyrings, e)) fail(e, "ERR_IMA_KEY_NOT_ALLOWED", c.keyrings.has(e.path) ? `key is not among those allowed in keyring ${e.path}` : `keyring ${e.path} is not in the policy`);
-        else state.learnedKeys.push(key);
+        else {
+          state.learnedKeys.push(key);
+          state.learnedBytes?.push(e.buf);
+        }
         continue;
       }
       if (c.exclude?.test(e.path)) excluded++;

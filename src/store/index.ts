@@ -16,6 +16,7 @@ export type { Nonce } from "./repos/nonces.js";
 export type { Policy, PolicyHead, PolicyKind } from "./repos/policies.js";
 export { attestationRow, toAttestation, type Attestation, type NewAttestation, type Verdict } from "./repos/attestations.js";
 export type { NewHostEvidence } from "./repos/host-evidence.js";
+export type { ImaStateRecord } from "./repos/ima-state.js";
 export type { TokenRecord, SigningKey } from "./repos/tokens.js";
 export type { Webhook, Delivery } from "./repos/webhooks.js";
 export type { CaAuthority, CaTemplate, IssuedCert, Crl } from "./repos/ca.js";

@@ -371,7 +371,7 @@ export function evaluateEkIn(snap: TrustSnapshot, ev: EkEvidence, at: Date): EkD
  * The trust methods a host's policy version accepts. v2 (default): a trusted EK certificate. v1: a
  * certificate or the allow-list; without a certificate for this EK, the allow-list alone decides.
  */
-export function methodsFor(policyVersion: PolicyVersion, haveCertificate: boolean): EkTrustMethod[] {
+function methodsFor(policyVersion: PolicyVersion, haveCertificate: boolean): EkTrustMethod[] {
   if (policyVersion === "v2") return ["ek-cert"];
   return haveCertificate ? ["ek-cert", "ek-key"] : ["ek-key"];
 }

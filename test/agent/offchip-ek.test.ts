@@ -11,12 +11,12 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSy
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { identify } from "../../src/agent/identify.js";
-import { registerHost } from "../../src/attest/hosts.js";
+import { addHost } from "../../src/attest/hosts.js";
 import { certificateFromOffChipAnswer, offChipEkCertPaths, offChipEkCertUrls, offChipVendor, type OffChipVendor } from "../../src/crypto/offchip-ek.js";
 import { certificatePem } from "../../src/encoding.js";
 import { TpmTrustError } from "../../src/errors.js";
 import { openStore } from "../../src/store/index.js";
-import { createEk, ekTemplate, TpmClient } from "../../src/tpm/commands/index.js";
+import { createEk, ekTemplate, FlushContext, TpmClient } from "../../src/tpm/commands/index.js";
 import { decodeTpm2bPublic, encodeTpm2bPublic } from "../../src/tpm/structures.js";
 import { SwtpmTransport } from "../../src/tpm/transport/index.js";
 import type { TpmtPublic } from "../../src/tpm/types.js";
@@ -57,7 +57,7 @@ before(async () => {
   dir = mkdtempSync(join(tmpdir(), "tpmtrust-offchip-"));
   for (const kind of ["rsa2048", "ecc-p256"] as const) {
     const ek = await createEk(client, kind);
-    await client.flushContext(ek.handle);
+    await client.run(FlushContext, { flushHandle: ek.handle });
     if (kind === "rsa2048") rsaEk = ek.public;
     else eccEk = ek.public;
   }
@@ -138,7 +138,7 @@ test("identify --fetch-ek-cert on a TPM without NV certificates: Intel's JSON an
   const store = await openStore(join(dir, "s.db"));
   try {
     await trustTestEkRoot(store);
-    const reg = await registerHost(store, { name: "ptt-laptop", hardwareClass: "laptops", identity }, { actor: "test", now: Date.now() });
+    const reg = await addHost(store, { name: "ptt-laptop", hardwareClass: "laptops", identity }, { actor: "test", now: Date.now() });
     assert.equal(reg.ekTrust.method, "ek-cert");
   } finally {
     await store.close();
@@ -163,7 +163,7 @@ test("attack: a service (or network) answering a certificate for another key is 
   try {
     const oc = new TpmClient(new SwtpmTransport({ port: other.port }));
     const foreign = await createEk(oc, "rsa2048");
-    await oc.flushContext(foreign.handle);
+    await oc.run(FlushContext, { flushHandle: foreign.handle });
     await oc.close();
     const foreignDer = await ekCertFor(foreign.public);
     const [path] = offChipEkCertPaths(rsaEk, "intel");

@@ -13,13 +13,13 @@ import { calculateJwkThumbprint, exportJWK, FlattenedSign, generateKeyPair } fro
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { identify, readState, register, ServiceClient } from "../../src/agent/index.js";
+import { activate, identify, readState, ServiceClient } from "../../src/agent/index.js";
 import { acmeEnroll, deviceAttestObject } from "../../src/agent/acme.js";
 import { createTpmKey, tpmCsr } from "../../src/agent/enroll-cert.js";
 import { initCa } from "../../src/ca/authority.js";
 import { CA_OID } from "../../src/ca/oids.js";
 import { TpmTrustError } from "../../src/errors.js";
-import { TpmClient } from "../../src/tpm/commands/index.js";
+import { FlushContext, TpmClient } from "../../src/tpm/commands/index.js";
 import { openTransport } from "../../src/tpm/transport/index.js";
 import { cli } from "../helpers/cli.js";
 import { startSwtpm, type Swtpm } from "../helpers/swtpm.js";
@@ -41,7 +41,7 @@ before(async () => {
   await initCa(svc.server.store, { actor: "test", now: Date.now(), keyDir: join(dir, "ca-keys"), alg: "rsa-2048" });
   const { identity } = await identify(tpm);
   assert.equal((await api(svc.url, "POST", "/v1/hosts", { name: "host-a", hardwareClass: "test", identity }, svc.admin)).status, 201);
-  await register(tpm, new ServiceClient({ url: svc.url }), { stateDir: stateDir(), akHandle: null, akAlg: "ecc" });
+  await activate(tpm, new ServiceClient({ url: svc.url }), { stateDir: stateDir(), akHandle: null, akAlg: "ecc" });
   for (const doc of [
     { name: "acme-cert", keyAttestation: { mode: "required", trustModels: ["ek-cert"] } },
     { name: "acme-key", keyAttestation: { mode: "required", trustModels: ["ek-key"] } },
@@ -121,7 +121,7 @@ test("the independent npm acme-client: directory, account, order, authorization,
     assert.deepEqual(policiesOf(leaf), [CA_OID.ekCert]);
     assert.equal(new x509.X509Certificate(leaf).subject, "CN=host-a");
   } finally {
-    await tpm.flushContext(key.handle);
+    await tpm.run(FlushContext, { flushHandle: key.handle });
   }
 });
 
@@ -199,7 +199,7 @@ test("attestation negatives: wrong key authorization digest, another host's iden
     try {
       csr = await tpmCsr(tpm, other.handle, other.created.public, { subject: "CN=host-a" });
     } finally {
-      await tpm.flushContext(other.handle);
+      await tpm.run(FlushContext, { flushHandle: other.handle });
     }
     const fin = await c.post(d.o.body.finalize, { csr: csr.toString("base64url") });
     acmeErr(fin, "badCSR");
@@ -211,6 +211,6 @@ test("attestation negatives: wrong key authorization digest, another host's iden
     const pem = await c.post(done.body.certificate, undefined);
     assert.match(pem.type ?? "", /^application\/pem-certificate-chain/);
   } finally {
-    await tpm.flushContext(key.handle);
+    await tpm.run(FlushContext, { flushHandle: key.handle });
   }
 });

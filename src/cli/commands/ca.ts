@@ -9,6 +9,7 @@ import { CA_KEY_ALGS, type CaKeyAlg } from "../../ca/signing.js";
 import { ATTESTATION_MODES, SUBJECT_SOURCES, type TemplateView } from "../../ca/templates.js";
 import { TRUST_MODELS } from "../../ca/oids.js";
 import { inspectRequest, type InspectedRequest } from "../../ca/inspect.js";
+import type { PendingRequestView } from "../../ca/requests.js";
 import { readInput } from "../files.js";
 import { action, printJson } from "../run.js";
 import { adminCommand, seg, type AdminOptions } from "../admin-client.js";
@@ -137,9 +138,9 @@ export function register(program: Command): void {
         )
         .option("--host-classes <list>", "requesters: attested hosts of these hardware classes (or --host-tags); default any host")
         .option("--host-tags <list>", "requesters: attested hosts carrying one of these tags")
-        .option("--no-hosts", "requesters: no attested host may enrol on its own")
+        .option("--no-hosts", "requesters: no attested host may enroll on its own")
         .option("--enrollers <list>", "requesters: identities of enroller tokens (admin token create --role enroller --identity …)")
-        .option("--no-admins", "requesters: admin tokens may not enrol")
+        .option("--no-admins", "requesters: admin tokens may not enroll")
         .option("--anonymous", "requesters: admit requests with neither a token nor valid attestation"),
     run: (c, [file], o: TemplateFlags & AdminOptions) => c.call<TemplateView>("POST", "/v1/ca/templates", templateDocument(file, o)),
     print: (t) => void process.stdout.write(templateLine(t) + "\n"),
@@ -173,6 +174,26 @@ export function register(program: Command): void {
     options: (c) => c.addOption(new Option("--reason <reason>", "RFC 5280 reason").choices(Object.keys(REVOCATION_REASONS)).default("unspecified")),
     run: (c, [serial], o: AdminOptions & { reason: string }) => c.call<CertView>("POST", `/v1/ca/certs/${seg(serial)}/revoke`, { reason: o.reason }),
     print: (c, o) => void process.stdout.write(`${c.serial}\trevoked\t${o.reason}\n`),
+  });
+
+  const requests = ca.command("requests").description("key attestation requests waiting for the answer to their EK challenge (POST /v1/ca/cmc)");
+  const requestId = (id: string): number => {
+    if (!/^[1-9][0-9]{0,9}$/.test(id)) throw new TpmTrustError("ERR_USAGE", `a request id is a positive number, not ${JSON.stringify(id)}`);
+    return Number(id);
+  };
+  adminCommand(requests, "list", "requests waiting for their answer, newest first: id, state, template, subject, requester, EK hash, expiry", {
+    options: (c) => c.option("--all", "also the answered and expired ones"),
+    run: (c, _a, o: AdminOptions & { all?: boolean }) => c.list<PendingRequestView>(`/v1/ca/requests${o.all ? "?all=true" : ""}`),
+    print: (list) => list.forEach((r) => process.stdout.write(`${r.requestId}\t${r.state}\t${r.template}\t${r.subject}\t${r.requester}\t${r.ekHash}\t${r.expiresAt}\n`)),
+  });
+  adminCommand(requests, "show <id>", "one request: who asked, template, subject, EK hash and certificates, AIK Name, when it was made and expires", {
+    run: (c, [id]) => c.call<PendingRequestView>("GET", `/v1/ca/requests/${requestId(id)}`),
+    print: (r) => Object.entries(r).forEach(([k, v]) => process.stdout.write(`${k}\t${v ?? "-"}\n`)),
+  });
+  adminCommand(requests, "deny <id>", "deny a request waiting for its answer (as certutil -deny): it is removed and its answer finds no request; audited as event 53", {
+    options: (c) => c.option("--reason <text>", "why, for the audit log"),
+    run: (c, [id], o: AdminOptions & { reason?: string }) => c.call<PendingRequestView>("POST", `/v1/ca/requests/${requestId(id)}/deny`, o.reason !== undefined ? { reason: o.reason } : {}),
+    print: (r) => void process.stdout.write(`${r.requestId}\tdenied\n`),
   });
 
   adminCommand(ca, "crl", "publish a new CRL now and write it (DER)", {

@@ -95,7 +95,7 @@ export function register(program: Command): void {
   adminCommand(
     ek,
     "revoke <ekHashOrFile>",
-    "revoke an EK (its hash, or every EK of an EK certificate or identify file): refused from the next decision on, in every instance (attestation, token, AK activation, enrolment, key release, DPS registration); its hosts turn unhealthy (ERR_EK_NOT_TRUSTED) without waiting for their next attestation",
+    "revoke an EK (its hash, or every EK of an EK certificate or identify file): refused from the next decision on, in every instance (attestation, token, AK activation, enrollment, key release, DPS registration); its hosts turn unhealthy (ERR_EK_NOT_TRUSTED) without waiting for their next attestation",
     {
       options: (c) => c.option("--reason <text>", "why (kept and audited)"),
       noJson: true,

@@ -49,7 +49,7 @@ function variableValue(guid: string, name: string, value: Buffer): VariableValue
 }
 
 /** EFI_SIGNATURE_LIST array (UEFI §32.4.1): type GUID, u32 list size, u32 header size, u32 signature size, header, signatures. */
-export function signatureLists(c: LeCursor): SignatureList[] {
+function signatureLists(c: LeCursor): SignatureList[] {
   const lists: SignatureList[] = [];
   while (c.remaining > 0) {
     const at = c.offset;

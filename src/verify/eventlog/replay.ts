@@ -28,7 +28,7 @@ export function extend(alg: string, pcr: Buffer, digest: Buffer, scratch?: Buffe
  * The locality of TPM2_Startup from a "StartupLocality" EV_NO_ACTION event (PFP §10.4.5.3). It
  * must come before any extension of PCR 0, and there may be only one.
  */
-export function startupLocality(log: EventLog): number | undefined {
+function startupLocality(log: EventLog): number | undefined {
   let locality: number | undefined;
   let pcr0Extended = false;
   for (const ev of log.events) {

@@ -1,5 +1,6 @@
 /**
- * `tpmtrust agent register`: AK enrollment with credential activation (docs/api.md).
+ * `tpmtrust agent activate` (alias `agent register`): AK activation, the AK proven by credential
+ * activation (docs/api.md).
  *
  *   createAk (under the EK) → POST /v1/activations {ekPublic, ekCertificates, akPublic}
  *   → TPM2_ActivateCredential(AK, EK) with the EK's PolicySecret(TPM_RH_ENDORSEMENT) session
@@ -14,7 +15,20 @@ import { samePublicKey } from "../crypto/keys.js";
 import { TpmTrustError } from "../errors.js";
 import { TPMA_OBJECT } from "../tpm/constants.js";
 import { withEncryptedSession } from "../crypto/session.js";
-import { createAk, ekAuth, readEkCertificates, readEkChain, type EkCertificate, type EkKind, type TpmClient } from "../tpm/commands/index.js";
+import {
+  ActivateCredential,
+  createAk,
+  ekAuth,
+  type EkCertificate,
+  type EkKind,
+  EvictControl,
+  FlushContext,
+  getHandles,
+  readEkCertificates,
+  readEkChain,
+  ReadPublic,
+  type TpmClient,
+} from "../tpm/commands/index.js";
 import { decodeTpm2bEncryptedSecret, decodeTpm2bIdObject, encodeTpm2bPrivate } from "../tpm/structures.js";
 import type { TpmtPublic } from "../tpm/types.js";
 import { certificatePublicKey, parseCertificateDer } from "../verify/ek/index.js";
@@ -25,9 +39,9 @@ import { tpm2bPublic, withEk, type EkChoice, type LoadedEk } from "./tpm.js";
 /** Default persistent handle of the AK (the owner range 0x81000000–0x817FFFFF, next to the EKs). */
 export const DEFAULT_AK_HANDLE = 0x81010003;
 
-export interface RegisterOptions {
+export interface ActivateOptions {
   stateDir: string;
-  /** EK template to enrol under (default rsa2048) */
+  /** EK template to create the AK under (default rsa2048) */
   ekAlg?: EkKind;
   /** the template's EK or the persisted one, when the TPM has both (default auto: the persisted one) */
   ek?: EkChoice;
@@ -71,18 +85,18 @@ function isAk(pub: TpmtPublic): boolean {
 }
 
 /**
- * Whether `handle` holds an AK an earlier registration left (to be replaced). Any other object
- * there is refused before anything is enrolled.
+ * Whether `handle` holds an AK an earlier activation left (to be replaced). Any other object
+ * there is refused before anything is created.
  */
 async function occupiedByAk(tpm: TpmClient, handle: number): Promise<boolean> {
-  if (!(await tpm.getHandles(handle)).includes(handle)) return false;
-  if (!isAk((await tpm.readPublic(handle)).public)) {
+  if (!(await getHandles(tpm, handle)).includes(handle)) return false;
+  if (!isAk((await tpm.run(ReadPublic, { objectHandle: handle })).public)) {
     throw new TpmTrustError("ERR_CONFLICT", `persistent handle 0x${handle.toString(16)} holds an object that is not an attestation key; choose another --ak-handle`);
   }
   return true;
 }
 
-async function activate(tpm: TpmClient, service: ServiceClient, ek: LoadedEk, o: RegisterOptions): Promise<AgentState> {
+async function activateUnder(tpm: TpmClient, service: ServiceClient, ek: LoadedEk, o: ActivateOptions): Promise<AgentState> {
   const akAlg = o.akAlg ?? "rsa";
   const akHandle = o.akHandle === undefined ? DEFAULT_AK_HANDLE : o.akHandle;
   const replace = akHandle !== null && (await occupiedByAk(tpm, akHandle));
@@ -101,14 +115,20 @@ async function activate(tpm: TpmClient, service: ServiceClient, ek: LoadedEk, o:
     const blob = decodeTpm2bIdObject(decodeBase64(challenge.credentialBlob, "credentialBlob"));
     const encSecret = decodeTpm2bEncryptedSecret(decodeBase64(challenge.encryptedSecret, "encryptedSecret"));
     // salted to the EK: the credential crosses the TPM bus only encrypted
-    const secret = await withEncryptedSession(tpm, ek, async () => tpm.activateCredential(ak.handle, ek.handle, blob, encSecret, { key: await ekAuth(tpm, ek.public) }));
+    const secret = await withEncryptedSession(tpm, ek, async () => tpm.run(ActivateCredential, {
+      activateHandle: ak.handle,
+      keyHandle: ek.handle,
+      credentialBlob: blob,
+      secret: encSecret,
+      keyAuth: await ekAuth(tpm, ek.public),
+    }));
     const bound = await service.post<ActivationResult>(`/v1/activations/${encodeURIComponent(challenge.activationId)}`, { secret: secret.toString("base64") });
     if (typeof bound.akNameHex !== "string" || bound.akNameHex.toLowerCase() !== ak.name.toString("hex")) {
       throw new TpmTrustError("ERR_NAME_MISMATCH", `the service bound AK ${bound.akNameHex}, not this AK ${ak.name.toString("hex")}`);
     }
     // TPM2_EvictControl (owner authorization): the old AK out, the new one in
-    if (replace) await tpm.evictControl(akHandle, akHandle);
-    if (akHandle !== null) await tpm.evictControl(ak.handle, akHandle);
+    if (replace) await tpm.run(EvictControl, { objectHandle: akHandle, persistentHandle: akHandle });
+    if (akHandle !== null) await tpm.run(EvictControl, { objectHandle: ak.handle, persistentHandle: akHandle });
     const state: AgentState = {
       version: 1,
       server: service.base.href,
@@ -126,14 +146,14 @@ async function activate(tpm: TpmClient, service: ServiceClient, ek: LoadedEk, o:
     o.log?.info({ host: state.host, ak: state.akNameHex, akHandle: akHandle === null ? null : `0x${akHandle.toString(16)}` }, "AK activated and bound");
     return state;
   } finally {
-    await tpm.flushContext(ak.handle).catch(() => undefined);
+    await tpm.run(FlushContext, { flushHandle: ak.handle }).catch(() => undefined);
   }
 }
 
-/** Enrols a new AK under the EK of `ekAlg` and records it in the state directory. */
-export async function register(tpm: TpmClient, service: ServiceClient, o: RegisterOptions): Promise<AgentState> {
+/** Activates a new AK under the EK of `ekAlg` and records it in the state directory. */
+export async function activate(tpm: TpmClient, service: ServiceClient, o: ActivateOptions): Promise<AgentState> {
   if (o.akHandle != null && !(Number.isInteger(o.akHandle) && o.akHandle >>> 24 === 0x81)) {
     throw new TpmTrustError("ERR_USAGE", `--ak-handle 0x${o.akHandle.toString(16)} is not a persistent handle (0x81xxxxxx)`);
   }
-  return withEk(tpm, o.ekAlg ?? "rsa2048", (ek) => activate(tpm, service, ek, o), o.ek);
+  return withEk(tpm, o.ekAlg ?? "rsa2048", (ek) => activateUnder(tpm, service, ek, o), o.ek);
 }
