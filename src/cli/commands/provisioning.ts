@@ -100,7 +100,7 @@ const listOf = <T>(parent: Command, description: string, path: (o: Db & Record<s
   adminCommand(parent, "list", description, { options, mustExist: true, run: (c: AdminClient, _a, o: Db & Record<string, string | undefined>) => c.list<T>(path(o)), print: (l) => l.forEach(row) });
 /** `show <id>` / `remove <id>` of one item under `base`. */
 const showOf = <T>(parent: Command, usage: string, description: string, base: string) =>
-  adminCommand(parent, usage, description, { noJson: true, mustExist: true, run: (c, [id]) => c.call<T>("GET", `${base}/${seg(id)}`), print: (v) => printJson(v) });
+  adminCommand(parent, usage, description, { mustExist: true, run: (c, [id]) => c.call<T>("GET", `${base}/${seg(id)}`), print: (v) => printJson(v) });
 const removeOf = (parent: Command, usage: string, description: string, base: string) =>
   adminCommand(parent, usage, description, { run: (c, [id]) => c.call<void>("DELETE", `${base}/${seg(id)}`).then(() => id), print: (id) => void process.stdout.write(`removed ${id}\n`) });
 
