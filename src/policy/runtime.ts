@@ -79,26 +79,50 @@ export function compileExcludes(excludes: readonly string[]): RegExp | undefined
   }
 }
 
-/** A runtime policy ready to judge entries: sets and maps built once per policy version, O(1) per lookup. */
+/**
+ * Allowed digests per name, O(1) per lookup: the digest string itself when a name has one (most
+ * paths: no set per path, so a policy of 1,000,000 digests loads fast and small), else a set.
+ */
+export type DigestIndex = Map<string, string | Set<string>>;
+
+/** A runtime policy ready to judge entries: indexes built once per policy version, O(1) per lookup. */
 export interface CompiledRuntimePolicy {
   policy: RuntimePolicy;
-  digests: Map<string, Set<string>>;
-  keyrings: Map<string, Set<string>>;
-  buffers: Map<string, Set<string>>;
+  digests: DigestIndex;
+  keyrings: DigestIndex;
+  buffers: DigestIndex;
   exclude?: RegExp;
   keys: ImaKey[];
   algs?: Set<string>;
   ignored: Set<string>;
 }
 
-const toMap = (o: Record<string, string[]>) => new Map(Object.entries(o).map(([k, v]) => [k, new Set(v)]));
+function toIndex(o: Record<string, string[]>): DigestIndex {
+  const m: DigestIndex = new Map();
+  for (const k of Object.keys(o)) {
+    const v = o[k];
+    m.set(k, v.length === 1 ? v[0] : new Set(v));
+  }
+  return m;
+}
+
+/** Is `hex` among the digests the index allows for `name`? */
+export function allowedDigest(m: DigestIndex, name: string, hex: string): boolean {
+  const v = m.get(name);
+  return v === hex || (typeof v === "object" && v.has(hex));
+}
+
+const allowedCount = (m: DigestIndex, name: string) => {
+  const v = m.get(name);
+  return typeof v === "string" ? 1 : (v?.size ?? 0);
+};
 
 export function compileRuntimePolicy(p: RuntimePolicy): CompiledRuntimePolicy {
   return {
     policy: p,
-    digests: toMap(p.digests),
-    keyrings: toMap(p.keyrings),
-    buffers: toMap(p.buffers),
+    digests: toIndex(p.digests),
+    keyrings: toIndex(p.keyrings),
+    buffers: toIndex(p.buffers),
     exclude: compileExcludes(p.excludes),
     keys: p.keys.map((k, i) => {
       try {
@@ -159,10 +183,7 @@ export function checkRuntimePolicy(c: CompiledRuntimePolicy, list: Pick<ImaList,
   const notes: string[] = [];
   let excluded = 0;
   const fail = (e: ImaEntry, code: ErrorCode, reason: string) => failures.push({ index: e.index, path: e.path, template: e.template, digest: dstr(e), code, reason });
-  const listed = (m: Map<string, Set<string>>, e: ImaEntry) => {
-    const set = m.get(e.path);
-    return set !== undefined && set.has(e.digest.digest.toString("hex"));
-  };
+  const listed = (m: DigestIndex, e: ImaEntry) => m.has(e.path) && allowedDigest(m, e.path, e.digest.digest.toString("hex"));
   const checkTemplates = !o.templateHashesChecked;
   for (const e of list.entries) {
     if (e.pcr !== 10) {
@@ -227,7 +248,7 @@ export function checkRuntimePolicy(c: CompiledRuntimePolicy, list: Pick<ImaList,
       sigReason = r.reason;
     }
     if (listed(c.digests, e)) continue;
-    const why = c.digests.has(e.path) ? `digest is not among the ${c.digests.get(e.path)!.size} allowed for this path` : "path is not in the policy";
+    const why = c.digests.has(e.path) ? `digest is not among the ${allowedCount(c.digests, e.path)} allowed for this path` : "path is not in the policy";
     if (sigReason) fail(e, "ERR_IMA_SIGNATURE_INVALID", `${sigReason}; ${why}`);
     else fail(e, "ERR_IMA_DIGEST_NOT_ALLOWED", why);
   }

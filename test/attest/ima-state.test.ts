@@ -107,6 +107,28 @@ describe("two service instances on one PostgreSQL", () => {
     }
   });
 
+  test("a runtime policy is read and compiled once per version, never per check: later increments at either instance do not read it", async () => {
+    const h = await imaHost(a.store, "pg-once", CLASS);
+    assert.equal((await round(a, h, { extended: IMA_BOOT, sent: imaList(IMA_BOOT), startIndex: 0 })).body.verdict, "pass");
+    const reads: string[] = [];
+    const restore = [a, b].map((s) => {
+      const getById = s.store.policies.getById;
+      s.store.policies.getById = (id: string) => (reads.push(id), getById(id));
+      return () => (s.store.policies.getById = getById);
+    });
+    try {
+      let extended = IMA_BOOT;
+      for (const [i, s] of [a, b, a, b].entries()) {
+        const next = [...extended, IMA_LATER[i % IMA_LATER.length]];
+        assert.deepEqual(summary(await round(s, h, { extended: next, sent: imaList(next.slice(extended.length)), startIndex: extended.length })), ["pass", null, 1, next.length]);
+        extended = next;
+      }
+    } finally {
+      restore.forEach((r) => r());
+    }
+    assert.deepEqual(reads, []);
+  });
+
   test("attack: an attestation judged from an older state cannot overwrite the state another one stored meanwhile (it is asked to resend from 0)", async () => {
     const h = await imaHost(a.store, "pg-race", CLASS);
     assert.equal((await round(a, h, { extended: IMA_BOOT, sent: imaList(IMA_BOOT), startIndex: 0 })).body.verdict, "pass");
