@@ -8,7 +8,7 @@ export type { DialectName } from "./ctx.js";
 export { GENESIS_HASH, canonicalJson, toJsonValue, auditHash, entryLeafHash, leafData, type AuditEntry, type AuditOutcome, type JsonValue, type ChainProblem, type AuditAnchor } from "./audit-chain.js";
 export type { AuditVerification, NewAuditEntry, TreeHead, StoredCheckpoint, CheckpointSigner } from "./repos/audit.js";
 export { normalizeEkHash, type AllowlistEntry, type EkCaCert, type EkCaKind, type EkRevocation } from "./repos/trust.js";
-export type { Host, HostEk, HostFilter, HostOrder, HostPatch, NewHost, Health, PolicyVersion } from "./repos/hosts.js";
+export type { Host, HostEk, HostFilter, HostOrder, HostPatch, NewHost, Health, PolicyVersion, TrustCandidate } from "./repos/hosts.js";
 export { HOST_ORDERS } from "./repos/hosts.js";
 export type { Ak, ConfigVersions } from "./repos/aks.js";
 export type { Activation } from "./repos/activations.js";

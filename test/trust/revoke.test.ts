@@ -73,9 +73,9 @@ test("a revoked EK is refused at every decision, its host turned unhealthy by th
   await assert.rejects(addHost(store, again, { actor: "test", now: clock }), code("ERR_EK_REVOKED"));
 
   // the sweep, without any attestation: unhealthy, audited with the cause, webhook queued; once only
-  const changes = await sweepTrust(store, now);
+  const { changes } = await sweepTrust(store, now);
   assert.deepEqual(changes.map((x) => [x.host, x.previous, x.health, x.reason, x.cause]), [["lab", "healthy", "unhealthy", "ERR_EK_NOT_TRUSTED", "ERR_EK_REVOKED"]]);
-  assert.deepEqual(await sweepTrust(store, now), []);
+  assert.deepEqual((await sweepTrust(store, now)).changes, []);
   const [entry] = await store.audit.list({ action: "host.health", newestFirst: true, limit: 1 });
   assert.deepEqual([entry.subject, (entry.details as { reason: string }).reason, (entry.details as { cause: string }).cause], ["lab", "ERR_EK_NOT_TRUSTED", "ERR_EK_REVOKED"]);
 
