@@ -57,6 +57,7 @@ export const ERRORS = {
   ERR_CHAIN_UNTRUSTED: { class: "rejected", http: 422, exit: 1, message: "certificate chain does not reach a trusted root" },
   ERR_CHAIN_INVALID: { class: "rejected", http: 422, exit: 1, message: "certificate chain is not valid" },
   ERR_CERT_EXPIRED: { class: "rejected", http: 422, exit: 1, message: "certificate is outside its validity period" },
+  ERR_CERT_REVOKED: { class: "rejected", http: 422, exit: 1, message: "the certificate was revoked by its issuer" },
   ERR_CERT_EKU: { class: "rejected", http: 422, exit: 1, message: "certificate lacks the required extended key usage" },
   ERR_EK_NOT_TRUSTED: { class: "rejected", http: 422, exit: 1, message: "the endorsement key is not trusted" },
   ERR_EK_REVOKED: { class: "rejected", http: 422, exit: 1, message: "the endorsement key was revoked by an administrator" },

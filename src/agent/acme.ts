@@ -18,7 +18,7 @@ import * as x509 from "@peculiar/x509";
 import { certificatePem, decodeBase64, pemBlocks } from "../encoding.js";
 import { isErrorCode, TpmTrustError, type ErrorCode } from "../errors.js";
 import { TPM_ALG } from "../tpm/constants.js";
-import type { TpmClient } from "../tpm/commands/index.js";
+import { Certify, FlushContext, type TpmClient } from "../tpm/commands/index.js";
 import { decodeTpm2bPublic } from "../tpm/structures.js";
 import { withAk } from "./attest.js";
 import { createTpmKey, storeCertificate, tpmCsr } from "./enroll-cert.js";
@@ -128,7 +128,7 @@ function coseAlg(s: AgentState): number {
 export async function deviceAttestObject(tpm: TpmClient, state: AgentState, key: { handle: number; publicArea: Buffer }, keyAuthorization: string): Promise<Buffer> {
   if (!state.akCertificate) throw new TpmTrustError("ERR_USAGE", "the registered AK has no AK certificate (x5c needs one): run `tpmtrust agent register` again");
   const extraData = createHash("sha256").update(keyAuthorization).digest();
-  const certify = await withAk(tpm, state, (ak) => tpm.certify(key.handle, ak, extraData));
+  const certify = await withAk(tpm, state, (ak) => tpm.run(Certify, { objectHandle: key.handle, signHandle: ak, qualifyingData: extraData }));
   const attStmt = { ver: "2.0", alg: coseAlg(state), x5c: [decodeBase64(state.akCertificate, "akCertificate")], sig: certify.signatureBytes, certInfo: certify.attest, pubArea: key.publicArea };
   return Buffer.from(encode({ fmt: "tpm", attStmt }));
 }
@@ -178,6 +178,6 @@ export async function acmeEnroll(tpm: TpmClient, o: AcmeOptions): Promise<AcmeRe
     });
     return { serial, order: orderUrl, identifier, dir };
   } finally {
-    await tpm.flushContext(key.handle).catch(() => undefined);
+    await tpm.run(FlushContext, { flushHandle: key.handle }).catch(() => undefined);
   }
 }

@@ -18,7 +18,18 @@ import type { EvidenceBody } from "../attest/evidence.js";
 import { decodeBase64 } from "../encoding.js";
 import { TpmTrustError } from "../errors.js";
 import { HASH_ALGS, hashAlgByName } from "../tpm/constants.js";
-import { ekAuth, type AttestResult, type TpmClient } from "../tpm/commands/index.js";
+import {
+  type AttestResult,
+  ekAuth,
+  FlushContext,
+  getHandles,
+  getPcrBanks,
+  Load,
+  pcrReadAll,
+  Quote,
+  ReadPublic,
+  type TpmClient,
+} from "../tpm/commands/index.js";
 import { decodeTpm2bPrivate, decodeTpm2bPublic, pcrSelection, selectedPcrs } from "../tpm/structures.js";
 import type { QuoteAttest, TpmsPcrSelection } from "../tpm/types.js";
 import type { PcrValues } from "../verify/eventlog/types.js";
@@ -71,20 +82,25 @@ export async function withAk<T>(tpm: TpmClient, s: AgentState, fn: (handle: numb
   };
   if (s.akHandle !== undefined) {
     const where = `the object at 0x${s.akHandle.toString(16)}`;
-    if (!(await tpm.getHandles(s.akHandle)).includes(s.akHandle)) {
+    if (!(await getHandles(tpm, s.akHandle)).includes(s.akHandle)) {
       throw new TpmTrustError("ERR_KEY_MISMATCH", `the TPM has no object at 0x${s.akHandle.toString(16)} (the registered AK); run \`tpmtrust agent register\` again`);
     }
-    check((await tpm.readPublic(s.akHandle)).name, where);
+    check((await tpm.run(ReadPublic, { objectHandle: s.akHandle })).name, where);
     return fn(s.akHandle);
   }
   const pub = decodeTpm2bPublic(decodeBase64(s.akPublic, "akPublic"));
   const priv = decodeTpm2bPrivate(decodeBase64(s.akPrivate, "akPrivate"));
-  const handle = await withEk(tpm, s.ekAlg, async (ek) => (await tpm.load(ek.handle, priv, pub, { auth: await ekAuth(tpm, ek.public) })).handle, s.ekSource ?? "auto");
+  const handle = await withEk(
+    tpm,
+    s.ekAlg,
+    async (ek) => (await tpm.run(Load, { parentHandle: ek.handle, inPrivate: priv, inPublic: pub, auth: await ekAuth(tpm, ek.public) })).handle,
+    s.ekSource ?? "auto",
+  );
   try {
-    check((await tpm.readPublic(handle)).name, "the AK loaded from the state directory");
+    check((await tpm.run(ReadPublic, { objectHandle: handle })).name, "the AK loaded from the state directory");
     return await fn(handle);
   } finally {
-    await tpm.flushContext(handle).catch(() => undefined);
+    await tpm.run(FlushContext, { flushHandle: handle }).catch(() => undefined);
   }
 }
 
@@ -118,8 +134,8 @@ function quotableSelection(banks: TpmsPcrSelection[], requested: Challenge["pcrS
 export async function quotePcrs(tpm: TpmClient, ak: number, nonce: Buffer, selection: TpmsPcrSelection[]): Promise<Evidence> {
   for (let attempt = 1; ; attempt++) {
     const quotes: AttestResult[] = [];
-    for (const sel of selection) quotes.push(await tpm.quote(ak, nonce, [sel]));
-    const { values } = await tpm.pcrRead(selection);
+    for (const sel of selection) quotes.push(await tpm.run(Quote, { signHandle: ak, qualifyingData: nonce, PCRselect: [sel] }));
+    const { values } = await pcrReadAll(tpm, selection);
     const pcrs: PcrValues = {};
     for (const [alg, byPcr] of values) pcrs[HASH_ALGS[alg].name] = Object.fromEntries(byPcr);
     try {
@@ -160,7 +176,7 @@ export function evidenceBody(akNameHex: string, nonceHex: string, ev: Evidence, 
 export async function attest(tpm: TpmClient, service: ServiceClient, o: AttestOptions): Promise<AttestationResult> {
   const state = readState(o.stateDir);
   const eventLog = readEventLog(o);
-  const banks = await tpm.getPcrBanks();
+  const banks = await getPcrBanks(tpm);
   const challenge = await service.post<Challenge>("/v1/attestations/challenge", {
     akNameHex: state.akNameHex,
     banks: banks.filter((b) => HASH_ALGS[b.hash]).map((b) => HASH_ALGS[b.hash].name),

@@ -5,7 +5,19 @@
  */
 import { offChipEkCertUrls, offChipVendor } from "../crypto/offchip-ek.js";
 import { TpmTrustError } from "../errors.js";
-import { createEk, readEkCertificates, readEkChain, tpmInfo, type EkKind, type TpmClient, type TpmInfo } from "../tpm/commands/index.js";
+import {
+  createEk,
+  type EkKind,
+  FlushContext,
+  getHandles,
+  getProperties,
+  NV_ReadPublic,
+  readEkCertificates,
+  readEkChain,
+  type TpmClient,
+  tpmInfo,
+  type TpmInfo,
+} from "../tpm/commands/index.js";
 import { RC_MEANINGS } from "../tpm/rc.js";
 import { SRK_HANDLE } from "./keys.js";
 import { fetchEkCertificate, type OffChipOptions } from "./offchip.js";
@@ -55,8 +67,8 @@ const rcProblem = (name: string, detail: string) => ({ problem: `${name}: ${RC_M
 
 export async function doctor(tpm: TpmClient, o: DoctorOptions = {}): Promise<Doctor> {
   const info = await tpmInfo(tpm);
-  const fixed = await tpm.getProperties(PT.NV_INDEX_MAX, 1);
-  const p = await tpm.getProperties(PT.PERMANENT, 0x12);
+  const fixed = await getProperties(tpm, PT.NV_INDEX_MAX, 1);
+  const p = await getProperties(tpm, PT.PERMANENT, 0x12);
   const get = (pt: number) => p.get(pt) ?? 0;
   const perm = get(PT.PERMANENT);
   const lockout = {
@@ -73,10 +85,10 @@ export async function doctor(tpm: TpmClient, o: DoctorOptions = {}): Promise<Doc
     ...certs.map((c) => ({ kind: c.kind, certificateIndex: c.index })),
     ...persisted.filter((e) => !certs.some((c) => c.kind === e.kind)).map((e) => ({ kind: e.kind, handle: e.handle })),
   ];
-  const srkPresent = (await tpm.getHandles(SRK_HANDLE)).includes(SRK_HANDLE);
-  const nvIndices = (await tpm.getHandles(0x01000000)).filter((h) => h >>> 24 === 0x01);
+  const srkPresent = (await getHandles(tpm, SRK_HANDLE)).includes(SRK_HANDLE);
+  const nvIndices = (await getHandles(tpm, 0x01000000)).filter((h) => h >>> 24 === 0x01);
   let bytesDefined = 0;
-  for (const h of nvIndices) bytesDefined += (await tpm.nvReadPublic(h)).nvPublic.dataSize;
+  for (const h of nvIndices) bytesDefined += (await tpm.run(NV_ReadPublic, { nvIndex: h })).nvPublic.dataSize;
   const out: Doctor = {
     tpm: { family: info.family, manufacturer: info.manufacturer, vendorString: info.vendorString, firmware: info.firmware, revision: info.revision },
     owned: (perm & PERMANENT.ownerAuthSet) !== 0,
@@ -126,7 +138,7 @@ async function checkOffChip(tpm: TpmClient, info: TpmInfo, o: DoctorOptions, out
       if (unsupportedByTpm(e)) continue;
       throw e;
     }
-    await tpm.flushContext(ek.handle).catch(() => undefined);
+    await tpm.run(FlushContext, { flushHandle: ek.handle }).catch(() => undefined);
     try {
       const c = await fetchEkCertificate(ek.public, vendor, o.offChip || {});
       out.offChip.push({ kind, url: c.url, available: true, cached: c.cached });

@@ -13,7 +13,21 @@
 import { TpmTrustError } from "../errors.js";
 import { TPM_ALG, TPM_RH } from "../tpm/constants.js";
 import { withEncryptedSession } from "../crypto/session.js";
-import { ekAuth, readEkCertificates, type EkKind, type TpmClient } from "../tpm/commands/index.js";
+import {
+  ActivateCredential,
+  CreatePrimary,
+  ekAuth,
+  type EkKind,
+  EvictControl,
+  FlushContext,
+  getHandles,
+  HMAC,
+  Import,
+  Load,
+  readEkCertificates,
+  ReadPublic,
+  type TpmClient,
+} from "../tpm/commands/index.js";
 import { TpmRcError } from "../tpm/rc.js";
 import { encodeTpm2bPublic } from "../tpm/structures.js";
 import type { TpmtPublic } from "../tpm/types.js";
@@ -84,8 +98,8 @@ function dpsError(what: string, status: number, json: unknown): TpmTrustError {
 
 /** The SRK at 0x81000001; created from the standard template and persisted when the handle is empty. */
 export async function ensureSrk(tpm: TpmClient): Promise<TpmtPublic> {
-  if ((await tpm.getHandles(SRK_HANDLE)).includes(SRK_HANDLE)) {
-    const { public: pub } = await tpm.readPublic(SRK_HANDLE);
+  if ((await getHandles(tpm, SRK_HANDLE)).includes(SRK_HANDLE)) {
+    const { public: pub } = await tpm.run(ReadPublic, { objectHandle: SRK_HANDLE });
     try {
       checkStorageKey(pub, "the key at 0x81000001");
     } catch (e) {
@@ -93,11 +107,11 @@ export async function ensureSrk(tpm: TpmClient): Promise<TpmtPublic> {
     }
     return pub;
   }
-  const srk = await tpm.createPrimary(TPM_RH.OWNER, srkTemplate());
+  const srk = await tpm.run(CreatePrimary, { primaryHandle: TPM_RH.OWNER, inPublic: srkTemplate() });
   try {
-    await tpm.evictControl(srk.handle, SRK_HANDLE);
+    await tpm.run(EvictControl, { objectHandle: srk.handle, persistentHandle: SRK_HANDLE });
   } finally {
-    await tpm.flushContext(srk.handle).catch(() => undefined);
+    await tpm.run(FlushContext, { flushHandle: srk.handle }).catch(() => undefined);
   }
   return srk.public;
 }
@@ -111,8 +125,9 @@ export async function importAuthenticationKey(tpm: TpmClient, ek: LoadedEk, blob
   // salted to the EK: the inner wrapping key crosses the TPM bus only encrypted
   const priv = await withEncryptedSession(tpm, ek, async () => {
     const session = await ekAuth(tpm, ek.public);
-    const innerKey = await tpm.activateCredential(SRK_HANDLE, ek.handle, parts.credentialBlob, parts.credentialSecret, { key: session });
-    return tpm.import(SRK_HANDLE, {
+    const innerKey = await tpm.run(ActivateCredential, { activateHandle: SRK_HANDLE, keyHandle: ek.handle, credentialBlob: parts.credentialBlob, secret: parts.credentialSecret, keyAuth: session });
+    return tpm.run(Import, {
+      parentHandle: SRK_HANDLE,
       objectPublic: parts.public,
       duplicate: parts.duplicate,
       inSymSeed: parts.inSymSeed,
@@ -120,19 +135,19 @@ export async function importAuthenticationKey(tpm: TpmClient, ek: LoadedEk, blob
       symmetricAlg: { algorithm: TPM_ALG.AES, keyBits: innerKey.length * 8, mode: TPM_ALG.CFB },
     });
   });
-  const loaded = await tpm.load(SRK_HANDLE, priv, parts.public);
+  const loaded = await tpm.run(Load, { parentHandle: SRK_HANDLE, inPrivate: priv, inPublic: parts.public });
   try {
-    if ((await tpm.getHandles(handle)).includes(handle)) await tpm.evictControl(handle, handle);
-    await tpm.evictControl(loaded.handle, handle);
+    if ((await getHandles(tpm, handle)).includes(handle)) await tpm.run(EvictControl, { objectHandle: handle, persistentHandle: handle });
+    await tpm.run(EvictControl, { objectHandle: loaded.handle, persistentHandle: handle });
   } finally {
-    await tpm.flushContext(loaded.handle).catch(() => undefined);
+    await tpm.run(FlushContext, { flushHandle: loaded.handle }).catch(() => undefined);
   }
 }
 
 /** `SharedAccessSignature sr=…&sig=…&se=…&skn=registration`, the HMAC computed by the TPM key at `handle`. */
 export async function signSasToken(tpm: TpmClient, handle: number, idScope: string, registrationId: string, expiry: number, style: "c" | "dotnet" = "c"): Promise<string> {
   const sr = encodeSasScope(sasScope(idScope, registrationId), style);
-  const sig = await tpm.hmac(handle, stringToSign(sr, expiry), { hashAlg: TPM_ALG.SHA256 });
+  const sig = await tpm.run(HMAC, { handle, buffer: stringToSign(sr, expiry), hashAlg: TPM_ALG.SHA256 });
   return formatSasToken(sr, sig, expiry);
 }
 

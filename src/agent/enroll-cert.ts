@@ -14,7 +14,7 @@ import type { Logger } from "pino";
 import { spkiFromTpmt } from "../crypto/keys.js";
 import { TpmTrustError } from "../errors.js";
 import { TPMA_OBJECT, TPM_ALG, TPM_ECC } from "../tpm/constants.js";
-import type { CreateResult, TpmClient } from "../tpm/commands/index.js";
+import { Certify, Create, type CreateResult, FlushContext, Load, Sign, type TpmClient } from "../tpm/commands/index.js";
 import { encodeTpm2bPrivate } from "../tpm/structures.js";
 import type { TpmtPublic, TpmtSignature } from "../tpm/types.js";
 import { withAk } from "./attest.js";
@@ -89,7 +89,7 @@ export function tpmCrypto(tpm: TpmClient, handle: number, key: TpmtPublic): Cryp
     exportKey: (format: "spki", k: CryptoKey) => webcrypto.subtle.exportKey(format, k),
     sign: async (_alg: unknown, _key: unknown, data: BufferSource) => {
       const bytes = ArrayBuffer.isView(data) ? Buffer.from(data.buffer, data.byteOffset, data.byteLength) : Buffer.from(data as ArrayBuffer);
-      const sig = await tpm.sign(handle, createHash("sha256").update(bytes).digest(), { scheme });
+      const sig = await tpm.run(Sign, { keyHandle: handle, digest: createHash("sha256").update(bytes).digest(), inScheme: scheme });
       return new Uint8Array(webSignature(sig)).buffer;
     },
   };
@@ -125,8 +125,8 @@ export async function tpmCsr(tpm: TpmClient, handle: number, key: TpmtPublic, o:
 /** A new signing key under the SRK, loaded (the caller flushes `handle`); a transient SRK is flushed at once (swtpm holds only three objects). */
 export async function createTpmKey(tpm: TpmClient, alg: "rsa" | "ecc"): Promise<{ handle: number; created: CreateResult }> {
   return withSrk(tpm, async (srk) => {
-    const created = await tpm.create(srk.handle, signingKeyTemplate(alg));
-    const { handle } = await tpm.load(srk.handle, created.private, created.public);
+    const created = await tpm.run(Create, { parentHandle: srk.handle, inPublic: signingKeyTemplate(alg) });
+    const { handle } = await tpm.run(Load, { parentHandle: srk.handle, inPrivate: created.private, inPublic: created.public });
     return { handle, created };
   });
 }
@@ -156,7 +156,7 @@ export async function enrollCert(tpm: TpmClient, service: ServiceClient, o: Enro
   try {
     const challenge = await service.post<{ nonceHex: string }>("/v1/ca/challenge", {});
     if (typeof challenge?.nonceHex !== "string" || !/^([0-9a-f]{2})+$/i.test(challenge.nonceHex)) throw new TpmTrustError("ERR_UNREACHABLE", "the CA's challenge answer has no nonce");
-    const certify = await withAk(tpm, state, (ak) => tpm.certify(key.handle, ak, Buffer.from(challenge.nonceHex, "hex")));
+    const certify = await withAk(tpm, state, (ak) => tpm.run(Certify, { objectHandle: key.handle, signHandle: ak, qualifyingData: Buffer.from(challenge.nonceHex, "hex") }));
     const csr = await tpmCsr(tpm, key.handle, key.created.public, o);
     o.log?.info({ template: o.template, subject: o.subject, keyAlg: alg }, "key created and certified; enrolling");
     const r = await service.post<EnrollAnswer>("/v1/ca/enroll", {
@@ -178,6 +178,6 @@ export async function enrollCert(tpm: TpmClient, service: ServiceClient, o: Enro
     });
     return { serial: r.serial, subject: r.subject, policies: r.policies, trustModels: r.trustModels, dir };
   } finally {
-    await tpm.flushContext(key.handle).catch(() => undefined);
+    await tpm.run(FlushContext, { flushHandle: key.handle }).catch(() => undefined);
   }
 }

@@ -5,7 +5,17 @@
  */
 import type { HostIdentity } from "../attest/identity.js";
 import { TpmTrustError } from "../errors.js";
-import { createEk, EK_TEMPLATES, readEkCertificates, readEkChain, tpmInfo, type EkKind, type TpmClient } from "../tpm/commands/index.js";
+import {
+  createEk,
+  EK_TEMPLATES,
+  type EkKind,
+  FlushContext,
+  getHandles,
+  readEkCertificates,
+  readEkChain,
+  type TpmClient,
+  tpmInfo,
+} from "../tpm/commands/index.js";
 import type { TpmtPublic } from "../tpm/types.js";
 import { ekHash, ekHashFromCertificate, parseCertificateDer } from "../verify/ek/index.js";
 import { fetchEkCertificate, requireCertifies, vendorFor, type OffChipOptions } from "./offchip.js";
@@ -69,7 +79,7 @@ export async function identify(tpm: TpmClient, o: IdentifyOptions = {}): Promise
     if (fixes.length) notes.push(`EK certificate at NV 0x${c.index.toString(16)}: ${fixes.join(", ")}`);
   }
   // the standard EKs, and every kind with a certificate or a provisioned template in NV
-  const nv = new Set(await tpm.getHandles(0x01c00000));
+  const nv = new Set(await getHandles(tpm, 0x01c00000));
   const kinds = [...STANDARD_EKS, ...certs.map((c) => c.kind), ...(Object.keys(EK_TEMPLATES) as EkKind[]).filter((k) => nv.has(EK_TEMPLATES[k].templateIndex))];
   const ekPublics: HostIdentity["ekPublics"] = [];
   const eks: IdentifiedEk[] = [];
@@ -107,7 +117,7 @@ export async function identify(tpm: TpmClient, o: IdentifyOptions = {}): Promise
   for (const kind of new Set(kinds)) {
     try {
       const ek = await createEk(tpm, kind);
-      await tpm.flushContext(ek.handle).catch(() => undefined);
+      await tpm.run(FlushContext, { flushHandle: ek.handle }).catch(() => undefined);
       add(kind, "template", ek.public, ek.publicArea, undefined, {
         ...(ek.templateIndex !== undefined ? { templateIndex: ek.templateIndex } : {}),
         ...(ek.nonceIndex !== undefined ? { nonceIndex: ek.nonceIndex } : {}),

@@ -10,7 +10,17 @@ import { decodeBase64 } from "../encoding.js";
 import { TpmTrustError } from "../errors.js";
 import { withEncryptedSession } from "../crypto/session.js";
 import { TPMA_OBJECT, TPM_ALG, TPM_RH } from "../tpm/constants.js";
-import type { TpmClient } from "../tpm/commands/index.js";
+import {
+  Certify,
+  CreatePrimary,
+  FlushContext,
+  getHandles,
+  Import,
+  Load,
+  ReadPublic,
+  type TpmClient,
+  Unseal,
+} from "../tpm/commands/index.js";
 import { decodeTpm2bEncryptedSecret, decodeTpm2bPrivate, decodeTpm2bPublic } from "../tpm/structures.js";
 import type { TpmtPublic } from "../tpm/types.js";
 import { withAk } from "./attest.js";
@@ -44,21 +54,21 @@ const isStorageKey = (p: TpmtPublic) => {
 
 /** Runs `fn` with the SRK: the storage key at 0x81000001, else a primary made from the template (flushed afterwards). */
 export async function withSrk<T>(tpm: TpmClient, fn: (srk: { handle: number; publicArea: Buffer }) => Promise<T>): Promise<T> {
-  if ((await tpm.getHandles(SRK_HANDLE)).includes(SRK_HANDLE)) {
-    const rp = await tpm.readPublic(SRK_HANDLE);
+  if ((await getHandles(tpm, SRK_HANDLE)).includes(SRK_HANDLE)) {
+    const rp = await tpm.run(ReadPublic, { objectHandle: SRK_HANDLE });
     if (isStorageKey(rp.public)) return fn({ handle: SRK_HANDLE, publicArea: rp.publicArea });
   }
-  const srk = await tpm.createPrimary(TPM_RH.OWNER, srkTemplate());
+  const srk = await tpm.run(CreatePrimary, { primaryHandle: TPM_RH.OWNER, inPublic: srkTemplate() });
   try {
     return await fn({ handle: srk.handle, publicArea: srk.publicArea });
   } finally {
-    await tpm.flushContext(srk.handle).catch(() => undefined);
+    await tpm.run(FlushContext, { flushHandle: srk.handle }).catch(() => undefined);
   }
 }
 
 /** What the service needs to trust the SRK: its TPM2B_PUBLIC and TPM2_Certify of it by the bound AK. */
 export async function certifySrk(tpm: TpmClient, srk: { handle: number; publicArea: Buffer }, akHandle: number): Promise<{ public: string; attest: string; signature: string }> {
-  const c = await tpm.certify(srk.handle, akHandle, Buffer.alloc(0));
+  const c = await tpm.run(Certify, { objectHandle: srk.handle, signHandle: akHandle, qualifyingData: Buffer.alloc(0) });
   return { public: tpm2bPublic(srk.publicArea).toString("base64"), attest: c.attest.toString("base64"), signature: c.signatureBytes.toString("base64") };
 }
 
@@ -75,18 +85,19 @@ export interface ImportBlob {
  */
 export async function importAndUnseal(tpm: TpmClient, srkHandle: number, blob: ImportBlob): Promise<Buffer> {
   const objectPublic = decodeTpm2bPublic(decodeBase64(blob.public, "import.public"));
-  const srk = { handle: srkHandle, public: (await tpm.readPublic(srkHandle)).public };
+  const srk = { handle: srkHandle, public: (await tpm.run(ReadPublic, { objectHandle: srkHandle })).public };
   return withEncryptedSession(tpm, srk, async () => {
-    const priv = await tpm.import(srkHandle, {
+    const priv = await tpm.run(Import, {
+      parentHandle: srkHandle,
       objectPublic,
       duplicate: decodeTpm2bPrivate(decodeBase64(blob.duplicate, "import.duplicate")),
       inSymSeed: decodeTpm2bEncryptedSecret(decodeBase64(blob.inSymSeed, "import.inSymSeed")),
     });
-    const { handle } = await tpm.load(srkHandle, priv, objectPublic);
+    const { handle } = await tpm.run(Load, { parentHandle: srkHandle, inPrivate: priv, inPublic: objectPublic });
     try {
-      return await tpm.unseal(handle);
+      return await tpm.run(Unseal, { itemHandle: handle });
     } finally {
-      await tpm.flushContext(handle).catch(() => undefined);
+      await tpm.run(FlushContext, { flushHandle: handle }).catch(() => undefined);
     }
   });
 }

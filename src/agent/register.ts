@@ -14,7 +14,20 @@ import { samePublicKey } from "../crypto/keys.js";
 import { TpmTrustError } from "../errors.js";
 import { TPMA_OBJECT } from "../tpm/constants.js";
 import { withEncryptedSession } from "../crypto/session.js";
-import { createAk, ekAuth, readEkCertificates, readEkChain, type EkCertificate, type EkKind, type TpmClient } from "../tpm/commands/index.js";
+import {
+  ActivateCredential,
+  createAk,
+  ekAuth,
+  type EkCertificate,
+  type EkKind,
+  EvictControl,
+  FlushContext,
+  getHandles,
+  readEkCertificates,
+  readEkChain,
+  ReadPublic,
+  type TpmClient,
+} from "../tpm/commands/index.js";
 import { decodeTpm2bEncryptedSecret, decodeTpm2bIdObject, encodeTpm2bPrivate } from "../tpm/structures.js";
 import type { TpmtPublic } from "../tpm/types.js";
 import { certificatePublicKey, parseCertificateDer } from "../verify/ek/index.js";
@@ -75,8 +88,8 @@ function isAk(pub: TpmtPublic): boolean {
  * there is refused before anything is enrolled.
  */
 async function occupiedByAk(tpm: TpmClient, handle: number): Promise<boolean> {
-  if (!(await tpm.getHandles(handle)).includes(handle)) return false;
-  if (!isAk((await tpm.readPublic(handle)).public)) {
+  if (!(await getHandles(tpm, handle)).includes(handle)) return false;
+  if (!isAk((await tpm.run(ReadPublic, { objectHandle: handle })).public)) {
     throw new TpmTrustError("ERR_CONFLICT", `persistent handle 0x${handle.toString(16)} holds an object that is not an attestation key; choose another --ak-handle`);
   }
   return true;
@@ -101,14 +114,20 @@ async function activate(tpm: TpmClient, service: ServiceClient, ek: LoadedEk, o:
     const blob = decodeTpm2bIdObject(decodeBase64(challenge.credentialBlob, "credentialBlob"));
     const encSecret = decodeTpm2bEncryptedSecret(decodeBase64(challenge.encryptedSecret, "encryptedSecret"));
     // salted to the EK: the credential crosses the TPM bus only encrypted
-    const secret = await withEncryptedSession(tpm, ek, async () => tpm.activateCredential(ak.handle, ek.handle, blob, encSecret, { key: await ekAuth(tpm, ek.public) }));
+    const secret = await withEncryptedSession(tpm, ek, async () => tpm.run(ActivateCredential, {
+      activateHandle: ak.handle,
+      keyHandle: ek.handle,
+      credentialBlob: blob,
+      secret: encSecret,
+      keyAuth: await ekAuth(tpm, ek.public),
+    }));
     const bound = await service.post<ActivationResult>(`/v1/activations/${encodeURIComponent(challenge.activationId)}`, { secret: secret.toString("base64") });
     if (typeof bound.akNameHex !== "string" || bound.akNameHex.toLowerCase() !== ak.name.toString("hex")) {
       throw new TpmTrustError("ERR_NAME_MISMATCH", `the service bound AK ${bound.akNameHex}, not this AK ${ak.name.toString("hex")}`);
     }
     // TPM2_EvictControl (owner authorization): the old AK out, the new one in
-    if (replace) await tpm.evictControl(akHandle, akHandle);
-    if (akHandle !== null) await tpm.evictControl(ak.handle, akHandle);
+    if (replace) await tpm.run(EvictControl, { objectHandle: akHandle, persistentHandle: akHandle });
+    if (akHandle !== null) await tpm.run(EvictControl, { objectHandle: ak.handle, persistentHandle: akHandle });
     const state: AgentState = {
       version: 1,
       server: service.base.href,
@@ -126,7 +145,7 @@ async function activate(tpm: TpmClient, service: ServiceClient, ek: LoadedEk, o:
     o.log?.info({ host: state.host, ak: state.akNameHex, akHandle: akHandle === null ? null : `0x${akHandle.toString(16)}` }, "AK activated and bound");
     return state;
   } finally {
-    await tpm.flushContext(ak.handle).catch(() => undefined);
+    await tpm.run(FlushContext, { flushHandle: ak.handle }).catch(() => undefined);
   }
 }
 

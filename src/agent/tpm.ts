@@ -1,6 +1,6 @@
 /** The agent's TPM: opening it, and the endorsement keys it works under. */
 import { EK_PERSISTENT, TPM_ALG, TPMA_OBJECT } from "../tpm/constants.js";
-import { createEk, EK_TEMPLATES, TpmClient, type EkKind } from "../tpm/commands/index.js";
+import { createEk, EK_TEMPLATES, type EkKind, FlushContext, getHandles, ReadPublic, TpmClient } from "../tpm/commands/index.js";
 import { TpmTrustError } from "../errors.js";
 import { TpmRcError } from "../tpm/rc.js";
 import { openTransport } from "../tpm/transport/index.js";
@@ -59,8 +59,8 @@ export type EkChoice = "auto" | "template" | "persistent";
  */
 export async function loadEk(tpm: TpmClient, kind: EkKind, choice: EkChoice = "auto"): Promise<LoadedEk> {
   const handle = PERSISTENT[kind];
-  if (choice !== "template" && handle !== undefined && (await tpm.getHandles(handle)).includes(handle)) {
-    const rp = await tpm.readPublic(handle);
+  if (choice !== "template" && handle !== undefined && (await getHandles(tpm, handle)).includes(handle)) {
+    const rp = await tpm.run(ReadPublic, { objectHandle: handle });
     if (isEkOfKind(rp.public, kind)) return { kind, handle, public: rp.public, publicArea: rp.publicArea, persistent: true, release: async () => undefined };
   }
   if (choice === "persistent") {
@@ -69,7 +69,7 @@ export async function loadEk(tpm: TpmClient, kind: EkKind, choice: EkChoice = "a
     return { ...p, persistent: true, release: async () => undefined };
   }
   const ek = await createEk(tpm, kind);
-  return { kind, handle: ek.handle, public: ek.public, publicArea: ek.publicArea, persistent: false, release: () => tpm.flushContext(ek.handle).catch(() => undefined) };
+  return { kind, handle: ek.handle, public: ek.public, publicArea: ek.publicArea, persistent: false, release: () => tpm.run(FlushContext, { flushHandle: ek.handle }).catch(() => undefined) };
 }
 
 /** TCG TPM v2.0 Provisioning Guidance §7.8: persistent handles reserved for EKs. */
@@ -90,9 +90,9 @@ export interface PersistentEk {
  */
 export async function persistentEks(tpm: TpmClient): Promise<PersistentEk[]> {
   const out: PersistentEk[] = [];
-  for (const handle of await tpm.getHandles(EK_PERSISTENT_FIRST)) {
+  for (const handle of await getHandles(tpm, EK_PERSISTENT_FIRST)) {
     if (handle > EK_PERSISTENT_LAST) break;
-    const rp = await tpm.readPublic(handle);
+    const rp = await tpm.run(ReadPublic, { objectHandle: handle });
     const kind = (Object.keys(EK_TEMPLATES) as EkKind[]).find((k) => isEkOfKind(rp.public, k));
     if (kind) out.push({ handle, kind, public: rp.public, publicArea: rp.publicArea });
   }

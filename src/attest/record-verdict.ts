@@ -2,7 +2,8 @@
  * recordVerdict step: one transaction consumes the nonce and stores the attestation, the token
  * issued for it, the host's new health and deadline, the audit entry, and (on a health change) the
  * webhook notifications and token revocations, so a verdict is never half recorded. On SQLite,
- * verdicts that arrive together share one commit, each in its own savepoint (Store.groupedTransaction).
+ * verdicts that arrive together share one commit, each in its own savepoint (Store.groupedTransaction);
+ * on PostgreSQL a verdict that keeps the host's health is one statement, audit entry included.
  */
 import { attestationRow, toAttestation, type Attestation, type Host, type NewAuditEntry, type NewHostEvidence, type Store } from "../store/index.js";
 import type { AttestConfig } from "./config.js";
@@ -61,14 +62,13 @@ export async function recordVerdict(store: Store, cfg: AttestConfig, at: number,
     },
     at,
   };
-  // the steady state on PostgreSQL (health unchanged): the verdict's rows in one statement
+  // the steady state on PostgreSQL (health unchanged): the verdict's rows and its audit entry in one
+  // statement; when it cannot (or fails, e.g. the audit log cannot be written), nothing of it was
+  // written and the general path below records the verdict or says why not
   if (store.dialect === "postgres" && v.host.health === health) {
     const nonce = { value: v.nonce.value.toString("hex"), purpose: v.nonce.purpose, subject: v.nonce.subject };
-    const recorded = await store.transaction(async (tx) => {
-      if (!(await tx.verdicts.recordUnchanged({ nonce, health, deadlineAt, attestation: row, token: tokenRow, evidence: v.evidence ?? null }))) return false;
-      await tx.audit.append(entry);
-      return true;
-    });
+    const { subject: _subject, at: _at, ...audit } = entry;
+    const recorded = await store.verdicts.recordUnchanged({ nonce, health, deadlineAt, attestation: row, token: tokenRow, evidence: v.evidence ?? null, audit }).catch(() => false);
     if (recorded) return { attestation: toAttestation(row) };
   }
   return store.groupedTransaction(async (tx) => {

@@ -12,9 +12,10 @@
 import * as x509 from "@peculiar/x509";
 import { dirname, resolve } from "node:path";
 import { spkiFromTpmt } from "../crypto/keys.js";
+import { TpmTrustError } from "../errors.js";
 import { isPostgresUrl, type CaAuthority, type Store } from "../store/index.js";
 import type { TpmtPublic } from "../tpm/types.js";
-import { EKU_AIK_CERTIFICATE } from "../verify/ek/index.js";
+import { EKU_AIK_CERTIFICATE, loadCertificate, validateChain } from "../verify/ek/index.js";
 import { createSelfSignedCa, DAY_MS, generateCaKey, issueUnique, loadSigner, readKeyFile, toSecond, writeKeyFile, type Signer } from "./signing.js";
 
 export const ATTESTATION_CA_KIND = "attestation";
@@ -102,4 +103,35 @@ export async function issueAkCertificate(store: Store, ca: AttestationCa, o: { h
       return der;
     },
   );
+}
+
+/**
+ * An AK certificate presented back to tpmtrust (the AIK info of a Windows request, MS-WCCE
+ * 2.2.2.7.15), trusted only as this attestation CA's own word: it chains to the current attestation
+ * CA, is valid now, lists EKU 2.23.133.8.3 and certifies `aikPublic` (MS-WCCE 3.2.2.6.2.1.2.5.1),
+ * is the very certificate recorded when the AK was activated, and is not revoked. Any other CA:
+ * ERR_CHAIN_UNTRUSTED. Answers the AK's Name and the host it was issued for.
+ */
+export async function verifyAkCertificate(store: Store, der: Buffer, aikPublic: Buffer, now: number): Promise<{ serial: string; akName: Buffer; hostName: string }> {
+  const leaf = loadCertificate(der);
+  const untrusted = (why: string) =>
+    new TpmTrustError("ERR_CHAIN_UNTRUSTED", `the AIK certificate (${leaf.label}) ${why}: tpmtrust trusts an AIK only by the certificate its attestation CA issued when the AK was activated`, {
+      certificate: leaf.label,
+      serial: leaf.serialNumber,
+    });
+  const ca = await store.ca.currentAuthority(ATTESTATION_CA_KIND);
+  if (!ca) throw untrusted("cannot be judged: this service has no attestation CA");
+  validateChain({ leaf, roots: [loadCertificate(ca.cert)], at: new Date(now), requiredEku: EKU_AIK_CERTIFICATE, expectedKey: aikPublic, allowSha1: false });
+  if (!leaf.extendedKeyUsage?.includes(EKU_AIK_CERTIFICATE)) throw new TpmTrustError("ERR_CERT_EKU", `${leaf.label}: an AIK certificate must list EKU ${EKU_AIK_CERTIFICATE}`);
+  const record = await store.ca.getCert(leaf.serialNumber);
+  const akName = record?.attestation?.kind === "ak" && typeof record.attestation.akName === "string" ? record.attestation.akName : undefined;
+  if (!record || record.issuerId !== ca.id || !record.der.equals(leaf.der) || !akName || !record.hostName) throw untrusted("is not one this attestation CA recorded issuing for an AK");
+  if (record.revokedAt !== null) {
+    throw new TpmTrustError("ERR_CERT_REVOKED", `the AIK certificate ${record.serial} (AK of host ${record.hostName}) was revoked at ${new Date(record.revokedAt).toISOString()}`, {
+      serial: record.serial,
+      host: record.hostName,
+      revocationReason: record.revocationReason,
+    });
+  }
+  return { serial: record.serial, akName: Buffer.from(akName, "hex"), hostName: record.hostName };
 }

@@ -18,6 +18,16 @@
  *    match; then the request goes through enrolment again (3.2.2.6.2.1.2.7 step 10), now with the EK
  *    proven, and the certificate is issued with the policies of the trust models that passed.
  *
+ * 3. AIK attestation (client 3.1.1.4.3.4.2): the AIK info (.21.39, 2.2.2.7.15) instead of the EK
+ *    info. Only an AK certificate of tpmtrust's own attestation CA vouches for the AIK (src/ca/evidence.ts
+ *    "kast-aik"); the AK was bound by credential activation, so there is no challenge (2.2.2.8.1.1's is
+ *    made to an EKpub this request does not carry) and the answer carries the certificate.
+ *
+ * Placement in the response: 2.2.2.8 names TaggedAttribute (RFC 2797 §3.1) among the CMC response
+ * fields used, and 3.2.2.6.2.1.2.6 step 5 adds the 2.2.2.8.1 attributes: controlSequence entries. The
+ * request id is ICertRequestD::Request's pdwRequestId, not part of MS-WCCE's CMC; over HTTP it goes
+ * out in pendInfo and a header and comes back as ?requestId= (MS-WCCE: the RequestId attribute, 2.2.2.7.10).
+ *
  * Tpmtrust keeps SHA-256 of the secret, never the secret (AD CS keeps it encrypted to the exchange
  * key). Failures are audited like enrolment's: events 22/53 with their HRESULT.
  */
@@ -51,7 +61,7 @@ import { TPM_ALG } from "../tpm/constants.js";
 import { EK_TEMPLATES, type EkKind } from "../tpm/commands/ek.js";
 import type { TpmtPublic } from "../tpm/types.js";
 import { CMC_OID, CMC_STATUS, CMCStatusInfo, OtherInfo, PendInfo, PKIResponse, TaggedAttribute, BodyPartList } from "../verify/cmc.js";
-import { parseEkInfo, type HardwareKeyInfo } from "../verify/ek-info.js";
+import { parseAikInfo, parseEkInfo, type AikInfo, type HardwareKeyInfo } from "../verify/ek-info.js";
 import { readRequest, requestFacts } from "../verify/request.js";
 import { caChain, loadAuthority } from "./authority.js";
 import { auditDenied, decideEnrollment, issueEnrollment, type EnrollCaller, type EnrollDecision, type EnrollResult } from "./enroll.js";
@@ -219,12 +229,22 @@ async function initialRequest(store: Store, body: Buffer, templateName: string |
     const r = await issueEnrollment(store, d, { template }, c);
     return { status: "issued", issued: r, response: await cmcResponse(store, { bodyPartId, status: "success", certificates: [r.certificate, ...r.chain], now: c.now }) };
   };
-  if (attributeOctets(req.csr, [CA_OID.aikInfo], false)) {
-    // MS-WCCE 2.2.2.7.15: the AIK vouched for by an AIK certificate instead of an EK challenge; no AIK CA is trusted here
-    const e = new TpmTrustError("ERR_PARSE_UNSUPPORTED", "szOID_ENROLL_AIK_INFO (1.3.6.1.4.1.311.21.39) is not supported: send the EK info (1.3.6.1.4.1.311.21.23) and answer the EK challenge");
-    throw await auditDenied(store, { template }, c, e, { stage: "attestation", facts: { subject: req.csr.subject }, hresult: HRESULT_KEY_ATTESTATION });
-  }
+  const aikAttr = attributeOctets(req.csr, [CA_OID.aikInfo], false);
   const ekAttr = attributeOctets(req.csr, [CA_OID.ekInfo], false);
+  if (aikAttr) {
+    // MS-WCCE 3.1.1.4.3.4.2 (AIK attestation, subject only): the AIK info instead of the EK info
+    let aik: AikInfo;
+    try {
+      if (ekAttr) throw new TpmTrustError("ERR_VALIDATION", "the request carries both the EK info (1.3.6.1.4.1.311.21.23) and the AIK info (1.3.6.1.4.1.311.21.39): send one");
+      aik = parseAikInfo((await decrypt(store, aikAttr.value, "the AIK info", c)).content);
+    } catch (e) {
+      if (!isTpmTrustError(e)) throw e;
+      throw await auditDenied(store, { template }, c, e, { stage: "attestation", facts: { format: "kast-aik", subject: req.csr.subject }, hresult: HRESULT_KEY_ATTESTATION });
+    }
+    // no challenge: the EK challenge (2.2.2.8.1.1) is made to an EKpub this request does not carry; the AK
+    // certificate is tpmtrust's word that the AK was bound to a trusted EK by credential activation
+    return decideEnrollment(store, { template, csr: req.csr.der, aik }, c, issued);
+  }
   if (!ekAttr) return decideEnrollment(store, { template, csr: req.csr.der }, c, issued);
 
   // MS-WCCE 3.2.2.6.2.1.2.5 steps 1–2: decrypt the EK info with the current exchange key, load the EKpub

@@ -22,7 +22,7 @@
 import { TpmTrustError, isTpmTrustError } from "../errors.js";
 import type { Host, Repos, Store } from "../store/index.js";
 import { parseCsr, verifyCsrSignature, type ParsedCsr } from "../verify/csr.js";
-import type { HardwareKeyInfo } from "../verify/ek-info.js";
+import type { AikInfo, HardwareKeyInfo } from "../verify/ek-info.js";
 import { caChain } from "./authority.js";
 import { ENROLL_NONCE_PURPOSE, ENROLL_NONCE_TTL_MS, findEvidence, verifyEvidence, type CertifyEvidence, type VerifiedEvidence } from "./evidence.js";
 import { checkHostNames, checkKey, checkNames, hostNames, issueFromTemplate, requestedNames, type CertNames } from "./issue.js";
@@ -37,6 +37,8 @@ export interface EnrollRequest {
   evidence?: CertifyEvidence;
   /** a Windows request's decrypted EK info (POST /v1/ca/cmc), and whether its EK challenge was answered */
   ek?: { info: HardwareKeyInfo; proven: boolean };
+  /** a Windows request's decrypted AIK info (POST /v1/ca/cmc) */
+  aik?: AikInfo;
   /** the CMC request id (audited) */
   requestId?: number;
 }
@@ -134,6 +136,7 @@ export async function decideEnrollment<T>(store: Store, req: EnrollRequest, c: E
     let failure: { code: string; reason: string } | undefined;
     let evidence = mode === "none" ? undefined : findEvidence(csr, req.evidence);
     if (evidence?.format === "kast" && req.ek) evidence = { ...evidence, format: "kast-ek", ek: req.ek.info, ekProven: req.ek.proven };
+    if (evidence?.format === "kast" && req.aik) evidence = { ...evidence, format: "kast-aik", aik: req.aik };
     if (evidence) {
       try {
         stage = "attestation";
@@ -141,6 +144,7 @@ export async function decideEnrollment<T>(store: Store, req: EnrollRequest, c: E
         const v = await verifyEvidence(store, evidence, csr, c.now);
         facts.host = v.host;
         facts.akName = v.akName.toString("hex");
+        if (v.aikCertSerial) facts.aikCertSerial = v.aikCertSerial;
         stage = "request";
         const m = await evaluateTrustModels(store, v.ek ? { ek: v.ek } : { host: v.host! }, template.keyAttestation.trustModels, { userVouched: c.requester?.kind === "enroller", now: c.now });
         facts.trustModels = m.outcomes;
@@ -267,6 +271,7 @@ export async function issueEnrollment(store: Store, d: EnrollDecision, req: Pick
         ...(d.facts.enroller ? { enroller: d.facts.enroller } : {}),
         ...(d.facts.requestId !== undefined ? { requestId: d.facts.requestId } : {}),
         ...(d.facts.ekHash ? { ekHash: d.facts.ekHash } : {}),
+        ...(d.facts.aikCertSerial ? { aikCertSerial: d.facts.aikCertSerial } : {}),
         ...(failure ? { attestationFailure: failure } : {}),
       });
     },

@@ -7,7 +7,9 @@
  *   text has it) with Windows' PCP key attestation ("KADS", src/verify/kast.ts), whose AIK is either
  *   an AK bound to a registered host (tpmtrust's credential activation stood in for AD CS's EK
  *   challenge), or ("kast-ek") an AIK tpmtrust has not bound, proven to live beside the EK of the
- *   request's EK info by the CMC EK challenge (src/ca/cmc.ts); its trust is then that EK's.
+ *   request's EK info by the CMC EK challenge (src/ca/cmc.ts); its trust is then that EK's; or
+ *   ("kast-aik") an AK tpmtrust bound, vouched for by the AK certificate of its own attestation CA
+ *   in the request's AIK info (MS-WCCE 2.2.2.7.15); its trust is then its host's.
  *
  * verifyEvidence answers which host's TPM holds the CSR's key (none for "kast-ek": the TPM is known
  * by its EK only), or throws the first failed check.
@@ -19,8 +21,9 @@ import { decodeTpm2bPublic, decodeTpmsAttest, decodeTpmtPublic, decodeTpmtSignat
 import type { TpmtPublic } from "../tpm/types.js";
 import { verifyCertify } from "../verify/certify.js";
 import type { ParsedCsr } from "../verify/csr.js";
-import type { HardwareKeyInfo } from "../verify/ek-info.js";
+import type { AikInfo, HardwareKeyInfo } from "../verify/ek-info.js";
 import { parseKast, verifyIdBinding, verifyKeyAttestation } from "../verify/kast.js";
+import { verifyAkCertificate } from "./ak-ca.js";
 import { CA_OID } from "./oids.js";
 
 /** Purpose of the nonces POST /v1/ca/challenge hands out. */
@@ -43,7 +46,9 @@ export type Evidence =
   | { format: "tpmtrust"; evidence: CertifyEvidence }
   | { format: "kast"; oid: string; statement: Buffer }
   /** a KAST with the EK info decrypted from the request; `ekProven` once the client answered the EK challenge */
-  | { format: "kast-ek"; oid: string; statement: Buffer; ek: HardwareKeyInfo; ekProven: boolean };
+  | { format: "kast-ek"; oid: string; statement: Buffer; ek: HardwareKeyInfo; ekProven: boolean }
+  /** a KAST with the AIK info decrypted from the request */
+  | { format: "kast-aik"; oid: string; statement: Buffer; aik: AikInfo };
 
 export interface VerifiedEvidence {
   format: Evidence["format"];
@@ -61,6 +66,8 @@ export interface VerifiedEvidence {
   attributes: string[];
   /** "kast-ek": the EK the trust models judge */
   ek?: HardwareKeyInfo;
+  /** "kast-aik": the serial of the AK certificate that vouched for the AIK */
+  aikCertSerial?: string;
 }
 
 /** The evidence a request carries: the request's own, else a KAST attribute in the CSR; ERR_PARSE_CSR for two KAST attributes or values. */
@@ -149,10 +156,24 @@ export async function verifyEvidence(store: Store, ev: Evidence, csr: ParsedCsr,
       ek: ev.ek,
     };
   }
+  let aikCertSerial: string | undefined;
+  if (ev.format === "kast-aik") {
+    // MS-WCCE 3.2.2.6.2.1.2.5.1: the AIK certificate for the AIKpub; here it must be this service's
+    // own, and name the AK the statement's idBinding is for
+    if (!ev.aik.certificate) throw new TpmTrustError("ERR_CHAIN_UNTRUSTED", "the AIK info carries no AIK certificate: tpmtrust trusts an AIK only by the certificate its attestation CA issued when the AK was activated");
+    const c = await verifyAkCertificate(store, ev.aik.certificate, ev.aik.publicKey, now);
+    if (!c.akName.equals(st.idBinding.name)) {
+      throw new TpmTrustError("ERR_KEY_MISMATCH", `the AIK certificate ${c.serial} is for AK ${c.akName.toString("hex")} of host ${c.hostName}, not the AIK ${st.idBinding.name.toString("hex")} that signed the KAST statement`, {
+        serial: c.serial,
+        akName: c.akName.toString("hex"),
+      });
+    }
+    aikCertSerial = c.serial;
+  }
   const ak = await boundAk(store, st.idBinding.name);
   verifyIdBinding(st.idBinding, ak.public);
   const facts = verifyKeyAttestation(st.keyAttestation, ak.public);
   requireSameKey(csr, st.keyAttestation.keyBlob.public);
   // Windows leaves extraData empty: freshness for KAST comes from the CMC EK challenge (src/ca/cmc.ts), not a nonce
-  return { format: "kast", host: ak.host, akName: st.idBinding.name, keyName: st.keyAttestation.keyBlob.name, freshness: "none", attributes: facts.attributes };
+  return { format: ev.format, host: ak.host, akName: st.idBinding.name, keyName: st.keyAttestation.keyBlob.name, freshness: "none", attributes: facts.attributes, ...(aikCertSerial ? { aikCertSerial } : {}) };
 }

@@ -13,6 +13,7 @@ import type { AuthCommand, AuthResponse, CommandContext, ParameterEncryptionSess
 import type { TpmtPublic } from "../tpm/types.js";
 import { hashAlgorithm, kdfa } from "./kdf.js";
 import { shareSeed } from "./protect.js";
+import { FlushContext } from "../tpm/commands/index.js";
 
 const u32 = (v: number) => Buffer.from([v >>> 24, (v >>> 16) & 0xff, (v >>> 8) & 0xff, v & 0xff]);
 const EMPTY = Buffer.alloc(0);
@@ -127,6 +128,6 @@ export async function withEncryptedSession<T>(client: TpmClient, tpmKey: { handl
     return await fn();
   } finally {
     client.encryption = undefined;
-    await client.flushContext(session.handle).catch(() => undefined);
+    await client.run(FlushContext, { flushHandle: session.handle }).catch(() => undefined);
   }
 }

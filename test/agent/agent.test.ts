@@ -17,7 +17,7 @@ import { decodeHostIdentity } from "../../src/attest/identity.js";
 import { samePublicKey } from "../../src/crypto/keys.js";
 import { TpmTrustError } from "../../src/errors.js";
 import { TPM_ALG, TPM_CC } from "../../src/tpm/constants.js";
-import { createAk, createEk, TpmClient } from "../../src/tpm/commands/index.js";
+import { createAk, createEk, FlushContext, PCR_Extend, ReadPublic, TpmClient } from "../../src/tpm/commands/index.js";
 import { pcrSelection } from "../../src/tpm/structures.js";
 import { SwtpmTransport, type Transport } from "../../src/tpm/transport/index.js";
 import { certificatePublicKey, parseCertificateDer } from "../../src/verify/ek/index.js";
@@ -67,7 +67,7 @@ test("identify: the persistent EK, every EK certificate in NV, and the EK of eac
     identity.ekPublics.map((e) => e.alg),
     ["rsa2048", "ecc-p256", "ecc-p384"],
   );
-  const persistent = await tpm.readPublic(0x81010001);
+  const persistent = await tpm.run(ReadPublic, { objectHandle: 0x81010001 });
   assert.deepEqual(Buffer.from(identity.ekPublics[0].public, "base64").subarray(2), persistent.publicArea);
   assert.equal(identity.ekCertificates.length, 2);
   const decoded = decodeHostIdentity(identity);
@@ -88,10 +88,11 @@ class ExtendAfterFirstQuote implements Transport {
     const resp = await this.inner.send(command);
     // count answered quotes only: a fresh swtpm may first answer with a retryable warning (TPM_RC_TESTING)
     if (command.readUInt32BE(6) === TPM_CC.Quote && resp.readUInt32BE(6) === 0 && ++this.quotes === 1) {
-      await this.other.pcrExtend(16, [
+      const digests = [
         { hashAlg: TPM_ALG.SHA1, digest: randomBytes(20) },
         { hashAlg: TPM_ALG.SHA256, digest: randomBytes(32) },
-      ]);
+      ];
+      await this.other.run(PCR_Extend, { pcrHandle: 16, digests });
     }
     return resp;
   }
@@ -119,10 +120,10 @@ test("quotePcrs: one quote per bank that verifies with its PCR values; quoted ag
       }
       assert.deepEqual(Object.keys(ev.pcrs).sort(), ["sha1", "sha256"]);
     } finally {
-      await tpm.flushContext(ak.handle);
+      await tpm.run(FlushContext, { flushHandle: ak.handle });
     }
   }
-  await tpm.flushContext(ek.handle);
+  await tpm.run(FlushContext, { flushHandle: ek.handle });
 });
 
 test("ServiceClient: problem+json becomes the service's code; other failures and no service are ERR_UNREACHABLE", async () => {

@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { hintFor } from "../../src/cli/hints.js";
 import { publicKeyFromTpmt } from "../../src/crypto/keys.js";
 import { offChipEkCertPaths } from "../../src/crypto/offchip-ek.js";
-import { createEk, TpmClient } from "../../src/tpm/commands/index.js";
+import { createEk, FlushContext, TpmClient } from "../../src/tpm/commands/index.js";
 import { RC_MEANINGS, TpmRcError } from "../../src/tpm/rc.js";
 import { SwtpmTransport } from "../../src/tpm/transport/index.js";
 import { fakeEkCertService, intelAnswer } from "../helpers/ek-cert-service.js";
@@ -61,7 +61,7 @@ test("agent doctor: NV use and free slots; off-chip EK certificates of a TPM wit
   try {
     const client = new TpmClient(new SwtpmTransport({ port: bare.port }));
     const ek = await createEk(client, "rsa2048");
-    await client.flushContext(ek.handle);
+    await client.run(FlushContext, { flushHandle: ek.handle });
     await client.close();
     const [path] = offChipEkCertPaths(ek.public, "intel");
     service.routes.set(path, intelAnswer(path, await testEkCertificate(publicKeyFromTpmt(ek.public))));

@@ -16,7 +16,7 @@ import { certificateFromOffChipAnswer, offChipEkCertPaths, offChipEkCertUrls, of
 import { certificatePem } from "../../src/encoding.js";
 import { TpmTrustError } from "../../src/errors.js";
 import { openStore } from "../../src/store/index.js";
-import { createEk, ekTemplate, TpmClient } from "../../src/tpm/commands/index.js";
+import { createEk, ekTemplate, FlushContext, TpmClient } from "../../src/tpm/commands/index.js";
 import { decodeTpm2bPublic, encodeTpm2bPublic } from "../../src/tpm/structures.js";
 import { SwtpmTransport } from "../../src/tpm/transport/index.js";
 import type { TpmtPublic } from "../../src/tpm/types.js";
@@ -57,7 +57,7 @@ before(async () => {
   dir = mkdtempSync(join(tmpdir(), "tpmtrust-offchip-"));
   for (const kind of ["rsa2048", "ecc-p256"] as const) {
     const ek = await createEk(client, kind);
-    await client.flushContext(ek.handle);
+    await client.run(FlushContext, { flushHandle: ek.handle });
     if (kind === "rsa2048") rsaEk = ek.public;
     else eccEk = ek.public;
   }
@@ -163,7 +163,7 @@ test("attack: a service (or network) answering a certificate for another key is 
   try {
     const oc = new TpmClient(new SwtpmTransport({ port: other.port }));
     const foreign = await createEk(oc, "rsa2048");
-    await oc.flushContext(foreign.handle);
+    await oc.run(FlushContext, { flushHandle: foreign.handle });
     await oc.close();
     const foreignDer = await ekCertFor(foreign.public);
     const [path] = offChipEkCertPaths(rsaEk, "intel");

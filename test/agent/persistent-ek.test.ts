@@ -11,7 +11,18 @@ import { registerHost } from "../../src/attest/hosts.js";
 import { openStore } from "../../src/store/index.js";
 import { TPM_ALG, TPM_RH } from "../../src/tpm/constants.js";
 import type { TpmtPublic } from "../../src/tpm/types.js";
-import { createAk, createEk, ekAuth, ekTemplate, TpmClient } from "../../src/tpm/commands/index.js";
+import {
+  ActivateCredential,
+  createAk,
+  createEk,
+  CreatePrimary,
+  ekAuth,
+  ekTemplate,
+  EvictControl,
+  FlushContext,
+  ReadPublic,
+  TpmClient,
+} from "../../src/tpm/commands/index.js";
 import { decodeTpm2bEncryptedSecret, decodeTpm2bIdObject, decodeTpm2bPublic, encodeTpm2bPublic } from "../../src/tpm/structures.js";
 import { SwtpmTransport } from "../../src/tpm/transport/index.js";
 import { ekHash } from "../../src/verify/ek/index.js";
@@ -36,9 +47,9 @@ after(async () => {
 test("an EK persisted by another stack (Azure IoT SDK: L-1 template with an empty RSA unique) at 0x81010001 is reported next to the template EK, and enrolment works with either", async () => {
   // the Azure IoT SDK's EK: the L-1 template, but `unique` empty instead of 256 zero bytes: another key
   const l1 = ekTemplate("rsa2048") as Extract<TpmtPublic, { type: typeof TPM_ALG.RSA }>;
-  const azure = await client.createPrimary(TPM_RH.ENDORSEMENT, { ...l1, unique: Buffer.alloc(0) });
-  await client.evictControl(azure.handle, AZURE_EK);
-  await client.flushContext(azure.handle);
+  const azure = await client.run(CreatePrimary, { primaryHandle: TPM_RH.ENDORSEMENT, inPublic: { ...l1, unique: Buffer.alloc(0) } });
+  await client.run(EvictControl, { objectHandle: azure.handle, persistentHandle: AZURE_EK });
+  await client.run(FlushContext, { flushHandle: azure.handle });
 
   const { identity, eks, notes } = await identify(client);
   const rsa = eks.filter((e) => e.kind === "rsa2048");
@@ -48,7 +59,7 @@ test("an EK persisted by another stack (Azure IoT SDK: L-1 template with an empt
   assert.equal(template.template, "L-1");
   assert.equal(template.handle, undefined);
   assert.equal(persisted.handle, AZURE_EK);
-  assert.deepEqual(decodeTpm2bPublic(Buffer.from(persisted.public, "base64")), (await client.readPublic(AZURE_EK)).public);
+  assert.deepEqual(decodeTpm2bPublic(Buffer.from(persisted.public, "base64")), (await client.run(ReadPublic, { objectHandle: AZURE_EK })).public);
   assert.ok(persisted.enrollment && !template.enrollment, "agent register uses the persisted EK");
   assert.ok(notes.some((n) => n.includes("0x81010001") && n.includes("agent activate enrols with it")));
   assert.equal(identity.ekPublics.filter((p) => p.alg === "rsa2048").length, 2);
@@ -62,21 +73,25 @@ test("an EK persisted by another stack (Azure IoT SDK: L-1 template with an empt
     assert.equal(r.ekTrust.eks.filter((e) => e.alg === "rsa2048" && e.registered).length, 2);
 
     const templateEk = await createEk(client, "rsa2048");
-    const persistentEk = { handle: AZURE_EK, ...(await client.readPublic(AZURE_EK)) };
+    const persistentEk = { handle: AZURE_EK, ...(await client.run(ReadPublic, { objectHandle: AZURE_EK })) };
     for (const ek of [persistentEk, templateEk]) {
       const ak = await createAk(client, ek);
       try {
         const c = await startActivation(store, { ekPublic: encodeTpm2bPublic(ek.public), akPublic: encodeTpm2bPublic(ak.public) }, { now: Date.now() });
-        const secret = await client.activateCredential(ak.handle, ek.handle, decodeTpm2bIdObject(c.credentialBlob), decodeTpm2bEncryptedSecret(c.encryptedSecret), {
-          key: await ekAuth(client, ek.public),
+        const secret = await client.run(ActivateCredential, {
+          activateHandle: ak.handle,
+          keyHandle: ek.handle,
+          credentialBlob: decodeTpm2bIdObject(c.credentialBlob),
+          secret: decodeTpm2bEncryptedSecret(c.encryptedSecret),
+          keyAuth: await ekAuth(client, ek.public),
         });
         const bound = await completeActivation(store, c.activationId, secret, { now: Date.now() });
         assert.equal(bound.host, "azure-device");
       } finally {
-        await client.flushContext(ak.handle);
+        await client.run(FlushContext, { flushHandle: ak.handle });
       }
     }
-    await client.flushContext(templateEk.handle);
+    await client.run(FlushContext, { flushHandle: templateEk.handle });
   } finally {
     await store.close();
   }
@@ -89,7 +104,7 @@ test("agent activate --ek: with both present the operator picks the template's E
   try {
     assert.equal(template.persistent, false);
     assert.notDeepEqual(template.publicArea, auto.publicArea);
-    assert.deepEqual(template.publicArea, (await client.readPublic(template.handle)).publicArea);
+    assert.deepEqual(template.publicArea, (await client.run(ReadPublic, { objectHandle: template.handle })).publicArea);
   } finally {
     await template.release();
   }

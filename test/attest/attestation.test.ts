@@ -19,6 +19,7 @@ import { cli } from "../helpers/cli.js";
 import { verifyAttestationToken } from "../../src/tokens/tokens.js";
 import { BACKENDS, type Backend } from "../helpers/store.js";
 import { attestOnce, challenge, evidence, postJson, readLog, registerHost, serveAttestation, startTpmHost, type Service, type TpmHost } from "../helpers/attest-host.js";
+import { FlushContext } from "../../src/tpm/commands/index.js";
 
 const RHEL = "rhel8-gce-uefi.bin";
 const LAPTOP = "laptop-startup-locality3.bin";
@@ -186,14 +187,14 @@ for (const [dialect, make] of BACKENDS) {
         const { createAk, createEk } = await import("../../src/tpm/commands/index.js");
         const ek = await createEk(rhel.client, "rsa2048");
         const unbound = await createAk(rhel.client, { handle: ek.handle, public: ek.public }, { type: "ecc" });
-        await rhel.client.flushContext(ek.handle);
+        await rhel.client.run(FlushContext, { flushHandle: ek.handle });
         const nb = await postJson(`${s.url}/v1/attestations/challenge`, { akNameHex: unbound.name.toString("hex") });
         assert.equal(nb.status, 422);
         assert.equal(nb.body.code, "ERR_AK_NOT_BOUND");
         const forged = await postJson(`${s.url}/v1/attestations`, await evidence(rhel, await challenge(s.url, rhel), { signer: unbound }));
         assert.equal(forged.status, 422);
         assert.equal(forged.body.code, "ERR_SIGNATURE_INVALID");
-        await rhel.client.flushContext(unbound.handle);
+        await rhel.client.run(FlushContext, { flushHandle: unbound.handle });
 
         // none of the rejections above touched the host; the verdicts did
         const verdicts = (await s.store.attestations.listForHost("gce-3")).map((a) => a.reasonCode);

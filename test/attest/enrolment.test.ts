@@ -14,7 +14,17 @@ import type { HostIdentity } from "../../src/attest/identity.js";
 import { encodeCredentialFile } from "../../src/crypto/credential.js";
 import { startServer, type RunningServer } from "../../src/server/serve.js";
 import { TPM_ALG, TPMA_OBJECT } from "../../src/tpm/constants.js";
-import { akTemplate, createEk, ekAuth, TpmClient, type CreatePrimaryResult } from "../../src/tpm/commands/index.js";
+import {
+  ActivateCredential,
+  akTemplate,
+  Create,
+  createEk,
+  type CreatePrimaryResult,
+  ekAuth,
+  FlushContext,
+  Load,
+  TpmClient,
+} from "../../src/tpm/commands/index.js";
 import { decodeTpm2bEncryptedSecret, decodeTpm2bIdObject, decodeTpm2bPublic, encodeTpm2bPublic, objectName } from "../../src/tpm/structures.js";
 import { SwtpmTransport } from "../../src/tpm/transport/index.js";
 import type { TpmtPublic } from "../../src/tpm/types.js";
@@ -77,8 +87,8 @@ function expectProblem(r: Reply, status: number, code: string): void {
 
 /** A key under the EK from `template` (the TPM decides whether it can exist), loaded. */
 async function keyUnderEk(client: TpmClient, ek: CreatePrimaryResult, template: TpmtPublic) {
-  const created = await client.create(ek.handle, template, { auth: await ekAuth(client, ek.public) });
-  const { handle } = await client.load(ek.handle, created.private, created.public, { auth: await ekAuth(client, ek.public) });
+  const created = await client.run(Create, { parentHandle: ek.handle, inPublic: template, auth: await ekAuth(client, ek.public) });
+  const { handle } = await client.run(Load, { parentHandle: ek.handle, inPrivate: created.private, inPublic: created.public, auth: await ekAuth(client, ek.public) });
   return { handle, public: created.public, tpm2b: encodeTpm2bPublic(created.public), name: objectName(created.public) };
 }
 
@@ -86,7 +96,7 @@ async function keyUnderEk(client: TpmClient, ek: CreatePrimaryResult, template: 
 async function activateInTpm(client: TpmClient, ek: CreatePrimaryResult, akHandle: number, challenge: { credentialBlob: string; encryptedSecret: string }): Promise<Buffer> {
   const blob = decodeTpm2bIdObject(Buffer.from(challenge.credentialBlob, "base64"));
   const seed = decodeTpm2bEncryptedSecret(Buffer.from(challenge.encryptedSecret, "base64"));
-  return client.activateCredential(akHandle, ek.handle, blob, seed, { key: await ekAuth(client, ek.public) });
+  return client.run(ActivateCredential, { activateHandle: akHandle, keyHandle: ek.handle, credentialBlob: blob, secret: seed, keyAuth: await ekAuth(client, ek.public) });
 }
 
 for (const [backend, makeBackend] of BACKENDS) {
@@ -206,7 +216,7 @@ for (const [backend, makeBackend] of BACKENDS) {
             // the same AK again
             expectProblem(await api("POST", "/v1/activations", { ekPublic: b64(encodeTpm2bPublic(ekA.public)), akPublic: b64(ak.tpm2b) }), 409, "ERR_CONFLICT");
           } finally {
-            await clientA.flushContext(ak.handle);
+            await clientA.run(FlushContext, { flushHandle: ak.handle });
           }
         }
         const key = join(process.env.TPMTRUST_STATE_DIR!, "attestation-ca-key.pem");
@@ -236,7 +246,7 @@ for (const [backend, makeBackend] of BACKENDS) {
             ["failure", "ERR_NOT_FOUND"],
           ]);
         } finally {
-          await clientA.flushContext(ak.handle);
+          await clientA.run(FlushContext, { flushHandle: ak.handle });
         }
         expectProblem(await api("POST", "/v1/activations/00000000-0000-4000-8000-000000000000", { secret: b64(Buffer.alloc(32)) }), 404, "ERR_NOT_FOUND");
         expectProblem(await api("POST", "/v1/activations/not-a-uuid", { secret: b64(Buffer.alloc(32)) }), 400, "ERR_VALIDATION");
@@ -255,12 +265,12 @@ for (const [backend, makeBackend] of BACKENDS) {
             expectProblem(r, 422, code);
             assert.equal((await s.store.audit.list({ action: "ak.activation.start", subject: k.name.toString("hex") }))[0].outcome, "failure", what);
           } finally {
-            await clientA.flushContext(k.handle);
+            await clientA.run(FlushContext, { flushHandle: k.handle });
           }
         }
         // a SHA-1 Name: weaker than the service accepts
         const sha1 = await keyUnderEk(clientA, ekA, akTemplate({ hashAlg: TPM_ALG.SHA1 }));
-        await clientA.flushContext(sha1.handle);
+        await clientA.run(FlushContext, { flushHandle: sha1.handle });
         expectProblem(await api("POST", "/v1/activations", { ekPublic: b64(encodeTpm2bPublic(ekA.public)), akPublic: b64(sha1.tpm2b) }), 422, "ERR_KEY_TOO_WEAK");
       });
 
@@ -269,10 +279,10 @@ for (const [backend, makeBackend] of BACKENDS) {
         const ekB = await createEk(clientB, "rsa2048");
         try {
           const ak = await keyUnderEk(clientB, ekB, akTemplate());
-          await clientB.flushContext(ak.handle);
+          await clientB.run(FlushContext, { flushHandle: ak.handle });
           expectProblem(await api("POST", "/v1/activations", { ekPublic: b64(encodeTpm2bPublic(ekB.public)), akPublic: b64(ak.tpm2b) }), 404, "ERR_NOT_FOUND");
         } finally {
-          await clientB.flushContext(ekB.handle);
+          await clientB.run(FlushContext, { flushHandle: ekB.handle });
         }
       });
 
@@ -339,7 +349,7 @@ for (const [backend, makeBackend] of BACKENDS) {
         assert.equal((await api("DELETE", `/v1/trust/cas/${rootId}`, undefined, admin)).status, 204);
         expectProblem(await api("DELETE", `/v1/trust/cas/${rootId}`, undefined, admin), 404, "ERR_NOT_FOUND");
         const ak = await keyUnderEk(clientA, ekA, akTemplate());
-        await clientA.flushContext(ak.handle);
+        await clientA.run(FlushContext, { flushHandle: ak.handle });
         const r = await api("POST", "/v1/activations", { ekPublic: b64(encodeTpm2bPublic(ekA.public)), ekCertificates: [b64(rsaCertA)], akPublic: b64(ak.tpm2b) });
         expectProblem(r, 422, "ERR_EK_NOT_TRUSTED");
         assert.equal(r.body.details.methods["ek-cert"].code, "ERR_CHAIN_UNTRUSTED");

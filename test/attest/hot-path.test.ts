@@ -68,15 +68,40 @@ for (const [dialect, make] of BACKENDS) {
       assert.equal((await attest(here, next())).verdict, "pass");
     });
 
-    test("a steady-state attestation: one read, and on PostgreSQL one statement for the verdict's rows", async () => {
+    test("a steady-state attestation: one read, and on PostgreSQL one statement for the verdict's rows and its audit entry", async () => {
       const here = deps(a);
       await attest(here, next());
       const before = { ...a.stats };
       await attest(here, next());
       const roundTrips = a.stats.roundTrips - before.roundTrips;
       const statements = a.stats.statements - before.statements;
-      // PostgreSQL: the AK with the trust and policies versions; BEGIN, the verdict, the audit entry (one INSERT), COMMIT
-      assert.deepEqual({ roundTrips, statements }, dialect === "postgres" ? { roundTrips: 5, statements: 3 } : { roundTrips: 11, statements: 7 });
+      // PostgreSQL: the AK with the trust and policies versions; the verdict with its audit entry (one statement, no BEGIN/COMMIT)
+      assert.deepEqual({ roundTrips, statements }, dialect === "postgres" ? { roundTrips: 2, statements: 2 } : { roundTrips: 11, statements: 7 });
+    });
+
+    test("a steady-state verdict whose audit entry cannot be written is not recorded (ERR_AUDIT_WRITE_FAILED) and leaves its nonce unspent", async () => {
+      const here = deps(a);
+      assert.equal((await attest(here, next())).verdict, "pass");
+      const body = next();
+      const count = async () => (await a.attestations.listForHost(host.name, { limit: 1000 })).length;
+      const recorded = await count();
+      const faults: string[] = [];
+      const unsubscribe = a.faults.subscribe((f) => f.kind === "audit-append" && faults.push(f.action));
+      await rawSql(
+        url,
+        dialect === "postgres"
+          ? "create function audit_down() returns trigger language plpgsql as $$ begin raise exception 'the audit disk is full'; end $$; create trigger audit_down before insert on audit for each row execute function audit_down()"
+          : "create trigger audit_down before insert on audit begin select raise(abort, 'the audit disk is full'); end",
+      );
+      try {
+        await assert.rejects(attest(here, body), (e: unknown) => (e as { code?: string }).code === "ERR_AUDIT_WRITE_FAILED");
+      } finally {
+        unsubscribe();
+        await rawSql(url, "drop trigger audit_down" + (dialect === "postgres" ? " on audit" : ""));
+      }
+      assert.equal(await count(), recorded);
+      assert.ok(faults.includes("attestation.verdict"), faults.join());
+      assert.equal((await attest(here, body)).verdict, "pass");
     });
 
     test("replayed evidence records nothing and says ERR_NONCE_REUSED", async () => {

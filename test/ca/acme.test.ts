@@ -19,7 +19,7 @@ import { createTpmKey, tpmCsr } from "../../src/agent/enroll-cert.js";
 import { initCa } from "../../src/ca/authority.js";
 import { CA_OID } from "../../src/ca/oids.js";
 import { TpmTrustError } from "../../src/errors.js";
-import { TpmClient } from "../../src/tpm/commands/index.js";
+import { FlushContext, TpmClient } from "../../src/tpm/commands/index.js";
 import { openTransport } from "../../src/tpm/transport/index.js";
 import { cli } from "../helpers/cli.js";
 import { startSwtpm, type Swtpm } from "../helpers/swtpm.js";
@@ -121,7 +121,7 @@ test("the independent npm acme-client: directory, account, order, authorization,
     assert.deepEqual(policiesOf(leaf), [CA_OID.ekCert]);
     assert.equal(new x509.X509Certificate(leaf).subject, "CN=host-a");
   } finally {
-    await tpm.flushContext(key.handle);
+    await tpm.run(FlushContext, { flushHandle: key.handle });
   }
 });
 
@@ -199,7 +199,7 @@ test("attestation negatives: wrong key authorization digest, another host's iden
     try {
       csr = await tpmCsr(tpm, other.handle, other.created.public, { subject: "CN=host-a" });
     } finally {
-      await tpm.flushContext(other.handle);
+      await tpm.run(FlushContext, { flushHandle: other.handle });
     }
     const fin = await c.post(d.o.body.finalize, { csr: csr.toString("base64url") });
     acmeErr(fin, "badCSR");
@@ -211,6 +211,6 @@ test("attestation negatives: wrong key authorization digest, another host's iden
     const pem = await c.post(done.body.certificate, undefined);
     assert.match(pem.type ?? "", /^application\/pem-certificate-chain/);
   } finally {
-    await tpm.flushContext(key.handle);
+    await tpm.run(FlushContext, { flushHandle: key.handle });
   }
 });

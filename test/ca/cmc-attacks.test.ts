@@ -4,7 +4,8 @@
  * EK info encrypted to another CA; a trusted EK's public parts (EKpub and certificate) sent with
  * another TPM's AIK, whose TPM cannot activate the challenge and whose guess is refused; the answer to
  * another request; an expired and an unknown request id; an answer from another requester (which does
- * not spend the challenge); the AIK-info variant, which is not supported.
+ * not spend the challenge); a request an operator denied (`tpmtrust ca requests`). The AIK-info
+ * variant's twins: test/ca/cmc-aik.test.ts.
  */
 import "reflect-metadata";
 import { after, before, test } from "node:test";
@@ -12,9 +13,10 @@ import assert from "node:assert/strict";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { randomBytes } from "node:crypto";
-import { CA_OID } from "../../src/ca/oids.js";
+import { ekHash } from "../../src/verify/ek/index.js";
+import { api } from "../e2e/harness.js";
+import { cli } from "../helpers/cli.js";
 import { runTool } from "../helpers/tpm2tools.js";
-import { cmcRequest, octets } from "../helpers/windows-client.js";
 import { CIPHERS, initial, post, problem, readChallenge, setup, type CmcSetting } from "../helpers/cmc.js";
 
 let s: CmcSetting;
@@ -74,12 +76,28 @@ test("the answer to another request, an expired and an unknown request id, an an
   problem(await post(answerZ), 400, "ERR_VALIDATION");
 });
 
-test("a request with the AIK info (szOID_ENROLL_AIK_INFO) instead of the EK info is refused, not judged on its AIK certificate: ERR_PARSE_UNSUPPORTED, event 22", async () => {
-  const key = await s.a.newKey("aikinfo");
-  const csr = await s.a.csr(key, "CN=win11.example.test", [
-    { type: CA_OID.attestationStatement, values: [octets(await s.a.statement(key))] },
-    { type: CA_OID.aikInfo, values: [await s.a.ekInfo(s.xchgPem, s.a.aik.spki)] },
-  ]);
-  const p = problem(await post(await cmcRequest(s.a.dir, csr), { query: "template=WinTpm" }), 400, "ERR_PARSE_UNSUPPORTED");
-  assert.equal(p.details.adcsEvent, 22);
+test("operators: ca requests list/show (CLI and API) say who asked, template, subject, EK hash and expiry; deny is admin-only, audited as event 53, and the answer then finds no request", async () => {
+  const x = await readChallenge(s.a, await post((await initial(s.a, { ekCert: s.ekCertA })).request));
+  const db = join(s.dir, "db.sqlite");
+  const listed = await cli(["ca", "requests", "list", "--json", "--db", db]);
+  assert.equal(listed.code, 0, listed.stderr);
+  const row = listed.json().find((r: { requestId: number }) => r.requestId === x.requestId);
+  assert.deepEqual([row.state, row.template, row.subject, row.requester, row.ekHash, row.ekCertificates], ["pending", "WinTpm", "CN=win11.example.test", "anonymous", ekHash(s.a.ekSpki), 1]);
+  assert.ok(Date.parse(row.expiresAt) > Date.now());
+
+  const auditor = (await s.svc.server.store.adminTokens.create({ at: Date.now(), role: "auditor" })).token;
+  const shown = await api(s.svc.url, "GET", `/v1/ca/requests/${x.requestId}`, undefined, auditor);
+  assert.equal(shown.status, 200, JSON.stringify(shown.body));
+  assert.deepEqual(shown.body, row);
+  assert.ok((await api(s.svc.url, "GET", "/v1/ca/requests", undefined, auditor)).body.some((r: { requestId: number }) => r.requestId === x.requestId));
+  assert.equal((await api(s.svc.url, "GET", "/v1/ca/requests")).status, 401);
+  assert.equal((await api(s.svc.url, "POST", `/v1/ca/requests/${x.requestId}/deny`, {}, auditor)).status, 403);
+
+  const denied = await cli(["ca", "requests", "deny", String(x.requestId), "--reason", "unknown machine", "--json", "--db", db]);
+  assert.equal(denied.code, 0, denied.stderr);
+  const entry = (await s.svc.server.store.audit.list({ action: "ca.request.denied", newestFirst: true, limit: 1 }))[0];
+  assert.deepEqual([entry.outcome, (entry.details as any).adcsEvent, (entry.details as any).requestId, (entry.details as any).reason], ["denied", 53, x.requestId, "unknown machine"]);
+  problem(await post(await s.a.answer(x.challenge, s.xchgPem, CIPHERS[x.cipher]), { requestId: x.requestId }), 422, "ERR_NONCE_UNKNOWN");
+  const again = await api(s.svc.url, "POST", `/v1/ca/requests/${x.requestId}/deny`, {}, s.svc.admin);
+  assert.deepEqual([again.status, again.body.code], [404, "ERR_NOT_FOUND"]);
 });

@@ -23,7 +23,19 @@ import { CA_OID } from "../../src/ca/oids.js";
 import { spkiFromTpmt } from "../../src/crypto/keys.js";
 import { TpmTrustError } from "../../src/errors.js";
 import { TPMA_OBJECT } from "../../src/tpm/constants.js";
-import { akTemplate, createAk, ekAuth, readEkCertificates, TpmClient } from "../../src/tpm/commands/index.js";
+import {
+  ActivateCredential,
+  akTemplate,
+  Certify,
+  CertifyCreation,
+  Create,
+  createAk,
+  ekAuth,
+  FlushContext,
+  Load,
+  readEkCertificates,
+  TpmClient,
+} from "../../src/tpm/commands/index.js";
 import { openTransport } from "../../src/tpm/transport/index.js";
 import { decodeTpm2bEncryptedSecret, decodeTpm2bIdObject, decodeTpm2bPublic, decodeTpmtSignature, encodeTpm2bCreationData } from "../../src/tpm/structures.js";
 import { ekHash } from "../../src/verify/ek/index.js";
@@ -297,8 +309,8 @@ async function evidence(o: { keyAttrs?: number; nonce?: Buffer; csrFromSoftware?
   const tmpl = signingKeyTemplate("ecc");
   if (o.keyAttrs !== undefined) tmpl.objectAttributes = o.keyAttrs;
   const key = await withSrk(tpm, async (srk) => {
-    const c = await tpm.create(srk.handle, tmpl);
-    return { ...c, handle: (await tpm.load(srk.handle, c.private, c.public)).handle };
+    const c = await tpm.run(Create, { parentHandle: srk.handle, inPublic: tmpl });
+    return { ...c, handle: (await tpm.run(Load, { parentHandle: srk.handle, inPrivate: c.private, inPublic: c.public })).handle };
   });
   try {
     let akName = state.akNameHex as string;
@@ -307,13 +319,13 @@ async function evidence(o: { keyAttrs?: number; nonce?: Buffer; csrFromSoftware?
       // a fresh AK under the same EK that was never activated
       const ak = await withEk(tpm, "rsa2048", (ek) => createAk(tpm, ek, { type: "ecc" }));
       try {
-        certify = await tpm.certify(key.handle, ak.handle, nonce);
+        certify = await tpm.run(Certify, { objectHandle: key.handle, signHandle: ak.handle, qualifyingData: nonce });
         akName = ak.name.toString("hex");
       } finally {
-        await tpm.flushContext(ak.handle);
+        await tpm.run(FlushContext, { flushHandle: ak.handle });
       }
     } else {
-      certify = await withAk(tpm, state, (ak) => tpm.certify(key.handle, ak, nonce));
+      certify = await withAk(tpm, state, (ak) => tpm.run(Certify, { objectHandle: key.handle, signHandle: ak, qualifyingData: nonce }));
     }
     const csr = o.csrFromSoftware ? await softwareCsr("mismatch.example") : (await tpmCsr(tpm, key.handle, key.public, { subject: "CN=neg.example" })).toString("base64");
     return {
@@ -322,7 +334,7 @@ async function evidence(o: { keyAttrs?: number; nonce?: Buffer; csrFromSoftware?
       attestation: { keyPublic: tpm2bPublic(key.publicArea).toString("base64"), certify: { attest: certify.attest.toString("base64"), signature: certify.signatureBytes.toString("base64") }, akNameHex: akName },
     };
   } finally {
-    await tpm.flushContext(key.handle);
+    await tpm.run(FlushContext, { flushHandle: key.handle });
   }
 }
 
@@ -368,7 +380,7 @@ test("a CSR and key made purely by tpm2-tools + tpm2-openssl, certified with the
   await tpm2Raw(hostTpm, "tpm2_flushcontext", ["-t"]);
   const state = JSON.parse(readFileSync(join(stateA(), "agent.json"), "utf8"));
   const nonce = Buffer.from((await api(svc.url, "POST", "/v1/ca/challenge", {})).body.nonceHex, "hex");
-  const c = await withAk(tpm, state, (ak) => tpm.certify(0x81000010, ak, nonce));
+  const c = await withAk(tpm, state, (ak) => tpm.run(Certify, { objectHandle: 0x81000010, signHandle: ak, qualifyingData: nonce }));
   const r = await api(svc.url, "POST", "/v1/ca/enroll", {
     template: "req-cert",
     csr: readFileSync(w("tools.csr"), "utf8"),
@@ -392,16 +404,20 @@ test("a CSR and key made purely by tpm2-tools + tpm2-openssl, certified with the
 async function activatedAikWithCreation(): Promise<{ handle: number; pub: TpmtPublic; publicArea: Buffer; creation: { data: Buffer; hash: Buffer; ticket: { tag: number; hierarchy: number; digest: Buffer } } }> {
   const ekCerts = (await readEkCertificates(tpm)).map((c) => c.der);
   return withEk(tpm, "rsa2048", async (ek) => {
-    const created = await tpm.create(ek.handle, akTemplate({ type: "rsa" }), { auth: await ekAuth(tpm, ek.public) });
-    const { handle } = await tpm.load(ek.handle, created.private, created.public, { auth: await ekAuth(tpm, ek.public) });
+    const created = await tpm.run(Create, { parentHandle: ek.handle, inPublic: akTemplate({ type: "rsa" }), auth: await ekAuth(tpm, ek.public) });
+    const { handle } = await tpm.run(Load, { parentHandle: ek.handle, inPrivate: created.private, inPublic: created.public, auth: await ekAuth(tpm, ek.public) });
     const start = await api(svc.url, "POST", "/v1/activations", {
       ekPublic: tpm2bPublic(ek.publicArea).toString("base64"),
       ekCertificates: ekCerts.map((d) => d.toString("base64")),
       akPublic: tpm2bPublic(created.publicArea).toString("base64"),
     });
     assert.equal(start.status, 201, JSON.stringify(start.body));
-    const secret = await tpm.activateCredential(handle, ek.handle, decodeTpm2bIdObject(Buffer.from(start.body.credentialBlob, "base64")), decodeTpm2bEncryptedSecret(Buffer.from(start.body.encryptedSecret, "base64")), {
-      key: await ekAuth(tpm, ek.public),
+    const secret = await tpm.run(ActivateCredential, {
+      activateHandle: handle,
+      keyHandle: ek.handle,
+      credentialBlob: decodeTpm2bIdObject(Buffer.from(start.body.credentialBlob, "base64")),
+      secret: decodeTpm2bEncryptedSecret(Buffer.from(start.body.encryptedSecret, "base64")),
+      keyAuth: await ekAuth(tpm, ek.public),
     });
     assert.equal((await api(svc.url, "POST", `/v1/activations/${start.body.activationId}`, { secret: secret.toString("base64") })).status, 200);
     return { handle, pub: created.public, publicArea: created.publicArea, creation: { data: encodeTpm2bCreationData(created.creationData), hash: created.creationHash, ticket: created.creationTicket } };
@@ -411,15 +427,21 @@ async function activatedAikWithCreation(): Promise<{ handle: number; pub: TpmtPu
 test("AD CS request shape: a KAST statement (attribute 1.3.6.1.4.1.311.21.24 and .33) with a PCP KADS key attestation from a bound AIK is accepted; tampering is event 22", async () => {
   const aik = await activatedAikWithCreation();
   try {
-    const self = await tpm.certifyCreation(aik.handle, aik.handle, Buffer.alloc(0), aik.creation.hash, aik.creation.ticket);
+    const self = await tpm.run(CertifyCreation, {
+      signHandle: aik.handle,
+      objectHandle: aik.handle,
+      qualifyingData: Buffer.alloc(0),
+      creationHash: aik.creation.hash,
+      creationTicket: aik.creation.ticket,
+    });
     const idBinding = Buffer.concat([tpm2bPublic(aik.publicArea), aik.creation.data, sized(self.attest), self.signatureBytes]);
     for (const oid of [CA_OID.attestationStatement, CA_OID.attestationStatementWcce]) {
       const key = await withSrk(tpm, async (srk) => {
-        const c = await tpm.create(srk.handle, signingKeyTemplate("ecc"));
-        return { ...c, handle: (await tpm.load(srk.handle, c.private, c.public)).handle };
+        const c = await tpm.run(Create, { parentHandle: srk.handle, inPublic: signingKeyTemplate("ecc") });
+        return { ...c, handle: (await tpm.run(Load, { parentHandle: srk.handle, inPrivate: c.private, inPublic: c.public })).handle };
       });
       try {
-        const c = await tpm.certify(key.handle, aik.handle, Buffer.alloc(0));
+        const c = await tpm.run(Certify, { objectHandle: key.handle, signHandle: aik.handle, qualifyingData: Buffer.alloc(0) });
         const raw = (decodeTpmtSignature(c.signatureBytes) as { sig: Buffer }).sig;
         const statement = kast(idBinding, kads(c.attest, raw, pcpKeyBlob(tpm2bPublic(key.publicArea), sized(Buffer.alloc(16)))), pcpKeyBlob(tpm2bPublic(aik.publicArea), sized(Buffer.alloc(16))));
         const attr = (st: Buffer) => new x509.Attribute(oid, [new Uint8Array(octets(st))]);
@@ -437,11 +459,11 @@ test("AD CS request shape: a KAST statement (attribute 1.3.6.1.4.1.311.21.24 and
         assert.equal(rej.status === 400 || rej.status === 422, true, JSON.stringify(rej.body));
         assert.equal(rej.body.details.adcsEvent, 22);
       } finally {
-        await tpm.flushContext(key.handle);
+        await tpm.run(FlushContext, { flushHandle: key.handle });
       }
     }
   } finally {
-    await tpm.flushContext(aik.handle);
+    await tpm.run(FlushContext, { flushHandle: aik.handle });
   }
 });
 

@@ -14,6 +14,7 @@ import { parseEventLog } from "../../src/verify/eventlog/index.js";
 import { cli } from "../helpers/cli.js";
 import { startPostgres, type PgCluster } from "../helpers/postgres.js";
 import { addPolicy, agent, api, EVENTLOGS, evidenceFor, out, startLogHost, startService, trustSwtpmCa, verifyToken, type LogHost, type Service } from "./harness.js";
+import { ReadPublic } from "../../src/tpm/commands/index.js";
 
 const LOG = "rhel8-gce-uefi.bin";
 const CLASS = "gce-n2";
@@ -71,7 +72,7 @@ test("PostgreSQL, two instances: hosts add --db postgres://, register at one, no
   const again = await register(host.tpm, new ServiceClient({ url: b.url }), { stateDir, akAlg: "rsa" });
   assert.notEqual(again.akNameHex, first.akNameHex);
   assert.equal(again.akHandle, first.akHandle);
-  assert.equal((await host.tpm.readPublic(again.akHandle!)).name.toString("hex"), again.akNameHex);
+  assert.equal((await host.tpm.run(ReadPublic, { objectHandle: again.akHandle! })).name.toString("hex"), again.akNameHex);
   const viaAgent = await attest(host.tpm, new ServiceClient({ url: b.url }), { stateDir, eventLog: join(EVENTLOGS, LOG), eventLogRequired: true });
   assert.equal(viaAgent.verdict, "pass");
   for (const s of [a, b]) {

@@ -19,7 +19,16 @@ import { attest, identify, readState, readToken, register, ServiceClient, withEk
 import { tpm2bPublic } from "../../src/agent/tpm.js";
 import { TpmTrustError } from "../../src/errors.js";
 import { TPMA_OBJECT } from "../../src/tpm/constants.js";
-import { akTemplate, createAk, ekAuth, TpmClient } from "../../src/tpm/commands/index.js";
+import {
+  ActivateCredential,
+  akTemplate,
+  Create,
+  createAk,
+  ekAuth,
+  FlushContext,
+  ReadPublic,
+  TpmClient,
+} from "../../src/tpm/commands/index.js";
 import { openTransport } from "../../src/tpm/transport/index.js";
 import { decodeTpm2bEncryptedSecret, decodeTpm2bIdObject, decodeTpm2bPublic } from "../../src/tpm/structures.js";
 import { parseEventLog } from "../../src/verify/eventlog/index.js";
@@ -89,7 +98,7 @@ test("identify > host.json → hosts add → register → attest → token verif
   assert.deepEqual(reg.json().host, HOST);
   assert.equal(reg.json().akHandle, "0x81010003");
   const state = readState(stateDir);
-  assert.equal((await host.tpm.readPublic(0x81010003)).name.toString("hex"), state.akNameHex, "the bound AK is persistent at 0x81010003");
+  assert.equal((await host.tpm.run(ReadPublic, { objectHandle: 0x81010003 })).name.toString("hex"), state.akNameHex, "the bound AK is persistent at 0x81010003");
   const shown = await api(svc.url, "GET", `/v1/hosts/${HOST}`, undefined, svc.admin);
   assert.deepEqual(
     shown.body.aks.map((a: { nameHex: string }) => a.nameHex),
@@ -281,14 +290,14 @@ test("activation: a wrong secret spends it (ERR_ACTIVATION_FAILED, then ERR_NOT_
       problem(await api(svc.url, "POST", `/v1/activations/${start.body.activationId}`, { secret: randomBytes(32).toString("base64") }), 422, "ERR_ACTIVATION_FAILED");
       const blob = decodeTpm2bIdObject(Buffer.from(start.body.credentialBlob, "base64"));
       const seed = decodeTpm2bEncryptedSecret(Buffer.from(start.body.encryptedSecret, "base64"));
-      const secret = await host.tpm.activateCredential(ak.handle, ek.handle, blob, seed, { key: await ekAuth(host.tpm, ek.public) });
+      const secret = await host.tpm.run(ActivateCredential, { activateHandle: ak.handle, keyHandle: ek.handle, credentialBlob: blob, secret: seed, keyAuth: await ekAuth(host.tpm, ek.public) });
       problem(await api(svc.url, "POST", `/v1/activations/${start.body.activationId}`, { secret: secret.toString("base64") }), 404, "ERR_NOT_FOUND");
     } finally {
-      await host.tpm.flushContext(ak.handle);
+      await host.tpm.run(FlushContext, { flushHandle: ak.handle });
     }
     const template = akTemplate({ type: "ecc" });
     template.objectAttributes &= ~TPMA_OBJECT.restricted;
-    const unrestricted = await host.tpm.create(ek.handle, template, { auth: await ekAuth(host.tpm, ek.public) });
+    const unrestricted = await host.tpm.run(Create, { parentHandle: ek.handle, inPublic: template, auth: await ekAuth(host.tpm, ek.public) });
     problem(await api(svc.url, "POST", "/v1/activations", { ekPublic, akPublic: tpm2bPublic(unrestricted.publicArea).toString("base64") }), 422, "ERR_KEY_NOT_RESTRICTED");
   });
   // a persistent handle holding something else than an AK (here the EK) is refused before enrolling

@@ -22,6 +22,7 @@ import { startSwtpm, type Swtpm } from "../helpers/swtpm.js";
 import { tpm2 } from "../helpers/tpm2tools.js";
 import { entry, FIXTURES, sha, type Built } from "../verify/ima-build.js";
 import { addPolicy, agent, api, EVENTLOGS, out, startLogHost, startService, trustSwtpmCa, type LogHost, type Service } from "./harness.js";
+import { PCR_Extend, pcrReadAll } from "../../src/tpm/commands/index.js";
 
 const LOG = "rhel8-gce-uefi.bin";
 const CLASS = "ima-class";
@@ -44,7 +45,7 @@ const later = [entry({ path: "/usr/bin/later-1", digest: sha("sha256", "later-1"
 /** IMA's extend: every bank gets its hash of the template data (SHA-1: the template hash). */
 async function extend(binary: Buffer): Promise<void> {
   for (const e of parseImaList(binary).entries) {
-    await host.tpm.pcrExtend(10, banks.map((b) => ({ hashAlg: hashAlgByName(b)!, digest: b === "sha1" ? e.templateHash : hash(b, e.hashed, "buffer") })));
+    await host.tpm.run(PCR_Extend, { pcrHandle: 10, digests: banks.map((b) => ({ hashAlg: hashAlgByName(b)!, digest: b === "sha1" ? e.templateHash : hash(b, e.hashed, "buffer") })) });
   }
 }
 const append = (b: Built) => appendFileSync(listPath(), b.binary);
@@ -57,7 +58,7 @@ before(async () => {
   banks = parseEventLog(host.log).algorithms.map((a) => a.bank);
   await trustSwtpmCa(svc, host.swtpm);
   // boot_aggregate over the swtpm's PCRs 0-7 (SHA-256), then the real entries
-  const { values } = await host.tpm.pcrRead([pcrSelection(hashAlgByName("sha256")!, [0, 1, 2, 3, 4, 5, 6, 7])]);
+  const { values } = await pcrReadAll(host.tpm, [pcrSelection(hashAlgByName("sha256")!, [0, 1, 2, 3, 4, 5, 6, 7])]);
   const pcr = values.get(hashAlgByName("sha256")!)!;
   const boot = entry({ path: "boot_aggregate", digest: sha("sha256", Buffer.concat([0, 1, 2, 3, 4, 5, 6, 7].map((i) => pcr.get(i)!))) });
   const first = parseImaList(Buffer.from([boot.line, ...realEntries()].join("\n") + "\n"));

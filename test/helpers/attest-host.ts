@@ -6,7 +6,16 @@
 import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { createEk, createAk, TpmClient, type CreatedKey } from "../../src/tpm/commands/index.js";
+import {
+  createAk,
+  type CreatedKey,
+  createEk,
+  FlushContext,
+  PCR_Extend,
+  pcrReadAll,
+  Quote,
+  TpmClient,
+} from "../../src/tpm/commands/index.js";
 import { openTransport } from "../../src/tpm/transport/index.js";
 import { hashAlgByName, HASH_ALGS } from "../../src/tpm/constants.js";
 import { pcrSelection } from "../../src/tpm/structures.js";
@@ -38,7 +47,7 @@ export async function extendLog(client: TpmClient, log: EventLog): Promise<void>
   for (const ev of log.events) {
     if (!extendsPcr(ev)) continue;
     const digests = Object.entries(ev.digests).map(([bank, digest]) => ({ hashAlg: hashAlgByName(bank)!, digest }));
-    await client.pcrExtend(ev.pcr, digests);
+    await client.run(PCR_Extend, { pcrHandle: ev.pcr, digests });
   }
 }
 
@@ -52,7 +61,7 @@ export async function startTpmHost(o: { logFile?: string; banks?: string[]; akTy
     if (parsed) await extendLog(client, parsed);
     const ek = await createEk(client, "ecc-p256");
     const ak = await createAk(client, { handle: ek.handle, public: ek.public }, { type: o.akType ?? "ecc" });
-    await client.flushContext(ek.handle); // swtpm holds 3 transient objects: keep room for a second AK
+    await client.run(FlushContext, { flushHandle: ek.handle }); // swtpm holds 3 transient objects: keep room for a second AK
     return {
       swtpm,
       client,
@@ -118,9 +127,9 @@ export async function evidence(h: TpmHost, c: ChallengeAnswer, o: { signer?: Cre
   const pcrs: EvidenceBody["pcrs"] = {};
   for (const s of c.pcrSelection) {
     const sel = [pcrSelection(hashAlgByName(s.bank)!, s.pcrs)];
-    const q = await h.client.quote(signer.handle, nonce, sel);
+    const q = await h.client.run(Quote, { signHandle: signer.handle, qualifyingData: nonce, PCRselect: sel });
     quotes.push({ attest: q.attest.toString("base64"), signature: q.signatureBytes.toString("base64") });
-    const read = await h.client.pcrRead(sel);
+    const read = await pcrReadAll(h.client, sel);
     for (const [alg, values] of read.values) {
       const bank = HASH_ALGS[alg].name;
       for (const [pcr, v] of values) (pcrs[bank] ??= {})[String(pcr)] = v.toString("hex");

@@ -8,7 +8,7 @@ import "reflect-metadata";
 import assert from "node:assert/strict";
 import { AsnParser } from "@peculiar/asn1-schema";
 import { AlgorithmIdentifier } from "@peculiar/asn1-x509";
-import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { initCa } from "../../src/ca/authority.js";
@@ -75,6 +75,36 @@ export async function initial(c: WindowsClient, o: { recipientPem?: string; ekSp
     { type: CA_OID.ekInfo, values: [await c.ekInfo(o.recipientPem ?? xchgPem, o.ekSpki ?? c.ekSpki, o.ekCert)] },
   ]);
   return { request: await cmcRequest(c.dir, csr), key };
+}
+
+/** The initial request of `c` for a fresh key with the AIK info (MS-WCCE 2.2.2.7.15) instead of the EK info: KAST (or `statement`'s), AIKpub (or `aikSpki`) and `aikCert`, in CMC. */
+export async function aikRequest(c: WindowsClient, o: { subject?: string; aikCert?: Buffer; aikSpki?: Buffer; key?: TpmKey; statement?: (key: TpmKey) => Promise<Buffer> } = {}): Promise<{ request: Buffer; key: TpmKey }> {
+  const key = o.key ?? (await c.newKey(`k${Math.random().toString(16).slice(2, 8)}`));
+  const csr = await c.csr(key, o.subject ?? "CN=win11.example.test", [
+    { type: OID.extReq, values: [templateExt("WinTpm")] },
+    { type: CA_OID.attestationStatement, values: [octets(await (o.statement ?? ((k) => c.statement(k)))(key))] },
+    { type: CA_OID.aikInfo, values: [await c.aikInfo(xchgPem, o.aikCert, o.aikSpki)] },
+  ]);
+  return { request: await cmcRequest(c.dir, csr), key };
+}
+
+/**
+ * Registers `c`'s TPM as host `name` (POST /v1/hosts: v2 with `ekCert`, or v1 with its EK hash
+ * allow-listed in the same step) and activates its AIK as tpmtrust's agent would (POST
+ * /v1/activations, tpm2_activatecredential): the AK certificate of tpmtrust's attestation CA.
+ */
+export async function activateAik(c: WindowsClient, name: string, ekCert?: Buffer): Promise<Buffer> {
+  const b64 = (b: Buffer) => b.toString("base64");
+  const ekPub = readFileSync(c.f("ek.pub"));
+  const identity = { ekPublics: [{ alg: "rsa2048", public: b64(ekPub) }], ekCertificates: ekCert ? [b64(ekCert)] : [], tpm: { manufacturer: "IBM", vendor: "SW   TPM", firmware: "1.0" } };
+  const h = await api(svc.url, "POST", "/v1/hosts", { name, hardwareClass: "win11", identity, ...(ekCert ? {} : { policyVersion: "v1", allowlistEk: true }) }, svc.admin);
+  assert.equal(h.status, 201, JSON.stringify(h.body));
+  const start = await api(svc.url, "POST", "/v1/activations", { ekPublic: b64(ekPub), akPublic: b64(c.aik.pub), ...(ekCert ? { ekCertificates: [b64(ekCert)] } : {}) });
+  assert.equal(start.status, 201, JSON.stringify(start.body));
+  const secret = await c.activate(Buffer.from(start.body.credentialBlob, "base64"), Buffer.from(start.body.encryptedSecret, "base64"));
+  const done = await api(svc.url, "POST", `/v1/activations/${start.body.activationId}`, { secret: b64(secret) });
+  assert.equal(done.status, 200, JSON.stringify(done.body));
+  return Buffer.from(done.body.akCertificate, "base64");
 }
 
 export interface Challenge {

@@ -139,12 +139,21 @@ export class WindowsClient {
 
   /** EndorsementKeyInfo (MS-WCCE 2.2.2.7.13) encrypted by `openssl cms -encrypt` to `recipientPem`. */
   async ekInfo(recipientPem: string, ekSpki: Buffer = this.ekSpki, ekCertDer?: Buffer): Promise<Buffer> {
-    const second = ekCertDer ?? Buffer.from([0x05, 0x00]);
-    const body = Buffer.concat([ekSpki, second]);
+    return this.envelope(recipientPem, [ekSpki, ekCertDer ?? Buffer.from([0x05, 0x00])]);
+  }
+
+  /** AttestationIdentityKeyInfo (MS-WCCE 2.2.2.7.15: the AIKpub, then the AIK certificate if any) encrypted by `openssl cms -encrypt` to `recipientPem`. */
+  async aikInfo(recipientPem: string, aikCertDer?: Buffer, aikSpki: Buffer = this.aik.spki): Promise<Buffer> {
+    return this.envelope(recipientPem, aikCertDer ? [aikSpki, aikCertDer] : [aikSpki]);
+  }
+
+  /** SEQUENCE OF `elements` (each DER, 256 bytes or more in all) encrypted to `recipientPem`. */
+  private async envelope(recipientPem: string, elements: Buffer[]): Promise<Buffer> {
+    const body = Buffer.concat(elements);
     const seq = Buffer.concat([Buffer.from([0x30, 0x82, body.length >> 8, body.length & 0xff]), body]);
-    writeFileSync(this.f("ekinfo.der"), seq);
+    writeFileSync(this.f("keyinfo.der"), seq);
     writeFileSync(this.f("xchg.pem"), recipientPem);
-    return runTool("openssl", ["cms", "-encrypt", "-binary", "-aes256", "-outform", "DER", "-in", this.f("ekinfo.der"), this.f("xchg.pem")]);
+    return runTool("openssl", ["cms", "-encrypt", "-binary", "-aes256", "-outform", "DER", "-in", this.f("keyinfo.der"), this.f("xchg.pem")]);
   }
 
   /** The EK certificate the TPM holds in NV (RSA 2048, index 0x01c00002), DER as read. */

@@ -15,7 +15,7 @@ import { sweepSilentHosts } from "../../src/attest/health.js";
 import { DEFAULT_ATTEST_CONFIG } from "../../src/attest/config.js";
 import { closeKeyServers } from "../../src/keys/index.js";
 import { certifySrk, importAndUnseal, withSrk } from "../../src/agent/keys.js";
-import { createAk, ekTemplate } from "../../src/tpm/commands/index.js";
+import { createAk, CreatePrimary, ekTemplate, FlushContext, ReadPublic } from "../../src/tpm/commands/index.js";
 import { TPM_RH } from "../../src/tpm/constants.js";
 import { BACKENDS, type Backend } from "../helpers/store.js";
 import { learnBaseline } from "../../src/policy/baseline.js";
@@ -222,17 +222,17 @@ for (const [i, [dialect, make]] of BACKENDS.entries()) {
     test("release refuses an SRK that is not a storage key, or one certified by an AK not bound to the token's host", async () => {
       const tpm = h1.client;
       // a second AK in the same TPM that was never bound (activated) to any host; swtpm holds 3 objects: AK, this one, the SRK
-      const stray = await tpm.createPrimary(TPM_RH.ENDORSEMENT, ekTemplate("ecc-p256"));
+      const stray = await tpm.run(CreatePrimary, { primaryHandle: TPM_RH.ENDORSEMENT, inPublic: ekTemplate("ecc-p256") });
       let ak2: Awaited<ReturnType<typeof createAk>>;
       try {
         ak2 = await createAk(tpm, { handle: stray.handle, public: stray.public }, { type: "ecc" });
       } finally {
-        await tpm.flushContext(stray.handle);
+        await tpm.run(FlushContext, { flushHandle: stray.handle });
       }
       try {
         await withSrk(tpm, async (srk) => {
           // the AK itself is a restricted signing key, not a storage key
-          const ak = await tpm.readPublic(h1.ak.handle);
+          const ak = await tpm.run(ReadPublic, { objectHandle: h1.ak.handle });
           await denied(s, t1, "disks", "release", { srk: await certifySrk(tpm, { handle: h1.ak.handle, publicArea: ak.publicArea }, h1.ak.handle) }, 422, "ERR_KEY_NOT_STORAGE");
           await denied(s, t1, "disks", "release", { srk: await certifySrk(tpm, srk, ak2.handle) }, 422, "ERR_AK_NOT_BOUND");
           // host db-1's token with web-1's SRK proof: the certifying AK is not db-1's
@@ -248,7 +248,7 @@ for (const [i, [dialect, make]] of BACKENDS.entries()) {
           await denied(s, t1, "disks", "release", { srk: { ...proof, signature: tamperedSig.toString("base64") } }, 422, "ERR_AK_NOT_BOUND");
         });
       } finally {
-        await tpm.flushContext(ak2.handle);
+        await tpm.run(FlushContext, { flushHandle: ak2.handle });
       }
       const audit = await s.store.audit.list({ limit: 10000 });
       assert.ok(audit.some((e) => e.action === "keys.release" && e.outcome === "failure" && (e.details as { code?: string })?.code === "ERR_KEY_NOT_STORAGE"));

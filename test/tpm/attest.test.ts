@@ -12,7 +12,28 @@ import { join } from "node:path";
 import { decodeCredentialFile, makeCredential } from "../../src/crypto/credential.js";
 import { createDuplicate, hmacKeyObject } from "../../src/crypto/duplicate.js";
 import { TPM_ALG, TPM_RH, TPMA_OBJECT } from "../../src/tpm/constants.js";
-import { createAk, createEk, ekAuth, TpmClient, type CreatedKey, type CreatePrimaryResult } from "../../src/tpm/commands/index.js";
+import {
+  ActivateCredential,
+  Certify,
+  CertifyCreation,
+  Create,
+  createAk,
+  type CreatedKey,
+  createEk,
+  CreatePrimary,
+  type CreatePrimaryResult,
+  ekAuth,
+  FlushContext,
+  getHandles,
+  HMAC,
+  Import,
+  Load,
+  PCR_Extend,
+  pcrReadAll,
+  Quote,
+  Sign,
+  TpmClient,
+} from "../../src/tpm/commands/index.js";
 import { TpmRcError } from "../../src/tpm/rc.js";
 import {
   decodeTpm2bEncryptedSecret,
@@ -87,11 +108,11 @@ test("AKs: restricted signing keys like tpm2_createak's, with Names and qualifie
 });
 
 test("quotes by RSA and ECC AKs: fields as asked, and tpm2_checkquote accepts them", async () => {
-  await client.pcrExtend(16, [{ hashAlg: TPM_ALG.SHA256, digest: sha256("tpmtrust-pcr16-event") }]);
-  await client.pcrExtend(3, [{ hashAlg: TPM_ALG.SHA256, digest: sha256("tpmtrust-pcr3-event") }]);
+  await client.run(PCR_Extend, { pcrHandle: 16, digests: [{ hashAlg: TPM_ALG.SHA256, digest: sha256("tpmtrust-pcr16-event") }] });
+  await client.run(PCR_Extend, { pcrHandle: 3, digests: [{ hashAlg: TPM_ALG.SHA256, digest: sha256("tpmtrust-pcr3-event") }] });
   const nonce = sha256("tpmtrust-quote-nonce");
   const sel = pcrSelection(TPM_ALG.SHA256, [0, 1, 2, 3, 16]);
-  const { values } = await client.pcrRead([sel]);
+  const { values } = await pcrReadAll(client, [sel]);
   const concat = Buffer.concat([0, 1, 2, 3, 16].map((p) => values.get(TPM_ALG.SHA256)!.get(p)!));
   // the tools' own PCR file: tpm2_checkquote takes only the host-endian "serialized" form
   await tpm2(tpm, "tpm2_pcrread", ["sha256:0,1,2,3,16", "-o", f("pcrs.serialized"), "-F", "serialized"], { flush: false });
@@ -99,7 +120,7 @@ test("quotes by RSA and ECC AKs: fields as asked, and tpm2_checkquote accepts th
     ["rsa", akRsa],
     ["ecc", akEcc],
   ] as const) {
-    const q = await client.quote(ak.handle, nonce, [sel]);
+    const q = await client.run(Quote, { signHandle: ak.handle, qualifyingData: nonce, PCRselect: [sel] });
     assert.equal(q.attested.type, 0x8018);
     assert.deepEqual(q.attested.extraData, nonce);
     assert.deepEqual(q.attested.qualifiedSigner, ak.qualifiedName);
@@ -126,23 +147,41 @@ test("ActivateCredential: tpm2_makecredential and tpmtrust blobs; the EK without
   const parts = (c: { credentialBlob: Buffer; secret: Buffer }) => [decodeTpm2bIdObject(c.credentialBlob), decodeTpm2bEncryptedSecret(c.secret)] as const;
 
   const [toolsId, toolsSeed] = parts(tools);
-  assert.deepEqual(await client.activateCredential(akRsa.handle, ek.handle, toolsId, toolsSeed, { key: await ekAuth(client, ek.public) }), secret);
+  assert.deepEqual(await client.run(ActivateCredential, {
+    activateHandle: akRsa.handle,
+    keyHandle: ek.handle,
+    credentialBlob: toolsId,
+    secret: toolsSeed,
+    keyAuth: await ekAuth(client, ek.public),
+  }), secret);
   const [oursId, oursSeed] = parts(ours);
-  assert.deepEqual(await client.activateCredential(akEcc.handle, ek.handle, oursId, oursSeed, { key: await ekAuth(client, ek.public) }), secret);
+  assert.deepEqual(await client.run(ActivateCredential, {
+    activateHandle: akEcc.handle,
+    keyHandle: ek.handle,
+    credentialBlob: oursId,
+    secret: oursSeed,
+    keyAuth: await ekAuth(client, ek.public),
+  }), secret);
 
-  await assert.rejects(client.activateCredential(akRsa.handle, ek.handle, toolsId, toolsSeed), (e: unknown) => {
+  await assert.rejects(client.run(ActivateCredential, { activateHandle: akRsa.handle, keyHandle: ek.handle, credentialBlob: toolsId, secret: toolsSeed }), (e: unknown) => {
     assert.ok(isRc("TPM_RC_AUTH_UNAVAILABLE")(e));
     assert.equal((e as TpmRcError).rc.rc, 0x12f);
     return true;
   });
   // a credential for another object fails inside the TPM; the one-shot policy session is flushed
-  await assert.rejects(client.activateCredential(akRsa.handle, ek.handle, oursId, oursSeed, { key: await ekAuth(client, ek.public) }), TpmRcError);
-  assert.deepEqual(await client.getHandles(0x03000000), [], "no policy session left loaded");
+  await assert.rejects(client.run(ActivateCredential, {
+    activateHandle: akRsa.handle,
+    keyHandle: ek.handle,
+    credentialBlob: oursId,
+    secret: oursSeed,
+    keyAuth: await ekAuth(client, ek.public),
+  }), TpmRcError);
+  assert.deepEqual(await getHandles(client, 0x03000000), [], "no policy session left loaded");
 });
 
 test("certify, certify-creation and sign with a key under an SRK; signatures verify with the AK's PEM", async () => {
-  await client.flushContext(akEcc.handle);
-  await client.flushContext(ek.handle);
+  await client.run(FlushContext, { flushHandle: akEcc.handle });
+  await client.run(FlushContext, { flushHandle: ek.handle });
   const srkTemplate: TpmtPublic = {
     type: TPM_ALG.RSA,
     nameAlg: TPM_ALG.SHA256,
@@ -151,40 +190,46 @@ test("certify, certify-creation and sign with a key under an SRK; signatures ver
     parameters: { symmetric: { algorithm: TPM_ALG.AES, keyBits: 128, mode: TPM_ALG.CFB }, scheme: { scheme: TPM_ALG.NULL }, keyBits: 2048, exponent: 0 },
     unique: Buffer.alloc(0),
   };
-  const srk = await client.createPrimary(TPM_RH.OWNER, srkTemplate);
+  const srk = await client.run(CreatePrimary, { primaryHandle: TPM_RH.OWNER, inPublic: srkTemplate });
   const keyTemplate: TpmtPublic = {
     ...srkTemplate,
     objectAttributes: TPMA_OBJECT.fixedTPM | TPMA_OBJECT.fixedParent | TPMA_OBJECT.sensitiveDataOrigin | TPMA_OBJECT.userWithAuth | TPMA_OBJECT.sign,
     parameters: { symmetric: { algorithm: TPM_ALG.NULL }, scheme: { scheme: TPM_ALG.RSASSA, hashAlg: TPM_ALG.SHA256 }, keyBits: 2048, exponent: 0 },
   };
-  const key = await client.create(srk.handle, keyTemplate, { outsideInfo: Buffer.from("tpmtrust"), creationPcrs: [pcrSelection(TPM_ALG.SHA256, [16])] });
+  const key = await client.run(Create, { parentHandle: srk.handle, inPublic: keyTemplate, outsideInfo: Buffer.from("tpmtrust"), creationPCR: [pcrSelection(TPM_ALG.SHA256, [16])] });
   assert.deepEqual(key.creationHash, hashOf(TPM_ALG.SHA256, encodeTpmsCreationData(key.creationData)));
   assert.deepEqual(key.creationData.parentName, srk.name);
   assert.equal(key.creationData.outsideInfo.toString(), "tpmtrust");
-  const loaded = await client.load(srk.handle, key.private, key.public);
+  const loaded = await client.run(Load, { parentHandle: srk.handle, inPrivate: key.private, inPublic: key.public });
   assert.deepEqual(loaded.name, objectName(key.public));
 
   const akPem = await pem(akRsa.public, "ak.pub");
   const nonce = sha256("tpmtrust-certify-nonce");
-  const cert = await client.certify(loaded.handle, akRsa.handle, nonce);
+  const cert = await client.run(Certify, { objectHandle: loaded.handle, signHandle: akRsa.handle, qualifyingData: nonce });
   assert.ok(cert.attested.type === 0x8017);
   assert.deepEqual(cert.attested.extraData, nonce);
   assert.deepEqual(cert.attested.attested.name, loaded.name);
   assert.deepEqual(cert.attested.qualifiedSigner, akRsa.qualifiedName);
   assert.ok(cert.signature.sigAlg === TPM_ALG.RSASSA && verify("sha256", cert.attest, akPem, cert.signature.sig));
 
-  const cc = await client.certifyCreation(akRsa.handle, loaded.handle, nonce, key.creationHash, key.creationTicket);
+  const cc = await client.run(CertifyCreation, { signHandle: akRsa.handle, objectHandle: loaded.handle, qualifyingData: nonce, creationHash: key.creationHash, creationTicket: key.creationTicket });
   assert.ok(cc.attested.type === 0x801a);
   assert.deepEqual(cc.attested.attested.objectName, loaded.name);
   assert.deepEqual(cc.attested.attested.creationHash, key.creationHash);
   assert.ok(cc.signature.sigAlg === TPM_ALG.RSASSA && verify("sha256", cc.attest, akPem, cc.signature.sig));
-  await assert.rejects(client.certifyCreation(akRsa.handle, loaded.handle, nonce, sha256("other"), key.creationTicket), isRc("TPM_RC_TICKET"));
+  await assert.rejects(client.run(CertifyCreation, {
+    signHandle: akRsa.handle,
+    objectHandle: loaded.handle,
+    qualifyingData: nonce,
+    creationHash: sha256("other"),
+    creationTicket: key.creationTicket,
+  }), isRc("TPM_RC_TICKET"));
 
   const message = Buffer.from("signed inside the TPM");
-  const sig = await client.sign(loaded.handle, sha256(message));
+  const sig = await client.run(Sign, { keyHandle: loaded.handle, digest: sha256(message) });
   assert.ok(sig.sigAlg === TPM_ALG.RSASSA && verify("sha256", message, await pem(key.public, "key.pub"), sig.sig));
-  await assert.rejects(client.sign(akRsa.handle, sha256(message)), isRc("TPM_RC_TICKET"), "a restricted key signs no outside digest");
-  await client.flushContext(loaded.handle);
+  await assert.rejects(client.run(Sign, { keyHandle: akRsa.handle, digest: sha256(message) }), isRc("TPM_RC_TICKET"), "a restricted key signs no outside digest");
+  await client.run(FlushContext, { flushHandle: loaded.handle });
 
   // Import of duplicates made in software, with and without an inner wrap; TPM2_HMAC with the result
   const hmacKey = randomBytes(32);
@@ -193,16 +238,17 @@ test("certify, certify-creation and sign with a key under an SRK; signatures ver
   const aes128cfb = { algorithm: TPM_ALG.AES, keyBits: 128, mode: TPM_ALG.CFB };
   for (const innerKey of [undefined, inner]) {
     const blob = createDuplicate(srk.public, obj.public, obj.sensitive, innerKey ? { innerKey } : {});
-    const priv = await client.import(srk.handle, {
+    const priv = await client.run(Import, {
+      parentHandle: srk.handle,
       objectPublic: obj.public,
       duplicate: decodeTpm2bPrivate(blob.duplicate),
       inSymSeed: decodeTpm2bEncryptedSecret(blob.inSymSeed),
       ...(innerKey ? { encryptionKey: innerKey, symmetricAlg: aes128cfb } : {}),
     });
-    const h = await client.load(srk.handle, priv, obj.public);
+    const h = await client.run(Load, { parentHandle: srk.handle, inPrivate: priv, inPublic: obj.public });
     const data = Buffer.from("data to MAC");
-    assert.deepEqual(await client.hmac(h.handle, data), createHmac("sha256", hmacKey).update(data).digest());
-    await client.flushContext(h.handle);
+    assert.deepEqual(await client.run(HMAC, { handle: h.handle, buffer: data }), createHmac("sha256", hmacKey).update(data).digest());
+    await client.run(FlushContext, { flushHandle: h.handle });
   }
-  await client.flushContext(srk.handle);
+  await client.run(FlushContext, { flushHandle: srk.handle });
 });

@@ -9,11 +9,27 @@ import { TPM_ALG, TPM_CAP, TPM_CC, TPM_ECC, TPM_RH } from "../../src/tpm/constan
 import {
   createAk,
   createEk,
+  EvictControl,
+  FlushContext,
+  GetCapability,
+  getRandomBytes,
   marshalCommand,
+  maxNvBuffer,
+  NV_DefineSpace,
+  NV_ReadPublic,
+  nvReadAll,
+  nvWriteAll,
   password,
+  PCR_Extend,
+  pcrReadAll,
+  PolicyCommandCode,
+  PolicyGetDigest,
+  ReadPublic,
+  startPolicySession,
+  startupOnce,
+  TPMA_NV,
   TpmClient,
   tpmInfo,
-  TPMA_NV,
   unmarshalResponse,
 } from "../../src/tpm/commands/index.js";
 import { policyCommandCodeDigest } from "../../src/tpm/policydigest.js";
@@ -41,29 +57,29 @@ after(async () => {
 const isCode = (code: string) => (e: unknown) => e instanceof TpmTrustError && e.code === code;
 
 test("Startup: already started by swtpm; a TPM powered on with CMD_INIT starts once", async () => {
-  assert.equal(await client.startup(), false);
+  assert.equal(await startupOnce(client), false);
   const cold = await startSwtpm({ startupClear: false });
   try {
     const t = new SwtpmTransport({ port: cold.port });
     await t.init();
     const c = new TpmClient(t);
-    assert.equal(await c.startup(), true);
-    assert.equal(await c.startup(), false);
-    assert.equal((await c.getRandom(16)).length, 16);
+    assert.equal(await startupOnce(c), true);
+    assert.equal(await startupOnce(c), false);
+    assert.equal((await getRandomBytes(c, 16)).length, 16);
   } finally {
     await cold.stop();
   }
 });
 
 test("GetRandom beyond one digest; GetCapability lists", async () => {
-  const r = await client.getRandom(200);
+  const r = await getRandomBytes(client, 200);
   assert.equal(r.length, 200);
   assert.notDeepEqual(r.subarray(0, 64), r.subarray(64, 128));
-  const algs = await client.getCapability(TPM_CAP.ALGS, 0, 256);
+  const algs = await client.run(GetCapability, { capability: TPM_CAP.ALGS, property: 0, propertyCount: 256 });
   assert.ok(algs.data.capability === TPM_CAP.ALGS && algs.data.algs.some((a) => a.alg === TPM_ALG.SHA256));
-  const curves = await client.getCapability(TPM_CAP.ECC_CURVES, 0, 64);
+  const curves = await client.run(GetCapability, { capability: TPM_CAP.ECC_CURVES, property: 0, propertyCount: 64 });
   assert.ok(curves.data.capability === TPM_CAP.ECC_CURVES && curves.data.curves.includes(TPM_ECC.NIST_P256));
-  const cmds = await client.getCapability(TPM_CAP.COMMANDS, TPM_CC.Quote, 1);
+  const cmds = await client.run(GetCapability, { capability: TPM_CAP.COMMANDS, property: TPM_CC.Quote, propertyCount: 1 });
   assert.ok(cmds.data.capability === TPM_CAP.COMMANDS && (cmds.data.commands[0] & 0xffff) === TPM_CC.Quote);
 });
 
@@ -87,9 +103,9 @@ test("PCR_Extend in four banks, PCR_Read across banks (more than 8 digests) equa
   const event = Buffer.from("tpmtrust-pcr-event");
   const banks = [TPM_ALG.SHA1, TPM_ALG.SHA256, TPM_ALG.SHA384, TPM_ALG.SHA512];
   const node = { [TPM_ALG.SHA1]: "sha1", [TPM_ALG.SHA256]: "sha256", [TPM_ALG.SHA384]: "sha384", [TPM_ALG.SHA512]: "sha512" } as Record<number, string>;
-  await client.pcrExtend(23, banks.map((hashAlg) => ({ hashAlg, digest: createHash(node[hashAlg]).update(event).digest() })));
+  await client.run(PCR_Extend, { pcrHandle: 23, digests: banks.map((hashAlg) => ({ hashAlg, digest: createHash(node[hashAlg]).update(event).digest() })) });
   const all = [...Array(24).keys()];
-  const { values } = await client.pcrRead(banks.map((h) => pcrSelection(h, all)));
+  const { values } = await pcrReadAll(client, banks.map((h) => pcrSelection(h, all)));
   for (const h of banks) {
     const size = createHash(node[h]).digest().length;
     const expected = createHash(node[h]).update(Buffer.alloc(size)).update(createHash(node[h]).update(event).digest()).digest();
@@ -97,22 +113,22 @@ test("PCR_Extend in four banks, PCR_Read across banks (more than 8 digests) equa
     await tpm2(tpm, "tpm2_pcrread", [`${node[h]}:all`, "-o", f("pcrs.bin")]);
     assert.deepEqual(Buffer.concat(all.map((p) => values.get(h)!.get(p)!)), readFileSync(f("pcrs.bin")), `${node[h]} bank`);
   }
-  await assert.rejects(client.pcrExtend(23, [{ hashAlg: TPM_ALG.SHA256, digest: Buffer.alloc(20) }]), isCode("ERR_USAGE"));
+  await assert.rejects(client.run(PCR_Extend, { pcrHandle: 23, digests: [{ hashAlg: TPM_ALG.SHA256, digest: Buffer.alloc(20) }] }), isCode("ERR_USAGE"));
 });
 
 test("NV: define, chunked write and read (2000 bytes through a 1024-byte buffer), interop with tpm2-tools, auth failure", async () => {
   const index = 0x01500010;
   const attributes = TPMA_NV.AUTHWRITE | TPMA_NV.AUTHREAD | TPMA_NV.NO_DA;
   const nv = { nvIndex: index, nameAlg: TPM_ALG.SHA256, attributes, authPolicy: Buffer.alloc(0), dataSize: 2000 };
-  await client.nvDefineSpace(nv, { indexAuth: Buffer.from("nv-secret") });
+  await client.run(NV_DefineSpace, { publicInfo: nv, indexAuth: Buffer.from("nv-secret") });
   const auth = password("nv-secret");
-  assert.ok((await client.maxNvBuffer()) < 2000, "the write must take more than one chunk");
+  assert.ok((await maxNvBuffer(client)) < 2000, "the write must take more than one chunk");
   const data = randomBytes(2000);
-  await client.nvWrite(index, data, { auth });
-  assert.deepEqual(await client.nvRead(index, { auth }), data);
-  assert.deepEqual(await client.nvRead(index, { auth, offset: 1000, size: 500 }), data.subarray(1000, 1500));
+  await nvWriteAll(client, index, data, { auth });
+  assert.deepEqual(await nvReadAll(client, index, { auth }), data);
+  assert.deepEqual(await nvReadAll(client, index, { auth, offset: 1000, size: 500 }), data.subarray(1000, 1500));
 
-  const { nvPublic, name } = await client.nvReadPublic(index);
+  const { nvPublic, name } = await client.run(NV_ReadPublic, { nvIndex: index });
   assert.ok(nvPublic.attributes & TPMA_NV.WRITTEN);
   assert.deepEqual(name, nvName(nvPublic));
 
@@ -120,9 +136,9 @@ test("NV: define, chunked write and read (2000 bytes through a 1024-byte buffer)
   assert.deepEqual(readFileSync(f("nv.bin")), data);
   writeFileSync(f("patch.bin"), Buffer.from("written by tpm2_nvwrite"));
   await tpm2(tpm, "tpm2_nvwrite", [`0x${index.toString(16)}`, "-C", `0x${index.toString(16)}`, "-P", "nv-secret", "--offset", "1500", "-i", f("patch.bin")]);
-  assert.equal((await client.nvRead(index, { auth, offset: 1500, size: 23 })).toString(), "written by tpm2_nvwrite");
+  assert.equal((await nvReadAll(client, index, { auth, offset: 1500, size: 23 })).toString(), "written by tpm2_nvwrite");
 
-  await assert.rejects(client.nvRead(index, { auth: password("wrong") }), (e: unknown) => {
+  await assert.rejects(nvReadAll(client, index, { auth: password("wrong") }), (e: unknown) => {
     assert.ok(e instanceof TpmRcError);
     assert.equal(e.rc.name, "TPM_RC_BAD_AUTH", "a noDA index answers BAD_AUTH, not AUTH_FAIL");
     assert.deepEqual(e.rc.subject, { kind: "session", index: 1 });
@@ -131,10 +147,10 @@ test("NV: define, chunked write and read (2000 bytes through a 1024-byte buffer)
 });
 
 test("PolicyCommandCode: trial digest equals software and tpm2_policycommandcode", async () => {
-  const trial = await client.startAuthSession({ trial: true });
-  await client.policyCommandCode(trial, TPM_CC.Duplicate);
-  const digest = await client.policyGetDigest(trial);
-  await client.flushContext(trial.handle);
+  const trial = await startPolicySession(client, { trial: true });
+  await client.run(PolicyCommandCode, { policySession: trial.handle, code: TPM_CC.Duplicate });
+  const digest = await client.run(PolicyGetDigest, { policySession: trial.handle });
+  await client.run(FlushContext, { flushHandle: trial.handle });
   assert.deepEqual(digest, policyCommandCodeDigest(TPM_ALG.SHA256, TPM_CC.Duplicate));
   await tpm2(tpm, "tpm2_startauthsession", ["-S", f("trial.ctx")], { flush: false });
   await tpm2(tpm, "tpm2_policycommandcode", ["-S", f("trial.ctx"), "-L", f("dup.policy"), "TPM2_CC_Duplicate"]);
@@ -144,15 +160,15 @@ test("PolicyCommandCode: trial digest equals software and tpm2_policycommandcode
 test("EvictControl: a key made persistent is readable by handle (also by tpm2-tools) and can be evicted", async () => {
   const ek = await createEk(client, "ecc-p256");
   try {
-    await client.evictControl(ek.handle, 0x81000100);
+    await client.run(EvictControl, { objectHandle: ek.handle, persistentHandle: 0x81000100 });
   } finally {
-    await client.flushContext(ek.handle);
+    await client.run(FlushContext, { flushHandle: ek.handle });
   }
-  assert.deepEqual((await client.readPublic(0x81000100)).name, ek.name);
+  assert.deepEqual((await client.run(ReadPublic, { objectHandle: 0x81000100 })).name, ek.name);
   await tpm2Raw(tpm, "tpm2_readpublic", ["-c", "0x81000100", "-n", f("p.name")]);
   assert.deepEqual(readFileSync(f("p.name")), ek.name);
-  await client.evictControl(0x81000100, 0x81000100);
-  await assert.rejects(client.readPublic(0x81000100), (e: unknown) => e instanceof TpmRcError && e.rc.name === "TPM_RC_HANDLE");
+  await client.run(EvictControl, { objectHandle: 0x81000100, persistentHandle: 0x81000100 });
+  await assert.rejects(client.run(ReadPublic, { objectHandle: 0x81000100 }), (e: unknown) => e instanceof TpmRcError && e.rc.name === "TPM_RC_HANDLE");
 });
 
 test("a recorded session with policy sessions replays byte for byte with the same randomness", async () => {
@@ -165,8 +181,8 @@ test("a recorded session with policy sessions replays byte for byte with the sam
   const flow = async (c: TpmClient) => {
     const ek = await createEk(c, "rsa2048");
     const ak = await createAk(c, ek, { type: "ecc" });
-    await c.flushContext(ak.handle);
-    await c.flushContext(ek.handle);
+    await c.run(FlushContext, { flushHandle: ak.handle });
+    await c.run(FlushContext, { flushHandle: ek.handle });
     return { ek: ek.name, ak: ak.name, akPublic: ak.public };
   };
   const a = await flow(live);

@@ -8,7 +8,7 @@ import { registerHost } from "../../src/attest/hosts.js";
 import { openStore } from "../../src/store/index.js";
 import { importCaCertificates } from "../../src/trust/trust.js";
 import { TPM_ALG, TPM_RH } from "../../src/tpm/constants.js";
-import { EK_CHAIN_FIRST, readEkChain, TpmClient, TPMA_NV } from "../../src/tpm/commands/index.js";
+import { EK_CHAIN_FIRST, NV_DefineSpace, nvWriteAll, readEkChain, TPMA_NV, TpmClient } from "../../src/tpm/commands/index.js";
 import { certificatesFromNvChain } from "../../src/tpm/nvcert.js";
 import { SwtpmTransport } from "../../src/tpm/transport/index.js";
 import { loadCertificate } from "../../src/verify/ek/index.js";
@@ -66,8 +66,8 @@ test("an EK certificate chain written into swtpm's NV (0x01C00100, 0x01C00101) i
     [EK_CHAIN_FIRST, Buffer.concat([issuer, Buffer.alloc(64, 0xff)])],
     [EK_CHAIN_FIRST + 1, root],
   ] as const) {
-    await client.nvDefineSpace({ nvIndex: index, nameAlg: TPM_ALG.SHA256, attributes, authPolicy: Buffer.alloc(0), dataSize: data.length }, { authHandle: TPM_RH.PLATFORM });
-    await client.nvWrite(index, data, { authHandle: TPM_RH.PLATFORM });
+    await client.run(NV_DefineSpace, { publicInfo: { nvIndex: index, nameAlg: TPM_ALG.SHA256, attributes, authPolicy: Buffer.alloc(0), dataSize: data.length }, authHandle: TPM_RH.PLATFORM });
+    await nvWriteAll(client, index, data, { authHandle: TPM_RH.PLATFORM });
   }
   assert.deepEqual(await readEkChain(client), [
     { index: EK_CHAIN_FIRST, certificates: [issuer] },

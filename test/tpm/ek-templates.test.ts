@@ -12,7 +12,18 @@ import { join } from "node:path";
 import { identify } from "../../src/agent/identify.js";
 import { unsupportedByTpm } from "../../src/agent/tpm.js";
 import { TPM_ALG, TPM_RH, TPMA_OBJECT } from "../../src/tpm/constants.js";
-import { createEk, ekTemplate, EK_TEMPLATES, TpmClient, TPMA_NV, type EkKind } from "../../src/tpm/commands/index.js";
+import {
+  createEk,
+  CreatePrimary,
+  EK_TEMPLATES,
+  type EkKind,
+  ekTemplate,
+  FlushContext,
+  NV_DefineSpace,
+  nvWriteAll,
+  TPMA_NV,
+  TpmClient,
+} from "../../src/tpm/commands/index.js";
 import { encodeTpmtPublic } from "../../src/tpm/structures.js";
 import { SwtpmTransport } from "../../src/tpm/transport/index.js";
 import type { TpmtPublic } from "../../src/tpm/types.js";
@@ -46,7 +57,7 @@ async function toolsEk(args: string[], name: string): Promise<Buffer> {
 
 async function ours(kind: EkKind) {
   const ek = await createEk(client, kind);
-  await client.flushContext(ek.handle);
+  await client.run(FlushContext, { flushHandle: ek.handle });
   return ek;
 }
 
@@ -83,8 +94,8 @@ test("the high range templates without a tpm2_createek name (H-1, H-2) follow B.
 /** Defines a platform NV index as manufacturers do for EK material and writes `data` into it. */
 async function provision(index: number, data: Buffer): Promise<void> {
   const attributes = TPMA_NV.PPWRITE | TPMA_NV.WRITEDEFINE | TPMA_NV.PPREAD | TPMA_NV.OWNERREAD | TPMA_NV.AUTHREAD | TPMA_NV.NO_DA | TPMA_NV.PLATFORMCREATE;
-  await client.nvDefineSpace({ nvIndex: index, nameAlg: TPM_ALG.SHA256, attributes, authPolicy: Buffer.alloc(0), dataSize: data.length }, { authHandle: TPM_RH.PLATFORM });
-  await client.nvWrite(index, data, { authHandle: TPM_RH.PLATFORM });
+  await client.run(NV_DefineSpace, { publicInfo: { nvIndex: index, nameAlg: TPM_ALG.SHA256, attributes, authPolicy: Buffer.alloc(0), dataSize: data.length }, authHandle: TPM_RH.PLATFORM });
+  await nvWriteAll(client, index, data, { authHandle: TPM_RH.PLATFORM });
 }
 
 test("a template provisioned in NV (0x01C00004, 0x01C0000C) makes the EK tpm2_createek -t makes", async () => {
@@ -126,8 +137,8 @@ test("an EK nonce in NV (0x01C00003, 0x01C0000B) starts `unique`, zero-padded; t
   ];
   for (const [kind, template] of byHand) {
     const ek = await ours(kind);
-    const direct = await client.createPrimary(TPM_RH.ENDORSEMENT, template);
-    await client.flushContext(direct.handle);
+    const direct = await client.run(CreatePrimary, { primaryHandle: TPM_RH.ENDORSEMENT, inPublic: template });
+    await client.run(FlushContext, { flushHandle: direct.handle });
     assert.deepEqual(ek.publicArea, direct.publicArea, kind);
     assert.equal(ek.nonceIndex, kind === "rsa2048" ? 0x01c00003 : 0x01c0000b);
   }
@@ -144,8 +155,8 @@ test("an EK nonce in NV (0x01C00003, 0x01C0000B) starts `unique`, zero-padded; t
   assert.deepEqual(Buffer.from(e.public, "base64"), tpm2b(rsa.publicArea));
   assert.deepEqual(identity.ekCertificates, [der.toString("base64")]);
   // the profile's default template makes another key, which the certificate does not name
-  const plain = await client.createPrimary(TPM_RH.ENDORSEMENT, ekTemplate("rsa2048"));
-  await client.flushContext(plain.handle);
+  const plain = await client.run(CreatePrimary, { primaryHandle: TPM_RH.ENDORSEMENT, inPublic: ekTemplate("rsa2048") });
+  await client.run(FlushContext, { flushHandle: plain.handle });
   assert.notDeepEqual(plain.publicArea, rsa.publicArea);
 });
 
@@ -156,8 +167,8 @@ test("a high range template in NV (H-3 at 0x01C00017) is used without a nonce, a
   const ek = await ours("ecc-p384");
   assert.equal(ek.templateIndex, 0x01c00017);
   assert.equal(ek.nonceIndex, undefined);
-  const direct = await client.createPrimary(TPM_RH.ENDORSEMENT, provisioned);
-  await client.flushContext(direct.handle);
+  const direct = await client.run(CreatePrimary, { primaryHandle: TPM_RH.ENDORSEMENT, inPublic: provisioned });
+  await client.run(FlushContext, { flushHandle: direct.handle });
   assert.deepEqual(ek.publicArea, direct.publicArea);
   const { eks } = await identify(client);
   const p384 = eks.find((x) => x.kind === "ecc-p384")!;

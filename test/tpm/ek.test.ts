@@ -7,7 +7,23 @@ import { join } from "node:path";
 import { TpmTrustError } from "../../src/errors.js";
 import { samePublicKey } from "../../src/crypto/keys.js";
 import { TPM_ALG, TPM_RH } from "../../src/tpm/constants.js";
-import { createEk, ekPolicyA, ekTemplate, EK_TEMPLATES, readEkCertificates, TpmClient, TPMA_NV, type EkKind } from "../../src/tpm/commands/index.js";
+import {
+  createEk,
+  EK_TEMPLATES,
+  type EkKind,
+  ekPolicyA,
+  ekTemplate,
+  FlushContext,
+  NV_DefineSpace,
+  nvWriteAll,
+  PolicyGetDigest,
+  PolicySecret,
+  readEkCertificates,
+  ReadPublic,
+  startPolicySession,
+  TPMA_NV,
+  TpmClient,
+} from "../../src/tpm/commands/index.js";
 import { certificateFromNv } from "../../src/tpm/nvcert.js";
 import { objectName } from "../../src/tpm/structures.js";
 import { SwtpmTransport } from "../../src/tpm/transport/index.js";
@@ -47,7 +63,7 @@ test("EKs are byte-identical to tpm2_createek (TPM2B_PUBLIC and Name): RSA-2048,
       assert.deepEqual(ek.name, readFileSync(name), `${kind} Name`);
       assert.deepEqual(objectName(ek.public), ek.name);
     } finally {
-      await client.flushContext(ek.handle);
+      await client.run(FlushContext, { flushHandle: ek.handle });
     }
   }
 });
@@ -58,8 +74,8 @@ test("EKs equal the ones swtpm_setup persisted (RSA-2048 0x81010001, P-384 0x810
     ["ecc-p384", 0x81010016],
   ] as [EkKind, number][]) {
     const ek = await createEk(client, kind);
-    await client.flushContext(ek.handle);
-    const persisted = await client.readPublic(handle);
+    await client.run(FlushContext, { flushHandle: ek.handle });
+    const persisted = await client.run(ReadPublic, { objectHandle: handle });
     assert.deepEqual(persisted.publicArea, ek.publicArea, kind);
   }
 });
@@ -67,12 +83,12 @@ test("EKs equal the ones swtpm_setup persisted (RSA-2048 0x81010001, P-384 0x810
 test("PolicyA computed in software is the EK profile's value and what the TPM computes for PolicySecret(EH)", async () => {
   assert.equal(ekPolicyA(TPM_ALG.SHA256).toString("hex"), "837197674484b3f81a90cc8d46a5d724fd52d76e06520b64f2a1da1b331469aa");
   for (const hashAlg of [TPM_ALG.SHA256, TPM_ALG.SHA384]) {
-    const trial = await client.startAuthSession({ hashAlg, trial: true });
+    const trial = await startPolicySession(client, { hashAlg, trial: true });
     try {
-      await client.policySecret(TPM_RH.ENDORSEMENT, trial);
-      assert.deepEqual(await client.policyGetDigest(trial), ekPolicyA(hashAlg));
+      await client.run(PolicySecret, { authHandle: TPM_RH.ENDORSEMENT, policySession: trial.handle });
+      assert.deepEqual(await client.run(PolicyGetDigest, { policySession: trial.handle }), ekPolicyA(hashAlg));
     } finally {
-      await client.flushContext(trial.handle);
+      await client.run(FlushContext, { flushHandle: trial.handle });
     }
   }
   assert.deepEqual(ekTemplate("rsa2048").authPolicy, ekPolicyA(TPM_ALG.SHA256));
@@ -83,7 +99,7 @@ test("every template the TPM supports creates a key whose public area keeps the 
     if (kind === "rsa4096" || kind === "ecc-sm2") continue; // libtpms has neither RSA-4096 nor SM2
     const t = ekTemplate(kind);
     const ek = await createEk(client, kind);
-    await client.flushContext(ek.handle);
+    await client.run(FlushContext, { flushHandle: ek.handle });
     assert.equal(ek.public.nameAlg, t.nameAlg, kind);
     assert.equal(ek.public.objectAttributes, t.objectAttributes, kind);
     assert.deepEqual(ek.public.authPolicy, t.authPolicy, kind);
@@ -109,7 +125,7 @@ test("EK certificates from NV: RSA 0x01c00002 and P-384 0x01c00016 match tpm2_nv
     const cert = new X509Certificate(c.der);
     assert.ok(cert.verify(new X509Certificate(tpm.ca!.intermediatePem).publicKey));
     const ek = await createEk(client, c.kind);
-    await client.flushContext(ek.handle);
+    await client.run(FlushContext, { flushHandle: ek.handle });
     assert.ok(samePublicKey(cert.publicKey, ek.public), `${c.kind} certificate holds the EK`);
   }
 });
@@ -119,11 +135,11 @@ test("an EK certificate stored with the NV prefix and padding (P-256 index 0x01c
   const stored = Buffer.concat([Buffer.from([0x10, 0x01, 0x00, der.length >> 8, der.length & 0xff]), der, Buffer.alloc(431, 0xff)]);
   // the attributes swtpm gives its EK certificate indices (harness pitfall 4), defined by the platform
   const attributes = TPMA_NV.PPWRITE | TPMA_NV.WRITEDEFINE | TPMA_NV.PPREAD | TPMA_NV.OWNERREAD | TPMA_NV.AUTHREAD | TPMA_NV.NO_DA | TPMA_NV.PLATFORMCREATE;
-  await client.nvDefineSpace(
-    { nvIndex: 0x01c0000a, nameAlg: TPM_ALG.SHA256, attributes, authPolicy: Buffer.alloc(0), dataSize: stored.length },
-    { authHandle: TPM_RH.PLATFORM },
-  );
-  await client.nvWrite(0x01c0000a, stored, { authHandle: TPM_RH.PLATFORM });
+  await client.run(NV_DefineSpace, {
+    publicInfo: { nvIndex: 0x01c0000a, nameAlg: TPM_ALG.SHA256, attributes, authPolicy: Buffer.alloc(0), dataSize: stored.length },
+    authHandle: TPM_RH.PLATFORM,
+  });
+  await nvWriteAll(client, 0x01c0000a, stored, { authHandle: TPM_RH.PLATFORM });
   const p256 = (await readEkCertificates(client)).find((c) => c.index === 0x01c0000a);
   assert.ok(p256);
   assert.equal(p256.kind, "ecc-p256");
@@ -137,8 +153,8 @@ test("RSA-3072 EK (H-6) equals swtpm_setup's, and its certificate is found at 0x
   const c = new TpmClient(new SwtpmTransport({ port: t3072.port }));
   try {
     const ek = await createEk(c, "rsa3072");
-    await c.flushContext(ek.handle);
-    assert.deepEqual((await c.readPublic(0x8101001c)).publicArea, ek.publicArea);
+    await c.run(FlushContext, { flushHandle: ek.handle });
+    assert.deepEqual((await c.run(ReadPublic, { objectHandle: 0x8101001c })).publicArea, ek.publicArea);
     const cert = (await readEkCertificates(c)).find((x) => x.index === 0x01c0001c);
     assert.ok(cert && samePublicKey(new X509Certificate(cert.der).publicKey, ek.public));
   } finally {

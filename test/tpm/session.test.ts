@@ -6,7 +6,19 @@ import { makeCredential } from "../../src/crypto/credential.js";
 import { startSaltedSession, withEncryptedSession } from "../../src/crypto/session.js";
 import { TpmTrustError } from "../../src/errors.js";
 import { TPM_ALG, TPM_RH, TPMA_OBJECT } from "../../src/tpm/constants.js";
-import { createAk, createEk, ekAuth, TpmClient, type CreatePrimaryResult } from "../../src/tpm/commands/index.js";
+import {
+  ActivateCredential,
+  Create,
+  createAk,
+  createEk,
+  CreatePrimary,
+  type CreatePrimaryResult,
+  ekAuth,
+  FlushContext,
+  Load,
+  TpmClient,
+  Unseal,
+} from "../../src/tpm/commands/index.js";
 import { decodeTpm2bEncryptedSecret, decodeTpm2bIdObject } from "../../src/tpm/structures.js";
 import { RecordingTransport, SwtpmTransport, type Exchange } from "../../src/tpm/transport/index.js";
 import type { Transport } from "../../src/tpm/transport/transport.js";
@@ -54,12 +66,12 @@ const contains = (exchanges: Exchange[], secret: Buffer) => exchanges.some((e) =
 
 /** Seals `secret` under a fresh SRK with TPM2_Create, loads and unseals it; returns what came out. */
 async function sealRoundTrip(client: TpmClient, srk: CreatePrimaryResult, secret: Buffer): Promise<Buffer> {
-  const sealed = await client.create(srk.handle, sealedTemplate(), { sensitive: { data: secret } });
-  const { handle } = await client.load(srk.handle, sealed.private, sealed.public);
+  const sealed = await client.run(Create, { parentHandle: srk.handle, inPublic: sealedTemplate(), inSensitive: { data: secret } });
+  const { handle } = await client.run(Load, { parentHandle: srk.handle, inPrivate: sealed.private, inPublic: sealed.public });
   try {
-    return await client.unseal(handle);
+    return await client.run(Unseal, { itemHandle: handle });
   } finally {
-    await client.flushContext(handle);
+    await client.run(FlushContext, { flushHandle: handle });
   }
 }
 
@@ -76,15 +88,16 @@ for (const kind of ["rsa2048", "ecc-p256"] as const) {
       try {
         const blob = makeCredential(ek.public, ak.name, credential);
         const [id, seed] = [decodeTpm2bIdObject(blob.credentialBlob), decodeTpm2bEncryptedSecret(blob.secret)];
-        assert.deepEqual(await client.activateCredential(ak.handle, ek.handle, id, seed, { key: await ekAuth(client, ek.public) }), credential);
+        const keyAuth = await ekAuth(client, ek.public);
+        assert.deepEqual(await client.run(ActivateCredential, { activateHandle: ak.handle, keyHandle: ek.handle, credentialBlob: id, secret: seed, keyAuth }), credential);
       } finally {
-        await client.flushContext(ak.handle);
+        await client.run(FlushContext, { flushHandle: ak.handle });
       }
-      const srk = await client.createPrimary(TPM_RH.OWNER, srkTemplate());
+      const srk = await client.run(CreatePrimary, { primaryHandle: TPM_RH.OWNER, inPublic: srkTemplate() });
       try {
         assert.deepEqual(await sealRoundTrip(client, srk, sealedSecret), sealedSecret);
       } finally {
-        await client.flushContext(srk.handle);
+        await client.run(FlushContext, { flushHandle: srk.handle });
       }
     };
     try {
@@ -95,7 +108,7 @@ for (const kind of ["rsa2048", "ecc-p256"] as const) {
       await both();
       assert.ok(contains(rec.exchanges, sealedSecret) && contains(rec.exchanges, credential));
     } finally {
-      await client.flushContext(ek.handle);
+      await client.run(FlushContext, { flushHandle: ek.handle });
       await client.close();
     }
   });
@@ -105,28 +118,28 @@ test("a flipped byte in a protected Unseal or Create response is ERR_TPM_SESSION
   const flip = new FlippingTransport(new SwtpmTransport({ port: tpm.port }));
   const client = new TpmClient(flip);
   const ek = await createEk(client, "rsa2048");
-  const srk = await client.createPrimary(TPM_RH.OWNER, srkTemplate());
+  const srk = await client.run(CreatePrimary, { primaryHandle: TPM_RH.OWNER, inPublic: srkTemplate() });
   try {
     const secret = Buffer.from("integrity-checked-secret");
     const integrity = (e: unknown) => e instanceof TpmTrustError && e.code === "ERR_TPM_SESSION_INTEGRITY";
-    const sealed = await withEncryptedSession(client, srk, () => client.create(srk.handle, sealedTemplate(), { sensitive: { data: secret } }));
-    const { handle } = await client.load(srk.handle, sealed.private, sealed.public);
+    const sealed = await withEncryptedSession(client, srk, () => client.run(Create, { parentHandle: srk.handle, inPublic: sealedTemplate(), inSensitive: { data: secret } }));
+    const { handle } = await client.run(Load, { parentHandle: srk.handle, inPrivate: sealed.private, inPublic: sealed.public });
     try {
       flip.armed = 0x15e; // TPM2_Unseal
-      await assert.rejects(withEncryptedSession(client, srk, () => client.unseal(handle)), integrity);
+      await assert.rejects(withEncryptedSession(client, srk, () => client.run(Unseal, { itemHandle: handle })), integrity);
       assert.equal(flip.armed, undefined);
-      assert.deepEqual(await withEncryptedSession(client, srk, () => client.unseal(handle)), secret);
+      assert.deepEqual(await withEncryptedSession(client, srk, () => client.run(Unseal, { itemHandle: handle })), secret);
     } finally {
-      await client.flushContext(handle);
+      await client.run(FlushContext, { flushHandle: handle });
     }
     flip.armed = 0x153; // TPM2_Create
-    await assert.rejects(withEncryptedSession(client, srk, () => client.create(srk.handle, sealedTemplate(), { sensitive: { data: secret } })), integrity);
+    await assert.rejects(withEncryptedSession(client, srk, () => client.run(Create, { parentHandle: srk.handle, inPublic: sealedTemplate(), inSensitive: { data: secret } })), integrity);
     // a session to the wrong key: the TPM cannot recover the salt, and says so
     const wrong = { handle: srk.handle, public: ek.public };
     await assert.rejects(startSaltedSession(client, wrong));
   } finally {
-    await client.flushContext(srk.handle);
-    await client.flushContext(ek.handle);
+    await client.run(FlushContext, { flushHandle: srk.handle });
+    await client.run(FlushContext, { flushHandle: ek.handle });
     await client.close();
   }
 });

@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { createAk, createEk, TpmClient } from "../../src/tpm/commands/index.js";
+import { createAk, createEk, Quote, startupOnce, TpmClient } from "../../src/tpm/commands/index.js";
 import { SwtpmTransport } from "../../src/tpm/transport/swtpm.js";
 import { hashAlgByName } from "../../src/tpm/constants.js";
 import { encodeTpm2bPublic, encodeTpmtSignature, pcrSelection } from "../../src/tpm/structures.js";
@@ -35,7 +35,7 @@ for (const file of ["rhel8-gce-uefi.bin", "windows-option-rom-sha1.bin", "four-b
       if (locality !== undefined) {
         await transport.init();
         await transport.setLocality(locality);
-        await client.startup();
+        await startupOnce(client);
         await transport.setLocality(0);
       }
       await extendLog(client, log);
@@ -46,7 +46,7 @@ for (const file of ["rhel8-gce-uefi.bin", "windows-option-rom-sha1.bin", "four-b
 
       for (const bank of banks) {
         const pcrs = Object.keys(replayed[bank] ?? {}).map(Number).filter((p) => p < 24);
-        const q = await client.quote(ak.handle, NONCE, [pcrSelection(hashAlgByName(bank)!, pcrs)]);
+        const q = await client.run(Quote, { signHandle: ak.handle, qualifyingData: NONCE, PCRselect: [pcrSelection(hashAlgByName(bank)!, pcrs)] });
         writeFileSync(join(dir, `quote-${bank}.msg`), q.attest);
         writeFileSync(join(dir, `quote-${bank}.sig`), encodeTpmtSignature(q.signature));
         const args = ["verify", "quote", "--ak", join(dir, "ak.pub"), "--attest", join(dir, `quote-${bank}.msg`), "--signature", join(dir, `quote-${bank}.sig`), "--nonce", NONCE.toString("hex"), "--json"];

@@ -10,6 +10,7 @@ import { CA_KEY_ALGS, type CaKeyAlg } from "../../ca/signing.js";
 import { ATTESTATION_MODES, SUBJECT_SOURCES, getTemplate, listTemplates, putTemplate, removeTemplate, type TemplateView } from "../../ca/templates.js";
 import { TRUST_MODELS } from "../../ca/oids.js";
 import { inspectRequest, type InspectedRequest } from "../../ca/inspect.js";
+import { denyPendingRequest, getPendingRequest, listPendingRequests, type PendingRequestView } from "../../ca/requests.js";
 import { readInput } from "../files.js";
 import { action, printJson } from "../run.js";
 import { DB_OPTION_HELP, withStore } from "../store.js";
@@ -197,6 +198,57 @@ export function register(program: Command): void {
           const c = await revokeCertificate(store, serial, { reason: o.reason, ...caller() });
           if (o.json) return printJson(certView(c));
           process.stdout.write(`${c.serial}\trevoked\t${o.reason}\n`);
+        }),
+      ),
+    );
+
+  const requests = ca.command("requests").description("key attestation requests waiting for the answer to their EK challenge (POST /v1/ca/cmc)");
+  const requestLine = (r: PendingRequestView) => `${r.requestId}\t${r.state}\t${r.template}\t${r.subject}\t${r.requester}\t${r.ekHash}\t${r.expiresAt}\n`;
+  const requestId = (id: string): number => {
+    if (!/^[1-9][0-9]{0,9}$/.test(id)) throw new TpmTrustError("ERR_USAGE", `a request id is a positive number, not ${JSON.stringify(id)}`);
+    return Number(id);
+  };
+  requests
+    .command("list")
+    .description("requests waiting for their answer, newest first: id, state, template, subject, requester, EK hash, expiry")
+    .option("--all", "also the answered and expired ones")
+    .option("--db <url>", DB_OPTION_HELP)
+    .option("--json", "print JSON")
+    .action(
+      action((o: { all?: boolean; db?: string; json?: boolean }) =>
+        withStore(o.db, async (store) => {
+          const list = await listPendingRequests(store, { all: o.all, now: Date.now() });
+          if (o.json) return printJson(list);
+          for (const r of list) process.stdout.write(requestLine(r));
+        }),
+      ),
+    );
+  requests
+    .command("show <id>")
+    .description("one request: who asked, template, subject, EK hash and certificates, AIK Name, when it was made and expires")
+    .option("--db <url>", DB_OPTION_HELP)
+    .option("--json", "print JSON")
+    .action(
+      action((id: string, o: { db?: string; json?: boolean }) =>
+        withStore(o.db, async (store) => {
+          const r = await getPendingRequest(store, requestId(id), Date.now());
+          if (o.json) return printJson(r);
+          for (const [k, v] of Object.entries(r)) process.stdout.write(`${k}\t${v ?? "-"}\n`);
+        }),
+      ),
+    );
+  requests
+    .command("deny <id>")
+    .description("deny a request waiting for its answer (as certutil -deny): it is removed and its answer finds no request; audited as event 53")
+    .option("--reason <text>", "why, for the audit log")
+    .option("--db <url>", DB_OPTION_HELP)
+    .option("--json", "print JSON")
+    .action(
+      action((id: string, o: { reason?: string; db?: string; json?: boolean }) =>
+        withStore(o.db, async (store) => {
+          const r = await denyPendingRequest(store, requestId(id), { reason: o.reason ?? null, ...caller() });
+          if (o.json) return printJson(r);
+          process.stdout.write(`${r.requestId}\tdenied\n`);
         }),
       ),
     );

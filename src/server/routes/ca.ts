@@ -15,6 +15,7 @@ import { currentCrl, revokeCertificate, REVOCATION_REASONS } from "../../ca/crl.
 import { enroll, enrollChallenge, type TokenRequester } from "../../ca/enroll.js";
 import { currentXchg } from "../../ca/xchg.js";
 import { cmcRequest } from "../../ca/cmc.js";
+import { denyPendingRequest, getPendingRequest, listPendingRequests } from "../../ca/requests.js";
 import { TEMPLATE_NAME_PATTERN, TEMPLATE_SCHEMA, getTemplate, listTemplates, putTemplate, removeTemplate } from "../../ca/templates.js";
 import { TpmTrustError } from "../../errors.js";
 import type { Store } from "../../store/index.js";
@@ -24,6 +25,7 @@ import { pageList, type PageQuery } from "../paging.js";
 const tags = ["ca"];
 const B64 = (max: number, description: string) => ({ type: "string", minLength: 4, maxLength: max, pattern: BASE64_PATTERN, description }) as const;
 const NAME_PARAMS = { type: "object", additionalProperties: false, required: ["name"], properties: { name: { type: "string", pattern: TEMPLATE_NAME_PATTERN } } } as const;
+const REQUEST_PARAMS = { type: "object", additionalProperties: false, required: ["id"], properties: { id: { type: "string", pattern: "^[1-9][0-9]{0,9}$" } } } as const;
 const SERIAL_PARAMS = { type: "object", additionalProperties: false, required: ["serial"], properties: { serial: { type: "string", pattern: "^[0-9A-Fa-f:]{1,64}$" } } } as const;
 
 interface EnrollBody {
@@ -129,7 +131,7 @@ const ca: RouteModule = (app, { store, now, publicUrl, attest }) => {
       schema: {
         tags,
         summary:
-          "Windows key attestation over CMC (MS-WCCE): a CMC Full PKI Request (or PKCS#10) with KAST and EK info is answered with a pending CMC response carrying the EK challenge and a request id; the answer (EnvelopedData of the secret, ?requestId=N) is answered with the certificate",
+          "Windows key attestation over CMC (MS-WCCE): a CMC Full PKI Request (or PKCS#10) with KAST and EK info is answered with a pending CMC response carrying the EK challenge and a request id; the answer (EnvelopedData of the secret, ?requestId=N) is answered with the certificate. With the AIK info (an AK certificate of tpmtrust's attestation CA) instead of the EK info, the certificate comes at once",
         querystring: {
           type: "object",
           additionalProperties: false,
@@ -187,6 +189,37 @@ const ca: RouteModule = (app, { store, now, publicUrl, attest }) => {
     await removeTemplate(store, req.params.name, { actor: actorOf(req), now: now() });
     return reply.code(204).send();
   });
+
+  // ---- pending key attestation requests (CMC EK challenge)
+
+  app.get<{ Querystring: { all?: "true" | "false" } & PageQuery }>(
+    "/v1/ca/requests",
+    {
+      config: { access: READERS, paged: true },
+      schema: {
+        tags,
+        summary: "key attestation requests waiting for the answer to their EK challenge, newest first (all=true: answered and expired ones too)",
+        querystring: { type: "object", additionalProperties: false, properties: { all: { enum: ["true", "false"] } } },
+      },
+    },
+    async (req, reply) => pageList(req, reply, await listPendingRequests(store, { all: req.query.all === "true", now: now() }), (x) => String(x.requestId)),
+  );
+  app.get<{ Params: { id: string } }>("/v1/ca/requests/:id", { config: { access: READERS }, schema: { tags, summary: "one key attestation request", params: REQUEST_PARAMS } }, async (req) =>
+    getPendingRequest(store, Number(req.params.id), now()),
+  );
+  app.post<{ Params: { id: string }; Body: { reason?: string } }>(
+    "/v1/ca/requests/:id/deny",
+    {
+      config: { access: ADMINS },
+      schema: {
+        tags,
+        summary: "deny a request waiting for its answer (AD CS certutil -deny): removed, audited as event 53; its answer then finds no request",
+        params: REQUEST_PARAMS,
+        body: { type: "object", additionalProperties: false, properties: { reason: { type: "string", maxLength: 256 } } },
+      },
+    },
+    async (req) => denyPendingRequest(store, Number(req.params.id), { reason: req.body?.reason ?? null, actor: actorOf(req), now: now() }),
+  );
 
   // ---- issued certificates
 

@@ -86,6 +86,19 @@ export function caPendingRepo(ctx: Ctx) {
       return r ? toPending(r) : undefined;
     },
 
+    /** Newest first; with `all` also the answered and expired ones (still kept). */
+    async list(o: { all?: boolean; at: number; limit: number }): Promise<CaPending[]> {
+      let q = ctx.db.selectFrom("ca_pending").selectAll();
+      if (!o.all) q = q.where("answered_at", "is", null).where("expires_at", ">", o.at);
+      return (await q.orderBy("created_at", "desc").orderBy("request_id").limit(o.limit).execute()).map(toPending);
+    },
+
+    /** Removes a request (an operator denied it): a later answer finds no request. False if unknown. */
+    async remove(requestId: number): Promise<boolean> {
+      const r = await ctx.db.deleteFrom("ca_pending").where("request_id", "=", requestId).executeTakeFirst();
+      return Number(r.numDeletedRows) > 0;
+    },
+
     /** Moves a pending request's expiry (tests and operators: expire one now). */
     async setExpiry(requestId: number, expiresAt: number): Promise<boolean> {
       const r = await ctx.db.updateTable("ca_pending").set({ expires_at: expiresAt }).where("request_id", "=", requestId).executeTakeFirst();

@@ -1,13 +1,16 @@
+import { canonicalJson, toJsonValue } from "../audit-chain.js";
 import type { Ctx } from "../ctx.js";
 import { preparedSql } from "../prepared.js";
+import type { NewAuditEntry } from "./audit.js";
 import type { AttestationsTable, TokensTable } from "../schema.js";
 import { pcrsJson, type NewHostEvidence } from "./host-evidence.js";
 
 /**
- * PostgreSQL, one statement: consumes the nonce, updates the host, stores the attestation, its
- * token and the host's evidence. The nonce is consumed only while the host row, locked first, still
- * has the health `$6`; everything else hangs off the host update, so either all of it happens or
- * (nonce spent, expired or unknown, or the health moved) nothing does.
+ * PostgreSQL, one statement (so one round trip, atomic without BEGIN/COMMIT): consumes the nonce,
+ * updates the host, stores the attestation, its token, the host's evidence and the audit entry. The
+ * nonce is consumed only while the host row, locked first, still has the health `$6`; everything
+ * else hangs off the host update, so either all of it happens or (nonce spent, expired or unknown,
+ * or the health moved) nothing does.
  */
 const RECORD_UNCHANGED = `with
 n as (
@@ -35,6 +38,10 @@ e as (
   on conflict (host_name) do update set at = excluded.at, pcrs = excluded.pcrs,
     event_log = case when excluded.event_log is not null then excluded.event_log when host_evidence.event_log_sha256 = $21::text then host_evidence.event_log end,
     event_log_sha256 = case when excluded.event_log is not null or host_evidence.event_log_sha256 = $21::text then $21::text end
+),
+l as (
+  insert into audit (at, actor, action, subject, outcome, details)
+  select $4::bigint, $22::text, $23::text, name, $24::text, $25::text from h
 )
 select count(*)::int as recorded from h`;
 const recordUnchanged = preparedSql<{ recorded: number }>(RECORD_UNCHANGED);
@@ -47,6 +54,8 @@ export interface UnchangedVerdict {
   attestation: AttestationsTable;
   token: Omit<TokensTable, "revoked_at"> | null;
   evidence: NewHostEvidence | null;
+  /** the verdict's audit entry (its subject is the host) */
+  audit: Omit<NewAuditEntry, "subject" | "at">;
 }
 
 /** Attestation verdicts recorded in one statement (PostgreSQL). */
@@ -55,7 +64,8 @@ export function verdictsRepo(ctx: Ctx) {
     /**
      * Records a verdict that leaves its host's health as it was (the steady state). False, with
      * nothing changed, when it cannot: on SQLite, or the nonce is not spendable, or the host's health
-     * is not (or no longer) `health`; the caller then takes the general path, which says why.
+     * is not (or no longer) `health`; the caller then takes the general path, which says why. A
+     * statement that fails (e.g. the audit log cannot be written) changes nothing either.
      */
     async recordUnchanged(v: UnchangedVerdict): Promise<boolean> {
       if (ctx.dialect !== "postgres") return false;
@@ -84,6 +94,10 @@ export function verdictsRepo(ctx: Ctx) {
         e ? pcrsJson(e.pcrs) : null,
         e?.eventLog ? e.eventLog.toString("base64") : null,
         e?.eventLogSha256?.toString("hex") ?? null,
+        v.audit.actor,
+        v.audit.action,
+        v.audit.outcome,
+        canonicalJson(toJsonValue(v.audit.details)),
       ]);
       return rows[0]?.recorded === 1;
     },

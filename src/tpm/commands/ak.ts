@@ -4,6 +4,10 @@ import type { TpmtPublic } from "../types.js";
 import type { TpmClient } from "./client.js";
 import { ekAuth } from "./ek.js";
 import type { AuthSession } from "./session.js";
+import { Create } from "./create.js";
+import { FlushContext } from "./flush-context.js";
+import { Load } from "./load.js";
+import { ReadPublic } from "./read-public.js";
 
 // fixedTPM | fixedParent | sensitiveDataOrigin | userWithAuth | restricted | sign (0x00050072)
 const AK_ATTRS = TPMA_OBJECT.fixedTPM | TPMA_OBJECT.fixedParent | TPMA_OBJECT.sensitiveDataOrigin | TPMA_OBJECT.userWithAuth | TPMA_OBJECT.restricted | TPMA_OBJECT.sign;
@@ -65,13 +69,13 @@ export async function createAk(
   ek: { handle: number; public: TpmtPublic },
   opts: AkOptions & { endorsementAuth?: AuthSession } = {},
 ): Promise<CreatedKey> {
-  const created = await client.create(ek.handle, akTemplate(opts), { auth: await ekAuth(client, ek.public, opts) });
-  const { handle } = await client.load(ek.handle, created.private, created.public, { auth: await ekAuth(client, ek.public, opts) });
+  const created = await client.run(Create, { parentHandle: ek.handle, inPublic: akTemplate(opts), auth: await ekAuth(client, ek.public, opts) });
+  const { handle } = await client.run(Load, { parentHandle: ek.handle, inPrivate: created.private, inPublic: created.public, auth: await ekAuth(client, ek.public, opts) });
   try {
-    const { name, qualifiedName } = await client.readPublic(handle);
+    const { name, qualifiedName } = await client.run(ReadPublic, { objectHandle: handle });
     return { handle, public: created.public, publicArea: created.publicArea, private: created.private, name, qualifiedName };
   } catch (e) {
-    await client.flushContext(handle).catch(() => undefined);
+    await client.run(FlushContext, { flushHandle: handle }).catch(() => undefined);
     throw e;
   }
 }

@@ -81,7 +81,8 @@ export function unmarshalResponse(resp: Buffer, name: string, responseHandles: n
 /**
  * One TPM command as go-tpm's tpm2 package models them: the spec name and command code, a typed
  * request (its handles, the sessions authorizing them, its parameters) and the typed response.
- * `TpmClient.run` executes it.
+ * `TpmClient.run` executes it. An operation that takes more than one command (paging, chunking,
+ * retrying) is a function next to its command that takes the client.
  */
 export interface Command<Req, Resp> {
   /** the spec name, e.g. "TPM2_Quote" */
@@ -100,6 +101,6 @@ export interface Command<Req, Resp> {
   auths?(req: Req): AuthSession[];
   /** writes the parameter area */
   params?(req: Req, w: Writer): void;
-  /** reads the response parameters; must consume them exactly */
-  response?(r: Reader, handles: number[]): Resp;
+  /** reads the response parameters (must consume them exactly) and checks them against the request */
+  response?(r: Reader, handles: number[], req: Req): Resp;
 }

@@ -9,6 +9,13 @@ import type { TpmClient } from "./client.js";
 import type { CreatePrimaryResult } from "./create-primary.js";
 import { TPMA_NV } from "./nv.js";
 import { password, type AuthSession } from "./session.js";
+import { CreatePrimary } from "./create-primary.js";
+import { FlushContext } from "./flush-context.js";
+import { NV_ReadPublic } from "./nv-read-public.js";
+import { PolicySecret } from "./policy-secret.js";
+import { getHandles } from "./get-capability.js";
+import { nvReadAll } from "./nv-read.js";
+import { startPolicySession } from "./start-auth-session.js";
 
 export type EkKind = "rsa2048" | "ecc-p256" | "rsa2048-high" | "ecc-p256-high" | "ecc-p384" | "ecc-p521" | "ecc-sm2" | "rsa3072" | "rsa4096";
 
@@ -111,7 +118,7 @@ export interface EkTemplateChoice {
  */
 export async function ekTemplateFor(client: TpmClient, kind: EkKind): Promise<EkTemplateChoice> {
   const spec = EK_TEMPLATES[kind];
-  const defined = new Set(await client.getHandles(0x01c00000));
+  const defined = new Set(await getHandles(client, 0x01c00000));
   const out: EkTemplateChoice = { template: spec.template() };
   if (defined.has(spec.templateIndex)) {
     const data = await readNvWhole(client, spec.templateIndex);
@@ -146,7 +153,7 @@ export async function createEk(
   opts: { endorsementAuth?: AuthSession } = {},
 ): Promise<CreatePrimaryResult & Omit<EkTemplateChoice, "template">> {
   const { template, ...from } = await ekTemplateFor(client, kind);
-  return { ...(await client.createPrimary(TPM_RH.ENDORSEMENT, template, { auth: opts.endorsementAuth })), ...from };
+  return { ...(await client.run(CreatePrimary, { primaryHandle: TPM_RH.ENDORSEMENT, inPublic: template, auth: opts.endorsementAuth })), ...from };
 }
 
 /**
@@ -156,11 +163,11 @@ export async function createEk(
  */
 export async function ekAuth(client: TpmClient, ek: TpmtPublic, opts: { endorsementAuth?: AuthSession } = {}): Promise<AuthSession> {
   if (ek.objectAttributes & TPMA_OBJECT.userWithAuth) return password();
-  const session = await client.startAuthSession({ hashAlg: ek.nameAlg });
+  const session = await startPolicySession(client, { hashAlg: ek.nameAlg });
   try {
-    await client.policySecret(TPM_RH.ENDORSEMENT, session, { auth: opts.endorsementAuth });
+    await client.run(PolicySecret, { authHandle: TPM_RH.ENDORSEMENT, policySession: session.handle, auth: opts.endorsementAuth });
   } catch (e) {
-    await client.flushContext(session.handle).catch(() => undefined);
+    await client.run(FlushContext, { flushHandle: session.handle }).catch(() => undefined);
     throw e;
   }
   return session;
@@ -181,7 +188,7 @@ export interface EkCertificate {
  * authorizing with the index itself (AUTHREAD), else the owner, else the platform.
  */
 export async function readEkCertificates(client: TpmClient): Promise<EkCertificate[]> {
-  const defined = new Set(await client.getHandles(0x01c00000));
+  const defined = new Set(await getHandles(client, 0x01c00000));
   const out: EkCertificate[] = [];
   for (const [kind, spec] of Object.entries(EK_TEMPLATES) as [EkKind, EkSpec][]) {
     if (!defined.has(spec.certIndex)) continue;
@@ -197,11 +204,11 @@ export const EK_CHAIN_LAST = 0x01c001ff;
 
 /** Reads one written NV index whole, authorizing with the index (AUTHREAD), else owner, else platform. */
 async function readNvWhole(client: TpmClient, index: number): Promise<Buffer | undefined> {
-  const { nvPublic } = await client.nvReadPublic(index);
+  const { nvPublic } = await client.run(NV_ReadPublic, { nvIndex: index });
   const a = nvPublic.attributes;
   if (!(a & TPMA_NV.WRITTEN)) return undefined;
   const authHandle = a & TPMA_NV.AUTHREAD ? index : a & TPMA_NV.OWNERREAD ? TPM_RH.OWNER : TPM_RH.PLATFORM;
-  return client.nvRead(index, { authHandle, size: nvPublic.dataSize });
+  return nvReadAll(client, index, { authHandle, size: nvPublic.dataSize });
 }
 
 /**
@@ -210,7 +217,7 @@ async function readNvWhole(client: TpmClient, index: number): Promise<Buffer | u
  * intermediates for path building only; trust still comes from the configured roots.
  */
 export async function readEkChain(client: TpmClient): Promise<{ index: number; certificates: Buffer[] }[]> {
-  const handles = (await client.getHandles(EK_CHAIN_FIRST)).filter((h) => h >= EK_CHAIN_FIRST && h <= EK_CHAIN_LAST);
+  const handles = (await getHandles(client, EK_CHAIN_FIRST)).filter((h) => h >= EK_CHAIN_FIRST && h <= EK_CHAIN_LAST);
   const out: { index: number; certificates: Buffer[] }[] = [];
   for (const index of handles) {
     const data = await readNvWhole(client, index);

@@ -8,8 +8,8 @@ import { password, type AuthSession } from "./session.js";
  */
 export interface EvictControlRequest {
   /** TPM_RH_OWNER (default) or TPM_RH_PLATFORM */
-  auth?: number;
-  authSession?: AuthSession;
+  authHandle?: number;
+  auth?: AuthSession;
   objectHandle: number;
   persistentHandle: number;
 }
@@ -17,7 +17,7 @@ export interface EvictControlRequest {
 export const EvictControl: Command<EvictControlRequest, void> = {
   name: "TPM2_EvictControl",
   code: TPM_CC.EvictControl,
-  handles: (q) => [q.auth ?? TPM_RH.OWNER, q.objectHandle],
-  auths: (q) => [q.authSession ?? password()],
+  handles: (q) => [q.authHandle ?? TPM_RH.OWNER, q.objectHandle],
+  auths: (q) => [q.auth ?? password()],
   params: (q, w) => void w.u32(q.persistentHandle),
 };

@@ -2,6 +2,7 @@
 import { algName, TPM_PT } from "../constants.js";
 import { selectedPcrs } from "../structures.js";
 import type { TpmClient } from "./client.js";
+import { getPcrBanks, getProperties } from "./get-capability.js";
 
 const PT_FIXED = 0x100;
 const PT = { LEVEL: 0x101, REVISION: 0x102, DAY_OF_YEAR: 0x103, YEAR: 0x104, VENDOR_TPM_TYPE: 0x10a } as const;
@@ -37,11 +38,11 @@ function ascii(values: (number | undefined)[]): string {
 }
 
 export async function tpmInfo(client: TpmClient): Promise<TpmInfo> {
-  const p = await client.getProperties(PT_FIXED, 0x80);
+  const p = await getProperties(client, PT_FIXED, 0x80);
   const get = (pt: number) => p.get(pt) ?? 0;
   const fw1 = get(TPM_PT.FIRMWARE_VERSION_1);
   const fw2 = get(TPM_PT.FIRMWARE_VERSION_2);
-  const banks = await client.getPcrBanks();
+  const banks = await getPcrBanks(client);
   return {
     family: ascii([get(TPM_PT.FAMILY_INDICATOR)]),
     level: get(PT.LEVEL),

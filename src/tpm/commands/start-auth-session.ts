@@ -1,8 +1,10 @@
-import { TPM_ALG, TPM_CC, TPM_RH } from "../constants.js";
-import { writeTpmtSymDefObject } from "../structures.js";
+import { TPM_ALG, TPM_CC, TPM_RH, TPM_SE } from "../constants.js";
+import { digestSize, writeTpmtSymDefObject } from "../structures.js";
 import type { TpmtSymDefObject } from "../types.js";
+import type { TpmClient } from "./client.js";
 import type { Command } from "./command.js";
 import { EMPTY } from "./params.js";
+import { PolicySession } from "./session.js";
 
 /** Part 3 §11.1 TPM2_StartAuthSession */
 export interface StartAuthSessionRequest {
@@ -31,3 +33,12 @@ export const StartAuthSession: Command<StartAuthSessionRequest, { handle: number
   },
   response: (r, [handle]) => ({ handle, nonceTPM: r.tpm2b("nonceTPM", 64) }),
 };
+
+/** An unbound, unsalted policy (or trial) session with symmetric NULL and `hashAlg` as its policy hash. */
+export async function startPolicySession(tpm: TpmClient, opts: { hashAlg?: number; trial?: boolean; continueSession?: boolean } = {}): Promise<PolicySession> {
+  const hashAlg = opts.hashAlg ?? TPM_ALG.SHA256;
+  const size = digestSize(hashAlg);
+  const sessionType = opts.trial ? TPM_SE.TRIAL : TPM_SE.POLICY;
+  const { handle, nonceTPM } = await tpm.run(StartAuthSession, { nonceCaller: tpm.random(size), sessionType, authHash: hashAlg });
+  return new PolicySession(handle, hashAlg, nonceTPM, size, opts.continueSession ?? false);
+}

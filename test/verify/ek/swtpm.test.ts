@@ -1,6 +1,6 @@
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { createEk, readEkCertificates, TpmClient } from "../../../src/tpm/commands/index.js";
+import { createEk, FlushContext, readEkCertificates, TpmClient } from "../../../src/tpm/commands/index.js";
 import { SwtpmTransport } from "../../../src/tpm/transport/index.js";
 import { EKU_EK_CERTIFICATE, EKU_PLATFORM_CERTIFICATE, evaluateEkTrust, loadCertificate, loadCertificates, validateChain } from "../../../src/verify/ek/index.js";
 import { startSwtpm, type Swtpm } from "../../helpers/swtpm.js";
@@ -31,7 +31,7 @@ test("swtpm EK certificates (RSA-2048, P-384) chain to the swtpm local CA and ho
   const at = new Date();
   for (const c of certs) {
     const ek = await createEk(client, c.kind);
-    await client.flushContext(ek.handle);
+    await client.run(FlushContext, { flushHandle: ek.handle });
     const leaf = loadCertificate(c.der);
     assert.equal(leaf.notAfter.toISOString(), "9999-12-31T23:59:59.000Z");
     assert.equal(leaf.extensions.find((e) => e.oid === "2.5.29.17")?.critical, true);
