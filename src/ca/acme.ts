@@ -32,7 +32,7 @@ import { POLICY_OF, type TrustModel } from "./oids.js";
 import { getTemplate, type CertTemplate } from "./templates.js";
 import { evaluateTrustModels } from "./trust-models.js";
 
-export const ACME_NONCE_PURPOSE = "acme";
+const ACME_NONCE_PURPOSE = "acme";
 const NONCE_TTL_MS = 60 * 60_000;
 const ORDER_TTL_MS = 60 * 60_000;
 export const CHALLENGE_TYPE = "device-attest-01";
@@ -40,7 +40,7 @@ export const IDENTIFIER_TYPE = "permanent-identifier";
 const ALGS = ["ES256", "ES384", "RS256", "PS256"];
 const HOST_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 
-export function acmeError(type: string, code: ErrorCode, message: string, details: Record<string, unknown> = {}): TpmTrustError {
+function acmeError(type: string, code: ErrorCode, message: string, details: Record<string, unknown> = {}): TpmTrustError {
   return new TpmTrustError(code, message, { acme: type, ...details });
 }
 
@@ -272,7 +272,7 @@ export async function loadAuthz(store: Store, id: string, account: AcmeAccount):
 }
 
 /** ACME problem document for an error (stored with a challenge or order). */
-export function problemOf(e: TpmTrustError): Record<string, unknown> {
+function problemOf(e: TpmTrustError): Record<string, unknown> {
   return { type: `urn:ietf:params:acme:error:${acmeType(e)}`, detail: e.message, code: e.code };
 }
 

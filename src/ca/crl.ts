@@ -21,10 +21,10 @@ export const REVOCATION_REASONS: Record<string, number> = {
   privilegeWithdrawn: 9,
   aACompromise: 10,
 };
-export const CRL_LIFETIME_MS = 7 * DAY_MS;
+const CRL_LIFETIME_MS = 7 * DAY_MS;
 
 /** A reason given by name or number; ERR_VALIDATION otherwise. */
-export function revocationReason(v: string | number): number {
+function revocationReason(v: string | number): number {
   const n = typeof v === "number" ? v : /^\d+$/.test(v) ? Number(v) : REVOCATION_REASONS[v];
   if (n === undefined || !Object.values(REVOCATION_REASONS).includes(n)) {
     throw new TpmTrustError("ERR_VALIDATION", `revocation reason must be one of ${Object.keys(REVOCATION_REASONS).join(", ")} (or its RFC 5280 number), got ${JSON.stringify(v)}`, { field: "reason" });

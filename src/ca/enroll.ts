@@ -11,7 +11,7 @@
  * ("kast-ek": trust models judge the EK the request sent) and issues after the answer.
  *
  * The requester is the token's holder (an admin, or an enroller with its identity), else the attested
- * host, else anonymous; the template names who may enrol. `none` ignores evidence;
+ * host, else anonymous; the template names who may enroll. `none` ignores evidence;
  * `required-if-capable` checks evidence only when the request carries some and issues without
  * attestation policies when the check fails (recorded with the certificate and audited as event 22);
  * `required` rejects every request without valid attestation. Failures are audited like AD CS:
@@ -95,7 +95,7 @@ function requireTokenAdmitted(t: CertTemplate, r: TokenRequester): void {
   }
 }
 
-/** What enrolment decided, before the certificate is issued (or, for a Windows request, challenged). */
+/** What enrollment decided, before the certificate is issued (or, for a Windows request, challenged). */
 export interface EnrollDecision {
   template: CertTemplate;
   mode: CertTemplate["keyAttestation"]["mode"];
@@ -231,7 +231,7 @@ export async function auditDenied(
   return withDetails(e, { adcsEvent: o.stage === "attestation" ? ADCS_EVENT.attestationError : ADCS_EVENT.requestDenied, ...(o.hresult ? { hresult: o.hresult } : {}) });
 }
 
-/** Issues the certificate enrolment decided on, with the passed models' policies; its audit entry commits with it. */
+/** Issues the certificate enrollment decided on, with the passed models' policies; its audit entry commits with it. */
 export async function issueEnrollment(store: Store, d: EnrollDecision, req: Pick<EnrollRequest, "template">, c: EnrollCaller): Promise<EnrollResult> {
   const { verified, failure, policies, host } = d;
   const passed = d.models?.passed ?? [];

@@ -29,8 +29,8 @@ export interface AdminOptions {
   caCert?: string;
 }
 
-export const SERVER_ENV = "TPMTRUST_SERVER";
-export const TOKEN_ENV = "TPMTRUST_TOKEN";
+const SERVER_ENV = "TPMTRUST_SERVER";
+const TOKEN_ENV = "TPMTRUST_TOKEN";
 
 /** The options every admin command takes: where to administer. */
 export function adminOptions(c: Command): Command {

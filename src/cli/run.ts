@@ -38,7 +38,7 @@ export function printJson(v: unknown): void {
 }
 
 /** Buffers as hex, bigints as decimal strings: the JSON shape every --json output uses. */
-export function jsonReplacer(_k: string, v: unknown): unknown {
+function jsonReplacer(_k: string, v: unknown): unknown {
   if (typeof v === "bigint") return v.toString();
   if (v && typeof v === "object" && (v as { type?: string }).type === "Buffer" && Array.isArray((v as { data?: unknown }).data)) {
     return Buffer.from((v as { data: number[] }).data).toString("hex");

@@ -53,6 +53,13 @@ export interface RouteDeps {
   monitor: Monitor;
 }
 
+declare module "fastify" {
+  interface FastifyInstance {
+    /** this instance's health monitor: its sweeps and webhook delivery */
+    monitor: Monitor;
+  }
+}
+
 export type RouteModule = (app: FastifyInstance, deps: RouteDeps) => Promise<void> | void;
 
 export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
@@ -91,6 +98,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   const now = opts.now ?? Date.now;
   const attest = attestConfig(opts.attest);
   const monitor = startMonitor({ store: opts.store, cfg: attest, now, logger: app.log });
+  app.decorate("monitor", monitor);
   app.addHook("onClose", () => monitor.stop());
   const deps: RouteDeps = { store: opts.store, now, publicUrl: opts.publicUrl, attest, provisioning: opts.provisioning, auditWitnessMs: opts.auditWitnessMs ?? 600_000, auditCheckpointMs: opts.auditCheckpointMs ?? 5_000, monitor };
   for (const mod of routeModules) await app.register(async (scope) => mod(scope, deps));

@@ -370,6 +370,14 @@ export async function evaluateEk(store: Store, ev: EkEvidence, at: Date): Promis
   return evaluateEkIn(await trustSnapshot(store), ev, at);
 }
 
+// one set per snapshot: the trust sweep judges many hosts against one snapshot
+const allowlists = new WeakMap<TrustSnapshot, ReadonlySet<string>>();
+function allowlistOf(snap: TrustSnapshot): ReadonlySet<string> {
+  let a = allowlists.get(snap);
+  if (!a) allowlists.set(snap, (a = new Set(snap.allowlist.keys())));
+  return a;
+}
+
 /** evaluateEk against a configuration already read. */
 export function evaluateEkIn(snap: TrustSnapshot, ev: EkEvidence, at: Date): EkDecision {
   const r = evaluateEkTrust({
@@ -377,7 +385,7 @@ export function evaluateEkIn(snap: TrustSnapshot, ev: EkEvidence, at: Date): EkD
     ekCerts: ev.ekCerts ?? [],
     intermediates: [...snap.intermediates, ...(ev.intermediates ?? [])],
     roots: snap.roots,
-    allowlist: new Set(snap.allowlist.keys()),
+    allowlist: allowlistOf(snap),
     revoked: snap.revoked,
     at,
   });
@@ -389,7 +397,7 @@ export function evaluateEkIn(snap: TrustSnapshot, ev: EkEvidence, at: Date): EkD
  * The trust methods a host's policy version accepts. v2 (default): a trusted EK certificate. v1: a
  * certificate or the allow-list; without a certificate for this EK, the allow-list alone decides.
  */
-export function methodsFor(policyVersion: PolicyVersion, haveCertificate: boolean): EkTrustMethod[] {
+function methodsFor(policyVersion: PolicyVersion, haveCertificate: boolean): EkTrustMethod[] {
   if (policyVersion === "v2") return ["ek-cert"];
   return haveCertificate ? ["ek-cert", "ek-key"] : ["ek-key"];
 }

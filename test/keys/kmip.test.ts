@@ -21,7 +21,7 @@ import { buildApp } from "../../src/server/app.js";
 import { openStore, type Store } from "../../src/store/index.js";
 import { learnBaseline } from "../../src/policy/baseline.js";
 import { parseEventLog } from "../../src/verify/eventlog/index.js";
-import { attestOnce, readLog, registerHost, startTpmHost, type TpmHost } from "../helpers/attest-host.js";
+import { addHost, attestOnce, readLog, startTpmHost, type TpmHost } from "../helpers/attest-host.js";
 import { checkSealing } from "../helpers/key-server.js";
 import { startPyKmip, type PyKmip } from "../helpers/pykmip.js";
 
@@ -242,7 +242,7 @@ describe("key release over KMIP, end to end over HTTP", () => {
       await closeKeyServers(store);
       await store.close();
     };
-    await registerHost(store, host, { name: "web-1", hardwareClass: "lab" });
+    await addHost(store, host, { name: "web-1", hardwareClass: "lab" });
     await ok("POST", "/v1/policies", adminToken, { kind: "baseline", name: "gce", hardwareClass: "lab", document: learnBaseline("gce", [parseEventLog(readLog("rhel8-gce-uefi.bin"))], [0, 1, 2, 3, 4, 5, 6, 7]) }, 201);
   });
   after(async () => {

@@ -36,10 +36,7 @@ import { rawSql } from "../helpers/store.js";
 import { encodeTpm2bPublic } from "../../src/tpm/structures.js";
 import { addFleetBaseline, fleetPcrs, FLEET_LOG, identityOf, quoteAttest, seedHosts, signEcdsa, softHost, type SoftHost } from "../helpers/software-fleet.js";
 import { constants as cryptoConstants, privateEncrypt } from "node:crypto";
-import { learnRuntimePolicy } from "../../src/policy/runtime.js";
-import { hashAlgByName } from "../../src/tpm/constants.js";
-import { pcrSelection } from "../../src/tpm/structures.js";
-import { parseImaList, replayIma } from "../../src/verify/ima/index.js";
+import { addImaClass, IMA_BOOT, imaEvidence, imaEvil, imaHost as imaHostIn, imaList, type ImaRound } from "../helpers/ima-fleet.js";
 import { entry, sigField, type Built } from "../verify/ima-build.js";
 
 const dir = mkdtempSync(join(tmpdir(), "tpmtrust-attacks-"));
@@ -290,54 +287,19 @@ const PCR_SELECT_0_6 = (a: TpmsAttest): TpmsAttest => {
 // ---- IMA: increments of a host's measurement list against the running PCR 10 of its boot
 
 const IMA_CLASS = "ima-n1";
-const IMA_PCRS = [0, 1, 2, 3, 4, 5, 6, 7, 10];
 const sha256 = (b: Buffer | string) => createHash("sha256").update(b).digest();
-/** A boot's list as it begins: boot_aggregate (SHA-256 of the fleet's PCRs 0–7), then files (one in the excluded /tmp/). */
-const IMA_BOOT: Built[] = (() => {
-  const p = fleetPcrs().sha256;
-  const aggregate = sha256(Buffer.concat([0, 1, 2, 3, 4, 5, 6, 7].map((i) => Buffer.from(p[String(i)], "hex"))));
-  return [entry({ path: "boot_aggregate", digest: aggregate }), ...["/usr/lib/systemd/systemd", "/usr/lib/libc.so.6", "/usr/sbin/sshd", "/etc/ld.so.cache", "/usr/bin/bash", "/tmp/build/cc1"].map((f) => entry({ path: f, digest: sha256(f) }))];
-})();
-/** Files the policy does not allow. */
-const imaEvil = (path: string) => entry({ path, digest: sha256(`evil ${path}`) });
-const imaList = (e: Built[]) => Buffer.concat(e.map((x) => x.binary));
 
 let imaClass: Promise<void> | undefined;
-/** A host of its own (its own IMA state) in the class whose policies are the fleet baseline and a runtime policy learned from IMA_BOOT, excluding /tmp/. */
+/** A host of its own (its own IMA state) in the class whose policies are the fleet baseline and a runtime policy (test/helpers/ima-fleet.ts). */
 async function imaHost(name: string): Promise<SoftHost> {
-  imaClass ??= (async () => {
-    await addPolicy(s.store, "test", Date.now(), { kind: "baseline", name: "ima-fleet", hardwareClass: IMA_CLASS, document: learnBaseline("ima-fleet", [parseEventLog(FLEET_LOG)], [0, 1, 2, 3, 4, 5, 6, 7]) });
-    const runtime = learnRuntimePolicy("ima-attacks", parseImaList(imaList(IMA_BOOT)), ["/tmp/"]);
-    await addPolicy(s.store, "test", Date.now(), { kind: "runtime", name: "ima-attacks", hardwareClass: IMA_CLASS, document: runtime });
-  })();
+  imaClass ??= addImaClass(s.store, IMA_CLASS);
   await imaClass;
-  const h = softHost(name);
-  await seedHosts(s.store, [h]);
-  await s.store.hosts.update(h.name, { hardwareClass: IMA_CLASS }, Date.now());
-  return h;
+  return imaHostIn(s.store, name, IMA_CLASS);
 }
 
-/**
- * An attestation whose quote covers the fleet's PCRs 0–7 and PCR 10 extended with `extended` (every
- * entry of the boot so far, in every bank), sending `sent` from `startIndex`, in boot `resetCount`.
- */
-async function imaAttest(h: SoftHost, o: { extended: Built[]; sent: Buffer; startIndex: number; resetCount?: number }): Promise<Answer> {
-  const nonce = await freshNonce(h);
-  const pcrs = fleetPcrs();
-  const banks = Object.keys(pcrs);
-  const ten = replayIma(parseImaList(imaList(o.extended)), banks).pcrs;
-  for (const b of banks) pcrs[b]["10"] = ten[b][10].toString("hex");
-  const base = quoteAttest(h, nonce);
-  const digest = sha256(Buffer.concat(banks.flatMap((b) => IMA_PCRS.map((p) => Buffer.from(pcrs[b][String(p)], "hex")))));
-  const attest = encodeTpmsAttest({ ...base, clockInfo: { ...base.clockInfo, resetCount: o.resetCount ?? 7 }, attested: { pcrSelect: banks.map((b) => pcrSelection(hashAlgByName(b)!, IMA_PCRS)), pcrDigest: digest } } as TpmsAttest);
-  return call("POST", "/v1/attestations", {
-    akNameHex: h.akName.toString("hex"),
-    nonceHex: nonce.toString("hex"),
-    quotes: [{ attest: b64(attest), signature: b64(signEcdsa(h.akKey, attest)) }],
-    pcrs,
-    eventLog: b64(FLEET_LOG),
-    ima: { startIndex: o.startIndex, list: b64(o.sent) },
-  });
+/** An attestation with a fresh nonce: a quote over the fleet's PCRs 0–7 and PCR 10 as `o.extended` left it, with the increment `o.sent`. */
+async function imaAttest(h: SoftHost, o: ImaRound): Promise<Answer> {
+  return call("POST", "/v1/attestations", imaEvidence(h, await freshNonce(h), o));
 }
 
 /** A host whose whole boot list so far passed (the control of each IMA attack). */
@@ -974,7 +936,7 @@ test("audit: an ACME account, order or certificate whose audit entry cannot be w
   assert.equal(await rows("SELECT count(*) AS n FROM ca_certs"), before.certs + 1);
 });
 
-test("audit: an enrolment or a revocation whose audit entry cannot be written is not made: no certificate, the certificate not revoked, no CRL (ERR_AUDIT_WRITE_FAILED)", async () => {
+test("audit: an enrollment or a revocation whose audit entry cannot be written is not made: no certificate, the certificate not revoked, no CRL (ERR_AUDIT_WRITE_FAILED)", async () => {
   const issued = await enrolPlain("t-none", [{ CN: ["audited.corp.example"] }], { token: admin });
   assert.equal(issued.status, 201, JSON.stringify(issued.body));
   const revoke = () => call("POST", `/v1/ca/certs/${issued.body.serial}/revoke`, { reason: "keyCompromise" }, admin);

@@ -125,7 +125,7 @@ export function register(program: Command): void {
   /** An EK hash, or the EK hashes a file holds (EK certificates, an agent identify file, a list of hashes). */
   const hashesOf = (arg: string) => (isEkHash(arg) ? [arg.toLowerCase()] : ekHashesIn(arg));
   ek.command("revoke <ekHashOrFile>")
-    .description("revoke an EK (its hash, or every EK of an EK certificate or identify file): refused from the next decision on, in every instance (attestation, token, AK activation, enrolment, key release, DPS registration); its hosts turn unhealthy (ERR_EK_NOT_TRUSTED) without waiting for their next attestation")
+    .description("revoke an EK (its hash, or every EK of an EK certificate or identify file): refused from the next decision on, in every instance (attestation, token, AK activation, enrollment, key release, DPS registration); its hosts turn unhealthy (ERR_EK_NOT_TRUSTED) without waiting for their next attestation")
     .option("--reason <text>", "why (kept and audited)")
     .option("--db <url>", DB_OPTION_HELP)
     .action(

@@ -59,7 +59,7 @@ const ca: RouteModule = (app, { store, now, publicUrl, attest }) => {
       config: { access: "public" },
       schema: {
         tags,
-        summary: "enrol a CSR with TPM key attestation (TPM2_Certify by a bound AK, or a KAST statement in the CSR)",
+        summary: "enroll a CSR with TPM key attestation (TPM2_Certify by a bound AK, or a KAST statement in the CSR)",
         body: {
           type: "object",
           additionalProperties: false,
@@ -122,7 +122,7 @@ const ca: RouteModule = (app, { store, now, publicUrl, attest }) => {
     },
   );
 
-  // CMC bodies: DER, or base64 / PEM text as Windows' HTTP enrolment transports send it
+  // CMC bodies: DER, or base64 / PEM text as Windows' HTTP enrollment transports send it
   app.addContentTypeParser(["application/pkcs7-mime", "application/pkcs10"], { parseAs: "buffer", bodyLimit: 256 * 1024 }, (_req, body, done) => done(null, body));
   app.post<{ Body: Buffer; Querystring: { template?: string; requestId?: string } }>(
     "/v1/ca/cmc",
@@ -243,8 +243,7 @@ const ca: RouteModule = (app, { store, now, publicUrl, attest }) => {
     },
   );
   app.get<{ Params: { serial: string } }>("/v1/ca/certs/:serial", { config: { access: READERS }, schema: { tags, summary: "one certificate with its PEM", params: SERIAL_PARAMS } }, async (req) => {
-    const c = await getCertificate(store, req.params.serial);
-    return { ...certView(c), certificatePem: certificatePem(c.der) };
+    return getCertificate(store, req.params.serial);
   });
   app.post<{ Params: { serial: string }; Body: { reason?: string } }>(
     "/v1/ca/certs/:serial/revoke",

@@ -10,7 +10,7 @@ import { pageList, type PageQuery } from "../paging.js";
 const tags = ["policies"];
 const ID = { type: "object", additionalProperties: false, required: ["id"], properties: { id: { type: "string", format: "uuid" } } } as const;
 
-export function policyView(p: Policy, withDocument = true) {
+function policyView(p: Policy, withDocument = true) {
   return {
     id: p.id,
     kind: p.kind,

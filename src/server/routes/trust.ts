@@ -63,7 +63,7 @@ const trust: RouteModule = (app, { store, now, monitor }) => {
       config: { access: ADMINS },
       schema: {
         tags,
-        summary: "revoke an EK: refused from the next decision on (attestation, token, AK activation, enrolment, key release, DPS registration); its hosts turn unhealthy",
+        summary: "revoke an EK: refused from the next decision on (attestation, token, AK activation, enrollment, key release, DPS registration); its hosts turn unhealthy",
         body: { type: "object", additionalProperties: false, required: ["ekHash"], properties: { ekHash: EK_HASH, reason: { type: "string", maxLength: 256 } } },
       },
     },

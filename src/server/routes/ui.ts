@@ -29,7 +29,7 @@ const HEADERS = {
 };
 
 /** The web/ folder: found upwards from this module, so it works from src/ (tsx) and from a build. */
-export function webRoot(from = dirname(fileURLToPath(import.meta.url))): string {
+function webRoot(from = dirname(fileURLToPath(import.meta.url))): string {
   for (let d = from; ; d = dirname(d)) {
     if (existsSync(join(d, "web", "index.html"))) return join(d, "web");
     if (dirname(d) === d) throw new TpmTrustError("ERR_IO", "the dashboard assets (web/index.html) are missing from this installation");
