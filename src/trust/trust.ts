@@ -335,8 +335,8 @@ export async function removeCa(store: Store, id: string, c: Caller): Promise<EkC
 export interface EkEvidence {
   /** the EK: TPMT_PUBLIC, KeyObject or SPKI */
   ekPublic?: PublicKeyInput;
-  /** EK certificates as read from NV or sent (DER/PEM); judged one by one */
-  ekCerts?: readonly Uint8Array[];
+  /** EK certificates as read from NV or sent (DER/PEM, or parsed); judged one by one */
+  ekCerts?: readonly (Uint8Array | ParsedCertificate)[];
   /** intermediates the client supplied, used for path building only */
   intermediates?: readonly ParsedCertificate[];
 }
