@@ -46,7 +46,23 @@ export async function run(): Promise<BenchFigure[]> {
 
   const quotedAll = replayIma(list, ["sha1", "sha256"]).pcrs;
   const whole = await compare(`real list (${n} entries, ${bytes.length} B): parse + template hash + replay sha1+sha256 to the quoted PCR 10 + policy`, () => verifyList(bytes, quotedAll, small), "sha256 over the same bytes", () => hash("sha256", bytes, "buffer"));
-  figures.push(perEntry(whole, n, "entries/s", `IMA entries verified per second (${n}-entry real list)`, ">= 200,000 entries/s on one core"));
+  // the floor: the hashes a two-bank replay cannot do without (per entry: the SHA-1 template hash
+  // check, the bank's SHA-256 of the template data, one extend per bank), measured in the same run
+  const extendSha1 = Buffer.alloc(40);
+  const extendSha256 = Buffer.alloc(64);
+  const hashes = () => {
+    for (const e of list.entries) {
+      hash("sha1", e.hashed, "binary");
+      hash("sha256", e.hashed, "binary");
+      hash("sha1", extendSha1, "binary");
+      hash("sha256", extendSha256, "binary");
+    }
+  };
+  const floor = await compare("the hashes alone", () => verifyList(bytes, quotedAll, small), "4 hashes per entry", hashes);
+  figures.push({
+    ...perEntry(whole, n, "entries/s", `IMA entries verified per second (${n}-entry real list)`, ">= 200,000 entries/s on one core"),
+    details: { "hash floor (4 hashes per entry), entries/s": Math.round(floor.baseline!.median * n), "ratio to the hash floor": Number(floor.ratio!.toFixed(3)) },
+  });
 
   // a 100-entry increment, server side: the last 100 entries of the real list, replayed from the
   // running PCR 10 the stored state holds after the others to the quoted one, and judged
@@ -100,7 +116,7 @@ export async function run(): Promise<BenchFigure[]> {
   // the policy's part alone (template hashes taken as checked): a lookup per entry, whatever the policy's size
   const judged = { templateHashesChecked: true };
   const lookup = await compare(`real list against the 1,000,000-digest policy`, () => checkRuntimePolicy(big!, list, undefined, judged), "the same list against its own small policy", () => checkRuntimePolicy(small, list, undefined, judged), { runs: 3 });
-  figures.push(perEntry(lookup, n, "entries/s", "policy lookups per second with 1,000,000 digests (O(1): ratio ≈ 1 to a small policy)"));
+  figures.push(perEntry(lookup, n, "entries/s", "policy lookups per second with 1,000,000 digests (O(1); below a small policy's rate by the memory cache misses of a large table)"));
   // the service judges with the policy compiled once per version (attest/policies.ts keeps it by id): an
   // increment costs the same with 1,000,000 digests as with a few hundred
   const bigPolicy = { ...policy, id: "bench-big", doc: big } as HostPolicy;

@@ -212,7 +212,7 @@ export async function attest(tpm: TpmClient, service: ServiceClient, o: AttestOp
     result = await send(eventLog);
   }
   if (o.passedLog) o.passedLog.sha256 = result.verdict === "pass" ? sha256 : undefined;
-  if (o.ima) o.ima.progress.nextIndex = result.ima?.nextIndex ?? 0;
+  if (o.ima) o.ima.progress.nextIndex = result.ima?.nextIndex;
   if (result.verdict === "pass" && typeof result.token === "string") writeToken(o.stateDir, result.token);
   else clearToken(o.stateDir);
   o.log?.info({ host: result.host, verdict: result.verdict, code: result.code }, "attested");

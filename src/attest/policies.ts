@@ -284,7 +284,7 @@ export interface NewPolicy {
 }
 
 /** Validates a policy about to be added; a refusal is audited as a failed policy.add. */
-export async function checkNewPolicy(store: Store, actor: string, now: number, p: NewPolicy): Promise<void> {
+async function checkNewPolicy(store: Store, actor: string, now: number, p: NewPolicy): Promise<void> {
   try {
     validate(NAME, p.name, "policy name");
     if (p.hardwareClass != null && !new RegExp(HARDWARE_CLASS_PATTERN).test(p.hardwareClass)) throw new TpmTrustError("ERR_VALIDATION", `hardware class ${JSON.stringify(p.hardwareClass)} does not match ${HARDWARE_CLASS_PATTERN}`);

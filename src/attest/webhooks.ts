@@ -73,7 +73,7 @@ export async function deliverDue(store: Store, cfg: AttestConfig, now: () => num
 export const WEBHOOK_EVENTS = ["host.health"] as const;
 
 export type WebhookView = Omit<Webhook, "secret">;
-export const webhookView = ({ secret: _secret, ...w }: Webhook): WebhookView => w;
+const webhookView = ({ secret: _secret, ...w }: Webhook): WebhookView => w;
 
 /** Subscribes a URL (http or https) to events; the secret signs every delivery. Audited (without the secret). */
 export async function addWebhook(store: Store, actor: string, now: number, o: { url: string; secret: string; events?: string[] }): Promise<WebhookView> {

@@ -263,25 +263,29 @@ async function initialRequest(store: Store, body: Buffer, templateName: string |
     if (d.verified?.format !== "kast-ek") return issued(d);
     const secret = randomBytes(SECRET_BYTES);
     const cred = makeCredential(ekPublicFromSpki(info.publicKey), d.verified.akName, secret);
-    const pending = await store.caPending.create({
-      template,
-      csr: d.csr.der,
-      ekPublic: info.publicKey,
-      ekCerts: info.certificates,
-      ekHash: d.models!.ekHashes[0],
-      aikName: d.verified.akName,
-      secretHash: createHash("sha256").update(secret).digest(),
-      requester: { actor: c.actor, tokenId: c.requester?.tokenId ?? null },
-      ttlMs: CMC_CHALLENGE_TTL_MS,
-      at: c.now,
-    });
-    await store.audit.append({
-      actor: c.actor,
-      action: "ca.request.pending",
-      subject: template,
-      outcome: "success",
-      details: { requestId: pending.requestId, ...d.facts, trustModels: d.models!.passed, expiresAt: pending.expiresAt },
-      at: c.now,
+    // the pending request and its entry commit together
+    const pending = await store.transaction(async (tx) => {
+      const pending = await tx.caPending.create({
+        template,
+        csr: d.csr.der,
+        ekPublic: info.publicKey,
+        ekCerts: info.certificates,
+        ekHash: d.models!.ekHashes[0],
+        aikName: d.verified!.akName,
+        secretHash: createHash("sha256").update(secret).digest(),
+        requester: { actor: c.actor, tokenId: c.requester?.tokenId ?? null },
+        ttlMs: CMC_CHALLENGE_TTL_MS,
+        at: c.now,
+      });
+      await tx.audit.append({
+        actor: c.actor,
+        action: "ca.request.pending",
+        subject: template,
+        outcome: "success",
+        details: { requestId: pending.requestId, ...d.facts, trustModels: d.models!.passed, expiresAt: pending.expiresAt },
+        at: c.now,
+      });
+      return pending;
     });
     const xchg = await currentXchg(store, { actor: c.actor, now: c.now });
     const response = await cmcResponse(store, {

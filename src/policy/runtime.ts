@@ -107,7 +107,7 @@ function toIndex(o: Record<string, string[]>): DigestIndex {
 }
 
 /** Is `hex` among the digests the index allows for `name`? */
-export function allowedDigest(m: DigestIndex, name: string, hex: string): boolean {
+function allowedDigest(m: DigestIndex, name: string, hex: string): boolean {
   const v = m.get(name);
   return v === hex || (typeof v === "object" && v.has(hex));
 }

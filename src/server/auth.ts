@@ -23,6 +23,8 @@ export interface Principal {
   name?: string;
   /** an enroller token's identity */
   identity?: string;
+  /** the CLI in-process on the service's machine (src/cli/admin-client.ts): it may name files of this machine */
+  local?: true;
 }
 
 declare module "fastify" {

@@ -103,17 +103,17 @@ function judge(view: TrustView, host: HostRef, eks: readonly HostEk[], at: numbe
     if (eks.length === 0) throw new TpmTrustError("ERR_EK_NOT_TRUSTED", `host ${host.name} has no registered EK`);
     // the host is as trusted as its weakest registered EK, as when it was registered
     for (const ek of eks) {
-      let leafUntil = Infinity;
+      let leaf: ParsedCertificate | undefined;
       if (ek.cert) {
         try {
-          const leaf = loadCertificate(ek.cert);
+          leaf = loadCertificate(ek.cert);
           certs.push(leaf);
-          leafUntil = leaf.notAfter.getTime();
         } catch {
           // an unparseable stored certificate fails below, whatever the time
         }
       }
-      const d = evaluateEkIn(snap, { ekPublic: decodeTpmtPublic(ek.public), ekCerts: ek.cert ? [ek.cert] : [] }, new Date(at));
+      // parsed once: parsing is most of what judging a certificate costs
+      const d = evaluateEkIn(snap, { ekPublic: decodeTpmtPublic(ek.public), ekCerts: ek.cert ? [leaf ?? ek.cert] : [] }, new Date(at));
       let m: EkTrustMethod;
       try {
         m = requireForPolicy(d, host.policyVersion);
@@ -128,7 +128,7 @@ function judge(view: TrustView, host: HostRef, eks: readonly HostEk[], at: numbe
       }
       if (m === "ek-key") method = "ek-key";
       const path = d.certificates.find((c) => c.passed)?.pathSha256?.slice(1);
-      const until = Math.min(leafUntil, ...(path ?? []).map((c) => view.cas.get(c) ?? -Infinity)) + 1;
+      const until = Math.min(leaf?.notAfter.getTime() ?? Infinity, ...(path ?? []).map((c) => view.cas.get(c) ?? -Infinity)) + 1;
       basis.push(m === "ek-key" ? { ekHash: d.ekHash!, until: Infinity, allowlisted: d.ekHash! } : { ekHash: d.ekHash!, until, ...(path ? { path } : {}) });
     }
     return { evaluatedAt: at, nextChange: nextChange(certs, at), method, basis };

@@ -148,6 +148,10 @@ test("continuous: only new entries are sent; entries appended after the quote wa
   } finally {
     await second.close();
   }
+  // a restarted agent knows no index: it sends no entries, and the stored state says nothing is new
+  const restarted: { nextIndex?: number } = {};
+  const r3 = await attest(host.tpm, service, { stateDir, eventLog: logPath, ima: { path: listPath(), progress: restarted } });
+  assert.deepEqual([r3.verdict, r3.ima?.covered, r3.ima?.entriesVerified, restarted.nextIndex], ["fail", 0, 9, 9]);
 });
 
 test("verify quote --ima: a tpm2-tools quote over PCR 10 that tpm2_pcrextend extended with a real list", async () => {

@@ -72,7 +72,7 @@ const stateOption = () => new Option("--state-dir <dir>", "where the agent keeps
 const caOption = () => new Option("--ca-cert <file>", "PEM CA certificate to trust for the service's TLS certificate");
 const eventlogOption = () => new Option("--eventlog <path>", `the TCG event log (default ${DEFAULT_EVENTLOG}; left out with a warning if that is missing)`);
 const imaOption = () => new Option("--ima [path]", `send the IMA measurement list (default ${DEFAULT_IMA_LIST}), incrementally: the entries after those the service verified`);
-const imaOf = (v: string | true | undefined) => (v === undefined ? undefined : { path: v === true ? DEFAULT_IMA_LIST : v, progress: { nextIndex: 0 } });
+const imaOf = (v: string | true | undefined) => (v === undefined ? undefined : { path: v === true ? DEFAULT_IMA_LIST : v, progress: {} });
 
 function printVerdict(r: Awaited<ReturnType<typeof attest>>, json: boolean | undefined, stateDir: string): number {
   if (json) printJson(r);

@@ -105,7 +105,7 @@ export function register(program: Command): void {
       withAdmin(
         o,
         async (c) => {
-          const list = await c.call<HostView[]>("GET", `/v1/hosts${o.class ? `?hardwareClass=${encodeURIComponent(o.class)}` : ""}`);
+          const list = await c.list<HostView>(`/v1/hosts${o.class ? `?hardwareClass=${encodeURIComponent(o.class)}` : ""}`);
           if (o.json) return printJson(list);
           for (const h of list) process.stdout.write(`${h.name}\t${h.hardwareClass}\t${h.policyVersion}\t${h.trustMethod ?? "-"}\t${h.health}\t${h.aks.length} AK\n`);
         },

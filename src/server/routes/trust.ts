@@ -1,7 +1,7 @@
 /** EK trust: allow-list, allow-list folders, EK roots and intermediates, and confirm. Admin writes, admin/auditor reads. */
 import type { RouteModule } from "../app.js";
 import { actorOf, ADMINS, READERS } from "../auth.js";
-import { decodePublic } from "../../attest/identity.js";
+import { parseKeyInput } from "../../verify/inputs.js";
 import { BASE64_PATTERN, decodeBase64 } from "../../encoding.js";
 import {
   addAllowlist,
@@ -19,6 +19,7 @@ import {
   unrevokeEk,
   type ConfirmInput,
 } from "../../trust/trust.js";
+import type { EkCaKind } from "../../store/index.js";
 import { TpmTrustError } from "../../errors.js";
 import { pageList, type PageQuery } from "../paging.js";
 
@@ -26,6 +27,8 @@ const EK_HASH = { type: "string", pattern: "^[0-9a-fA-F]{64}$", description: "he
 const B64 = { type: "string", minLength: 4, maxLength: 65536, pattern: BASE64_PATTERN } as const;
 const CERTS = { type: "array", maxItems: 64, items: B64 } as const;
 const PATH = { type: "object", additionalProperties: false, required: ["path"], properties: { path: { type: "string", minLength: 1, maxLength: 4096 } } } as const;
+const keyOf = (k: ReturnType<typeof parseKeyInput>) => k.public ?? k.key;
+const KIND = { type: "string", enum: ["root", "intermediate"] } as const;
 const tags = ["trust"];
 
 const trust: RouteModule = (app, { store, now, monitor }) => {
@@ -102,23 +105,26 @@ const trust: RouteModule = (app, { store, now, monitor }) => {
 
   app.get<{ Querystring: PageQuery }>("/v1/trust/cas", { config: { access: READERS, paged: true }, schema: { tags, summary: "EK roots (EKROOT) and intermediates (EKCA)" } }, async (req, reply) => pageList(req, reply, await listCas(store), (x) => x.id));
 
-  app.post<{ Body: { certificates: string[]; kind?: "root" | "intermediate" } }>(
+  app.post<{ Body: { certificates: (string | { certificate: string; kind: EkCaKind })[]; kind?: EkCaKind } }>(
     "/v1/trust/cas",
     {
       config: { access: ADMINS },
       schema: {
         tags,
-        summary: "import EK roots or intermediates (kind absent: self-signed = root)",
+        summary: "import EK roots or intermediates: each a base64 DER/PEM value, or {certificate, kind} with its own role (kind absent everywhere: self-signed = root)",
         body: {
           type: "object",
           additionalProperties: false,
           required: ["certificates"],
-          properties: { certificates: { ...CERTS, minItems: 1 }, kind: { type: "string", enum: ["root", "intermediate"] } },
+          properties: {
+            certificates: { type: "array", minItems: 1, maxItems: 4096, items: { anyOf: [B64, { type: "object", additionalProperties: false, required: ["certificate", "kind"], properties: { certificate: B64, kind: KIND } }] } },
+            kind: { ...KIND, description: "the role of every certificate, overriding their own" },
+          },
         },
       },
     },
     async (req, reply) => {
-      const certs = req.body.certificates.map((c, i) => decodeBase64(c, `certificates[${i}]`));
+      const certs = req.body.certificates.map((c, i) => (typeof c === "string" ? decodeBase64(c, `certificates[${i}]`) : { der: decodeBase64(c.certificate, `certificates[${i}].certificate`), kind: c.kind }));
       const r = await importCaCertificates(store, certs, req.body.kind ? { kind: req.body.kind } : {}, caller(req));
       return reply.code(r.added.length > 0 ? 201 : 200).send(r);
     },
@@ -144,7 +150,7 @@ const trust: RouteModule = (app, { store, now, monitor }) => {
         body: {
           type: "object",
           additionalProperties: false,
-          properties: { ekHash: EK_HASH, ekCertificates: CERTS, intermediates: CERTS, ekPublic: { ...B64, maxLength: 4096 }, at: { type: "string", format: "date-time" } },
+          properties: { ekHash: EK_HASH, ekCertificates: CERTS, intermediates: CERTS, ekPublic: { ...B64, maxLength: 8192, description: "the EK public key: TPM2B_PUBLIC, TPMT_PUBLIC or SubjectPublicKeyInfo (DER or PEM), base64" }, at: { type: "string", format: "date-time" } },
         },
       },
     },
@@ -158,7 +164,7 @@ const trust: RouteModule = (app, { store, now, monitor }) => {
         input = {
           ekCertificates: (b.ekCertificates ?? []).map((c, i) => decodeBase64(c, `ekCertificates[${i}]`)),
           intermediates: (b.intermediates ?? []).map((c, i) => decodeBase64(c, `intermediates[${i}]`)),
-          ...(b.ekPublic ? { ekPublic: decodePublic(decodeBase64(b.ekPublic, "ekPublic"), "ekPublic").public } : {}),
+          ...(b.ekPublic ? { ekPublic: keyOf(parseKeyInput(decodeBase64(b.ekPublic, "ekPublic"), "ekPublic")) } : {}),
         };
       }
       return confirm(store, input, { ...caller(req), ...(b.at ? { at: new Date(b.at) } : {}) });

@@ -68,11 +68,18 @@ const ui: RouteModule = (app) => {
       config: { access: READERS },
       schema: {
         tags: ["admin"],
-        summary: "the calling API token's role (the dashboard shows write actions to admins only)",
-        response: { 200: { type: "object", additionalProperties: false, properties: { role: { type: "string", enum: ["admin", "auditor"] }, tokenId: { type: "string" } } } },
+        summary: "the calling API token's role and the principal it names, if any (the dashboard shows write actions to admins only)",
+        response: {
+          200: {
+            type: "object",
+            additionalProperties: false,
+            required: ["role", "tokenId"],
+            properties: { role: { type: "string", enum: ["admin", "auditor"] }, tokenId: { type: "string" }, name: { type: "string", description: "the principal (admin token create --name); absent for an unnamed token" } },
+          },
+        },
       },
     },
-    async (req) => ({ role: req.principal!.role, tokenId: req.principal!.tokenId }),
+    async (req) => ({ role: req.principal!.role, tokenId: req.principal!.tokenId, ...(req.principal!.name !== undefined ? { name: req.principal!.name } : {}) }),
   );
 };
 export default ui;
