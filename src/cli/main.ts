@@ -9,7 +9,7 @@ if (isVersionOnly(process.argv.slice(2))) {
   try {
     await program.parseAsync(process.argv);
   } catch (e) {
-    printError(e);
+    await printError(e);
     process.exitCode = exitCodeFor(e);
   }
 }
