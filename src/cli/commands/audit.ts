@@ -1,5 +1,6 @@
 import { readFileSync } from "node:fs";
-import { type Command, Option } from "commander";
+import type { Command } from "commander";
+import { Option } from "../commander.js";
 import type { AuditReport, InclusionProof } from "../../attest/audit-log.js";
 import { TpmTrustError } from "../../errors.js";
 import type { AuditAnchor, AuditEntry, StoredCheckpoint } from "../../store/index.js";

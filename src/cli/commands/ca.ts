@@ -1,4 +1,5 @@
-import { type Command, Option } from "commander";
+import type { Command } from "commander";
+import { Option } from "../commander.js";
 import { writeFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { TpmTrustError } from "../../errors.js";

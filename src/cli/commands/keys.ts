@@ -3,7 +3,8 @@
  * on the running service with --server, else in-process on the local database (src/cli/admin-client.ts).
  */
 import { resolve } from "node:path";
-import { type Command, Option } from "commander";
+import type { Command } from "commander";
+import { Option } from "../commander.js";
 import { TpmTrustError } from "../../errors.js";
 import { DEFAULT_KEY_SERVER, KEY_SERVER_KINDS, MASTER_KEY_ENV, type ProviderView } from "../../keys/index.js";
 import type { Cluster, KeyServer } from "../../store/index.js";
