@@ -1,6 +1,8 @@
 /** EK trust: allow-list, allow-list folders, EK roots and intermediates, and confirm. Admin writes, admin/auditor reads. */
 import type { RouteModule } from "../app.js";
 import { actorOf, ADMINS, READERS } from "../auth.js";
+import { decodePublic } from "../../attest/identity.js";
+import type { PublicKeyInput } from "../../crypto/keys.js";
 import { parseKeyInput } from "../../verify/inputs.js";
 import { BASE64_PATTERN, decodeBase64 } from "../../encoding.js";
 import {
@@ -27,7 +29,26 @@ const EK_HASH = { type: "string", pattern: "^[0-9a-fA-F]{64}$", description: "he
 const B64 = { type: "string", minLength: 4, maxLength: 65536, pattern: BASE64_PATTERN } as const;
 const CERTS = { type: "array", maxItems: 64, items: B64 } as const;
 const PATH = { type: "object", additionalProperties: false, required: ["path"], properties: { path: { type: "string", minLength: 1, maxLength: 4096 } } } as const;
-const keyOf = (k: ReturnType<typeof parseKeyInput>) => k.public ?? k.key;
+/** The EK public key of a confirm: a TPM2B_PUBLIC (its own parse error when cut short), else a TPMT_PUBLIC or an SPKI, DER or PEM. */
+function ekPublicOf(bytes: Buffer): PublicKeyInput {
+  const der = bytes[0] === 0x30 || bytes.subarray(0, 5).toString("latin1") === "-----";
+  if (!der) {
+    try {
+      return decodePublic(bytes, "ekPublic").public;
+    } catch (e) {
+      // a bare TPMT_PUBLIC, or else the TPM2B_PUBLIC's own error (ERR_PARSE_TRUNCATED, …)
+      let k: ReturnType<typeof parseKeyInput>;
+      try {
+        k = parseKeyInput(bytes, "ekPublic");
+      } catch {
+        throw e;
+      }
+      return k.public ?? k.key;
+    }
+  }
+  const k = parseKeyInput(bytes, "ekPublic");
+  return k.public ?? k.key;
+}
 const KIND = { type: "string", enum: ["root", "intermediate"] } as const;
 const tags = ["trust"];
 
@@ -164,7 +185,7 @@ const trust: RouteModule = (app, { store, now, monitor }) => {
         input = {
           ekCertificates: (b.ekCertificates ?? []).map((c, i) => decodeBase64(c, `ekCertificates[${i}]`)),
           intermediates: (b.intermediates ?? []).map((c, i) => decodeBase64(c, `intermediates[${i}]`)),
-          ...(b.ekPublic ? { ekPublic: keyOf(parseKeyInput(decodeBase64(b.ekPublic, "ekPublic"), "ekPublic")) } : {}),
+          ...(b.ekPublic ? { ekPublic: ekPublicOf(decodeBase64(b.ekPublic, "ekPublic")) } : {}),
         };
       }
       return confirm(store, input, { ...caller(req), ...(b.at ? { at: new Date(b.at) } : {}) });
