@@ -4,8 +4,10 @@
  *    + runtime-policy lookup, in entries per second (goal ≥ 200,000/s on one core);
  *  - a 100-entry increment as the service checks it (ImaTracker: parse, replay from the running PCR 10
  *    to the quoted one, policy) in µs (goal < 1 ms);
- *  - a 1,000,000-digest runtime policy: loaded once per version (time), and looked up in O(1) (the rate
- *    on the real list with it, against the same list with the list's own small policy).
+ *  - a 1,000,000-digest runtime policy: loaded once per version (time), looked up in O(1) (the rate on
+ *    the real list with it, against the same list with the list's own small policy), and an increment
+ *    judged with it costing what it costs with the small one (the service compiles a policy once per
+ *    version, never per check).
  */
 import { hash } from "node:crypto";
 import { readFileSync } from "node:fs";
@@ -44,16 +46,39 @@ export async function run(): Promise<BenchFigure[]> {
 
   const quotedAll = replayIma(list, ["sha1", "sha256"]).pcrs;
   const whole = await compare(`real list (${n} entries, ${bytes.length} B): parse + template hash + replay sha1+sha256 to the quoted PCR 10 + policy`, () => verifyList(bytes, quotedAll, small), "sha256 over the same bytes", () => hash("sha256", bytes, "buffer"));
-  figures.push(perEntry(whole, n, "entries/s", `IMA entries verified per second (${n}-entry real list)`, ">= 200,000 entries/s on one core"));
+  // the floor: the hashes a two-bank replay cannot do without (per entry: the SHA-1 template hash
+  // check, the bank's SHA-256 of the template data, one extend per bank), measured in the same run
+  const extendSha1 = Buffer.alloc(40);
+  const extendSha256 = Buffer.alloc(64);
+  const hashes = () => {
+    for (const e of list.entries) {
+      hash("sha1", e.hashed, "binary");
+      hash("sha256", e.hashed, "binary");
+      hash("sha1", extendSha1, "binary");
+      hash("sha256", extendSha256, "binary");
+    }
+  };
+  const floor = await compare("the hashes alone", () => verifyList(bytes, quotedAll, small), "4 hashes per entry", hashes);
+  figures.push({
+    ...perEntry(whole, n, "entries/s", `IMA entries verified per second (${n}-entry real list)`, ">= 200,000 entries/s on one core"),
+    details: { "hash floor (4 hashes per entry), entries/s": Math.round(floor.baseline!.median * n), "ratio to the hash floor": Number(floor.ratio!.toFixed(3)) },
+  });
 
-  // a 100-entry increment, server side: the tracker replays it from the running PCR 10 to the quoted one
-  const inc = encodeBinary(list.entries.slice(0, 100));
-  const quoted = replayIma({ entries: list.entries.slice(0, 100), templateHashAlg: "sha1" }, ["sha1", "sha256"]).pcrs;
+  // a 100-entry increment, server side: the last 100 entries of the real list, replayed from the
+  // running PCR 10 the stored state holds after the others to the quoted one, and judged
   const tracker = new ImaTracker();
   const policy = { id: "bench", kind: "runtime", name: "bench", version: 1, doc: small } as unknown as HostPolicy;
-  const boot = { resetCount: 1, restartCount: 0 };
-  const check = () => tracker.judge("bench-host", boot, quoted, [policy], { startIndex: 0, bytes: inc });
-  const incF = await compare("100-entry increment checked by the service (ImaTracker)", check, "sha256 over the same bytes", () => hash("sha256", inc, "buffer"));
+  const boot = { resetCount: 1 };
+  const quoted = replayIma(list, ["sha1", "sha256"]).pcrs;
+  const before = n - 100;
+  const head = tracker.judge("bench-host", { version: null }, boot, replayIma({ entries: list.entries.slice(0, before), templateHashAlg: "sha1" }, ["sha1", "sha256"]).pcrs, [policy], { startIndex: 0, bytes: encodeBinary(list.entries.slice(0, before)) }, 0);
+  const prior = { state: head.write!.state, version: head.write!.record.version };
+  const inc = encodeBinary(list.entries.slice(before));
+  const check = () => {
+    const j = tracker.judge("bench-host", prior, boot, quoted, [policy], { startIndex: before, bytes: inc }, 0);
+    if (j.summary.covered !== 100 || j.summary.failures !== head.summary.failures) throw new Error("the bench increment did not verify");
+  };
+  const incF = await compare("100-entry increment checked by the service (ImaTracker.judge from the stored state)", check, "sha256 over the same bytes", () => hash("sha256", inc, "buffer"));
   figures.push({
     name: "time per 100-entry increment (server side)",
     unit: "us",
@@ -88,7 +113,30 @@ export async function run(): Promise<BenchFigure[]> {
     ratio: median(loads) / median(parses),
     goal: "once per policy version, never per check",
   });
-  const lookup = await compare(`real list against the 1,000,000-digest policy`, () => checkRuntimePolicy(big!, list), "the same list against its own small policy", () => checkRuntimePolicy(small, list), { runs: 3 });
-  figures.push(perEntry(lookup, n, "entries/s", "policy lookups per second with 1,000,000 digests (O(1): ratio ≈ 1 to a small policy)"));
+  // the policy's part alone (template hashes taken as checked): a lookup per entry, whatever the policy's size
+  const judged = { templateHashesChecked: true };
+  const lookup = await compare(`real list against the 1,000,000-digest policy`, () => checkRuntimePolicy(big!, list, undefined, judged), "the same list against its own small policy", () => checkRuntimePolicy(small, list, undefined, judged), { runs: 3 });
+  figures.push(perEntry(lookup, n, "entries/s", "policy lookups per second with 1,000,000 digests (O(1); below a small policy's rate by the memory cache misses of a large table)"));
+  // the service judges with the policy compiled once per version (attest/policies.ts keeps it by id): an
+  // increment costs the same with 1,000,000 digests as with a few hundred
+  const bigPolicy = { ...policy, id: "bench-big", doc: big } as HostPolicy;
+  const bigHead = tracker.judge("bench-host", { version: null }, boot, replayIma({ entries: list.entries.slice(0, before), templateHashAlg: "sha1" }, ["sha1", "sha256"]).pcrs, [bigPolicy], { startIndex: 0, bytes: encodeBinary(list.entries.slice(0, before)) }, 0);
+  const bigPrior = { state: bigHead.write!.state, version: bigHead.write!.record.version };
+  const bigInc = await compare(
+    "100-entry increment judged with the 1,000,000-digest policy",
+    () => tracker.judge("bench-host", bigPrior, boot, quoted, [bigPolicy], { startIndex: before, bytes: inc }, 0),
+    "the same increment with the small policy",
+    check,
+    { runs: 3 },
+  );
+  figures.push({
+    name: "time per 100-entry increment with the 1,000,000-digest policy (no reload per check: ratio ≈ 1)",
+    unit: "us",
+    median: 1e6 / bigInc.median,
+    runs: bigInc.runs.map((r) => 1e6 / r),
+    baseline: { name: "the same increment with the small policy", median: 1e6 / bigInc.baseline!.median },
+    ratio: bigInc.baseline!.median / bigInc.median,
+    goal: "< 1000 us",
+  });
   return figures;
 }

@@ -14,6 +14,7 @@ const modules: Record<string, () => Promise<BenchModule>> = {
   ca: () => import("./ca.js"),
   load: () => import("./load.js"),
   startup: () => import("./startup.js"),
+  sweep: () => import("./sweep.js"),
 };
 
 /** What every figure must carry: a median of at least three runs and a baseline measured in the same run. */

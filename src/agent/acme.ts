@@ -126,7 +126,7 @@ function coseAlg(s: AgentState): number {
 
 /** The device-attest-01 `tpm` attestation object for the loaded key at `keyHandle`: TPM2_Certify by the bound AK over SHA-256(keyAuthorization). */
 export async function deviceAttestObject(tpm: TpmClient, state: AgentState, key: { handle: number; publicArea: Buffer }, keyAuthorization: string): Promise<Buffer> {
-  if (!state.akCertificate) throw new TpmTrustError("ERR_USAGE", "the registered AK has no AK certificate (x5c needs one): run `tpmtrust agent register` again");
+  if (!state.akCertificate) throw new TpmTrustError("ERR_USAGE", "the activated AK has no AK certificate (x5c needs one): run `tpmtrust agent activate` again");
   const extraData = createHash("sha256").update(keyAuthorization).digest();
   const certify = await withAk(tpm, state, (ak) => tpm.run(Certify, { objectHandle: key.handle, signHandle: ak, qualifyingData: extraData }));
   const attStmt = { ver: "2.0", alg: coseAlg(state), x5c: [decodeBase64(state.akCertificate, "akCertificate")], sig: certify.signatureBytes, certInfo: certify.attest, pubArea: key.publicArea };
@@ -135,7 +135,7 @@ export async function deviceAttestObject(tpm: TpmClient, state: AgentState, key:
 
 export async function acmeEnroll(tpm: TpmClient, o: AcmeOptions): Promise<AcmeResult> {
   const state = readState(o.stateDir);
-  if (!state.akCertificate) throw new TpmTrustError("ERR_USAGE", "the registered AK has no AK certificate (x5c needs one): run `tpmtrust agent register` again");
+  if (!state.akCertificate) throw new TpmTrustError("ERR_USAGE", "the activated AK has no AK certificate (x5c needs one): run `tpmtrust agent activate` again");
   const identifier = o.identifier ?? state.host;
   const alg = o.keyAlg ?? "ecc";
   const dirRes = await fetch(o.directory).catch((e: Error) => {

@@ -73,17 +73,17 @@ export interface Evidence {
 /** Tries to quote while the PCRs stand still; extends between quote and read start over. */
 const QUOTE_ATTEMPTS = 3;
 
-/** Runs `fn` with the registered AK: at its persistent handle, or loaded from its blobs under the EK (and flushed afterwards); its Name is checked. */
+/** Runs `fn` with the activated AK: at its persistent handle, or loaded from its blobs under the EK (and flushed afterwards); its Name is checked. */
 export async function withAk<T>(tpm: TpmClient, s: AgentState, fn: (handle: number) => Promise<T>): Promise<T> {
   const check = (name: Buffer, where: string) => {
     if (name.toString("hex") !== s.akNameHex) {
-      throw new TpmTrustError("ERR_KEY_MISMATCH", `${where} is not the registered AK ${s.akNameHex} (Name ${name.toString("hex")}); run \`tpmtrust agent register\` again`);
+      throw new TpmTrustError("ERR_KEY_MISMATCH", `${where} is not the activated AK ${s.akNameHex} (Name ${name.toString("hex")}); run \`tpmtrust agent activate\` again`);
     }
   };
   if (s.akHandle !== undefined) {
     const where = `the object at 0x${s.akHandle.toString(16)}`;
     if (!(await getHandles(tpm, s.akHandle)).includes(s.akHandle)) {
-      throw new TpmTrustError("ERR_KEY_MISMATCH", `the TPM has no object at 0x${s.akHandle.toString(16)} (the registered AK); run \`tpmtrust agent register\` again`);
+      throw new TpmTrustError("ERR_KEY_MISMATCH", `the TPM has no object at 0x${s.akHandle.toString(16)} (the activated AK); run \`tpmtrust agent activate\` again`);
     }
     check((await tpm.run(ReadPublic, { objectHandle: s.akHandle })).name, where);
     return fn(s.akHandle);
@@ -172,7 +172,7 @@ export function evidenceBody(akNameHex: string, nonceHex: string, ev: Evidence, 
   };
 }
 
-/** One attestation round with the AK registered in `o.stateDir`; stores the token of a passing verdict. */
+/** One attestation round with the AK activated in `o.stateDir`; stores the token of a passing verdict. */
 export async function attest(tpm: TpmClient, service: ServiceClient, o: AttestOptions): Promise<AttestationResult> {
   const state = readState(o.stateDir);
   const eventLog = readEventLog(o);
@@ -212,7 +212,7 @@ export async function attest(tpm: TpmClient, service: ServiceClient, o: AttestOp
     result = await send(eventLog);
   }
   if (o.passedLog) o.passedLog.sha256 = result.verdict === "pass" ? sha256 : undefined;
-  if (o.ima) o.ima.progress.nextIndex = result.ima?.nextIndex ?? 0;
+  if (o.ima) o.ima.progress.nextIndex = result.ima?.nextIndex;
   if (result.verdict === "pass" && typeof result.token === "string") writeToken(o.stateDir, result.token);
   else clearToken(o.stateDir);
   o.log?.info({ host: result.host, verdict: result.verdict, code: result.code }, "attested");

@@ -41,7 +41,7 @@ import { loadEk, tpm2bPublic, type LoadedEk } from "./tpm.js";
 
 /** Where the Azure C SDK persists the DPS device key (TPM_20_DPS_ID_KEY). */
 export const DEVICE_KEY_HANDLE = 0x81000100;
-export const DPS_API_VERSION = "2021-06-01";
+const DPS_API_VERSION = "2021-06-01";
 
 export interface ProvisionOptions {
   idScope: string;
@@ -97,7 +97,7 @@ function dpsError(what: string, status: number, json: unknown): TpmTrustError {
 }
 
 /** The SRK at 0x81000001; created from the standard template and persisted when the handle is empty. */
-export async function ensureSrk(tpm: TpmClient): Promise<TpmtPublic> {
+async function ensureSrk(tpm: TpmClient): Promise<TpmtPublic> {
   if ((await getHandles(tpm, SRK_HANDLE)).includes(SRK_HANDLE)) {
     const { public: pub } = await tpm.run(ReadPublic, { objectHandle: SRK_HANDLE });
     try {
@@ -120,7 +120,7 @@ export async function ensureSrk(tpm: TpmClient): Promise<TpmtPublic> {
  * Imports an authenticationKey into the TPM and persists the HMAC key at `handle` (replacing what
  * was there). Returns nothing: the key never leaves the TPM.
  */
-export async function importAuthenticationKey(tpm: TpmClient, ek: LoadedEk, blob: Buffer, handle: number): Promise<void> {
+async function importAuthenticationKey(tpm: TpmClient, ek: LoadedEk, blob: Buffer, handle: number): Promise<void> {
   const parts = parseAuthenticationKey(blob);
   // salted to the EK: the inner wrapping key crosses the TPM bus only encrypted
   const priv = await withEncryptedSession(tpm, ek, async () => {
@@ -145,7 +145,7 @@ export async function importAuthenticationKey(tpm: TpmClient, ek: LoadedEk, blob
 }
 
 /** `SharedAccessSignature sr=…&sig=…&se=…&skn=registration`, the HMAC computed by the TPM key at `handle`. */
-export async function signSasToken(tpm: TpmClient, handle: number, idScope: string, registrationId: string, expiry: number, style: "c" | "dotnet" = "c"): Promise<string> {
+async function signSasToken(tpm: TpmClient, handle: number, idScope: string, registrationId: string, expiry: number, style: "c" | "dotnet" = "c"): Promise<string> {
   const sr = encodeSasScope(sasScope(idScope, registrationId), style);
   const sig = await tpm.run(HMAC, { handle, buffer: stringToSign(sr, expiry), hashAlg: TPM_ALG.SHA256 });
   return formatSasToken(sr, sig, expiry);

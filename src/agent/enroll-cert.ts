@@ -70,7 +70,7 @@ export function signingKeyTemplate(alg: "rsa" | "ecc"): TpmtPublic {
 }
 
 /** WebCrypto's form of a TPM signature: the RSA signature, or r‖s each padded to the curve size. */
-export function webSignature(sig: TpmtSignature, curveBytes = 32): Buffer {
+function webSignature(sig: TpmtSignature, curveBytes = 32): Buffer {
   if ("sig" in sig) return sig.sig;
   if ("r" in sig) {
     const pad = (v: Buffer) => (v.length >= curveBytes ? v : Buffer.concat([Buffer.alloc(curveBytes - v.length), v]));
@@ -83,7 +83,7 @@ export function webSignature(sig: TpmtSignature, curveBytes = 32): Buffer {
  * A WebCrypto provider whose `sign` runs TPM2_Sign with the loaded key at `handle` (SHA-256 digest
  * computed here; unrestricted keys need no hashcheck ticket), for @peculiar/x509's generators.
  */
-export function tpmCrypto(tpm: TpmClient, handle: number, key: TpmtPublic): Crypto {
+function tpmCrypto(tpm: TpmClient, handle: number, key: TpmtPublic): Crypto {
   const scheme = key.type === TPM_ALG.RSA ? { scheme: TPM_ALG.RSASSA, hashAlg: TPM_ALG.SHA256 } : { scheme: TPM_ALG.ECDSA, hashAlg: TPM_ALG.SHA256 };
   const subtle = {
     exportKey: (format: "spki", k: CryptoKey) => webcrypto.subtle.exportKey(format, k),
@@ -148,7 +148,7 @@ export function storeCertificate(stateDir: string, o: { serial: string; certific
   return dir;
 }
 
-/** Creates a TPM key, proves it with the bound AK, enrols it under `template`, and stores the result. */
+/** Creates a TPM key, proves it with the bound AK, enrolls it under `template`, and stores the result. */
 export async function enrollCert(tpm: TpmClient, service: ServiceClient, o: EnrollCertOptions): Promise<EnrolledCert> {
   const state = readState(o.stateDir);
   const alg = o.keyAlg ?? "ecc";

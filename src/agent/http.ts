@@ -24,6 +24,15 @@ function unreachable(message: string, details?: Record<string, unknown>): TpmTru
   return new TpmTrustError("ERR_UNREACHABLE", message, details);
 }
 
+/** The target of a `Link` header's rel="next" (RFC 8288 §3), if any. */
+export function nextLink(link: string | string[] | undefined): string | undefined {
+  for (const part of [link ?? []].flat().join(",").split(",")) {
+    const m = /^\s*<([^>]*)>\s*;\s*rel="?next"?\s*$/i.exec(part);
+    if (m) return m[1];
+  }
+  return undefined;
+}
+
 export class ServiceClient {
   readonly base: URL;
   private readonly ca?: Buffer;
@@ -78,6 +87,15 @@ export class ServiceClient {
     throw unreachable(`${method} ${url.pathname}: HTTP ${status} without a tpmtrust problem document`, { status });
   }
 
+  /** One request with the bearer token, answered whatever its status, with its next page (RFC 8288 `Link: <…>; rel="next"`) if any. */
+  async request(method: string, path: string, body?: unknown): Promise<{ status: number; type: string; text: string; next?: string }> {
+    const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
+    const headers: Record<string, string> = { accept: "application/json, application/problem+json" };
+    if (payload) headers["content-type"] = "application/json";
+    if (this.token) headers.authorization = `Bearer ${this.token}`;
+    return this.send(this.urlOf(path), method, headers, payload);
+  }
+
   private urlOf(path: string): URL {
     return new URL(path.replace(/^\//, ""), this.base.href.endsWith("/") ? this.base : `${this.base.href}/`);
   }
@@ -100,7 +118,7 @@ export class ServiceClient {
     return { status, json, ...(retryAfter !== undefined ? { retryAfter } : {}) };
   }
 
-  private send(url: URL, method: string, headers: Record<string, string>, payload?: Buffer): Promise<{ status: number; type: string; text: string; retryAfter?: number }> {
+  private send(url: URL, method: string, headers: Record<string, string>, payload?: Buffer): Promise<{ status: number; type: string; text: string; retryAfter?: number; next?: string }> {
     return new Promise((resolve, reject) => {
       const opts = { method, headers: payload ? { ...headers, "content-length": String(payload.length) } : headers, timeout: this.timeoutMs };
       const onResponse = (res: IncomingMessage) => {
@@ -115,7 +133,9 @@ export class ServiceClient {
         });
         res.on("end", () => {
           const retryAfter = Number(res.headers["retry-after"]);
+          const next = nextLink(res.headers.link);
           resolve({
+            ...(next !== undefined ? { next } : {}),
             status: res.statusCode ?? 0,
             type: String(res.headers["content-type"] ?? ""),
             text: Buffer.concat(chunks).toString("utf8"),

@@ -45,7 +45,7 @@ export interface IdentifiedEk {
   certificateSource?: "nv" | "file" | "off-chip";
   /** the maker's URL of an off-chip certificate */
   certificateUrl?: string;
-  /** the EK `agent activate` enrols with for this kind */
+  /** the EK `agent activate` creates the AK under, for this kind */
   enrollment: boolean;
 }
 
@@ -128,7 +128,7 @@ export async function identify(tpm: TpmClient, o: IdentifyOptions = {}): Promise
     }
   }
   for (const p of await persistentEks(tpm)) add(p.kind, "persistent", p.public, p.publicArea, p.handle);
-  // `agent activate --ek-alg` enrols with the persistent EK of its kind when there is one (loadEk), else the template's
+  // `agent activate --ek-alg` creates the AK under the persistent EK of its kind when there is one (loadEk), else the template's
   for (const kind of new Set(eks.map((e) => e.kind))) {
     const used = await withEk(tpm, kind, async (ek) => tpm2bPublic(ek.publicArea).toString("base64"));
     for (const e of eks) if (e.kind === kind) e.enrollment = e.public === used;

@@ -14,8 +14,12 @@ export const DEFAULT_IMA_LIST = "/sys/kernel/security/ima/binary_runtime_measure
 export interface ImaOptions {
   /** the measurement list (binary or ASCII) */
   path: string;
-  /** kept across rounds: where the next increment starts (the service's `ima.nextIndex`) */
-  progress: { nextIndex: number };
+  /**
+   * Kept across rounds: where the next increment starts (the service's `ima.nextIndex`). Unknown at
+   * start: the first round sends no entries and the service, which keeps the state per host and boot,
+   * names the index to send from (ERR_IMA_LIST_REQUIRED, details.fromIndex) unless nothing is new.
+   */
+  progress: { nextIndex?: number };
 }
 
 /** The `ima` member of the evidence: entries [fromIndex, covered) in binary form. */

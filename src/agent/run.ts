@@ -36,7 +36,7 @@ export function backoffDelay(failures: number, intervalMs: number, random: () =>
 }
 
 export async function run(o: RunOptions): Promise<RunSummary> {
-  readState(o.stateDir); // not registered: stop now rather than retry forever
+  readState(o.stateDir); // no AK activated: stop now rather than retry forever
   const summary: RunSummary = { rounds: 0, passed: 0, failed: 0, errors: 0 };
   let failures = 0;
   const passedLog = {};

@@ -1,5 +1,5 @@
 /**
- * The agent's state directory (mode 0700): `agent.json` (which AK is registered to which host, and
+ * The agent's state directory (mode 0700): `agent.json` (which AK is activated for which host, and
  * where the AK lives: a persistent handle or its blobs to load under the EK) and `token.jwt` (the
  * last attestation token). Files are written 0600, atomically (temp file + rename).
  */
@@ -54,10 +54,10 @@ function bad(path: string, why: string): TpmTrustError {
   return new TpmTrustError("ERR_PARSE_FORMAT", `${path}: ${why}`, { path });
 }
 
-/** The registration in `dir`; ERR_USAGE when there is none yet. */
+/** The AK activation recorded in `dir`; ERR_USAGE when there is none yet. */
 export function readState(dir: string): AgentState {
   const path = join(dir, STATE_FILE);
-  if (!existsSync(path)) throw new TpmTrustError("ERR_USAGE", `no registration in ${dir}: run \`tpmtrust agent register\` first (or pass --state-dir)`);
+  if (!existsSync(path)) throw new TpmTrustError("ERR_USAGE", `no AK activation in ${dir}: run \`tpmtrust agent activate\` first (or pass --state-dir)`);
   let s: AgentState;
   try {
     s = JSON.parse(readFileSync(path, "utf8")) as AgentState;

@@ -1,5 +1,5 @@
 /**
- * AK enrollment with credential activation (TPM 2.0 Part 1 §24): the agent sends its EK (with
+ * AK activation by credential activation (TPM 2.0 Part 1 §24): the agent sends its EK (with
  * certificates) and a new AK; the service finds the registered host by the EK's Name, checks the EK's
  * trust under the host's policy version and the AK's attributes, and answers with MakeCredential of a
  * fresh 32-byte secret to the EK over the AK's Name. Only a TPM that holds both that EK and an AK

@@ -10,7 +10,7 @@
  * changes nothing about the host, so nobody can make a healthy host unhealthy by sending junk.
  */
 import { TpmTrustError, isTpmTrustError } from "../errors.js";
-import type { Attestation, PolicyVersion, Store } from "../store/index.js";
+import type { PolicyVersion, Store } from "../store/index.js";
 import { decodeTpmtPublic } from "../tpm/structures.js";
 import type { TpmtPublic } from "../tpm/types.js";
 import { boundAk, NONCE_PURPOSE, type AttestedHost } from "./challenge.js";
@@ -18,7 +18,7 @@ import type { AttestConfig } from "./config.js";
 import { receiveEvidence, type EvidenceBody } from "./evidence.js";
 import type { HealthChange } from "./health.js";
 import type { Judgement, JudgementCache } from "./judge.js";
-import { imaFailureCode, type ImaSummary, type ImaTracker } from "./ima.js";
+import { imaFailureCode, type ImaSummary, type ImaTracker, type ImaWrite } from "./ima.js";
 import { hostPolicies, policySelection, policySets, refOf, type PolicyOutcome, type PolicySet } from "./policies.js";
 import { requireHostTrusted } from "../trust/host-trust.js";
 import { recordVerdict } from "./record-verdict.js";
@@ -31,7 +31,7 @@ export interface AttestDeps {
   now: () => number;
   /** replayLog + evaluatePolicies results of unchanged boots */
   judgements: JudgementCache;
-  /** running IMA state per host and boot */
+  /** IMA state per host and boot (stored with each verdict; cached per instance) */
   ima: ImaTracker;
   /** called after a verdict changed a host's health (e.g. to deliver webhooks at once) */
   onHealthChange?: (c: HealthChange) => void;
@@ -136,6 +136,7 @@ export async function attest(d: AttestDeps, body: EvidenceBody): Promise<Attesta
   const failedOutcomes: (PolicyOutcome & { policyVersion: string })[] = [];
   let judged: Judgement | undefined;
   let ima: ImaSummary | undefined;
+  let imaWrite: ImaWrite | undefined;
   const runtime = [...new Map(sets.flatMap((s) => s.policies).filter((p) => p.kind === "runtime").map((p) => [p.id, p])).values()];
   if (quoted && !failure) {
     try {
@@ -147,8 +148,9 @@ export async function attest(d: AttestDeps, body: EvidenceBody): Promise<Attesta
       // runtime (IMA) policies are no HGS artifact: judged once, each counting in the sets that hold it
       let imaOutcomes: PolicyOutcome[] = [];
       if (runtime.length) {
-        const j = d.ima.judge(host.name, quoted.boot, quoted.pcrs, runtime, ev.ima);
+        const j = d.ima.judge(host.name, await d.ima.load(d.store, host.name), quoted.boot, quoted.pcrs, runtime, ev.ima, at);
         ima = j.summary;
+        imaWrite = j.write;
         if (j.failure) failure = j.failure;
         imaOutcomes = j.outcomes;
       }
@@ -210,10 +212,12 @@ export async function attest(d: AttestDeps, body: EvidenceBody): Promise<Attesta
     policies: refs,
       details: { boot: quoted?.boot ?? null, policyVersion, policyVersionsTried: sets.map((x) => x.policyVersion), explainedPcrs, unexplainedPcrs, workarounds, ...(ima ? { ima } : {}) },
       token,
+      ...(imaWrite ? { ima: { record: imaWrite.record, expected: imaWrite.expected } } : {}),
       // what a policy about to be added is judged on (tpmtrust policy add --dry-run): evidence whose log replayed
       ...(quoted && judged ? { evidence: { hostName: host.name, at, pcrs: quoted.pcrs, ...(ev.eventLog ? { eventLog: ev.eventLog } : {}), ...(ev.eventLogSha256 ? { eventLogSha256: ev.eventLogSha256 } : {}) } } : {}),
     }),
   );
+  if (imaWrite) d.ima.remember(host.name, imaWrite);
   if (change) d.onHealthChange?.(change);
   return {
     attestationId: attestation.id,
@@ -232,11 +236,4 @@ export async function attest(d: AttestDeps, body: EvidenceBody): Promise<Attesta
     workarounds,
     ...(ima ? { ima } : {}),
   };
-}
-
-/** One recorded attestation. */
-export async function getAttestation(store: Store, id: string): Promise<Attestation> {
-  const a = await store.attestations.get(id);
-  if (!a) throw new TpmTrustError("ERR_NOT_FOUND", `attestation ${id} not found`);
-  return a;
 }

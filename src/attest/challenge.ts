@@ -24,7 +24,7 @@ export type AttestedHost = Omit<Host, "eks">;
 /** The bound AK with this Name, its host, and the trust and policy versions; ERR_AK_NOT_BOUND otherwise. */
 export async function boundAk(store: Store, akName: Buffer): Promise<{ ak: Ak; host: AttestedHost; versions: ConfigVersions }> {
   const found = await store.aks.getWithHost(akName);
-  if (!found) throw new TpmTrustError("ERR_AK_NOT_BOUND", `AK ${akName.toString("hex")} is not bound to a registered host: enrol it with credential activation first`, { akName: akName.toString("hex") });
+  if (!found) throw new TpmTrustError("ERR_AK_NOT_BOUND", `AK ${akName.toString("hex")} is not bound to a registered host: activate it first (tpmtrust agent activate)`, { akName: akName.toString("hex") });
   return found;
 }
 

@@ -60,7 +60,7 @@ function parsed<T>(what: string, parse: () => T): T {
  * characters outside the alphabet and accepts the URL-safe one, so a strict input is one whose
  * length is a multiple of 4, has no "-" or "_", and decodes to exactly the length its size implies.
  */
-export function strictBase64(s: string, field: string): Buffer {
+function strictBase64(s: string, field: string): Buffer {
   const pad = s.endsWith("==") ? 2 : s.endsWith("=") ? 1 : 0;
   const buf = Buffer.from(s, "base64");
   if (s.length % 4 !== 0 || s.includes("-") || s.includes("_") || buf.length !== (s.length / 4) * 3 - pad) {

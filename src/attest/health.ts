@@ -7,15 +7,20 @@
  * monitor re-checks EK trust (sweepTrust) when the trust configuration changed, so trust withdrawn
  * turns hosts unhealthy without waiting for their next attestation.
  */
-import { isTpmTrustError } from "../errors.js";
-import type { Health, Repos, Store } from "../store/index.js";
-import { requireHostEkTrust, trustStamp } from "../trust/host-trust.js";
+import type { TpmTrustError } from "../errors.js";
+import type { Health, Repos, Store, TrustCandidate } from "../store/index.js";
+import { judgeHostEkTrust, knownHostEkTrust, readTrustView, trustStamp } from "../trust/host-trust.js";
 import type { AttestConfig } from "./config.js";
 import { deliverDue } from "./webhooks.js";
 
-export const HEALTH_EVENT = "host.health";
+const HEALTH_EVENT = "host.health";
 /** EK trust of every host is re-checked at least this often, also without a trust change (certificates expire). */
 const TRUST_RECHECK_MS = 15 * 60_000;
+/** Hosts the trust sweep reads (and at most judges) between two turns of the event loop. */
+const TRUST_SWEEP_PAGE = 200;
+/** Hosts the trust sweep judges between two turns of the event loop. */
+const TRUST_JUDGE_SLICE = 16;
+const turn = () => new Promise((resolve) => setImmediate(resolve));
 /** Limit counters are kept this long after their window began: no limit of the service has a longer window. */
 const LIMIT_WINDOWS_MS = 24 * 3_600_000;
 
@@ -70,36 +75,67 @@ export async function sweepSilentHosts(store: Store, now: () => number): Promise
   return changes;
 }
 
+export interface TrustSweep {
+  /** the transitions this call made */
+  changes: HealthChange[];
+  /** hosts read (those a trust change can turn unhealthy) */
+  hosts: number;
+  /** hosts whose EK trust was evaluated: the others' cached evaluations proved it */
+  judged: number;
+}
+
 /**
- * Re-checks the EK trust of every host that is not unhealthy (nor disabled: that made it unhealthy)
- * and turns those whose EK no longer holds under their policy version unhealthy with
- * ERR_EK_NOT_TRUSTED (`cause`: why, e.g. ERR_EK_REVOKED): tokens revoked, webhook queued, audited,
- * one transaction each, without waiting for their next attestation. The conditional update lets
- * exactly one instance report each transition. Returns the changes this call made.
+ * Re-checks the EK trust of every host a trust change can turn unhealthy (enabled, not unhealthy,
+ * with an EK: trust of a host without one rests on nothing the configuration holds) and turns those
+ * whose EK no longer holds under their policy version unhealthy with ERR_EK_NOT_TRUSTED (`cause`:
+ * why, e.g. ERR_EK_REVOKED): tokens revoked, webhook queued, audited, one transaction each, without
+ * waiting for their next attestation. The configuration is read once; hosts are read a page at a
+ * time by name, and the event loop turns between pages and every few hosts judged. A host is judged
+ * only when this instance's cached evaluation does not already prove it (same trust stamp, or the
+ * EK hash, allow-list entry or certificate path it passed by all still there). The conditional
+ * update lets exactly one instance report each transition.
  */
-export async function sweepTrust(store: Store, now: () => number): Promise<HealthChange[]> {
+export async function sweepTrust(store: Store, now: () => number): Promise<TrustSweep> {
+  const view = await readTrustView(store);
   const changes: HealthChange[] = [];
-  for (const h of await store.hosts.list()) {
-    if (h.health === "unhealthy" || h.disabledAt !== null) continue;
-    const at = now();
-    let cause: string;
-    try {
-      await requireHostEkTrust(store, h, at);
-      continue;
-    } catch (e) {
-      if (!isTpmTrustError(e) || e.code !== "ERR_EK_NOT_TRUSTED") throw e;
-      cause = typeof e.details?.cause === "string" ? e.details.cause : e.code;
+  let hosts = 0;
+  let judged = 0;
+  let after: string | undefined;
+  for (;;) {
+    const page = await store.hosts.trustCandidates({ ...(after !== undefined ? { after } : {}), limit: TRUST_SWEEP_PAGE });
+    const failed: [TrustCandidate, TpmTrustError][] = [];
+    const unknown: TrustCandidate[] = [];
+    for (const h of page) {
+      const k = knownHostEkTrust(view, h, now());
+      if (k === undefined) unknown.push(h);
+      else if (k !== "trusted") failed.push([h, k]);
     }
-    const c = await store.transaction(async (tx) => {
-      const r = await tx.hosts.markUnhealthy(h.name, { reason: "ERR_EK_NOT_TRUSTED", at });
-      if (!r.changed) return undefined;
-      const change: HealthChange = { host: h.name, hardwareClass: h.hardwareClass, previous: r.previous, health: "unhealthy", reason: "ERR_EK_NOT_TRUSTED", cause, at };
-      await healthChanged(tx, change);
-      return change;
-    });
-    if (c) changes.push(c);
+    hosts += page.length;
+    judged += unknown.length;
+    const eks = unknown.length ? await store.hosts.eksOf(unknown.map((h) => h.name)) : undefined;
+    for (const [i, h] of unknown.entries()) {
+      // judging is CPU work (certificate chains): a few hosts at a time
+      if (i > 0 && i % TRUST_JUDGE_SLICE === 0) await turn();
+      const r = judgeHostEkTrust(view, h, eks!.get(h.name) ?? [], now());
+      if (typeof r !== "string") failed.push([h, r]);
+    }
+    for (const [h, e] of failed) {
+      const at = now();
+      const cause = typeof e.details?.cause === "string" ? e.details.cause : e.code;
+      const c = await store.transaction(async (tx) => {
+        const r = await tx.hosts.markUnhealthy(h.name, { reason: "ERR_EK_NOT_TRUSTED", at });
+        if (!r.changed) return undefined;
+        const change: HealthChange = { host: h.name, hardwareClass: h.hardwareClass, previous: r.previous, health: "unhealthy", reason: "ERR_EK_NOT_TRUSTED", cause, at };
+        await healthChanged(tx, change);
+        return change;
+      });
+      if (c) changes.push(c);
+    }
+    if (page.length < TRUST_SWEEP_PAGE) return { changes, hosts, judged };
+    after = page.at(-1)!.name;
+    // the API's requests run between pages
+    await turn();
   }
-  return changes;
 }
 
 export interface Monitor {

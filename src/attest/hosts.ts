@@ -1,23 +1,26 @@
 /**
- * Host registration (Add-HgsAttestationTpmHost of tpmtrust): a host is known by its TPM's EKs, as
+ * Host admission by an administrator (`hosts add`, Add-HgsAttestationTpmHost of tpmtrust; the other
+ * way in is admission by EK certificate chain, admission.ts): a host is known by its TPM's EKs, as
  * `tpmtrust agent identify` reports them, a name, a hardware class and an HGS policy version.
  * v2 (default) admits an EK only with a trusted EK certificate; v1 also admits an allow-listed EK
  * without one — only when asked for explicitly. Only EKs trusted under the host's version are
  * registered (so only they can activate AKs); the trust method used is stored with the host.
  */
 import { TpmTrustError, isTpmTrustError, type ErrorCode } from "../errors.js";
-import type { Ak, Host, HostFilter, HostOrder, PolicyVersion, Store } from "../store/index.js";
+import type { Ak, Host, HostFilter, HostOrder, ImaStateRecord, PolicyVersion, Store } from "../store/index.js";
 import { decodeTpmtPublic } from "../tpm/structures.js";
 import { ekHash, loadCertificate, loadCertificates, type EkTrustMethod, type MethodOutcome, type TcgFacts } from "../verify/ek/index.js";
+import { timelineEntry } from "./attestations.js";
 import { decodeHostIdentity } from "./identity.js";
 import { evaluateEk, requireForPolicy, type Caller } from "../trust/trust.js";
 import { healthChanged, type HealthChange } from "./health.js";
+import type { ImaHostView } from "./ima.js";
 
-export const POLICY_VERSIONS: readonly PolicyVersion[] = ["v2", "v1"];
+const POLICY_VERSIONS: readonly PolicyVersion[] = ["v2", "v1"];
 export const HOST_NAME_PATTERN = "^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$";
 export const HARDWARE_CLASS_PATTERN = "^[A-Za-z0-9][A-Za-z0-9 ._:/+-]{0,127}$";
 
-export interface RegisterHost {
+export interface AddHost {
   name: string;
   hardwareClass: string;
   /** default v2 */
@@ -31,7 +34,7 @@ export interface RegisterHost {
   allowlistEk?: boolean;
 }
 
-export interface EkRegistration {
+export interface EkAdmission {
   nameHex: string;
   alg: string;
   ekHash: string;
@@ -59,6 +62,8 @@ export interface AkView {
 }
 
 export type HostView = Omit<Host, "eks"> & { eks: EkView[]; aks: AkView[] };
+/** One host with its runtime integrity (IMA) state of the last boot verified (null: none). */
+export type HostDetail = HostView & { ima: ImaHostView | null };
 
 function check(value: string, pattern: string, field: string): string {
   if (!new RegExp(pattern).test(value)) throw new TpmTrustError("ERR_VALIDATION", `${field} must match ${pattern}, got ${JSON.stringify(value)}`, { field });
@@ -78,7 +83,7 @@ function ekView(ek: Host["eks"][number]): EkView {
   return { nameHex: ek.name.toString("hex"), ekHash: ekHash(decodeTpmtPublic(ek.public)), certificate };
 }
 
-export function hostView(h: Host, aks: readonly Ak[]): HostView {
+function hostView(h: Host, aks: readonly Ak[]): HostView {
   return { ...h, eks: h.eks.map(ekView), aks: aks.map((a) => ({ nameHex: a.name.toString("hex"), boundAt: a.boundAt, hasCertificate: a.akCert !== null })) };
 }
 
@@ -88,7 +93,7 @@ export function hostView(h: Host, aks: readonly Ak[]): HostView {
  * the first EK's reason (ERR_EK_CERT_REQUIRED, ERR_EK_NOT_ALLOWLISTED, ERR_EK_NOT_TRUSTED). A taken
  * name or EK: ERR_CONFLICT. Audited as host.add either way.
  */
-export async function registerHost(store: Store, input: RegisterHost, c: Caller): Promise<{ host: HostView; ekTrust: { method: EkTrustMethod; eks: EkRegistration[]; warnings: string[] } }> {
+export async function addHost(store: Store, input: AddHost, c: Caller): Promise<{ host: HostView; ekTrust: { method: EkTrustMethod; eks: EkAdmission[]; warnings: string[] } }> {
   const policyVersion = input.policyVersion ?? "v2";
   const audit = (outcome: "success" | "failure", details: Record<string, unknown>) =>
     store.audit.append({ actor: c.actor, action: "host.add", subject: input.name, outcome, details: { hardwareClass: input.hardwareClass, policyVersion, ...details }, at: c.now });
@@ -99,7 +104,7 @@ export async function registerHost(store: Store, input: RegisterHost, c: Caller)
     if (input.allowlistEk && policyVersion !== "v1") throw new TpmTrustError("ERR_VALIDATION", "allow-listing the EK at registration is for policy version v1 only: v2 requires a trusted EK certificate", { field: "allowlistEk" });
     const id = decodeHostIdentity(input.identity);
     const at = new Date(c.now);
-    const eks: EkRegistration[] = [];
+    const eks: EkAdmission[] = [];
     const admitted: { name: Buffer; public: Buffer; cert: Buffer | null; method: EkTrustMethod }[] = [];
     const toAllowlist: { ekHash: string; overrode: ErrorCode }[] = [];
     const warnings = new Set<string>();
@@ -168,15 +173,23 @@ export async function registerHost(store: Store, input: RegisterHost, c: Caller)
   }
 }
 
-export async function getHost(store: Store, name: string): Promise<HostView> {
-  const h = await store.hosts.get(name);
-  if (!h) throw new TpmTrustError("ERR_NOT_FOUND", `no host named ${JSON.stringify(name)}`);
-  return hostView(h, await store.aks.listForHost(name));
+function imaHostView(r: ImaStateRecord): ImaHostView {
+  return {
+    resetCount: r.resetCount,
+    entriesVerified: r.nextIndex,
+    lastVerifiedIndex: r.nextIndex > 0 ? r.nextIndex - 1 : null,
+    failures: r.failures,
+    lastFailure: (r.lastFailure as ImaHostView["lastFailure"]) ?? null,
+    pcr10: Object.fromEntries(Object.entries(r.pcr10).map(([b, v]) => [b, v.toString("hex")])),
+    updatedAt: r.updatedAt,
+  };
 }
 
-export async function listHosts(store: Store, o: { hardwareClass?: string; health?: Host["health"] } = {}): Promise<HostView[]> {
-  const hosts = await store.hosts.list(o);
-  return Promise.all(hosts.map(async (h) => hostView(h, await store.aks.listForHost(h.name))));
+export async function getHost(store: Store, name: string): Promise<HostDetail> {
+  const h = await store.hosts.get(name);
+  if (!h) throw new TpmTrustError("ERR_NOT_FOUND", `no host named ${JSON.stringify(name)}`);
+  const [aks, ima] = await Promise.all([store.aks.listForHost(name), store.imaState.get(name)]);
+  return { ...hostView(h, aks), ima: ima ? imaHostView(ima) : null };
 }
 
 /** One page of hosts in `order` (keyset paging: as fast on the last page of 100,000 as on the first). */
@@ -201,7 +214,7 @@ export async function hostTimeline(store: Store, name: string, o: { limit: numbe
   const page = list.slice(0, o.limit);
   const last = page.at(-1);
   return {
-    attestations: page.map((a) => ({ id: a.id, at: a.at, verdict: a.verdict, code: a.reasonCode, akNameHex: a.akName?.toString("hex") ?? null, pcrDigestHex: a.pcrDigest?.toString("hex") ?? null, diff: a.diff ?? null })),
+    attestations: page.map(timelineEntry),
     ...(list.length > o.limit && last ? { next: [last.at, last.id] as [number, string] } : {}),
   };
 }

@@ -36,7 +36,7 @@ export interface DecodedIdentity {
   tpm: HostIdentity["tpm"];
 }
 
-export const EK_ALGS = Object.keys(EK_TEMPLATES) as EkKind[];
+const EK_ALGS = Object.keys(EK_TEMPLATES) as EkKind[];
 const MAX_EKS = 16;
 const MAX_CERTS = 16;
 /** JSON schema of HostIdentity (for fastify and OpenAPI); decodeHostIdentity checks the same and more. */

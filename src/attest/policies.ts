@@ -67,7 +67,7 @@ export const POLICY_KINDS: Record<string, Kind<unknown>> = {
   }),
 };
 
-export const DEFAULT_BANKS = ["sha256"];
+const DEFAULT_BANKS = ["sha256"];
 
 function kindOf(k: string): Kind<unknown> {
   const h = POLICY_KINDS[k];
@@ -143,7 +143,7 @@ export interface PolicySet {
  * v2 and v1 alike; an EK admitted without one (allow-listed) only v1, and only on a host the
  * administrator registered as v1.
  */
-export function ekPolicyVersions(host: Pick<Host, "policyVersion" | "trustMethod">): PolicyVersion[] {
+function ekPolicyVersions(host: Pick<Host, "policyVersion" | "trustMethod">): PolicyVersion[] {
   if (host.trustMethod === "ek-cert") return host.policyVersion === "v2" ? ["v2", "v1"] : ["v1"];
   return host.policyVersion === "v1" ? ["v1"] : [];
 }
@@ -284,7 +284,7 @@ export interface NewPolicy {
 }
 
 /** Validates a policy about to be added; a refusal is audited as a failed policy.add. */
-export async function checkNewPolicy(store: Store, actor: string, now: number, p: NewPolicy): Promise<void> {
+async function checkNewPolicy(store: Store, actor: string, now: number, p: NewPolicy): Promise<void> {
   try {
     validate(NAME, p.name, "policy name");
     if (p.hardwareClass != null && !new RegExp(HARDWARE_CLASS_PATTERN).test(p.hardwareClass)) throw new TpmTrustError("ERR_VALIDATION", `hardware class ${JSON.stringify(p.hardwareClass)} does not match ${HARDWARE_CLASS_PATTERN}`);

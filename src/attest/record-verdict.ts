@@ -1,13 +1,14 @@
 /**
  * recordVerdict step: one transaction consumes the nonce and stores the attestation, the token
- * issued for it, the host's new health and deadline, the audit entry, and (on a health change) the
+ * issued for it, the host's new health and deadline, the audit entry, its IMA state, and (on a health change) the
  * webhook notifications and token revocations, so a verdict is never half recorded. On SQLite,
  * verdicts that arrive together share one commit, each in its own savepoint (Store.groupedTransaction);
  * on PostgreSQL a verdict that keeps the host's health is one statement, audit entry included.
  */
-import { attestationRow, toAttestation, type Attestation, type Host, type NewAuditEntry, type NewHostEvidence, type Store } from "../store/index.js";
+import { attestationRow, toAttestation, type Attestation, type Host, type ImaStateRecord, type NewAuditEntry, type NewHostEvidence, type Repos, type Store } from "../store/index.js";
 import type { AttestConfig } from "./config.js";
 import { healthChanged, type HealthChange } from "./health.js";
+import { imaStateMoved } from "./ima.js";
 import type { PolicyRef, SignedToken } from "../tokens/tokens.js";
 
 export interface VerdictInput {
@@ -27,6 +28,13 @@ export interface VerdictInput {
   token?: SignedToken;
   /** the host's verified evidence, to keep for `policy add --dry-run` */
   evidence?: NewHostEvidence;
+  /** the host's new IMA state, stored only over the version it was judged from */
+  ima?: { record: Omit<ImaStateRecord, "state"> & { state: string }; expected: string | null };
+}
+
+/** The IMA state goes with the verdict, or neither does (another attestation of the host moved it on). */
+async function putIma(tx: Repos, v: VerdictInput): Promise<void> {
+  if (v.ima && !(await tx.imaState.put(v.ima.record, v.ima.expected))) throw imaStateMoved(v.host.name);
 }
 
 export async function recordVerdict(store: Store, cfg: AttestConfig, at: number, v: VerdictInput): Promise<{ attestation: Attestation; change?: HealthChange }> {
@@ -64,8 +72,9 @@ export async function recordVerdict(store: Store, cfg: AttestConfig, at: number,
   };
   // the steady state on PostgreSQL (health unchanged): the verdict's rows and its audit entry in one
   // statement; when it cannot (or fails, e.g. the audit log cannot be written), nothing of it was
-  // written and the general path below records the verdict or says why not
-  if (store.dialect === "postgres" && v.host.health === health) {
+  // written and the general path below records the verdict or says why not. A new IMA state, whose
+  // write may be refused, takes the general path.
+  if (store.dialect === "postgres" && v.host.health === health && !v.ima) {
     const nonce = { value: v.nonce.value.toString("hex"), purpose: v.nonce.purpose, subject: v.nonce.subject };
     const { subject: _subject, at: _at, ...audit } = entry;
     const recorded = await store.verdicts.recordUnchanged({ nonce, health, deadlineAt, attestation: row, token: tokenRow, evidence: v.evidence ?? null, audit }).catch(() => false);
@@ -79,6 +88,7 @@ export async function recordVerdict(store: Store, cfg: AttestConfig, at: number,
     await tx.audit.append(entry);
     if (tokenRow) await tx.tokens.record({ jti: tokenRow.jti, hostName: tokenRow.host_name, kid: tokenRow.kid, attestationId: row.id, issuedAt: tokenRow.issued_at, expiresAt: tokenRow.expires_at });
     if (v.evidence) await tx.hostEvidence.put(v.evidence);
+    await putIma(tx, v);
     if (!r.changed) return { attestation };
     const change: HealthChange = { host: v.host.name, hardwareClass: v.host.hardwareClass, previous: r.previous, health, reason: v.code, at, attestationId: attestation.id };
     await healthChanged(tx, change, actor);

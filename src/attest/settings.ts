@@ -20,7 +20,7 @@ import { HARDWARE_CLASS_PATTERN } from "./hosts.js";
 
 export const ADMIT_MODES = ["registered", "ek-cert-chain"] as const;
 export type AdmitMode = (typeof ADMIT_MODES)[number];
-export const ADMIN_AREAS = ["keys", "trust", "ca", "admin"] as const;
+const ADMIN_AREAS = ["keys", "trust", "ca", "admin"] as const;
 export type AdminArea = (typeof ADMIN_AREAS)[number];
 
 export interface Admission {

@@ -79,7 +79,7 @@ export async function statusReport(store: Store, o: { admission?: Admission } = 
       "hosts by health",
       hosts.length === 0 ? "missing" : counts.unhealthy ? "failing" : "ok",
       hosts.length === 0 ? "no host is registered" : `${counts.healthy} healthy, ${counts.unhealthy} unhealthy, ${counts.unknown} not attested yet`,
-      hosts.length === 0 ? `tpmtrust hosts add host.json --name NAME --class CLASS${admission.mode === "ek-cert-chain" ? " (or tpmtrust agent register on a host with a trusted EK certificate)" : " (or tpmtrust config set admit ek-cert-chain)"}` : "tpmtrust hosts list (the failing hosts' reasons: tpmtrust hosts show NAME)",
+      hosts.length === 0 ? `tpmtrust hosts add host.json --name NAME --class CLASS${admission.mode === "ek-cert-chain" ? " (or tpmtrust agent activate on a host with a trusted EK certificate)" : " (or tpmtrust config set admit ek-cert-chain)"}` : "tpmtrust hosts list (the failing hosts' reasons: tpmtrust hosts show NAME)",
     ),
   );
 

@@ -9,14 +9,14 @@ import { TpmTrustError } from "../errors.js";
 import type { Delivery, Store, Webhook } from "../store/index.js";
 import type { AttestConfig } from "./config.js";
 
-export const SIGNATURE_HEADER = "x-tpmtrust-signature";
+const SIGNATURE_HEADER = "x-tpmtrust-signature";
 
-export function signBody(secret: string, body: string): string {
+function signBody(secret: string, body: string): string {
   return `sha256=${createHmac("sha256", secret).update(body, "utf8").digest("hex")}`;
 }
 
 /** The exact bytes POSTed for a delivery: the same on every retry. */
-export function deliveryBody(d: Delivery): string {
+function deliveryBody(d: Delivery): string {
   return JSON.stringify({ id: d.id, event: d.event, createdAt: d.createdAt, data: d.payload });
 }
 
@@ -73,7 +73,7 @@ export async function deliverDue(store: Store, cfg: AttestConfig, now: () => num
 export const WEBHOOK_EVENTS = ["host.health"] as const;
 
 export type WebhookView = Omit<Webhook, "secret">;
-export const webhookView = ({ secret: _secret, ...w }: Webhook): WebhookView => w;
+const webhookView = ({ secret: _secret, ...w }: Webhook): WebhookView => w;
 
 /** Subscribes a URL (http or https) to events; the secret signs every delivery. Audited (without the secret). */
 export async function addWebhook(store: Store, actor: string, now: number, o: { url: string; secret: string; events?: string[] }): Promise<WebhookView> {

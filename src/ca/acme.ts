@@ -19,7 +19,7 @@ import { createHash, randomBytes } from "node:crypto";
 import { calculateJwkThumbprint, flattenedVerify, importJWK, type JWK } from "jose";
 import { TpmTrustError, isTpmTrustError, type ErrorCode } from "../errors.js";
 import { samePublicKey, spkiFromTpmt } from "../crypto/keys.js";
-import type { AcmeAccount, AcmeAuthz, AcmeOrder, Store } from "../store/index.js";
+import type { AcmeAccount, AcmeAuthz, AcmeOrder, NewAuditEntry, Store } from "../store/index.js";
 import { decodeTpmtPublic } from "../tpm/structures.js";
 import { parseCsr, verifyCsrSignature, type ParsedCsr } from "../verify/csr.js";
 import { decodeAttObj, verifyTpmAttStmt } from "../verify/device-attest.js";
@@ -32,7 +32,7 @@ import { POLICY_OF, type TrustModel } from "./oids.js";
 import { getTemplate, type CertTemplate } from "./templates.js";
 import { evaluateTrustModels } from "./trust-models.js";
 
-export const ACME_NONCE_PURPOSE = "acme";
+const ACME_NONCE_PURPOSE = "acme";
 const NONCE_TTL_MS = 60 * 60_000;
 const ORDER_TTL_MS = 60 * 60_000;
 export const CHALLENGE_TYPE = "device-attest-01";
@@ -40,7 +40,7 @@ export const IDENTIFIER_TYPE = "permanent-identifier";
 const ALGS = ["ES256", "ES384", "RS256", "PS256"];
 const HOST_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 
-export function acmeError(type: string, code: ErrorCode, message: string, details: Record<string, unknown> = {}): TpmTrustError {
+function acmeError(type: string, code: ErrorCode, message: string, details: Record<string, unknown> = {}): TpmTrustError {
   return new TpmTrustError(code, message, { acme: type, ...details });
 }
 
@@ -53,7 +53,7 @@ export function acmeType(e: TpmTrustError): string {
   if (e.code === "ERR_UNAUTHENTICATED" || e.code === "ERR_FORBIDDEN") return "unauthorized";
   if (e.code.startsWith("ERR_NONCE_")) return "badNonce";
   if (e.code === "ERR_TOO_MANY_ATTEMPTS") return "rateLimited";
-  if (e.code === "ERR_INTERNAL" || e.code === "ERR_IO") return "serverInternal";
+  if (e.code === "ERR_INTERNAL" || e.code === "ERR_IO" || e.code === "ERR_AUDIT_WRITE_FAILED" || e.code === "ERR_STORE_BUSY") return "serverInternal";
   return "badAttestationStatement";
 }
 
@@ -171,8 +171,11 @@ export async function newAccount(store: Store, req: VerifiedRequest, c: { now: n
   const existing = await store.acme.accountByThumbprint(tp);
   if (existing) return { account: existing, created: false };
   if (p.onlyReturnExisting === true) throw acmeError("accountDoesNotExist", "ERR_NOT_FOUND", "no account for this key");
-  const account = await store.acme.addAccount({ thumbprint: tp, jwk: req.jwk as Record<string, unknown>, contact: contacts(p.contact), at: c.now });
-  await store.audit.append({ actor: `acme:${account.id}`, action: "acme.account.create", subject: account.id, outcome: "success", details: { thumbprint: tp }, at: c.now });
+  const account = await store.transaction(async (tx) => {
+    const account = await tx.acme.addAccount({ thumbprint: tp, jwk: req.jwk as Record<string, unknown>, contact: contacts(p.contact), at: c.now });
+    await tx.audit.append({ actor: `acme:${account.id}`, action: "acme.account.create", subject: account.id, outcome: "success", details: { thumbprint: tp }, at: c.now });
+    return account;
+  });
   return { account, created: true };
 }
 
@@ -183,8 +186,11 @@ export async function updateAccount(store: Store, req: VerifiedRequest, id: stri
   const p = req.payload;
   if (p) {
     if (p.status !== undefined && p.status !== "deactivated") throw acmeError("malformed", "ERR_VALIDATION", 'status may only become "deactivated"');
-    await store.acme.updateAccount(id, { ...(p.status ? { status: "deactivated" } : {}), ...(p.contact !== undefined ? { contact: contacts(p.contact) } : {}) });
-    if (p.status) await store.audit.append({ actor: `acme:${id}`, action: "acme.account.deactivate", subject: id, outcome: "success", at: c.now });
+    const contact = p.contact !== undefined ? { contact: contacts(p.contact) } : {};
+    await store.transaction(async (tx) => {
+      await tx.acme.updateAccount(id, { ...(p.status ? { status: "deactivated" } : {}), ...contact });
+      if (p.status) await tx.audit.append({ actor: `acme:${id}`, action: "acme.account.deactivate", subject: id, outcome: "success", at: c.now });
+    });
   }
   return (await store.acme.getAccount(id))!;
 }
@@ -200,16 +206,19 @@ export async function newOrder(store: Store, req: VerifiedRequest, template: str
   if (typeof id !== "object" || id === null || Object.keys(id).some((k) => k !== "type" && k !== "value")) throw acmeError("malformed", "ERR_VALIDATION", "an identifier is {type, value}");
   if (id.type !== IDENTIFIER_TYPE) throw acmeError("unsupportedIdentifier", "ERR_VALIDATION", `only ${IDENTIFIER_TYPE} identifiers are supported`);
   if (typeof id.value !== "string" || !HOST_NAME.test(id.value)) throw acmeError("rejectedIdentifier", "ERR_VALIDATION", "the identifier must be the name of a registered host");
-  const { order } = await store.acme.createOrder({
-    accountId: req.account!.id,
-    template,
-    identifiers: [{ type: IDENTIFIER_TYPE, value: id.value }],
-    expiresAt: c.now + ORDER_TTL_MS,
-    tokens: [randomBytes(32).toString("base64url")],
-    at: c.now,
+  const identifier = id.value;
+  return store.transaction(async (tx) => {
+    const { order } = await tx.acme.createOrder({
+      accountId: req.account!.id,
+      template,
+      identifiers: [{ type: IDENTIFIER_TYPE, value: identifier }],
+      expiresAt: c.now + ORDER_TTL_MS,
+      tokens: [randomBytes(32).toString("base64url")],
+      at: c.now,
+    });
+    await tx.audit.append({ actor: `acme:${req.account!.id}`, action: "acme.order.create", subject: order.id, outcome: "success", details: { template, identifier }, at: c.now });
+    return order;
   });
-  await store.audit.append({ actor: `acme:${req.account!.id}`, action: "acme.order.create", subject: order.id, outcome: "success", details: { template, identifier: id.value }, at: c.now });
-  return order;
 }
 
 /** The order as the account may see it, its status brought up to date from its authorizations and expiry. */
@@ -263,7 +272,7 @@ export async function loadAuthz(store: Store, id: string, account: AcmeAccount):
 }
 
 /** ACME problem document for an error (stored with a challenge or order). */
-export function problemOf(e: TpmTrustError): Record<string, unknown> {
+function problemOf(e: TpmTrustError): Record<string, unknown> {
   return { type: `urn:ietf:params:acme:error:${acmeType(e)}`, detail: e.message, code: e.code };
 }
 
@@ -321,28 +330,43 @@ async function verifyDeviceAttest(store: Store, attObj: Buffer, o: { authz: Acme
   };
 }
 
-/** Challenge POST (§7.5.1): validates device-attest-01 once; answers the challenge as it now stands. */
+/**
+ * Challenge POST (§7.5.1): validates device-attest-01 once; answers the challenge as it now stands.
+ * The authorization is settled in one transaction with its audit entries: when they cannot be
+ * written it stays pending (ERR_AUDIT_WRITE_FAILED), to be answered again.
+ */
 export async function respondChallenge(store: Store, req: VerifiedRequest, id: string, c: { now: number }): Promise<AcmeAuthz> {
   const { authz, order } = await loadAuthz(store, id, req.account!);
   if (authz.challengeStatus !== "pending") return authz;
   const p = req.payload ?? {};
   if (typeof p.attObj !== "string" || !/^[A-Za-z0-9_-]+$/.test(p.attObj)) throw acmeError("malformed", "ERR_VALIDATION", "device-attest-01 is answered with {attObj: base64url CBOR}");
   const actor = `acme:${req.account!.id}`;
+  const attestationError = (details: Record<string, unknown>): NewAuditEntry => ({
+    actor,
+    action: "ca.attestation.error",
+    subject: order.template,
+    outcome: "failure",
+    details: { adcsEvent: ADCS_EVENT.attestationError, ...details, acmeOrder: order.id, identifier: authz.identifier.value },
+    at: c.now,
+  });
+  let proof: Proof;
   try {
     if (c.now >= authz.expiresAt) throw acmeError("malformed", "ERR_NONCE_EXPIRED", "the authorization has expired");
     const template = await getTemplate(store, order.template);
     const keyAuthorization = `${authz.token}.${await thumbprint(req.account!.jwk)}`;
-    const proof = await verifyDeviceAttest(store, Buffer.from(p.attObj, "base64url"), { authz, template, keyAuthorization, now: c.now });
-    await store.acme.settleAuthz(id, { valid: true, at: c.now, attestation: { ...proof } });
-    if (proof.attestationFailure) {
-      await store.audit.append({ actor, action: "ca.attestation.error", subject: order.template, outcome: "failure", details: { adcsEvent: ADCS_EVENT.attestationError, ...proof.attestationFailure, acmeOrder: order.id, identifier: authz.identifier.value, issuedWithoutAttestation: true }, at: c.now });
-    }
-    await store.audit.append({ actor, action: "acme.challenge.valid", subject: id, outcome: "success", details: { order: order.id, host: proof.host, trustModels: proof.trustModels }, at: c.now });
+    proof = await verifyDeviceAttest(store, Buffer.from(p.attObj, "base64url"), { authz, template, keyAuthorization, now: c.now });
   } catch (e) {
     if (!isTpmTrustError(e)) throw e;
-    await store.acme.settleAuthz(id, { valid: false, at: c.now, error: problemOf(e) });
-    await store.audit.append({ actor, action: "ca.attestation.error", subject: order.template, outcome: "failure", details: { adcsEvent: ADCS_EVENT.attestationError, code: e.code, reason: e.message, acmeOrder: order.id, identifier: authz.identifier.value }, at: c.now });
+    await store.transaction(async (tx) => {
+      if (await tx.acme.settleAuthz(id, { valid: false, at: c.now, error: problemOf(e) })) await tx.audit.append(attestationError({ code: e.code, reason: e.message }));
+    });
+    return (await store.acme.getAuthz(id))!;
   }
+  await store.transaction(async (tx) => {
+    if (!(await tx.acme.settleAuthz(id, { valid: true, at: c.now, attestation: { ...proof } }))) return;
+    if (proof.attestationFailure) await tx.audit.append(attestationError({ ...proof.attestationFailure, issuedWithoutAttestation: true }));
+    await tx.audit.append({ actor, action: "acme.challenge.valid", subject: id, outcome: "success", details: { order: order.id, host: proof.host, trustModels: proof.trustModels }, at: c.now });
+  });
   return (await store.acme.getAuthz(id))!;
 }
 
@@ -357,18 +381,24 @@ function requireOrderNames(csr: ParsedCsr, identifier: string): void {
   for (const san of csr.sans) if (san.type !== "dns" || san.value !== identifier) throw refuse(`${san.type}:${san.value}`);
 }
 
-/** Finalize (§7.4): the CSR must be for the attested key and name the identifier; issues under the template. */
+/**
+ * Finalize (§7.4): the CSR must be for the attested key and name the identifier; issues under the
+ * template. The certificate is stored in one transaction with the order's move to valid and its
+ * audit entry: when the entry cannot be written (ERR_AUDIT_WRITE_FAILED) nothing is issued and the
+ * order is ready again.
+ */
 export async function finalize(store: Store, req: VerifiedRequest, id: string, c: { now: number; publicUrl?: string }): Promise<AcmeOrder> {
   const { order, authzs } = await loadOrder(store, id, req.account!, c.now);
   if (order.status !== "ready") throw acmeError("orderNotReady", "ERR_CONFLICT", `the order is ${order.status}, not ready`);
   const p = req.payload ?? {};
   if (typeof p.csr !== "string" || !/^[A-Za-z0-9_-]+$/.test(p.csr)) throw acmeError("malformed", "ERR_VALIDATION", "finalize carries {csr: base64url DER}");
   const actor = `acme:${req.account!.id}`;
+  const denied = (e: TpmTrustError): NewAuditEntry => ({ actor, action: "ca.request.denied", subject: order.template, outcome: "denied", details: { adcsEvent: ADCS_EVENT.requestDenied, code: e.code, reason: e.message, acmeOrder: id }, at: c.now });
   const proof = authzs[0].attestation as unknown as Proof;
   const template = await getTemplate(store, order.template);
   if (!hostAdmitted(template, await store.hosts.get(proof.host))) {
     const e = acmeError("unauthorized", "ERR_FORBIDDEN", `template ${template.name} does not admit host ${proof.host} as a requester`, { rule: "requesters.hosts", host: proof.host });
-    await store.audit.append({ actor, action: "ca.request.denied", subject: order.template, outcome: "denied", details: { adcsEvent: ADCS_EVENT.requestDenied, code: e.code, reason: e.message, acmeOrder: id }, at: c.now });
+    await store.audit.append(denied(e));
     throw e;
   }
   const badCsr = (e: unknown) => (isTpmTrustError(e) ? acmeError("badCSR", e.code, e.message, e.details) : e);
@@ -381,12 +411,13 @@ export async function finalize(store: Store, req: VerifiedRequest, id: string, c
     if (createHash("sha256").update(csr.publicKey.export({ type: "spki", format: "der" })).digest("hex") !== proof.keyFingerprint) throw new TpmTrustError("ERR_KEY_MISMATCH", "the CSR's key is not the key device-attest-01 attested");
   } catch (e) {
     const err = badCsr(e);
-    if (isTpmTrustError(err)) await store.audit.append({ actor, action: "ca.request.denied", subject: order.template, outcome: "denied", details: { adcsEvent: ADCS_EVENT.requestDenied, code: err.code, reason: err.message, acmeOrder: id }, at: c.now });
+    if (isTpmTrustError(err)) await store.audit.append(denied(err));
     throw err;
   }
   if (!(await store.acme.moveOrder(id, "ready", { status: "processing" }))) throw acmeError("orderNotReady", "ERR_CONFLICT", "the order is already being finalized");
   try {
-    const cert = await issueFromTemplate(store, {
+    // the certificate, the order's move to valid and the entry commit together
+    await issueFromTemplate(store, {
       template,
       csr,
       names: requestedNames(csr),
@@ -403,13 +434,23 @@ export async function finalize(store: Store, req: VerifiedRequest, id: string, c
       },
       now: c.now,
       publicUrl: c.publicUrl,
+      commit: async (tx, cert) => {
+        await tx.acme.moveOrder(id, "processing", { status: "valid", certSerial: cert.serial });
+        await tx.audit.append({ actor, action: "ca.certificate.issue", subject: order.template, outcome: "success", details: { serial: cert.serial, subject: cert.subject, host: proof.host, policies: proof.policies, trustModels: proof.trustModels, format: "acme", acmeOrder: id }, at: c.now });
+      },
     });
-    await store.acme.moveOrder(id, "processing", { status: "valid", certSerial: cert.serial });
-    await store.audit.append({ actor, action: "ca.certificate.issue", subject: order.template, outcome: "success", details: { serial: cert.serial, subject: cert.subject, host: proof.host, policies: proof.policies, trustModels: proof.trustModels, format: "acme", acmeOrder: id }, at: c.now });
   } catch (e) {
-    if (!isTpmTrustError(e)) throw e;
-    await store.acme.moveOrder(id, "processing", { status: "invalid", error: problemOf(e) });
-    await store.audit.append({ actor, action: "ca.request.denied", subject: order.template, outcome: "denied", details: { adcsEvent: ADCS_EVENT.requestDenied, code: e.code, reason: e.message, acmeOrder: id }, at: c.now });
+    try {
+      if (!isTpmTrustError(e) || e.code === "ERR_AUDIT_WRITE_FAILED") throw e;
+      await store.transaction(async (tx) => {
+        await tx.acme.moveOrder(id, "processing", { status: "invalid", error: problemOf(e) });
+        await tx.audit.append(denied(e));
+      });
+    } catch (undecided) {
+      // nothing was decided (the log or the store failed): the order may be finalized again
+      await store.acme.moveOrder(id, "processing", { status: "ready" });
+      throw undecided;
+    }
   }
   return (await store.acme.getOrder(id))!;
 }

@@ -22,14 +22,14 @@ export const ATTESTATION_CA_KIND = "attestation";
 const KEY_FILE = "attestation-ca-key.pem";
 const CA_YEARS = 20;
 /** AK certificates live a year (never beyond the CA). */
-export const AK_CERT_DAYS = 365;
+const AK_CERT_DAYS = 365;
 
 export interface AttestationCa extends Signer {
   authority: CaAuthority;
 }
 
 /** Where a new CA's key file goes for this store. */
-export function attestationCaKeyPath(store: Store): string {
+function attestationCaKeyPath(store: Store): string {
   const dir = process.env.TPMTRUST_STATE_DIR ?? (isPostgresUrl(store.location) || store.location === ":memory:" ? ".tpmtrust" : dirname(store.location));
   return resolve(dir, KEY_FILE);
 }

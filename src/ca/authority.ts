@@ -17,7 +17,7 @@ import { CA_OID, POLICY_OF, TRUST_MODELS } from "./oids.js";
 import { loadCaKey, storeCaKey } from "./custody.js";
 import { createSelfSignedCa, cryptoKeys, DAY_MS, generateCaKey, randomSerial, signCertificate, signerFor, toSecond, type CaKeyAlg, type Signer } from "./signing.js";
 
-export const ROOT_KIND = "root";
+const ROOT_KIND = "root";
 export const ISSUING_KIND = "issuing";
 const ROOT_YEARS = 20;
 const ISSUING_YEARS = 10;
@@ -53,7 +53,7 @@ export function keyDirFor(store: Store): string {
   return resolve(base, "ca");
 }
 
-export function describe(a: CaAuthority): CaView {
+function describe(a: CaAuthority): CaView {
   const c = new x509.X509Certificate(new Uint8Array(a.cert));
   const policies = c.getExtension(x509.CertificatePolicyExtension)?.policies ?? [];
   return { id: a.id, kind: a.kind, subject: c.subject, serial: c.serialNumber, notBefore: c.notBefore.toISOString(), notAfter: c.notAfter.toISOString(), keyRef: a.keyRef, policies: [...policies] };

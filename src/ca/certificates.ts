@@ -1,4 +1,5 @@
-/** Issued certificates as the API and CLI show them. */
+/** Issued certificates as the API and CLI show them: the one place a stored certificate becomes an API object. */
+import { certificatePem } from "../encoding.js";
 import { TpmTrustError } from "../errors.js";
 import type { IssuedCert, Store } from "../store/index.js";
 import { REVOCATION_REASONS } from "./crl.js";
@@ -40,8 +41,9 @@ export async function listCertificates(store: Store, o: { template?: string; hos
   return rows.filter((c) => o.all || c.templateName !== null).map(certView);
 }
 
-export async function getCertificate(store: Store, serial: string): Promise<IssuedCert> {
+/** One certificate, with its PEM. */
+export async function getCertificate(store: Store, serial: string): Promise<CertView & { certificatePem: string }> {
   const c = await store.ca.getCert(serial.toLowerCase().replace(/:/g, ""));
   if (!c) throw new TpmTrustError("ERR_NOT_FOUND", `no certificate with serial ${serial}`);
-  return c;
+  return { ...certView(c), certificatePem: certificatePem(c.der) };
 }

@@ -15,7 +15,7 @@
  * 2. Challenge response (client 3.1.1.4.3.4.1.2–3, CA 3.2.2.6.2.1.2.7): CMS EnvelopedData to the
  *    exchange certificate whose content is the secret, with the request id. The request is looked up,
  *    the requester must be the same, the challenge is spent whatever the outcome, the secret must
- *    match; then the request goes through enrolment again (3.2.2.6.2.1.2.7 step 10), now with the EK
+ *    match; then the request goes through enrollment again (3.2.2.6.2.1.2.7 step 10), now with the EK
  *    proven, and the certificate is issued with the policies of the trust models that passed.
  *
  * 3. AIK attestation (client 3.1.1.4.3.4.2): the AIK info (.21.39, 2.2.2.7.15) instead of the EK
@@ -29,7 +29,7 @@
  * out in pendInfo and a header and comes back as ?requestId= (MS-WCCE: the RequestId attribute, 2.2.2.7.10).
  *
  * Tpmtrust keeps SHA-256 of the secret, never the secret (AD CS keeps it encrypted to the exchange
- * key). Failures are audited like enrolment's: events 22/53 with their HRESULT.
+ * key). Failures are audited like enrollment's: events 22/53 with their HRESULT.
  */
 import "reflect-metadata";
 import { AsnArray, AsnConvert, AsnParser, AsnProp, AsnPropTypes, AsnType, AsnTypeTypes, OctetString } from "@peculiar/asn1-schema";
@@ -263,25 +263,29 @@ async function initialRequest(store: Store, body: Buffer, templateName: string |
     if (d.verified?.format !== "kast-ek") return issued(d);
     const secret = randomBytes(SECRET_BYTES);
     const cred = makeCredential(ekPublicFromSpki(info.publicKey), d.verified.akName, secret);
-    const pending = await store.caPending.create({
-      template,
-      csr: d.csr.der,
-      ekPublic: info.publicKey,
-      ekCerts: info.certificates,
-      ekHash: d.models!.ekHashes[0],
-      aikName: d.verified.akName,
-      secretHash: createHash("sha256").update(secret).digest(),
-      requester: { actor: c.actor, tokenId: c.requester?.tokenId ?? null },
-      ttlMs: CMC_CHALLENGE_TTL_MS,
-      at: c.now,
-    });
-    await store.audit.append({
-      actor: c.actor,
-      action: "ca.request.pending",
-      subject: template,
-      outcome: "success",
-      details: { requestId: pending.requestId, ...d.facts, trustModels: d.models!.passed, expiresAt: pending.expiresAt },
-      at: c.now,
+    // the pending request and its entry commit together
+    const pending = await store.transaction(async (tx) => {
+      const pending = await tx.caPending.create({
+        template,
+        csr: d.csr.der,
+        ekPublic: info.publicKey,
+        ekCerts: info.certificates,
+        ekHash: d.models!.ekHashes[0],
+        aikName: d.verified!.akName,
+        secretHash: createHash("sha256").update(secret).digest(),
+        requester: { actor: c.actor, tokenId: c.requester?.tokenId ?? null },
+        ttlMs: CMC_CHALLENGE_TTL_MS,
+        at: c.now,
+      });
+      await tx.audit.append({
+        actor: c.actor,
+        action: "ca.request.pending",
+        subject: template,
+        outcome: "success",
+        details: { requestId: pending.requestId, ...d.facts, trustModels: d.models!.passed, expiresAt: pending.expiresAt },
+        at: c.now,
+      });
+      return pending;
     });
     const xchg = await currentXchg(store, { actor: c.actor, now: c.now });
     const response = await cmcResponse(store, {
@@ -325,7 +329,7 @@ async function answerChallenge(store: Store, body: Buffer, requestId: number, c:
     if (!isTpmTrustError(e)) throw e;
     throw await auditDenied(store, { template }, c, e, { stage: "attestation", facts, hresult: HRESULT_KEY_ATTESTATION });
   }
-  // steps 9–10: satisfied; the request goes through enrolment again with the EK proven
+  // steps 9–10: satisfied; the request goes through enrollment again with the EK proven
   const p = pending;
   return decideEnrollment(store, { template: p.template, csr: p.csr, ek: { info: { publicKey: p.ekPublic, certificates: p.ekCerts }, proven: true }, requestId }, c, async (d) => {
     if (d.verified && (!d.verified.akName.equals(p.aikName) || d.models?.ekHashes[0] !== p.ekHash)) {

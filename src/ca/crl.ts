@@ -5,9 +5,9 @@
  */
 import * as x509 from "@peculiar/x509";
 import { TpmTrustError } from "../errors.js";
-import type { Crl, IssuedCert, Store } from "../store/index.js";
+import type { CaAuthority, Crl, IssuedCert, NewAuditEntry, Repos, Store } from "../store/index.js";
 import { loadAuthority } from "./authority.js";
-import { DAY_MS, toSecond } from "./signing.js";
+import { DAY_MS, toSecond, type Signer } from "./signing.js";
 
 /** RFC 5280 §5.3.1 CRLReason names (7 is unused; removeFromCRL only in delta CRLs). */
 export const REVOCATION_REASONS: Record<string, number> = {
@@ -21,10 +21,10 @@ export const REVOCATION_REASONS: Record<string, number> = {
   privilegeWithdrawn: 9,
   aACompromise: 10,
 };
-export const CRL_LIFETIME_MS = 7 * DAY_MS;
+const CRL_LIFETIME_MS = 7 * DAY_MS;
 
 /** A reason given by name or number; ERR_VALIDATION otherwise. */
-export function revocationReason(v: string | number): number {
+function revocationReason(v: string | number): number {
   const n = typeof v === "number" ? v : /^\d+$/.test(v) ? Number(v) : REVOCATION_REASONS[v];
   if (n === undefined || !Object.values(REVOCATION_REASONS).includes(n)) {
     throw new TpmTrustError("ERR_VALIDATION", `revocation reason must be one of ${Object.keys(REVOCATION_REASONS).join(", ")} (or its RFC 5280 number), got ${JSON.stringify(v)}`, { field: "reason" });
@@ -34,11 +34,14 @@ export function revocationReason(v: string | number): number {
 
 /** Signs and stores a new CRL of the current issuing CA listing every revoked certificate it issued. */
 export async function publishCrl(store: Store, now: number): Promise<Crl> {
-  const { authority, signer } = await loadAuthority(store);
-  const revoked = await store.ca.listCerts({ issuerId: authority.id, revoked: true, limit: 1_000_000 });
+  return signCrl(store, await loadAuthority(store), now);
+}
+
+/** publishCrl of `ca` through `repos`: a transaction's, for a CRL that commits with a revocation. */
+function signCrl(repos: Repos, { authority, signer }: { authority: CaAuthority; signer: Signer }, now: number): Promise<Crl> {
   const thisUpdate = toSecond(now);
   const nextUpdate = new Date(thisUpdate.getTime() + CRL_LIFETIME_MS);
-  return store.ca.publishCrl(authority.id, async (number) => {
+  return repos.ca.publishCrl(authority.id, async (number, revoked) => {
     const crl = await x509.X509CrlGenerator.create({
       issuer: signer.certificate.subjectName,
       thisUpdate,
@@ -69,20 +72,27 @@ export async function currentCrl(store: Store, now: number): Promise<Crl> {
   return publishCrl(store, now);
 }
 
-/** Revokes a certificate with a reason and publishes a new CRL. ERR_NOT_FOUND / ERR_CONFLICT (already revoked). Audited. */
+/**
+ * Revokes a certificate with a reason and publishes a new CRL. ERR_NOT_FOUND / ERR_CONFLICT (already
+ * revoked). The revocation, the CRL and the audit entry commit together: when the entry cannot be
+ * written (ERR_AUDIT_WRITE_FAILED) the certificate is not revoked.
+ */
 export async function revokeCertificate(store: Store, serial: string, o: { reason: string | number; actor: string; now: number }): Promise<IssuedCert> {
   const s = serial.toLowerCase().replace(/:/g, "");
-  const audit = (outcome: "success" | "failure", details: Record<string, unknown>) => store.audit.append({ actor: o.actor, action: "ca.certificate.revoke", subject: s, outcome, details, at: o.now });
+  const entry = (outcome: "success" | "failure", details: Record<string, unknown>): NewAuditEntry => ({ actor: o.actor, action: "ca.certificate.revoke", subject: s, outcome, details, at: o.now });
   try {
     const reason = revocationReason(o.reason);
-    const cert = await store.ca.getCert(s);
-    if (!cert) throw new TpmTrustError("ERR_NOT_FOUND", `no certificate with serial ${s}`);
-    if (!(await store.ca.revokeCert(s, { reason, at: o.now }))) throw new TpmTrustError("ERR_CONFLICT", `certificate ${s} is already revoked`);
-    const crl = await publishCrl(store, o.now);
-    await audit("success", { reason, subject: cert.subject, crlNumber: crl.number });
-    return (await store.ca.getCert(s))!;
+    const ca = await loadAuthority(store);
+    return await store.transaction(async (tx) => {
+      const cert = await tx.ca.getCert(s);
+      if (!cert) throw new TpmTrustError("ERR_NOT_FOUND", `no certificate with serial ${s}`);
+      if (!(await tx.ca.revokeCert(s, { reason, at: o.now }))) throw new TpmTrustError("ERR_CONFLICT", `certificate ${s} is already revoked`);
+      const crl = await signCrl(tx, ca, o.now);
+      await tx.audit.append(entry("success", { reason, subject: cert.subject, crlNumber: crl.number }));
+      return (await tx.ca.getCert(s))!;
+    });
   } catch (e) {
-    if (e instanceof TpmTrustError) await audit("failure", { code: e.code, reason: e.message });
+    if (e instanceof TpmTrustError && e.code !== "ERR_AUDIT_WRITE_FAILED") await store.audit.append(entry("failure", { code: e.code, reason: e.message }));
     throw e;
   }
 }

@@ -11,15 +11,16 @@
  * ("kast-ek": trust models judge the EK the request sent) and issues after the answer.
  *
  * The requester is the token's holder (an admin, or an enroller with its identity), else the attested
- * host, else anonymous; the template names who may enrol. `none` ignores evidence;
+ * host, else anonymous; the template names who may enroll. `none` ignores evidence;
  * `required-if-capable` checks evidence only when the request carries some and issues without
  * attestation policies when the check fails (recorded with the certificate and audited as event 22);
  * `required` rejects every request without valid attestation. Failures are audited like AD CS:
  * `ca.attestation.error` (event 22, the evidence could not be processed) and `ca.request.denied`
- * (event 53), each with the reason code.
+ * (event 53), each with the reason code. A certificate is stored in one transaction with its
+ * `ca.certificate.issue` entry (and its event 22): when they cannot be written, nothing is issued.
  */
 import { TpmTrustError, isTpmTrustError } from "../errors.js";
-import type { Host, Store } from "../store/index.js";
+import type { Host, Repos, Store } from "../store/index.js";
 import { parseCsr, verifyCsrSignature, type ParsedCsr } from "../verify/csr.js";
 import type { AikInfo, HardwareKeyInfo } from "../verify/ek-info.js";
 import { caChain } from "./authority.js";
@@ -94,7 +95,7 @@ function requireTokenAdmitted(t: CertTemplate, r: TokenRequester): void {
   }
 }
 
-/** What enrolment decided, before the certificate is issued (or, for a Windows request, challenged). */
+/** What enrollment decided, before the certificate is issued (or, for a Windows request, challenged). */
 export interface EnrollDecision {
   template: CertTemplate;
   mode: CertTemplate["keyAttestation"]["mode"];
@@ -107,6 +108,8 @@ export interface EnrollDecision {
   models?: TrustModelResult;
   /** required-if-capable: the attestation failed and the certificate goes without it */
   failure?: { code: string; reason: string };
+  /** with `failure`: the details of its event 22, audited with the certificate */
+  attestationError?: Record<string, unknown>;
   /** audit facts gathered so far */
   facts: Record<string, unknown>;
 }
@@ -116,6 +119,8 @@ export async function decideEnrollment<T>(store: Store, req: EnrollRequest, c: E
   let stage = "request" as "request" | "attestation";
   const facts: Record<string, unknown> = c.requester?.kind === "enroller" ? { enroller: c.requester.identity } : {};
   if (req.requestId !== undefined) facts.requestId = req.requestId;
+  // required-if-capable: event 22 of the attestation that failed, audited with the decision's own entry
+  let attestationError: Record<string, unknown> | undefined;
   try {
     const template = await getTemplate(store, req.template);
     const mode = template.keyAttestation.mode;
@@ -159,7 +164,7 @@ export async function decideEnrollment<T>(store: Store, req: EnrollRequest, c: E
         if (mode !== "required-if-capable" || !isTpmTrustError(e)) throw e;
         // AD CS: "the certificate is issued even if attestation was not successful", without its policies
         failure = { code: e.code, reason: e.message };
-        await auditEnrollment(store, req, c, "ca.attestation.error", "failure", { adcsEvent: ADCS_EVENT.attestationError, ...facts, ...failure, issuedWithoutAttestation: true });
+        attestationError = { adcsEvent: ADCS_EVENT.attestationError, ...facts, ...failure };
         stage = "request";
         delete facts.host;
       }
@@ -193,22 +198,24 @@ export async function decideEnrollment<T>(store: Store, req: EnrollRequest, c: E
 
     const passed = models?.passed ?? [];
     const policies = template.keyAttestation.includeIssuancePolicies ? passed.map((m) => POLICY_OF[m]) : [];
-    return await finish({ template, mode, csr, names, policies, host, verified, models, failure, facts });
+    return await finish({ template, mode, csr, names, policies, host, verified, models, failure, attestationError, facts });
   } catch (e) {
     if (!isTpmTrustError(e)) throw e;
+    if (attestationError && e.code !== "ERR_AUDIT_WRITE_FAILED") await auditEnrollment(store, req, c, "ca.attestation.error", "failure", attestationError);
     const hresult = (e.details?.hresult as string | undefined) ?? (stage === "attestation" || e.code === "ERR_ATTESTATION_REQUIRED" ? HRESULT_KEY_ATTESTATION : undefined);
     throw await auditDenied(store, req, c, e, { stage, facts, hresult });
   }
 }
 
-function auditEnrollment(store: Store, req: Pick<EnrollRequest, "template">, c: EnrollCaller, action: string, outcome: "success" | "failure" | "denied", details: Record<string, unknown>) {
+function auditEnrollment(store: Repos, req: Pick<EnrollRequest, "template">, c: EnrollCaller, action: string, outcome: "success" | "failure" | "denied", details: Record<string, unknown>) {
   return store.audit.append({ actor: c.actor, action, subject: req.template, outcome, details, at: c.now });
 }
 
 /**
  * Audits a refused request as AD CS logs it — event 22 (`ca.attestation.error`) when the attestation
  * could not be processed, always event 53 (`ca.request.denied`), each with the reason and HRESULT —
- * and returns the error to throw, carrying the event and HRESULT.
+ * and returns the error to throw, carrying the event and HRESULT. A failed audit write is returned
+ * as it is: the log takes no denial either.
  */
 export async function auditDenied(
   store: Store,
@@ -217,13 +224,14 @@ export async function auditDenied(
   e: TpmTrustError,
   o: { stage: "request" | "attestation"; facts: Record<string, unknown>; hresult?: string },
 ): Promise<TpmTrustError> {
+  if (e.code === "ERR_AUDIT_WRITE_FAILED") return e;
   const why = { code: e.code, reason: e.message, ...o.facts, ...(o.hresult ? { hresult: o.hresult } : {}) };
   if (o.stage === "attestation") await auditEnrollment(store, req, c, "ca.attestation.error", "failure", { adcsEvent: ADCS_EVENT.attestationError, ...why });
   await auditEnrollment(store, req, c, "ca.request.denied", "denied", { adcsEvent: ADCS_EVENT.requestDenied, ...why });
   return withDetails(e, { adcsEvent: o.stage === "attestation" ? ADCS_EVENT.attestationError : ADCS_EVENT.requestDenied, ...(o.hresult ? { hresult: o.hresult } : {}) });
 }
 
-/** Issues the certificate enrolment decided on, with the passed models' policies, and audits it. */
+/** Issues the certificate enrollment decided on, with the passed models' policies; its audit entry commits with it. */
 export async function issueEnrollment(store: Store, d: EnrollDecision, req: Pick<EnrollRequest, "template">, c: EnrollCaller): Promise<EnrollResult> {
   const { verified, failure, policies, host } = d;
   const passed = d.models?.passed ?? [];
@@ -250,8 +258,25 @@ export async function issueEnrollment(store: Store, d: EnrollDecision, req: Pick
         : null,
     now: c.now,
     publicUrl: c.publicUrl,
+    commit: async (tx, cert) => {
+      if (d.attestationError) await auditEnrollment(tx, req, c, "ca.attestation.error", "failure", { ...d.attestationError, issuedWithoutAttestation: true });
+      await auditEnrollment(tx, req, c, "ca.certificate.issue", "success", {
+        serial: cert.serial,
+        subject: cert.subject,
+        host,
+        mode: d.mode,
+        policies,
+        trustModels: passed,
+        format: verified?.format ?? null,
+        ...(d.facts.enroller ? { enroller: d.facts.enroller } : {}),
+        ...(d.facts.requestId !== undefined ? { requestId: d.facts.requestId } : {}),
+        ...(d.facts.ekHash ? { ekHash: d.facts.ekHash } : {}),
+        ...(d.facts.aikCertSerial ? { aikCertSerial: d.facts.aikCertSerial } : {}),
+        ...(failure ? { attestationFailure: failure } : {}),
+      });
+    },
   });
-  const result: EnrollResult = {
+  return {
     serial: cert.serial,
     certificate: cert.der,
     chain: await caChain(store),
@@ -262,21 +287,6 @@ export async function issueEnrollment(store: Store, d: EnrollDecision, req: Pick
     attestation: verified ? { format: verified.format, host: verified.host, akNameHex: verified.akName.toString("hex"), freshness: verified.freshness } : null,
     ...(failure ? { attestationFailure: failure } : {}),
   };
-  await auditEnrollment(store, req, c, "ca.certificate.issue", "success", {
-    serial: cert.serial,
-    subject: cert.subject,
-    host,
-    mode: d.mode,
-    policies,
-    trustModels: passed,
-    format: verified?.format ?? null,
-    ...(d.facts.enroller ? { enroller: d.facts.enroller } : {}),
-    ...(d.facts.requestId !== undefined ? { requestId: d.facts.requestId } : {}),
-    ...(d.facts.ekHash ? { ekHash: d.facts.ekHash } : {}),
-    ...(d.facts.aikCertSerial ? { aikCertSerial: d.facts.aikCertSerial } : {}),
-    ...(failure ? { attestationFailure: failure } : {}),
-  });
-  return result;
 }
 
 export async function enroll(store: Store, req: EnrollRequest, c: EnrollCaller): Promise<EnrollResult> {

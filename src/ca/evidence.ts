@@ -110,7 +110,7 @@ function octetString(der: Buffer): Buffer {
 
 async function boundAk(store: Store, akName: Buffer): Promise<{ host: string; public: TpmtPublic }> {
   const ak = await store.aks.get(akName);
-  if (!ak) throw new TpmTrustError("ERR_AK_NOT_BOUND", `AK ${akName.toString("hex")} is not bound to a registered host (tpmtrust agent register)`, { akName: akName.toString("hex") });
+  if (!ak) throw new TpmTrustError("ERR_AK_NOT_BOUND", `AK ${akName.toString("hex")} is not bound to a registered host (tpmtrust agent activate)`, { akName: akName.toString("hex") });
   return { host: ak.hostName, public: decodeTpmtPublic(ak.public) };
 }
 

@@ -5,7 +5,7 @@
  */
 import * as x509 from "@peculiar/x509";
 import { TpmTrustError } from "../errors.js";
-import type { IssuedCert, Store } from "../store/index.js";
+import type { IssuedCert, Repos, Store } from "../store/index.js";
 import { subjectText, type CsrSan, type ParsedCsr, type SubjectAttribute } from "../verify/csr.js";
 import { loadAuthority } from "./authority.js";
 import { issueUnique, toSecond, DAY_MS } from "./signing.js";
@@ -100,9 +100,14 @@ export interface IssueInput {
   now: number;
   /** base URL of the service: the certificate names its CRL at `${publicUrl}/v1/ca/crl` */
   publicUrl?: string;
+  /**
+   * The issuance's audit entry (and whatever else stands or falls with the certificate), written
+   * in the transaction that records it: when it throws, the certificate is neither stored nor returned.
+   */
+  commit: (tx: Repos, cert: IssuedCert) => Promise<void>;
 }
 
-/** Issues and stores a certificate under the current issuing CA. */
+/** Issues and stores a certificate under the current issuing CA, with `i.commit` in the same transaction. */
 export async function issueFromTemplate(store: Store, i: IssueInput): Promise<IssuedCert> {
   const { authority, signer } = await loadAuthority(store);
   const t = i.template;
@@ -122,17 +127,21 @@ export async function issueFromTemplate(store: Store, i: IssueInput): Promise<Is
   return issueUnique(
     { issuer: signer, publicKey: i.csr.spki, subject: names.subjectDer ? new x509.Name(new Uint8Array(names.subjectDer)) : names.subject.map((rdn) => Object.fromEntries(rdn.map((a) => [a.type, [a.value]]))), notBefore, notAfter: new Date(notBefore.getTime() + t.validityDays * DAY_MS), extensions },
     (cert, serial) =>
-      store.ca.recordCert({
-        serial,
-        issuerId: authority.id,
-        templateName: t.name,
-        hostName: i.hostName,
-        subject: cert.subject,
-        notBefore: cert.notBefore.getTime(),
-        notAfter: cert.notAfter.getTime(),
-        der: Buffer.from(cert.rawData),
-        attestation: i.attestation,
-        issuedAt: i.now,
+      store.transaction(async (tx) => {
+        const issued = await tx.ca.recordCert({
+          serial,
+          issuerId: authority.id,
+          templateName: t.name,
+          hostName: i.hostName,
+          subject: cert.subject,
+          notBefore: cert.notBefore.getTime(),
+          notAfter: cert.notAfter.getTime(),
+          der: Buffer.from(cert.rawData),
+          attestation: i.attestation,
+          issuedAt: i.now,
+        });
+        await i.commit(tx, issued);
+        return issued;
       }),
   );
 }

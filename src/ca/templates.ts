@@ -11,7 +11,7 @@
  * - `includeIssuancePolicies` (default true): the certificate carries the policy OID of every
  *   trust model that passed.
  *
- * Who may enrol (`requesters`) and where the certificate's names come from (`subjectFrom`: `host`,
+ * Who may enroll (`requesters`) and where the certificate's names come from (`subjectFrom`: `host`,
  * the attested host's registered name, as AD CS builds the subject from the directory; or
  * `request`, the CSR's names, for an attested request only the host's own) are part of the template.
  * Subject and SAN patterns always match the whole value.
@@ -22,11 +22,11 @@ import { TRUST_MODELS, type TrustModel } from "./oids.js";
 
 export type AttestationMode = "none" | "required-if-capable" | "required";
 export const ATTESTATION_MODES: readonly AttestationMode[] = ["none", "required-if-capable", "required"];
-export const KEY_USAGES = ["digitalSignature", "nonRepudiation", "keyEncipherment", "dataEncipherment", "keyAgreement"] as const;
+const KEY_USAGES = ["digitalSignature", "nonRepudiation", "keyEncipherment", "dataEncipherment", "keyAgreement"] as const;
 export type KeyUsage = (typeof KEY_USAGES)[number];
-export const KEY_TYPES = ["rsa-2048", "rsa-3072", "rsa-4096", "ecdsa-p256", "ecdsa-p384", "ecdsa-p521"] as const;
+const KEY_TYPES = ["rsa-2048", "rsa-3072", "rsa-4096", "ecdsa-p256", "ecdsa-p384", "ecdsa-p521"] as const;
 export type KeyType = (typeof KEY_TYPES)[number];
-export const SAN_TYPES = ["dns", "ip", "email", "uri"] as const;
+const SAN_TYPES = ["dns", "ip", "email", "uri"] as const;
 export type SanType = (typeof SAN_TYPES)[number];
 /** Names for common extended key usages; any dotted OID is accepted too. */
 export const EKU_NAMES: Record<string, string> = {
@@ -43,14 +43,14 @@ export type SubjectSource = (typeof SUBJECT_SOURCES)[number];
 export const REQUESTER_NAME_PATTERN = "^[A-Za-z0-9][A-Za-z0-9._@:-]{0,127}$";
 
 export interface Requesters {
-  /** attested registered hosts may enrol (default true) … */
+  /** attested registered hosts may enroll (default true) … */
   hosts: boolean;
   /** … restricted to these hardware classes or these tags when either list is non-empty */
   hostClasses: string[];
   hostTags: string[];
-  /** identities of the enroller tokens that may enrol (default none) */
+  /** identities of the enroller tokens that may enroll (default none) */
   enrollers: string[];
-  /** admin tokens may enrol (default true) */
+  /** admin tokens may enroll (default true) */
   admins: boolean;
   /** requests with neither a token nor a verified attestation (default false) */
   anonymous: boolean;

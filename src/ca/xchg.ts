@@ -13,10 +13,10 @@ import { ISSUING_KIND, keyDirFor, loadAuthority } from "./authority.js";
 import { loadCaKey, storeCaKey } from "./custody.js";
 import { DAY_MS, generateCaKey, randomSerial, signCertificate, toSecond } from "./signing.js";
 
-export const XCHG_KIND = "xchg";
+const XCHG_KIND = "xchg";
 /** szOID_KP_CA_EXCHANGE */
-export const CA_EXCHANGE_EKU = "1.3.6.1.4.1.311.21.5";
-export const XCHG_VALIDITY_DAYS = 7;
+const CA_EXCHANGE_EKU = "1.3.6.1.4.1.311.21.5";
+const XCHG_VALIDITY_DAYS = 7;
 const RENEW_BEFORE_MS = DAY_MS;
 
 export interface Xchg {

@@ -1,10 +1,15 @@
-import { buildProgram } from "./program.js";
-import { exitCodeFor, printError } from "./run.js";
+import { isVersionOnly, VERSION } from "./version.js";
 
-const program = await buildProgram();
-try {
-  await program.parseAsync(process.argv);
-} catch (e) {
-  printError(e);
-  process.exitCode = exitCodeFor(e);
+if (isVersionOnly(process.argv.slice(2))) {
+  process.stdout.write(`${VERSION}\n`);
+} else {
+  const { buildProgram } = await import("./program.js");
+  const { exitCodeFor, printError } = await import("./run.js");
+  const program = await buildProgram();
+  try {
+    await program.parseAsync(process.argv);
+  } catch (e) {
+    await printError(e);
+    process.exitCode = exitCodeFor(e);
+  }
 }

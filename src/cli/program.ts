@@ -1,4 +1,5 @@
-import { Command } from "commander";
+import { Command } from "./commander.js";
+import { isVersionOnly, VERSION } from "./version.js";
 
 /**
  * The `tpmtrust` command tree. Each area registers its subcommands from its own module
@@ -75,12 +76,12 @@ const COMMANDS: Record<string, (keyof typeof MODULES)[]> = {
 export async function buildProgram(argv: readonly string[] = process.argv): Promise<Command> {
   const program = new Command("tpmtrust")
     .description("TPM 2.0 attestation authority: EK trust, host attestation, key attestation CA, provisioning, key release")
-    .version("0.1.0")
+    .version(VERSION)
     .exitOverride()
     .showHelpAfterError();
   const args = argv.slice(2);
   const first = args.find((a) => !a.startsWith("-"));
-  const versionOnly = args.length > 0 && args.every((a) => a === "--version" || a === "-V");
+  const versionOnly = isVersionOnly(args);
   const names = versionOnly ? [] : first !== undefined && COMMANDS[first] ? COMMANDS[first] : (Object.keys(MODULES) as (keyof typeof MODULES)[]);
   if (names.some((name) => !WITHOUT_X509.has(name))) await import("reflect-metadata");
   for (const name of names) (await MODULES[name]()).register(program);

@@ -1,6 +1,5 @@
-import { CommanderError } from "commander";
+import { CommanderError } from "./commander.js";
 import { exitCodeForCode, isTpmTrustError, TpmTrustError } from "../errors.js";
-import { hintFor } from "./hints.js";
 
 /** Exit codes: 0 verified/ok, 1 rejected/not trusted, 2 nothing judged (unusable input, no TPM or service, internal); per code in src/errors.ts. */
 export function exitCodeFor(e: unknown): number {
@@ -9,10 +8,11 @@ export function exitCodeFor(e: unknown): number {
   return 2;
 }
 
-export function printError(e: unknown): void {
+export async function printError(e: unknown): Promise<void> {
   if (e instanceof CommanderError) return; // commander already printed its message
   if (isTpmTrustError(e)) {
-    const hint = hintFor(e);
+    // the hints (and the TPM response code table) load only when there is an error to explain
+    const hint = (await import("./hints.js")).hintFor(e);
     process.stderr.write(`error ${e.code}: ${e.message}\n${hint ? `hint: ${hint}\n` : ""}`);
     return;
   }
@@ -27,7 +27,7 @@ export function action<A extends unknown[]>(fn: (...args: A) => Promise<number |
       const code = await fn(...args);
       if (typeof code === "number") process.exitCode = code;
     } catch (e) {
-      printError(e);
+      await printError(e);
       process.exitCode = exitCodeFor(e);
     }
   };
@@ -38,7 +38,7 @@ export function printJson(v: unknown): void {
 }
 
 /** Buffers as hex, bigints as decimal strings: the JSON shape every --json output uses. */
-export function jsonReplacer(_k: string, v: unknown): unknown {
+function jsonReplacer(_k: string, v: unknown): unknown {
   if (typeof v === "bigint") return v.toString();
   if (v && typeof v === "object" && (v as { type?: string }).type === "Buffer" && Array.isArray((v as { data?: unknown }).data)) {
     return Buffer.from((v as { data: number[] }).data).toString("hex");

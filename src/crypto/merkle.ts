@@ -17,7 +17,7 @@ const NODE = Buffer.from([0x01]);
 /** §2.1.1: MTH({d(0)}) = SHA-256(0x00 || d(0)). */
 export const leafHash = (data: Uint8Array): Buffer => sha256(LEAF, data);
 /** §2.1.1: SHA-256(0x01 || MTH(D[0:k]) || MTH(D[k:n])). */
-export const nodeHash = (left: Uint8Array, right: Uint8Array): Buffer => sha256(NODE, left, right);
+const nodeHash = (left: Uint8Array, right: Uint8Array): Buffer => sha256(NODE, left, right);
 /** §2.1.1: the hash of an empty list is the hash of an empty string. */
 export const EMPTY_ROOT = sha256();
 

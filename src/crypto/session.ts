@@ -18,7 +18,7 @@ import { FlushContext } from "../tpm/commands/index.js";
 const u32 = (v: number) => Buffer.from([v >>> 24, (v >>> 16) & 0xff, (v >>> 8) & 0xff, v & 0xff]);
 const EMPTY = Buffer.alloc(0);
 
-export class HmacSession implements ParameterEncryptionSession {
+class HmacSession implements ParameterEncryptionSession {
   readonly hmac = true;
   nonceTPM: Buffer;
   private nonceCaller: Buffer = EMPTY;

@@ -1,10 +1,13 @@
 /**
  * The key directory: the one folder where files that hold or unlock key material live (local master
- * key files, PKCS#11 PIN files). It is $TPMTRUST_KEY_DIR, else the folder of the SQLite database, so
- * the service and the CLI working on one database agree on it. A setting that names a path outside
- * it (or a link leading out of it) is refused before anything touches the disk, with an error that
- * names only the key directory: an admin's setting, sent over the API, can neither probe, read nor
- * create files elsewhere.
+ * key files, PKCS#11 PIN files, KMIP client certificates and keys). It is $TPMTRUST_KEY_DIR, else the
+ * folder of the SQLite database, so the service and the CLI working on one database agree on it. A
+ * setting that names a path outside it (or a link leading out of it) is refused before anything
+ * touches the disk, with an error that names only the key directory: an admin's setting, sent over
+ * the API, can neither probe, read nor create files elsewhere.
+ *
+ * PKCS#11 modules (shared libraries the service loads) may also be in the module folders: where
+ * distributions install them ($TPMTRUST_PKCS11_MODULE_DIRS replaces the default list).
  */
 import { openSync, realpathSync } from "node:fs";
 import { dirname, isAbsolute, relative, resolve } from "node:path";
@@ -12,6 +15,19 @@ import { TpmTrustError } from "../errors.js";
 import { isPostgresUrl } from "../store/index.js";
 
 export const KEY_DIR_ENV = "TPMTRUST_KEY_DIR";
+export const MODULE_DIRS_ENV = "TPMTRUST_PKCS11_MODULE_DIRS";
+
+/** Where Debian/Ubuntu (multiarch, SoftHSM2's own folder) and Fedora/RHEL install PKCS#11 modules. */
+export const DEFAULT_MODULE_DIRS: readonly string[] = [
+  "/usr/lib/softhsm",
+  "/usr/lib/pkcs11",
+  "/usr/lib/x86_64-linux-gnu/softhsm",
+  "/usr/lib/x86_64-linux-gnu/pkcs11",
+  "/usr/lib/aarch64-linux-gnu/softhsm",
+  "/usr/lib/aarch64-linux-gnu/pkcs11",
+  "/usr/lib64/softhsm",
+  "/usr/lib64/pkcs11",
+];
 
 /** Where a key server's files may be: given to KeyServerKind.configure and open. */
 export interface KeyDirContext {
@@ -77,4 +93,57 @@ export function openConfined(ctx: KeyDirContext, path: string, setting: string, 
   } catch (e) {
     throw new TpmTrustError("ERR_IO", `cannot read ${what} ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, { path });
   }
+}
+
+/** $TPMTRUST_PKCS11_MODULE_DIRS (absolute folders separated by ":"), else DEFAULT_MODULE_DIRS. */
+export function moduleDirs(): string[] {
+  const env = process.env[MODULE_DIRS_ENV];
+  if (env === undefined || env === "") return [...DEFAULT_MODULE_DIRS];
+  const dirs = env.split(":").filter((d) => d !== "");
+  if (dirs.some((d) => !isAbsolute(d))) throw new TpmTrustError("ERR_USAGE", `${MODULE_DIRS_ENV} must list absolute folders separated by ":"`);
+  return dirs.map((d) => resolve(d));
+}
+
+/** The folders a PKCS#11 module may be in: the module folders, and the key directory when there is one. */
+function moduleFolders(ctx: KeyDirContext): string[] {
+  const dirs = moduleDirs();
+  try {
+    return [...dirs, ctx.keyDir()];
+  } catch {
+    return dirs; // no key directory (PostgreSQL without $TPMTRUST_KEY_DIR): the module folders only
+  }
+}
+
+const moduleError = (dirs: string[]) =>
+  new TpmTrustError("ERR_VALIDATION", `module must be the absolute path of a PKCS#11 module in one of ${dirs.join(", ")} (the module folders, $${MODULE_DIRS_ENV}, or the key directory, $${KEY_DIR_ENV})`);
+
+/** `module` as a normalised absolute path inside a module folder or the key directory; ERR_VALIDATION, naming only the folders, otherwise. */
+export function confinedModule(ctx: KeyDirContext, module: string): string {
+  const dirs = moduleFolders(ctx);
+  const abs = resolve(module);
+  if (!isAbsolute(module) || !dirs.some((d) => inside(d, abs))) throw moduleError(dirs);
+  return abs;
+}
+
+/**
+ * The real path of `module` (from confinedModule) to load, once it is still inside the real path of
+ * a module folder or the key directory (a link must not lead out); ERR_IO naming it when it is missing.
+ */
+export function realModule(ctx: KeyDirContext, module: string): string {
+  const dirs = moduleFolders(ctx);
+  let real: string;
+  try {
+    real = realpathSync(module);
+  } catch (e) {
+    throw new TpmTrustError("ERR_IO", `cannot load the PKCS#11 module ${module}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, { module });
+  }
+  const realDirs = dirs.flatMap((d) => {
+    try {
+      return [realpathSync(d)];
+    } catch {
+      return [];
+    }
+  });
+  if (!realDirs.some((d) => inside(d, real))) throw moduleError(dirs);
+  return real;
 }

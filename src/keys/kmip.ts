@@ -5,11 +5,10 @@
  * 96-bit random IV. A version's reference is `uid:` and the KMS's Unique Identifier.
  *
  * Settings: host, port, and the paths of the CA certificate, the client certificate and its key
- * (mode 0600). Tested against PyKMIP's server (Debian python3-pykmip).
+ * (mode 0600), all three in the key directory (key-dir.ts). Tested against PyKMIP's server (Debian python3-pykmip).
  */
 import { randomBytes } from "node:crypto";
-import { closeSync, fstatSync, openSync, readFileSync } from "node:fs";
-import { isAbsolute } from "node:path";
+import { closeSync, fstatSync, readFileSync } from "node:fs";
 import { TpmTrustError } from "../errors.js";
 import {
   ALGORITHM_AES,
@@ -28,12 +27,13 @@ import {
 } from "./kmip/constants.js";
 import { KmipClient, KmipOperationError } from "./kmip/client.js";
 import { bytes, children, enumeration, field, int, required, struct, text, type TtlvItem } from "./kmip/ttlv.js";
+import { confinedPath, ENV_KEY_DIR, openConfined, type KeyDirContext } from "./key-dir.js";
 import type { KeyRef, KeyServer, KeyServerKind } from "./server.js";
 
 export interface KmipConfig {
   host: string;
   port: number;
-  /** PEM file of the CA that issued the KMS's certificate */
+  /** PEM file of the CA that issued the KMS's certificate (in the key directory, like the next two) */
   ca: string;
   /** PEM files of this client's certificate and private key (the key mode 0600) */
   cert: string;
@@ -51,14 +51,9 @@ const gcm = () => struct(TAG.CryptographicParameters, enumeration(TAG.BlockCiphe
 
 const unsuitable = (keyId: string, why: string) => new TpmTrustError("ERR_KEY_UNSUITABLE", `the KMIP key ${keyId} cannot be a primary key: ${why}`, { keyId, reason: why });
 
-/** Reads a PEM file of the settings; the private key must not be readable by group or others. */
-function readPem(path: string, what: string, secret: boolean): Buffer {
-  let fd: number;
-  try {
-    fd = openSync(path, "r");
-  } catch (e) {
-    throw new TpmTrustError("ERR_IO", `cannot read the KMIP ${what} ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, { path });
-  }
+/** Reads the PEM file of setting `setting` from the key directory; the private key must not be readable by group or others. */
+function readPem(ctx: KeyDirContext, path: string, setting: string, what: string, secret: boolean): Buffer {
+  const fd = openConfined(ctx, confinedPath(ctx, path, setting), setting, `the KMIP ${what}`);
   try {
     if (secret && fstatSync(fd).mode & 0o077) throw new TpmTrustError("ERR_IO", `the KMIP client key ${path} may be read by group or others; chmod 600 it`, { path });
     return readFileSync(fd);
@@ -73,10 +68,14 @@ class KmipKeyServer implements KeyServer {
   /** false once the KMS said it has no RNG Retrieve (PyKMIP has none): then node's CSPRNG serves. */
   private kmsRandom = true;
 
-  constructor(private readonly cfg: KmipConfig) {}
+  constructor(
+    private readonly cfg: KmipConfig,
+    private readonly ctx: KeyDirContext,
+  ) {}
 
   private kms(): KmipClient {
-    this.client ??= new KmipClient({ host: this.cfg.host, port: this.cfg.port, ca: readPem(this.cfg.ca, "CA certificate", false), cert: readPem(this.cfg.cert, "client certificate", false), key: readPem(this.cfg.key, "client key", true) });
+    const pem = (setting: "ca" | "cert" | "key", what: string) => readPem(this.ctx, this.cfg[setting], setting, what, setting === "key");
+    this.client ??= new KmipClient({ host: this.cfg.host, port: this.cfg.port, ca: pem("ca", "CA certificate"), cert: pem("cert", "client certificate"), key: pem("key", "client key") });
     return this.client;
   }
 
@@ -221,20 +220,23 @@ class KmipKeyServer implements KeyServer {
   }
 }
 
-function configure(config: Record<string, unknown>): KmipConfig {
+function configure(config: Record<string, unknown>, ctx: KeyDirContext): KmipConfig {
   const bad = (m: string) => new TpmTrustError("ERR_VALIDATION", `kmip key server: ${m}`);
   const { host, port, ca, cert, key, ...rest } = config;
   if (Object.keys(rest).length) throw bad(`unknown settings ${Object.keys(rest).join(", ")} (known: host, port, ca, cert, key)`);
   if (typeof host !== "string" || !HOST.test(host)) throw bad("host must be a host name or IP address");
   const p = typeof port === "string" && /^\d+$/.test(port) ? Number(port) : port;
   if (typeof p !== "number" || !Number.isInteger(p) || p < 1 || p > 65535) throw bad("port must be a number from 1 to 65535 (KMIP's is 5696)");
-  for (const [name, v] of Object.entries({ ca, cert, key })) if (typeof v !== "string" || !isAbsolute(v)) throw bad(`${name} must be an absolute path`);
-  return { host, port: p, ca: ca as string, cert: cert as string, key: key as string };
+  const file = (name: string, v: unknown) => {
+    if (typeof v !== "string" || v === "") throw bad(`${name} must be the path of a PEM file in the key directory`);
+    return confinedPath(ctx, v, name);
+  };
+  return { host, port: p, ca: file("ca", ca), cert: file("cert", cert), key: file("key", key) };
 }
 
 export const KMIP: KeyServerKind = {
   kind: "kmip",
   description: "an external KMS over KMIP 1.4 (mutual TLS): keys are created and used inside it",
-  configure: (c) => ({ ...configure(c) }),
-  open: (config) => new KmipKeyServer(configure(config)),
+  configure: (c, ctx = ENV_KEY_DIR) => ({ ...configure(c, ctx) }),
+  open: (config, ctx = ENV_KEY_DIR) => new KmipKeyServer(configure(config, ctx), ctx),
 };

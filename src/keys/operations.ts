@@ -54,7 +54,7 @@ export async function openEnvelope(store: Store, g: HostGrant, envelope: Buffer,
   return { plaintext: await server.decrypt(key, e.sealed, envelopeAad(e.provider, e.version, context)), version: v.version };
 }
 
-export function checkPlaintext(p: Buffer): void {
+function checkPlaintext(p: Buffer): void {
   if (p.length === 0 || p.length > MAX_PLAINTEXT) throw new TpmTrustError("ERR_VALIDATION", `plaintext must have 1 to ${MAX_PLAINTEXT} bytes, not ${p.length}`);
 }
 

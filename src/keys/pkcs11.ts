@@ -3,24 +3,24 @@
  * objects generated inside the token (sensitive, not extractable); encryption is CKM_AES_GCM inside
  * the token with a 96-bit IV from the token's generator. A version's reference is its CKA_ID.
  *
- * Settings: the module path, the token (by label or slot index), and where the user PIN is: an
- * environment variable or a file (mode 0600) in the key directory (key-dir.ts). Calls are synchronous: one session per key server,
+ * Settings: the module path (in a module folder or the key directory), the token (by label or slot
+ * index), and where the user PIN is: an environment variable or a file (mode 0600) in the key
+ * directory (key-dir.ts). Calls are synchronous: one session per key server,
  * never interleaved, and each GCM call is microseconds on SoftHSM; a slow network HSM would want a
  * session pool here.
  */
 import { closeSync, fstatSync, readFileSync } from "node:fs";
 import { createRequire } from "node:module";
-import { isAbsolute } from "node:path";
 import type * as Pkcs11Types from "pkcs11js";
 import { TpmTrustError } from "../errors.js";
-import { confinedPath, ENV_KEY_DIR, openConfined, type KeyDirContext } from "./key-dir.js";
+import { confinedModule, confinedPath, ENV_KEY_DIR, openConfined, realModule, type KeyDirContext } from "./key-dir.js";
 import type { KeyRef, KeyServer, KeyServerKind } from "./server.js";
 
 type Pkcs11Module = typeof Pkcs11Types;
 type Handle = Buffer;
 
 export interface Pkcs11Config {
-  /** path of the PKCS#11 module, e.g. /usr/lib/softhsm/libsofthsm2.so */
+  /** path of the PKCS#11 module in a module folder or the key directory, e.g. /usr/lib/softhsm/libsofthsm2.so */
   module: string;
   /** the token by its label … */
   tokenLabel?: string;
@@ -54,16 +54,17 @@ function hsmError(e: unknown, what: string): TpmTrustError {
 // One loaded and initialised library per module path per process (C_Initialize may run only once).
 const libraries = new Map<string, { lib: Pkcs11Types.PKCS11; users: number }>();
 
-function acquire(path: string): Pkcs11Types.PKCS11 {
+function acquire(path: string, ctx: KeyDirContext): Pkcs11Types.PKCS11 {
   const have = libraries.get(path);
   if (have) {
     have.users++;
     return have.lib;
   }
+  const real = realModule(ctx, path);
   const m = pkcs11();
   const lib = new m.PKCS11();
   try {
-    lib.load(path);
+    lib.load(real);
   } catch (e) {
     throw ioError(`cannot load the PKCS#11 module ${path}: ${(e as Error).message}`, { module: path });
   }
@@ -123,7 +124,7 @@ class Pkcs11KeyServer implements KeyServer {
   private open(): { lib: Pkcs11Types.PKCS11; session: Handle; m: Pkcs11Module } {
     const m = pkcs11();
     if (this.lib && this.session) return { lib: this.lib, session: this.session, m };
-    const lib = acquire(this.cfg.module);
+    const lib = acquire(this.cfg.module, this.ctx);
     try {
       const slots = lib.C_GetSlotList(true);
       let slot: Handle | undefined;
@@ -309,7 +310,7 @@ function configure(config: Record<string, unknown>, ctx: KeyDirContext): Pkcs11C
   const bad = (m: string) => new TpmTrustError("ERR_VALIDATION", m);
   const { module, tokenLabel, slot, pinEnv, pinFile, ...rest } = config;
   if (Object.keys(rest).length) throw bad(`a pkcs11 key server has no setting ${Object.keys(rest).join(", ")}`);
-  if (typeof module !== "string" || !isAbsolute(module)) throw bad("module must be the absolute path of a PKCS#11 module, e.g. /usr/lib/softhsm/libsofthsm2.so");
+  if (typeof module !== "string") throw bad("module must be the absolute path of a PKCS#11 module, e.g. /usr/lib/softhsm/libsofthsm2.so");
   if ((tokenLabel === undefined) === (slot === undefined)) throw bad("give the token by tokenLabel or by slot (index), one of them");
   if (tokenLabel !== undefined && (typeof tokenLabel !== "string" || tokenLabel.length === 0 || tokenLabel.length > 32)) throw bad("tokenLabel has 1 to 32 characters");
   if (slot !== undefined && !(Number.isInteger(slot) && (slot as number) >= 0 && (slot as number) < 1024)) throw bad("slot must be a slot index (0, 1, …)");
@@ -317,7 +318,7 @@ function configure(config: Record<string, unknown>, ctx: KeyDirContext): Pkcs11C
   if (pinEnv !== undefined && (typeof pinEnv !== "string" || !ENV_NAME.test(pinEnv))) throw bad("pinEnv must be an environment variable name");
   if (pinFile !== undefined && (typeof pinFile !== "string" || pinFile === "")) throw bad("pinFile must be a path");
   return {
-    module,
+    module: confinedModule(ctx, module),
     ...(tokenLabel !== undefined ? { tokenLabel: tokenLabel as string } : { slot: slot as number }),
     ...(pinEnv !== undefined ? { pinEnv: pinEnv as string } : { pinFile: confinedPath(ctx, pinFile as string, "pinFile") }),
   };

@@ -14,8 +14,8 @@ import { NAME, validate, type Schema } from "./schema.js";
  * appears among the verified events of its PCRs: as the digest of a Windows SIPAEVENT_SI_POLICY
  * entry in bound event data, or as the digest of a verified event.
  */
-export const CI_VERSION = 1;
-export const CI_SCHEMA_ID = "https://tpmtrust.dev/schemas/ci-1.json";
+const CI_VERSION = 1;
+const CI_SCHEMA_ID = "https://tpmtrust.dev/schemas/ci-1.json";
 /** Windows measures its boot configuration and code-integrity facts into PCRs 12–14 (WBCL). */
 export const CI_DEFAULT_PCRS = [12, 13, 14];
 
@@ -30,7 +30,7 @@ export interface CodeIntegrityPolicy {
   pcrs: number[];
 }
 
-export const CI_SCHEMA: Schema = {
+const CI_SCHEMA: Schema = {
   $schema: "https://json-schema.org/draft/2020-12/schema",
   $id: CI_SCHEMA_ID,
   title: "tpmtrust code-integrity policy",
@@ -60,7 +60,7 @@ export function parseCodeIntegrityPolicy(doc: unknown): CodeIntegrityPolicy {
  * SIPAEVENT_SI_POLICY_PAYLOAD (wbcl.h, little-endian): u64 PolicyVersion, u16 PolicyNameLength,
  * u16 HashAlgID, u32 DigestLength, then PolicyName (UTF-16, NUL-terminated) and Digest.
  */
-export function siPolicy(data: Buffer): { name: string; version: bigint; hashAlg: number; digest: Buffer } | undefined {
+function siPolicy(data: Buffer): { name: string; version: bigint; hashAlg: number; digest: Buffer } | undefined {
   if (data.length < 16) return undefined;
   const nameLen = data.readUInt16LE(8);
   const digestLen = data.readUInt32LE(12);

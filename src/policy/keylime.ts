@@ -9,7 +9,7 @@ import { NAME, validate } from "./schema.js";
  * ({"hashes": …}) and the legacy flat allowlist ("DIGEST  PATH" lines, "%keyring:NAME" for keyrings)
  * with its exclude list (one regular expression a line, "#" comments).
  */
-export const KEYLIME_POLICY_VERSION = 1;
+const KEYLIME_POLICY_VERSION = 1;
 
 const HEX = /^([0-9a-f]{2}){16,64}$/;
 
@@ -77,7 +77,7 @@ export function importKeylimePolicy(doc: unknown, name: string, excludeList?: st
 }
 
 /** Keylime's legacy flat allowlist: "DIGEST  PATH" per line; "%keyring:NAME" paths list keys of a keyring. */
-export function importKeylimeAllowlist(text: string, name: string, excludeList?: string): RuntimePolicy {
+function importKeylimeAllowlist(text: string, name: string, excludeList?: string): RuntimePolicy {
   validate(NAME, name, "runtime policy name");
   const p = emptyRuntimePolicy(name);
   text.split(/\r?\n/).forEach((raw, i) => {
@@ -99,7 +99,7 @@ export function importKeylimeAllowlist(text: string, name: string, excludeList?:
 }
 
 /** Keylime's exclude list: one regular expression a line; blank lines and "#" comments skipped. */
-export function parseExcludeList(text: string): string[] {
+function parseExcludeList(text: string): string[] {
   return text
     .split(/\r?\n/)
     .map((l) => l.trim())

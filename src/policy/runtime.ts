@@ -13,8 +13,8 @@ import { NAME, parseDocument, validate, type Schema } from "./schema.js";
  *    the keyring; the key is then learned and trusted for later signatures;
  *  - any other ima-buf entry must have its digest listed for its name under `buffers`.
  */
-export const RUNTIME_VERSION = 1;
-export const RUNTIME_SCHEMA_ID = "https://tpmtrust.dev/schemas/runtime-1.json";
+const RUNTIME_VERSION = 1;
+const RUNTIME_SCHEMA_ID = "https://tpmtrust.dev/schemas/runtime-1.json";
 
 export interface RuntimePolicy {
   $schema: typeof RUNTIME_SCHEMA_ID;
@@ -42,7 +42,7 @@ export interface RuntimePolicy {
 const HEX_LIST: Schema = { type: "array", minItems: 1, items: { type: "string", pattern: "^([0-9a-f]{2}){16,64}$" } };
 const DIGEST_MAP: Schema = { type: "object", patternProperties: { "^": HEX_LIST } };
 
-export const RUNTIME_SCHEMA: Schema = {
+const RUNTIME_SCHEMA: Schema = {
   $schema: "https://json-schema.org/draft/2020-12/schema",
   $id: RUNTIME_SCHEMA_ID,
   title: "tpmtrust runtime (IMA) policy",
@@ -79,26 +79,50 @@ export function compileExcludes(excludes: readonly string[]): RegExp | undefined
   }
 }
 
-/** A runtime policy ready to judge entries: sets and maps built once per policy version, O(1) per lookup. */
+/**
+ * Allowed digests per name, O(1) per lookup: the digest string itself when a name has one (most
+ * paths: no set per path, so a policy of 1,000,000 digests loads fast and small), else a set.
+ */
+export type DigestIndex = Map<string, string | Set<string>>;
+
+/** A runtime policy ready to judge entries: indexes built once per policy version, O(1) per lookup. */
 export interface CompiledRuntimePolicy {
   policy: RuntimePolicy;
-  digests: Map<string, Set<string>>;
-  keyrings: Map<string, Set<string>>;
-  buffers: Map<string, Set<string>>;
+  digests: DigestIndex;
+  keyrings: DigestIndex;
+  buffers: DigestIndex;
   exclude?: RegExp;
   keys: ImaKey[];
   algs?: Set<string>;
   ignored: Set<string>;
 }
 
-const toMap = (o: Record<string, string[]>) => new Map(Object.entries(o).map(([k, v]) => [k, new Set(v)]));
+function toIndex(o: Record<string, string[]>): DigestIndex {
+  const m: DigestIndex = new Map();
+  for (const k of Object.keys(o)) {
+    const v = o[k];
+    m.set(k, v.length === 1 ? v[0] : new Set(v));
+  }
+  return m;
+}
+
+/** Is `hex` among the digests the index allows for `name`? */
+function allowedDigest(m: DigestIndex, name: string, hex: string): boolean {
+  const v = m.get(name);
+  return v === hex || (typeof v === "object" && v.has(hex));
+}
+
+const allowedCount = (m: DigestIndex, name: string) => {
+  const v = m.get(name);
+  return typeof v === "string" ? 1 : (v?.size ?? 0);
+};
 
 export function compileRuntimePolicy(p: RuntimePolicy): CompiledRuntimePolicy {
   return {
     policy: p,
-    digests: toMap(p.digests),
-    keyrings: toMap(p.keyrings),
-    buffers: toMap(p.buffers),
+    digests: toIndex(p.digests),
+    keyrings: toIndex(p.keyrings),
+    buffers: toIndex(p.buffers),
     exclude: compileExcludes(p.excludes),
     keys: p.keys.map((k, i) => {
       try {
@@ -132,6 +156,8 @@ export interface ImaFailure {
 export interface RuntimeCheckState {
   /** Keys learned from ima-buf entries of allowed keyrings. */
   learnedKeys: ImaKey[];
+  /** When given: the measured bytes of each key learned (what a stored state keeps). */
+  learnedBytes?: Buffer[];
 }
 
 export interface RuntimeCheckOptions {
@@ -157,10 +183,7 @@ export function checkRuntimePolicy(c: CompiledRuntimePolicy, list: Pick<ImaList,
   const notes: string[] = [];
   let excluded = 0;
   const fail = (e: ImaEntry, code: ErrorCode, reason: string) => failures.push({ index: e.index, path: e.path, template: e.template, digest: dstr(e), code, reason });
-  const listed = (m: Map<string, Set<string>>, e: ImaEntry) => {
-    const set = m.get(e.path);
-    return set !== undefined && set.has(e.digest.digest.toString("hex"));
-  };
+  const listed = (m: DigestIndex, e: ImaEntry) => m.has(e.path) && allowedDigest(m, e.path, e.digest.digest.toString("hex"));
   const checkTemplates = !o.templateHashesChecked;
   for (const e of list.entries) {
     if (e.pcr !== 10) {
@@ -203,7 +226,10 @@ export function checkRuntimePolicy(c: CompiledRuntimePolicy, list: Pick<ImaList,
         }
         if (!hash(e.digest.alg, e.buf, "buffer").equals(e.digest.digest)) fail(e, "ERR_IMA_KEY_NOT_ALLOWED", "the digest is not the hash of the measured key");
         else if (!listed(c.keyrings, e)) fail(e, "ERR_IMA_KEY_NOT_ALLOWED", c.keyrings.has(e.path) ? `key is not among those allowed in keyring ${e.path}` : `keyring ${e.path} is not in the policy`);
-        else state.learnedKeys.push(key);
+        else {
+          state.learnedKeys.push(key);
+          state.learnedBytes?.push(e.buf);
+        }
         continue;
       }
       if (c.exclude?.test(e.path)) excluded++;
@@ -222,7 +248,7 @@ export function checkRuntimePolicy(c: CompiledRuntimePolicy, list: Pick<ImaList,
       sigReason = r.reason;
     }
     if (listed(c.digests, e)) continue;
-    const why = c.digests.has(e.path) ? `digest is not among the ${c.digests.get(e.path)!.size} allowed for this path` : "path is not in the policy";
+    const why = c.digests.has(e.path) ? `digest is not among the ${allowedCount(c.digests, e.path)} allowed for this path` : "path is not in the policy";
     if (sigReason) fail(e, "ERR_IMA_SIGNATURE_INVALID", `${sigReason}; ${why}`);
     else fail(e, "ERR_IMA_DIGEST_NOT_ALLOWED", why);
   }

@@ -28,6 +28,14 @@ export interface Schema {
 
 const MAX_ERRORS = 10;
 
+// patterns compiled once: a policy of a million digests checks a million strings against one
+const compiled = new Map<string, RegExp>();
+function regex(pattern: string): RegExp {
+  let r = compiled.get(pattern);
+  if (!r) compiled.set(pattern, (r = new RegExp(pattern, "u")));
+  return r;
+}
+
 /** Validates `value` against `schema`; throws ERR_VALIDATION listing (up to 10) JSON paths and problems. */
 export function validate(schema: Schema, value: unknown, what: string): void {
   const errors: string[] = [];
@@ -65,7 +73,7 @@ function check(s: Schema, v: unknown, path: string, errors: string[]): void {
   if (s.enum && !s.enum.includes(v as string | number)) errors.push(`${path}: must be one of ${s.enum.map((e) => JSON.stringify(e)).join(", ")}`);
   if (typeof v === "string") {
     if (s.maxLength !== undefined && v.length > s.maxLength) errors.push(`${path}: longer than ${s.maxLength} characters`);
-    if (s.pattern && !new RegExp(s.pattern, "u").test(v)) errors.push(`${path}: does not match ${s.pattern}`);
+    if (s.pattern && !regex(s.pattern).test(v)) errors.push(`${path}: does not match ${s.pattern}`);
   }
   if (typeof v === "number") {
     if (s.minimum !== undefined && v < s.minimum) errors.push(`${path}: below ${s.minimum}`);
@@ -73,16 +81,22 @@ function check(s: Schema, v: unknown, path: string, errors: string[]): void {
   }
   if (Array.isArray(v)) {
     if (s.minItems !== undefined && v.length < s.minItems) errors.push(`${path}: fewer than ${s.minItems} items`);
-    if (s.items) v.forEach((x, i) => check(s.items!, x, `${path}[${i}]`, errors));
+    if (s.items) for (let i = 0; i < v.length; i++) check(s.items, v[i], `${path}[${i}]`, errors);
   }
   if (t === "object") {
     const o = v as Record<string, unknown>;
     for (const r of s.required ?? []) if (!(r in o)) errors.push(`${path}: missing "${r}"`);
-    for (const [k, x] of Object.entries(o)) {
-      const p = `${path}.${k}`;
-      const prop = s.properties?.[k];
-      const pat = prop ? undefined : Object.entries(s.patternProperties ?? {}).find(([re]) => new RegExp(re, "u").test(k))?.[1];
-      if (prop ?? pat) check((prop ?? pat)!, x, p, errors);
+    for (const k of Object.keys(o)) {
+      let sub = s.properties && Object.hasOwn(s.properties, k) ? s.properties[k] : undefined;
+      if (!sub && s.patternProperties) {
+        for (const re in s.patternProperties) {
+          if (regex(re).test(k)) {
+            sub = s.patternProperties[re];
+            break;
+          }
+        }
+      }
+      if (sub) check(sub, o[k], `${path}.${k}`, errors);
       else if (s.additionalProperties === false) errors.push(`${path}: unexpected property "${k}"`);
     }
   }

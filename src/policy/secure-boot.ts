@@ -7,8 +7,8 @@ import { HEX_DIGEST, NAME, validate, type Schema } from "./schema.js";
  * enabled and the platform is not in setup mode; optionally, every authority that verified boot
  * software (EV_EFI_VARIABLE_AUTHORITY) is one of the listed certificates (SHA-256 of the DER).
  */
-export const SECUREBOOT_VERSION = 1;
-export const SECUREBOOT_SCHEMA_ID = "https://tpmtrust.dev/schemas/secureboot-1.json";
+const SECUREBOOT_VERSION = 1;
+const SECUREBOOT_SCHEMA_ID = "https://tpmtrust.dev/schemas/secureboot-1.json";
 export const SECUREBOOT_PCR = 7;
 
 export interface SecureBootPolicy {
@@ -20,7 +20,7 @@ export interface SecureBootPolicy {
   authorities?: string[];
 }
 
-export const SECUREBOOT_SCHEMA: Schema = {
+const SECUREBOOT_SCHEMA: Schema = {
   $schema: "https://json-schema.org/draft/2020-12/schema",
   $id: SECUREBOOT_SCHEMA_ID,
   title: "tpmtrust Secure Boot policy",

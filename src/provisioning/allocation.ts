@@ -33,10 +33,10 @@ export interface AllocationSettings {
 }
 
 export const DEFAULT_ALLOCATION: AllocationSettings = { policy: "hashed" };
-export const DEFAULT_WEBHOOK_TIMEOUT_MS = 5_000;
+const DEFAULT_WEBHOOK_TIMEOUT_MS = 5_000;
 const MAX_WEBHOOK_TIMEOUT_MS = 30_000;
 const MAX_WEBHOOK_ANSWER = 64 * 1024;
-export const SIGNATURE_HEADER = "x-tpmtrust-signature";
+const SIGNATURE_HEADER = "x-tpmtrust-signature";
 
 /** The JSON schema of allocation settings (admin API). */
 export const ALLOCATION_SCHEMA = {
@@ -144,7 +144,7 @@ export interface CustomAllocationAnswer {
   payload?: unknown;
 }
 
-export function signBody(secret: string, body: string): string {
+function signBody(secret: string, body: string): string {
   return `sha256=${createHmac("sha256", secret).update(body, "utf8").digest("hex")}`;
 }
 

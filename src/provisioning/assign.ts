@@ -36,9 +36,9 @@ export class AssignmentError extends Error {
 }
 
 /** DPS: no linked hub could be chosen (the C SDK maps it to PROV_DEVICE_RESULT_HUB_NOT_SPECIFIED). */
-export const ERROR_NO_HUB = 400208;
+const ERROR_NO_HUB = 400208;
 /** tpmtrust's code (HTTP 424 "failed dependency" × 1000 + 1): the custom allocation webhook failed or named an unknown hub. */
-export const ERROR_CUSTOM_ALLOCATION = 424001;
+const ERROR_CUSTOM_ALLOCATION = 424001;
 
 export interface AssignInput {
   match: EnrollmentMatch;

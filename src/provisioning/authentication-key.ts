@@ -20,7 +20,7 @@ import { objectName, readTpm2bIdObject, readTpm2bPublic } from "../tpm/structure
 import type { TpmsIdObject, TpmtPublic } from "../tpm/types.js";
 
 /** AES-128: tpm2_import -k and the C SDK import with AES-128-CFB only. */
-export const INNER_KEY_BYTES = 16;
+const INNER_KEY_BYTES = 16;
 /** The `keyName` DPS answers with; devices echo it as `skn` in their SAS tokens. */
 export const KEY_NAME = "registration";
 

@@ -60,7 +60,7 @@ function ekBytes(bytes: Uint8Array): Buffer {
   return encodeTpmtPublic(ek);
 }
 
-export function enrollmentView(e: Enrollment): EnrollmentView {
+function enrollmentView(e: Enrollment): EnrollmentView {
   const ek = decodeTpmtPublic(e.ekPublic);
   return {
     registrationId: e.registrationId,

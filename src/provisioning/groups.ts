@@ -60,7 +60,7 @@ function view(c: ParsedCertificate): CertificateView {
   return { subject: c.subject.text, notAfter: c.notAfter.toISOString(), sha256: sha256(c.der), der: c.der.toString("base64") };
 }
 
-export function groupView(g: EnrollmentGroup): GroupView {
+function groupView(g: EnrollmentGroup): GroupView {
   const parsed = (ders: Buffer[]) => ders.flatMap((d) => loadCertificates(d)).map(view);
   return {
     name: g.name,

@@ -9,7 +9,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { TpmTrustError } from "../errors.js";
 
-export const PROVISIONING_KEY_ENV = "TPMTRUST_PROVISIONING_KEY_FILE";
+const PROVISIONING_KEY_ENV = "TPMTRUST_PROVISIONING_KEY_FILE";
 
 export function defaultProvisioningKeyFile(db: string): string {
   const fromEnv = process.env[PROVISIONING_KEY_ENV];

@@ -28,7 +28,7 @@ export interface RegistrationView {
 
 const nameHex = (tpmt: Buffer) => objectName(decodeTpmtPublic(tpmt)).toString("hex");
 
-export function registrationView(r: DeviceRegistration): RegistrationView {
+function registrationView(r: DeviceRegistration): RegistrationView {
   return {
     registrationId: r.registrationId,
     enrollment: r.groupName === null ? { kind: "individual" } : { kind: "group", name: r.groupName },

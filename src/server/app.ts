@@ -53,6 +53,13 @@ export interface RouteDeps {
   monitor: Monitor;
 }
 
+declare module "fastify" {
+  interface FastifyInstance {
+    /** this instance's health monitor: its sweeps and webhook delivery */
+    monitor: Monitor;
+  }
+}
+
 export type RouteModule = (app: FastifyInstance, deps: RouteDeps) => Promise<void> | void;
 
 export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
@@ -90,7 +97,9 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   app.addHook("onClose", async () => void unsubscribe());
   const now = opts.now ?? Date.now;
   const attest = attestConfig(opts.attest);
-  const monitor = startMonitor({ store: opts.store, cfg: attest, now, logger: app.log });
+  // the CLI in-process neither sweeps nor delivers webhooks: the running service notices its changes (the trust version) and delivers
+  const monitor: Monitor = opts.inProcess ? { kick: () => undefined, trustChanged: () => undefined, stop: async () => undefined } : startMonitor({ store: opts.store, cfg: attest, now, logger: app.log });
+  app.decorate("monitor", monitor);
   app.addHook("onClose", () => monitor.stop());
   const deps: RouteDeps = { store: opts.store, now, publicUrl: opts.publicUrl, attest, provisioning: opts.provisioning, auditWitnessMs: opts.auditWitnessMs ?? 600_000, auditCheckpointMs: opts.auditCheckpointMs ?? 5_000, monitor };
   for (const mod of routeModules) await app.register(async (scope) => mod(scope, deps));

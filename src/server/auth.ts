@@ -23,6 +23,8 @@ export interface Principal {
   name?: string;
   /** an enroller token's identity */
   identity?: string;
+  /** the CLI in-process on the service's machine (src/cli/admin-client.ts): it may name files of this machine */
+  local?: true;
 }
 
 declare module "fastify" {
@@ -49,7 +51,7 @@ export function bearer(req: FastifyRequest): string | undefined {
  * Admits a request whose admin token has one of `roles`, or throws ERR_UNAUTHENTICATED /
  * ERR_FORBIDDEN after auditing the denial under `subject` at `at`.
  */
-export async function admit(store: Store, req: FastifyRequest, roles: readonly AdminRole[], subject: string, at: number): Promise<Principal> {
+async function admit(store: Store, req: FastifyRequest, roles: readonly AdminRole[], subject: string, at: number): Promise<Principal> {
   const token = bearer(req);
   const deny = async (code: "ERR_UNAUTHENTICATED" | "ERR_FORBIDDEN", message: string, actor: string): Promise<never> => {
     await store.audit.append({ actor, action: "auth.denied", subject, outcome: "denied", details: { code }, at });
@@ -69,7 +71,7 @@ export async function admit(store: Store, req: FastifyRequest, roles: readonly A
 }
 
 /** The sensitive area an admin route belongs to (`METHOD /path`), whose group (admins.AREA) may narrow its administrators. */
-export function areaOf(route: string): AdminArea | undefined {
+function areaOf(route: string): AdminArea | undefined {
   const path = route.slice(route.indexOf(" ") + 1);
   if (/^\/v1\/keys\/(servers|providers|clusters)(\/|$)/.test(path)) return "keys";
   if (path.startsWith("/v1/trust/")) return "trust";

@@ -12,7 +12,7 @@ import { createHash } from "node:crypto";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { TpmTrustError } from "../errors.js";
 
-export const PAGE_MAX = 1000;
+const PAGE_MAX = 1000;
 
 /** The paging parameters every paged route accepts (merged into its querystring schema). */
 const PAGING_QUERY = {
@@ -36,7 +36,7 @@ export function pageLimit(q: PageQuery, byDefault = PAGE_MAX): number {
   return q.limit === undefined ? byDefault : Math.min(Number(q.limit), PAGE_MAX);
 }
 
-export function encodeCursor(c: Cursor): string {
+function encodeCursor(c: Cursor): string {
   return Buffer.from(JSON.stringify([c.order, c.after])).toString("base64url");
 }
 

@@ -139,6 +139,28 @@ export interface HostEvidenceTable {
   event_log_sha256: string | null;
 }
 
+/** Incremental IMA verification of a host's current boot (one row per host). */
+export interface ImaStateTable {
+  host_name: string;
+  /** the boot: the quote's resetCount */
+  reset_count: number;
+  /** ids of the runtime policy versions the entries were judged by, comma-separated */
+  policies: string;
+  /** entries verified, i.e. the index the next increment starts at */
+  next_index: number;
+  /** JSON {bank: hex}: PCR 10 after the verified entries */
+  pcr10: string;
+  /** failing entries in this boot */
+  failures: number;
+  /** JSON of the last failing entry (index, path, digest, code, reason) */
+  last_failure: string | null;
+  /** JSON: per policy, the learned keys and kept failures (opaque to the store) */
+  state: string;
+  /** random per write: a write from a stale read is refused, a cached copy is checked against it */
+  version: string;
+  updated_at: number;
+}
+
 export interface CaPendingTable {
   /** the request id the client quotes in its answer (a DWORD, as AD CS request ids) */
   request_id: number;
@@ -487,6 +509,7 @@ export interface Database {
   policies_version: PoliciesVersionTable;
   attestations: AttestationsTable;
   host_evidence: HostEvidenceTable;
+  ima_state: ImaStateTable;
   ca_pending: CaPendingTable;
   tokens: TokensTable;
   token_signing_keys: TokenSigningKeysTable;

@@ -11,7 +11,7 @@ import type { Store, TokenRecord } from "../store/index.js";
 
 export const TOKEN_ALG = "ES256";
 export const DEFAULT_TOKEN_ISSUER = "tpmtrust";
-export const EAT_PROFILE = "tag:tpmtrust.dev,2026:attestation-token/v1";
+const EAT_PROFILE = "tag:tpmtrust.dev,2026:attestation-token/v1";
 
 export interface PolicyRef {
   id: string;

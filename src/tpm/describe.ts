@@ -25,7 +25,7 @@ export function jsonView(v: unknown): unknown {
   return v;
 }
 
-export function describePublic(p: TpmtPublic): Record<string, unknown> {
+function describePublic(p: TpmtPublic): Record<string, unknown> {
   const extra: Record<string, unknown> = {
     typeName: algName(p.type),
     nameAlgName: algName(p.nameAlg),
@@ -49,7 +49,7 @@ export function describeAttest(a: TpmsAttest): Record<string, unknown> {
 }
 
 /** Structures `tpm inspect` knows, with their decoders and views. */
-export const INSPECT_TYPES: Record<string, (b: Uint8Array) => unknown> = {
+const INSPECT_TYPES: Record<string, (b: Uint8Array) => unknown> = {
   TPM2B_PUBLIC: (b) => describePublic(S.decodeTpm2bPublic(b)),
   TPMT_PUBLIC: (b) => describePublic(S.decodeTpmtPublic(b)),
   TPMS_ATTEST: (b) => describeAttest(S.decodeTpmsAttest(b)),

@@ -126,7 +126,7 @@ function checkOwnerAndMode(path: string, st: Stats, what: string, stickyOk = fal
  * not writable by group or others (a sticky folder such as /tmp above it excepted, since no one
  * else can rename entries there). ERR_VALIDATION for a relative path, ERR_UNSAFE_FILE otherwise.
  */
-export function checkTrustedFolder(dir: string): void {
+function checkTrustedFolder(dir: string): void {
   if (!isAbsolute(dir)) throw new TpmTrustError("ERR_VALIDATION", `${dir} is not an absolute path`, { path: dir });
   for (let p = dir, first = true; ; first = false) {
     let st: Stats;

@@ -23,7 +23,7 @@ import {
   type MethodOutcome,
   type ParsedCertificate,
 } from "../verify/ek/index.js";
-import { loadAllowlistDir, loadTrustAnchors, type SkippedFile } from "./trust-files.js";
+import { loadAllowlistDir, type SkippedFile } from "./trust-files.js";
 
 /** Who made a change or asked, and when (epoch ms): every call that decides or changes something takes one. */
 export interface Caller {
@@ -269,10 +269,7 @@ export interface ImportResult {
   skipped: SkippedFile[];
 }
 
-/** Told after each certificate is stored: how many of how many, and its subject (e.g. for a progress bar). */
-export type ImportProgress = (done: number, total: number, subject: string) => void;
-
-async function storeAnchors(store: Store, entries: { cert: ParsedCertificate; kind: EkCaKind }[], skipped: SkippedFile[], c: Caller, source: unknown, onProgress?: ImportProgress): Promise<ImportResult> {
+async function storeAnchors(store: Store, entries: { cert: ParsedCertificate; kind: EkCaKind }[], skipped: SkippedFile[], c: Caller, source: unknown): Promise<ImportResult> {
   // the certificates and their audit entry commit together, or none of them does
   return store.transaction(async (tx) => {
     const added: CaView[] = [];
@@ -281,7 +278,6 @@ async function storeAnchors(store: Store, entries: { cert: ParsedCertificate; ki
       const r = await tx.trust.addCaCert(kind, cert.der, cert.label, c.now);
       const view: CaView = { id: r.fingerprint, kind, subject: cert.label, notBefore: cert.notBefore.toISOString(), notAfter: cert.notAfter.toISOString(), addedAt: c.now };
       (r.added ? added : present).push(view);
-      onProgress?.(added.length + present.length, entries.length, cert.label);
     }
     await tx.audit.append({
       actor: c.actor,
@@ -296,15 +292,18 @@ async function storeAnchors(store: Store, entries: { cert: ParsedCertificate; ki
 }
 
 /**
- * Imports certificates sent as DER (or PEM) values. `kind` forces the role; otherwise self-signed
+ * Imports certificates sent as DER (or PEM) values, each with the role it was given (a vendor
+ * folder's RootCA/IntermediateCA) or none. `kind` forces the role of all; otherwise self-signed
  * ones become roots and the rest intermediates. Unparseable values are skipped and reported by index.
  */
-export async function importCaCertificates(store: Store, certs: readonly Uint8Array[], o: { kind?: EkCaKind }, c: Caller): Promise<ImportResult> {
+export async function importCaCertificates(store: Store, certs: readonly (Uint8Array | { der: Uint8Array; kind: EkCaKind })[], o: { kind?: EkCaKind }, c: Caller): Promise<ImportResult> {
   const skipped: SkippedFile[] = [];
   const entries: { cert: ParsedCertificate; role?: EkCaKind }[] = [];
-  certs.forEach((bytes, i) => {
+  certs.forEach((v, i) => {
+    const [bytes, given] = v instanceof Uint8Array ? [v, undefined] : [v.der, v.kind];
+    const role = o.kind ?? given;
     try {
-      for (const cert of loadCertificates(bytes)) entries.push({ cert, ...(o.kind ? { role: o.kind } : {}) });
+      for (const cert of loadCertificates(bytes)) entries.push({ cert, ...(role ? { role } : {}) });
     } catch (e) {
       if (!isTpmTrustError(e)) throw e;
       skipped.push({ path: `certificates[${i}]`, reason: `${e.code}: ${e.message}` });
@@ -316,23 +315,6 @@ export async function importCaCertificates(store: Store, certs: readonly Uint8Ar
 function classified(entries: { cert: ParsedCertificate; role?: EkCaKind }[]): { cert: ParsedCertificate; kind: EkCaKind }[] {
   const a = classifyCertificates(entries);
   return [...a.roots.map((cert) => ({ cert, kind: "root" as const })), ...a.intermediates.map((cert) => ({ cert, kind: "intermediate" as const }))];
-}
-
-/**
- * Imports files, PEM bundles and vendor folder trees (e.g. the extracted TrustedTpm.cab) through
- * loadTrustAnchors: folder names RootCA/IntermediateCA decide roles, else self-signed = root;
- * `kind` forces a role. Files in folders that are not certificates are skipped and reported.
- */
-export async function importCaFiles(store: Store, paths: readonly string[], o: { kind?: EkCaKind; onProgress?: ImportProgress }, c: Caller): Promise<ImportResult> {
-  const loaded = loadTrustAnchors(paths, o.kind ? { role: o.kind } : {});
-  return storeAnchors(
-    store,
-    classified([...loaded.roots.map((cert) => ({ cert, role: "root" as const })), ...loaded.intermediates.map((cert) => ({ cert, role: "intermediate" as const }))]),
-    loaded.skipped,
-    c,
-    { paths: paths.map((p) => resolve(p)), kind: o.kind ?? "auto" },
-    o.onProgress,
-  );
 }
 
 /** Removes a root or intermediate by id (its SHA-256); ERR_NOT_FOUND if neither holds it. */
@@ -353,8 +335,8 @@ export async function removeCa(store: Store, id: string, c: Caller): Promise<EkC
 export interface EkEvidence {
   /** the EK: TPMT_PUBLIC, KeyObject or SPKI */
   ekPublic?: PublicKeyInput;
-  /** EK certificates as read from NV or sent (DER/PEM); judged one by one */
-  ekCerts?: readonly Uint8Array[];
+  /** EK certificates as read from NV or sent (DER/PEM, or parsed); judged one by one */
+  ekCerts?: readonly (Uint8Array | ParsedCertificate)[];
   /** intermediates the client supplied, used for path building only */
   intermediates?: readonly ParsedCertificate[];
 }
@@ -370,6 +352,14 @@ export async function evaluateEk(store: Store, ev: EkEvidence, at: Date): Promis
   return evaluateEkIn(await trustSnapshot(store), ev, at);
 }
 
+// one set per snapshot: the trust sweep judges many hosts against one snapshot
+const allowlists = new WeakMap<TrustSnapshot, ReadonlySet<string>>();
+function allowlistOf(snap: TrustSnapshot): ReadonlySet<string> {
+  let a = allowlists.get(snap);
+  if (!a) allowlists.set(snap, (a = new Set(snap.allowlist.keys())));
+  return a;
+}
+
 /** evaluateEk against a configuration already read. */
 export function evaluateEkIn(snap: TrustSnapshot, ev: EkEvidence, at: Date): EkDecision {
   const r = evaluateEkTrust({
@@ -377,7 +367,7 @@ export function evaluateEkIn(snap: TrustSnapshot, ev: EkEvidence, at: Date): EkD
     ekCerts: ev.ekCerts ?? [],
     intermediates: [...snap.intermediates, ...(ev.intermediates ?? [])],
     roots: snap.roots,
-    allowlist: new Set(snap.allowlist.keys()),
+    allowlist: allowlistOf(snap),
     revoked: snap.revoked,
     at,
   });
@@ -389,7 +379,7 @@ export function evaluateEkIn(snap: TrustSnapshot, ev: EkEvidence, at: Date): EkD
  * The trust methods a host's policy version accepts. v2 (default): a trusted EK certificate. v1: a
  * certificate or the allow-list; without a certificate for this EK, the allow-list alone decides.
  */
-export function methodsFor(policyVersion: PolicyVersion, haveCertificate: boolean): EkTrustMethod[] {
+function methodsFor(policyVersion: PolicyVersion, haveCertificate: boolean): EkTrustMethod[] {
   if (policyVersion === "v2") return ["ek-cert"];
   return haveCertificate ? ["ek-cert", "ek-key"] : ["ek-key"];
 }

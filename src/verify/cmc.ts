@@ -34,14 +34,14 @@ export class TaggedAttribute {
 }
 
 @AsnType({ type: AsnTypeTypes.Sequence })
-export class TaggedCertificationRequest {
+class TaggedCertificationRequest {
   @AsnProp({ type: AsnPropTypes.Integer }) bodyPartID = 0;
   /** the PKCS#10 CertificationRequest, DER as sent */
   @AsnProp({ type: AsnPropTypes.Any }) certificationRequest: ArrayBuffer = new ArrayBuffer(0);
 }
 
 @AsnType({ type: AsnTypeTypes.Choice })
-export class TaggedRequest {
+class TaggedRequest {
   @AsnProp({ type: TaggedCertificationRequest, context: 0, implicit: true }) tcr?: TaggedCertificationRequest;
   /** crm: CRMF CertReqMsg (not accepted, kept to name it) */
   @AsnProp({ type: AsnPropTypes.Any, context: 1, implicit: true }) crm?: ArrayBuffer;
@@ -49,20 +49,20 @@ export class TaggedRequest {
 }
 
 @AsnType({ type: AsnTypeTypes.Sequence })
-export class TaggedContentInfo {
+class TaggedContentInfo {
   @AsnProp({ type: AsnPropTypes.Integer }) bodyPartID = 0;
   @AsnProp({ type: AsnPropTypes.Any }) contentInfo: ArrayBuffer = new ArrayBuffer(0);
 }
 
 @AsnType({ type: AsnTypeTypes.Sequence })
-export class OtherMsg {
+class OtherMsg {
   @AsnProp({ type: AsnPropTypes.Integer }) bodyPartID = 0;
   @AsnProp({ type: AsnPropTypes.ObjectIdentifier }) otherMsgType = "";
   @AsnProp({ type: AsnPropTypes.Any }) otherMsgValue: ArrayBuffer = new ArrayBuffer(0);
 }
 
 @AsnType({ type: AsnTypeTypes.Sequence })
-export class PKIData {
+class PKIData {
   @AsnProp({ type: TaggedAttribute, repeated: "sequence" }) controlSequence: TaggedAttribute[] = [];
   @AsnProp({ type: TaggedRequest, repeated: "sequence" }) reqSequence: TaggedRequest[] = [];
   @AsnProp({ type: TaggedContentInfo, repeated: "sequence" }) cmsSequence: TaggedContentInfo[] = [];

@@ -10,7 +10,7 @@ import { children, readTlv } from "./ek/der.js";
 import { ATTRIBUTE_NAMES, decodeName } from "./ek/names.js";
 
 /** Largest CSR accepted (a KAST statement with two RSA bindings stays far below). */
-export const MAX_CSR_BYTES = 64 * 1024;
+const MAX_CSR_BYTES = 64 * 1024;
 const EXTENSION_REQUEST = "1.2.840.113549.1.9.14";
 const SAN = "2.5.29.17";
 

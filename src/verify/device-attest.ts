@@ -14,10 +14,10 @@ import { decodeTpmsAttest, decodeTpmtPublic, decodeTpmtSignature } from "../tpm/
 import type { TpmtPublic, TpmtSignature } from "../tpm/types.js";
 import { verifyCertify, type CertifyFacts } from "./certify.js";
 
-export const MAX_ATT_OBJ_BYTES = 32 * 1024;
+const MAX_ATT_OBJ_BYTES = 32 * 1024;
 
 /** COSE algorithms (RFC 9053 / IANA) a TPM statement may name: the TPM scheme and hash they mean. */
-export const COSE_ALGS: Record<number, { name: string; sigAlg: number; hash: number }> = {
+const COSE_ALGS: Record<number, { name: string; sigAlg: number; hash: number }> = {
   [-7]: { name: "ES256", sigAlg: TPM_ALG.ECDSA, hash: TPM_ALG.SHA256 },
   [-35]: { name: "ES384", sigAlg: TPM_ALG.ECDSA, hash: TPM_ALG.SHA384 },
   [-257]: { name: "RS256", sigAlg: TPM_ALG.RSASSA, hash: TPM_ALG.SHA256 },

@@ -27,17 +27,17 @@ import { hashOf, objectName, readTpm2bAttest, readTpm2bCreationData, readTpm2bPu
 import type { TpmsAttest, TpmsCreationData, TpmtPublic, TpmtSignature } from "../tpm/types.js";
 import { verifyCertify, type CertifyFacts } from "./certify.js";
 
-export const KAST_MAGIC = 0x5453414b;
-export const KAST_HEADER_SIZE = 28;
+const KAST_MAGIC = 0x5453414b;
+const KAST_HEADER_SIZE = 28;
 /** "KADS" read as a little-endian u32 */
-export const KADS_MAGIC = 0x5344414b;
-export const KADS_HEADER_SIZE = 24;
+const KADS_MAGIC = 0x5344414b;
+const KADS_HEADER_SIZE = 24;
 /** "PCPM" read as a little-endian u32 */
-export const PCPM_MAGIC = 0x4d504350;
+const PCPM_MAGIC = 0x4d504350;
 /** sizeof(PCP_KEY_BLOB_WIN8) */
-export const PCPM_MIN_HEADER = 52;
+const PCPM_MIN_HEADER = 52;
 /** Bound on the whole statement (a real Windows 11 one has 3,911 bytes). */
-export const MAX_KAST_BYTES = 16 * 1024;
+const MAX_KAST_BYTES = 16 * 1024;
 
 /** A TPM2_CertifyCreation binding of one object (the idBinding). */
 export interface CreationBinding {
@@ -117,7 +117,7 @@ function readBinding(buf: Buffer, base: number): CreationBinding {
 }
 
 /** Parses a PCP key blob ("PCPM") that must fill `buf` exactly. */
-export function parsePcpKeyBlob(input: Uint8Array, base = 0): PcpKeyBlob {
+function parsePcpKeyBlob(input: Uint8Array, base = 0): PcpKeyBlob {
   const buf = Buffer.from(input);
   if (buf.length < PCPM_MIN_HEADER) throw truncated("PCP key blob header", PCPM_MIN_HEADER, buf.length, base);
   const u32 = (i: number) => buf.readUInt32LE(i * 4);
@@ -137,7 +137,7 @@ export function parsePcpKeyBlob(input: Uint8Array, base = 0): PcpKeyBlob {
 }
 
 /** Parses a PCP key attestation blob ("KADS") that must fill `buf` exactly. */
-export function parsePcpKeyAttestation(input: Uint8Array, base = 0): PcpKeyAttestation {
+function parsePcpKeyAttestation(input: Uint8Array, base = 0): PcpKeyAttestation {
   const buf = Buffer.from(input);
   if (buf.length < KADS_HEADER_SIZE) throw truncated("key attestation header", KADS_HEADER_SIZE, buf.length, base);
   const u32 = (i: number) => buf.readUInt32LE(i * 4);

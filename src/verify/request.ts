@@ -10,7 +10,7 @@ import { parseCsr, type ParsedCsr } from "./csr.js";
 import { readTlv, children, contents } from "./ek/der.js";
 
 /** Microsoft request attribute and extension OIDs (wincrypt.h; MS-WCCE 2.2.2.7). */
-export const MS_REQUEST_OID = {
+const MS_REQUEST_OID = {
   /** szOID_ENROLLMENT_NAME_VALUE_PAIR: name-value pairs, e.g. CertificateTemplate:NAME */
   nameValuePair: "1.3.6.1.4.1.311.13.2.1",
   /** szOID_ENROLLMENT_CSP_PROVIDER */
@@ -34,7 +34,7 @@ export interface WindowsRequest {
 }
 
 /** PEM of any label, or DER. */
-export function requestDer(input: Uint8Array | string): Buffer {
+function requestDer(input: Uint8Array | string): Buffer {
   const text = typeof input === "string" ? input : input[0] === 0x2d ? Buffer.from(input).toString("latin1") : undefined;
   if (text === undefined) return Buffer.from(input as Uint8Array);
   const t = text.trim();
@@ -52,7 +52,7 @@ export function readRequest(input: Uint8Array | string): WindowsRequest {
 }
 
 /** A DER string value (BMPString, UTF8String, IA5String, PrintableString) as text. */
-export function derString(der: Buffer): string {
+function derString(der: Buffer): string {
   const t = readTlv(der, 0);
   const v = contents(der, t);
   if (t.tag === 0x1e) return Buffer.from(v).swap16().toString("utf16le");
@@ -61,7 +61,7 @@ export function derString(der: Buffer): string {
 }
 
 /** EnrollmentNameValuePairs ::= SEQUENCE OF SEQUENCE { name BMPString, value BMPString } */
-export function nameValuePairs(der: Buffer): { name: string; value: string }[] {
+function nameValuePairs(der: Buffer): { name: string; value: string }[] {
   const outer = readTlv(der, 0);
   return children(der, outer).map((pair) => {
     const [n, v] = children(der, pair);

@@ -11,7 +11,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSy
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { identify } from "../../src/agent/identify.js";
-import { registerHost } from "../../src/attest/hosts.js";
+import { addHost } from "../../src/attest/hosts.js";
 import { certificateFromOffChipAnswer, offChipEkCertPaths, offChipEkCertUrls, offChipVendor, type OffChipVendor } from "../../src/crypto/offchip-ek.js";
 import { certificatePem } from "../../src/encoding.js";
 import { TpmTrustError } from "../../src/errors.js";
@@ -138,7 +138,7 @@ test("identify --fetch-ek-cert on a TPM without NV certificates: Intel's JSON an
   const store = await openStore(join(dir, "s.db"));
   try {
     await trustTestEkRoot(store);
-    const reg = await registerHost(store, { name: "ptt-laptop", hardwareClass: "laptops", identity }, { actor: "test", now: Date.now() });
+    const reg = await addHost(store, { name: "ptt-laptop", hardwareClass: "laptops", identity }, { actor: "test", now: Date.now() });
     assert.equal(reg.ekTrust.method, "ek-cert");
   } finally {
     await store.close();

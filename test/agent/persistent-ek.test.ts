@@ -7,7 +7,7 @@ import { identify } from "../../src/agent/identify.js";
 import { loadEk } from "../../src/agent/tpm.js";
 import { TpmTrustError } from "../../src/errors.js";
 import { completeActivation, startActivation } from "../../src/attest/activation.js";
-import { registerHost } from "../../src/attest/hosts.js";
+import { addHost } from "../../src/attest/hosts.js";
 import { openStore } from "../../src/store/index.js";
 import { TPM_ALG, TPM_RH } from "../../src/tpm/constants.js";
 import type { TpmtPublic } from "../../src/tpm/types.js";
@@ -69,7 +69,7 @@ test("an EK persisted by another stack (Azure IoT SDK: L-1 template with an empt
   try {
     const caller = { actor: "test", now: Date.now() };
     for (const p of identity.ekPublics) await store.trust.addAllowlist(ekHash(decodeTpm2bPublic(Buffer.from(p.public, "base64"))), { at: Date.now() });
-    const r = await registerHost(store, { name: "azure-device", hardwareClass: "swtpm", policyVersion: "v1", identity }, caller);
+    const r = await addHost(store, { name: "azure-device", hardwareClass: "swtpm", policyVersion: "v1", identity }, caller);
     assert.equal(r.ekTrust.eks.filter((e) => e.alg === "rsa2048" && e.registered).length, 2);
 
     const templateEk = await createEk(client, "rsa2048");

@@ -6,7 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ACTIVATION_TTL_MS, completeActivation, startActivation } from "../../src/attest/activation.js";
 import { attestationCa } from "../../src/ca/ak-ca.js";
-import { registerHost } from "../../src/attest/hosts.js";
+import { addHost } from "../../src/attest/hosts.js";
 import { openStore } from "../../src/store/index.js";
 import { akTemplate } from "../../src/tpm/commands/index.js";
 import { TPM_ALG } from "../../src/tpm/constants.js";
@@ -31,7 +31,7 @@ test("an activation expires after its TTL: before, a wrong answer is ERR_ACTIVAT
     const caller = { actor: "test", now: T0 };
     await store.trust.addAllowlist(ekHash(decodeTpm2bPublic(ekPub2b)), { at: Date.now() });
     const identity = { ekPublics: [{ alg: "rsa2048", public: ekPub2b.toString("base64") }], ekCertificates: [], tpm: { manufacturer: "IFX", vendor: "", firmware: "7.85" } };
-    await registerHost(store, { name: "h", hardwareClass: "c", policyVersion: "v1", identity }, caller);
+    await addHost(store, { name: "h", hardwareClass: "c", policyVersion: "v1", identity }, caller);
     const start = () => startActivation(store, { ekPublic: ekPub2b, akPublic: akPublic() }, { now: T0 });
     const a = await start();
     assert.equal(a.expiresAt, T0 + ACTIVATION_TTL_MS);

@@ -18,7 +18,7 @@ import { previewPolicy } from "../../src/attest/policies.js";
 import { cli } from "../helpers/cli.js";
 import { verifyAttestationToken } from "../../src/tokens/tokens.js";
 import { BACKENDS, type Backend } from "../helpers/store.js";
-import { attestOnce, challenge, evidence, postJson, readLog, registerHost, serveAttestation, startTpmHost, type Service, type TpmHost } from "../helpers/attest-host.js";
+import { addHost, attestOnce, challenge, evidence, postJson, readLog, serveAttestation, type Service, startTpmHost, type TpmHost } from "../helpers/attest-host.js";
 import { FlushContext } from "../../src/tpm/commands/index.js";
 
 const RHEL = "rhel8-gce-uefi.bin";
@@ -50,7 +50,7 @@ for (const [dialect, make] of BACKENDS) {
     test("a host whose PCRs hold a real log passes the baseline learned from it, with software, CI and Secure Boot policies; the token verifies with the JWKS", async () => {
       const s = await serveAttestation(await backend.newUrl());
       try {
-        await registerHost(s.store, rhel, { name: "gce-1", hardwareClass: "gce-n1" });
+        await addHost(s.store, rhel, { name: "gce-1", hardwareClass: "gce-n1" });
         const base = await addPolicy(s, { kind: "baseline", name: "gce", hardwareClass: "gce-n1", document: baselineOf(RHEL, "gce") });
         // the kernel GRUB measured into PCR 9 stands for a measured code-integrity policy file
         const kernel = parseEventLog(readLog(RHEL)).events.find((e) => e.pcr === 9)!;
@@ -106,7 +106,7 @@ for (const [dialect, make] of BACKENDS) {
     test("the same host fails a baseline learned from another machine's log, with a diff; its token is revoked", async () => {
       const s = await serveAttestation(await backend.newUrl());
       try {
-        await registerHost(s.store, rhel, { name: "gce-2", hardwareClass: "laptops" });
+        await addHost(s.store, rhel, { name: "gce-2", hardwareClass: "laptops" });
         await addPolicy(s, { kind: "baseline", name: "gce", hardwareClass: "laptops", document: baselineOf(RHEL, "gce") });
         const ok = await attestOnce(s.url, rhel);
         assert.equal(ok.body.verdict, "pass");
@@ -141,7 +141,7 @@ for (const [dialect, make] of BACKENDS) {
       let offset = 0;
       const s = await serveAttestation(await backend.newUrl(), { now: () => Date.now() + offset });
       try {
-        await registerHost(s.store, rhel, { name: "gce-3", hardwareClass: "gce-n1" });
+        await addHost(s.store, rhel, { name: "gce-3", hardwareClass: "gce-n1" });
         await addPolicy(s, { kind: "baseline", name: "gce", hardwareClass: "gce-n1", document: baselineOf(RHEL, "gce") });
 
         // replayed nonce: the same evidence twice
@@ -213,7 +213,7 @@ for (const [dialect, make] of BACKENDS) {
       const dbUrl = await backend.newUrl();
       const s = await serveAttestation(dbUrl);
       try {
-        await registerHost(s.store, rhel, { name: "pv-1", hardwareClass: "pv" });
+        await addHost(s.store, rhel, { name: "pv-1", hardwareClass: "pv" });
         await addPolicy(s, { kind: "baseline", name: "pv-v2", hardwareClass: "pv", document: baselineOf(RHEL, "pv-v2") });
         const v2 = await attestOnce(s.url, rhel);
         assert.equal(v2.body.verdict, "pass", JSON.stringify(v2.body));
@@ -271,7 +271,7 @@ for (const [dialect, make] of BACKENDS) {
     test("a v1 host (allow-listed EK) is judged only by v1 artifacts; a class without a baseline says so at the challenge", async () => {
       const s = await serveAttestation(await backend.newUrl());
       try {
-        await registerHost(s.store, rhel, { name: "v1-1", hardwareClass: "lab", policyVersion: "v1" });
+        await addHost(s.store, rhel, { name: "v1-1", hardwareClass: "lab", policyVersion: "v1" });
         // the class without any baseline: the challenge names the missing baseline instead of an empty PCR selection
         const nb = await postJson(`${s.url}/v1/attestations/challenge`, { akNameHex: rhel.akNameHex });
         assert.equal(nb.status, 422);

@@ -15,7 +15,7 @@ import { sweepSilentHosts } from "../../src/attest/health.js";
 import { jwks, signToken, verifyAttestationToken } from "../../src/tokens/tokens.js";
 import { BACKENDS, type Backend } from "../helpers/store.js";
 import { startPostgres, type PgCluster } from "../helpers/postgres.js";
-import { attestOnce, challenge, evidence, postJson, readLog, registerHost, serveAttestation, startTpmHost, type Service, type TpmHost } from "../helpers/attest-host.js";
+import { addHost, attestOnce, challenge, evidence, postJson, readLog, serveAttestation, type Service, startTpmHost, type TpmHost } from "../helpers/attest-host.js";
 
 const RHEL = "rhel8-gce-uefi.bin";
 
@@ -85,7 +85,7 @@ describe("two service instances on one PostgreSQL", () => {
     const a = await serveAttestation(db);
     const b = await serveAttestation(db);
     try {
-      await registerHost(a.store, host, { name: "pg-1", hardwareClass: "gce" });
+      await addHost(a.store, host, { name: "pg-1", hardwareClass: "gce" });
       await withBaseline(a, "gce");
       const c = await challenge(a.url, host);
       const e = await evidence(host, c);
@@ -109,7 +109,7 @@ describe("two service instances on one PostgreSQL", () => {
     const stores = [await openStore(db), await openStore(db), await openStore(db)];
     try {
       const [s] = stores;
-      await registerHost(s, host, { name: "silent-pg", hardwareClass: "gce" });
+      await addHost(s, host, { name: "silent-pg", hardwareClass: "gce" });
       await s.hosts.attested("silent-pg", { health: "healthy", at: 1000, deadlineAt: 2000 });
       await s.webhooks.subscribe({ at: Date.now(), url: "http://127.0.0.1:9/none", secret: "0123456789abcdef" });
       const changes = (await Promise.all(stores.map((x) => sweepSilentHosts(x, () => 5000)))).flat();
@@ -137,7 +137,7 @@ for (const [dialect, make] of BACKENDS) {
       const hook = await receiver(1);
       const s = await serveAttestation(await backend.newUrl(), { now: () => Date.now() + offset, attest: { intervalMs: 1000, grace: 2, sweepMs: 20, webhookBackoffMs: 10 } });
       try {
-        await registerHost(s.store, host, { name: "quiet", hardwareClass: "gce" });
+        await addHost(s.store, host, { name: "quiet", hardwareClass: "gce" });
         await withBaseline(s, "gce");
         const secret = "s3cret-for-the-webhook";
         const sub = await postJson(`${s.url}/v1/webhooks`, { url: hook.url, secret }, { authorization: `Bearer ${s.admin}` });
@@ -181,7 +181,7 @@ for (const [dialect, make] of BACKENDS) {
       const store = await openStore(await backend.newUrl());
       try {
         const cfg = attestConfig({ keyRotationMs: 60_000, tokenTtlMs: 120_000 });
-        await registerHost(store, host, { name: "rot", hardwareClass: "gce" });
+        await addHost(store, host, { name: "rot", hardwareClass: "gce" });
         const claims = { host: "rot", hardwareClass: "gce", policyVersion: "v2", policies: [], pcrDigestHex: "00".repeat(32) };
         const t0 = 1_800_000_000_000;
         const one = await signToken(store, cfg, t0, claims);

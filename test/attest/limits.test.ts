@@ -10,7 +10,7 @@ import { startActivation } from "../../src/attest/activation.js";
 import { addPolicy } from "../../src/attest/policies.js";
 import { learnBaseline } from "../../src/policy/baseline.js";
 import { parseEventLog } from "../../src/verify/eventlog/index.js";
-import { registerHost } from "../../src/attest/hosts.js";
+import { addHost } from "../../src/attest/hosts.js";
 import { buildApp } from "../../src/server/app.js";
 import { openStore, type Store } from "../../src/store/index.js";
 import { akTemplate } from "../../src/tpm/commands/index.js";
@@ -70,7 +70,7 @@ test("activations started per client address: past the limit ERR_TOO_MANY_ATTEMP
   const ekPub = readFileSync("test/fixtures/ek-certs/infineon_rsa_ek.expected_tpm2b_public.bin");
   await store.trust.addAllowlist(ekHash(decodeTpm2bPublic(ekPub)), { at: Date.now() });
   const identity = { ekPublics: [{ alg: "rsa2048", public: ekPub.toString("base64") }], ekCertificates: [], tpm: { manufacturer: "IFX", vendor: "", firmware: "7.85" } };
-  await registerHost(store, { name: "lab", hardwareClass: "c", policyVersion: "v1", identity }, { actor: "test", now: T0 });
+  await addHost(store, { name: "lab", hardwareClass: "c", policyVersion: "v1", identity }, { actor: "test", now: T0 });
   const t = akTemplate() as Extract<TpmtPublic, { type: typeof TPM_ALG.RSA }>;
   const akPublic = encodeTpm2bPublic({ ...t, unique: decodeTpm2bPublic(ekPub).unique as Buffer });
   const start = (now: number, source: string) => startActivation(store, { ekPublic: ekPub, akPublic }, { now, limit: { source, limit: 1, windowMs: WINDOW } });

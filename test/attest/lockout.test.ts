@@ -11,9 +11,9 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { request } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { attest, identify, register, ServiceClient } from "../../src/agent/index.js";
+import { activate, attest, identify, ServiceClient } from "../../src/agent/index.js";
 import { addPolicy } from "../../src/attest/policies.js";
-import { registerHost } from "../../src/attest/hosts.js";
+import { addHost } from "../../src/attest/hosts.js";
 import { learnBaseline } from "../../src/policy/baseline.js";
 import { akTemplate, TpmClient } from "../../src/tpm/commands/index.js";
 import type { TPM_ALG } from "../../src/tpm/constants.js";
@@ -75,7 +75,7 @@ test("an anonymous flood of activation starts and challenges for a host's EK and
   const { identity } = await identify(tpm);
   const ek = identity.ekPublics.find((e) => e.alg === "rsa2048")!;
   await svc.store.trust.addAllowlist(ekHash(decodeTpm2bPublic(Buffer.from(ek.public, "base64"))), { at: Date.now() });
-  await registerHost(svc.store, { name: "web-01", hardwareClass: "gce", policyVersion: "v1", identity }, { actor: "test", now: Date.now() });
+  await addHost(svc.store, { name: "web-01", hardwareClass: "gce", policyVersion: "v1", identity }, { actor: "test", now: Date.now() });
 
   // the EK public is public: the attacker starts activations for it with AKs of its own
   const t = akTemplate() as Extract<TpmtPublic, { type: typeof TPM_ALG.RSA }>;
@@ -83,7 +83,7 @@ test("an anonymous flood of activation starts and challenges for a host's EK and
 
   const service = new ServiceClient({ url: svc.url });
   const stateDir = join(dir, "agent");
-  const state = await register(tpm, service, { stateDir, ekAlg: "rsa2048", akHandle: null });
+  const state = await activate(tpm, service, { stateDir, ekAlg: "rsa2048", akHandle: null });
   assert.equal(state.host, "web-01");
 
   // the AK's Name is in every quote the host ever sent: the attacker asks challenges for it

@@ -13,7 +13,7 @@ import { calculateJwkThumbprint, exportJWK, FlattenedSign, generateKeyPair } fro
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { identify, readState, register, ServiceClient } from "../../src/agent/index.js";
+import { activate, identify, readState, ServiceClient } from "../../src/agent/index.js";
 import { acmeEnroll, deviceAttestObject } from "../../src/agent/acme.js";
 import { createTpmKey, tpmCsr } from "../../src/agent/enroll-cert.js";
 import { initCa } from "../../src/ca/authority.js";
@@ -41,7 +41,7 @@ before(async () => {
   await initCa(svc.server.store, { actor: "test", now: Date.now(), keyDir: join(dir, "ca-keys"), alg: "rsa-2048" });
   const { identity } = await identify(tpm);
   assert.equal((await api(svc.url, "POST", "/v1/hosts", { name: "host-a", hardwareClass: "test", identity }, svc.admin)).status, 201);
-  await register(tpm, new ServiceClient({ url: svc.url }), { stateDir: stateDir(), akHandle: null, akAlg: "ecc" });
+  await activate(tpm, new ServiceClient({ url: svc.url }), { stateDir: stateDir(), akHandle: null, akAlg: "ecc" });
   for (const doc of [
     { name: "acme-cert", keyAttestation: { mode: "required", trustModels: ["ek-cert"] } },
     { name: "acme-key", keyAttestation: { mode: "required", trustModels: ["ek-key"] } },

@@ -13,7 +13,7 @@ import { webcrypto } from "node:crypto";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { identify, register, ServiceClient, withEk } from "../../src/agent/index.js";
+import { activate, identify, ServiceClient, withEk } from "../../src/agent/index.js";
 import { enrollCert, signingKeyTemplate, tpmCsr } from "../../src/agent/enroll-cert.js";
 import { withAk } from "../../src/agent/attest.js";
 import { withSrk } from "../../src/agent/keys.js";
@@ -60,11 +60,11 @@ let bare: TpmClient;
 const stateA = () => join(dir, "state-a");
 const stateB = () => join(dir, "state-b");
 
-async function registerHost(t: TpmClient, name: string, policyVersion: "v1" | "v2", stateDir: string): Promise<void> {
+async function addHost(t: TpmClient, name: string, policyVersion: "v1" | "v2", stateDir: string): Promise<void> {
   const { identity } = await identify(t);
   const r = await api(svc.url, "POST", "/v1/hosts", { name, hardwareClass: "test", policyVersion, identity }, svc.admin);
   assert.equal(r.status, 201, JSON.stringify(r.body));
-  await register(t, new ServiceClient({ url: svc.url }), { stateDir, akHandle: null });
+  await activate(t, new ServiceClient({ url: svc.url }), { stateDir, akHandle: null });
 }
 
 const template = (doc: Record<string, unknown>) => api(svc.url, "POST", "/v1/ca/templates", doc, svc.admin);
@@ -80,13 +80,13 @@ before(async () => {
   svc = await startService(dir, join(dir, "db.sqlite"), { attest: { sweepMs: 0 } });
   await trustSwtpmCa(svc, hostTpm);
   await initCa(svc.server.store, { actor: "test", now: Date.now(), keyDir: join(dir, "ca-keys") });
-  await registerHost(tpm, "host-a", "v2", stateA());
+  await addHost(tpm, "host-a", "v2", stateA());
   // host B: no EK certificate; registered under v1 by its allow-listed EK (trusted for ek-key only)
   const { identity } = await identify(bare);
   const ekPub = identity.ekPublics[0].public;
   const hashB = ekHash(decodeTpm2bPublic(Buffer.from(ekPub, "base64")));
   assert.equal((await api(svc.url, "POST", "/v1/trust/allowlist", { ekHash: hashB, label: "host-b" }, svc.admin)).status, 201);
-  await registerHost(bare, "host-b", "v1", stateB());
+  await addHost(bare, "host-b", "v1", stateB());
   for (const doc of [
     { name: "req-cert", keyAttestation: { mode: "required", trustModels: ["ek-cert"] } },
     { name: "req-key", keyAttestation: { mode: "required", trustModels: ["ek-key"] } },

@@ -17,6 +17,7 @@ import { TPM_ALG, TPM_ECC, TPMA_OBJECT } from "../../src/tpm/constants.js";
 import { encodeTpm2bCreationData, encodeTpm2bPublic, encodeTpmsAttest, encodeTpmsCreationData, encodeTpmtSignature, hashOf, objectName } from "../../src/tpm/structures.js";
 import type { TpmtPublic } from "../../src/tpm/types.js";
 import { parseCsr, verifyCsrSignature } from "../../src/verify/csr.js";
+import { parseAikInfo, parseEkInfo } from "../../src/verify/ek-info.js";
 import { decodeAttObj, keyAuthorizationDigest, verifyTpmAttStmt } from "../../src/verify/device-attest.js";
 import { parseKast, verifyIdBinding, verifyKeyAttestation } from "../../src/verify/kast.js";
 import { kads, kast, pcpKeyBlob } from "../helpers/windows-client.js";
@@ -203,6 +204,44 @@ test("KAST: any mutation of a valid statement parses or fails with a TpmTrustErr
       }
     }),
     { numRuns: 400 },
+  );
+});
+
+test("EK info and AIK info (MS-WCCE 2.2.2.7.13, 2.2.2.7.15): layouts and element counts; a key that does not load, a second element that is no certificate, truncation and mutation are typed errors", () => {
+  const spki = generateKeyPairSync("ec", { namedCurve: "P-256" }).publicKey.export({ format: "der", type: "spki" });
+  const cert = Buffer.from("3003020101", "hex");
+  const seq = (...items: Buffer[]) => {
+    const body = Buffer.concat(items);
+    return Buffer.concat([Buffer.from(body.length < 0x80 ? [0x30, body.length] : [0x30, 0x81, body.length]), body]);
+  };
+  assert.deepEqual(parseAikInfo(seq(spki)), { publicKey: spki, certificate: null });
+  assert.deepEqual(parseAikInfo(seq(spki, cert)), { publicKey: spki, certificate: cert });
+  assert.deepEqual(parseEkInfo(seq(spki, Buffer.from([5, 0]))), { publicKey: spki, certificates: [] });
+  const code = (f: () => unknown) => {
+    try {
+      f();
+    } catch (e) {
+      if (!isTpmTrustError(e)) throw e;
+      return e.code;
+    }
+    return "parsed";
+  };
+  assert.equal(code(() => parseAikInfo(seq())), "ERR_PARSE_FORMAT");
+  assert.equal(code(() => parseAikInfo(seq(spki, cert, cert))), "ERR_PARSE_FORMAT");
+  assert.equal(code(() => parseAikInfo(seq(spki, Buffer.from([5, 0])))), "ERR_PARSE_FORMAT");
+  assert.equal(code(() => parseAikInfo(seq(cert))), "ERR_PARSE_BAD_VALUE");
+  assert.equal(code(() => parseAikInfo(Buffer.concat([seq(spki), Buffer.from([0])]))), "ERR_PARSE_TRAILING_BYTES");
+  assert.equal(code(() => parseEkInfo(seq(spki))), "ERR_PARSE_FORMAT");
+  const valid = seq(spki, cert);
+  for (let cut = 0; cut < valid.length; cut++) assert.match(code(() => parseAikInfo(valid.subarray(0, cut))), /^ERR_PARSE_/, `cut ${cut}`);
+  fc.assert(
+    fc.property(fc.array(fc.tuple(fc.nat(valid.length - 1), fc.integer({ min: 0, max: 255 })), { minLength: 1, maxLength: 4 }), (edits) => {
+      const b = Buffer.from(valid);
+      for (const [i, v] of edits) b[i] = v;
+      code(() => parseAikInfo(b));
+      code(() => parseEkInfo(b));
+    }),
+    { numRuns: 300 },
   );
 });
 

@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { attest, identify, readState, register, ServiceClient } from "../../src/agent/index.js";
+import { activate, attest, identify, readState, ServiceClient } from "../../src/agent/index.js";
 import { learnBaseline } from "../../src/policy/index.js";
 import { parseEventLog } from "../../src/verify/eventlog/index.js";
 import { cli } from "../helpers/cli.js";
@@ -69,7 +69,7 @@ test("PostgreSQL, two instances: hosts add --db postgres://, register at one, no
 
   // registering again (at the other instance, RSA this time) replaces the AK at its persistent handle
   const first = readState(stateDir);
-  const again = await register(host.tpm, new ServiceClient({ url: b.url }), { stateDir, akAlg: "rsa" });
+  const again = await activate(host.tpm, new ServiceClient({ url: b.url }), { stateDir, akAlg: "rsa" });
   assert.notEqual(again.akNameHex, first.akNameHex);
   assert.equal(again.akHandle, first.akHandle);
   assert.equal((await host.tpm.run(ReadPublic, { objectHandle: again.akHandle! })).name.toString("hex"), again.akNameHex);

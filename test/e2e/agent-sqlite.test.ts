@@ -15,7 +15,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { attest, identify, readState, readToken, register, ServiceClient, withEk } from "../../src/agent/index.js";
+import { activate, attest, identify, readState, readToken, ServiceClient, withEk } from "../../src/agent/index.js";
 import { tpm2bPublic } from "../../src/agent/tpm.js";
 import { TpmTrustError } from "../../src/errors.js";
 import { TPMA_OBJECT } from "../../src/tpm/constants.js";
@@ -303,7 +303,7 @@ test("activation: a wrong secret spends it (ERR_ACTIVATION_FAILED, then ERR_NOT_
   // a persistent handle holding something else than an AK (here the EK) is refused before enrolling
   const starts = async () => (await api(svc.url, "GET", "/v1/audit?action=ak.activation.start&limit=1000", undefined, svc.admin)).body.entries.length;
   const before = await starts();
-  await assert.rejects(register(host.tpm, new ServiceClient({ url: svc.url }), { stateDir: join(dir, "conflict"), akHandle: 0x81010001 }), (e: unknown) => e instanceof TpmTrustError && e.code === "ERR_CONFLICT");
+  await assert.rejects(activate(host.tpm, new ServiceClient({ url: svc.url }), { stateDir: join(dir, "conflict"), akHandle: 0x81010001 }), (e: unknown) => e instanceof TpmTrustError && e.code === "ERR_CONFLICT");
   assert.equal(await starts(), before);
 });
 
@@ -318,7 +318,7 @@ test("EK trust at registration: v2 needs a trusted EK certificate, v1 an allow-l
   assert.equal(added.status, 201, JSON.stringify(added.body));
 
   const labState = join(dir, "lab-agent");
-  const reg = await withTpmClient(bare, (tpm) => register(tpm, new ServiceClient({ url: svc.url }), { stateDir: labState, akHandle: null }));
+  const reg = await withTpmClient(bare, (tpm) => activate(tpm, new ServiceClient({ url: svc.url }), { stateDir: labState, akHandle: null }));
   assert.equal(reg.host, "lab-01");
   assert.ok(reg.akPrivate && reg.akHandle === undefined, "the AK's blobs are kept in the state dir");
   const judged = await withTpmClient(bare, (tpm) => attest(tpm, new ServiceClient({ url: svc.url }), { stateDir: labState, eventLog: join(dir, "no-such-log"), eventLogRequired: false }));
@@ -334,7 +334,7 @@ test("EK trust at registration: v2 needs a trusted EK certificate, v1 an allow-l
 test("EK not trusted: without the manufacturer CA the v2 host cannot enrol an AK; no service is exit 2", async () => {
   const cas = await api(svc.url, "GET", "/v1/trust/cas", undefined, svc.admin);
   for (const c of cas.body) assert.equal((await api(svc.url, "DELETE", `/v1/trust/cas/${c.id}`, undefined, svc.admin)).status, 204);
-  await assert.rejects(register(host.tpm, new ServiceClient({ url: svc.url }), { stateDir: join(dir, "untrusted"), akHandle: null }), (e: unknown) => e instanceof TpmTrustError && e.code === "ERR_EK_NOT_TRUSTED");
+  await assert.rejects(activate(host.tpm, new ServiceClient({ url: svc.url }), { stateDir: join(dir, "untrusted"), akHandle: null }), (e: unknown) => e instanceof TpmTrustError && e.code === "ERR_EK_NOT_TRUSTED");
   const down = await agent(["register", "--server", "http://127.0.0.1:1", "--tpm", host.swtpm.tcti, "--state-dir", join(dir, "down"), "--ak-handle", "none"]);
   assert.equal(down.code, 2, out(down));
   assert.match(down.stderr, /ERR_UNREACHABLE/);

@@ -39,7 +39,10 @@ let instances = 0;
 export async function startService(dir: string, db: string, o: { admin?: string; attest?: Partial<AttestConfig>; tls?: { cert: Buffer; key: Buffer } } = {}): Promise<Service> {
   mkdirSync(dir, { recursive: true });
   const adminTokenFile = join(dir, `admin-token-${++instances}`);
-  const server = await startServer({ db, listen: "127.0.0.1:0", logger: false, adminTokenFile, attest: o.attest, tls: o.tls });
+  // hosts attest once and tests may run for minutes on a loaded machine: no host turns silent, and no
+  // token expires, while a test runs unless the test asks for it
+  const attest = { intervalMs: 3_600_000, tokenTtlMs: 3_600_000, ...o.attest };
+  const server = await startServer({ db, listen: "127.0.0.1:0", logger: false, adminTokenFile, attest, tls: o.tls });
   const admin = o.admin ?? (server.adminTokenFile ? readFileSync(server.adminTokenFile, "utf8").trim() : undefined);
   if (!admin) throw new Error("no admin token: pass the first instance's token");
   return { url: server.url, admin, server, close: () => server.close() };

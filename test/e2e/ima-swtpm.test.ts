@@ -140,14 +140,18 @@ test("continuous: only new entries are sent; entries appended after the quote wa
   r = await round();
   assert.deepEqual([r.verdict, r.code, r.ima?.covered, r.ima?.nextIndex], ["fail", "ERR_IMA_DIGEST_NOT_ALLOWED", 0, 9]);
 
-  // another service instance holds no state: it asks for the list from 0 (same nonce) and judges it whole
+  // another service instance continues from the state in the database: nothing new, still failing
   const second = await startService(dir, db, { admin: svc.admin });
   try {
     const r2 = await attest(host.tpm, new ServiceClient({ url: second.url }), { stateDir, eventLog: logPath, ima: { path: listPath(), progress } });
-    assert.deepEqual([r2.verdict, r2.code, r2.ima?.entriesVerified], ["fail", "ERR_IMA_DIGEST_NOT_ALLOWED", 9]);
+    assert.deepEqual([r2.verdict, r2.code, r2.ima?.covered, r2.ima?.entriesVerified], ["fail", "ERR_IMA_DIGEST_NOT_ALLOWED", 0, 9]);
   } finally {
     await second.close();
   }
+  // a restarted agent knows no index: it sends no entries, and the stored state says nothing is new
+  const restarted: { nextIndex?: number } = {};
+  const r3 = await attest(host.tpm, service, { stateDir, eventLog: logPath, ima: { path: listPath(), progress: restarted } });
+  assert.deepEqual([r3.verdict, r3.ima?.covered, r3.ima?.entriesVerified, restarted.nextIndex], ["fail", 0, 9, 9]);
 });
 
 test("verify quote --ima: a tpm2-tools quote over PCR 10 that tpm2_pcrextend extended with a real list", async () => {

@@ -82,7 +82,7 @@ export async function startTpmHost(o: { logFile?: string; banks?: string[]; akTy
 }
 
 /** Registers the host in the store and binds its AK (what registration + credential activation end in). */
-export async function registerHost(store: Store, h: TpmHost, o: { name: string; hardwareClass: string; policyVersion?: "v1" | "v2" }): Promise<void> {
+export async function addHost(store: Store, h: TpmHost, o: { name: string; hardwareClass: string; policyVersion?: "v1" | "v2" }): Promise<void> {
   // what EK trust at registration would have found: v2 hosts trusted by an EK certificate that
   // chains to a stored root, v1 hosts by their allow-listed EK hash
   const policyVersion = o.policyVersion ?? "v2";

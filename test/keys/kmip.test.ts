@@ -21,7 +21,7 @@ import { buildApp } from "../../src/server/app.js";
 import { openStore, type Store } from "../../src/store/index.js";
 import { learnBaseline } from "../../src/policy/baseline.js";
 import { parseEventLog } from "../../src/verify/eventlog/index.js";
-import { attestOnce, readLog, registerHost, startTpmHost, type TpmHost } from "../helpers/attest-host.js";
+import { addHost, attestOnce, readLog, startTpmHost, type TpmHost } from "../helpers/attest-host.js";
 import { checkSealing } from "../helpers/key-server.js";
 import { startPyKmip, type PyKmip } from "../helpers/pykmip.js";
 
@@ -79,23 +79,41 @@ describe("a KMIP key server on PyKMIP", () => {
 
   before(async () => {
     kms = await startPyKmip();
+    // the client's certificate and key are in the PyKMIP folder: the key directory here
+    process.env.TPMTRUST_KEY_DIR = kms.dir;
     server = KMIP.open(KMIP.configure(kms.settings()));
   });
   after(async () => {
+    delete process.env.TPMTRUST_KEY_DIR;
     await server?.close();
     await kms?.cleanup();
   });
 
-  test("settings: host, port and absolute PEM paths; never key material", () => {
-    assert.deepEqual(KMIP.configure({ host: "kms.example", port: "5696", ca: "/a", cert: "/b", key: "/c" }), { host: "kms.example", port: 5696, ca: "/a", cert: "/b", key: "/c" });
+  test("settings: host, port and PEM files in the key directory; never key material", () => {
+    const d = kms.dir;
+    assert.deepEqual(KMIP.configure({ host: "kms.example", port: "5696", ca: "a.pem", cert: join(d, "b.pem"), key: "c.key" }), { host: "kms.example", port: 5696, ca: join(d, "a.pem"), cert: join(d, "b.pem"), key: join(d, "c.key") });
     for (const bad of [
-      { host: "kms", port: 5696, ca: "a", cert: "/b", key: "/c" },
-      { host: "kms", port: 0, ca: "/a", cert: "/b", key: "/c" },
-      { host: "kms host", port: 5696, ca: "/a", cert: "/b", key: "/c" },
-      { host: "kms", port: 5696, ca: "/a", cert: "/b" },
-      { host: "kms", port: 5696, ca: "/a", cert: "/b", key: "/c", password: "x" },
+      { host: "kms", port: 5696, ca: "", cert: "b", key: "c" },
+      { host: "kms", port: 0, ca: "a", cert: "b", key: "c" },
+      { host: "kms host", port: 5696, ca: "a", cert: "b", key: "c" },
+      { host: "kms", port: 5696, ca: "a", cert: "b" },
+      { host: "kms", port: 5696, ca: "a", cert: "b", key: "c", password: "x" },
     ]) {
       assert.throws(() => KMIP.configure(bad), isCode("ERR_VALIDATION"), JSON.stringify(bad));
+    }
+    // a file elsewhere: one answer whether it exists or not, naming only the key directory
+    for (const setting of ["ca", "cert", "key"]) {
+      const refusal = (path: string): string => {
+        try {
+          KMIP.configure({ ...kms.settings(), [setting]: path });
+        } catch (e) {
+          assert.ok(isCode("ERR_VALIDATION")(e), `${setting} ${path}: ${e}`);
+          return (e as Error).message;
+        }
+        assert.fail(`${setting} ${path} was accepted`);
+      };
+      const messages = new Set(["/etc/passwd", "/etc/no-such-file", "../../etc/passwd"].map(refusal));
+      assert.deepEqual([...messages], [`${setting} must name a file inside the key directory ${kms.dir} ($TPMTRUST_KEY_DIR)`]);
     }
   });
 
@@ -162,16 +180,12 @@ describe("a KMIP key server on PyKMIP", () => {
     } finally {
       await stranger.close();
     }
-    const loose = mkdtempSync(join(tmpdir(), "tpmtrust-kmip-key-"));
-    try {
-      copyFileSync(kms.client.key, join(loose, "client.key"));
-      chmodSync(join(loose, "client.key"), 0o644);
-      const s = KMIP.open(KMIP.configure({ ...kms.settings(), key: join(loose, "client.key") }));
-      await assert.rejects(s.check(), (e: unknown) => isCode("ERR_IO")(e) && /chmod 600/.test((e as Error).message));
-      await s.close();
-    } finally {
-      rmSync(loose, { recursive: true, force: true });
-    }
+    const loose = join(kms.dir, "loose.key");
+    copyFileSync(kms.client.key, loose);
+    chmodSync(loose, 0o644);
+    const s = KMIP.open(KMIP.configure({ ...kms.settings(), key: loose }));
+    await assert.rejects(s.check(), (e: unknown) => isCode("ERR_IO")(e) && /chmod 600/.test((e as Error).message));
+    await s.close();
   });
 
   test("the KMS down: ERR_KEY_SERVER_UNAVAILABLE; back up: the same key version decrypts what it sealed before", async () => {
@@ -215,6 +229,8 @@ describe("key release over KMIP, end to end over HTTP", () => {
 
   before(async () => {
     [kms, host] = await Promise.all([startPyKmip(), startTpmHost({ logFile: "rhel8-gce-uefi.bin", akType: "ecc" })]);
+    // the client's certificate and key are in the PyKMIP folder: the key directory of the service and the CLI
+    process.env.TPMTRUST_KEY_DIR = kms.dir;
     dir = mkdtempSync(join(tmpdir(), "tpmtrust-kmip-e2e-"));
     store = await openStore(join(dir, "t.db"));
     const app = await buildApp({ store, logger: false, attest: { sweepMs: 0 } });
@@ -226,10 +242,11 @@ describe("key release over KMIP, end to end over HTTP", () => {
       await closeKeyServers(store);
       await store.close();
     };
-    await registerHost(store, host, { name: "web-1", hardwareClass: "lab" });
+    await addHost(store, host, { name: "web-1", hardwareClass: "lab" });
     await ok("POST", "/v1/policies", adminToken, { kind: "baseline", name: "gce", hardwareClass: "lab", document: learnBaseline("gce", [parseEventLog(readLog("rhel8-gce-uefi.bin"))], [0, 1, 2, 3, 4, 5, 6, 7]) }, 201);
   });
   after(async () => {
+    delete process.env.TPMTRUST_KEY_DIR;
     await close?.();
     await Promise.all([host?.close(), kms?.cleanup()]);
     rmSync(dir, { recursive: true, force: true });

@@ -3,12 +3,13 @@
  * extractable), CKM_AES_GCM encryption and decryption inside the token, AAD binding, the token
  * chosen by label or slot, the PIN from a variable or a 0600 file in the key directory (no other
  * path, not even through a link), and the errors of a wrong PIN, an unknown token and a reference
- * the token does not hold.
+ * the token does not hold; the module only from a module folder or the key directory.
  */
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { createRequire } from "node:module";
-import { chmodSync, mkdirSync, symlinkSync, writeFileSync } from "node:fs";
+import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type * as Pkcs11Types from "pkcs11js";
 import { KEY_SERVER_KINDS, type KeyServer } from "../../src/keys/index.js";
@@ -65,18 +66,60 @@ function ownSession(flags: number) {
 
 test("settings: module path, token by label or slot, PIN place; never a PIN in the settings", () => {
   const pinFile = join(keys.keyDir(), "pin");
-  assert.deepEqual(PKCS11.configure({ module: "/usr/lib/x.so", slot: 0, pinFile: "pin" }, keys), { module: "/usr/lib/x.so", slot: 0, pinFile });
-  assert.deepEqual(PKCS11.configure({ module: "/usr/lib/x.so", slot: 0, pinFile }, keys), { module: "/usr/lib/x.so", slot: 0, pinFile });
+  const module = "/usr/lib/softhsm/x.so";
+  assert.deepEqual(PKCS11.configure({ module, slot: 0, pinFile: "pin" }, keys), { module, slot: 0, pinFile });
+  assert.deepEqual(PKCS11.configure({ module, slot: 0, pinFile }, keys), { module, slot: 0, pinFile });
   for (const bad of [
     { module: "x.so", tokenLabel: "t", pinEnv: "P" },
-    { module: "/x.so", pinEnv: "P" },
-    { module: "/x.so", tokenLabel: "t", slot: 0, pinEnv: "P" },
-    { module: "/x.so", tokenLabel: "t" },
-    { module: "/x.so", tokenLabel: "t", pin: "1234" },
-    { module: "/x.so", tokenLabel: "t", pinFile: "" },
-    { module: "/x.so", tokenLabel: "t", pinFile: "../pin" },
+    { module, pinEnv: "P" },
+    { module, tokenLabel: "t", slot: 0, pinEnv: "P" },
+    { module, tokenLabel: "t" },
+    { module, tokenLabel: "t", pin: "1234" },
+    { module, tokenLabel: "t", pinFile: "" },
+    { module, tokenLabel: "t", pinFile: "../pin" },
   ]) {
     assert.throws(() => PKCS11.configure(bad, keys), isCode("ERR_VALIDATION"), JSON.stringify(bad));
+  }
+});
+
+test("the module: in a module folder ($TPMTRUST_PKCS11_MODULE_DIRS, else where distributions install them) or the key directory; anything else, a path climbing out or a link leading out, refused alike", async () => {
+  const settings = (module: string) => ({ module, tokenLabel: token.label, pinEnv: "TPMTRUST_TEST_PIN" });
+  for (const module of ["/usr/lib/softhsm/libsofthsm2.so", "/usr/lib/x86_64-linux-gnu/pkcs11/p11-kit-trust.so", "/usr/lib64/pkcs11/libsofthsm2.so", join(keys.keyDir(), "vendor.so")]) {
+    assert.equal(PKCS11.configure(settings(module), keys).module, module);
+  }
+  const outside = mkdtempSync(join(tmpdir(), "tpmtrust-pkcs11-outside-"));
+  try {
+    const library = join(outside, "libvendor.so");
+    copyFileSync(hsm.module, library);
+    const refusal = (module: string): string => {
+      try {
+        PKCS11.configure(settings(module), keys);
+      } catch (e) {
+        assert.ok(isCode("ERR_VALIDATION")(e), `${module}: ${e}`);
+        return (e as Error).message;
+      }
+      assert.fail(`${module} was accepted`);
+    };
+    const messages = new Set([library, join(outside, "missing.so"), "/lib/x86_64-linux-gnu/libc.so.6", "/usr/lib/softhsm/../../../tmp/x.so"].map(refusal));
+    assert.equal(messages.size, 1, [...messages].join("\n"));
+    assert.ok(![...messages][0].includes(outside));
+    // a link in the key directory to a library outside: refused when it would be loaded
+    symlinkSync(library, join(keys.keyDir(), "linked.so"));
+    const linked = PKCS11.open(settings(join(keys.keyDir(), "linked.so")), keys);
+    await assert.rejects(linked.check(), (e: unknown) => isCode("ERR_VALIDATION")(e) && (e as Error).message === [...messages][0]);
+    await linked.close();
+    // the operator names another module folder: only its folders (and the key directory) then
+    process.env.TPMTRUST_PKCS11_MODULE_DIRS = `${outside}:/opt/hsm/lib`;
+    try {
+      assert.equal(PKCS11.configure(settings(library), keys).module, library);
+      assert.throws(() => PKCS11.configure(settings("/usr/lib/softhsm/libsofthsm2.so"), keys), isCode("ERR_VALIDATION"));
+      process.env.TPMTRUST_PKCS11_MODULE_DIRS = "relative/lib";
+      assert.throws(() => PKCS11.configure(settings(library), keys), isCode("ERR_USAGE"));
+    } finally {
+      delete process.env.TPMTRUST_PKCS11_MODULE_DIRS;
+    }
+  } finally {
+    rmSync(outside, { recursive: true, force: true });
   }
 });
 
@@ -130,7 +173,7 @@ test("the token by slot index and the PIN from a 0600 file; a group-readable PIN
   const wrong = PKCS11.open({ module: hsm.module, tokenLabel: other.label, pinEnv: "TPMTRUST_WRONG_PIN" });
   await assert.rejects(wrong.check(), (e: unknown) => isCode("ERR_IO")(e) && /CKR_PIN_INCORRECT/.test((e as Error).message));
   await assert.rejects(PKCS11.open({ module: hsm.module, tokenLabel: "nope", pinEnv: "TPMTRUST_TEST_PIN" }).check(), (e: unknown) => isCode("ERR_IO")(e) && /no PKCS#11 token labelled "nope"/.test((e as Error).message));
-  await assert.rejects(PKCS11.open({ module: "/nonexistent/lib.so", tokenLabel: "t", pinEnv: "TPMTRUST_TEST_PIN" }).check(), isCode("ERR_IO"));
+  await assert.rejects(PKCS11.open({ module: "/usr/lib/softhsm/no-such-lib.so", tokenLabel: "t", pinEnv: "TPMTRUST_TEST_PIN" }).check(), isCode("ERR_IO"));
 });
 
 test("a PIN file outside the key directory is refused before the disk is touched, with one answer whether the path exists or not; a link out of it is refused too", async () => {

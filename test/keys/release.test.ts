@@ -20,7 +20,7 @@ import { TPM_RH } from "../../src/tpm/constants.js";
 import { BACKENDS, type Backend } from "../helpers/store.js";
 import { learnBaseline } from "../../src/policy/baseline.js";
 import { parseEventLog } from "../../src/verify/eventlog/index.js";
-import { attestOnce, readLog, registerHost, startTpmHost, type TpmHost } from "../helpers/attest-host.js";
+import { addHost, attestOnce, readLog, startTpmHost, type TpmHost } from "../helpers/attest-host.js";
 import { startSoftHsm, type SoftHsm } from "../helpers/softhsm.js";
 
 interface Service {
@@ -128,8 +128,8 @@ for (const [i, [dialect, make]] of BACKENDS.entries()) {
     before(async () => {
       backend = await make();
       s = await serve(await backend.newUrl());
-      await registerHost(s.store, h1, { name: "web-1", hardwareClass: "lab" });
-      await registerHost(s.store, h2, { name: "db-1", hardwareClass: "other" });
+      await addHost(s.store, h1, { name: "web-1", hardwareClass: "lab" });
+      await addHost(s.store, h2, { name: "db-1", hardwareClass: "other" });
       for (const hardwareClass of ["lab", "other"]) {
         await admin(s, "POST", "/v1/policies", { kind: "baseline", name: `gce-${hardwareClass}`, hardwareClass, document: learnBaseline("gce", [parseEventLog(readLog(LOG))], [0, 1, 2, 3, 4, 5, 6, 7]) }, 201);
       }

@@ -10,7 +10,7 @@ import assert from "node:assert/strict";
 import "reflect-metadata";
 import * as x509 from "@peculiar/x509";
 import { createHash, generateKeyPairSync, webcrypto } from "node:crypto";
-import { chmodSync, chownSync, mkdirSync, mkdtempSync, readFileSync, rmSync, unlinkSync, writeFileSync } from "node:fs";
+import { chmodSync, chownSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, unlinkSync, writeFileSync } from "node:fs";
 import { request } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -36,13 +36,12 @@ import { rawSql } from "../helpers/store.js";
 import { encodeTpm2bPublic } from "../../src/tpm/structures.js";
 import { addFleetBaseline, fleetPcrs, FLEET_LOG, identityOf, quoteAttest, seedHosts, signEcdsa, softHost, type SoftHost } from "../helpers/software-fleet.js";
 import { constants as cryptoConstants, privateEncrypt } from "node:crypto";
-import { learnRuntimePolicy } from "../../src/policy/runtime.js";
-import { hashAlgByName } from "../../src/tpm/constants.js";
-import { pcrSelection } from "../../src/tpm/structures.js";
-import { parseImaList, replayIma } from "../../src/verify/ima/index.js";
+import { addImaClass, IMA_BOOT, imaEvidence, imaEvil, imaHost as imaHostIn, imaList, type ImaRound } from "../helpers/ima-fleet.js";
 import { entry, sigField, type Built } from "../verify/ima-build.js";
 
 const dir = mkdtempSync(join(tmpdir(), "tpmtrust-attacks-"));
+/** a folder outside the key directory */
+const outside = mkdtempSync(join(tmpdir(), "tpmtrust-attacks-outside-"));
 let s: RunningServer;
 let admin: string;
 let auditor: string;
@@ -214,31 +213,57 @@ function certifyBy(h: SoftHost, key: TpmtPublic, extraData: Buffer): { attest: B
   return { attest, signature: signEcdsa(h.akKey, attest) };
 }
 
-/** ACME with device-attest-01 by certee's AK up to a ready order, then finalize with a CSR naming `name` (RFC 8555 §7.4). */
-async function acmeFinalize(name: x509.JsonName, dns: string[] = []): Promise<Answer> {
+/** An ACME client with a fresh account key: POSTs signed JWS (jwk until `kid` is set, RFC 8555 §6.2). */
+async function acmeClient() {
   const { privateKey, publicKey } = await generateKeyPair("ES256");
   const jwk = await exportJWK(publicKey);
-  let kid: string | undefined;
-  const post = async (url: string, payload: unknown) => {
-    const nonce = (await fetch(`${s.url}/acme/new-nonce`, { method: "HEAD" })).headers.get("replay-nonce")!;
-    const jws = await new FlattenedSign(new TextEncoder().encode(payload === undefined ? "" : JSON.stringify(payload))).setProtectedHeader({ alg: "ES256", nonce, url, ...(kid ? { kid } : { jwk }) }).sign(privateKey);
-    const r = await fetch(url, { method: "POST", headers: { "content-type": "application/jose+json" }, body: JSON.stringify(jws) });
-    const text = await r.text();
-    return { status: r.status, location: r.headers.get("location"), body: text ? JSON.parse(text) : undefined };
+  const c = {
+    jwk,
+    kid: undefined as string | undefined,
+    dir: (await (await fetch(`${s.url}/acme/t-acme/directory`)).json()) as Record<string, string>,
+    async post(url: string, payload: unknown) {
+      const nonce = (await fetch(`${s.url}/acme/new-nonce`, { method: "HEAD" })).headers.get("replay-nonce")!;
+      const jws = await new FlattenedSign(new TextEncoder().encode(payload === undefined ? "" : JSON.stringify(payload))).setProtectedHeader({ alg: "ES256", nonce, url, ...(c.kid ? { kid: c.kid } : { jwk }) }).sign(privateKey);
+      const r = await fetch(url, { method: "POST", headers: { "content-type": "application/jose+json" }, body: JSON.stringify(jws) });
+      const text = await r.text();
+      return { status: r.status, location: r.headers.get("location"), body: text ? JSON.parse(text) : undefined };
+    },
   };
-  const dir = (await (await fetch(`${s.url}/acme/t-acme/directory`)).json()) as Record<string, string>;
-  kid = (await post(dir.newAccount, { termsOfServiceAgreed: true })).location!;
-  const order = await post(dir.newOrder, { identifiers: [{ type: "permanent-identifier", value: certee.name }] });
+  return c;
+}
+
+/** ACME with device-attest-01 by certee's AK up to a ready order: the client, the order's URLs and a CSR maker for the attested key. */
+async function acmeReady() {
+  const c = await acmeClient();
+  c.kid = (await c.post(c.dir.newAccount, { termsOfServiceAgreed: true })).location!;
+  const order = await c.post(c.dir.newOrder, { identifiers: [{ type: "permanent-identifier", value: certee.name }] });
   assert.equal(order.status, 201, JSON.stringify(order.body));
-  const authz = (await post(order.body.authorizations[0], undefined)).body;
+  const authz = (await c.post(order.body.authorizations[0], undefined)).body;
   const challenge = authz.challenges[0];
   const k = await softKey();
-  const c = certifyBy(certee, k.pub, createHash("sha256").update(`${challenge.token}.${await calculateJwkThumbprint(jwk, "sha256")}`).digest());
-  const attObj = cbor({ fmt: "tpm", attStmt: { ver: "2.0", alg: -7, x5c: [certeeAkCert], sig: c.signature, certInfo: c.attest, pubArea: encodeTpmtPublic(k.pub) } });
-  const answered = await post(challenge.url, { attObj: Buffer.from(attObj).toString("base64url") });
+  const cert = certifyBy(certee, k.pub, createHash("sha256").update(`${challenge.token}.${await calculateJwkThumbprint(c.jwk, "sha256")}`).digest());
+  const attObj = cbor({ fmt: "tpm", attStmt: { ver: "2.0", alg: -7, x5c: [certeeAkCert], sig: cert.signature, certInfo: cert.attest, pubArea: encodeTpmtPublic(k.pub) } });
+  const answered = await c.post(challenge.url, { attObj: Buffer.from(attObj).toString("base64url") });
   assert.equal(answered.body.status, "valid", JSON.stringify(answered.body));
-  const csr = Buffer.from((await csrOf(k.keys, name, dns)), "base64").toString("base64url");
-  return post(order.body.finalize, { csr });
+  return { client: c, order: order.location!, finalize: order.body.finalize as string, csr: async (name: x509.JsonName, dns: string[] = []) => Buffer.from(await csrOf(k.keys, name, dns), "base64").toString("base64url") };
+}
+
+/** ACME up to a ready order, then finalize with a CSR naming `name` (RFC 8555 §7.4). */
+async function acmeFinalize(name: x509.JsonName, dns: string[] = []): Promise<Answer> {
+  const r = await acmeReady();
+  return r.client.post(r.finalize, { csr: await r.csr(name, dns) });
+}
+
+// ---- key servers: files named by an admin
+
+const addServer = (name: string, kind: string, config: Record<string, unknown>) => call("POST", "/v1/keys/servers", { name, kind, config }, admin);
+const hsmSettings = { module: "/usr/lib/softhsm/libsofthsm2.so", slot: 0, pinEnv: "TPMTRUST_NO_SUCH_PIN" };
+const kmipSettings = { host: "127.0.0.1", port: 5696, ca: join(dir, "kms-ca.pem"), cert: join(dir, "client.pem"), key: join(dir, "client.key") };
+/** An existing file outside the key directory (the attacks' database folder). */
+function outsideFile(): string {
+  const path = join(outside, "libprobe.so");
+  writeFileSync(path, "not a library");
+  return path;
 }
 
 interface Attack {
@@ -262,54 +287,19 @@ const PCR_SELECT_0_6 = (a: TpmsAttest): TpmsAttest => {
 // ---- IMA: increments of a host's measurement list against the running PCR 10 of its boot
 
 const IMA_CLASS = "ima-n1";
-const IMA_PCRS = [0, 1, 2, 3, 4, 5, 6, 7, 10];
 const sha256 = (b: Buffer | string) => createHash("sha256").update(b).digest();
-/** A boot's list as it begins: boot_aggregate (SHA-256 of the fleet's PCRs 0–7), then files (one in the excluded /tmp/). */
-const IMA_BOOT: Built[] = (() => {
-  const p = fleetPcrs().sha256;
-  const aggregate = sha256(Buffer.concat([0, 1, 2, 3, 4, 5, 6, 7].map((i) => Buffer.from(p[String(i)], "hex"))));
-  return [entry({ path: "boot_aggregate", digest: aggregate }), ...["/usr/lib/systemd/systemd", "/usr/lib/libc.so.6", "/usr/sbin/sshd", "/etc/ld.so.cache", "/usr/bin/bash", "/tmp/build/cc1"].map((f) => entry({ path: f, digest: sha256(f) }))];
-})();
-/** Files the policy does not allow. */
-const imaEvil = (path: string) => entry({ path, digest: sha256(`evil ${path}`) });
-const imaList = (e: Built[]) => Buffer.concat(e.map((x) => x.binary));
 
 let imaClass: Promise<void> | undefined;
-/** A host of its own (its own IMA state) in the class whose policies are the fleet baseline and a runtime policy learned from IMA_BOOT, excluding /tmp/. */
+/** A host of its own (its own IMA state) in the class whose policies are the fleet baseline and a runtime policy (test/helpers/ima-fleet.ts). */
 async function imaHost(name: string): Promise<SoftHost> {
-  imaClass ??= (async () => {
-    await addPolicy(s.store, "test", Date.now(), { kind: "baseline", name: "ima-fleet", hardwareClass: IMA_CLASS, document: learnBaseline("ima-fleet", [parseEventLog(FLEET_LOG)], [0, 1, 2, 3, 4, 5, 6, 7]) });
-    const runtime = learnRuntimePolicy("ima-attacks", parseImaList(imaList(IMA_BOOT)), ["/tmp/"]);
-    await addPolicy(s.store, "test", Date.now(), { kind: "runtime", name: "ima-attacks", hardwareClass: IMA_CLASS, document: runtime });
-  })();
+  imaClass ??= addImaClass(s.store, IMA_CLASS);
   await imaClass;
-  const h = softHost(name);
-  await seedHosts(s.store, [h]);
-  await s.store.hosts.update(h.name, { hardwareClass: IMA_CLASS }, Date.now());
-  return h;
+  return imaHostIn(s.store, name, IMA_CLASS);
 }
 
-/**
- * An attestation whose quote covers the fleet's PCRs 0–7 and PCR 10 extended with `extended` (every
- * entry of the boot so far, in every bank), sending `sent` from `startIndex`, in boot `resetCount`.
- */
-async function imaAttest(h: SoftHost, o: { extended: Built[]; sent: Buffer; startIndex: number; resetCount?: number }): Promise<Answer> {
-  const nonce = await freshNonce(h);
-  const pcrs = fleetPcrs();
-  const banks = Object.keys(pcrs);
-  const ten = replayIma(parseImaList(imaList(o.extended)), banks).pcrs;
-  for (const b of banks) pcrs[b]["10"] = ten[b][10].toString("hex");
-  const base = quoteAttest(h, nonce);
-  const digest = sha256(Buffer.concat(banks.flatMap((b) => IMA_PCRS.map((p) => Buffer.from(pcrs[b][String(p)], "hex")))));
-  const attest = encodeTpmsAttest({ ...base, clockInfo: { ...base.clockInfo, resetCount: o.resetCount ?? 7 }, attested: { pcrSelect: banks.map((b) => pcrSelection(hashAlgByName(b)!, IMA_PCRS)), pcrDigest: digest } } as TpmsAttest);
-  return call("POST", "/v1/attestations", {
-    akNameHex: h.akName.toString("hex"),
-    nonceHex: nonce.toString("hex"),
-    quotes: [{ attest: b64(attest), signature: b64(signEcdsa(h.akKey, attest)) }],
-    pcrs,
-    eventLog: b64(FLEET_LOG),
-    ima: { startIndex: o.startIndex, list: b64(o.sent) },
-  });
+/** An attestation with a fresh nonce: a quote over the fleet's PCRs 0–7 and PCR 10 as `o.extended` left it, with the increment `o.sent`. */
+async function imaAttest(h: SoftHost, o: ImaRound): Promise<Answer> {
+  return call("POST", "/v1/attestations", imaEvidence(h, await freshNonce(h), o));
 }
 
 /** A host whose whole boot list so far passed (the control of each IMA attack). */
@@ -562,6 +552,12 @@ const ATTACKS: Attack[] = [
       { flow: "keys", name: "a local key server whose master key file escapes the key directory", code: "ERR_VALIDATION", run: () => call("POST", "/v1/keys/servers", { name: "probe2", kind: "local", config: { masterKeyFile: "../../etc/shadow" } }, admin) },
       { flow: "keys", name: "a PKCS#11 key server whose PIN file is an arbitrary existing path", code: "ERR_VALIDATION", run: () => call("POST", "/v1/keys/servers", { name: "probe3", kind: "pkcs11", config: { module: "/usr/lib/softhsm/libsofthsm2.so", slot: 0, pinFile: "/etc/shadow" } }, admin) },
       { flow: "keys", name: "a PKCS#11 key server whose PIN file escapes the key directory", code: "ERR_VALIDATION", run: () => call("POST", "/v1/keys/servers", { name: "probe4", kind: "pkcs11", config: { module: "/usr/lib/softhsm/libsofthsm2.so", slot: 0, pinFile: "../../etc/shadow" } }, admin) },
+      { flow: "keys", name: "a PKCS#11 key server whose module is a library outside the module folders and the key directory", code: "ERR_VALIDATION", run: () => addServer("probe5", "pkcs11", { ...hsmSettings, module: "/lib/x86_64-linux-gnu/libc.so.6" }) },
+      { flow: "keys", name: "a PKCS#11 module path that climbs out of a module folder", code: "ERR_VALIDATION", run: () => addServer("probe6", "pkcs11", { ...hsmSettings, module: "/usr/lib/softhsm/../../../tmp/evil.so" }) },
+      { flow: "keys", name: "a PKCS#11 module that is a link in the key directory to a library outside", code: "ERR_VALIDATION", run: () => (symlinkSync(outsideFile(), join(dir, "linked.so")), addServer("probe7", "pkcs11", { ...hsmSettings, module: join(dir, "linked.so") })) },
+      { flow: "keys", name: "a KMIP key server whose CA certificate is an arbitrary existing path", code: "ERR_VALIDATION", run: () => addServer("probe8", "kmip", { ...kmipSettings, ca: "/etc/passwd" }) },
+      { flow: "keys", name: "a KMIP key server whose client certificate escapes the key directory", code: "ERR_VALIDATION", run: () => addServer("probe9", "kmip", { ...kmipSettings, cert: "../../etc/ssl/certs/ca-certificates.crt" }) },
+      { flow: "keys", name: "a KMIP key server whose client key is an arbitrary existing path", code: "ERR_VALIDATION", run: () => addServer("probe10", "kmip", { ...kmipSettings, key: outsideFile() }) },
       { flow: "keys", name: "providers managed by an auditor", code: "ERR_FORBIDDEN", run: () => call("POST", "/v1/keys/providers", { name: "vault" }, auditor) },
     ] as Attack[];
   })(),
@@ -723,6 +719,7 @@ before(async () => {
 after(async () => {
   await s?.close();
   rmSync(dir, { recursive: true, force: true });
+  rmSync(outside, { recursive: true, force: true });
 });
 
 test("the corpus holds at least 100 attacks across every flow", () => {
@@ -899,6 +896,83 @@ test("audit: an administrative change whose audit entry cannot be written is not
     await rawSql(db, "DROP TRIGGER audit_down");
   }
   assert.deepEqual(await state(), before, "no change was made without its audit entry");
+});
+
+/** Runs `fn` while every audit insert fails (a trigger on the SQLite file). */
+async function auditDown<T>(fn: () => Promise<T>): Promise<T> {
+  const db = join(dir, "attacks.db");
+  await rawSql(db, "CREATE TRIGGER audit_down BEFORE INSERT ON audit BEGIN SELECT RAISE(ABORT, 'the audit disk is full'); END");
+  try {
+    return await fn();
+  } finally {
+    await rawSql(db, "DROP TRIGGER audit_down");
+  }
+}
+
+const rows = async (sql: string) => Number((await rawSql(join(dir, "attacks.db"), sql))[0].n);
+
+test("audit: an ACME account, order or certificate whose audit entry cannot be written is not made (ERR_AUDIT_WRITE_FAILED, 503); the order stays ready and is issued once the log is back", async () => {
+  const ready = await acmeReady();
+  const csr = await ready.csr([{ CN: ["certee"] }], ["certee"]);
+  const state = async () => ({
+    entries: await rows("SELECT count(*) AS n FROM audit"),
+    accounts: await rows("SELECT count(*) AS n FROM acme_accounts"),
+    orders: await rows("SELECT count(*) AS n FROM acme_orders"),
+    certs: await rows("SELECT count(*) AS n FROM ca_certs"),
+  });
+  const before = await state();
+  const unavailable = (r: { status: number; body: any }, what: string) =>
+    assert.deepEqual([r.status, r.body?.type, r.body?.code], [503, "urn:ietf:params:acme:error:serverInternal", "ERR_AUDIT_WRITE_FAILED"], `${what}: ${JSON.stringify(r.body)}`);
+  await auditDown(async () => {
+    unavailable(await ready.client.post(ready.finalize, { csr }), "finalize");
+    const stranger = await acmeClient();
+    unavailable(await stranger.post(stranger.dir.newAccount, { termsOfServiceAgreed: true }), "newAccount");
+    unavailable(await ready.client.post(ready.client.dir.newOrder, { identifiers: [{ type: "permanent-identifier", value: certee.name }] }), "newOrder");
+  });
+  assert.deepEqual(await state(), before, "no account, order or certificate without its audit entry");
+  assert.equal((await ready.client.post(ready.order, undefined)).body.status, "ready");
+  const issued = await ready.client.post(ready.finalize, { csr });
+  assert.deepEqual([issued.status, issued.body.status], [200, "valid"], JSON.stringify(issued.body));
+  assert.equal(await rows("SELECT count(*) AS n FROM ca_certs"), before.certs + 1);
+});
+
+test("audit: an enrollment or a revocation whose audit entry cannot be written is not made: no certificate, the certificate not revoked, no CRL (ERR_AUDIT_WRITE_FAILED)", async () => {
+  const issued = await enrolPlain("t-none", [{ CN: ["audited.corp.example"] }], { token: admin });
+  assert.equal(issued.status, 201, JSON.stringify(issued.body));
+  const revoke = () => call("POST", `/v1/ca/certs/${issued.body.serial}/revoke`, { reason: "keyCompromise" }, admin);
+  const state = async () => ({
+    entries: await rows("SELECT count(*) AS n FROM audit"),
+    certs: await rows("SELECT count(*) AS n FROM ca_certs"),
+    revoked: await rows("SELECT count(*) AS n FROM ca_certs WHERE revoked_at IS NOT NULL"),
+    crls: await rows("SELECT count(*) AS n FROM ca_crls"),
+  });
+  const before = await state();
+  await auditDown(async () => {
+    for (const r of [await enrolPlain("t-none", [{ CN: ["unaudited.corp.example"] }], { token: admin }), await revoke()]) {
+      assert.deepEqual([r.status, r.body?.code, r.body?.certificatePem], [503, "ERR_AUDIT_WRITE_FAILED", undefined], JSON.stringify(r.body));
+    }
+  });
+  assert.deepEqual(await state(), before, "no certificate issued or revoked, no CRL, without its audit entry");
+  const r = await revoke();
+  assert.equal(r.status, 200, JSON.stringify(r.body));
+  assert.deepEqual(await state(), { ...before, entries: before.entries + 1, revoked: before.revoked + 1, crls: before.crls + 1 });
+});
+
+test("keys: a key server naming a module or KMIP file outside its place is refused with one message whether the path exists or not (it is never looked at), and nothing is stored", async () => {
+  const servers = async () => JSON.stringify((await call("GET", "/v1/keys/servers", undefined, admin)).body);
+  const entries = () => rows("SELECT count(*) AS n FROM audit WHERE action = 'keys.server.add'");
+  const [listed, added] = [await servers(), await entries()];
+  const existing = outsideFile();
+  const missing = join(outside, "no-such-file.so");
+  for (const [kind, setting, base] of [["pkcs11", "module", hsmSettings], ["kmip", "ca", kmipSettings], ["kmip", "cert", kmipSettings], ["kmip", "key", kmipSettings]] as const) {
+    const [a, b] = [await addServer("probe-exists", kind, { ...base, [setting]: existing }), await addServer("probe-missing", kind, { ...base, [setting]: missing })];
+    assert.deepEqual([a.status, a.body.code], [400, "ERR_VALIDATION"], JSON.stringify(a.body));
+    assert.deepEqual([b.status, b.body.code], [400, "ERR_VALIDATION"], JSON.stringify(b.body));
+    assert.deepEqual([a.body.detail, a.body.details], [b.body.detail, b.body.details], `${kind} ${setting}: the answer tells nothing about the path`);
+    assert.ok(!JSON.stringify(a.body).includes(outside), `${kind} ${setting}: the answer does not echo the path`);
+  }
+  assert.equal(await servers(), listed);
+  assert.equal(await entries(), added);
 });
 
 for (const a of ATTACKS) {

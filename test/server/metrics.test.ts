@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { learnBaseline } from "../../src/policy/baseline.js";
 import { startServer } from "../../src/server/serve.js";
 import { parseEventLog } from "../../src/verify/eventlog/index.js";
-import { challenge, evidence, postJson, readLog, registerHost, startTpmHost } from "../helpers/attest-host.js";
+import { addHost, challenge, evidence, postJson, readLog, startTpmHost } from "../helpers/attest-host.js";
 import { softHost } from "../helpers/software-fleet.js";
 import { startPostgres } from "../helpers/postgres.js";
 import { rawSql } from "../helpers/store.js";
@@ -64,7 +64,7 @@ test("attestations count by verdict and reason with their latency; registrations
     const before = await scrape();
     const delta = (text: string, series: string) => (sample(text, series) ?? 0) - (sample(before, series) ?? 0);
 
-    await registerHost(s.store, host, { name: "m-1", hardwareClass: "gce-n1" });
+    await addHost(s.store, host, { name: "m-1", hardwareClass: "gce-n1" });
     const doc = learnBaseline("gce", [parseEventLog(readLog(RHEL))], [0, 1, 2, 3, 4, 5, 6, 7]);
     assert.equal((await postJson(`${s.url}/v1/policies`, { kind: "baseline", name: "gce", hardwareClass: "gce-n1", document: doc }, { authorization: `Bearer ${admin}` })).status, 201);
     const c = await challenge(s.url, host);

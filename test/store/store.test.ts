@@ -316,6 +316,21 @@ for (const [name, make] of BACKENDS) {
         assert.deepEqual([latest?.number, latest?.der], [3, Buffer.from([3])]);
       }));
 
+    test("CA pending requests: list waiting ones newest first (all: answered and expired too), claim once, remove", () =>
+      withStore(async (s) => {
+        const req = (at: number, ttlMs = 1000) =>
+          s.caPending.create({ template: "WinTpm", csr: Buffer.from([0x30]), ekPublic: Buffer.from([1]), ekCerts: [Buffer.from([2])], ekHash: "ab".repeat(32), aikName: Buffer.from("000b01", "hex"), secretHash: Buffer.alloc(32), requester: { actor: "anonymous", tokenId: null }, ttlMs, at });
+        const [a, b, c] = [await req(T0), await req(T0 + 1), await req(T0 + 2, 5)];
+        await s.caPending.claim(a.requestId, T0 + 3);
+        assert.deepEqual((await s.caPending.list({ at: T0 + 10, limit: 10 })).map((p) => p.requestId), [b.requestId]);
+        assert.deepEqual((await s.caPending.list({ all: true, at: T0 + 10, limit: 10 })).map((p) => p.requestId), [c.requestId, b.requestId, a.requestId]);
+        assert.deepEqual((await s.caPending.list({ all: true, at: T0 + 10, limit: 1 })).map((p) => p.requestId), [c.requestId]);
+        assert.equal(await s.caPending.remove(b.requestId), true);
+        assert.equal(await s.caPending.remove(b.requestId), false);
+        assert.equal(await s.caPending.get(b.requestId), undefined);
+        await assert.rejects(s.caPending.claim(b.requestId, T0 + 4), code("ERR_NONCE_UNKNOWN"));
+      }));
+
     test("provisioning: enrollments, groups, hubs, device registrations", () =>
       withStore(async (s) => {
         const e = { registrationId: "dev1", ekPublic: Buffer.from("ek"), deviceId: null, initialTwin: { tags: { a: 1 } }, allocation: { policy: "hashed" }, reprovisionPolicy: "reprovision-and-migrate" as const, enabled: true };

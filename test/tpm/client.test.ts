@@ -36,6 +36,7 @@ import { policyCommandCodeDigest } from "../../src/tpm/policydigest.js";
 import { TpmRcError } from "../../src/tpm/rc.js";
 import { nvName, pcrSelection } from "../../src/tpm/structures.js";
 import { RecordingTransport, ReplayTransport, SwtpmTransport } from "../../src/tpm/transport/index.js";
+import type { Transport } from "../../src/tpm/transport/transport.js";
 import { startSwtpm, type Swtpm } from "../helpers/swtpm.js";
 import { tpm2, tpm2Raw } from "../helpers/tpm2tools.js";
 
@@ -169,6 +170,50 @@ test("EvictControl: a key made persistent is readable by handle (also by tpm2-to
   assert.deepEqual(readFileSync(f("p.name")), ek.name);
   await client.run(EvictControl, { objectHandle: 0x81000100, persistentHandle: 0x81000100 });
   await assert.rejects(client.run(ReadPublic, { objectHandle: 0x81000100 }), (e: unknown) => e instanceof TpmRcError && e.rc.name === "TPM_RC_HANDLE");
+});
+
+/** Forwards to `inner`; a command of `code` may be changed on its way to the TPM, or its answer on the way back. */
+class Tampering implements Transport {
+  constructor(
+    private readonly inner: Transport,
+    private readonly code: number,
+    private readonly edit: { command?: (c: Buffer) => Buffer; response?: (r: Buffer) => Buffer },
+  ) {}
+  async send(command: Buffer): Promise<Buffer> {
+    const mine = command.readUInt32BE(6) === this.code;
+    const resp = await this.inner.send(mine && this.edit.command ? this.edit.command(Buffer.from(command)) : command);
+    return mine && this.edit.response ? this.edit.response(Buffer.from(resp)) : resp;
+  }
+  async close(): Promise<void> {}
+}
+
+test("attack: answers that do not fit the request are refused: a ReadPublic Name not of its public area, another capability than asked for, a short NV_Read", async () => {
+  const ek = await createEk(client, "ecc-p256");
+  try {
+    // Part 3 §12.4 response: TPM2B_PUBLIC ‖ TPM2B_NAME ‖ TPM2B_NAME; one bit of the Name flipped
+    const flipName = (r: Buffer) => {
+      const nameAt = 12 + r.readUInt16BE(10);
+      r[nameAt + 1 + r.readUInt16BE(nameAt)] ^= 1;
+      return r;
+    };
+    const lying = new TpmClient(new Tampering(client.transport, TPM_CC.ReadPublic, { response: flipName }));
+    await assert.rejects(lying.run(ReadPublic, { objectHandle: ek.handle }), isCode("ERR_NAME_MISMATCH"));
+  } finally {
+    await client.run(FlushContext, { flushHandle: ek.handle });
+  }
+  // Part 3 §30.2 command: capability is the first parameter; the TPM truthfully answers the one it was sent
+  const otherCapability = (c: Buffer) => (c.writeUInt32BE(TPM_CAP.ECC_CURVES, 10), c);
+  const swapped = new TpmClient(new Tampering(client.transport, TPM_CC.GetCapability, { command: otherCapability }));
+  await assert.rejects(swapped.run(GetCapability, { capability: TPM_CAP.ALGS, property: 0, propertyCount: 8 }), isCode("ERR_PARSE_BAD_VALUE"));
+  // Part 3 §31.13 command: size ‖ offset are the last parameters; the TPM is asked for one byte less
+  const index = 0x01500011;
+  const attributes = TPMA_NV.AUTHWRITE | TPMA_NV.AUTHREAD | TPMA_NV.NO_DA;
+  await client.run(NV_DefineSpace, { publicInfo: { nvIndex: index, nameAlg: TPM_ALG.SHA256, attributes, authPolicy: Buffer.alloc(0), dataSize: 16 } });
+  await nvWriteAll(client, index, randomBytes(16));
+  const oneLess = (c: Buffer) => (c.writeUInt16BE(c.readUInt16BE(c.length - 4) - 1, c.length - 4), c);
+  const short = new TpmClient(new Tampering(client.transport, TPM_CC.NV_Read, { command: oneLess }));
+  await assert.rejects(nvReadAll(short, index), isCode("ERR_PARSE_BAD_VALUE"));
+  assert.equal((await nvReadAll(client, index)).length, 16);
 });
 
 test("a recorded session with policy sessions replays byte for byte with the same randomness", async () => {

@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { identify } from "../../src/agent/identify.js";
-import { registerHost } from "../../src/attest/hosts.js";
+import { addHost } from "../../src/attest/hosts.js";
 import { openStore } from "../../src/store/index.js";
 import { importCaCertificates } from "../../src/trust/trust.js";
 import { TPM_ALG, TPM_RH } from "../../src/tpm/constants.js";
@@ -48,7 +48,7 @@ async function registerWithRootOnly(name: string, identity: unknown) {
   try {
     const caller = { actor: "test", now: Date.now() };
     await importCaCertificates(store, [root], { kind: "root" }, caller);
-    return await registerHost(store, { name, hardwareClass: "swtpm", policyVersion: "v2", identity }, caller);
+    return await addHost(store, { name, hardwareClass: "swtpm", policyVersion: "v2", identity }, caller);
   } finally {
     await store.close();
   }

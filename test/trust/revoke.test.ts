@@ -12,7 +12,7 @@ import { join } from "node:path";
 import type { FastifyInstance } from "fastify";
 import { startActivation } from "../../src/attest/activation.js";
 import { sweepTrust } from "../../src/attest/health.js";
-import { registerHost } from "../../src/attest/hosts.js";
+import { addHost } from "../../src/attest/hosts.js";
 import { isTpmTrustError } from "../../src/errors.js";
 import { matchEnrollment } from "../../src/provisioning/enrollment-match.js";
 import { addEnrollment } from "../../src/provisioning/enrollments.js";
@@ -42,7 +42,7 @@ before(async () => {
   admin = (await store.adminTokens.create({ role: "admin", at: clock })).token;
   await store.trust.addAllowlist(HASH, { at: clock });
   const identity = { ekPublics: [{ alg: "rsa2048", public: EK_PUB.toString("base64") }], ekCertificates: [], tpm: { manufacturer: "IFX", vendor: "", firmware: "7.85" } };
-  await registerHost(store, { name: "lab", hardwareClass: "c", policyVersion: "v1", identity }, { actor: "test", now: clock });
+  await addHost(store, { name: "lab", hardwareClass: "c", policyVersion: "v1", identity }, { actor: "test", now: clock });
   await store.hosts.setHealth("lab", { health: "healthy", at: clock });
   await addEnrollment(store, { registrationId: "device-1", endorsementKey: EK_PUB }, { actor: "test", now: clock });
 });
@@ -70,12 +70,12 @@ test("a revoked EK is refused at every decision, its host turned unhealthy by th
   const c = await confirm(store, { ekHash: HASH }, { actor: "test", now: clock });
   assert.deepEqual([c.trusted, c.methods["ek-key"].code], [false, "ERR_EK_REVOKED"]);
   const again = { name: "lab-2", hardwareClass: "c", policyVersion: "v1" as const, identity: { ekPublics: [{ alg: "rsa2048", public: EK_PUB.toString("base64") }], ekCertificates: [], tpm: { manufacturer: "IFX", vendor: "", firmware: "7.85" } } };
-  await assert.rejects(registerHost(store, again, { actor: "test", now: clock }), code("ERR_EK_REVOKED"));
+  await assert.rejects(addHost(store, again, { actor: "test", now: clock }), code("ERR_EK_REVOKED"));
 
   // the sweep, without any attestation: unhealthy, audited with the cause, webhook queued; once only
-  const changes = await sweepTrust(store, now);
+  const { changes } = await sweepTrust(store, now);
   assert.deepEqual(changes.map((x) => [x.host, x.previous, x.health, x.reason, x.cause]), [["lab", "healthy", "unhealthy", "ERR_EK_NOT_TRUSTED", "ERR_EK_REVOKED"]]);
-  assert.deepEqual(await sweepTrust(store, now), []);
+  assert.deepEqual((await sweepTrust(store, now)).changes, []);
   const [entry] = await store.audit.list({ action: "host.health", newestFirst: true, limit: 1 });
   assert.deepEqual([entry.subject, (entry.details as { reason: string }).reason, (entry.details as { cause: string }).cause], ["lab", "ERR_EK_NOT_TRUSTED", "ERR_EK_REVOKED"]);
 

@@ -10,7 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import SqliteDatabase from "better-sqlite3";
 import type { Page } from "playwright-core";
-import { attest, identify, register, ServiceClient } from "../../src/agent/index.js";
+import { activate, attest, identify, ServiceClient } from "../../src/agent/index.js";
 import { learnBaseline } from "../../src/policy/baseline.js";
 import { learnSoftware } from "../../src/policy/software.js";
 import { parseEventLog } from "../../src/verify/eventlog/index.js";
@@ -39,7 +39,7 @@ async function enrol(name: string, hardwareClass: string, o: { attest: boolean }
   const added = await api(s.url, "POST", "/v1/hosts", { name, hardwareClass, identity: (await identify(h.tpm)).identity }, s.admin);
   assert.equal(added.status, 201, JSON.stringify(added.body));
   const stateDir = join(dir, name);
-  await register(h.tpm, service, { stateDir });
+  await activate(h.tpm, service, { stateDir });
   if (!o.attest) return;
   const logFile = join(dir, `${name}.log`);
   writeFileSync(logFile, h.log);

@@ -1,7 +1,8 @@
 /**
  * A fleet of 100,000 hosts: the list API pages, sorts and filters in the service (keyset cursors in
  * a Link header, the total in X-Total-Count, 304 for an unchanged page), and the dashboard's fleet
- * page, in Debian's headless chromium, shows the first page and the counts in under a second.
+ * page, in Debian's headless chromium, shows the first page and the counts in under a second, with
+ * the service's sweeps running: every tenth host has an allow-listed EK for the trust sweep to judge.
  * The hosts are written straight into the service's SQLite database: what is measured is reading them.
  */
 import { after, before, test } from "node:test";
@@ -9,10 +10,14 @@ import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { randomUUID } from "node:crypto";
+import { generateKeyPairSync, randomUUID } from "node:crypto";
 import SqliteDatabase from "better-sqlite3";
 import { api, startService, type Service } from "../e2e/harness.js";
 import { ARTIFACTS, launchBrowser } from "../helpers/browser.js";
+import { ekTemplate } from "../../src/tpm/commands/index.js";
+import { TPM_ALG } from "../../src/tpm/constants.js";
+import { encodeTpmtPublic, objectName } from "../../src/tpm/structures.js";
+import { ekHash } from "../../src/verify/ek/index.js";
 
 const HOSTS = 100_000;
 const REASONS = ["ERR_POLICY_FAILED", "ERR_EK_NOT_TRUSTED", "ERR_SILENT"];
@@ -28,20 +33,40 @@ function health(i: number): { health: string; reason: string | null; last: numbe
   return { health: "healthy", reason: null, last: 1_700_000_000_000 + ((i * 7919) % HOSTS) * 1000 };
 }
 const hostName = (i: number) => `node-${String(i).padStart(6, "0")}.dc${i % 4}.example`;
+/** Host i has an EK (a v1 host, its EK hash allow-listed) when i % 10 is 5. */
+const hasEk = (i: number) => i % 10 === 5;
+const ekHashes = new Map<number, string>();
+
+/** An ECC P-256 EK's TPMT_PUBLIC, Name and EK hash. */
+function softEk(): { public: Buffer; name: Buffer; hash: string } {
+  const { publicKey } = generateKeyPairSync("ec", { namedCurve: "P-256" });
+  const jwk = publicKey.export({ format: "jwk" });
+  const t = ekTemplate("ecc-p256");
+  if (t.type !== TPM_ALG.ECC) throw new Error("an ECC template");
+  const pub = { ...t, unique: { x: Buffer.from(jwk.x!, "base64url"), y: Buffer.from(jwk.y!, "base64url") } };
+  return { public: encodeTpmtPublic(pub), name: objectName(pub), hash: ekHash(publicKey) };
+}
 
 before(async () => {
-  // no periodic sweep: the trust sweep walks every host, and these 100,000 rows have no EKs to judge
-  s = await startService(dir, db, { attest: { sweepMs: 0 } });
+  // the periodic sweep runs (every 5 s): its first trust sweep judges the 10,000 EKs
+  s = await startService(dir, db);
   const d = new SqliteDatabase(db);
   d.pragma("busy_timeout = 10000");
   const insert = d.prepare(
     `insert into hosts (name, hardware_class, policy_version, trust_method, health, health_reason, health_changed_at, last_attestation_at, deadline_at, tags, platform, created_at, updated_at, disabled_at)
-     values (?, ?, 'v2', 'ek-cert', ?, ?, null, ?, null, '[]', null, 1, 1, null)`,
+     values (?, ?, ?, ?, ?, ?, null, ?, null, '[]', null, 1, 1, null)`,
   );
+  const insertEk = d.prepare("insert into host_eks (ek_name, host_name, public, cert) values (?, ?, ?, null)");
+  const allow = d.prepare("insert into ek_allowlist (ek_hash, label, source, added_at) values (?, null, 'test', 1)");
   d.transaction(() => {
     for (let i = 0; i < HOSTS; i++) {
       const x = health(i);
-      insert.run(hostName(i), i % 2 ? "dl380-g10" : "r650", x.health, x.reason, x.last);
+      insert.run(hostName(i), i % 2 ? "dl380-g10" : "r650", hasEk(i) ? "v1" : "v2", hasEk(i) ? "ek-allowlist" : "ek-cert", x.health, x.reason, x.last);
+      if (!hasEk(i)) continue;
+      const ek = softEk();
+      insertEk.run(ek.name.toString("hex"), hostName(i), ek.public.toString("hex"));
+      allow.run(ek.hash);
+      ekHashes.set(i, ek.hash);
     }
   })();
   // one host with a long timeline: 120 attestations, one a second
@@ -152,7 +177,12 @@ test("an unchanged page answers 304 to its ETag; a change gives a new ETag", asy
   assert.equal(b.body.total, HOSTS - 1);
 });
 
-test("the fleet page shows 100,000 hosts' counts and first page in under a second, and pages through the service", async (t) => {
+test("the fleet page shows 100,000 hosts' counts and first page in under a second while the trust sweep runs, and pages through the service", async (t) => {
+  // revoking an EK starts a trust sweep over the 10,000 hosts with EKs at once
+  const revoked = 15;
+  const before = (await get("/v1/hosts/summary")).body.byHealth;
+  const r = await api(s.url, "POST", "/v1/trust/revoked-eks", { ekHash: ekHashes.get(revoked) }, s.admin);
+  assert.equal(r.status, 201, JSON.stringify(r.body));
   const page = await browser.context.newPage();
   const errors: string[] = [];
   page.on("pageerror", (e) => errors.push(e.message));
@@ -186,6 +216,16 @@ test("the fleet page shows 100,000 hosts' counts and first page in under a secon
   assert.deepEqual(await rows.evaluateAll((r) => r.map((x) => x.getAttribute("data-key"))), [hostName(99999)]);
   assert.deepEqual(errors, []);
   await page.close();
+
+  // the sweep turns the host with the revoked EK unhealthy, and only it
+  let host = await get(`/v1/hosts/${hostName(revoked)}`);
+  while (host.body.health !== "unhealthy") {
+    await new Promise((res) => setTimeout(res, 50));
+    host = await get(`/v1/hosts/${hostName(revoked)}`);
+  }
+  assert.equal(host.body.healthReason, "ERR_EK_NOT_TRUSTED");
+  const after = (await get("/v1/hosts/summary")).body.byHealth;
+  assert.deepEqual(after, { ...before, healthy: before.healthy - 1, unhealthy: before.unhealthy + 1 }, "no other host changed health");
 });
 
 test("a host's timeline pages back through the service: 50 newest, then older pages by cursor", async () => {

@@ -1,5 +1,5 @@
-// Host detail: EKs and how they were trusted, bound AKs, the attestation timeline, and for a failed
-// attestation the policy results with the event-log diff.
+// Host detail: EKs and how they were trusted, bound AKs, runtime integrity (IMA) of the current boot,
+// the attestation timeline, and for a failed attestation the policy results with the event-log diff.
 import { actionButton, api, apiPage, badge, clear, errorBox, fmtTime, h, has, json, kv, loading, section, session, short, table, timeCell } from "../lib.js";
 
 const TIMELINE = [
@@ -49,6 +49,7 @@ export async function render(main, [name]) {
         ? actionButton("Remove host", () => api("DELETE", `/v1/hosts/${encodeURIComponent(host.name)}`), { danger: true, confirm: `Remove ${host.name} with its EKs, AKs and history?`, done: () => (location.hash = "#/fleet") })
         : null,
     ),
+    host.ima ? imaView(host.ima) : null,
     section(
       "Endorsement keys",
       table(
@@ -71,7 +72,7 @@ export async function render(main, [name]) {
           { label: "AK certificate", cell: (a) => (a.hasCertificate ? "issued" : "none") },
         ],
         host.aks,
-        { label: "attestation keys", empty: "No AK bound yet: tpmtrust agent register." },
+        { label: "attestation keys", empty: "No AK bound yet: tpmtrust agent activate." },
       ),
     ),
     section(
@@ -113,6 +114,35 @@ export async function render(main, [name]) {
   more(first?.next);
   const firstFailure = timeline?.find((a) => a.verdict !== "pass");
   if (firstFailure && timeline[0] === firstFailure) await show(firstFailure);
+}
+
+/** The host's IMA state (GET /v1/hosts/{name} `ima`): progress in its boot and the last failing entry. */
+export function imaView(ima) {
+  const f = ima.lastFailure;
+  return section(
+    "Runtime integrity (IMA)",
+    kv([
+      ["Boot (TPM reset count)", String(ima.resetCount)],
+      ["Entries verified", String(ima.entriesVerified)],
+      ["Last verified index", ima.lastVerifiedIndex === null ? "none yet" : String(ima.lastVerifiedIndex)],
+      ["PCR 10", digests(ima.pcr10)],
+      ["Failing entries", [badge(ima.failures ? "failing" : "ok", ima.failures ? "unhealthy" : "healthy"), ` ${ima.failures} in this boot`]],
+      ["Updated", timeCell(ima.updatedAt)],
+    ]),
+    f
+      ? table(
+          [
+            { label: "Index", cell: (x) => String(x.index), class: "num" },
+            { label: "Path", cell: (x) => h("code", {}, x.path || "—") },
+            { label: "Digest", cell: (x) => (x.digest ? short(x.digest, 24) : "—") },
+            { label: "Reason code", cell: (x) => h("code", {}, x.code) },
+            { label: "Reason", cell: (x) => x.reason },
+          ],
+          [f],
+          { label: "last IMA failure" },
+        )
+      : h("p", { class: "empty" }, "No IMA failure in this boot."),
+  );
 }
 
 /** One attestation: verdict, policies judged, PCRs the log explained, and the diff of a failure. */

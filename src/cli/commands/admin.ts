@@ -1,4 +1,5 @@
-import { type Command, Option } from "commander";
+import type { Command } from "commander";
+import { Option } from "../commander.js";
 import { TpmTrustError } from "../../errors.js";
 import type { AdminRole, AdminToken } from "../../store/index.js";
 import { adminOptions, seg, withAdmin, type AdminOptions } from "../admin-client.js";

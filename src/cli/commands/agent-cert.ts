@@ -2,7 +2,8 @@
  * `tpmtrust agent enroll-cert` (and `agent acme`): certificates for TPM-resident keys. Registered
  * under the `agent` command that src/cli/commands/agent.ts creates (listed before this module).
  */
-import { type Command, Option } from "commander";
+import type { Command } from "commander";
+import { Option } from "../commander.js";
 import pino from "pino";
 import { DEFAULT_STATE_DIR, ServiceClient, withTpm } from "../../agent/index.js";
 import { acmeEnroll } from "../../agent/acme.js";
@@ -37,7 +38,7 @@ function agentCommand(program: Command): Command {
 export function register(program: Command): void {
   agentCommand(program)
     .command("enroll-cert")
-    .description("create a key in the TPM (under the SRK), prove it with the bound AK, and enrol a CSR signed by it")
+    .description("create a key in the TPM (under the SRK), prove it with the bound AK, and enroll a CSR signed by it")
     .requiredOption("--template <name>", "the CA's certificate template")
     .requiredOption("--subject <dn>", 'subject, e.g. "CN=host1.example, O=Example"')
     .option("--dns <names>", "DNS subjectAltNames, comma-separated")
@@ -47,7 +48,7 @@ export function register(program: Command): void {
     .addOption(new Option("--tpm <spec>", `the TPM: ${TPM_SPEC_HELP}`).default("/dev/tpmrm0"))
     .option("--ca-cert <file>", "PEM CA certificate to trust for an https --server")
     .option("--admin-token <file>", "file holding an admin API token: the administrator vouches for this TPM (trust model user-credentials)")
-    .option("--state-dir <dir>", "the agent's state directory (from `agent register`)", DEFAULT_STATE_DIR)
+    .option("--state-dir <dir>", "the agent's state directory (from `agent activate`)", DEFAULT_STATE_DIR)
     .option("--json", "print JSON")
     .action(
       action(async (o: ServerFlags & { template: string; subject: string; dns?: string; ecc?: boolean; rsa?: boolean }) => {
@@ -75,7 +76,7 @@ export function register(program: Command): void {
     .option("--ecc", "ECC P-256 key (default)")
     .option("--rsa", "RSA-2048 key")
     .addOption(new Option("--tpm <spec>", `the TPM: ${TPM_SPEC_HELP}`).default("/dev/tpmrm0"))
-    .option("--state-dir <dir>", "the agent's state directory (from `agent register`)", DEFAULT_STATE_DIR)
+    .option("--state-dir <dir>", "the agent's state directory (from `agent activate`)", DEFAULT_STATE_DIR)
     .option("--json", "print JSON")
     .action(
       action(async (o: { directory: string; identifier?: string; ecc?: boolean; rsa?: boolean; tpm: string; stateDir: string; json?: boolean }) => {

@@ -4,7 +4,8 @@
  * under the `agent` command that src/cli/commands/agent.ts creates (listed before this module).
  */
 import { chmodSync, readFileSync, writeFileSync } from "node:fs";
-import { type Command, Option } from "commander";
+import type { Command } from "commander";
+import { Option } from "../commander.js";
 import { DEFAULT_STATE_DIR, readState, readToken, ServiceClient, withTpm } from "../../agent/index.js";
 import { dataKey, decrypt, encrypt, release } from "../../agent/keys.js";
 import { TpmTrustError } from "../../errors.js";
@@ -78,7 +79,7 @@ export function register(program: Command): void {
   const common = (c: Command) =>
     c
       .requiredOption("--provider <name>", "the key provider")
-      .option("--server <url>", "the tpmtrust service (default: the one the agent registered with)")
+      .option("--server <url>", "the tpmtrust service (default: the one the agent activated its AK with)")
       .option("--ca-cert <file>", "PEM CA certificate to trust for an https --server")
       .addOption(new Option("--state-dir <dir>", "the agent's state directory (registration and last token)").default(process.env.TPMTRUST_AGENT_STATE ?? DEFAULT_STATE_DIR))
       .option("--token-file <file>", "the attestation token to present (default: the state directory's)")

@@ -1,7 +1,8 @@
 import { join } from "node:path";
-import { type Command, Option } from "commander";
+import type { Command } from "commander";
+import { Option } from "../commander.js";
 import pino, { type Logger } from "pino";
-import { attest, DEFAULT_EVENTLOG, DEFAULT_IMA_LIST, DEFAULT_STATE_DIR, EK_ALG_KINDS, identify, readState, register as registerAk, run, ServiceClient, tokenPath, withTpm } from "../../agent/index.js";
+import { activate, attest, DEFAULT_EVENTLOG, DEFAULT_IMA_LIST, DEFAULT_STATE_DIR, EK_ALG_KINDS, identify, readState, run, ServiceClient, tokenPath, withTpm } from "../../agent/index.js";
 import { doctor } from "../../agent/doctor.js";
 import type { OffChipOptions } from "../../agent/offchip.js";
 import type { EkChoice } from "../../agent/tpm.js";
@@ -71,7 +72,7 @@ const stateOption = () => new Option("--state-dir <dir>", "where the agent keeps
 const caOption = () => new Option("--ca-cert <file>", "PEM CA certificate to trust for the service's TLS certificate");
 const eventlogOption = () => new Option("--eventlog <path>", `the TCG event log (default ${DEFAULT_EVENTLOG}; left out with a warning if that is missing)`);
 const imaOption = () => new Option("--ima [path]", `send the IMA measurement list (default ${DEFAULT_IMA_LIST}), incrementally: the entries after those the service verified`);
-const imaOf = (v: string | true | undefined) => (v === undefined ? undefined : { path: v === true ? DEFAULT_IMA_LIST : v, progress: { nextIndex: 0 } });
+const imaOf = (v: string | true | undefined) => (v === undefined ? undefined : { path: v === true ? DEFAULT_IMA_LIST : v, progress: {} });
 
 function printVerdict(r: Awaited<ReturnType<typeof attest>>, json: boolean | undefined, stateDir: string): number {
   if (json) printJson(r);
@@ -87,7 +88,7 @@ function printVerdict(r: Awaited<ReturnType<typeof attest>>, json: boolean | und
 export function register(program: Command): void {
   const agent = program
     .command("agent")
-    .description("the attester on a host: identify its TPM, enrol an AK with credential activation, attest (exit 0 ok, 1 rejected, 2 unusable input or unreachable)");
+    .description("the attester on a host: identify its TPM, activate an AK (credential activation), attest (exit 0 ok, 1 rejected, 2 unusable input or unreachable)");
 
   addOffChipOptions(
     agent
@@ -164,7 +165,7 @@ export function register(program: Command): void {
     .addOption(tpmOption())
     .addOption(stateOption())
     .addOption(caOption())
-    .addOption(new Option("--ek-alg <alg>", "the EK to enrol under").choices(Object.keys(EK_ALG_KINDS)).default("rsa"))
+    .addOption(new Option("--ek-alg <alg>", "the EK to create the AK under").choices(Object.keys(EK_ALG_KINDS)).default("rsa"))
     .addOption(new Option("--ek <which>", "when the TPM has both: the EK made from the profile's template, or the one another stack persisted (auto: the persisted one)").choices(["auto", "template", "persistent"]).default("auto"))
     .addOption(new Option("--ak-alg <alg>", "the AK's key type").choices(["rsa", "ecc"]).default("rsa"))
     .option("--ak-handle <handle|none>", "persistent handle for the AK, or none to keep its blobs in the state dir", "0x81010003")
@@ -173,7 +174,7 @@ export function register(program: Command): void {
       action(async (o: Common & { ekAlg: keyof typeof EK_ALG_KINDS; ek: EkChoice; akAlg: "rsa" | "ecc"; akHandle: string }) => {
         const akHandle = akHandleArg(o.akHandle);
         const svc = service(o);
-        const s = await withTpm(o.tpm, (tpm) => registerAk(tpm, svc, { stateDir: o.stateDir, ekAlg: EK_ALG_KINDS[o.ekAlg], ek: o.ek, akAlg: o.akAlg, akHandle, log: logger("warn") }));
+        const s = await withTpm(o.tpm, (tpm) => activate(tpm, svc, { stateDir: o.stateDir, ekAlg: EK_ALG_KINDS[o.ekAlg], ek: o.ek, akAlg: o.akAlg, akHandle, log: logger("warn") }));
         const out = { host: s.host, akNameHex: s.akNameHex, akHandle: s.akHandle === undefined ? null : `0x${s.akHandle.toString(16)}`, stateDir: o.stateDir, akCertificate: s.akCertificate ?? null };
         if (o.json) printJson(out);
         else process.stdout.write(`registered host=${out.host} ak=${out.akNameHex} ${out.akHandle ? `handle=${out.akHandle}` : `blobs in ${o.stateDir}`}\n`);

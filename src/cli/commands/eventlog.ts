@@ -1,9 +1,10 @@
 import type { Command } from "commander";
 import { readInput } from "../files.js";
 import { action, printJson } from "../run.js";
-import { interpretEvents, parseEventLog, replayEventLog, selfVerifyEventLog, type EventLog, type TcgEvent } from "../../verify/eventlog/index.js";
-import { evaluateBaseline, formatResult, learnBaseline } from "../../policy/baseline.js";
-import { describeEvent } from "../../policy/events.js";
+// replay needs only these two; show and diff load interpretation, verification and policy when run
+import { parseEventLog } from "../../verify/eventlog/parse.js";
+import { replayEventLog } from "../../verify/eventlog/replay.js";
+import type { EventLog, TcgEvent } from "../../verify/eventlog/index.js";
 
 /** Reads and parses an event log named on the command line. */
 export function loadEventLog(path: string, what = "FILE"): EventLog {
@@ -17,7 +18,7 @@ function eventJson(ev: TcgEvent) {
   return { index: ev.index, offset: ev.offset, pcr: ev.pcr, type: ev.type, typeName: ev.typeName, digests: ev.digests, decoded: ev.decoded, ...(raw ? { data: ev.data } : {}) };
 }
 
-function showText(log: EventLog): string {
+function showText(log: EventLog, describeEvent: (ev: TcgEvent) => string): string {
   const lines = [`format ${log.format}, banks ${log.algorithms.map((a) => a.bank).join(", ")}, ${log.events.length} events`];
   for (const q of log.quirks) lines.push(`quirk ${q.name} at offset ${q.offset}: ${q.detail}`);
   const bank = log.algorithms.find((a) => a.bank === "sha256")?.bank ?? log.algorithms[0].bank;
@@ -37,12 +38,14 @@ export function register(program: Command): void {
     .description("list the events of a TCG event log with their decoded data")
     .option("--json", "print one JSON object (events, decoded data, unverified interpretation)")
     .action(
-      action((file: string, o: { json?: boolean }) => {
+      action(async (file: string, o: { json?: boolean }) => {
         const log = loadEventLog(file);
         if (!o.json) {
-          process.stdout.write(showText(log));
+          const { describeEvent } = await import("../../policy/events.js");
+          process.stdout.write(showText(log, describeEvent));
           return 0;
         }
+        const { interpretEvents } = await import("../../verify/eventlog/interpret.js");
         printJson({
           format: log.format,
           algorithms: log.algorithms,
@@ -84,7 +87,8 @@ export function register(program: Command): void {
     .description("compare two logs event by event, saying what each difference means (exit 1 when they differ)")
     .option("--json", "print one JSON object")
     .action(
-      action((a: string, b: string, o: { json?: boolean }) => {
+      action(async (a: string, b: string, o: { json?: boolean }) => {
+        const [{ evaluateBaseline, formatResult, learnBaseline }, { selfVerifyEventLog }] = await Promise.all([import("../../policy/baseline.js"), import("../../verify/eventlog/verify.js")]);
         const logA = loadEventLog(a, "A");
         const logB = loadEventLog(b, "B");
         const pcrs = [...new Set([...logA.events, ...logB.events].map((e) => e.pcr).filter((p) => p < 24))].sort((x, y) => x - y);

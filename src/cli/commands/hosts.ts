@@ -1,7 +1,8 @@
 import { readdirSync, statSync } from "node:fs";
 import { basename, join } from "node:path";
-import { type Command, Option } from "commander";
-import type { EkRegistration, HostView } from "../../attest/hosts.js";
+import type { Command } from "commander";
+import { Option } from "../commander.js";
+import type { EkAdmission, HostView } from "../../attest/hosts.js";
 import { decodeHostIdentity } from "../../attest/identity.js";
 import { confirmOnTerminal } from "../ask.js";
 import { isTpmTrustError, TpmTrustError } from "../../errors.js";
@@ -40,8 +41,8 @@ function describe(h: HostView): string {
   return lines.join("\n") + "\n";
 }
 
-type Registered = HostView & { ekTrust: { method: EkTrustMethod; eks: EkRegistration[]; warnings: string[] } };
-const addHost = (c: AdminClient, body: { name: string; hardwareClass: string; policyVersion: PolicyVersion; allowlistEk?: boolean; identity: unknown }) => c.call<Registered>("POST", "/v1/hosts", body);
+type Added = HostView & { ekTrust: { method: EkTrustMethod; eks: EkAdmission[]; warnings: string[] } };
+const addHost = (c: AdminClient, body: { name: string; hardwareClass: string; policyVersion: PolicyVersion; allowlistEk?: boolean; identity: unknown }) => c.call<Added>("POST", "/v1/hosts", body);
 
 /** `tpmtrust hosts …`: registration (Add-HgsAttestationTpmHost), listing, removal, through /v1/hosts (--server, else the local database). */
 export function register(program: Command): void {
@@ -104,7 +105,7 @@ export function register(program: Command): void {
       withAdmin(
         o,
         async (c) => {
-          const list = await c.call<HostView[]>("GET", `/v1/hosts${o.class ? `?hardwareClass=${encodeURIComponent(o.class)}` : ""}`);
+          const list = await c.list<HostView>(`/v1/hosts${o.class ? `?hardwareClass=${encodeURIComponent(o.class)}` : ""}`);
           if (o.json) return printJson(list);
           for (const h of list) process.stdout.write(`${h.name}\t${h.hardwareClass}\t${h.policyVersion}\t${h.trustMethod ?? "-"}\t${h.health}\t${h.aks.length} AK\n`);
         },

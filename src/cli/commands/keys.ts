@@ -3,12 +3,12 @@
  * on the running service with --server, else in-process on the local database (src/cli/admin-client.ts).
  */
 import { resolve } from "node:path";
-import { type Command, Option } from "commander";
+import type { Command } from "commander";
+import { Option } from "../commander.js";
 import { TpmTrustError } from "../../errors.js";
 import { DEFAULT_KEY_SERVER, KEY_SERVER_KINDS, MASTER_KEY_ENV, type ProviderView } from "../../keys/index.js";
 import type { Cluster, KeyServer } from "../../store/index.js";
-import { adminOptions, seg, withAdmin, type AdminClient, type AdminOptions } from "../admin-client.js";
-import { action, printJson } from "../run.js";
+import { adminCommand, seg, type AdminOptions } from "../admin-client.js";
 
 interface Common extends AdminOptions {
   json?: boolean;
@@ -67,32 +67,6 @@ function serverConfig(o: { kind: string } & Record<string, unknown>, local: bool
   return config;
 }
 
-/**
- * One admin subcommand: positional arguments and options go to `run`, which makes its REST call;
- * the result is printed as JSON with --json, else by `print`.
- */
-function adminCommand<T, O extends Common = Common>(
-  parent: Command,
-  usage: string,
-  description: string,
-  run: (c: AdminClient, args: string[], o: O) => Promise<T>,
-  print: (v: T) => void,
-  options: (c: Command) => Command = (c) => c,
-): void {
-  adminOptions(options(parent.command(usage).description(description)))
-    .option("--json", "print JSON")
-    .action(
-      action((...a: unknown[]) => {
-        const o = a[a.length - 2] as O;
-        return withAdmin(o, async (c) => {
-          const v = await run(c, a.slice(0, -2) as string[], o);
-          if (o.json) printJson(v ?? null);
-          else print(v);
-        });
-      }),
-    );
-}
-
 const rows = <T>(row: (v: T) => string) => (vs: T[]) => process.stdout.write(vs.map((v) => row(v) + "\n").join(""));
 
 export function register(program: Command): void {
@@ -100,13 +74,10 @@ export function register(program: Command): void {
 
   // ---- key servers
   const servers = keys.command("servers").description("where primary keys live: the built-in local store, a PKCS#11 token or a KMIP server");
-  adminCommand(
-    servers,
-    "add <name>",
-    "add a key server; it is opened and checked first (master key readable, token logs in)",
-    (c, [name], o: Common & { kind: string } & Record<string, unknown>) => c.call<KeyServer>("POST", "/v1/keys/servers", { name, kind: o.kind, config: serverConfig(o, c.where === "local") }),
-    (s) => process.stdout.write(`added key server ${s.name} (${s.kind}) ${JSON.stringify(s.config)}\n`),
-    (c) =>
+  adminCommand(servers, "add <name>", "add a key server; it is opened and checked first (master key readable, token logs in)", {
+    run: (c, [name], o: Common & { kind: string } & Record<string, unknown>) => c.call<KeyServer>("POST", "/v1/keys/servers", { name, kind: o.kind, config: serverConfig(o, c.local) }),
+    print: (s) => process.stdout.write(`added key server ${s.name} (${s.kind}) ${JSON.stringify(s.config)}\n`),
+    options: (c) =>
       c
         .addOption(new Option("--kind <kind>", Object.entries(KEY_SERVER_KINDS).map(([k, v]) => `${k}: ${v.description}`).join("; ")).choices(Object.keys(KEY_SERVER_KINDS)).makeOptionMandatory())
         .option("--master-key-file <path>", "local: the master key file (mode 0600; created on first use)")
@@ -121,64 +92,70 @@ export function register(program: Command): void {
         .option("--ca <file>", "kmip: PEM of the CA that issued the KMS's certificate")
         .option("--cert <file>", "kmip: PEM of this client's certificate")
         .option("--key <file>", "kmip: PEM of this client's private key (mode 0600)"),
-  );
-  adminCommand(
-    servers,
-    "list",
-    "key servers and their settings (which name where secrets are, never the secrets)",
-    (c) => c.call<KeyServer[]>("GET", "/v1/keys/servers"),
-    rows((s) => `${s.name}\t${s.kind}\t${JSON.stringify(s.config)}`),
-  );
+  });
+  adminCommand(servers, "list", "key servers and their settings (which name where secrets are, never the secrets)", {
+    run: (c) => c.list<KeyServer>("/v1/keys/servers"),
+    print: rows<KeyServer>((s) => `${s.name}\t${s.kind}\t${JSON.stringify(s.config)}`),
+  });
 
   // ---- providers
   const providers = keys.command("providers").description("trusted key providers: a name, a key server, a primary key id and versioned keys");
-  adminCommand(
-    providers,
-    "add <name>",
-    `create a provider with key version 1 (on the key server "${DEFAULT_KEY_SERVER}" unless --key-server; "${DEFAULT_KEY_SERVER}" is created as the built-in store on first use)`,
-    (c, [name], o: Common & { keyServer: string; keyId?: string }) => c.call<ProviderView>("POST", "/v1/keys/providers", { name, keyServer: o.keyServer, ...(o.keyId ? { primaryKeyId: o.keyId } : {}) }),
-    (p) => process.stdout.write(`created key provider ${p.name} on ${p.keyServer} (${p.kind}), key version 1\n`),
-    (c) => c.option("--key-server <name>", "the key server", DEFAULT_KEY_SERVER).option("--key-id <id>", "the primary key id in the key server (default tpmtrust-<name>); a key it already holds under that id (PKCS#11 label or CKA_ID, KMIP Unique Identifier or Name) is adopted"),
-  );
-  adminCommand(
-    providers,
-    "list",
-    "key providers",
-    (c) => c.call<ProviderView[]>("GET", "/v1/keys/providers"),
-    rows((p) => `${p.name}\t${p.keyServer}\tv${p.currentVersion}\t${p.disabledAt ? "disabled" : "enabled"}\t${p.clusters.join(",") || "-"}`),
-  );
-  adminCommand(providers, "show <name>", "one provider: key server, versions, clusters", (c, [name]) => c.call<ProviderView>("GET", `/v1/keys/providers/${seg(name)}`), printProvider);
-  adminCommand(providers, "disable <name>", "refuse every host operation with this provider (ERR_DISABLED)", (c, [name]) => c.call<ProviderView>("POST", `/v1/keys/providers/${seg(name)}/disable`), printProvider);
-  adminCommand(providers, "enable <name>", "enable a disabled provider", (c, [name]) => c.call<ProviderView>("POST", `/v1/keys/providers/${seg(name)}/enable`), printProvider);
-  adminCommand(providers, "rotate <name>", "make a new key version current; older versions still decrypt until retired", (c, [name]) => c.call<ProviderView>("POST", `/v1/keys/providers/${seg(name)}/rotate`), printProvider);
-  adminCommand(
-    providers,
-    "retire-version <name> <version>",
-    "retire an old key version: what it sealed no longer decrypts (ERR_KEY_RETIRED); the current version cannot be retired",
-    (c, [name, version]) => {
+  adminCommand(providers, "add <name>", `create a provider with key version 1 (on the key server "${DEFAULT_KEY_SERVER}" unless --key-server; "${DEFAULT_KEY_SERVER}" is created as the built-in store on first use)`, {
+    run: (c, [name], o: Common & { keyServer: string; keyId?: string }) => c.call<ProviderView>("POST", "/v1/keys/providers", { name, keyServer: o.keyServer, ...(o.keyId ? { primaryKeyId: o.keyId } : {}) }),
+    print: (p) => process.stdout.write(`created key provider ${p.name} on ${p.keyServer} (${p.kind}), key version 1\n`),
+    options: (c) => c.option("--key-server <name>", "the key server", DEFAULT_KEY_SERVER).option("--key-id <id>", "the primary key id in the key server (default tpmtrust-<name>); a key it already holds under that id (PKCS#11 label or CKA_ID, KMIP Unique Identifier or Name) is adopted"),
+  });
+  adminCommand(providers, "list", "key providers", {
+    run: (c) => c.list<ProviderView>("/v1/keys/providers"),
+    print: rows<ProviderView>((p) => `${p.name}\t${p.keyServer}\tv${p.currentVersion}\t${p.disabledAt ? "disabled" : "enabled"}\t${p.clusters.join(",") || "-"}`),
+  });
+  adminCommand(providers, "show <name>", "one provider: key server, versions, clusters", {
+    run: (c, [name]) => c.call<ProviderView>("GET", `/v1/keys/providers/${seg(name)}`),
+    print: printProvider,
+  });
+  adminCommand(providers, "disable <name>", "refuse every host operation with this provider (ERR_DISABLED)", {
+    run: (c, [name]) => c.call<ProviderView>("POST", `/v1/keys/providers/${seg(name)}/disable`),
+    print: printProvider,
+  });
+  adminCommand(providers, "enable <name>", "enable a disabled provider", {
+    run: (c, [name]) => c.call<ProviderView>("POST", `/v1/keys/providers/${seg(name)}/enable`),
+    print: printProvider,
+  });
+  adminCommand(providers, "rotate <name>", "make a new key version current; older versions still decrypt until retired", {
+    run: (c, [name]) => c.call<ProviderView>("POST", `/v1/keys/providers/${seg(name)}/rotate`),
+    print: printProvider,
+  });
+  adminCommand(providers, "retire-version <name> <version>", "retire an old key version: what it sealed no longer decrypts (ERR_KEY_RETIRED); the current version cannot be retired", {
+    run: (c, [name, version]) => {
       if (!/^[1-9]\d{0,8}$/.test(version)) throw new TpmTrustError("ERR_USAGE", `version must be a number like 1, got "${version}"`);
       return c.call<ProviderView>("POST", `/v1/keys/providers/${seg(name)}/versions/${version}/retire`);
     },
-    printProvider,
-  );
+    print: printProvider,
+  });
 
   // ---- clusters
   const clusters = keys.command("clusters").description("trusted clusters: hosts (by name, hardware class or tag) and the providers they may use");
-  adminCommand(
-    clusters,
-    "add <name>",
-    "create or replace a cluster",
-    (c, [name], o: Common & { providers: string[]; hosts?: string[]; classes?: string[]; tags?: string[] }) =>
+  adminCommand(clusters, "add <name>", "create or replace a cluster", {
+    run: (c, [name], o: Common & { providers: string[]; hosts?: string[]; classes?: string[]; tags?: string[] }) =>
       c.call<Cluster>("PUT", `/v1/keys/clusters/${seg(name)}`, { providers: o.providers, hosts: o.hosts, hardwareClasses: o.classes, tags: o.tags }),
-    printCluster,
-    (c) =>
+    print: printCluster,
+    options: (c) =>
       c
         .requiredOption("--providers <names>", "key providers its hosts may use (comma-separated, repeatable)", list)
         .option("--hosts <names>", "host names (comma-separated, repeatable)", list)
         .option("--classes <classes>", "hardware classes (comma-separated, repeatable)", list)
         .option("--tags <tags>", "host tags (comma-separated, repeatable)", list),
-  );
-  adminCommand(clusters, "list", "trusted clusters", (c) => c.call<Cluster[]>("GET", "/v1/keys/clusters"), rows((c) => `${c.name}\t${JSON.stringify(c.selector)}\t${c.providers.join(",") || "-"}`));
-  adminCommand(clusters, "show <name>", "one cluster", (c, [name]) => c.call<Cluster>("GET", `/v1/keys/clusters/${seg(name)}`), printCluster);
-  adminCommand(clusters, "remove <name>", "remove a cluster: its hosts lose the providers it allowed", (c, [name]) => c.call<void>("DELETE", `/v1/keys/clusters/${seg(name)}`), () => undefined);
+  });
+  adminCommand(clusters, "list", "trusted clusters", {
+    run: (c) => c.list<Cluster>("/v1/keys/clusters"),
+    print: rows<Cluster>((c) => `${c.name}\t${JSON.stringify(c.selector)}\t${c.providers.join(",") || "-"}`),
+  });
+  adminCommand(clusters, "show <name>", "one cluster", {
+    run: (c, [name]) => c.call<Cluster>("GET", `/v1/keys/clusters/${seg(name)}`),
+    print: printCluster,
+  });
+  adminCommand(clusters, "remove <name>", "remove a cluster: its hosts lose the providers it allowed", {
+    run: (c, [name]) => c.call<void>("DELETE", `/v1/keys/clusters/${seg(name)}`),
+    print: () => undefined,
+  });
 }

@@ -1,28 +1,25 @@
 /**
- * Provisioning administration on the database (like `tpmtrust admin`): enrollments,
- * enrollment-groups, hubs, registrations, and the service's ID scope. Every change is audited
- * with actor "cli".
+ * Provisioning administration through /v1/provisioning (--server, else the local database):
+ * enrollments, enrollment-groups, hubs, registrations, and the service's ID scope. Every change is
+ * audited with the caller's principal (actor "cli" on the local database).
  */
-import { type Command, Option } from "commander";
+import type { Command } from "commander";
+import { Option } from "../commander.js";
 import { TpmTrustError } from "../../errors.js";
 import type { AllocationSettings } from "../../provisioning/allocation.js";
-import { addEnrollment, getEnrollment, listEnrollments, removeEnrollment, updateEnrollment, type EnrollmentPatch } from "../../provisioning/enrollments.js";
+import type { EnrollmentView } from "../../provisioning/enrollments.js";
 import { REPROVISION_POLICIES } from "../../provisioning/settings.js";
-import { addGroup, getGroup, listGroups, removeGroup, updateGroup, type GroupPatch } from "../../provisioning/groups.js";
-import { listHubs, putHub, removeHub } from "../../provisioning/hubs.js";
-import { defaultRegistrationId } from "../../provisioning/registration-id.js";
-import { getRegistration, listRegistrations, removeRegistration } from "../../provisioning/registrations.js";
-import { ensureIdScope, setIdScope } from "../../provisioning/scope.js";
-import { decodePublicArea } from "../../provisioning/tpm-keys.js";
-import type { ReprovisionPolicy, Store } from "../../store/index.js";
-import { readInput } from "../files.js";
-import { action, printJson } from "../run.js";
-import { DB_OPTION_HELP, withStore } from "../store.js";
+import type { GroupView } from "../../provisioning/groups.js";
 
-interface Db {
-  db?: string;
-  json?: boolean;
-}
+import { defaultRegistrationId } from "../../provisioning/registration-id.js";
+import type { RegistrationView } from "../../provisioning/registrations.js";
+import { decodePublicArea } from "../../provisioning/tpm-keys.js";
+import type { Hub, ReprovisionPolicy } from "../../store/index.js";
+import { readInput } from "../files.js";
+import { printJson } from "../run.js";
+import { adminCommand, seg, type AdminClient, type AdminOptions } from "../admin-client.js";
+
+type Db = AdminOptions & { json?: boolean };
 
 interface SettingOptions extends Db {
   deviceId?: string;
@@ -37,7 +34,6 @@ interface SettingOptions extends Db {
   enabled?: boolean;
 }
 
-const by = () => ({ actor: "cli", now: Date.now() });
 const collect = (v: string, prev: string[] = []) => [...prev, v];
 
 /** A binary file, or a text file holding base64 (the DPS portal's form of the EK). */
@@ -95,137 +91,118 @@ function settingOptions(c: Command, update: boolean): Command {
     .addOption(new Option("--reprovision <policy>", "what a re-registering device gets").choices([...REPROVISION_POLICIES]))
     .option("--disabled", "the device may not register");
   if (update) c.option("--enabled", "the device may register again");
-  return c.option("--db <url>", DB_OPTION_HELP).option("--json", "print JSON");
+  return c;
 }
 
-const db = (c: Command) => c.option("--db <url>", DB_OPTION_HELP).option("--json", "print JSON");
-const run = <T>(o: Db, fn: (s: Store) => Promise<T>, print: (v: T) => void) =>
-  withStore(o.db, async (s) => {
-    const v = await fn(s);
-    if (o.json) printJson(v);
-    else print(v);
-  });
+const b64 = (b: Buffer) => b.toString("base64");
 const line = (...cols: unknown[]) => process.stdout.write(cols.map((c) => (c === null || c === undefined ? "-" : String(c))).join("\t") + "\n");
-const done = (what: string) => () => process.stdout.write(`${what}\n`);
+/** `list`: every page of a list route, one line each. */
+const listOf = <T>(parent: Command, description: string, path: (o: Db & Record<string, string | undefined>) => string, row: (v: T) => void, options?: (c: Command) => Command) =>
+  adminCommand(parent, "list", description, { options, mustExist: true, run: (c: AdminClient, _a, o: Db & Record<string, string | undefined>) => c.list<T>(path(o)), print: (l) => l.forEach(row) });
+/** `show <id>` / `remove <id>` of one item under `base`. */
+const showOf = <T>(parent: Command, usage: string, description: string, base: string) =>
+  adminCommand(parent, usage, description, { mustExist: true, run: (c, [id]) => c.call<T>("GET", `${base}/${seg(id)}`), print: (v) => printJson(v) });
+const removeOf = (parent: Command, usage: string, description: string, base: string) =>
+  adminCommand(parent, usage, description, { run: (c, [id]) => c.call<void>("DELETE", `${base}/${seg(id)}`).then(() => id), print: (id) => void process.stdout.write(`removed ${id}\n`) });
+
+const ENROLLMENTS = "/v1/provisioning/enrollments";
+const GROUPS = "/v1/provisioning/enrollment-groups";
+const HUBS = "/v1/provisioning/hubs";
+const REGISTRATIONS = "/v1/provisioning/registrations";
 
 function registerEnrollments(program: Command): void {
   const e = program.command("enrollments").description("individual enrollments: which TPM (by EK) may register under which registration id");
-  settingOptions(
-    e
-      .command("add [registrationId]")
-      .description("enroll a TPM by its EK (registration id default: the DPS default, base32 of SHA-256 of the EK's TPM2B_PUBLIC)")
-      .requiredOption("--ek <file>", "the EK's TPM2B_PUBLIC (tpm2_createek -u / tpm2_readpublic -o), binary or base64")
-      .option("--device-id <id>", "the hub device id (default: the registration id)"),
-    false,
-  ).action(
-    action((id: string | undefined, o: SettingOptions & { ek: string }) => {
+  adminCommand(e, "add [registrationId]", "enroll a TPM by its EK (registration id default: the DPS default, base32 of SHA-256 of the EK's TPM2B_PUBLIC)", {
+    options: (c) =>
+      settingOptions(
+        c.requiredOption("--ek <file>", "the EK's TPM2B_PUBLIC (tpm2_createek -u / tpm2_readpublic -o), binary or base64").option("--device-id <id>", "the hub device id (default: the registration id)"),
+        false,
+      ),
+    run: (c, [id], o: SettingOptions & { ek: string }) => {
       const endorsementKey = binaryOrBase64(o.ek, "--ek");
       const registrationId = id ?? defaultRegistrationId(decodePublicArea(endorsementKey));
-      return run(o, (s) => addEnrollment(s, { registrationId, endorsementKey, ...(o.deviceId ? { deviceId: o.deviceId } : {}), ...settings(o) }, by()), (v) => line("enrolled", v.registrationId, v.ekNameHex));
-    }),
-  );
-  db(e.command("list").description("list enrollments")).action(
-    action((o: Db) => run(o, listEnrollments, (l) => l.forEach((v) => line(v.registrationId, v.enabled ? "enabled" : "disabled", v.allocation.policy, v.reprovisionPolicy, v.deviceId)))),
-  );
-  db(e.command("show <registrationId>").description("show one enrollment")).action(action((id: string, o: Db) => run(o, (s) => getEnrollment(s, id), (v) => printJson(v))));
-  settingOptions(
-    e
-      .command("update <registrationId>")
-      .description("change an enrollment (only what is given)")
-      .option("--ek <file>", "a new EK (the device's TPM was replaced)")
-      .option("--device-id <id>", "the hub device id (none: the registration id)"),
-    true,
-  ).action(
-    action((id: string, o: SettingOptions & { ek?: string }) => {
-      const patch: EnrollmentPatch = {
+      return c.call<EnrollmentView>("POST", ENROLLMENTS, { registrationId, endorsementKey: b64(endorsementKey), ...(o.deviceId ? { deviceId: o.deviceId } : {}), ...settings(o) });
+    },
+    print: (v) => line("enrolled", v.registrationId, v.ekNameHex),
+  });
+  listOf<EnrollmentView>(e, "list enrollments", () => ENROLLMENTS, (v) => line(v.registrationId, v.enabled ? "enabled" : "disabled", v.allocation.policy, v.reprovisionPolicy, v.deviceId));
+  showOf<EnrollmentView>(e, "show <registrationId>", "show one enrollment", ENROLLMENTS);
+  adminCommand(e, "update <registrationId>", "change an enrollment (only what is given)", {
+    options: (c) => settingOptions(c.option("--ek <file>", "a new EK (the device's TPM was replaced)").option("--device-id <id>", "the hub device id (none: the registration id)"), true),
+    run: (c, [id], o: SettingOptions & { ek?: string }) => {
+      const patch = {
         ...settings(o),
-        ...(o.ek ? { endorsementKey: binaryOrBase64(o.ek, "--ek") } : {}),
+        ...(o.ek ? { endorsementKey: b64(binaryOrBase64(o.ek, "--ek")) } : {}),
         ...(o.deviceId !== undefined ? { deviceId: o.deviceId === "none" ? null : o.deviceId } : {}),
       };
       if (Object.keys(patch).length === 0) throw new TpmTrustError("ERR_USAGE", "nothing to change");
-      return run(o, (s) => updateEnrollment(s, id, patch, by()), (v) => line("updated", v.registrationId));
-    }),
-  );
-  db(e.command("remove <registrationId>").description("remove an enrollment and its device registration record")).action(
-    action((id: string, o: Db) => run(o, (s) => removeEnrollment(s, id, by()), done(`removed ${id}`))),
-  );
+      return c.call<EnrollmentView>("PATCH", `${ENROLLMENTS}/${seg(id)}`, patch);
+    },
+    print: (v) => line("updated", v.registrationId),
+  });
+  removeOf(e, "remove <registrationId>", "remove an enrollment and its device registration record", ENROLLMENTS);
 }
 
 function registerGroups(program: Command): void {
   const g = program.command("enrollment-groups").description("enrollment groups: TPMs whose EK certificate chains to a manufacturer CA (beyond DPS)");
-  settingOptions(
-    g
-      .command("add <name>")
-      .description("add a group; its devices register under their default registration id and send their EK certificate")
-      .requiredOption("--ca <file>", "manufacturer CA certificate(s), PEM or DER (repeatable)", collect)
-      .option("--intermediate <file>", "intermediate CA certificate(s) completing paths to the CAs (repeatable)", collect),
-    false,
-  ).action(
-    action((name: string, o: SettingOptions & { ca: string[]; intermediate?: string[] }) =>
-      run(
-        o,
-        (s) =>
-          addGroup(s, { name, caCertificates: o.ca.map((f) => readInput(f, "--ca")), intermediateCertificates: (o.intermediate ?? []).map((f) => readInput(f, "--intermediate")), ...settings(o) }, by()),
-        (v) => line("added", v.name, v.caCertificates.map((c) => c.subject).join("; ")),
+  adminCommand(g, "add <name>", "add a group; its devices register under their default registration id and send their EK certificate", {
+    options: (c) =>
+      settingOptions(
+        c.requiredOption("--ca <file>", "manufacturer CA certificate(s), PEM or DER (repeatable)", collect).option("--intermediate <file>", "intermediate CA certificate(s) completing paths to the CAs (repeatable)", collect),
+        false,
       ),
-    ),
-  );
-  db(g.command("list").description("list enrollment groups")).action(
-    action((o: Db) => run(o, listGroups, (l) => l.forEach((v) => line(v.name, v.enabled ? "enabled" : "disabled", v.allocation.policy, v.reprovisionPolicy, v.caCertificates.map((c) => c.subject).join("; "))))),
-  );
-  db(g.command("show <name>").description("show one enrollment group")).action(action((name: string, o: Db) => run(o, (s) => getGroup(s, name), (v) => printJson(v))));
-  settingOptions(
-    g
-      .command("update <name>")
-      .description("change a group (only what is given)")
-      .option("--ca <file>", "replace the CA certificates (repeatable)", collect)
-      .option("--intermediate <file>", "replace the intermediates (repeatable)", collect),
-    true,
-  ).action(
-    action((name: string, o: SettingOptions & { ca?: string[]; intermediate?: string[] }) => {
-      const patch: GroupPatch = {
+    run: (c, [name], o: SettingOptions & { ca: string[]; intermediate?: string[] }) =>
+      c.call<GroupView>("POST", GROUPS, {
+        name,
+        caCertificates: o.ca.map((f) => b64(readInput(f, "--ca"))),
+        intermediateCertificates: (o.intermediate ?? []).map((f) => b64(readInput(f, "--intermediate"))),
         ...settings(o),
-        ...(o.ca ? { caCertificates: o.ca.map((f) => readInput(f, "--ca")) } : {}),
-        ...(o.intermediate ? { intermediateCertificates: o.intermediate.map((f) => readInput(f, "--intermediate")) } : {}),
+      }),
+    print: (v) => line("added", v.name, v.caCertificates.map((c) => c.subject).join("; ")),
+  });
+  listOf<GroupView>(g, "list enrollment groups", () => GROUPS, (v) => line(v.name, v.enabled ? "enabled" : "disabled", v.allocation.policy, v.reprovisionPolicy, v.caCertificates.map((c) => c.subject).join("; ")));
+  showOf<GroupView>(g, "show <name>", "show one enrollment group", GROUPS);
+  adminCommand(g, "update <name>", "change a group (only what is given)", {
+    options: (c) => settingOptions(c.option("--ca <file>", "replace the CA certificates (repeatable)", collect).option("--intermediate <file>", "replace the intermediates (repeatable)", collect), true),
+    run: (c, [name], o: SettingOptions & { ca?: string[]; intermediate?: string[] }) => {
+      const patch = {
+        ...settings(o),
+        ...(o.ca ? { caCertificates: o.ca.map((f) => b64(readInput(f, "--ca"))) } : {}),
+        ...(o.intermediate ? { intermediateCertificates: o.intermediate.map((f) => b64(readInput(f, "--intermediate"))) } : {}),
       };
       if (Object.keys(patch).length === 0) throw new TpmTrustError("ERR_USAGE", "nothing to change");
-      return run(o, (s) => updateGroup(s, name, patch, by()), (v) => line("updated", v.name));
-    }),
-  );
-  db(g.command("remove <name>").description("remove a group and its devices' registration records")).action(action((name: string, o: Db) => run(o, (s) => removeGroup(s, name, by()), done(`removed ${name}`))));
+      return c.call<GroupView>("PATCH", `${GROUPS}/${seg(name)}`, patch);
+    },
+    print: (v) => line("updated", v.name),
+  });
+  removeOf(g, "remove <name>", "remove a group and its devices' registration records", GROUPS);
 }
 
 function registerHubs(program: Command): void {
   const h = program.command("hubs").description("linked hubs devices are assigned to");
-  db(
-    h
-      .command("add <name>")
-      .description("add a hub, or change its hostname and weight")
-      .requiredOption("--hostname <host>", "the hub's host name, e.g. contoso.azure-devices.net")
-      .option("--weight <n>", "share of hashed allocations, 0-1000 (default 1)"),
-  ).action(
-    action((name: string, o: Db & { hostname: string; weight?: string }) => {
+  adminCommand(h, "add <name>", "add a hub, or change its hostname and weight", {
+    options: (c) => c.requiredOption("--hostname <host>", "the hub's host name, e.g. contoso.azure-devices.net").option("--weight <n>", "share of hashed allocations, 0-1000 (default 1)"),
+    prepare: (_a, o: Db & { hostname: string; weight?: string }) => {
       if (o.weight !== undefined && !/^\d{1,4}$/.test(o.weight)) throw new TpmTrustError("ERR_USAGE", "--weight must be an integer from 0 to 1000");
-      return run(o, (s) => putHub(s, { name, hostname: o.hostname, ...(o.weight !== undefined ? { weight: Number(o.weight) } : {}) }, by()), (v) => line("hub", v.name, v.hostname, v.weight));
-    }),
-  );
-  db(h.command("list").description("list hubs")).action(action((o: Db) => run(o, listHubs, (l) => l.forEach((v) => line(v.name, v.hostname, v.weight)))));
-  db(h.command("remove <name>").description("remove a hub (assigned devices are allocated anew when they next register)")).action(
-    action((name: string, o: Db) => run(o, (s) => removeHub(s, name, by()), done(`removed ${name}`))),
-  );
+    },
+    run: (c, [name], o) => c.call<Hub>("PUT", `${HUBS}/${seg(name)}`, { hostname: o.hostname, ...(o.weight !== undefined ? { weight: Number(o.weight) } : {}) }),
+    print: (v) => line("hub", v.name, v.hostname, v.weight),
+  });
+  listOf<Hub>(h, "list hubs", () => HUBS, (v) => line(v.name, v.hostname, v.weight));
+  removeOf(h, "remove <name>", "remove a hub (assigned devices are allocated anew when they next register)", HUBS);
 }
 
 function registerRegistrations(program: Command): void {
   const r = program.command("registrations").description("device registration records (what each device was assigned)");
-  db(r.command("list").description("list registration records").option("--group <name>", "only devices of this enrollment group")).action(
-    action((o: Db & { group?: string }) =>
-      run(o, (s) => listRegistrations(s, o.group ? { group: o.group } : {}), (l) => l.forEach((v) => line(v.registrationId, v.status, v.substatus, v.assignedHub, v.deviceId, v.enrollment.kind === "group" ? `group:${v.enrollment.name}` : "individual"))),
-    ),
+  listOf<RegistrationView>(
+    r,
+    "list registration records",
+    (o) => `${REGISTRATIONS}${o.group ? `?group=${encodeURIComponent(o.group)}` : ""}`,
+    (v) => line(v.registrationId, v.status, v.substatus, v.assignedHub, v.deviceId, v.enrollment.kind === "group" ? `group:${v.enrollment.name}` : "individual"),
+    (c) => c.option("--group <name>", "only devices of this enrollment group"),
   );
-  db(r.command("show <registrationId>").description("show one registration record")).action(action((id: string, o: Db) => run(o, (s) => getRegistration(s, id), (v) => printJson(v))));
-  db(r.command("remove <registrationId>").description("delete a registration record (the device's next registration is an initial assignment)")).action(
-    action((id: string, o: Db) => run(o, (s) => removeRegistration(s, id, by()), done(`removed ${id}`))),
-  );
+  showOf<RegistrationView>(r, "show <registrationId>", "show one registration record", REGISTRATIONS);
+  removeOf(r, "remove <registrationId>", "delete a registration record (the device's next registration is an initial assignment)", REGISTRATIONS);
 }
 
 export function register(program: Command): void {
@@ -233,16 +210,11 @@ export function register(program: Command): void {
   registerGroups(program);
   registerHubs(program);
   registerRegistrations(program);
-  db(
-    program
-      .command("provisioning")
-      .description("the device registration API's settings")
-      .command("scope")
-      .description("print the ID scope devices register under, or set it (e.g. to the scope devices carry from Azure DPS)")
-      .option("--set <scope>", "the new ID scope"),
-  ).action(
-    action((o: Db & { set?: string }) =>
-      run(o, async (s) => ({ idScope: o.set ? await setIdScope(s, o.set, by()) : await ensureIdScope(s, Date.now()) }), (v) => process.stdout.write(`${v.idScope}\n`)),
-    ),
-  );
+  const p = program.command("provisioning").description("the device registration API's settings");
+  adminCommand(p, "scope", "print the ID scope devices register under, or set it (e.g. to the scope devices carry from Azure DPS)", {
+    options: (c) => c.option("--set <scope>", "the new ID scope"),
+    run: (c, _a, o: Db & { set?: string }) =>
+      o.set ? c.call<{ idScope: string }>("PUT", "/v1/provisioning/settings", { idScope: o.set }) : c.call<{ idScope: string }>("GET", "/v1/provisioning/settings"),
+    print: (v) => void process.stdout.write(`${v.idScope}\n`),
+  });
 }

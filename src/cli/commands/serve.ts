@@ -1,10 +1,12 @@
-import { type Command, Option } from "commander";
+import type { Command } from "commander";
+import { Option } from "../commander.js";
 import { TpmTrustError } from "../../errors.js";
 import { resolveDbUrl } from "../../store/index.js";
 import { startServer } from "../../server/serve.js";
 import { readInput } from "../files.js";
 import { ADMIT_MODES, SETTINGS, type AdmitMode } from "../../attest/settings.js";
 import { action } from "../run.js";
+import { localOnly } from "../admin-client.js";
 
 function positive(v: string): number {
   const n = Number(v);
@@ -18,9 +20,7 @@ function nonNegativeInt(v: string): number {
 }
 
 export function register(program: Command): void {
-  program
-    .command("serve")
-    .description("run the attestation service (HTTP API, dashboard at /ui)")
+  localOnly(program.command("serve").description("run the attestation service (HTTP API, dashboard at /ui)"), "runs the service itself")
     .option("--db <file|url>", "SQLite file or postgres:// URL (default $TPMTRUST_DB or .tpmtrust/tpmtrust.db)")
     .option("--listen <host:port>", "address to bind", "127.0.0.1:7443")
     .option("--tls-cert <file>", "TLS certificate chain (PEM)")

@@ -1,32 +1,19 @@
 import { statSync } from "node:fs";
 import { basename, resolve } from "node:path";
 import type { Command } from "commander";
-import {
-  addAllowlist,
-  addAllowlistDir,
-  importCaFiles,
-  listAllowlist,
-  listAllowlistDirs,
-  listCas,
-  removeAllowlist,
-  removeAllowlistDir,
-  removeCa,
-  listRevokedEks,
-  revokeEk,
-  unrevokeEk,
-  type Caller,
-} from "../../trust/trust.js";
-import type { Store } from "../../store/index.js";
-import { action, printJson, usage } from "../run.js";
-import { DB_OPTION_HELP, withStore } from "../store.js";
-import { progress, withProgress, type Progress } from "../progress.js";
+import type { AllowlistDirView, AllowlistView, CaView, ImportResult, RevokedEkView } from "../../trust/trust.js";
+import { usage } from "../run.js";
+import { progress, withProgress } from "../progress.js";
 import { decodeHostIdentity } from "../../attest/identity.js";
-import { loadAllowlistDir } from "../../trust/trust-files.js";
+import { loadAllowlistDir, loadTrustAnchors } from "../../trust/trust-files.js";
 import { TpmTrustError } from "../../errors.js";
 import { ekHash, ekHashFromCertificate, isEkHash, loadCertificates } from "../../verify/ek/index.js";
 import { readInput } from "../files.js";
+import { adminCommand, seg, type AdminClient, type AdminOptions } from "../admin-client.js";
 
-const cli = (): Caller => ({ actor: "cli", now: Date.now() });
+type Opts = AdminOptions & { json?: boolean };
+/** Certificates per POST /v1/trust/cas of an import (well inside its 1 MiB body). */
+const IMPORT_BATCH = 200;
 
 /** The EK hashes a path holds: an AD CS folder, a list of hashes, EK certificates, or an identity JSON. */
 function ekHashesIn(path: string): string[] {
@@ -52,162 +39,157 @@ function ekHashesIn(path: string): string[] {
 }
 const tsv = (rows: (string | number | null)[][]) => process.stdout.write(rows.map((r) => r.map((c) => c ?? "").join("\t") + "\n").join(""));
 
-/** `<parent> list [--db] [--json]`: reads with `fetch`, prints JSON or `text`; the database must exist. */
-function listCommand<T>(parent: Command, description: string, fetch: (store: Store) => Promise<T>, text: (r: T) => void): void {
-  parent
-    .command("list")
-    .description(description)
-    .option("--db <url>", DB_OPTION_HELP)
-    .option("--json", "print JSON")
-    .action(
-      action((o: { db?: string; json?: boolean }) =>
-        withStore(
-          o.db,
-          async (store) => {
-            const r = await fetch(store);
-            if (o.json) printJson(r);
-            else text(r);
-          },
-          { mustExist: true },
-        ),
-      ),
-    );
+/** The allow-list with the warnings of folders that cannot be read now, as the service sees them. */
+async function allowlist(c: AdminClient): Promise<{ entries: AllowlistView[]; warnings: string[] }> {
+  const [entries, dirs] = await Promise.all([c.list<AllowlistView>("/v1/trust/allowlist"), c.list<AllowlistDirView>("/v1/trust/allowlist-dirs")]);
+  return { entries, warnings: dirs.filter((d) => d.entries === null).map((d) => `allow-list folder ${d.path} could not be read: ${d.error}`) };
 }
 
-/** `tpmtrust trust …`: the EK allow-list, allow-list folders, and EK roots/intermediates. */
+/** A folder on this machine for the local database; with --server, a path on the service's machine as given (it must be absolute). */
+const folder = (c: AdminClient, dir: string) => (c.local ? resolve(dir) : dir);
+
+/** `tpmtrust trust …`: the EK allow-list, allow-list folders, revoked EKs and EK roots/intermediates, through /v1/trust (--server, else the local database). */
 export function register(program: Command): void {
-  const trust = program.command("trust").description("EK trust: the EKpub allow-list, AD CS-style allow-list folders, manufacturer roots (EKROOT) and intermediates (EKCA)");
+  const trust = program.command("trust").description("EK trust: the EKpub allow-list, AD CS-style allow-list folders, manufacturer roots (EKROOT) and intermediates (EKCA); on the running service with --server, else on the local database");
 
   const allow = trust.command("allowlist").description("EK hashes (hex SHA-256 of the EK public key, case-insensitive) trusted by the ek-key method");
-  allow
-    .command("add <ekHash>")
-    .description("allow-list an EK hash")
-    .option("--label <text>", "what this TPM is")
-    .option("--db <url>", DB_OPTION_HELP)
-    .action(
-      action((ekHash: string, o: { label?: string; db?: string }) =>
-        withStore(o.db, async (store) => {
-          const r = await addAllowlist(store, { ekHash, label: o.label ?? null, via: "cli" }, cli());
-          process.stdout.write(`${r.entry.ekHash}\t${r.added ? "added" : "already allow-listed"}\n`);
-        }),
-      ),
-    );
-  allow
-    .command("import <paths...>")
-    .description("allow-list many EKs at once: text files of EK hashes (one per line, # comments), AD CS-style folders, EK certificates (DER/PEM bundles), or `tpmtrust agent identify` JSON files")
-    .option("--label <text>", "label for every entry (default: the file it came from)")
-    .option("--db <url>", DB_OPTION_HELP)
-    .option("--json", "print JSON")
-    .action(
-      action((paths: string[], o: { label?: string; db?: string; json?: boolean }) => {
-        const found = paths.flatMap((p) => ekHashesIn(p).map((ekHash) => ({ ekHash, label: o.label ?? basename(p) })));
+  adminCommand(allow, "add <ekHash>", "allow-list an EK hash", {
+    options: (c) => c.option("--label <text>", "what this TPM is"),
+    noJson: true,
+    run: (c, [h], o: Opts & { label?: string }) => c.exchange<AllowlistView>("POST", "/v1/trust/allowlist", { ekHash: h, ...(o.label !== undefined ? { label: o.label } : {}) }),
+    print: (r) => void process.stdout.write(`${r.body.ekHash}\t${r.status === 201 ? "added" : "already allow-listed"}\n`),
+  });
+  adminCommand(
+    allow,
+    "import <paths...>",
+    "allow-list many EKs at once: text files of EK hashes (one per line, # comments), AD CS-style folders, EK certificates (DER/PEM bundles), or `tpmtrust agent identify` JSON files",
+    {
+      options: (c) => c.option("--label <text>", "label for every entry (default: the file it came from)"),
+      run: async (c, a, o: Opts & { label?: string }) => {
+        const paths = a[0] as unknown as string[];
+        const found = paths.flatMap((p) => ekHashesIn(p).map((h) => ({ ekHash: h, label: o.label ?? basename(p) })));
         if (found.length === 0) throw usage(`no EK hash found in ${paths.join(", ")}`);
-        return withStore(o.db, async (store) => {
-          const results = await withProgress("allow-listing EKs", found, (e) => e.ekHash.slice(0, 16), (e) => addAllowlist(store, { ekHash: e.ekHash, label: e.label, via: "cli" }, cli()));
-          const added = results.filter((r) => r.added).map((r) => r.entry.ekHash);
-          const present = results.filter((r) => !r.added).map((r) => r.entry.ekHash);
-          if (o.json) return printJson({ added, present });
-          process.stdout.write(`${added.length} added, ${present.length} already allow-listed\n`);
-        });
-      }),
-    );
-  allow
-    .command("remove <ekHash>")
-    .description("remove a database entry (folder entries: delete the file)")
-    .option("--db <url>", DB_OPTION_HELP)
-    .action(action((ekHash: string, o: { db?: string }) => withStore(o.db, (store) => removeAllowlist(store, ekHash, cli()))));
-  listCommand(allow, "database entries and the entries of every allow-list folder", listAllowlist, (r) => {
-    tsv(r.entries.map((e) => [e.ekHash, e.source, e.label]));
-    for (const w of r.warnings) process.stderr.write(`warning: ${w}\n`);
+        const results = await withProgress("allow-listing EKs", found, (e) => e.ekHash.slice(0, 16), (e) => c.exchange<AllowlistView>("POST", "/v1/trust/allowlist", e));
+        return { added: results.filter((r) => r.status === 201).map((r) => r.body.ekHash), present: results.filter((r) => r.status !== 201).map((r) => r.body.ekHash) };
+      },
+      print: (r) => void process.stdout.write(`${r.added.length} added, ${r.present.length} already allow-listed\n`),
+    },
+  );
+  adminCommand(allow, "remove <ekHash>", "remove a database entry (folder entries: delete the file)", {
+    noJson: true,
+    run: (c, [h]) => c.call<void>("DELETE", `/v1/trust/allowlist/${seg(h)}`),
+    print: () => undefined,
+  });
+  adminCommand(allow, "list", "database entries and the entries of every allow-list folder", {
+    mustExist: true,
+    run: allowlist,
+    print: (r) => {
+      tsv(r.entries.map((e) => [e.ekHash, e.source, e.label]));
+      for (const w of r.warnings) process.stderr.write(`warning: ${w}\n`);
+    },
   });
 
   const ek = trust.command("ek").description("revoked EKs: trusted by no method, whatever allow-list entry, folder or certificate vouches for them");
   /** An EK hash, or the EK hashes a file holds (EK certificates, an agent identify file, a list of hashes). */
   const hashesOf = (arg: string) => (isEkHash(arg) ? [arg.toLowerCase()] : ekHashesIn(arg));
-  ek.command("revoke <ekHashOrFile>")
-    .description("revoke an EK (its hash, or every EK of an EK certificate or identify file): refused from the next decision on, in every instance (attestation, token, AK activation, enrolment, key release, DPS registration); its hosts turn unhealthy (ERR_EK_NOT_TRUSTED) without waiting for their next attestation")
-    .option("--reason <text>", "why (kept and audited)")
-    .option("--db <url>", DB_OPTION_HELP)
-    .action(
-      action((arg: string, o: { reason?: string; db?: string }) =>
-        withStore(o.db, async (store) => {
-          for (const h of hashesOf(arg)) {
-            const r = await revokeEk(store, { ekHash: h, reason: o.reason ?? null }, cli());
-            process.stdout.write(`${r.entry.ekHash}\t${r.added ? "revoked" : "already revoked"}\n`);
-          }
-        }),
-      ),
-    );
-  ek.command("unrevoke <ekHashOrFile>")
-    .description("lift an EK's revocation (its trust is then judged as before)")
-    .option("--db <url>", DB_OPTION_HELP)
-    .action(action((arg: string, o: { db?: string }) => withStore(o.db, async (store) => {
-      for (const h of hashesOf(arg)) await unrevokeEk(store, h, cli());
-    })));
-  listCommand(ek, "revoked EKs", listRevokedEks, (r) => tsv(r.map((e) => [e.ekHash, new Date(e.revokedAt).toISOString(), e.reason])));
+  adminCommand(
+    ek,
+    "revoke <ekHashOrFile>",
+    "revoke an EK (its hash, or every EK of an EK certificate or identify file): refused from the next decision on, in every instance (attestation, token, AK activation, enrollment, key release, DPS registration); its hosts turn unhealthy (ERR_EK_NOT_TRUSTED) without waiting for their next attestation",
+    {
+      options: (c) => c.option("--reason <text>", "why (kept and audited)"),
+      noJson: true,
+      run: async (c, [arg], o: Opts & { reason?: string }) => {
+        const out = [];
+        for (const h of hashesOf(arg)) out.push(await c.exchange<RevokedEkView>("POST", "/v1/trust/revoked-eks", { ekHash: h, ...(o.reason !== undefined ? { reason: o.reason } : {}) }));
+        return out;
+      },
+      print: (rs) => rs.forEach((r) => process.stdout.write(`${r.body.ekHash}\t${r.status === 201 ? "revoked" : "already revoked"}\n`)),
+    },
+  );
+  adminCommand(ek, "unrevoke <ekHashOrFile>", "lift an EK's revocation (its trust is then judged as before)", {
+    noJson: true,
+    run: async (c, [arg]) => {
+      for (const h of hashesOf(arg)) await c.call("DELETE", `/v1/trust/revoked-eks/${seg(h)}`);
+    },
+    print: () => undefined,
+  });
+  adminCommand(ek, "list", "revoked EKs", {
+    mustExist: true,
+    run: (c) => c.list<RevokedEkView>("/v1/trust/revoked-eks"),
+    print: (r) => tsv(r.map((e) => [e.ekHash, new Date(e.revokedAt).toISOString(), e.reason])),
+  });
 
-  const dirs = trust.command("allowlist-dir").description("AD CS-style folders of zero-byte files named by EK hash, re-read on every decision");
-  dirs
-    .command("add <dir>")
-    .description("register a folder")
-    .option("--db <url>", DB_OPTION_HELP)
-    .action(
-      action((dir: string, o: { db?: string }) =>
-        withStore(o.db, async (store) => {
-          // a relative folder is the operator's, relative to where the command runs
-          const r = await addAllowlistDir(store, resolve(dir), cli());
-          process.stdout.write(`${r.dir.path}\t${r.added ? "added" : "already registered"}\t${r.dir.entries} EK hashes\n`);
-          for (const i of r.dir.ignored) process.stderr.write(`ignored ${i.path}: ${i.reason}\n`);
-        }),
-      ),
-    );
-  dirs
-    .command("remove <dir>")
-    .description("unregister a folder (its files stay)")
-    .option("--db <url>", DB_OPTION_HELP)
-    .action(action((dir: string, o: { db?: string }) => withStore(o.db, (store) => removeAllowlistDir(store, dir, cli()))));
-  listCommand(dirs, "registered folders and what each holds now", listAllowlistDirs, (r) =>
-    tsv(r.map((d) => [d.path, d.entries === null ? `unreadable: ${d.error}` : `${d.entries} EK hashes`, d.ignored.length ? `${d.ignored.length} ignored` : ""])),
+  const dirs = trust.command("allowlist-dir").description("AD CS-style folders of zero-byte files named by EK hash, re-read on every decision (with --server: a folder on the service's machine, by absolute path)");
+  adminCommand(dirs, "add <dir>", "register a folder", {
+    noJson: true,
+    run: (c, [dir]) => c.exchange<AllowlistDirView>("POST", "/v1/trust/allowlist-dirs", { path: folder(c, dir) }),
+    print: ({ status, body: d }) => {
+      process.stdout.write(`${d.path}\t${status === 201 ? "added" : "already registered"}\t${d.entries} EK hashes\n`);
+      for (const i of d.ignored) process.stderr.write(`ignored ${i.path}: ${i.reason}\n`);
+    },
+  });
+  adminCommand(dirs, "remove <dir>", "unregister a folder (its files stay)", {
+    noJson: true,
+    run: (c, [dir]) => c.call<void>("DELETE", "/v1/trust/allowlist-dirs", { path: folder(c, dir) }),
+    print: () => undefined,
+  });
+  adminCommand(dirs, "list", "registered folders and what each holds now", {
+    mustExist: true,
+    run: (c) => c.list<AllowlistDirView>("/v1/trust/allowlist-dirs"),
+    print: (r) => tsv(r.map((d) => [d.path, d.entries === null ? `unreadable: ${d.error}` : `${d.entries} EK hashes`, d.ignored.length ? `${d.ignored.length} ignored` : ""])),
+  });
+
+  adminCommand(
+    trust,
+    "import <paths...>",
+    "import EK roots/intermediates from certificate files (DER/PEM), PEM bundles and vendor folder trees (TrustedTpm.cab layout: Vendor/RootCA, Vendor/IntermediateCA), read on this machine",
+    {
+      options: (c) => c.option("--root", "import everything as roots (EKROOT)").option("--intermediate", "import everything as intermediates (EKCA)"),
+      prepare: (_a, o: Opts & { root?: boolean; intermediate?: boolean }) => {
+        if (o.root && o.intermediate) throw usage("--root and --intermediate exclude each other");
+      },
+      run: async (c, a, o) => {
+        const paths = a[0] as unknown as string[];
+        // roles from the folder layout (or --root/--intermediate) are decided here, where the files are
+        const loaded = loadTrustAnchors(paths, o.root ? { role: "root" } : o.intermediate ? { role: "intermediate" } : {});
+        const der = (x: { der: Uint8Array }) => Buffer.from(x.der).toString("base64");
+        const certificates = [...loaded.roots.map((x) => ({ certificate: der(x), kind: "root" })), ...loaded.intermediates.map((x) => ({ certificate: der(x), kind: "intermediate" }))];
+        const r: ImportResult = { added: [], present: [], skipped: [...loaded.skipped] };
+        // in batches the request body limit holds, each stored (and audited) in one transaction
+        const bar = progress("storing certificates", certificates.length);
+        try {
+          for (let i = 0; i < certificates.length; i += IMPORT_BATCH) {
+            const batch = certificates.slice(i, i + IMPORT_BATCH);
+            const b = await c.call<ImportResult>("POST", "/v1/trust/cas", { certificates: batch });
+            r.added.push(...b.added);
+            r.present.push(...b.present);
+            r.skipped.push(...b.skipped);
+            for (const x of [...b.added, ...b.present]) bar.tick(x.subject);
+          }
+        } finally {
+          bar.stop();
+        }
+        return r;
+      },
+      print: (r) => {
+        for (const a of r.added) process.stdout.write(`added\t${a.kind}\t${a.id}\t${a.subject}\n`);
+        for (const a of r.present) process.stdout.write(`present\t${a.kind}\t${a.id}\t${a.subject}\n`);
+        for (const s of r.skipped) process.stderr.write(`skipped ${s.path}: ${s.reason}\n`);
+        process.stdout.write(`${r.added.length} added, ${r.present.length} already present, ${r.skipped.length} skipped\n`);
+      },
+    },
   );
 
-  trust
-    .command("import <paths...>")
-    .description("import EK roots/intermediates from certificate files (DER/PEM), PEM bundles and vendor folder trees (TrustedTpm.cab layout: Vendor/RootCA, Vendor/IntermediateCA)")
-    .option("--root", "import everything as roots (EKROOT)")
-    .option("--intermediate", "import everything as intermediates (EKCA)")
-    .option("--db <url>", DB_OPTION_HELP)
-    .option("--json", "print JSON")
-    .action(
-      action((paths: string[], o: { root?: boolean; intermediate?: boolean; db?: string; json?: boolean }) => {
-        if (o.root && o.intermediate) throw usage("--root and --intermediate exclude each other");
-        const kind = o.root ? "root" : o.intermediate ? "intermediate" : undefined;
-        return withStore(o.db, async (store) => {
-          let bar: Progress | undefined;
-          const onProgress = (done: number, total: number, subject: string) => {
-            bar ??= progress("storing certificates", total);
-            bar.tick(subject);
-          };
-          const r = await importCaFiles(store, paths, { ...(kind ? { kind } : {}), onProgress }, cli()).finally(() => bar?.stop());
-          if (o.json) return printJson(r);
-          for (const a of r.added) process.stdout.write(`added\t${a.kind}\t${a.id}\t${a.subject}\n`);
-          for (const a of r.present) process.stdout.write(`present\t${a.kind}\t${a.id}\t${a.subject}\n`);
-          for (const s of r.skipped) process.stderr.write(`skipped ${s.path}: ${s.reason}\n`);
-          process.stdout.write(`${r.added.length} added, ${r.present.length} already present, ${r.skipped.length} skipped\n`);
-        });
-      }),
-    );
-
   const cas = trust.command("cas").description("the stored EK roots and intermediates");
-  listCommand(cas, "list them (id = SHA-256 of the DER)", listCas, (r) => tsv(r.map((c) => [c.id, c.kind, c.notAfter, c.subject])));
-  cas
-    .command("remove <id>")
-    .description("remove a root or intermediate by id")
-    .option("--db <url>", DB_OPTION_HELP)
-    .action(
-      action((id: string, o: { db?: string }) =>
-        withStore(o.db, async (store) => {
-          process.stdout.write(`removed ${await removeCa(store, id, cli())} ${id.toLowerCase()}\n`);
-        }),
-      ),
-    );
+  adminCommand(cas, "list", "list them (id = SHA-256 of the DER)", { mustExist: true, run: (c) => c.list<CaView>("/v1/trust/cas"), print: (r) => tsv(r.map((x) => [x.id, x.kind, x.notAfter, x.subject])) });
+  adminCommand(cas, "remove <id>", "remove a root or intermediate by id", {
+    noJson: true,
+    run: async (c, [id]) => {
+      const kind = (await c.list<CaView>("/v1/trust/cas")).find((x) => x.id === id.toLowerCase())?.kind;
+      await c.call("DELETE", `/v1/trust/cas/${seg(id)}`);
+      return { kind, id: id.toLowerCase() };
+    },
+    print: (r) => void process.stdout.write(`removed ${r.kind} ${r.id}\n`),
+  });
 }

@@ -23,7 +23,7 @@ export interface KmipEndpoint {
 
 const PROTOCOL = { major: 1, minor: 4 };
 
-export const unavailable = (message: string, details: Record<string, unknown> = {}) => new TpmTrustError("ERR_KEY_SERVER_UNAVAILABLE", message, details);
+const unavailable = (message: string, details: Record<string, unknown> = {}) => new TpmTrustError("ERR_KEY_SERVER_UNAVAILABLE", message, details);
 
 /** A KMIP operation the server answered with a failure. */
 export class KmipOperationError extends TpmTrustError {

@@ -7,7 +7,7 @@
 import { TpmTrustError, type ErrorCode } from "../../errors.js";
 
 /** Item types (KMIP 1.4 §9.1.1.2). */
-export const TYPE = {
+const TYPE = {
   structure: 0x01,
   integer: 0x02,
   long: 0x03,
@@ -41,7 +41,7 @@ export const dateTime = (tag: number, value: bigint): TtlvItem => ({ tag, type: 
 const HEADER = 8;
 const pad8 = (n: number) => (n + 7) & ~7;
 /** A message this client accepts at most (KMIP servers answer these few operations in a few hundred bytes). */
-export const MAX_MESSAGE = 1 << 20;
+const MAX_MESSAGE = 1 << 20;
 const MAX_DEPTH = 16;
 
 const TYPE_NAMES = new Map<number, TtlvType>(Object.entries(TYPE).map(([k, v]) => [v, k as TtlvType]));

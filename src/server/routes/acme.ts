@@ -6,7 +6,7 @@
  */
 import type { FastifyReply, FastifyRequest } from "fastify";
 import type { RouteModule } from "../app.js";
-import { isTpmTrustError, TpmTrustError } from "../../errors.js";
+import { httpStatusFor, isTpmTrustError, TpmTrustError } from "../../errors.js";
 import {
   AcmeUrls,
   accountOrders,
@@ -80,7 +80,8 @@ const acme: RouteModule = (app, { store, now, publicUrl, attest }) => {
     const clientError = !e && typeof httpStatus === "number" && httpStatus >= 400 && httpStatus < 500;
     if (!e && !clientError) req.log.error({ err }, "unexpected ACME error");
     const type = e ? acmeType(e) : clientError ? "malformed" : "serverInternal";
-    const status = clientError ? httpStatus! : statusOf(type);
+    // the store or the audit log unavailable: 503 (RFC 8555 §6.7 leaves serverInternal's status open)
+    const status = clientError ? httpStatus! : e && type === "serverInternal" && httpStatusFor(e.code) === 503 ? 503 : statusOf(type);
     if (typeof e?.details?.retryAfterSeconds === "number") reply.header("retry-after", String(e.details.retryAfterSeconds));
     return reply
       .code(status)

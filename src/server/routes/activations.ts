@@ -1,5 +1,5 @@
 /**
- * AK enrollment with credential activation, and the attestation CA certificate. Public: the caller
+ * AK activation (credential activation), and the attestation CA certificate. Public: the caller
  * proves itself with its TPM (only the TPM holding the EK and the AK recovers the secret).
  */
 import type { RouteModule } from "../app.js";
@@ -20,7 +20,7 @@ const activations: RouteModule = (app, { store, now, attest: cfg }) => {
       config: { access: "public" },
       schema: {
         tags,
-        summary: "start AK enrollment: EK trust and AK checks, then MakeCredential over the AK's Name",
+        summary: "start AK activation: EK trust and AK checks, then MakeCredential over the AK's Name",
         body: {
           type: "object",
           additionalProperties: false,
@@ -54,7 +54,7 @@ const activations: RouteModule = (app, { store, now, attest: cfg }) => {
       config: { access: "public" },
       schema: {
         tags,
-        summary: "complete AK enrollment with the secret TPM2_ActivateCredential recovered (one try)",
+        summary: "complete AK activation with the secret TPM2_ActivateCredential recovered (one try)",
         params: { type: "object", additionalProperties: false, required: ["id"], properties: { id: { type: "string", format: "uuid" } } },
         body: { type: "object", additionalProperties: false, required: ["secret"], properties: { secret: { type: "string", minLength: 4, maxLength: 128, pattern: BASE64_PATTERN } } },
       },

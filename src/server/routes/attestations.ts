@@ -6,7 +6,8 @@
 import type { RouteModule } from "../app.js";
 import { READERS } from "../auth.js";
 import { BASE64_PATTERN } from "../../encoding.js";
-import { attest, getAttestation } from "../../attest/attest.js";
+import { attest } from "../../attest/attest.js";
+import { getAttestation } from "../../attest/attestations.js";
 import { issueChallenge } from "../../attest/challenge.js";
 import type { EvidenceBody } from "../../attest/evidence.js";
 import { JudgementCache } from "../../attest/judge.js";
@@ -142,10 +143,7 @@ const attestations: RouteModule = (app, { store, now, attest: cfg, monitor }) =>
       config: { access: READERS },
       schema: { tags, summary: "one recorded attestation", params: { type: "object", additionalProperties: false, required: ["id"], properties: { id: { type: "string", format: "uuid" } } } },
     },
-    async (req) => {
-      const a = await getAttestation(store, req.params.id);
-      return { id: a.id, host: a.hostName, at: a.at, verdict: a.verdict, code: a.reasonCode, akNameHex: a.akName?.toString("hex") ?? null, pcrDigestHex: a.pcrDigest?.toString("hex") ?? null, diff: a.diff ?? null, details: a.details };
-    },
+    async (req) => getAttestation(store, req.params.id),
   );
 };
 export default attestations;

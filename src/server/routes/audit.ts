@@ -1,11 +1,11 @@
 /** The audit log: entries, verification, checkpoints and proofs (admin and auditor; docs/audit.md). */
 import type { FastifyInstance } from "fastify";
 import { TpmTrustError } from "../../errors.js";
-import type { AuditAnchor } from "../../store/index.js";
+import type { AuditAnchor, AuditOutcome } from "../../store/index.js";
 import { auditEntries, auditHead, checkpointAudit, proveConsistency, proveInclusion, verifyAudit } from "../../attest/audit-log.js";
 import { decodeCursor, pageLimit, sendPage, type PageQuery } from "../paging.js";
 import type { RouteDeps, RouteModule } from "../app.js";
-import { READERS } from "../auth.js";
+import { ADMINS, READERS } from "../auth.js";
 
 const tags = ["audit"];
 const SEQ = { type: "string", pattern: "^(0|[1-9][0-9]{0,14})$" } as const;
@@ -54,7 +54,7 @@ const audit: RouteModule = (app, deps) => {
   const { store } = deps;
   runCheckpoints(app, deps);
 
-  app.get<{ Querystring: { afterSeq?: string; beforeSeq?: string; actor?: string; action?: string; subject?: string; order?: "asc" | "desc" } & PageQuery }>(
+  app.get<{ Querystring: { afterSeq?: string; beforeSeq?: string; actor?: string; action?: string; subject?: string; outcome?: string; since?: string; order?: "asc" | "desc" } & PageQuery }>(
     "/v1/audit",
     {
       config: { access: READERS, paged: true },
@@ -64,7 +64,16 @@ const audit: RouteModule = (app, deps) => {
         querystring: {
           type: "object",
           additionalProperties: false,
-          properties: { afterSeq: SEQ, beforeSeq: SEQ, actor: TEXT, action: TEXT, subject: TEXT, order: { type: "string", enum: ["asc", "desc"] } },
+          properties: {
+            afterSeq: SEQ,
+            beforeSeq: SEQ,
+            actor: TEXT,
+            action: { ...TEXT, description: "this action, or a prefix ending in * (ca.*)" },
+            subject: TEXT,
+            outcome: { type: "string", pattern: "^(success|failure|denied)(,(success|failure|denied)){0,2}$", description: "only these outcomes, comma-separated" },
+            since: { ...SEQ, description: "at or after this time (ms since the epoch)" },
+            order: { type: "string", enum: ["asc", "desc"] },
+          },
         },
       },
     },
@@ -80,8 +89,10 @@ const audit: RouteModule = (app, deps) => {
         beforeSeq: order === "-seq" && last !== undefined ? last : q.beforeSeq === undefined ? undefined : Number(q.beforeSeq),
         limit: limit + 1,
         actor: q.actor,
-        action: q.action,
+        ...(q.action?.endsWith("*") ? { actionPrefix: q.action.slice(0, -1) } : { action: q.action }),
         subject: q.subject,
+        ...(q.outcome ? { outcomes: q.outcome.split(",") as AuditOutcome[] } : {}),
+        ...(q.since ? { since: Number(q.since) } : {}),
         newestFirst: order === "-seq",
       });
       const page = entries.slice(0, limit);
@@ -152,6 +163,12 @@ const audit: RouteModule = (app, deps) => {
       },
     },
     async (req) => proveConsistency(store, Number(req.query.from), req.query.to === undefined ? undefined : Number(req.query.to)),
+  );
+
+  app.post(
+    "/v1/audit/checkpoint",
+    { config: { access: ADMINS }, schema: { tags, summary: "integrate the entries written since the last checkpoint and sign a new one now; answers the newest checkpoint, none (null) while the log is empty" } },
+    async () => (await checkpointAudit(store, deps.attest, deps.now())) ?? (await auditHead(store)).checkpoint ?? null,
   );
 
   app.get("/v1/audit/checkpoint", { config: { access: READERS }, schema: { tags, summary: "the newest signed checkpoint" } }, async () => {

@@ -9,9 +9,10 @@ import type { FastifyRequest } from "fastify";
 import type { RouteModule } from "../app.js";
 import { ADMINS, READERS, actorOf, optionalAdmin } from "../auth.js";
 import { BASE64_PATTERN, certificatePem, decodeBase64, pemBlocks } from "../../encoding.js";
-import { caChain } from "../../ca/authority.js";
+import { caChain, initCa } from "../../ca/authority.js";
+import { CA_KEY_ALGS, type CaKeyAlg } from "../../ca/signing.js";
 import { certView, getCertificate, listCertificates } from "../../ca/certificates.js";
-import { currentCrl, revokeCertificate, REVOCATION_REASONS } from "../../ca/crl.js";
+import { currentCrl, publishCrl, revokeCertificate, REVOCATION_REASONS } from "../../ca/crl.js";
 import { enroll, enrollChallenge, type TokenRequester } from "../../ca/enroll.js";
 import { currentXchg } from "../../ca/xchg.js";
 import { cmcRequest } from "../../ca/cmc.js";
@@ -59,7 +60,7 @@ const ca: RouteModule = (app, { store, now, publicUrl, attest }) => {
       config: { access: "public" },
       schema: {
         tags,
-        summary: "enrol a CSR with TPM key attestation (TPM2_Certify by a bound AK, or a KAST statement in the CSR)",
+        summary: "enroll a CSR with TPM key attestation (TPM2_Certify by a bound AK, or a KAST statement in the CSR)",
         body: {
           type: "object",
           additionalProperties: false,
@@ -122,7 +123,7 @@ const ca: RouteModule = (app, { store, now, publicUrl, attest }) => {
     },
   );
 
-  // CMC bodies: DER, or base64 / PEM text as Windows' HTTP enrolment transports send it
+  // CMC bodies: DER, or base64 / PEM text as Windows' HTTP enrollment transports send it
   app.addContentTypeParser(["application/pkcs7-mime", "application/pkcs10"], { parseAs: "buffer", bodyLimit: 256 * 1024 }, (_req, body, done) => done(null, body));
   app.post<{ Body: Buffer; Querystring: { template?: string; requestId?: string } }>(
     "/v1/ca/cmc",
@@ -161,6 +162,39 @@ const ca: RouteModule = (app, { store, now, publicUrl, attest }) => {
         .send(text ? r.response.toString("base64") : r.response);
     },
   );
+
+  app.post<{ Body: { alg?: CaKeyAlg; keyServer?: string; keyDir?: string; anyPolicy?: boolean; organization?: string } }>(
+    "/v1/ca/init",
+    {
+      config: { access: ADMINS },
+      schema: {
+        tags,
+        summary: "create the root and the issuing CA (once; ERR_CONFLICT after), their keys sealed by keyServer or written as files beside the database",
+        body: {
+          type: "object",
+          additionalProperties: false,
+          properties: {
+            alg: { type: "string", enum: [...CA_KEY_ALGS] },
+            keyServer: { type: "string", minLength: 1, maxLength: 128 },
+            keyDir: { type: "string", minLength: 1, maxLength: 4096, description: "only from the CLI on the service's machine (tpmtrust ca init --key-dir without --server)" },
+            anyPolicy: { type: "boolean" },
+            organization: { type: "string", minLength: 1, maxLength: 64 },
+          },
+        },
+      },
+    },
+    async (req, reply) => {
+      const b = req.body ?? {};
+      // a folder to write key files to is the service machine's operator's choice, never a remote caller's
+      if (b.keyDir !== undefined && !req.principal?.local) throw new TpmTrustError("ERR_VALIDATION", "keyDir names a folder on the service's machine: run tpmtrust ca init --key-dir there, or seal the keys with keyServer");
+      return reply.code(201).send(await initCa(store, { ...b, actor: actorOf(req), now: now() }));
+    },
+  );
+
+  app.post("/v1/ca/crl", { config: { access: ADMINS }, schema: { tags, summary: "publish a new CRL now: its number, next update and DER (base64)" } }, async (_req, reply) => {
+    const crl = await publishCrl(store, now());
+    return reply.code(201).send({ number: crl.number, thisUpdate: crl.thisUpdate, nextUpdate: crl.nextUpdate, crl: crl.der.toString("base64") });
+  });
 
   app.get("/v1/ca/crl", { config: { access: "public" }, schema: { tags, summary: "the issuing CA's CRL (DER, application/pkix-crl)" } }, async (_req, reply) => {
     const crl = await currentCrl(store, now());
@@ -243,8 +277,7 @@ const ca: RouteModule = (app, { store, now, publicUrl, attest }) => {
     },
   );
   app.get<{ Params: { serial: string } }>("/v1/ca/certs/:serial", { config: { access: READERS }, schema: { tags, summary: "one certificate with its PEM", params: SERIAL_PARAMS } }, async (req) => {
-    const c = await getCertificate(store, req.params.serial);
-    return { ...certView(c), certificatePem: certificatePem(c.der) };
+    return getCertificate(store, req.params.serial);
   });
   app.post<{ Params: { serial: string }; Body: { reason?: string } }>(
     "/v1/ca/certs/:serial/revoke",

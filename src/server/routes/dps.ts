@@ -18,7 +18,7 @@ import { counted, metrics } from "../metrics.js";
 const tags = ["device provisioning (DPS)"];
 
 /** DPS-style numeric codes: HTTP status × 1000 + reason. */
-export const DPS_ERROR = {
+const DPS_ERROR = {
   badRequest: 400004,
   unauthorized: 401002,
   disabled: 403001,
@@ -32,7 +32,7 @@ const BAD_REQUEST = new Set<ErrorCode>(["ERR_USAGE", "ERR_VALIDATION", "ERR_PARS
 const UNAUTHORIZED = new Set<ErrorCode>(["ERR_SAS_INVALID", "ERR_SAS_EXPIRED", "ERR_UNAUTHENTICATED", "ERR_KEY_MISMATCH", "ERR_EK_NOT_TRUSTED", "ERR_CHAIN_UNTRUSTED", "ERR_CHAIN_INVALID", "ERR_CERT_EXPIRED", "ERR_CERT_EKU"]);
 
 /** HTTP status and DPS errorCode of a tpmtrust error code. */
-export function dpsStatus(code: ErrorCode): { status: number; errorCode: number } {
+function dpsStatus(code: ErrorCode): { status: number; errorCode: number } {
   if (code.startsWith("ERR_PARSE_") || BAD_REQUEST.has(code)) return { status: 400, errorCode: DPS_ERROR.badRequest };
   if (UNAUTHORIZED.has(code)) return { status: 401, errorCode: DPS_ERROR.unauthorized };
   switch (code) {

@@ -2,7 +2,7 @@
 import type { RouteModule } from "../app.js";
 import { actorOf, ADMINS, READERS } from "../auth.js";
 import { HOST_IDENTITY_SCHEMA } from "../../attest/identity.js";
-import { changeHostClass, fleetSummary, getHost, HARDWARE_CLASS_PATTERN, HOST_NAME_PATTERN, hostTimeline, pageHosts, registerHost, removeHost, setHostDisabled } from "../../attest/hosts.js";
+import { addHost, changeHostClass, fleetSummary, getHost, HARDWARE_CLASS_PATTERN, HOST_NAME_PATTERN, hostTimeline, pageHosts, removeHost, setHostDisabled } from "../../attest/hosts.js";
 import { TpmTrustError } from "../../errors.js";
 import { counted, metrics } from "../metrics.js";
 import { HOST_ORDERS, type Health, type HostOrder, type PolicyVersion } from "../../store/index.js";
@@ -34,7 +34,7 @@ const hosts: RouteModule = (app, { store, now, monitor }) => {
       },
     },
     async (req, reply) => {
-      const r = await counted(metrics.registrations, { kind: "host" }, () => registerHost(store, req.body, { actor: actorOf(req), now: now() }));
+      const r = await counted(metrics.registrations, { kind: "host" }, () => addHost(store, req.body, { actor: actorOf(req), now: now() }));
       return reply.code(201).send({ ...r.host, ekTrust: r.ekTrust });
     },
   );

@@ -2,6 +2,8 @@
 import type { RouteModule } from "../app.js";
 import { actorOf, ADMINS, READERS } from "../auth.js";
 import { decodePublic } from "../../attest/identity.js";
+import type { PublicKeyInput } from "../../crypto/keys.js";
+import { parseKeyInput } from "../../verify/inputs.js";
 import { BASE64_PATTERN, decodeBase64 } from "../../encoding.js";
 import {
   addAllowlist,
@@ -19,6 +21,7 @@ import {
   unrevokeEk,
   type ConfirmInput,
 } from "../../trust/trust.js";
+import type { EkCaKind } from "../../store/index.js";
 import { TpmTrustError } from "../../errors.js";
 import { pageList, type PageQuery } from "../paging.js";
 
@@ -26,6 +29,27 @@ const EK_HASH = { type: "string", pattern: "^[0-9a-fA-F]{64}$", description: "he
 const B64 = { type: "string", minLength: 4, maxLength: 65536, pattern: BASE64_PATTERN } as const;
 const CERTS = { type: "array", maxItems: 64, items: B64 } as const;
 const PATH = { type: "object", additionalProperties: false, required: ["path"], properties: { path: { type: "string", minLength: 1, maxLength: 4096 } } } as const;
+/** The EK public key of a confirm: a TPM2B_PUBLIC (its own parse error when cut short), else a TPMT_PUBLIC or an SPKI, DER or PEM. */
+function ekPublicOf(bytes: Buffer): PublicKeyInput {
+  const der = bytes[0] === 0x30 || bytes.subarray(0, 5).toString("latin1") === "-----";
+  if (!der) {
+    try {
+      return decodePublic(bytes, "ekPublic").public;
+    } catch (e) {
+      // a bare TPMT_PUBLIC, or else the TPM2B_PUBLIC's own error (ERR_PARSE_TRUNCATED, …)
+      let k: ReturnType<typeof parseKeyInput>;
+      try {
+        k = parseKeyInput(bytes, "ekPublic");
+      } catch {
+        throw e;
+      }
+      return k.public ?? k.key;
+    }
+  }
+  const k = parseKeyInput(bytes, "ekPublic");
+  return k.public ?? k.key;
+}
+const KIND = { type: "string", enum: ["root", "intermediate"] } as const;
 const tags = ["trust"];
 
 const trust: RouteModule = (app, { store, now, monitor }) => {
@@ -63,7 +87,7 @@ const trust: RouteModule = (app, { store, now, monitor }) => {
       config: { access: ADMINS },
       schema: {
         tags,
-        summary: "revoke an EK: refused from the next decision on (attestation, token, AK activation, enrolment, key release, DPS registration); its hosts turn unhealthy",
+        summary: "revoke an EK: refused from the next decision on (attestation, token, AK activation, enrollment, key release, DPS registration); its hosts turn unhealthy",
         body: { type: "object", additionalProperties: false, required: ["ekHash"], properties: { ekHash: EK_HASH, reason: { type: "string", maxLength: 256 } } },
       },
     },
@@ -102,23 +126,26 @@ const trust: RouteModule = (app, { store, now, monitor }) => {
 
   app.get<{ Querystring: PageQuery }>("/v1/trust/cas", { config: { access: READERS, paged: true }, schema: { tags, summary: "EK roots (EKROOT) and intermediates (EKCA)" } }, async (req, reply) => pageList(req, reply, await listCas(store), (x) => x.id));
 
-  app.post<{ Body: { certificates: string[]; kind?: "root" | "intermediate" } }>(
+  app.post<{ Body: { certificates: (string | { certificate: string; kind: EkCaKind })[]; kind?: EkCaKind } }>(
     "/v1/trust/cas",
     {
       config: { access: ADMINS },
       schema: {
         tags,
-        summary: "import EK roots or intermediates (kind absent: self-signed = root)",
+        summary: "import EK roots or intermediates: each a base64 DER/PEM value, or {certificate, kind} with its own role (kind absent everywhere: self-signed = root)",
         body: {
           type: "object",
           additionalProperties: false,
           required: ["certificates"],
-          properties: { certificates: { ...CERTS, minItems: 1 }, kind: { type: "string", enum: ["root", "intermediate"] } },
+          properties: {
+            certificates: { type: "array", minItems: 1, maxItems: 4096, items: { anyOf: [B64, { type: "object", additionalProperties: false, required: ["certificate", "kind"], properties: { certificate: B64, kind: KIND } }] } },
+            kind: { ...KIND, description: "the role of every certificate, overriding their own" },
+          },
         },
       },
     },
     async (req, reply) => {
-      const certs = req.body.certificates.map((c, i) => decodeBase64(c, `certificates[${i}]`));
+      const certs = req.body.certificates.map((c, i) => (typeof c === "string" ? decodeBase64(c, `certificates[${i}]`) : { der: decodeBase64(c.certificate, `certificates[${i}].certificate`), kind: c.kind }));
       const r = await importCaCertificates(store, certs, req.body.kind ? { kind: req.body.kind } : {}, caller(req));
       return reply.code(r.added.length > 0 ? 201 : 200).send(r);
     },
@@ -144,7 +171,7 @@ const trust: RouteModule = (app, { store, now, monitor }) => {
         body: {
           type: "object",
           additionalProperties: false,
-          properties: { ekHash: EK_HASH, ekCertificates: CERTS, intermediates: CERTS, ekPublic: { ...B64, maxLength: 4096 }, at: { type: "string", format: "date-time" } },
+          properties: { ekHash: EK_HASH, ekCertificates: CERTS, intermediates: CERTS, ekPublic: { ...B64, maxLength: 8192, description: "the EK public key: TPM2B_PUBLIC, TPMT_PUBLIC or SubjectPublicKeyInfo (DER or PEM), base64" }, at: { type: "string", format: "date-time" } },
         },
       },
     },
@@ -158,7 +185,7 @@ const trust: RouteModule = (app, { store, now, monitor }) => {
         input = {
           ekCertificates: (b.ekCertificates ?? []).map((c, i) => decodeBase64(c, `ekCertificates[${i}]`)),
           intermediates: (b.intermediates ?? []).map((c, i) => decodeBase64(c, `intermediates[${i}]`)),
-          ...(b.ekPublic ? { ekPublic: decodePublic(decodeBase64(b.ekPublic, "ekPublic"), "ekPublic").public } : {}),
+          ...(b.ekPublic ? { ekPublic: ekPublicOf(decodeBase64(b.ekPublic, "ekPublic")) } : {}),
         };
       }
       return confirm(store, input, { ...caller(req), ...(b.at ? { at: new Date(b.at) } : {}) });

@@ -29,7 +29,7 @@ const HEADERS = {
 };
 
 /** The web/ folder: found upwards from this module, so it works from src/ (tsx) and from a build. */
-export function webRoot(from = dirname(fileURLToPath(import.meta.url))): string {
+function webRoot(from = dirname(fileURLToPath(import.meta.url))): string {
   for (let d = from; ; d = dirname(d)) {
     if (existsSync(join(d, "web", "index.html"))) return join(d, "web");
     if (dirname(d) === d) throw new TpmTrustError("ERR_IO", "the dashboard assets (web/index.html) are missing from this installation");
@@ -68,11 +68,18 @@ const ui: RouteModule = (app) => {
       config: { access: READERS },
       schema: {
         tags: ["admin"],
-        summary: "the calling API token's role (the dashboard shows write actions to admins only)",
-        response: { 200: { type: "object", additionalProperties: false, properties: { role: { type: "string", enum: ["admin", "auditor"] }, tokenId: { type: "string" } } } },
+        summary: "the calling API token's role and the principal it names, if any (the dashboard shows write actions to admins only)",
+        response: {
+          200: {
+            type: "object",
+            additionalProperties: false,
+            required: ["role", "tokenId"],
+            properties: { role: { type: "string", enum: ["admin", "auditor"] }, tokenId: { type: "string" }, name: { type: "string", description: "the principal (admin token create --name); absent for an unnamed token" } },
+          },
+        },
       },
     },
-    async (req) => ({ role: req.principal!.role, tokenId: req.principal!.tokenId }),
+    async (req) => ({ role: req.principal!.role, tokenId: req.principal!.tokenId, ...(req.principal!.name !== undefined ? { name: req.principal!.name } : {}) }),
   );
 };
 export default ui;

@@ -12,6 +12,7 @@ import { caPending } from "./009-ca-pending.js";
 import { policiesVersion } from "./010-policies-version.js";
 import { ekRevocations } from "./011-ek-revocations.js";
 import { auditTree } from "./012-audit-tree.js";
+import { imaState } from "./013-ima-state.js";
 
 /**
  * A versioned schema change. To add one: a new file `NNN-what.ts` exporting a Migration with the
@@ -23,7 +24,7 @@ export interface Migration {
   up(tx: Ctx): Promise<void>;
 }
 
-export const MIGRATIONS: readonly Migration[] = [initial, policyVersion, provisioning, acme, trustVersion, enrolmentRequesters, hostEvidence, settings, caPending, policiesVersion, ekRevocations, auditTree];
+export const MIGRATIONS: readonly Migration[] = [initial, policyVersion, provisioning, acme, trustVersion, enrolmentRequesters, hostEvidence, settings, caPending, policiesVersion, ekRevocations, auditTree, imaState];
 
 /**
  * Applies the migrations the database lacks, in one transaction. Idempotent, and safe when several

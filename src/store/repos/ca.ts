@@ -161,15 +161,17 @@ export function caRepo(ctx: Ctx) {
     },
 
     /**
-     * Publishes a CRL built by `build(number)` under the next CRL number of the issuer
-     * (RFC 5280 §5.2.3: monotonically increasing), serialised across instances.
+     * Publishes a CRL built by `build(number, revoked)` under the next CRL number of the issuer
+     * (RFC 5280 §5.2.3: monotonically increasing), serialised across instances. `revoked` is every
+     * revoked certificate of the issuer, read under the lock: a revocation committed by the
+     * previous publisher is never left out.
      */
-    publishCrl: (issuerId: string, build: (number: number) => Promise<{ thisUpdate: number; nextUpdate: number; der: Uint8Array }>): Promise<Crl> =>
+    publishCrl: (issuerId: string, build: (number: number, revoked: IssuedCert[]) => Promise<{ thisUpdate: number; nextUpdate: number; der: Uint8Array }>): Promise<Crl> =>
       ctx.transaction(async (tx) => {
         await tx.lock(`crl:${issuerId}`);
         const last = await tx.db.selectFrom("ca_crls").select((eb) => eb.fn.max("number").as("n")).where("issuer_id", "=", issuerId).executeTakeFirst();
         const number = Number(last?.n ?? 0) + 1;
-        const c = await build(number);
+        const c = await build(number, await caRepo(tx).listCerts({ issuerId, revoked: true, limit: 1_000_000 }));
         const row: CaCrlsTable = { issuer_id: issuerId, number, this_update: c.thisUpdate, next_update: c.nextUpdate, crl: hex(c.der) };
         await insertOrConflict(tx.db.insertInto("ca_crls").values(row).execute(), `CRL ${number} exists`, `CA ${issuerId} not found`);
         return toCrl(row);

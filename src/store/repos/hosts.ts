@@ -65,6 +65,9 @@ export interface NewHost {
   at: number;
 }
 
+/** What the trust sweep reads of a host before it knows whether the host must be judged. */
+export type TrustCandidate = Pick<Host, "name" | "hardwareClass" | "policyVersion" | "health" | "createdAt" | "disabledAt">;
+
 export type HostPatch = Partial<Pick<Host, "hardwareClass" | "policyVersion" | "trustMethod" | "tags" | "platform" | "lastAttestationAt" | "deadlineAt">>;
 
 const toEk = (r: HostEksTable): HostEk => ({ name: unhex(r.ek_name), public: unhex(r.public), cert: unhexOrNull(r.cert) });
@@ -90,14 +93,18 @@ export function toHost(r: HostsTable, eks: HostEk[]): Host {
 }
 
 export function hostsRepo(ctx: Ctx) {
-  async function withEks(rows: HostsTable[]): Promise<Host[]> {
+  async function eksOf(names: readonly string[]): Promise<Map<string, HostEk[]>> {
     const by = new Map<string, HostEk[]>();
     // in slices: SQLite binds at most 32,766 parameters to one statement
-    for (let i = 0; i < rows.length; i += 1000) {
-      const names = rows.slice(i, i + 1000).map((r) => r.name);
-      const eks = await ctx.db.selectFrom("host_eks").selectAll().where("host_name", "in", names).orderBy("ek_name").execute();
+    for (let i = 0; i < names.length; i += 1000) {
+      const eks = await ctx.db.selectFrom("host_eks").selectAll().where("host_name", "in", names.slice(i, i + 1000)).orderBy("ek_name").execute();
       for (const e of eks) by.set(e.host_name, [...(by.get(e.host_name) ?? []), toEk(e)]);
     }
+    return by;
+  }
+
+  async function withEks(rows: HostsTable[]): Promise<Host[]> {
+    const by = await eksOf(rows.map((r) => r.name));
     return rows.map((r) => toHost(r, by.get(r.name) ?? []));
   }
 
@@ -315,6 +322,25 @@ export function hostsRepo(ctx: Ctx) {
         .executeTakeFirst();
       return affected(r) > 0;
     },
+
+    /**
+     * One page (by name, after `after`) of the hosts a trust change can turn unhealthy: enabled, not
+     * yet unhealthy, with at least one EK. Without their EKs (eksOf loads those that must be judged).
+     */
+    async trustCandidates(o: { after?: string; limit: number }): Promise<TrustCandidate[]> {
+      let q = ctx.db
+        .selectFrom("hosts")
+        .select(["name", "hardware_class", "policy_version", "health", "created_at", "disabled_at"])
+        .where("health", "<>", "unhealthy")
+        .where("disabled_at", "is", null)
+        .where((eb) => eb.exists(eb.selectFrom("host_eks").select("ek_name").whereRef("host_eks.host_name", "=", "hosts.name")));
+      if (o.after !== undefined) q = q.where("name", ">", o.after);
+      const rows = await q.orderBy("name").limit(o.limit).execute();
+      return rows.map((r) => ({ name: r.name, hardwareClass: r.hardware_class, policyVersion: r.policy_version as PolicyVersion, health: r.health as Health, createdAt: r.created_at, disabledAt: r.disabled_at ?? null }));
+    },
+
+    /** The EKs of these hosts, by host name. */
+    eksOf,
 
     /** Hosts not yet unhealthy whose attestation deadline has passed. */
     async listOverdue(at: number): Promise<Host[]> {

@@ -9,6 +9,7 @@ import { caRepo } from "./ca.js";
 import { caPendingRepo } from "./ca-pending.js";
 import { hostEvidenceRepo } from "./host-evidence.js";
 import { hostsRepo } from "./hosts.js";
+import { imaStateRepo } from "./ima-state.js";
 import { keysRepo } from "./keys.js";
 import { noncesRepo } from "./nonces.js";
 import { policiesRepo } from "./policies.js";
@@ -32,6 +33,7 @@ export function makeRepos(ctx: Ctx) {
     attestations: attestationsRepo(ctx),
     verdicts: verdictsRepo(ctx),
     hostEvidence: hostEvidenceRepo(ctx),
+    imaState: imaStateRepo(ctx),
     tokens: tokensRepo(ctx),
     signingKeys: signingKeysRepo(ctx),
     webhooks: webhooksRepo(ctx),

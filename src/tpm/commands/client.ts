@@ -47,7 +47,7 @@ export class TpmClient {
    * goes last in the authorization area and encrypts the first parameter of the command and/or of
    * the response. One-shot policy sessions that a failed command leaves open are flushed.
    */
-  async execute<T>(
+  private async execute<T>(
     req: CommandRequest,
     auths: AuthSession[],
     parse: (r: Reader, handles: number[]) => T,

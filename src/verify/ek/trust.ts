@@ -5,6 +5,7 @@
  * 1.3.6.1.4.1.311.21.31). A revoked EK (by hash) passes neither. Pure: the allow-list, revoked EKs,
  * anchors and time come in as arguments.
  */
+import { createHash } from "node:crypto";
 import { isTpmTrustError, TpmTrustError, type ErrorCode } from "../../errors.js";
 import { toPublicKey, type PublicKeyInput } from "../../crypto/keys.js";
 import { loadCertificate, type ParsedCertificate } from "./certificate.js";
@@ -48,6 +49,8 @@ export interface EkCertificateOutcome {
   tcg?: TcgFacts;
   /** when passed: labels from leaf to anchor */
   path?: string[];
+  /** when passed: SHA-256 of each certificate's DER from leaf to anchor (lowercase hex, the ids `trust cas` lists) */
+  pathSha256?: string[];
   tolerances?: Tolerance[];
   code?: ErrorCode;
   reason: string;
@@ -97,6 +100,7 @@ function evaluateCertificate(input: ParsedCertificate | Uint8Array | string, opt
       ekHash: hash,
       passed: true,
       path: chain.path.map((c) => c.label),
+      pathSha256: chain.path.map((c) => createHash("sha256").update(c.der).digest("hex")),
       tolerances: chain.tolerances,
       reason: `chains to "${chain.anchor.label}"`,
     };
@@ -106,6 +110,14 @@ function evaluateCertificate(input: ParsedCertificate | Uint8Array | string, opt
   }
 }
 
+// an allow-list is judged against many EKs in a row (the trust sweep): lowercased once per set
+const lowered = new WeakMap<ReadonlySet<string>, ReadonlySet<string>>();
+function lowercased(allowlist: ReadonlySet<string>): ReadonlySet<string> {
+  let l = lowered.get(allowlist);
+  if (!l) lowered.set(allowlist, (l = new Set([...allowlist].map((h) => h.toLowerCase()))));
+  return l;
+}
+
 /**
  * Which EK trust methods pass. Evidence that fails is reported per method and per certificate,
  * never thrown; only an unusable `ekPublic` throws (ERR_PARSE_*).
@@ -113,7 +125,7 @@ function evaluateCertificate(input: ParsedCertificate | Uint8Array | string, opt
 export function evaluateEkTrust(opts: EkTrustInput): EkTrustResult {
   const ekKey = opts.ekPublic !== undefined ? toPublicKey(opts.ekPublic) : undefined;
   const certificates = (opts.ekCerts ?? []).map((c) => evaluateCertificate(c, { ...opts, ...(ekKey ? { ekPublic: ekKey } : {}) }));
-  const allow = new Set([...opts.allowlist].map((h) => h.toLowerCase()));
+  const allow = lowercased(opts.allowlist);
 
   const hashes = ekKey ? [ekHash(ekKey)] : certificates.flatMap((c) => (c.ekHash ? [c.ekHash] : []));
   const listed = hashes.find((h) => allow.has(h));

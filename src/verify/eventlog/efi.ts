@@ -49,7 +49,7 @@ function variableValue(guid: string, name: string, value: Buffer): VariableValue
 }
 
 /** EFI_SIGNATURE_LIST array (UEFI §32.4.1): type GUID, u32 list size, u32 header size, u32 signature size, header, signatures. */
-export function signatureLists(c: LeCursor): SignatureList[] {
+function signatureLists(c: LeCursor): SignatureList[] {
   const lists: SignatureList[] = [];
   while (c.remaining > 0) {
     const at = c.offset;
@@ -61,21 +61,38 @@ export function signatureLists(c: LeCursor): SignatureList[] {
     const body = c.sub(listSize - 28, "signature list");
     const header = body.bytes(headerSize, "SignatureHeader");
     if (sigSize < 16 || body.remaining % sigSize) throw eventLogError("bad-value", `SignatureSize ${sigSize} does not divide the list`, at, { field: "SignatureSize" });
-    const count = body.remaining / sigSize;
-    const list = { type, typeName: SIGNATURE_TYPE_NAMES[type] ?? "unknown", header, count } as SignatureList;
-    // dbx holds hundreds of entries that only a reader of this list needs one by one: decoded on first use (sizes checked above)
-    Object.defineProperty(list, "signatures", {
-      enumerable: true,
-      configurable: true,
-      get() {
-        const value = signatureEntries(body, sigSize);
-        Object.defineProperty(list, "signatures", { value, enumerable: true });
-        return value;
-      },
-    });
-    lists.push(list);
+    lists.push(new LazySignatureList(type, header, body, sigSize));
   }
   return lists;
+}
+
+/**
+ * dbx holds hundreds of entries that only a reader of this list needs one by one: they are decoded
+ * on the first read of `signatures` (the sizes are checked when the list is read).
+ */
+class LazySignatureList implements SignatureList {
+  readonly typeName: string;
+  readonly count: number;
+  #signatures: SignatureEntry[] | undefined;
+  readonly #body: LeCursor;
+  readonly #sigSize: number;
+  constructor(
+    readonly type: string,
+    readonly header: Buffer,
+    body: LeCursor,
+    sigSize: number,
+  ) {
+    this.typeName = SIGNATURE_TYPE_NAMES[type] ?? "unknown";
+    this.count = body.remaining / sigSize;
+    this.#body = body;
+    this.#sigSize = sigSize;
+  }
+  get signatures(): SignatureEntry[] {
+    return (this.#signatures ??= signatureEntries(this.#body, this.#sigSize));
+  }
+  toJSON() {
+    return { type: this.type, typeName: this.typeName, header: this.header, count: this.count, signatures: this.signatures };
+  }
 }
 
 /** EFI_SIGNATURE_DATA entries (owner GUID + data) of a list whose size is a multiple of `sigSize` (≥ 16). */

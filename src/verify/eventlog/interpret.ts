@@ -120,8 +120,12 @@ export interface WindowsBoot {
   loadedModules: { path?: string; authenticodeHash?: string; imageValidated?: boolean; publisher?: string; issuer?: string; svn?: number }[];
 }
 
-const hex = (b: Buffer) => b.toString("hex");
-const hexDigests = (ev: TcgEvent) => Object.fromEntries(Object.entries(ev.digests).map(([k, v]) => [k, hex(v)]));
+function hexDigests(ev: TcgEvent): Record<string, string> {
+  const out: Record<string, string> = {};
+  const digests = ev.digests;
+  for (const bank in digests) out[bank] = digests[bank].toString("hex");
+  return out;
+}
 
 type Bound = (ev: TcgEvent) => boolean;
 
@@ -158,11 +162,12 @@ function secureBootState(events: readonly TcgEvent[], bound: Bound): SecureBootS
   const flags: Record<string, "enabled" | "setupMode" | "auditMode" | "deployedMode"> = { SecureBoot: "enabled", SetupMode: "setupMode", AuditMode: "auditMode", DeployedMode: "deployedMode" };
   const pendingAuthorities: Authority[] = [];
   for (const ev of events) {
-    const d = ev.decoded;
     if ((ev.type === EV.EFI_BOOT_SERVICES_APPLICATION || ev.type === EV.EFI_BOOT_SERVICES_DRIVER) && pendingAuthorities.length) {
       for (const a of pendingAuthorities.splice(0)) a.before = ev.index;
     }
-    if (d.kind !== "efi-variable" || ev.pcr !== 7) continue;
+    if (ev.pcr !== 7 || (ev.type !== EV.EFI_VARIABLE_DRIVER_CONFIG && ev.type !== EV.EFI_VARIABLE_AUTHORITY)) continue;
+    const d = ev.decoded;
+    if (d.kind !== "efi-variable") continue;
     if (ev.type === EV.EFI_VARIABLE_DRIVER_CONFIG && bound(ev)) {
       const flag = flags[d.name];
       if (flag && d.guid === GUID.EFI_GLOBAL_VARIABLE) state[flag] = d.value.length === 1 ? d.value[0] === 1 : false;
@@ -212,6 +217,9 @@ export function iplKind(pcr: number, text: string): string {
   return m ? m[1] : text.split(/[\s:]/)[0].slice(0, 40);
 }
 
+/** The event types whose data is a UEFI_IMAGE_LOAD_EVENT (what decodes as "image-load"). */
+const IMAGE_LOADS: ReadonlySet<number> = new Set([EV.EFI_BOOT_SERVICES_APPLICATION, EV.EFI_BOOT_SERVICES_DRIVER, EV.EFI_RUNTIME_SERVICES_DRIVER]);
+
 function bootChainOf(events: readonly TcgEvent[], bound: Bound): BootChain {
   const chain: BootChain = { applications: [], drivers: [], bootloaders: [], kernels: [], initrds: [] };
   let pcr4Separated = false;
@@ -219,9 +227,11 @@ function bootChainOf(events: readonly TcgEvent[], bound: Bound): BootChain {
   let grubLinux: string | undefined;
   let grubInitrd: string | undefined;
   for (const ev of events) {
-    const d = ev.decoded;
     if (ev.pcr === 4 && ev.type === EV.SEPARATOR) pcr4Separated = true;
-    if (d.kind === "image-load") {
+    const loadsImage = IMAGE_LOADS.has(ev.type);
+    if (!loadsImage && !(ev.type === EV.IPL && (ev.pcr === 8 || ev.pcr === 9 || ev.pcr === 12))) continue;
+    const d = ev.decoded;
+    if (loadsImage && d.kind === "image-load") {
       const path = d.devicePath.filePath;
       const image: BootImage = { record: ev.index, pcr: ev.pcr, role: "efi-application", ...(path ? { path } : {}), ...(d.devicePath.text ? { devicePath: d.devicePath.text } : {}), digests: hexDigests(ev) };
       if (ev.type !== EV.EFI_BOOT_SERVICES_APPLICATION) {

@@ -2,6 +2,7 @@ import { hash } from "node:crypto";
 import { HASH_ALGS } from "../../tpm/constants.js";
 import { eventLogError } from "./bytes.js";
 import { EV } from "./constants.js";
+import { LogEvent } from "./parse.js";
 import type { EventLog, PcrValues, TcgEvent } from "./types.js";
 
 /** PFP §10.4.5: EV_NO_ACTION events and PCR indices ≥ 24 (Windows' 0xFFFFFFFF trust points) are never extended. */
@@ -28,11 +29,11 @@ export function extend(alg: string, pcr: Buffer, digest: Buffer, scratch?: Buffe
  * The locality of TPM2_Startup from a "StartupLocality" EV_NO_ACTION event (PFP §10.4.5.3). It
  * must come before any extension of PCR 0, and there may be only one.
  */
-export function startupLocality(log: EventLog): number | undefined {
+function startupLocality(log: EventLog): number | undefined {
   let locality: number | undefined;
   let pcr0Extended = false;
   for (const ev of log.events) {
-    if (ev.decoded.kind === "startup-locality") {
+    if (ev.type === EV.NO_ACTION && ev.decoded.kind === "startup-locality") {
       if (ev.pcr !== 0) throw eventLogError("bad-value", `StartupLocality event for PCR ${ev.pcr}, not PCR 0`, ev.offset, { record: ev.index });
       if (locality !== undefined) throw eventLogError("bad-value", "a second StartupLocality event", ev.offset, { record: ev.index });
       if (pcr0Extended) throw eventLogError("bad-value", "StartupLocality event after PCR 0 was extended", ev.offset, { record: ev.index });
@@ -63,43 +64,39 @@ export interface ReplayResult {
 }
 
 /**
- * One bank's PCRs extended in place: `scratch` holds the value of the PCR last extended ‖ the digest,
- * values are kept as latin1 strings (node:crypto's string output allocates no buffer, which makes a
- * short hash several times cheaper) and turned into buffers once at the end.
+ * One bank's PCRs extended in place: each PCR has one buffer holding its value ‖ the digest to extend
+ * it with, hashed whole. node:crypto's string output allocates no buffer, which makes a short hash
+ * several times cheaper; the new value is copied back from it. Values become buffers once, at the end.
  */
 class BankReplay {
-  private readonly values = new Map<number, string>();
-  private readonly scratch: Buffer;
-  private inScratch = -1;
+  /** by PCR index (< 24) */
+  private readonly regs: (Buffer | undefined)[] = [];
   constructor(
     private readonly hash: string,
     private readonly size: number,
     private readonly locality: number | undefined,
-  ) {
-    this.scratch = Buffer.alloc(2 * size);
-  }
-  /** `digest` has the bank's size: the parser reads each with its Spec ID event's size, checked against the algorithm's. */
-  extend(pcr: number, digest: Buffer): void {
-    const s = this.scratch;
+  ) {}
+  /** Extends with the digest at src[at…]: the parser reads each digest with its Spec ID event's size, checked against the algorithm's. */
+  extend(pcr: number, src: Uint8Array, at: number): void {
     const size = this.size;
-    if (this.inScratch !== pcr) {
-      const v = this.values.get(pcr);
-      if (v === undefined) s.set(initialValue(size, pcr, this.locality), 0);
-      else for (let i = 0; i < size; i++) s[i] = v.charCodeAt(i);
+    let r = this.regs[pcr];
+    if (r === undefined) {
+      r = Buffer.allocUnsafe(2 * size);
+      r.set(initialValue(size, pcr, this.locality), 0);
+      this.regs[pcr] = r;
     }
-    s.set(digest, size);
-    const v = hash(this.hash, s, "binary");
-    for (let i = 0; i < size; i++) s[i] = v.charCodeAt(i);
-    this.values.set(pcr, v);
-    this.inScratch = pcr;
+    for (let i = 0; i < size; i++) r[size + i] = src[at + i];
+    const v = hash(this.hash, r, "binary");
+    for (let i = 0; i < size; i++) r[i] = v.charCodeAt(i);
   }
   delete(pcr: number): void {
-    this.values.delete(pcr);
-    if (this.inScratch === pcr) this.inScratch = -1;
+    this.regs[pcr] = undefined;
   }
   result(): Record<number, Buffer> {
     const out: Record<number, Buffer> = {};
-    for (const [pcr, v] of this.values) out[pcr] = Buffer.from(v, "latin1");
+    this.regs.forEach((r, pcr) => {
+      if (r) out[pcr] = Buffer.from(r.subarray(0, this.size));
+    });
     return out;
   }
 }
@@ -110,6 +107,7 @@ export function replayEventLog(log: EventLog): ReplayResult {
   const pcrs: PcrValues = {};
   const unsupportedBanks: string[] = [];
   const incomplete: ReplayResult["incomplete"] = [];
+  const extending = log.events.filter(extendsPcr);
   for (const alg of log.algorithms) {
     const hash = bankHash(alg.bank);
     if (!hash) {
@@ -117,17 +115,20 @@ export function replayEventLog(log: EventLog): ReplayResult {
       continue;
     }
     const bank = new BankReplay(hash, alg.digestSize, locality);
-    const broken = new Set<number>();
-    for (const ev of log.events) {
-      if (!extendsPcr(ev) || broken.has(ev.pcr)) continue;
-      const d = ev.digests[alg.bank];
-      if (!d) {
-        broken.add(ev.pcr);
+    let broken = 0; // bit p: PCR p has an event without this bank's digest
+    for (const ev of extending) {
+      const bit = 1 << ev.pcr;
+      if (broken & bit) continue;
+      // a parsed event's digest is read in the log's bytes, with no view made
+      const at = ev instanceof LogEvent ? ev.digestAt(alg.bank) : 0;
+      const src = ev instanceof LogEvent ? (at >= 0 ? ev.bytes : undefined) : ev.digests[alg.bank];
+      if (!src) {
+        broken |= bit;
         bank.delete(ev.pcr);
         incomplete.push({ bank: alg.bank, pcr: ev.pcr, record: ev.index });
         continue;
       }
-      bank.extend(ev.pcr, d);
+      bank.extend(ev.pcr, src, at);
     }
     pcrs[alg.bank] = bank.result();
   }

@@ -14,15 +14,25 @@ const AGGREGATION = SIPA.AGGREGATION;
  * tree is built only on first access, and interpretation reads the bytes through `visitSipa`.
  */
 export function decodeSipaEvent(c: LeCursor): SipaEvent {
-  const { buf, base } = c;
-  visitSipa(buf, base, () => undefined);
-  let items: SipaItem[] | undefined;
-  return {
-    kind: "sipa",
-    get items() {
-      return (items ??= buildItems(buf, base));
-    },
-  };
+  visitSipa(c.buf, c.base, () => undefined);
+  return new LazySipaEvent(c.buf, c.base);
+}
+
+class LazySipaEvent implements SipaEvent {
+  readonly kind = "sipa";
+  #items: SipaItem[] | undefined;
+  readonly #buf: Buffer;
+  readonly #base: number;
+  constructor(buf: Buffer, base: number) {
+    this.#buf = buf;
+    this.#base = base;
+  }
+  get items(): SipaItem[] {
+    return (this.#items ??= buildItems(this.#buf, this.#base));
+  }
+  toJSON() {
+    return { kind: this.kind, items: this.items };
+  }
 }
 
 /**

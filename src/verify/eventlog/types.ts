@@ -29,7 +29,8 @@ export interface TcgEvent {
   digests: Record<string, Buffer>;
   /** The event data (a view into the log bytes). */
   data: Buffer;
-  decoded: EventData;
+  /** The data decoded by event type (a parsed log's events decode it on first read). */
+  readonly decoded: EventData;
 }
 
 export interface EventLog {
@@ -201,7 +202,7 @@ export interface SipaItem {
 
 export interface SipaEvent {
   kind: "sipa";
-  /** Built on first access (an enumerable getter, so JSON output includes it). */
+  /** Built on first access (JSON output includes it). */
   readonly items: SipaItem[];
 }
 

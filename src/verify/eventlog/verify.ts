@@ -1,6 +1,6 @@
 import { TpmTrustError } from "../../errors.js";
 import { DATA_DIGEST_TYPES, dataBinding } from "./binding.js";
-import { parseEventLog } from "./parse.js";
+import { parseEventLog, withDigests } from "./parse.js";
 import { bankHash, extend, extendsPcr, initialValue, pcrEvents, replayEventLog } from "./replay.js";
 import type { EventLog, ParseQuirk, PcrValues, SpecIdAlgorithm, TcgEvent } from "./types.js";
 import { WORKAROUNDS } from "./workarounds.js";
@@ -132,7 +132,7 @@ export function verifyEventLog(input: EventLog | Uint8Array, quoted: PcrValues):
     if (!banks) continue;
     const digests: Record<string, Buffer> = {};
     for (const b of banks) digests[b] = ev.digests[b];
-    events.push({ ...ev, digests });
+    events.push(withDigests(ev, digests));
   }
   return {
     against: "quote",
@@ -170,7 +170,7 @@ function divergence(events: TcgEvent[], bank: string, hash: string, size: number
     }
     v = extend(hash, v, events[k].digests[bank]);
   }
-  const forged = events.find((ev) => DATA_DIGEST_TYPES.has(ev.type) && dataBinding({ ...ev, digests: { [bank]: ev.digests[bank] } })?.bound === false);
+  const forged = events.find((ev) => DATA_DIGEST_TYPES.has(ev.type) && dataBinding(withDigests(ev, { [bank]: ev.digests[bank] }))?.bound === false);
   if (forged) return { ...at(forged), reason: `record ${forged.index} (${forged.typeName}) has a ${bank} digest that is not the hash of its event data` };
   const also = matchingBanks.length ? `; the ${matchingBanks.join(", ")} bank${matchingBanks.length > 1 ? "s" : ""} of this PCR match, so this bank's digests differ` : "";
   return {

@@ -1,5 +1,5 @@
 /**
- * EK trust, host registration and AK enrolment with credential activation, end to end: the service
+ * EK trust, host admission and AK activation (credential activation), end to end: the service
  * over real HTTP on 127.0.0.1 (SQLite, then a real PostgreSQL), real swtpm TPMs whose EKs, EK
  * certificates and AKs are made by tpmtrust's TPM client and by tpm2-tools, and credentials the
  * service made activated inside the TPM.

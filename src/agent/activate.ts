@@ -1,5 +1,6 @@
 /**
- * `tpmtrust agent register`: AK enrollment with credential activation (docs/api.md).
+ * `tpmtrust agent activate` (alias `agent register`): AK activation, the AK proven by credential
+ * activation (docs/api.md).
  *
  *   createAk (under the EK) → POST /v1/activations {ekPublic, ekCertificates, akPublic}
  *   → TPM2_ActivateCredential(AK, EK) with the EK's PolicySecret(TPM_RH_ENDORSEMENT) session
@@ -38,9 +39,9 @@ import { tpm2bPublic, withEk, type EkChoice, type LoadedEk } from "./tpm.js";
 /** Default persistent handle of the AK (the owner range 0x81000000–0x817FFFFF, next to the EKs). */
 export const DEFAULT_AK_HANDLE = 0x81010003;
 
-export interface RegisterOptions {
+export interface ActivateOptions {
   stateDir: string;
-  /** EK template to enrol under (default rsa2048) */
+  /** EK template to create the AK under (default rsa2048) */
   ekAlg?: EkKind;
   /** the template's EK or the persisted one, when the TPM has both (default auto: the persisted one) */
   ek?: EkChoice;
@@ -84,8 +85,8 @@ function isAk(pub: TpmtPublic): boolean {
 }
 
 /**
- * Whether `handle` holds an AK an earlier registration left (to be replaced). Any other object
- * there is refused before anything is enrolled.
+ * Whether `handle` holds an AK an earlier activation left (to be replaced). Any other object
+ * there is refused before anything is created.
  */
 async function occupiedByAk(tpm: TpmClient, handle: number): Promise<boolean> {
   if (!(await getHandles(tpm, handle)).includes(handle)) return false;
@@ -95,7 +96,7 @@ async function occupiedByAk(tpm: TpmClient, handle: number): Promise<boolean> {
   return true;
 }
 
-async function activate(tpm: TpmClient, service: ServiceClient, ek: LoadedEk, o: RegisterOptions): Promise<AgentState> {
+async function activateUnder(tpm: TpmClient, service: ServiceClient, ek: LoadedEk, o: ActivateOptions): Promise<AgentState> {
   const akAlg = o.akAlg ?? "rsa";
   const akHandle = o.akHandle === undefined ? DEFAULT_AK_HANDLE : o.akHandle;
   const replace = akHandle !== null && (await occupiedByAk(tpm, akHandle));
@@ -149,10 +150,10 @@ async function activate(tpm: TpmClient, service: ServiceClient, ek: LoadedEk, o:
   }
 }
 
-/** Enrols a new AK under the EK of `ekAlg` and records it in the state directory. */
-export async function register(tpm: TpmClient, service: ServiceClient, o: RegisterOptions): Promise<AgentState> {
+/** Activates a new AK under the EK of `ekAlg` and records it in the state directory. */
+export async function activate(tpm: TpmClient, service: ServiceClient, o: ActivateOptions): Promise<AgentState> {
   if (o.akHandle != null && !(Number.isInteger(o.akHandle) && o.akHandle >>> 24 === 0x81)) {
     throw new TpmTrustError("ERR_USAGE", `--ak-handle 0x${o.akHandle.toString(16)} is not a persistent handle (0x81xxxxxx)`);
   }
-  return withEk(tpm, o.ekAlg ?? "rsa2048", (ek) => activate(tpm, service, ek, o), o.ek);
+  return withEk(tpm, o.ekAlg ?? "rsa2048", (ek) => activateUnder(tpm, service, ek, o), o.ek);
 }
