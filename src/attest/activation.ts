@@ -15,7 +15,7 @@ import { TPM_ALG, algName } from "../tpm/constants.js";
 import { decodeTpmtPublic } from "../tpm/structures.js";
 import { checkAkAttributes } from "../verify/keyattrs.js";
 import { loadCertificates } from "../verify/ek/index.js";
-import { attestationCa, issueAkCertificate } from "../ca/ak-ca.js";
+import { attestationCa, recordAkCertificate, signAkCertificate, type AttestationCa, type SignedAkCertificate } from "../ca/ak-ca.js";
 import { decodePublic } from "./identity.js";
 import { countFromSource, type SourceLimit } from "./limits.js";
 import { evaluateEk, requireForPolicy } from "../trust/trust.js";
@@ -96,19 +96,23 @@ export async function startActivation(store: Store, input: StartActivation, o: {
 
     const secret = randomBytes(SECRET_BYTES);
     const blob = makeCredential(ek.public, ak.name, secret);
-    const a = await store.activations.create({
-      hostName: host.name,
-      akName: ak.name,
-      akPublic: ak.publicArea,
-      ekName: ek.name,
-      secretHash: sha256(secret),
-      ttlMs: o.ttlMs ?? ACTIVATION_TTL_MS,
-      at: o.now,
+    // the pending activation and its audit entry commit together
+    const a = await store.transaction(async (tx) => {
+      const a = await tx.activations.create({
+        hostName: host.name,
+        akName: ak.name,
+        akPublic: ak.publicArea,
+        ekName: ek.name,
+        secretHash: sha256(secret),
+        ttlMs: o.ttlMs ?? ACTIVATION_TTL_MS,
+        at: o.now,
+      });
+      await tx.audit.append({ actor, action: "ak.activation.start", subject, outcome: "success", details: { ...details, activationId: a.id, expiresAt: a.expiresAt }, at: o.now });
+      return a;
     });
-    await store.audit.append({ actor, action: "ak.activation.start", subject, outcome: "success", details: { ...details, activationId: a.id, expiresAt: a.expiresAt }, at: o.now });
     return { activationId: a.id, credentialBlob: blob.credentialBlob, encryptedSecret: blob.secret, akName: ak.name, expiresAt: a.expiresAt };
   } catch (e) {
-    if (isTpmTrustError(e)) {
+    if (isTpmTrustError(e) && e.code !== "ERR_AUDIT_WRITE_FAILED") {
       await store.audit.append({ actor, action: "ak.activation.start", subject, outcome: "failure", details: { ...details, code: e.code, reason: e.message }, at: o.now });
     }
     throw e;
@@ -138,29 +142,36 @@ export async function completeActivation(store: Store, id: string, secret: Buffe
     const host = await store.hosts.get(a.hostName);
     if (!host) throw new TpmTrustError("ERR_NOT_FOUND", `host ${a.hostName} is no longer registered`);
     await requireHostTrusted(store, host, o.now);
-    // bind first: the binding is what the TPM proved; the certificate is a convenience on top
-    await store.aks.bind({ hostName: a.hostName, name: a.akName, public: a.akPublic, at: o.now });
-    let akCertificate: Buffer | undefined;
+    // the certificate is a convenience on top of the binding the TPM proved: signed before the
+    // transaction, and if it cannot be signed the AK is bound without one
+    let signed: SignedAkCertificate | undefined;
+    let ca: AttestationCa | undefined;
     let certError: string | undefined;
     try {
-      const ca = await attestationCa(store, o.now);
-      akCertificate = await issueAkCertificate(store, ca, { hostName: a.hostName, akPublic: decodeTpmtPublic(a.akPublic), akName: a.akName, now: o.now });
-      await store.aks.setCert(a.akName, akCertificate);
+      ca = await attestationCa(store, o.now);
+      signed = await signAkCertificate(ca, { hostName: a.hostName, akPublic: decodeTpmtPublic(a.akPublic), now: o.now });
     } catch (e) {
       if (!isTpmTrustError(e)) throw e;
       certError = `${e.code}: ${e.message}`;
     }
-    await store.audit.append({
-      actor,
-      action: "ak.activation.complete",
-      subject,
-      outcome: "success",
-      details: { activationId: id, host: a.hostName, akCertificate: akCertificate !== undefined, ...(certError ? { akCertificateError: certError } : {}) },
-      at: o.now,
+    // the binding, its certificate and its audit entry commit together or not at all
+    const akCertificate = await store.transaction(async (tx) => {
+      await tx.aks.bind({ hostName: a.hostName, name: a.akName, public: a.akPublic, at: o.now });
+      const der = signed && ca ? await recordAkCertificate(tx, ca, signed, { hostName: a.hostName, akName: a.akName, now: o.now }) : undefined;
+      if (der) await tx.aks.setCert(a.akName, der);
+      await tx.audit.append({
+        actor,
+        action: "ak.activation.complete",
+        subject,
+        outcome: "success",
+        details: { activationId: id, host: a.hostName, akCertificate: der !== undefined, ...(certError ? { akCertificateError: certError } : {}) },
+        at: o.now,
+      });
+      return der;
     });
     return { host: a.hostName, akName: a.akName, ...(akCertificate ? { akCertificate } : { akCertificateError: certError! }) };
   } catch (e) {
-    if (isTpmTrustError(e)) {
+    if (isTpmTrustError(e) && e.code !== "ERR_AUDIT_WRITE_FAILED") {
       await store.audit.append({ actor, action: "ak.activation.complete", subject, outcome: "failure", details: { activationId: id, code: e.code, reason: e.message }, at: o.now });
     }
     throw e;

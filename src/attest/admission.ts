@@ -36,16 +36,20 @@ export async function admitByEkCertChain(store: Store, ev: AdmissionEvidence, o:
     details.certificate = d.certificates[i].certificate;
     details.path = d.certificates[i].path ?? [];
     const name = subject!;
-    let host: Host;
     try {
-      host = await store.hosts.add({
-        name,
-        hardwareClass: o.hardwareClass,
-        policyVersion: "v2",
-        trustMethod: "ek-cert",
-        eks: [{ name: ev.ek.name, public: ev.ek.publicArea, cert: Buffer.from(ev.ekCerts[i]) }],
-        platform: { admitted: "ek-cert-chain", ...(d.tcg ? { certified: d.tcg } : {}) },
-        at: o.now,
+      // the host and its audit entry commit together
+      return await store.transaction(async (tx) => {
+        const host = await tx.hosts.add({
+          name,
+          hardwareClass: o.hardwareClass,
+          policyVersion: "v2",
+          trustMethod: "ek-cert",
+          eks: [{ name: ev.ek.name, public: ev.ek.publicArea, cert: Buffer.from(ev.ekCerts[i]) }],
+          platform: { admitted: "ek-cert-chain", ...(d.tcg ? { certified: d.tcg } : {}) },
+          at: o.now,
+        });
+        await tx.audit.append({ actor, action: "host.admit", subject: name, outcome: "success", details, at: o.now });
+        return host;
       });
     } catch (e) {
       // another activation of the same TPM admitted it first
@@ -53,10 +57,8 @@ export async function admitByEkCertChain(store: Store, ev: AdmissionEvidence, o:
       if (!again) throw e;
       return again;
     }
-    await store.audit.append({ actor, action: "host.admit", subject: name, outcome: "success", details, at: o.now });
-    return host;
   } catch (e) {
-    if (isTpmTrustError(e)) await store.audit.append({ actor, action: "host.admit", subject, outcome: "failure", details: { ...details, code: e.code, reason: e.message }, at: o.now });
+    if (isTpmTrustError(e) && e.code !== "ERR_AUDIT_WRITE_FAILED") await store.audit.append({ actor, action: "host.admit", subject, outcome: "failure", details: { ...details, code: e.code, reason: e.message }, at: o.now });
     throw e;
   }
 }

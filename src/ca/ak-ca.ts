@@ -13,10 +13,10 @@ import * as x509 from "@peculiar/x509";
 import { dirname, resolve } from "node:path";
 import { spkiFromTpmt } from "../crypto/keys.js";
 import { TpmTrustError } from "../errors.js";
-import { isPostgresUrl, type CaAuthority, type Store } from "../store/index.js";
+import { isPostgresUrl, type CaAuthority, type Repos, type Store } from "../store/index.js";
 import type { TpmtPublic } from "../tpm/types.js";
 import { EKU_AIK_CERTIFICATE, loadCertificate, validateChain } from "../verify/ek/index.js";
-import { createSelfSignedCa, DAY_MS, generateCaKey, issueUnique, loadSigner, readKeyFile, toSecond, writeKeyFile, type Signer } from "./signing.js";
+import { createSelfSignedCa, DAY_MS, generateCaKey, loadSigner, randomSerial, readKeyFile, signCertificate, toSecond, writeKeyFile, type Signer } from "./signing.js";
 
 export const ATTESTATION_CA_KIND = "attestation";
 const KEY_FILE = "attestation-ca-key.pem";
@@ -67,13 +67,21 @@ export async function attestationCa(store: Store, now: number): Promise<Attestat
   return { authority, ...(await loadSigner(authority.cert, authority.keyRef.replace(/^file:/, ""), "attestation CA key")) };
 }
 
+/** An AK certificate signed but not yet recorded. */
+export interface SignedAkCertificate {
+  serial: string;
+  cert: x509.X509Certificate;
+}
+
 /**
- * Issues an AK certificate: subject O=tpmtrust, CN=<host>, the AK's key, EKU 2.23.133.8.3, key
- * usage digitalSignature, not a CA; serial from the CSPRNG; stored in ca_certs with the AK's Name.
+ * Signs an AK certificate: subject O=tpmtrust, CN=<host>, the AK's key, EKU 2.23.133.8.3, key
+ * usage digitalSignature, not a CA; serial 127 bits from the CSPRNG. Touches no store, so it can
+ * be drawn before the transaction that records it.
  */
-export async function issueAkCertificate(store: Store, ca: AttestationCa, o: { hostName: string; akPublic: TpmtPublic; akName: Buffer; now: number }): Promise<Buffer> {
+export async function signAkCertificate(ca: AttestationCa, o: { hostName: string; akPublic: TpmtPublic; now: number }): Promise<SignedAkCertificate> {
   const notBefore = toSecond(o.now);
-  return issueUnique(
+  const serial = randomSerial();
+  const cert = await signCertificate(
     {
       issuer: ca,
       publicKey: spkiFromTpmt(o.akPublic),
@@ -86,23 +94,36 @@ export async function issueAkCertificate(store: Store, ca: AttestationCa, o: { h
         new x509.ExtendedKeyUsageExtension([EKU_AIK_CERTIFICATE]),
       ],
     },
-    async (cert, serial) => {
-      const der = Buffer.from(cert.rawData);
-      await store.ca.recordCert({
-        serial,
-        issuerId: ca.authority.id,
-        templateName: null,
-        hostName: o.hostName,
-        subject: cert.subject,
-        notBefore: cert.notBefore.getTime(),
-        notAfter: cert.notAfter.getTime(),
-        der,
-        attestation: { kind: "ak", akName: o.akName.toString("hex") },
-        issuedAt: o.now,
-      });
-      return der;
-    },
+    serial,
   );
+  return { serial, cert };
+}
+
+/**
+ * Records a signed AK certificate in ca_certs with the AK's Name, through `repos` (the caller's
+ * transaction). Not retried: with 127 random bits a serial collision does not happen in practice,
+ * and one fails the caller cleanly (ERR_CONFLICT) rather than being mistaken for another conflict.
+ */
+export async function recordAkCertificate(repos: Repos, ca: AttestationCa, c: SignedAkCertificate, o: { hostName: string; akName: Buffer; now: number }): Promise<Buffer> {
+  const der = Buffer.from(c.cert.rawData);
+  await repos.ca.recordCert({
+    serial: c.serial,
+    issuerId: ca.authority.id,
+    templateName: null,
+    hostName: o.hostName,
+    subject: c.cert.subject,
+    notBefore: c.cert.notBefore.getTime(),
+    notAfter: c.cert.notAfter.getTime(),
+    der,
+    attestation: { kind: "ak", akName: o.akName.toString("hex") },
+    issuedAt: o.now,
+  });
+  return der;
+}
+
+/** Signs and records an AK certificate (see signAkCertificate, recordAkCertificate). */
+export async function issueAkCertificate(repos: Repos, ca: AttestationCa, o: { hostName: string; akPublic: TpmtPublic; akName: Buffer; now: number }): Promise<Buffer> {
+  return recordAkCertificate(repos, ca, await signAkCertificate(ca, o), o);
 }
 
 /**

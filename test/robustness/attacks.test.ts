@@ -34,6 +34,8 @@ import { testEkCertificate } from "../helpers/ek-trust.js";
 import { sasToken, softDevice, softSrk } from "../helpers/soft-device.js";
 import { rawSql } from "../helpers/store.js";
 import { encodeTpm2bPublic } from "../../src/tpm/structures.js";
+import { Reader } from "../../src/tpm/marshal.js";
+import { eccEk, openOuterWrap, recoverSeed } from "../crypto/unwrap.js";
 import { addFleetBaseline, fleetPcrs, FLEET_LOG, identityOf, quoteAttest, seedHosts, signEcdsa, softHost, type SoftHost } from "../helpers/software-fleet.js";
 import { constants as cryptoConstants, privateEncrypt } from "node:crypto";
 import { addImaClass, IMA_BOOT, imaEvidence, imaEvil, imaHost as imaHostIn, imaList, type ImaRound } from "../helpers/ima-fleet.js";
@@ -956,6 +958,50 @@ test("audit: an enrollment or a revocation whose audit entry cannot be written i
   const r = await revoke();
   assert.equal(r.status, 200, JSON.stringify(r.body));
   assert.deepEqual(await state(), { ...before, entries: before.entries + 1, revoked: before.revoked + 1, crls: before.crls + 1 });
+});
+
+/**
+ * A host that is registered but has no AK bound, whose EK private key the test holds: it answers
+ * ActivateCredential in software (TPM 2.0 Part 3 §12.5: recover the seed, open the outer wrap keyed
+ * by the AK's Name, the credential is the TPM2B_DIGEST inside).
+ */
+async function activatableHost(name: string) {
+  const ek = eccEk();
+  const ekPublic = encodeTpmtPublic(ek.pub);
+  const ak = softHost(name);
+  await s.store.hosts.add({ at: Date.now(), name, hardwareClass: "gce-n1", policyVersion: "v2", trustMethod: "ek-cert", eks: [{ name: objectName(ek.pub), public: ekPublic, cert: await testEkCertificate(ekPublic) }] });
+  /** Starts an activation and answers it; with `answerAuditDown` the answer is sent while the audit log cannot be written. */
+  const activate = async (answerAuditDown = false): Promise<Answer> => {
+    const start = await call("POST", "/v1/activations", { ekPublic: b64(tpm2b(ekPublic)), akPublic: b64(tpm2b(ak.akPublic)) });
+    assert.ok(start.body.activationId, JSON.stringify(start.body));
+    const seed = recoverSeed(ek.pub, ek.priv, Buffer.from(start.body.encryptedSecret, "base64").subarray(2), "IDENTITY");
+    const secret = new Reader(openOuterWrap(ek.pub, seed, ak.akName, Buffer.from(start.body.credentialBlob, "base64").subarray(2))).tpm2b("credential");
+    const answer = () => call("POST", `/v1/activations/${start.body.activationId}`, { secret: b64(secret) });
+    return answerAuditDown ? auditDown(answer) : answer();
+  };
+  return { ak, activate };
+}
+
+test("audit: an AK activation whose audit entry cannot be written binds nothing and records no AK certificate (ERR_AUDIT_WRITE_FAILED, 503); a fresh activation succeeds once the log is back", async () => {
+  const { ak, activate } = await activatableHost("akaudit");
+  const state = async () => ({
+    entries: await rows("SELECT count(*) AS n FROM audit"),
+    aks: await rows("SELECT count(*) AS n FROM aks"),
+    certs: await rows("SELECT count(*) AS n FROM ca_certs"),
+  });
+  await attestationCa(s.store, Date.now()); // created beforehand, so only the activation's own writes are counted
+  let before = await state();
+  const r = await activate(true);
+  assert.deepEqual([r.status, r.body?.code, r.body?.akCertificate], [503, "ERR_AUDIT_WRITE_FAILED", undefined], JSON.stringify(r.body));
+  // the start of the activation was audited before the log went down; the answer left nothing
+  before = { ...before, entries: before.entries + 1 };
+  assert.deepEqual(await state(), before, "no AK bound, no AK certificate, without its audit entry");
+  assert.equal(await s.store.aks.get(ak.akName), undefined);
+  const done = await activate();
+  assert.equal(done.status, 200, JSON.stringify(done.body));
+  assert.ok(done.body.akCertificate, JSON.stringify(done.body));
+  assert.equal((await s.store.aks.get(ak.akName))?.hostName, "akaudit");
+  assert.deepEqual(await state(), { entries: before.entries + 2, aks: before.aks + 1, certs: before.certs + 1 });
 });
 
 test("keys: a key server naming a module or KMIP file outside its place is refused with one message whether the path exists or not (it is never looked at), and nothing is stored", async () => {
