@@ -26,7 +26,7 @@ export const metrics = {
   attestationSeconds: histogram("tpmtrust_attestation_duration_seconds", "time to judge one attestation's evidence", ["verdict"]),
   challenges: counter("tpmtrust_attestation_challenges_total", "attestation nonces issued or refused", ["outcome", "reason"]),
   /** kind host (Add-HgsAttestationTpmHost style) or device (DPS-style provisioning) */
-  registrations: counter("tpmtrust_registrations_total", "hosts added by an administrator (kind host) and DPS device registrations (kind device), by outcome and reason code", ["kind", "outcome", "reason"]),
+  hostAdditions: counter("tpmtrust_host_additions_total", "hosts added by an administrator (hosts add), by outcome and reason code", ["outcome", "reason"]),
   /** stage start (MakeCredential issued) or complete (secret proven) */
   activations: counter("tpmtrust_activations_total", "AK credential activations, by stage, outcome and reason code", ["stage", "outcome", "reason"]),
   certificatesIssued: counter("tpmtrust_certificates_issued_total", "certificates issued, by issuing purpose", ["purpose"]),

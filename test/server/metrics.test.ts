@@ -86,7 +86,7 @@ test("attestations count by verdict and reason with their latency; registrations
     assert.equal(delta(after, 'tpmtrust_attestations_total{verdict="rejected",reason="ERR_NONCE_REUSED"}'), 1);
     assert.equal(delta(after, 'tpmtrust_attestation_duration_seconds_count{verdict="pass"}'), 1);
     assert.equal(delta(after, 'tpmtrust_attestation_challenges_total{outcome="success",reason="none"}'), 1);
-    assert.equal(delta(after, `tpmtrust_registrations_total{kind="host",outcome="failure",reason="${badHost.body.code}"}`), 1);
+    assert.equal(delta(after, `tpmtrust_host_additions_total{outcome="failure",reason="${badHost.body.code}"}`), 1);
     assert.equal(delta(after, `tpmtrust_activations_total{stage="start",outcome="failure",reason="${badActivation.body.code}"}`), 1);
     assert.equal(sample(after, 'tpmtrust_hosts{health="healthy"}'), 1);
   } finally {

@@ -141,7 +141,6 @@ export async function dpsRoutes(app: FastifyInstance, deps: RouteDeps): Promise<
         register(d, { idScope: req.params.idScope, registrationId: req.params.registrationId, body: req.body, source: req.ip, ...(authorization !== undefined ? { authorization } : {}) }),
       );
       if (r.kind === "challenge") return reply.code(401).send({ authenticationKey: r.authenticationKey, keyName: r.keyName });
-      metrics.registrations.inc({ kind: "device", outcome: "success", reason: "none" });
       return reply.code(202).header("retry-after", String(d.config.retryAfterSeconds)).send({ operationId: r.operationId, status: r.status });
     },
   );

@@ -34,7 +34,7 @@ const hosts: RouteModule = (app, { store, now, monitor }) => {
       },
     },
     async (req, reply) => {
-      const r = await counted(metrics.registrations, { kind: "host" }, () => addHost(store, req.body, { actor: actorOf(req), now: now() }));
+      const r = await counted(metrics.hostAdditions, {}, () => addHost(store, req.body, { actor: actorOf(req), now: now() }));
       return reply.code(201).send({ ...r.host, ekTrust: r.ekTrust });
     },
   );
