@@ -15,10 +15,10 @@ import { TpmTrustError } from "../errors.js";
 import { isPostgresUrl } from "../store/index.js";
 
 export const KEY_DIR_ENV = "TPMTRUST_KEY_DIR";
-export const MODULE_DIRS_ENV = "TPMTRUST_PKCS11_MODULE_DIRS";
+const MODULE_DIRS_ENV = "TPMTRUST_PKCS11_MODULE_DIRS";
 
 /** Where Debian/Ubuntu (multiarch, SoftHSM2's own folder) and Fedora/RHEL install PKCS#11 modules. */
-export const DEFAULT_MODULE_DIRS: readonly string[] = [
+const DEFAULT_MODULE_DIRS: readonly string[] = [
   "/usr/lib/softhsm",
   "/usr/lib/pkcs11",
   "/usr/lib/x86_64-linux-gnu/softhsm",
@@ -96,7 +96,7 @@ export function openConfined(ctx: KeyDirContext, path: string, setting: string, 
 }
 
 /** $TPMTRUST_PKCS11_MODULE_DIRS (absolute folders separated by ":"), else DEFAULT_MODULE_DIRS. */
-export function moduleDirs(): string[] {
+function moduleDirs(): string[] {
   const env = process.env[MODULE_DIRS_ENV];
   if (env === undefined || env === "") return [...DEFAULT_MODULE_DIRS];
   const dirs = env.split(":").filter((d) => d !== "");
