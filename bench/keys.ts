@@ -18,6 +18,7 @@ import { addKeyServer, closeKeyServers, createProvider, putCluster } from "../sr
 import { buildApp } from "../src/server/app.js";
 import { openStore } from "../src/store/index.js";
 import { PYKMIP_SERVER, startPyKmip, type PyKmip } from "../test/helpers/pykmip.js";
+import { FLEET_CLASS, seedHosts, softHost } from "../test/helpers/software-fleet.js";
 
 const IN_FLIGHT = 16;
 const SOFTHSM = "/usr/lib/softhsm/libsofthsm2.so";
@@ -49,7 +50,11 @@ const scale = (f: BenchFigure): BenchFigure => ({
 
 export async function run(): Promise<BenchFigure[]> {
   const dir = mkdtempSync(join(tmpdir(), "tpmtrust-bench-keys-"));
-  const servers: { name: string; kind: string; config: Record<string, unknown> }[] = [{ name: "local", kind: "local", config: { masterKeyFile: join(dir, "master.key") } }];
+  // key-server files live in the key directory (src/keys/key-dir.ts): the KMS's folder holds its client files
+  const kms: PyKmip | undefined = existsSync(PYKMIP_SERVER) ? await startPyKmip() : undefined;
+  const keyDirBefore = process.env.TPMTRUST_KEY_DIR;
+  process.env.TPMTRUST_KEY_DIR = kms?.dir ?? dir;
+  const servers: { name: string; kind: string; config: Record<string, unknown> }[] = [{ name: "local", kind: "local", config: { masterKeyFile: join(process.env.TPMTRUST_KEY_DIR, "master.key") } }];
   if (existsSync(SOFTHSM)) {
     mkdirSync(join(dir, "tokens"));
     writeFileSync(join(dir, "softhsm2.conf"), `directories.tokendir = ${join(dir, "tokens")}\nobjectstore.backend = file\nlog.level = ERROR\n`);
@@ -58,11 +63,7 @@ export async function run(): Promise<BenchFigure[]> {
     process.env.TPMTRUST_BENCH_PIN = "1111";
     servers.push({ name: "hsm", kind: "pkcs11", config: { module: SOFTHSM, tokenLabel: "bench", pinEnv: "TPMTRUST_BENCH_PIN" } });
   }
-  let kms: PyKmip | undefined;
-  if (existsSync(PYKMIP_SERVER)) {
-    kms = await startPyKmip();
-    servers.push({ name: "kms", kind: "kmip", config: kms.settings() });
-  }
+  if (kms) servers.push({ name: "kms", kind: "kmip", config: kms.settings() });
   const store = await openStore(join(dir, "bench.db"));
   const cfg = attestConfig();
   const app = await buildApp({ store, logger: false });
@@ -72,9 +73,10 @@ export async function run(): Promise<BenchFigure[]> {
     const { port } = app.server.address() as { port: number };
     const now = Date.now();
     const c = { actor: "bench", now };
-    await store.hosts.add({ at: Date.now(), name: "bench-host", hardwareClass: "bench", policyVersion: "v2", eks: [] });
+    // key operations re-check the host's EK trust: an EK with a certificate from a trusted (test) root
+    await seedHosts(store, [softHost("bench-host")]);
     await store.hosts.attested("bench-host", { health: "healthy", at: now, deadlineAt: now + 3_600_000 });
-    const t = await signToken(store, cfg, now, { host: "bench-host", hardwareClass: "bench", policyVersion: "v2", policies: [], pcrDigestHex: "00".repeat(32) });
+    const t = await signToken(store, cfg, now, { host: "bench-host", hardwareClass: FLEET_CLASS, policyVersion: "v2", policies: [], pcrDigestHex: "00".repeat(32) });
     await store.tokens.record({ jti: t.jti, hostName: "bench-host", kid: t.kid, issuedAt: t.issuedAt, expiresAt: t.expiresAt });
     for (const s of servers) {
       await addKeyServer(store, s, c);
@@ -109,5 +111,7 @@ export async function run(): Promise<BenchFigure[]> {
     await store.close();
     await kms?.cleanup();
     rmSync(dir, { recursive: true, force: true });
+    if (keyDirBefore === undefined) delete process.env.TPMTRUST_KEY_DIR;
+    else process.env.TPMTRUST_KEY_DIR = keyDirBefore;
   }
 }
