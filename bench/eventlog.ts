@@ -6,7 +6,7 @@
 import { createHash } from "node:crypto";
 import { readdirSync, readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
-import { compare, type BenchFigure } from "./lib.js";
+import { compare, timePerOp, type BenchFigure } from "./lib.js";
 import { interpretEvents, parseEventLog, replayEventLog } from "../src/verify/eventlog/index.js";
 
 const DIR = fileURLToPath(new URL("../test/fixtures/eventlogs/", import.meta.url));
@@ -29,7 +29,7 @@ export async function run(): Promise<BenchFigure[]> {
     const mb = bytes.length / 1e6;
     const b = f.baseline!.median;
     figures.push({ name: `${name}: throughput`, unit: "MB/s", median: f.median * mb, runs: f.runs.map((r) => r * mb), baseline: { name: "sha256 over the same bytes", median: b * mb }, ratio: f.median / b });
-    figures.push({ name: `${name}: time per log`, unit: "us", median: 1e6 / f.median, runs: f.runs.map((r) => 1e6 / r), baseline: { name: "sha256 over the same bytes", median: 1e6 / b }, ratio: b / f.median });
+    figures.push(timePerOp(f, `${name}: time per log`));
   }
   return figures;
 }

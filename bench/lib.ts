@@ -56,6 +56,12 @@ export async function compare(
   return { name, unit: opts.unit ?? "ops/s", median: ms, runs: s, baseline: { name: baselineName, median: mb }, ratio: ms / mb, goal: opts.goal };
 }
 
+/** A `compare` figure in ops/s restated as microseconds per operation, against the same baseline. */
+export function timePerOp(f: BenchFigure, name: string, goal?: string): BenchFigure {
+  const b = f.baseline!.median;
+  return { name, unit: "us", median: 1e6 / f.median, runs: f.runs.map((r) => 1e6 / r), baseline: { name: f.baseline!.name, median: 1e6 / b }, ratio: b / f.median, ...(goal ? { goal } : {}) };
+}
+
 /** One HTTP request over `agent` (keep-alive), its status and body; for benchmarks against a server on loopback. */
 export function httpCall(agent: Agent, url: string, method: "GET" | "POST", body?: string): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
