@@ -85,5 +85,14 @@ async function bundle({ build }) {
       b.onLoad({ filter: /\.js$/ }, (a) => (entries.has(a.path) ? { contents: `${readFileSync(a.path, "utf8")}\nimport "tpmtrust:one-shot";\n`, loader: "js" } : undefined));
     },
   };
-  await build({ ...options, plugins: [together, packages] });
+  const bundled = await build({ ...options, metafile: true, plugins: [together, packages] });
+  // every command loads that chunk: a package it imported statically would load for every command
+  for (const [file, out] of Object.entries(bundled.metafile.outputs)) {
+    if (!out.inputs["dist/cli/program.js"]) continue;
+    const loaded = out.imports.filter((i) => i.external && i.kind === "import-statement" && !i.path.startsWith("node:")).map((i) => i.path);
+    if (loaded.length) {
+      console.error(`build: ${file}, which every command loads, imports ${loaded.join(", ")}: import it where it is needed (await import)`);
+      process.exit(1);
+    }
+  }
 }
