@@ -9,6 +9,7 @@
 import { createPublicKey, type KeyObject } from "node:crypto";
 import { AsnConvert } from "@peculiar/asn1-schema";
 import { AlgorithmIdentifier, Extensions } from "@peculiar/asn1-x509";
+import { cachedPublicKey } from "../../crypto/keys.js";
 import { pemBlocks } from "../../encoding.js";
 import { TpmTrustError } from "../../errors.js";
 import { booleanValue, children, childrenOrUndefined, contents, expectTag, FAST_LIMIT, hasBerLength, oidText, parseError, readTlv, whole, type Tlv } from "./der.js";
@@ -351,12 +352,16 @@ export function parseCertificateDer(input: Uint8Array): ParsedCertificate {
 
 const keyCache = new WeakMap<ParsedCertificate, KeyObject>();
 
-/** The certificate's public key; an id-RSAES-OAEP key is read from its RSAPublicKey. */
+/**
+ * The certificate's public key; an id-RSAES-OAEP key is read from its RSAPublicKey. The key of a TPM
+ * public area just read (an EK certificate judged with its EK) is taken as is when the SPKI is its very DER.
+ */
 export function certificatePublicKey(cert: ParsedCertificate): KeyObject {
   let key = keyCache.get(cert);
   if (key) return key;
+  key = cachedPublicKey(cert.spki);
   try {
-    key =
+    key ??=
       cert.publicKeyAlgorithm === OID.rsaesOaep
         ? createPublicKey({ key: cert.publicKeyBits, format: "der", type: "pkcs1" })
         : createPublicKey({ key: cert.spki, format: "der", type: "spki" });
