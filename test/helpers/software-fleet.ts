@@ -6,13 +6,14 @@
  * is measured. Also: `tpmtrust serve` as a child process.
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import { createHash, createSign, generateKeyPairSync, randomBytes, type KeyObject } from "node:crypto";
+import { createHash, createSign, randomBytes, type KeyObject } from "node:crypto";
 import { readFileSync } from "node:fs";
 import SqliteDatabase from "better-sqlite3";
 import pg from "pg";
 import { join } from "node:path";
 import { NONCE_PURPOSE } from "../../src/attest/challenge.js";
 import { addPolicy } from "../../src/attest/policies.js";
+import { newKeyPair } from "../../src/crypto/keygen.js";
 import { learnBaseline } from "../../src/policy/baseline.js";
 import type { Store } from "../../src/store/index.js";
 import { akTemplate } from "../../src/tpm/commands/ak.js";
@@ -48,8 +49,9 @@ export interface SoftHost {
 }
 
 export function softHost(name: string): SoftHost {
-  const ek = generateKeyPairSync("ec", { namedCurve: "P-256" });
-  const ak = generateKeyPairSync("ec", { namedCurve: "P-256" });
+  // not generateKeyPairSync: its keys can deadlock an export at this scale (src/crypto/keygen.ts)
+  const ek = newKeyPair("ecdsa-p256");
+  const ak = newKeyPair("ecdsa-p256");
   const ekT = withKey(ekTemplate("ecc-p256"), ek.publicKey);
   const akT = withKey(akTemplate({ type: "ecc" }), ak.publicKey);
   return { name, ekPublic: encodeTpmtPublic(ekT), ekName: objectName(ekT), ekHash: ekHash(ek.publicKey), akPublic: encodeTpmtPublic(akT), akName: objectName(akT), akKey: ak.privateKey };
