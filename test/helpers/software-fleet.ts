@@ -165,6 +165,7 @@ const replayed = (() => {
   };
 })();
 const LOG_B64 = FLEET_LOG.toString("base64");
+const LOG_SHA256 = createHash("sha256").update(FLEET_LOG).digest("hex");
 
 /** Issues a nonce per (host, round) through the store and signs a quote over it: pre-generated evidence. */
 export async function preQuotes(store: Store, hosts: SoftHost[], perHost: number, ttlMs = 3_600_000): Promise<Quote[][]> {
@@ -206,9 +207,13 @@ export function quote(h: SoftHost, nonce: Buffer): Quote {
 /** The PCR values (bank → PCR → hex) the fleet's quotes cover. */
 export const fleetPcrs = (): Record<string, Record<string, string>> => JSON.parse(replayed.pcrsJson);
 
-/** POST /v1/attestations body for a quote, with the PCR values and the event log (assembled per request). */
-export function evidenceJson(q: Quote): string {
-  return `{"akNameHex":"${q.akNameHex}","nonceHex":"${q.nonceHex}","quotes":[{"attest":"${q.attest}","signature":"${q.signature}"}],"pcrs":${replayed.pcrsJson},"eventLog":"${LOG_B64}"}`;
+/**
+ * POST /v1/attestations body for a quote, with the PCR values and the event log (assembled per
+ * request); `log: "sha256"` names the log by its hash, as the agent does once the service judged it.
+ */
+export function evidenceJson(q: Quote, o: { log: "bytes" | "sha256" } = { log: "bytes" }): string {
+  const log = o.log === "bytes" ? `"eventLog":"${LOG_B64}"` : `"eventLogSha256":"${LOG_SHA256}"`;
+  return `{"akNameHex":"${q.akNameHex}","nonceHex":"${q.nonceHex}","quotes":[{"attest":"${q.attest}","signature":"${q.signature}"}],"pcrs":${replayed.pcrsJson},${log}}`;
 }
 
 export interface ServeProcess {
