@@ -6,7 +6,6 @@
  * the test fixtures judged against the baseline learned from it), so the TPM is not what is
  * measured. Each figure is compared with raw GET /healthz over the same client and server.
  */
-import { createHash } from "node:crypto";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { Agent } from "node:http";
 import { tmpdir } from "node:os";
@@ -14,7 +13,7 @@ import { join } from "node:path";
 import { httpCall, median, type BenchFigure } from "./lib.js";
 import { openStore } from "../src/store/index.js";
 import { startPostgres } from "../test/helpers/postgres.js";
-import { addFleetBaseline, evidenceJson, FLEET_LOG, preQuotes, seedHosts, softHost, spawnServe } from "../test/helpers/software-fleet.js";
+import { addFleetBaseline, evidenceJson, preQuotes, seedHosts, softHost, spawnServe } from "../test/helpers/software-fleet.js";
 
 const CONCURRENCY = 16;
 export const HOSTS = 64;
@@ -34,11 +33,7 @@ export async function seed(db: string, n: number, o: { logByHash?: boolean } = {
     const hosts = Array.from({ length: HOSTS }, (_, h) => softHost(`bench-${h}`));
     await seedHosts(store, hosts);
     const quotes = await preQuotes(store, hosts, Math.ceil(n / HOSTS));
-    const byHash = `"eventLogSha256":"${createHash("sha256").update(FLEET_LOG).digest("hex")}"`;
-    return Array.from({ length: n }, (_, i) => {
-      const body = evidenceJson(quotes[i % HOSTS][Math.floor(i / HOSTS)]);
-      return o.logByHash && i >= HOSTS ? body.replace(/"eventLog":"[^"]*"/, byHash) : body;
-    });
+    return Array.from({ length: n }, (_, i) => evidenceJson(quotes[i % HOSTS][Math.floor(i / HOSTS)], { log: o.logByHash && i >= HOSTS ? "sha256" : "bytes" }));
   } finally {
     await store.close();
   }

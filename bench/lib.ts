@@ -63,9 +63,9 @@ export function timePerOp(f: BenchFigure, name: string, goal?: string): BenchFig
 }
 
 /** One HTTP request over `agent` (keep-alive), its status and body; for benchmarks against a server on loopback. */
-export function httpCall(agent: Agent, url: string, method: "GET" | "POST", body?: string): Promise<{ status: number; body: string }> {
+export function httpCall(agent: Agent, url: string, method: "GET" | "POST", body?: string, headers: Record<string, string> = {}): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
-    const req = request(url, { method, agent, headers: body ? { "content-type": "application/json", "content-length": Buffer.byteLength(body) } : {} }, (res) => {
+    const req = request(url, { method, agent, headers: body ? { ...headers, "content-type": "application/json", "content-length": Buffer.byteLength(body) } : headers }, (res) => {
       const chunks: Buffer[] = [];
       res.on("data", (c: Buffer) => chunks.push(c));
       res.on("end", () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString() }));

@@ -152,7 +152,14 @@ export interface Monitor {
  * allow-list folders) or TRUST_RECHECK_MS passed; expired nonces, activations, tokens and limit
  * windows; then due webhook deliveries.
  */
-export function startMonitor(o: { store: Store; cfg: AttestConfig; now: () => number; logger?: { error(obj: object, msg: string): void } }): Monitor {
+export function startMonitor(o: {
+  store: Store;
+  cfg: AttestConfig;
+  now: () => number;
+  logger?: { error(obj: object, msg: string): void };
+  /** told of every trust sweep that ran to its end */
+  onTrustSweep?: (sweep: TrustSweep) => void;
+}): Monitor {
   let running: Promise<void> | undefined;
   let again = false;
   let trustAgain = false;
@@ -163,8 +170,9 @@ export function startMonitor(o: { store: Store; cfg: AttestConfig; now: () => nu
     const stamp = await trustStamp(o.store);
     const at = o.now();
     if (!force && lastTrust?.stamp === stamp && at - lastTrust.at < TRUST_RECHECK_MS) return;
-    await sweepTrust(o.store, o.now);
+    const sweep = await sweepTrust(o.store, o.now);
     lastTrust = { stamp, at };
+    o.onTrustSweep?.(sweep);
   };
   const run = (sweep: boolean, trust = false): void => {
     if (stopped) return;

@@ -4,12 +4,13 @@
  * numbers, self-signed and issued certificates, serial-collision retry, PEM.
  */
 import * as x509 from "@peculiar/x509";
-import { createPrivateKey, createPublicKey, generateKeyPairSync, randomBytes, webcrypto, type KeyObject } from "node:crypto";
+import { createPrivateKey, createPublicKey, randomBytes, webcrypto, type KeyObject } from "node:crypto";
 import { existsSync, linkSync, mkdirSync, readFileSync, statSync, unlinkSync, writeFileSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
+import { newKeyPair, type KeyPairAlg } from "../crypto/keygen.js";
 import { TpmTrustError } from "../errors.js";
 
-export type CaKeyAlg = "ecdsa-p256" | "rsa-2048";
+export type CaKeyAlg = KeyPairAlg;
 export const CA_KEY_ALGS: readonly CaKeyAlg[] = ["ecdsa-p256", "rsa-2048"];
 
 /** A CA that can sign: its certificate, its private key as a CryptoKey, and the algorithm it signs with. */
@@ -23,7 +24,7 @@ export const DAY_MS = 86_400_000;
 
 /** A new private key. */
 export function generateCaKey(alg: CaKeyAlg): KeyObject {
-  return alg === "ecdsa-p256" ? generateKeyPairSync("ec", { namedCurve: "P-256" }).privateKey : generateKeyPairSync("rsa", { modulusLength: 2048 }).privateKey;
+  return newKeyPair(alg).privateKey;
 }
 
 /**

@@ -98,7 +98,16 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   const now = opts.now ?? Date.now;
   const attest = attestConfig(opts.attest);
   // the CLI in-process neither sweeps nor delivers webhooks: the running service notices its changes (the trust version) and delivers
-  const monitor: Monitor = opts.inProcess ? { kick: () => undefined, trustChanged: () => undefined, stop: async () => undefined } : startMonitor({ store: opts.store, cfg: attest, now, logger: app.log });
+  const monitor: Monitor = opts.inProcess ? { kick: () => undefined, trustChanged: () => undefined, stop: async () => undefined } : startMonitor({
+        store: opts.store,
+        cfg: attest,
+        now,
+        logger: app.log,
+        onTrustSweep: (sweep) => {
+          metrics.trustSweeps.inc();
+          metrics.trustSweepJudged.inc(sweep.judged);
+        },
+      });
   app.decorate("monitor", monitor);
   app.addHook("onClose", () => monitor.stop());
   const deps: RouteDeps = { store: opts.store, now, publicUrl: opts.publicUrl, attest, provisioning: opts.provisioning, auditWitnessMs: opts.auditWitnessMs ?? 600_000, auditCheckpointMs: opts.auditCheckpointMs ?? 5_000, monitor };

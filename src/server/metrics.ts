@@ -36,6 +36,8 @@ export const metrics = {
   keyOperationSeconds: histogram("tpmtrust_key_operation_duration_seconds", "key provider operation latency", ["operation", "provider"]),
   httpSeconds: histogram("tpmtrust_http_request_duration_seconds", "HTTP request latency by route pattern and status", ["method", "route", "status"]),
   auditWriteFailures: counter("tpmtrust_audit_write_failures_total", "audit entries that could not be written (the decision each was to record failed), by action", ["action"]),
+  trustSweeps: counter("tpmtrust_trust_sweeps_total", "trust sweeps this instance ran to their end (EK trust of every host re-checked after a trust change, at start and periodically)", []),
+  trustSweepJudged: counter("tpmtrust_trust_sweep_judged_total", "hosts whose EK trust a trust sweep evaluated afresh (the others' cached evaluations still held)", []),
   storeConnectionErrors: counter("tpmtrust_store_connection_errors_total", "PostgreSQL pool and connection errors", []),
   /** refreshed per scrape from the store's own count (Store.stats) */
   storeRoundTrips: counter("tpmtrust_store_round_trips_total", "queries sent to the database (on PostgreSQL each one round trip), transaction control included", []),

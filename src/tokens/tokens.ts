@@ -4,8 +4,9 @@
  * every token it signed has expired. Each token is recorded (jti, host, exp) so that it can be
  * revoked when its host turns unhealthy; relying parties inside tpmtrust check that record too.
  */
-import { createPrivateKey, generateKeyPairSync, randomUUID, sign, type JsonWebKey, type KeyObject } from "node:crypto";
+import { createPrivateKey, randomUUID, sign, type JsonWebKey, type KeyObject } from "node:crypto";
 import { calculateJwkThumbprint, errors as joseErrors, importJWK, jwtVerify, type JWK, type JWTPayload } from "jose";
+import { newKeyPair } from "../crypto/keygen.js";
 import { TpmTrustError } from "../errors.js";
 import type { Store, TokenRecord } from "../store/index.js";
 
@@ -68,7 +69,7 @@ function activeKey(kid: string, key: KeyObject, createdAt: number, checkedAt: nu
 }
 
 async function newSigningKey(store: Store, now: number): Promise<ActiveKey> {
-  const { privateKey, publicKey } = generateKeyPairSync("ec", { namedCurve: "P-256" });
+  const { privateKey, publicKey } = newKeyPair("ecdsa-p256");
   const publicJwk = publicKey.export({ format: "jwk" }) as JWK;
   const kid = await calculateJwkThumbprint(publicJwk);
   const pub = { ...publicJwk, kid, alg: TOKEN_ALG, use: "sig" };

@@ -6,13 +6,14 @@
  * is measured. Also: `tpmtrust serve` as a child process.
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import { createHash, createSign, generateKeyPairSync, randomBytes, type KeyObject } from "node:crypto";
+import { createHash, createSign, randomBytes, type KeyObject } from "node:crypto";
 import { readFileSync } from "node:fs";
 import SqliteDatabase from "better-sqlite3";
 import pg from "pg";
 import { join } from "node:path";
 import { NONCE_PURPOSE } from "../../src/attest/challenge.js";
 import { addPolicy } from "../../src/attest/policies.js";
+import { newKeyPair } from "../../src/crypto/keygen.js";
 import { learnBaseline } from "../../src/policy/baseline.js";
 import type { Store } from "../../src/store/index.js";
 import { akTemplate } from "../../src/tpm/commands/ak.js";
@@ -48,8 +49,9 @@ export interface SoftHost {
 }
 
 export function softHost(name: string): SoftHost {
-  const ek = generateKeyPairSync("ec", { namedCurve: "P-256" });
-  const ak = generateKeyPairSync("ec", { namedCurve: "P-256" });
+  // not generateKeyPairSync: its keys can deadlock an export at this scale (src/crypto/keygen.ts)
+  const ek = newKeyPair("ecdsa-p256");
+  const ak = newKeyPair("ecdsa-p256");
   const ekT = withKey(ekTemplate("ecc-p256"), ek.publicKey);
   const akT = withKey(akTemplate({ type: "ecc" }), ak.publicKey);
   return { name, ekPublic: encodeTpmtPublic(ekT), ekName: objectName(ekT), ekHash: ekHash(ek.publicKey), akPublic: encodeTpmtPublic(akT), akName: objectName(akT), akKey: ak.privateKey };
@@ -163,6 +165,7 @@ const replayed = (() => {
   };
 })();
 const LOG_B64 = FLEET_LOG.toString("base64");
+const LOG_SHA256 = createHash("sha256").update(FLEET_LOG).digest("hex");
 
 /** Issues a nonce per (host, round) through the store and signs a quote over it: pre-generated evidence. */
 export async function preQuotes(store: Store, hosts: SoftHost[], perHost: number, ttlMs = 3_600_000): Promise<Quote[][]> {
@@ -204,9 +207,13 @@ export function quote(h: SoftHost, nonce: Buffer): Quote {
 /** The PCR values (bank → PCR → hex) the fleet's quotes cover. */
 export const fleetPcrs = (): Record<string, Record<string, string>> => JSON.parse(replayed.pcrsJson);
 
-/** POST /v1/attestations body for a quote, with the PCR values and the event log (assembled per request). */
-export function evidenceJson(q: Quote): string {
-  return `{"akNameHex":"${q.akNameHex}","nonceHex":"${q.nonceHex}","quotes":[{"attest":"${q.attest}","signature":"${q.signature}"}],"pcrs":${replayed.pcrsJson},"eventLog":"${LOG_B64}"}`;
+/**
+ * POST /v1/attestations body for a quote, with the PCR values and the event log (assembled per
+ * request); `log: "sha256"` names the log by its hash, as the agent does once the service judged it.
+ */
+export function evidenceJson(q: Quote, o: { log: "bytes" | "sha256" } = { log: "bytes" }): string {
+  const log = o.log === "bytes" ? `"eventLog":"${LOG_B64}"` : `"eventLogSha256":"${LOG_SHA256}"`;
+  return `{"akNameHex":"${q.akNameHex}","nonceHex":"${q.nonceHex}","quotes":[{"attest":"${q.attest}","signature":"${q.signature}"}],"pcrs":${replayed.pcrsJson},${log}}`;
 }
 
 export interface ServeProcess {

@@ -1,6 +1,7 @@
 /** GET /metrics: Prometheus text for admin/auditor tokens only, gauges read from the store per scrape, counters fed by the flows. */
 import { after, test } from "node:test";
 import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -8,7 +9,7 @@ import { learnBaseline } from "../../src/policy/baseline.js";
 import { startServer } from "../../src/server/serve.js";
 import { parseEventLog } from "../../src/verify/eventlog/index.js";
 import { addHost, challenge, evidence, postJson, readLog, startTpmHost } from "../helpers/attest-host.js";
-import { softHost } from "../helpers/software-fleet.js";
+import { seedHosts, softHost } from "../helpers/software-fleet.js";
 import { startPostgres } from "../helpers/postgres.js";
 import { rawSql } from "../helpers/store.js";
 import { pino } from "pino";
@@ -50,6 +51,36 @@ test("/metrics needs a reader token and reports audit chain length, hosts by hea
     assert.doesNotMatch(text, /no\/such\/path/);
     assert.match(text, /^# TYPE tpmtrust_attestations_total counter$/m);
     assert.match(text, /^tpmtrust_process_resident_memory_bytes \d+/m);
+  } finally {
+    await s.close();
+  }
+});
+
+test("trust sweeps count, with the hosts each evaluated afresh: all after the first trust withdrawn, none when their cached evaluations still hold", async () => {
+  const s = await startServer({ db: join(dir, "sweeps.db"), listen: "127.0.0.1:0", logger: false, adminTokenFile: join(dir, "sweeps-admin-token"), attest: { sweepMs: 0 } });
+  try {
+    const admin = readFileSync(s.adminTokenFile!, "utf8").trim();
+    await seedHosts(s.store, [softHost("sw-1"), softHost("sw-2"), softHost("sw-3")]);
+    const scrape = async () => (await fetch(`${s.url}/metrics`, { headers: { authorization: `Bearer ${admin}` } })).text();
+    const sweepsReach = async (n: number) => {
+      for (;;) {
+        const text = await scrape();
+        if ((sample(text, "tpmtrust_trust_sweeps_total") ?? 0) >= n) return text;
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    };
+    assert.equal(sample(await scrape(), "tpmtrust_trust_sweeps_total"), 0);
+    // revoking an EK none of the hosts has: a trust change that sweeps
+    const revoke = async () => {
+      const r = await postJson(`${s.url}/v1/trust/revoked-eks`, { ekHash: randomBytes(32).toString("hex") }, { authorization: `Bearer ${admin}` });
+      assert.equal(r.status, 201);
+    };
+    await revoke();
+    assert.equal(sample(await sweepsReach(1), "tpmtrust_trust_sweep_judged_total"), 3);
+    await revoke();
+    const text = await sweepsReach(2);
+    assert.equal(sample(text, "tpmtrust_trust_sweeps_total"), 2);
+    assert.equal(sample(text, "tpmtrust_trust_sweep_judged_total"), 3, "an unrelated revocation leaves every cached evaluation standing");
   } finally {
     await s.close();
   }

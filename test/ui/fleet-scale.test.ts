@@ -10,10 +10,11 @@ import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { generateKeyPairSync, randomUUID } from "node:crypto";
+import { randomUUID } from "node:crypto";
 import SqliteDatabase from "better-sqlite3";
 import { api, startService, type Service } from "../e2e/harness.js";
 import { ARTIFACTS, launchBrowser } from "../helpers/browser.js";
+import { newKeyPair } from "../../src/crypto/keygen.js";
 import { ekTemplate } from "../../src/tpm/commands/index.js";
 import { TPM_ALG } from "../../src/tpm/constants.js";
 import { encodeTpmtPublic, objectName } from "../../src/tpm/structures.js";
@@ -39,7 +40,8 @@ const ekHashes = new Map<number, string>();
 
 /** An ECC P-256 EK's TPMT_PUBLIC, Name and EK hash. */
 function softEk(): { public: Buffer; name: Buffer; hash: string } {
-  const { publicKey } = generateKeyPairSync("ec", { namedCurve: "P-256" });
+  // not generateKeyPairSync: its keys can deadlock an export (src/crypto/keygen.ts)
+  const { publicKey } = newKeyPair("ecdsa-p256");
   const jwk = publicKey.export({ format: "jwk" });
   const t = ekTemplate("ecc-p256");
   if (t.type !== TPM_ALG.ECC) throw new Error("an ECC template");
