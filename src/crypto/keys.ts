@@ -56,35 +56,87 @@ function jwkOf(pub: TpmtPublic): JsonWebKey {
   }
 }
 
-// Public areas are treated as immutable values: a KeyObject is built once per object, and once
-// per distinct key for publics parsed again (e.g. an AK loaded from the store per request).
-const byObject = new WeakMap<TpmtPublic, KeyObject>();
-const byMaterial = new Map<string, KeyObject>();
-const MATERIAL_CACHE = 512;
+/** DER TLV with a minimal length. */
+function tlv(tag: number, ...parts: Buffer[]): Buffer {
+  const content = Buffer.concat(parts);
+  const n = content.length;
+  const len = n < 0x80 ? [n] : n < 0x100 ? [0x81, n] : [0x82, n >> 8, n & 0xff];
+  return Buffer.concat([Buffer.from([tag, ...len]), content]);
+}
 
-/** The KeyObject of an RSA or ECC public area; malformed or off-curve keys are ERR_PARSE_BAD_VALUE. */
-export function publicKeyFromTpmt(pub: TpmtPublic): KeyObject {
+/** DER INTEGER of a big-endian unsigned magnitude. */
+function derUnsigned(v: Buffer): Buffer {
+  let i = 0;
+  while (i < v.length - 1 && v[i] === 0) i++;
+  const m = v.subarray(i);
+  return tlv(0x02, m[0] & 0x80 ? Buffer.from([0]) : Buffer.alloc(0), m);
+}
+
+/** DER RSAPublicKey { n, e } (RFC 8017 §A.1.1) of big-endian unsigned magnitudes. */
+function rsaPublicKeyDer(n: Buffer, e: Buffer): Buffer {
+  return tlv(0x30, derUnsigned(n), derUnsigned(e));
+}
+
+const RSA_ALGORITHM = Buffer.from("300d06092a864886f70d0101010500", "hex"); // rsaEncryption, NULL
+const EC_ALGORITHM: Record<string, Buffer> = {
+  // id-ecPublicKey with the named curve (RFC 5480 §2.1.1)
+  "P-256": Buffer.from("301306072a8648ce3d020106082a8648ce3d030107", "hex"),
+  "P-384": Buffer.from("301006072a8648ce3d020106052b81040022", "hex"),
+  "P-521": Buffer.from("301006072a8648ce3d020106052b81040023", "hex"),
+};
+
+/** The one DER SubjectPublicKeyInfo of a JWK public key (RFC 3279, RFC 5480: named curve, uncompressed point). */
+function spkiOfJwk(jwk: JsonWebKey): Buffer {
+  const b = (v?: string) => Buffer.from(v ?? "", "base64url");
+  const [algorithm, key] =
+    jwk.kty === "RSA" ? [RSA_ALGORITHM, rsaPublicKeyDer(b(jwk.n), b(jwk.e))] : [EC_ALGORITHM[jwk.crv!], Buffer.concat([Buffer.from([4]), b(jwk.x), b(jwk.y)])];
+  return tlv(0x30, algorithm, tlv(0x03, Buffer.from([0]), key));
+}
+
+// Public areas are treated as immutable values: a KeyObject is built once per object, and once
+// per distinct key for publics parsed again (e.g. an AK loaded from the store per request). Keys
+// are cached by their DER SubjectPublicKeyInfo, so a certificate for the same key finds it too.
+const byObject = new WeakMap<TpmtPublic, { key: KeyObject; spki: Buffer }>();
+const bySpki = new Map<string, KeyObject>();
+const KEY_CACHE = 512;
+
+function fromTpmt(pub: TpmtPublic): { key: KeyObject; spki: Buffer } {
   const cached = byObject.get(pub);
   if (cached) return cached;
   const jwk = jwkOf(pub);
-  const material = jwk.kty === "RSA" ? `RSA.${jwk.e}.${jwk.n}` : `EC.${jwk.crv}.${jwk.x}.${jwk.y}`;
-  let key = byMaterial.get(material);
+  const spki = spkiOfJwk(jwk);
+  const material = spki.toString("latin1");
+  let key = bySpki.get(material);
   if (!key) {
     try {
       key = createPublicKey({ key: jwk, format: "jwk" });
     } catch (e) {
       throw new TpmTrustError("ERR_PARSE_BAD_VALUE", `not a valid ${jwk.kty} public key: ${(e as Error).message}`, { field: "unique" });
     }
-    if (byMaterial.size >= MATERIAL_CACHE) byMaterial.delete(byMaterial.keys().next().value!);
-    byMaterial.set(material, key);
+    if (bySpki.size >= KEY_CACHE) bySpki.delete(bySpki.keys().next().value!);
+    bySpki.set(material, key);
   }
-  byObject.set(pub, key);
-  return key;
+  const entry = { key, spki };
+  byObject.set(pub, entry);
+  return entry;
+}
+
+/** The KeyObject of an RSA or ECC public area; malformed or off-curve keys are ERR_PARSE_BAD_VALUE. */
+export function publicKeyFromTpmt(pub: TpmtPublic): KeyObject {
+  return fromTpmt(pub).key;
 }
 
 /** DER SubjectPublicKeyInfo of an RSA or ECC public area. */
 export function spkiFromTpmt(pub: TpmtPublic): Buffer {
-  return publicKeyFromTpmt(pub).export({ type: "spki", format: "der" });
+  return Buffer.from(fromTpmt(pub).spki);
+}
+
+/**
+ * The KeyObject already built from a TPM public area whose DER SubjectPublicKeyInfo is exactly `spki`
+ * (a certificate for that key, read again without importing it a second time), if still cached.
+ */
+export function cachedPublicKey(spki: Uint8Array): KeyObject | undefined {
+  return bySpki.get(Buffer.from(spki.buffer, spki.byteOffset, spki.length).toString("latin1"));
 }
 
 /** Any PublicKeyInput as a public KeyObject (a private KeyObject yields its public half). */

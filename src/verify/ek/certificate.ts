@@ -2,15 +2,17 @@
  * X.509 certificates as TPMs and their vendors really ship them (RFC 5280 §4.1; TCG EK Credential
  * Profile 2.x §3). Input: DER, PEM or base64, optionally behind the TCG NV header and followed by
  * padding. The structure is walked by exact DER offsets (signatures cover the original bytes, never
- * a re-encoding), and each part is decoded on its own with @peculiar/asn1-x509, so one odd field in a
- * vendor certificate neither sinks the whole certificate nor goes unreported.
+ * a re-encoding), and each part is decoded on its own, straight from the DER when it has the plain shape
+ * nearly every certificate uses, else with @peculiar/asn1-x509, so one odd field in a vendor
+ * certificate neither sinks the whole certificate nor goes unreported.
  */
 import { createPublicKey, type KeyObject } from "node:crypto";
 import { AsnConvert } from "@peculiar/asn1-schema";
 import { AlgorithmIdentifier, Extensions } from "@peculiar/asn1-x509";
+import { cachedPublicKey } from "../../crypto/keys.js";
 import { pemBlocks } from "../../encoding.js";
 import { TpmTrustError } from "../../errors.js";
-import { children, contents, expectTag, hasBerLength, parseError, readTlv, whole, type Tlv } from "./der.js";
+import { booleanValue, children, childrenOrUndefined, contents, expectTag, FAST_LIMIT, hasBerLength, oidText, parseError, readTlv, whole, type Tlv } from "./der.js";
 import { decodeExtension, POLICY_EXTENSIONS, PROCESSED_EXTENSIONS, type DecodedExtensions } from "./extensions.js";
 import { decodeName, type DistinguishedName } from "./names.js";
 import { OID } from "./oids.js";
@@ -154,12 +156,56 @@ function decodeTime(buf: Buffer, t: Tlv, what: string, note: (c: ToleranceCode) 
   return date;
 }
 
-function algorithm(der: Buffer, what: string, offset: number): { oid: string; parameters?: Buffer } {
+/** An AlgorithmIdentifier without parameters, with NULL or with an OBJECT IDENTIFIER (a named curve); else undefined. */
+function plainAlgorithm(der: Buffer, t: Tlv): { oid: string; parameters?: Buffer } | undefined {
+  const parts = childrenOrUndefined(der, t);
+  const oid = parts && parts.length >= 1 && parts.length <= 2 ? oidText(der, parts[0]) : undefined;
+  if (oid === undefined) return undefined;
+  const p = parts![1];
+  if (!p) return { oid };
+  // the schema reads NULL as no parameters
+  if (p.tag === 0x05 && p.end === p.contentStart) return { oid };
+  return oidText(der, p) !== undefined ? { oid, parameters: Buffer.from(whole(der, p)) } : undefined;
+}
+
+function algorithm(der: Buffer, t: Tlv, what: string): { oid: string; parameters?: Buffer } {
+  const plain = plainAlgorithm(der, t);
+  if (plain) return plain;
   try {
-    const a = AsnConvert.parse(der, AlgorithmIdentifier);
+    const a = AsnConvert.parse(whole(der, t), AlgorithmIdentifier);
     return { oid: a.algorithm, ...(a.parameters ? { parameters: Buffer.from(a.parameters) } : {}) };
   } catch (e) {
-    throw parseError(`${what}: bad AlgorithmIdentifier: ${(e as Error).message}`, offset, { field: what });
+    throw parseError(`${what}: bad AlgorithmIdentifier: ${(e as Error).message}`, t.start, { field: what });
+  }
+}
+
+interface RawExtension {
+  extnID: string;
+  critical: boolean;
+  value: Buffer;
+}
+
+/** Extensions of the plain shape { OID, BOOLEAN (00 or FF) OPTIONAL, primitive OCTET STRING }, or undefined. */
+function plainExtensions(der: Buffer, seq: Tlv): RawExtension[] | undefined {
+  if (seq.end - seq.start >= FAST_LIMIT) return undefined;
+  const out: RawExtension[] = [];
+  for (const ext of children(der, seq)) {
+    const parts = ext.tag === 0x30 ? childrenOrUndefined(der, ext) : undefined;
+    if (!parts || parts.length < 2 || parts.length > 3) return undefined;
+    const extnID = oidText(der, parts[0]);
+    const critical = parts.length === 3 ? booleanValue(der, parts[1]) : false;
+    const value = parts[parts.length - 1];
+    if (extnID === undefined || critical === undefined || value.tag !== 0x04) return undefined;
+    out.push({ extnID, critical, value: Buffer.from(contents(der, value)) });
+  }
+  return out.length > 0 ? out : undefined;
+}
+
+function schemaExtensions(der: Buffer, seq: Tlv): RawExtension[] {
+  try {
+    return AsnConvert.parse(whole(der, seq), Extensions).map((e) => ({ extnID: e.extnID, critical: e.critical, value: Buffer.from(e.extnValue.buffer) }));
+  } catch (e) {
+    throw parseError(`bad extensions: ${(e as Error).message}`, seq.start);
   }
 }
 
@@ -226,8 +272,8 @@ export function parseCertificateDer(input: Uint8Array): ParsedCertificate {
   if (serial.length > 1 && ((serial[0] === 0x00 && serial[1] < 0x80) || (serial[0] === 0xff && serial[1] >= 0x80))) note("non-minimal-serial");
   if (serial[0] & 0x80) note("negative-serial");
 
-  const signatureAlgorithm = algorithm(whole(der, algT), "signatureAlgorithm", algT.start);
-  const tbsAlgorithm = algorithm(whole(der, tbsAlgT), "tbsCertificate.signature", tbsAlgT.start);
+  const signatureAlgorithm = algorithm(der, algT, "signatureAlgorithm");
+  const tbsAlgorithm = algorithm(der, tbsAlgT, "tbsCertificate.signature");
   if (!whole(der, algT).equals(whole(der, tbsAlgT))) {
     if (!sameAlgorithm(signatureAlgorithm, tbsAlgorithm)) {
       throw parseError(`signatureAlgorithm ${signatureAlgorithm.oid} differs from tbsCertificate.signature ${tbsAlgorithm.oid}`, algT.start);
@@ -251,7 +297,7 @@ export function parseCertificateDer(input: Uint8Array): ParsedCertificate {
   if (spkiParts.length !== 2 || spkiParts[0].tag !== 0x30 || spkiParts[1].tag !== 0x03) throw parseError("bad SubjectPublicKeyInfo", spkiT.start);
   const keyBits = contents(der, spkiParts[1]);
   if (keyBits.length < 2 || keyBits[0] !== 0) throw parseError("subjectPublicKey is not a whole-octet BIT STRING", spkiParts[1].start);
-  const publicKeyAlgorithm = algorithm(whole(der, spkiParts[0]), "subjectPublicKeyInfo.algorithm", spkiParts[0].start).oid;
+  const publicKeyAlgorithm = algorithm(der, spkiParts[0], "subjectPublicKeyInfo.algorithm").oid;
   if (publicKeyAlgorithm === OID.rsaesOaep) note("rsa-oaep-spki");
 
   const decoded: DecodedExtensions = { caIssuers: [], altDirectoryNames: [], tcg: {} };
@@ -260,19 +306,12 @@ export function parseCertificateDer(input: Uint8Array): ParsedCertificate {
   if (extsT) {
     const seq = children(der, extsT);
     if (seq.length !== 1 || seq[0].tag !== 0x30) throw parseError("extensions must be one SEQUENCE", extsT.start);
-    let exts: Extensions;
-    try {
-      exts = AsnConvert.parse(whole(der, seq[0]), Extensions);
-    } catch (e) {
-      throw parseError(`bad extensions: ${(e as Error).message}`, seq[0].start);
-    }
-    for (const e of exts) {
+    for (const e of plainExtensions(der, seq[0]) ?? schemaExtensions(der, seq[0])) {
       if (extensions.some((x) => x.oid === e.extnID)) throw parseError(`extension ${e.extnID} appears twice`, seq[0].start, { extension: e.extnID });
-      const value = Buffer.from(e.extnValue.buffer);
-      extensions.push({ oid: e.extnID, critical: e.critical, value });
+      extensions.push({ oid: e.extnID, critical: e.critical, value: e.value });
       let known = false;
       try {
-        known = decodeExtension(e.extnID, value, decoded);
+        known = decodeExtension(e.extnID, e.value, decoded);
       } catch (err) {
         if (e.critical) throw parseError(`critical extension ${e.extnID} is malformed: ${(err as Error).message}`, seq[0].start, { extension: e.extnID });
         note("undecodable-extension", e.extnID);
@@ -313,12 +352,16 @@ export function parseCertificateDer(input: Uint8Array): ParsedCertificate {
 
 const keyCache = new WeakMap<ParsedCertificate, KeyObject>();
 
-/** The certificate's public key; an id-RSAES-OAEP key is read from its RSAPublicKey. */
+/**
+ * The certificate's public key; an id-RSAES-OAEP key is read from its RSAPublicKey. The key of a TPM
+ * public area just read (an EK certificate judged with its EK) is taken as is when the SPKI is its very DER.
+ */
 export function certificatePublicKey(cert: ParsedCertificate): KeyObject {
   let key = keyCache.get(cert);
   if (key) return key;
+  key = cachedPublicKey(cert.spki);
   try {
-    key =
+    key ??=
       cert.publicKeyAlgorithm === OID.rsaesOaep
         ? createPublicKey({ key: cert.publicKeyBits, format: "der", type: "pkcs1" })
         : createPublicKey({ key: cert.spki, format: "der", type: "spki" });

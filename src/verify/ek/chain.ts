@@ -86,7 +86,8 @@ function checkLeaf(opts: ChainOptions, tolerances: Tolerance[]): void {
   const { leaf } = opts;
   if (opts.expectedKey !== undefined) {
     const expected: KeyObject = toPublicKey(opts.expectedKey);
-    if (!certificatePublicKey(leaf).equals(expected)) {
+    const key = certificatePublicKey(leaf);
+    if (key !== expected && !key.equals(expected)) {
       throw new TpmTrustError("ERR_KEY_MISMATCH", `${leaf.label}: the certificate is for another key than the TPM's`, { certificate: leaf.label });
     }
   }
@@ -105,8 +106,11 @@ function checkLeaf(opts: ChainOptions, tolerances: Tolerance[]): void {
   criticalExtensions(leaf, tolerances);
 }
 
-/** RFC 5280 §6.1.3/§6.1.4 checks of a complete path (leaf first, anchor last). */
-function checkPath(path: ParsedCertificate[], opts: ChainOptions, tolerances: Tolerance[]): void {
+/**
+ * RFC 5280 §6.1.3/§6.1.4 checks of a complete path (leaf first, anchor last) whose signatures the
+ * search verified; `hashes[k]` is the digest of the signature on path[k].
+ */
+function checkPath(path: ParsedCertificate[], hashes: string[], opts: ChainOptions, tolerances: Tolerance[]): void {
   const allowSha1 = opts.allowSha1 ?? true;
   for (let k = 1; k < path.length; k++) {
     const ca = path[k];
@@ -117,8 +121,7 @@ function checkPath(path: ParsedCertificate[], opts: ChainOptions, tolerances: To
     if (compareNames(child.issuer, ca.subject) === "normalized") {
       tolerances.push({ code: "name-match-normalized", certificate: child.label, detail: `issuer "${child.issuer.text}" vs "${ca.subject.text}"` });
     }
-    const { hash } = verifyCertificateSignature(child, certificatePublicKey(ca));
-    if (hash === "sha1") {
+    if (hashes[k - 1] === "sha1") {
       if (!allowSha1) throw chainError("ERR_CHAIN_INVALID", child, "signed with SHA-1");
       tolerances.push({ code: "sha1-signature", certificate: child.label });
     }
@@ -164,7 +167,7 @@ export function validateChain(opts: ChainOptions): ChainResult {
     if (!best || rank > best.rank) best = { rank, error };
   };
 
-  const search = (path: ParsedCertificate[]): ChainResult | undefined => {
+  const search = (path: ParsedCertificate[], hashes: string[]): ChainResult | undefined => {
     const cur = path[path.length - 1];
     const candidates = pool
       .filter((c) => !path.some((p) => sameCert(p, c)) && compareNames(cur.issuer, c.subject) !== false)
@@ -183,8 +186,9 @@ export function validateChain(opts: ChainOptions): ChainResult {
     }
     for (const cand of candidates) {
       let valid: boolean;
+      let hash: string;
       try {
-        valid = verifyCertificateSignature(cur, certificatePublicKey(cand)).valid;
+        ({ valid, hash } = verifyCertificateSignature(cur, certificatePublicKey(cand)));
       } catch (e) {
         fail(100, e as TpmTrustError);
         continue;
@@ -194,10 +198,11 @@ export function validateChain(opts: ChainOptions): ChainResult {
         continue;
       }
       const next = [...path, cand];
+      const nextHashes = [...hashes, hash];
       if (isAnchor(cand)) {
         const tolerances = [...leafTolerances];
         try {
-          checkPath(next, opts, tolerances);
+          checkPath(next, nextHashes, opts, tolerances);
         } catch (e) {
           fail(200, e as TpmTrustError);
           continue;
@@ -206,7 +211,7 @@ export function validateChain(opts: ChainOptions): ChainResult {
         return { path: next, anchor: cand, tolerances: [...parseTolerances, ...tolerances] };
       }
       if (next.length < MAX_PATH) {
-        const found = search(next);
+        const found = search(next, nextHashes);
         if (found) return found;
       } else {
         fail(next.length, chainError("ERR_CHAIN_UNTRUSTED", cand, `no trusted root within ${MAX_PATH} certificates`));
@@ -215,7 +220,7 @@ export function validateChain(opts: ChainOptions): ChainResult {
     return undefined;
   };
 
-  const result = search([opts.leaf]);
+  const result = search([opts.leaf], []);
   if (result) return result;
   throw best!.error;
 }

@@ -31,14 +31,22 @@ export function ekHashInput(key: KeyObject): Buffer {
   throw new TpmTrustError("ERR_PARSE_UNSUPPORTED", `a ${key.asymmetricKeyType ?? "non-asymmetric"} key is not an EK`);
 }
 
+// once per key: judging an EK hashes the certificate's key and the TPM's, most often one KeyObject
+const hashes = new WeakMap<KeyObject, string>();
+function hashOf(key: KeyObject): string {
+  let h = hashes.get(key);
+  if (h === undefined) hashes.set(key, (h = createHash("sha256").update(ekHashInput(key)).digest("hex")));
+  return h;
+}
+
 /** EK hash of a public key: TPMT_PUBLIC, KeyObject, or SPKI as DER bytes or PEM text. */
 export function ekHash(key: PublicKeyInput): string {
-  return createHash("sha256").update(ekHashInput(toPublicKey(key))).digest("hex");
+  return hashOf(toPublicKey(key));
 }
 
 /** EK hash of the key an EK certificate certifies. */
 export function ekHashFromCertificate(cert: ParsedCertificate): string {
-  return createHash("sha256").update(ekHashInput(certificatePublicKey(cert))).digest("hex");
+  return hashOf(certificatePublicKey(cert));
 }
 
 /** True when `s` looks like an EK hash (64 hex digits, any case). */

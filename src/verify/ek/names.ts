@@ -1,7 +1,7 @@
 /** X.501 distinguished names: decoding, display, and RFC 5280 §7.1 style comparison. */
 import { AsnConvert } from "@peculiar/asn1-schema";
 import { Name, type AttributeValue } from "@peculiar/asn1-x509";
-import { children, readTlv, parseError } from "./der.js";
+import { children, childrenOrUndefined, onlyTlv, oidText, parseError, readTlv, stringText } from "./der.js";
 import { OID } from "./oids.js";
 
 export interface NameAttribute {
@@ -50,17 +50,68 @@ function valueString(v: AttributeValue): string {
   return v.anyValue ? `#${Buffer.from(v.anyValue).toString("hex")}` : "";
 }
 
-/** Decodes a Name from its exact DER. `unsorted` is set when a multi-valued RDN's SET is not in DER order. */
-export function decodeName(der: Buffer, what: string, offset = 0): { name: DistinguishedName; unsorted: boolean } {
+/**
+ * The attributes of a Name of the plain shape (der.ts), or undefined. `exact`: the schema would
+ * encode them back to these very bytes (minimal lengths, valid UTF-8, only directory strings).
+ */
+function plainName(der: Buffer): { rdns: NameAttribute[][]; exact: boolean } | undefined {
+  const seq = onlyTlv(der);
+  const sets = seq?.tag === 0x30 ? childrenOrUndefined(der, seq) : undefined;
+  if (!seq || !sets) return undefined;
+  let exact = !seq.berLength;
+  const rdns: NameAttribute[][] = [];
+  for (const set of sets) {
+    const atvs = set.tag === 0x31 ? childrenOrUndefined(der, set) : undefined;
+    if (!atvs || atvs.length === 0) return undefined;
+    const rdn: NameAttribute[] = [];
+    for (const atv of atvs) {
+      const parts = atv.tag === 0x30 ? childrenOrUndefined(der, atv) : undefined;
+      if (!parts || parts.length !== 2) return undefined;
+      const type = oidText(der, parts[0]);
+      if (type === undefined) return undefined;
+      const v = parts[1];
+      let value = stringText(der, v);
+      if (value === undefined) {
+        // NumericString and VisibleString are no directory strings: RFC 4514 hex form, as valueString
+        if (v.tag !== 0x12 && v.tag !== 0x1a) return undefined;
+        value = `#${der.subarray(v.start, v.end).toString("hex")}`;
+        exact = false;
+      } else if (v.tag === 0x0c && Buffer.byteLength(value) !== v.end - v.contentStart) {
+        exact = false; // not UTF-8: read byte by byte
+      }
+      exact &&= !set.berLength && !atv.berLength && !parts[0].berLength && !v.berLength;
+      rdn.push({ type, value });
+    }
+    rdns.push(rdn);
+  }
+  return { rdns, exact };
+}
+
+function schemaRdns(der: Buffer, what: string, offset: number): NameAttribute[][] {
   let parsed: Name;
   try {
     parsed = AsnConvert.parse(der, Name);
   } catch (e) {
     throw parseError(`${what}: not a valid Name: ${(e as Error).message}`, offset, { field: what });
   }
-  const rdns = parsed.map((rdn) => rdn.map((atv) => ({ type: atv.type, value: valueString(atv.value) })));
+  return parsed.map((rdn) => rdn.map((atv) => ({ type: atv.type, value: valueString(atv.value) })));
+}
+
+function nameOf(der: Buffer, rdns: NameAttribute[][]): DistinguishedName {
   const text = rdns.map((rdn) => rdn.map((a) => `${ATTRIBUTE_NAMES[a.type] ?? a.type}=${a.value}`).join("+")).join(", ");
-  return { name: { der, rdns, text }, unsorted: hasUnsortedSet(der) };
+  return { der, rdns, text };
+}
+
+/** Decodes a Name from its exact DER. `unsorted` is set when a multi-valued RDN's SET is not in DER order. */
+export function decodeName(der: Buffer, what: string, offset = 0): { name: DistinguishedName; unsorted: boolean } {
+  const rdns = plainName(der)?.rdns ?? schemaRdns(der, what, offset);
+  return { name: nameOf(der, rdns), unsorted: hasUnsortedSet(der) };
+}
+
+/** A Name of the plain shape that the schema would encode back to exactly `der`, or undefined. */
+export function exactName(der: Buffer): DistinguishedName | undefined {
+  const plain = plainName(der);
+  return plain?.exact ? nameOf(der, plain.rdns) : undefined;
 }
 
 /** X.690 §11.6: the elements of a DER SET OF are sorted by their encodings. */

@@ -3,7 +3,8 @@ import assert from "node:assert/strict";
 import { readdirSync, readFileSync } from "node:fs";
 import { decodeTpm2bPublic } from "../../../src/tpm/structures.js";
 import { TpmTrustError } from "../../../src/errors.js";
-import { classifyCertificates, ekHash, evaluateEkTrust, loadCertificate, requireEkTrust, type EkTrustInput } from "../../../src/verify/ek/index.js";
+import { publicKeyFromTpmt, spkiFromTpmt } from "../../../src/crypto/keys.js";
+import { certificatePublicKey, classifyCertificates, ekHash, evaluateEkTrust, loadCertificate, requireEkTrust, type EkTrustInput } from "../../../src/verify/ek/index.js";
 import { AT } from "./certgen.js";
 
 const EK = "test/fixtures/ek-certs";
@@ -34,6 +35,21 @@ test("ek-cert passes for the TPM's EK with its certificate; facts and path are r
   requireEkTrust(r, ["ek-cert"]);
   requireEkTrust(r, ["ek-key", "ek-cert"]);
   assert.throws(() => requireEkTrust(r, ["ek-key"]), (e: TpmTrustError) => e.code === "ERR_EK_NOT_ALLOWLISTED");
+});
+
+test("an EK certificate read with its EK's public area takes the key built from that area: its SPKI is that key's DER", () => {
+  for (const [der, pub] of [
+    [rsaDer, rsaPub],
+    [eccDer, eccPub],
+  ] as const) {
+    const key = publicKeyFromTpmt(pub);
+    const cert = loadCertificate(der);
+    assert.deepEqual(cert.spki, spkiFromTpmt(pub));
+    assert.equal(certificatePublicKey(cert), key);
+    assert.equal(evaluateEkTrust({ ...base, ekPublic: pub, ekCerts: [cert] }).methods["ek-cert"].passed, true);
+  }
+  // the other EK's certificate keeps its own key
+  assert.equal(certificatePublicKey(loadCertificate(eccDer)).equals(publicKeyFromTpmt(rsaPub)), false);
 });
 
 test("ek-key passes when the EK hash is allow-listed, in any case", () => {
