@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // Runs the compiled CLI (dist/, from `npm ci` or `npm run build`; what the published package ships)
-// when its build is newer than every file under src/; otherwise (no build, or sources edited since)
-// loads src/ through tsx, a development dependency.
+// when its build is newer than every file under src/: its bundle (dist/bundle/, made where esbuild is
+// installed) or else the compiled modules. Otherwise (no build, or sources edited since) loads src/
+// through tsx, a development dependency.
 import { existsSync, readdirSync, statSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 
@@ -32,7 +33,8 @@ function builtAt() {
 }
 
 if (builtAt() >= newest(`${root}src`)) {
-  await import("../dist/cli/main.js");
+  // the build removes dist/ first, so a bundle is never older than the rest of dist/
+  await import(existsSync(`${root}dist/bundle/main.js`) ? "../dist/bundle/main.js" : "../dist/cli/main.js");
 } else {
   let register;
   try {

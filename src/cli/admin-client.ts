@@ -6,8 +6,7 @@
  * (`--db`, $TPMTRUST_DB), as the bootstrap on the service's machine, audited with actor "cli".
  * Either way the answer is the route's JSON and a refusal is the route's TpmTrustError.
  */
-import type { Command } from "commander";
-import { Option } from "./commander.js";
+import { type Command, Option } from "commander";
 import { nextLink, ServiceClient } from "../agent/http.js";
 import { ERROR_CODES, isErrorCode, TpmTrustError } from "../errors.js";
 import { closeKeyServers } from "../keys/index.js";

@@ -1,5 +1,6 @@
-import { Command } from "./commander.js";
+import { Command } from "commander";
 import { isVersionOnly, VERSION } from "./version.js";
+import { exitCodeFor, printError } from "./run.js";
 
 /**
  * The `tpmtrust` command tree. Each area registers its subcommands from its own module
@@ -86,4 +87,15 @@ export async function buildProgram(argv: readonly string[] = process.argv): Prom
   if (names.some((name) => !WITHOUT_X509.has(name))) await import("reflect-metadata");
   for (const name of names) (await MODULES[name]()).register(program);
   return program;
+}
+
+/** Runs the command line `argv`: a failure is printed and sets the exit code. */
+export async function runProgram(argv: readonly string[]): Promise<void> {
+  const program = await buildProgram(argv);
+  try {
+    await program.parseAsync(argv);
+  } catch (e) {
+    await printError(e);
+    process.exitCode = exitCodeFor(e);
+  }
 }

@@ -1,4 +1,4 @@
-import { CommanderError } from "./commander.js";
+import { CommanderError } from "commander";
 import { exitCodeForCode, isTpmTrustError, TpmTrustError } from "../errors.js";
 
 /** Exit codes: 0 verified/ok, 1 rejected/not trusted, 2 nothing judged (unusable input, no TPM or service, internal); per code in src/errors.ts. */

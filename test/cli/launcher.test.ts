@@ -1,7 +1,7 @@
 /**
  * bin/tpmtrust.js picks what to run: the build in dist/ when its stamp is newer than every file
- * under src/, else src/ through tsx. Checked on a scratch installation whose two entry points say
- * which one ran.
+ * under src/ (its bundle when there is one), else src/ through tsx. Checked on a scratch installation
+ * whose entry points say which one ran.
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
@@ -10,7 +10,7 @@ import { copyFileSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, utimesSync, 
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 
-test("the launcher runs dist/ when its build is newer than every source, src/ through tsx otherwise", () => {
+test("the launcher runs dist/ (its bundle if any) when its build is newer than every source, src/ through tsx otherwise", () => {
   const root = mkdtempSync(join(tmpdir(), "tpmtrust-launcher-"));
   try {
     for (const d of ["bin", "dist/cli", "src/cli/commands"]) mkdirSync(join(root, d), { recursive: true });
@@ -33,6 +33,9 @@ test("the launcher runs dist/ when its build is newer than every source, src/ th
     assert.equal(run(), "src", "a source (in a subfolder) edited after the build");
     at("dist/.built", t);
     assert.equal(run(), "dist", "rebuilt");
+    mkdirSync(join(root, "dist/bundle"));
+    writeFileSync(join(root, "dist/bundle/main.js"), 'console.log("bundle");\n');
+    assert.equal(run(), "bundle", "the build's bundle (where esbuild is installed)");
   } finally {
     rmSync(root, { recursive: true, force: true });
   }

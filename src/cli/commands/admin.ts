@@ -1,5 +1,4 @@
-import type { Command } from "commander";
-import { Option } from "../commander.js";
+import { type Command, Option } from "commander";
 import { TpmTrustError } from "../../errors.js";
 import type { AdminRole, AdminToken } from "../../store/index.js";
 import { adminOptions, seg, withAdmin, type AdminOptions } from "../admin-client.js";

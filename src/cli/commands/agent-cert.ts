@@ -2,8 +2,7 @@
  * `tpmtrust agent enroll-cert` (and `agent acme`): certificates for TPM-resident keys. Registered
  * under the `agent` command that src/cli/commands/agent.ts creates (listed before this module).
  */
-import type { Command } from "commander";
-import { Option } from "../commander.js";
+import { type Command, Option } from "commander";
 import pino from "pino";
 import { DEFAULT_STATE_DIR, ServiceClient, withTpm } from "../../agent/index.js";
 import { acmeEnroll } from "../../agent/acme.js";

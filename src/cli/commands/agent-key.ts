@@ -4,8 +4,7 @@
  * under the `agent` command that src/cli/commands/agent.ts creates (listed before this module).
  */
 import { chmodSync, readFileSync, writeFileSync } from "node:fs";
-import type { Command } from "commander";
-import { Option } from "../commander.js";
+import { type Command, Option } from "commander";
 import { DEFAULT_STATE_DIR, readState, readToken, ServiceClient, withTpm } from "../../agent/index.js";
 import { dataKey, decrypt, encrypt, release } from "../../agent/keys.js";
 import { TpmTrustError } from "../../errors.js";

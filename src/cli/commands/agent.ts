@@ -1,6 +1,5 @@
 import { join } from "node:path";
-import type { Command } from "commander";
-import { Option } from "../commander.js";
+import { type Command, Option } from "commander";
 import pino, { type Logger } from "pino";
 import { activate, attest, DEFAULT_EVENTLOG, DEFAULT_IMA_LIST, DEFAULT_STATE_DIR, EK_ALG_KINDS, identify, readState, run, ServiceClient, tokenPath, withTpm } from "../../agent/index.js";
 import { doctor } from "../../agent/doctor.js";

@@ -1,6 +1,5 @@
 import { readFileSync } from "node:fs";
-import type { Command } from "commander";
-import { Option } from "../commander.js";
+import { type Command, Option } from "commander";
 import type { AuditReport, InclusionProof } from "../../attest/audit-log.js";
 import { TpmTrustError } from "../../errors.js";
 import type { AuditAnchor, AuditEntry, StoredCheckpoint } from "../../store/index.js";

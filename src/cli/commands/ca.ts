@@ -1,5 +1,4 @@
-import type { Command } from "commander";
-import { Option } from "../commander.js";
+import { type Command, Option } from "commander";
 import { writeFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { TpmTrustError } from "../../errors.js";

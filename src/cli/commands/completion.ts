@@ -4,7 +4,7 @@
  * Subcommands and options complete per command path; an option's fixed choices complete as its
  * value; other option values and arguments fall back to file names.
  */
-import { Command, type Option } from "../commander.js";
+import { Command, type Option } from "commander";
 import { action, usage } from "../run.js";
 
 export interface CompletionNode {

@@ -1,6 +1,5 @@
 /** `tpmtrust device provision`: the device side of DPS TPM provisioning against tpmtrust (or Azure DPS). */
-import type { Command } from "commander";
-import { Option } from "../commander.js";
+import { type Command, Option } from "commander";
 import { DEVICE_KEY_HANDLE, provisionDevice } from "../../agent/dps-device.js";
 import { ServiceClient } from "../../agent/http.js";
 import { EK_ALG_KINDS, withTpm } from "../../agent/tpm.js";

@@ -1,7 +1,6 @@
 import { readdirSync, statSync } from "node:fs";
 import { basename, join } from "node:path";
-import type { Command } from "commander";
-import { Option } from "../commander.js";
+import { type Command, Option } from "commander";
 import type { EkAdmission, HostView } from "../../attest/hosts.js";
 import { decodeHostIdentity } from "../../attest/identity.js";
 import { confirmOnTerminal } from "../ask.js";

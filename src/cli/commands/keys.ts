@@ -3,8 +3,7 @@
  * on the running service with --server, else in-process on the local database (src/cli/admin-client.ts).
  */
 import { resolve } from "node:path";
-import type { Command } from "commander";
-import { Option } from "../commander.js";
+import { type Command, Option } from "commander";
 import { TpmTrustError } from "../../errors.js";
 import { DEFAULT_KEY_SERVER, KEY_SERVER_KINDS, MASTER_KEY_ENV, type ProviderView } from "../../keys/index.js";
 import type { Cluster, KeyServer } from "../../store/index.js";

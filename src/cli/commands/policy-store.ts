@@ -3,8 +3,7 @@
  * `policy secureboot create` (attached to the `policy` command of the file-based policy tools),
  * `tpmtrust ci add` (code-integrity policies by name and digest), `tpmtrust webhooks add|list|remove|deliveries`.
  */
-import type { Command } from "commander";
-import { Option } from "../commander.js";
+import { type Command, Option } from "commander";
 import { POLICY_KINDS, type PolicyPreview } from "../../attest/policies.js";
 import { confirmOnTerminal } from "../ask.js";
 import { WEBHOOK_EVENTS, type WebhookView } from "../../attest/webhooks.js";

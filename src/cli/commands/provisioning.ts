@@ -3,8 +3,7 @@
  * enrollments, enrollment-groups, hubs, registrations, and the service's ID scope. Every change is
  * audited with the caller's principal (actor "cli" on the local database).
  */
-import type { Command } from "commander";
-import { Option } from "../commander.js";
+import { type Command, Option } from "commander";
 import { TpmTrustError } from "../../errors.js";
 import type { AllocationSettings } from "../../provisioning/allocation.js";
 import type { EnrollmentView } from "../../provisioning/enrollments.js";

@@ -1,5 +1,4 @@
-import type { Command } from "commander";
-import { Option } from "../commander.js";
+import { type Command, Option } from "commander";
 import { TpmTrustError } from "../../errors.js";
 import { resolveDbUrl } from "../../store/index.js";
 import { startServer } from "../../server/serve.js";

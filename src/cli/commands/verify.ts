@@ -1,4 +1,4 @@
-import { Command, Option } from "../commander.js";
+import { Command, Option } from "commander";
 import { TpmTrustError, exitCodeForCode, isTpmTrustError } from "../../errors.js";
 import { readInput, hexArg } from "../files.js";
 import { action, printJson } from "../run.js";
