@@ -8,7 +8,7 @@
  */
 import "reflect-metadata";
 import * as x509 from "@peculiar/x509";
-import { createPublicKey, generateKeyPairSync, sign, webcrypto } from "node:crypto";
+import { createPublicKey, sign, webcrypto } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -18,6 +18,7 @@ import { initCa, loadAuthority } from "../src/ca/authority.js";
 import { enroll, enrollChallenge, type EnrollRequest } from "../src/ca/enroll.js";
 import { randomSerial, signCertificate, toSecond } from "../src/ca/signing.js";
 import { putTemplate } from "../src/ca/templates.js";
+import { newKeyPair } from "../src/crypto/keygen.js";
 import { openStore } from "../src/store/index.js";
 import { TPM_ALG, TPM_GENERATED_VALUE, TPM_ST } from "../src/tpm/constants.js";
 import { encodeTpm2bPublic, encodeTpmsAttest, encodeTpmtPublic, encodeTpmtSignature, objectName } from "../src/tpm/structures.js";
@@ -34,15 +35,15 @@ export async function run(): Promise<BenchFigure[]> {
     const now = Date.now();
     await initCa(store, { actor: "bench", now, keyDir: join(dir, "keys") });
     await putTemplate(store, { name: "bench", keyAttestation: { mode: "required", trustModels: ["ek-key"] } }, { actor: "bench", now });
-    const ek = tpmtFromKey(generateKeyPairSync("ec", { namedCurve: "P-256" }).privateKey, EK_ATTRS);
-    const akKey = generateKeyPairSync("ec", { namedCurve: "P-256" }).privateKey;
+    const ek = tpmtFromKey(newKeyPair("ecdsa-p256").privateKey, EK_ATTRS);
+    const akKey = newKeyPair("ecdsa-p256").privateKey;
     const ak = tpmtFromKey(akKey, AK_ATTRS);
     await store.hosts.add({ name: "bench-host", hardwareClass: "bench", policyVersion: "v1", eks: [{ name: objectName(ek), public: encodeTpmtPublic(ek), cert: null }], at: now });
     await store.aks.bind({ hostName: "bench-host", name: objectName(ak), public: encodeTpmtPublic(ak), at: now });
     await store.trust.addAllowlist(ekHash(ek), { label: "bench", source: "bench", at: now });
 
     // one TPM key and CSR; a fresh nonce and TPM2_Certify per issuance
-    const keyPair = generateKeyPairSync("ec", { namedCurve: "P-256" });
+    const keyPair = newKeyPair("ecdsa-p256");
     const keyPub = tpmtFromKey(keyPair.privateKey, KEY_ATTRS);
     const keys = {
       privateKey: (await webcrypto.subtle.importKey("pkcs8", keyPair.privateKey.export({ type: "pkcs8", format: "der" }), { name: "ECDSA", namedCurve: "P-256" }, false, ["sign"])) as CryptoKey,

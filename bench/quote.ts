@@ -10,12 +10,14 @@ import { decodeTpmsAttest, decodeTpmtSignature, encodeTpmsAttest, encodeTpmtSign
 import type { TpmtPublic } from "../src/tpm/types.js";
 import { verifyQuote } from "../src/verify/quote.js";
 import { makeCredential } from "../src/crypto/credential.js";
+import { newKeyPair } from "../src/crypto/keygen.js";
 import { publicKeyFromTpmt } from "../src/crypto/keys.js";
 
 export const AK_ATTRS = 0x00050072; // fixedTPM|fixedParent|sensitiveDataOrigin|userWithAuth|restricted|sign
 const EK_ATTRS = 0x000300b2;
 const EK_POLICY = Buffer.from("837197674484b3f81a90cc8d46a5d724fd52d76e06520b64f2a1da1b331469aa", "hex");
 
+/** A TPMT_PUBLIC of `key`, from newKeyPair (a generateKeyPairSync KeyObject can deadlock its JWK export). */
 export function tpmtFromKey(key: KeyObject, attrs: number, authPolicy = Buffer.alloc(0)): TpmtPublic {
   const jwk = key.export({ format: "jwk" });
   if (jwk.kty === "RSA") {
@@ -51,7 +53,7 @@ export function tpmtFromKey(key: KeyObject, attrs: number, authPolicy = Buffer.a
 }
 
 function makeQuote(kind: "rsa" | "ecc") {
-  const { privateKey, publicKey } = kind === "rsa" ? generateKeyPairSync("rsa", { modulusLength: 2048 }) : generateKeyPairSync("ec", { namedCurve: "P-256" });
+  const { privateKey, publicKey } = newKeyPair(kind === "rsa" ? "rsa-2048" : "ecdsa-p256");
   const ak = tpmtFromKey(publicKey, AK_ATTRS);
   const pcrs: Record<number, Buffer> = {};
   for (const i of [0, 1, 2, 3, 4, 5, 6, 7]) pcrs[i] = createHash("sha256").update(`pcr${i}`).digest();
@@ -98,7 +100,7 @@ export async function run(): Promise<BenchFigure[]> {
     );
   }
   for (const kind of ["rsa", "ecc"] as const) {
-    const { publicKey } = kind === "rsa" ? generateKeyPairSync("rsa", { modulusLength: 2048 }) : generateKeyPairSync("ec", { namedCurve: "P-256" });
+    const { publicKey } = newKeyPair(kind === "rsa" ? "rsa-2048" : "ecdsa-p256");
     const ek = tpmtFromKey(publicKey, EK_ATTRS, EK_POLICY);
     const name = objectName(ek);
     const secret = randomBytes(32);

@@ -7,13 +7,14 @@
  * a fresh build; a development checkout also pays for bin/tpmtrust.js's walk of src/.
  */
 import { execFileSync, spawnSync } from "node:child_process";
-import { createHash, createSign, generateKeyPairSync } from "node:crypto";
+import { createHash, createSign } from "node:crypto";
 import { cpSync, mkdtempSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { median, type BenchFigure } from "./lib.js";
 import { AK_ATTRS, tpmtFromKey } from "./quote.js";
+import { newKeyPair } from "../src/crypto/keygen.js";
 import { TPM_ALG, TPM_GENERATED_VALUE, TPM_ST } from "../src/tpm/constants.js";
 import { encodeTpmsAttest, encodeTpmtPublic, encodeTpmtSignature, objectName } from "../src/tpm/structures.js";
 
@@ -42,9 +43,9 @@ function ensureBuild(): void {
 
 /** A TPM2_Certify of an ECC signing key by an ECC AK, made in software in the TPM wire formats. */
 function certifyFiles(dir: string): string[] {
-  const akKeys = generateKeyPairSync("ec", { namedCurve: "P-256" });
+  const akKeys = newKeyPair("ecdsa-p256");
   const ak = tpmtFromKey(akKeys.publicKey, AK_ATTRS);
-  const key = tpmtFromKey(generateKeyPairSync("ec", { namedCurve: "P-256" }).publicKey, KEY_ATTRS);
+  const key = tpmtFromKey(newKeyPair("ecdsa-p256").publicKey, KEY_ATTRS);
   const nonce = createHash("sha256").update("startup").digest();
   const attest = encodeTpmsAttest({
     magic: TPM_GENERATED_VALUE,

@@ -4,7 +4,8 @@
  * ActivateCredential, §13.3 Import) written from the spec. swtpm tests prove that real TPMs agree.
  */
 import assert from "node:assert/strict";
-import { createHmac, generateKeyPairSync, type KeyObject } from "node:crypto";
+import { createHmac, type KeyObject } from "node:crypto";
+import { newKeyPair } from "../../src/crypto/keygen.js";
 import { TPM_ALG } from "../../src/tpm/constants.js";
 import { Reader } from "../../src/tpm/marshal.js";
 import { decodeTpm2bSensitive, encodeTpm2bPublic, hashOf, objectName } from "../../src/tpm/structures.js";
@@ -30,7 +31,7 @@ export interface SoftDevice {
 export const SRK_ATTRS = 0x00030472;
 
 export function softSrk(): { pub: RsaPublic; priv: KeyObject } {
-  const { publicKey, privateKey } = generateKeyPairSync("rsa", { modulusLength: 2048 });
+  const { publicKey, privateKey } = newKeyPair("rsa-2048");
   const pub: RsaPublic = {
     type: TPM_ALG.RSA,
     nameAlg: TPM_ALG.SHA256,
