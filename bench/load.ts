@@ -90,8 +90,8 @@ export interface LoadReport {
    */
   generator: { sendLagP99Ms: number; cpuShareOfOneCore: number; bottleneck: boolean };
   /**
-   * The service process's CPU (user + system, all its threads) over the run: per attestation
-   * answered, and as a share of one core. Node runs the requests on one thread, so a share near 1
+   * The service process's CPU (user + system, all its threads; not PostgreSQL's processes) over
+   * the run: per attestation answered, and as a share of one core. Node runs the requests on one thread, so a share near 1
    * means the service, not the generator, sets the pace.
    */
   server: { cpuMsPerAttestation: number; cpuShareOfOneCore: number };
