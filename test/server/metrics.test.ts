@@ -18,6 +18,11 @@ const RHEL = "rhel8-gce-uefi.bin";
 const dir = mkdtempSync(join(tmpdir(), "tpmtrust-metrics-"));
 after(() => rmSync(dir, { recursive: true, force: true }));
 
+/** The Prometheus text of GET /metrics read with `token`. */
+async function scrape(url: string, token: string): Promise<string> {
+  return (await fetch(`${url}/metrics`, { headers: { authorization: `Bearer ${token}` } })).text();
+}
+
 /** The value of one sample line, e.g. `tpmtrust_hosts{health="healthy"}`. */
 function sample(text: string, series: string): number | undefined {
   const line = text.split("\n").find((l) => l.startsWith(series + " "));
@@ -61,15 +66,14 @@ test("trust sweeps count, with the hosts each evaluated afresh: all after the fi
   try {
     const admin = readFileSync(s.adminTokenFile!, "utf8").trim();
     await seedHosts(s.store, [softHost("sw-1"), softHost("sw-2"), softHost("sw-3")]);
-    const scrape = async () => (await fetch(`${s.url}/metrics`, { headers: { authorization: `Bearer ${admin}` } })).text();
     const sweepsReach = async (n: number) => {
       for (;;) {
-        const text = await scrape();
+        const text = await scrape(s.url, admin);
         if ((sample(text, "tpmtrust_trust_sweeps_total") ?? 0) >= n) return text;
         await new Promise((r) => setTimeout(r, 20));
       }
     };
-    assert.equal(sample(await scrape(), "tpmtrust_trust_sweeps_total"), 0);
+    assert.equal(sample(await scrape(s.url, admin), "tpmtrust_trust_sweeps_total"), 0);
     // revoking an EK none of the hosts has: a trust change that sweeps
     const revoke = async () => {
       const r = await postJson(`${s.url}/v1/trust/revoked-eks`, { ekHash: randomBytes(32).toString("hex") }, { authorization: `Bearer ${admin}` });
@@ -91,8 +95,7 @@ test("attestations count by verdict and reason with their latency; registrations
   const host = await startTpmHost({ logFile: RHEL });
   try {
     const admin = readFileSync(s.adminTokenFile!, "utf8").trim();
-    const scrape = async () => (await fetch(`${s.url}/metrics`, { headers: { authorization: `Bearer ${admin}` } })).text();
-    const before = await scrape();
+    const before = await scrape(s.url, admin);
     const delta = (text: string, series: string) => (sample(text, series) ?? 0) - (sample(before, series) ?? 0);
 
     await addHost(s.store, host, { name: "m-1", hardwareClass: "gce-n1" });
@@ -112,7 +115,7 @@ test("attestations count by verdict and reason with their latency; registrations
 
     assert.match(badHost.body.code, /^ERR_PARSE_/);
     assert.equal(badActivation.body.code, "ERR_EK_CERT_REQUIRED");
-    const after = await scrape();
+    const after = await scrape(s.url, admin);
     assert.equal(delta(after, 'tpmtrust_attestations_total{verdict="pass",reason="none"}'), 1);
     assert.equal(delta(after, 'tpmtrust_attestations_total{verdict="rejected",reason="ERR_NONCE_REUSED"}'), 1);
     assert.equal(delta(after, 'tpmtrust_attestation_duration_seconds_count{verdict="pass"}'), 1);
@@ -134,7 +137,7 @@ test("PostgreSQL pool errors are logged and counted: a pooled connection the ser
   const s = await startServer({ db: url, listen: "127.0.0.1:0", logger, adminTokenFile: join(dir, "pg-admin-token"), provisioningKeyFile: join(dir, "pg-provisioning-key") });
   try {
     const admin = readFileSync(join(dir, "pg-admin-token"), "utf8").trim();
-    const errors = async () => sample(await (await fetch(`${s.url}/metrics`, { headers: { authorization: `Bearer ${admin}` } })).text(), "tpmtrust_store_connection_errors_total") ?? 0;
+    const errors = async () => sample(await scrape(s.url, admin), "tpmtrust_store_connection_errors_total") ?? 0;
     const before = await errors();
     await rawSql(url, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'tpmtrust' AND pid <> pg_backend_pid()");
     while ((await errors()) === before) await new Promise((r) => setTimeout(r, 20));
