@@ -121,11 +121,6 @@ export async function recordAkCertificate(repos: Repos, ca: AttestationCa, c: Si
   return der;
 }
 
-/** Signs and records an AK certificate (see signAkCertificate, recordAkCertificate). */
-export async function issueAkCertificate(repos: Repos, ca: AttestationCa, o: { hostName: string; akPublic: TpmtPublic; akName: Buffer; now: number }): Promise<Buffer> {
-  return recordAkCertificate(repos, ca, await signAkCertificate(ca, o), o);
-}
-
 /**
  * An AK certificate presented back to tpmtrust (the AIK info of a Windows request, MS-WCCE
  * 2.2.2.7.15), trusted only as this attestation CA's own word: it chains to the current attestation

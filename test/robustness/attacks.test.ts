@@ -18,7 +18,7 @@ import { calculateJwkThumbprint, exportJWK, FlattenedSign, generateKeyPair, Sign
 import { encode as cbor } from "cborg";
 import { NONCE_PURPOSE } from "../../src/attest/challenge.js";
 import { signingKeyTemplate } from "../../src/agent/enroll-cert.js";
-import { attestationCa, issueAkCertificate } from "../../src/ca/ak-ca.js";
+import { attestationCa, recordAkCertificate, signAkCertificate } from "../../src/ca/ak-ca.js";
 import { initCa } from "../../src/ca/authority.js";
 import { putTemplate } from "../../src/ca/templates.js";
 import { startServer, type RunningServer } from "../../src/server/serve.js";
@@ -689,7 +689,9 @@ before(async () => {
   await addFleetBaseline(s.store);
   await seedHosts(s.store, [alice, bob, certee]);
   await s.store.trust.addAllowlist(certee.ekHash, { at: Date.now() });
-  certeeAkCert = await issueAkCertificate(s.store, await attestationCa(s.store, Date.now()), { hostName: certee.name, akPublic: decodeTpmtPublic(certee.akPublic), akName: certee.akName, now: Date.now() });
+  const akCa = await attestationCa(s.store, Date.now());
+  const akCert = { hostName: certee.name, akPublic: decodeTpmtPublic(certee.akPublic), akName: certee.akName, now: Date.now() };
+  certeeAkCert = await recordAkCertificate(s.store, akCa, await signAkCertificate(akCa, akCert), akCert);
   // the key attestation CA and its templates
   await initCa(s.store, { actor: "test", now: Date.now(), keyDir: join(dir, "ca-keys") });
   opsEnroller = (await s.store.adminTokens.create({ at: Date.now(), role: "enroller", identity: "ops" })).token;
