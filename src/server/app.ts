@@ -98,7 +98,9 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   const now = opts.now ?? Date.now;
   const attest = attestConfig(opts.attest);
   // the CLI in-process neither sweeps nor delivers webhooks: the running service notices its changes (the trust version) and delivers
-  const monitor: Monitor = opts.inProcess ? { kick: () => undefined, trustChanged: () => undefined, stop: async () => undefined } : startMonitor({
+  const monitor: Monitor = opts.inProcess
+    ? { kick: () => undefined, trustChanged: () => undefined, stop: async () => undefined }
+    : startMonitor({
         store: opts.store,
         cfg: attest,
         now,
