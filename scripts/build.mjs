@@ -13,7 +13,7 @@
 // Both keep packages in node_modules (native addons, files read beside their modules) except
 // commander. Without esbuild the CLI runs from dist/ as compiled.
 import { spawnSync } from "node:child_process";
-import { rmSync, writeFileSync } from "node:fs";
+import { existsSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { relative, resolve } from "node:path";
 
@@ -117,21 +117,44 @@ async function bundle({ build }) {
 }
 
 /**
- * Writes dist/bundle/one-shot.cjs.cache, V8's code for the one-shot bundle once `--help` of each
- * one-shot command has run: that compiles commander and the top level of every module such a command
- * loads. Made by a Node started without flags, as bin/tpmtrust.js is (V8 rejects a cache from other
- * flags or another V8), compiling the bundle as bin/tpmtrust.js does.
+ * Writes dist/bundle/one-shot.cjs.cache, V8's code for the one-shot bundle once it has run `--help` of
+ * each one-shot command (commander and the top level of every module such a command loads) and, in a
+ * checkout (test/fixtures/), a quote verification, a structure inspection and event-log replays of
+ * the test fixtures, some of which bench/startup.ts also times: the cache holds the functions a run
+ * compiled; any other is compiled from the source when first called. Made by a Node started without
+ * flags, as bin/tpmtrust.js is (V8 rejects a cache made with other flags or another V8), compiling
+ * the bundle as bin/tpmtrust.js does; a warm-up run that fails fails the build.
  */
 function codeCache() {
   const helps = [["verify", "quote"], ["verify", "certify"], ["tpm", "inspect"], ["makecredential"], ["eventlog", "replay"], ["eventlog", "show"], ["eventlog", "diff"]];
+  const fx = (p) => resolve("test/fixtures", p);
+  const fixtures = existsSync(fx("quotes")) && existsSync(fx("eventlogs"));
+  const runs = [
+    ...helps.map((h) => [...h, "--help"]),
+    ...(fixtures
+      ? [
+          ["verify", "quote", "--ak", fx("quotes/swtpm-pcr16-ak.pem"), "--ak-trusted", "--attest", fx("quotes/swtpm-pcr16-quote.bin"), "--signature", fx("quotes/swtpm-pcr16-sig.bin"), "--pcrs", fx("quotes/swtpm-pcr16-pcr.bin")],
+          ["tpm", "inspect", fx("quotes/swtpm-pcr16-quote.bin")],
+          ...readdirSync(fx("eventlogs"))
+            .filter((f) => f.endsWith(".bin"))
+            .map((f) => ["eventlog", "replay", fx(`eventlogs/${f}`)]),
+        ]
+      : []),
+  ];
   const warm = `
 const { writeFileSync } = require("node:fs");
 const file = ${JSON.stringify(resolve("dist/bundle/one-shot.cjs"))};
 const { exports, script } = require(${JSON.stringify(resolve("bin/tpmtrust.js"))}).loadOneShot(file);
 (async () => {
-  for (const args of ${JSON.stringify(helps)}) await exports.runOneShot(["node", "tpmtrust", ...args, "--help"]);
+  for (const args of ${JSON.stringify(runs)}) {
+    await exports.runOneShot(["node", "tpmtrust", ...args]);
+    if (process.exitCode) throw new Error(\`tpmtrust \${args.join(" ")} exited \${process.exitCode}\`);
+  }
   writeFileSync(file + ".cache", script.createCachedData());
 })();`;
   const r = spawnSync(process.execPath, ["-e", warm], { stdio: ["ignore", "ignore", "inherit"] });
-  if (r.status !== 0) process.exit(r.status ?? 1);
+  if (r.status !== 0) {
+    console.error("build: the one-shot bundle's warm-up for its code cache failed");
+    process.exit(r.status ?? 1);
+  }
 }
