@@ -84,4 +84,4 @@ async function main() {
 }
 
 if (require.main === module) main();
-else module.exports = { loadOneShot };
+else module.exports = { loadOneShot }; // for scripts/build.mjs, which writes the code cache

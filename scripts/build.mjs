@@ -113,6 +113,17 @@ async function bundle({ build }) {
       }
     }
   }
+  // bin/tpmtrust.js runs the one-shot bundle without a callback for import() (Node 20's default one
+  // is experimental and says so on stderr): a package it imports dynamically would fail to load, but
+  // for reflect-metadata, which program.js loads only for the other modules
+  for (const [file, input] of Object.entries(inputs)) {
+    for (const i of input.imports) {
+      if (i.kind === "dynamic-import" && i.external && !(file === "dist/cli/program.js" && i.path === "reflect-metadata")) {
+        console.error(`build: ${file} imports ${i.path} dynamically, which the one-shot bundle cannot: import it statically in a module loaded when needed`);
+        process.exit(1);
+      }
+    }
+  }
   codeCache();
 }
 
