@@ -1,4 +1,5 @@
 import { isVersionOnly, VERSION } from "./version.js";
+import { writeStdout } from "./stdout.js";
 
 /**
  * The entry point of the one-shot bundle (dist/bundle/one-shot.cjs, scripts/build.mjs), which
@@ -7,7 +8,7 @@ import { isVersionOnly, VERSION } from "./version.js";
  */
 export async function runOneShot(argv: readonly string[]): Promise<boolean> {
   if (isVersionOnly(argv.slice(2))) {
-    process.stdout.write(`${VERSION}\n`);
+    writeStdout(`${VERSION}\n`);
     return true;
   }
   // commander and the command tree load only for a command
