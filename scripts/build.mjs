@@ -44,9 +44,8 @@ if (esbuild) await bundle(esbuild);
 writeFileSync("dist/.built", `${new Date().toISOString()}\n`);
 
 async function bundle({ build }) {
-  const entry = resolve("dist/cli/main.js");
   const options = {
-    entryPoints: [entry],
+    entryPoints: [resolve("dist/cli/main.js")],
     outdir: "dist/bundle",
     entryNames: "[name]",
     bundle: true,
@@ -86,6 +85,9 @@ async function bundle({ build }) {
     },
   };
   const bundled = await build({ ...options, metafile: true, plugins: [together, packages] });
+  // the quote verification threads `serve` starts load quote-worker.js from beside
+  // src/attest/quote-verifier.ts's code: one file of its own, which leaves the CLI's chunks as they are
+  await build({ ...options, entryPoints: [resolve("dist/attest/quote-worker.js")], splitting: false, plugins: [packages] });
   // every command loads that chunk: a package it imported statically would load for every command
   for (const [file, out] of Object.entries(bundled.metafile.outputs)) {
     if (!out.inputs["dist/cli/program.js"]) continue;
