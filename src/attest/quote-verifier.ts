@@ -43,7 +43,7 @@ function akPublic(name: Uint8Array, pub: Uint8Array): TpmtPublic {
 }
 
 /** Runs one job on this thread. */
-export function runQuoteJob(job: QuoteJob): QuotedPcrs {
+function runQuoteJob(job: QuoteJob): QuotedPcrs {
   return verifyQuoteSet({ quotes: job.quotes, nonce: job.nonce, pcrs: job.pcrs }, akPublic(job.akName, job.akPublic), job.required);
 }
 
@@ -61,7 +61,7 @@ export function answerQuoteJob(job: QuoteJob): QuoteAnswer {
  * A structured clone's Uint8Arrays as Buffers again (the parsers and verifiers use Buffer's
  * methods), without copying; plain objects and arrays are walked, everything else kept.
  */
-export function asBuffers<T>(v: T): T {
+function asBuffers<T>(v: T): T {
   if (v instanceof Uint8Array) return (Buffer.isBuffer(v) ? v : Buffer.from(v.buffer, v.byteOffset, v.byteLength)) as T;
   if (Array.isArray(v)) {
     for (let i = 0; i < v.length; i++) v[i] = asBuffers(v[i]);
