@@ -20,7 +20,7 @@
  *
  * `npm run bench` runs the full-size figure (100,000 hosts × 100 s, SQLite); the test suite a small one.
  */
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { Agent } from "node:http";
 import os from "node:os";
 import { join } from "node:path";
@@ -57,6 +57,8 @@ export interface LoadWindow {
   p99Ms: number;
   /** the generator's own lag: ms from the scheduled time to its queueing the request, 99th percentile */
   sendLagP99Ms: number;
+  /** the service's main thread's share of one core (sampled each second) */
+  serverMainThreadShare: number;
 }
 
 export interface LoadReport {
@@ -91,16 +93,38 @@ export interface LoadReport {
   generator: { sendLagP99Ms: number; cpuShareOfOneCore: number; bottleneck: boolean };
   /**
    * The service process's CPU (user + system, all its threads; not PostgreSQL's processes) over
-   * the run: per attestation answered, and as a share of one core. Node runs the requests on one thread, so a share near 1
-   * means the service, not the generator, sets the pace.
+   * the run: per attestation answered, and as a share of one core; and its main thread's share of
+   * one core. That thread runs the requests and the database statements (quotes are verified on
+   * worker threads, `serve --verify-threads`), so its share near 1 means the service, not the
+   * generator, sets the pace.
    */
-  server: { cpuMsPerAttestation: number; cpuShareOfOneCore: number };
+  server: { cpuMsPerAttestation: number; cpuShareOfOneCore: number; mainThreadShareOfOneCore: number };
+  /** with --db postgres: the cluster's processes' CPU over the run (on the same machine, the two cores are shared) */
+  database?: { cpuMsPerAttestation: number; cpuShareOfOneCore: number };
 }
 
-/** CPU time (user + system) a process has used, in ms (Linux: /proc/PID/stat fields 14 and 15, in clock ticks of 10 ms). */
-function cpuMsOf(pid: number): number {
-  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").replace(/^.*\) /s, "").split(" ");
+/**
+ * CPU time (user + system) a process has used, or with `thread` one of its threads (its main
+ * thread's id is the process's), in ms (Linux: /proc/PID/stat fields 14 and 15, in clock ticks of 10 ms).
+ */
+function cpuMsOf(pid: number, thread?: number): number {
+  const fields = readFileSync(thread === undefined ? `/proc/${pid}/stat` : `/proc/${pid}/task/${thread}/stat`, "utf8").replace(/^.*\) /s, "").split(" ");
   return (Number(fields[11]) + Number(fields[12])) * 10;
+}
+
+/** CPU time (ms) of a PostgreSQL cluster's processes now running: its postmaster's children (backends, writers). */
+function clusterCpuMs(postmaster: number): number {
+  let ms = 0;
+  for (const pid of readdirSync("/proc")) {
+    if (!/^\d+$/.test(pid)) continue;
+    try {
+      const fields = readFileSync(`/proc/${pid}/stat`, "utf8").replace(/^.*\) /s, "").split(" ");
+      if (Number(fields[1]) === postmaster) ms += (Number(fields[11]) + Number(fields[12])) * 10;
+    } catch {
+      // ended meanwhile
+    }
+  }
+  return ms;
 }
 
 const percentile = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? 0;
@@ -162,7 +186,12 @@ export async function runLoad(o: LoadOptions, log: (msg: string) => void = () =>
       const concurrency = o.concurrency ?? 64;
       const cpu = process.cpuUsage();
       const serverCpu = cpuMsOf(server.child.pid!);
+      const mainCpu = cpuMsOf(server.child.pid!, server.child.pid!);
+      const dbCpu = pg ? clusterCpuMs(pg.pid) : 0;
       const start = performance.now();
+      // the service's main thread's CPU each second, for its share per window
+      const mainCpuAt: { ms: number; cpuMs: number }[] = [{ ms: 0, cpuMs: mainCpu }];
+      const sampler = setInterval(() => mainCpuAt.push({ ms: performance.now() - start, cpuMs: cpuMsOf(server.child.pid!, server.child.pid!) }), 1000);
       // Open loop with bounded memory: a request joins the queue at its scheduled time whatever the
       // server's pace, and its body is built only when a socket takes it; time spent queued counts
       // in its latency. The generator's own lag is how late it noticed a request was due.
@@ -218,11 +247,15 @@ export async function runLoad(o: LoadOptions, log: (msg: string) => void = () =>
         };
         pump();
       });
+      clearInterval(sampler);
       const elapsedMs = performance.now() - start;
       const used = process.cpuUsage(cpu);
       const serverCpuMs = cpuMsOf(server.child.pid!) - serverCpu;
+      const mainCpuMs = cpuMsOf(server.child.pid!, server.child.pid!) - mainCpu;
+      const dbCpuMs = pg ? clusterCpuMs(pg.pid) - dbCpu : 0;
       const windowS = o.seconds / Math.max(1, Math.round(o.seconds / 10));
       const windows: LoadWindow[] = [];
+      const sampleAt = (ms: number) => mainCpuAt.reduce((best, x) => (Math.abs(x.ms - ms) < Math.abs(best.ms - ms) ? x : best));
       for (let from = 0; from < o.seconds - 1e-9; from += windowS) {
         const [a, b] = [from * 1000, (from + windowS) * 1000];
         const scheduled = done.filter((x) => x.dueMs >= a && x.dueMs < b);
@@ -238,6 +271,7 @@ export async function runLoad(o: LoadOptions, log: (msg: string) => void = () =>
           p50Ms: percentile(lat, 50),
           p99Ms: percentile(lat, 99),
           sendLagP99Ms: percentile(lag, 99),
+          serverMainThreadShare: ((from: { ms: number; cpuMs: number }, to: { ms: number; cpuMs: number }) => (to.ms > from.ms ? (to.cpuMs - from.cpuMs) / (to.ms - from.ms) : 0))(sampleAt(a), sampleAt(b)),
         });
       }
       const latencies = done.map((x) => x.doneMs - x.dueMs).sort((p, q) => p - q);
@@ -260,7 +294,8 @@ export async function runLoad(o: LoadOptions, log: (msg: string) => void = () =>
         windowP99Ms: windows.map((w) => w.p99Ms),
         healthzMs: median(healthz),
         generator: { sendLagP99Ms: percentile(lags, 99), cpuShareOfOneCore: (used.user + used.system) / 1000 / elapsedMs, bottleneck: windows.some((w) => w.sendLagP99Ms > 100) },
-        server: { cpuMsPerAttestation: serverCpuMs / schedule.length, cpuShareOfOneCore: serverCpuMs / elapsedMs },
+        server: { cpuMsPerAttestation: serverCpuMs / schedule.length, cpuShareOfOneCore: serverCpuMs / elapsedMs, mainThreadShareOfOneCore: mainCpuMs / elapsedMs },
+        ...(pg ? { database: { cpuMsPerAttestation: dbCpuMs / schedule.length, cpuShareOfOneCore: dbCpuMs / elapsedMs } } : {}),
       };
     } finally {
       await server.stop();
@@ -289,6 +324,7 @@ export async function run(): Promise<BenchFigure[]> {
       details: {
         serverCpuMsPerAttestation: Number(r.server.cpuMsPerAttestation.toFixed(2)),
         serverCpuShareOfOneCore: Number(r.server.cpuShareOfOneCore.toFixed(2)),
+        serverMainThreadShareOfOneCore: Number(r.server.mainThreadShareOfOneCore.toFixed(2)),
         generatorCpuShareOfOneCore: Number(r.generator.cpuShareOfOneCore.toFixed(2)),
         firstTrustSweepSeconds: Number(r.warmSeconds.toFixed(1)),
       },
@@ -315,9 +351,9 @@ if (import.meta.url === pathToFileURL(process.argv[1] ?? "").href) {
   const f = (n: number) => n.toFixed(0).padStart(6);
   process.stderr.write(
     [
-      `load: ${report.attestations} attestations, ${report.errors} errors, p50 ${report.latencyMs.p50.toFixed(0)} ms, p99 ${report.latencyMs.p99.toFixed(0)} ms; generator: send lag p99 ${report.generator.sendLagP99Ms.toFixed(0)} ms, CPU ${(report.generator.cpuShareOfOneCore * 100).toFixed(0)}% of a core${report.generator.bottleneck ? " (it was the bottleneck: the load sent fell behind the load offered)" : ""}; server: ${report.server.cpuMsPerAttestation.toFixed(2)} ms CPU per attestation, ${(report.server.cpuShareOfOneCore * 100).toFixed(0)}% of a core`,
-      "load:  window s  offered/s  sent/s  answered/s  errors  p50 ms  p99 ms  send lag p99 ms",
-      ...report.windows.map((w) => `load: ${f(w.from)}-${String(Math.round(w.to)).padEnd(4)} ${f(w.offeredPerSecond)}    ${f(w.sentPerSecond)}  ${f(w.answeredPerSecond)}     ${f(w.errors)}  ${f(w.p50Ms)}  ${f(w.p99Ms)}  ${f(w.sendLagP99Ms)}`),
+      `load: ${report.attestations} attestations, ${report.errors} errors, p50 ${report.latencyMs.p50.toFixed(0)} ms, p99 ${report.latencyMs.p99.toFixed(0)} ms; generator: send lag p99 ${report.generator.sendLagP99Ms.toFixed(0)} ms, CPU ${(report.generator.cpuShareOfOneCore * 100).toFixed(0)}% of a core${report.generator.bottleneck ? " (it was the bottleneck: the load sent fell behind the load offered)" : ""}; server: ${report.server.cpuMsPerAttestation.toFixed(2)} ms CPU per attestation, ${(report.server.cpuShareOfOneCore * 100).toFixed(0)}% of a core (its main thread ${(report.server.mainThreadShareOfOneCore * 100).toFixed(0)}%)${report.database ? `; PostgreSQL: ${report.database.cpuMsPerAttestation.toFixed(2)} ms CPU per attestation, ${(report.database.cpuShareOfOneCore * 100).toFixed(0)}% of a core` : ""}`,
+      "load:  window s  offered/s  sent/s  answered/s  errors  p50 ms  p99 ms  send lag p99 ms  service main thread",
+      ...report.windows.map((w) => `load: ${f(w.from)}-${String(Math.round(w.to)).padEnd(4)} ${f(w.offeredPerSecond)}    ${f(w.sentPerSecond)}  ${f(w.answeredPerSecond)}     ${f(w.errors)}  ${f(w.p50Ms)}  ${f(w.p99Ms)}  ${f(w.sendLagP99Ms)}  ${(w.serverMainThreadShare * 100).toFixed(0)}%`),
     ].join("\n") + "\n",
   );
   process.stdout.write(JSON.stringify({ machine: { cpus: os.cpus().length, model: os.cpus()[0]?.model, node: process.version, loadavg: os.loadavg() }, ...report }, null, 2) + "\n");

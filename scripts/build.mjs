@@ -68,17 +68,19 @@ async function bundle({ build }) {
       b.onResolve({ filter: /^[^./]/ }, (a) => (a.path === "commander" ? undefined : { path: a.path, external: true }));
     },
   };
-  await build({
+  const esm = {
     ...common,
-    entryPoints: [resolve("dist/cli/main.js")],
     outdir: "dist/bundle",
     entryNames: "[name]",
-    splitting: true,
     format: "esm",
     // commander (CommonJS) requires Node's modules: the bundle's require resolves them
     banner: { js: 'import { createRequire as __createRequire } from "node:module";\nconst require = __createRequire(import.meta.url);' },
     plugins: [packages],
-  });
+  };
+  await build({ ...esm, entryPoints: [resolve("dist/cli/main.js")], splitting: true });
+  // the quote verification threads `serve` starts load quote-worker.js from beside
+  // src/attest/quote-verifier.ts's code: one file of its own, which leaves the CLI's chunks as they are
+  await build({ ...esm, entryPoints: [resolve("dist/attest/quote-worker.js")], splitting: false });
   const notOneShot = {
     name: "not-one-shot",
     setup(b) {

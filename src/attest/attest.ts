@@ -11,19 +11,18 @@
  */
 import { TpmTrustError, isTpmTrustError } from "../errors.js";
 import type { PolicyVersion, Store } from "../store/index.js";
-import { decodeTpmtPublic } from "../tpm/structures.js";
-import type { TpmtPublic } from "../tpm/types.js";
 import { boundAk, NONCE_PURPOSE, type AttestedHost } from "./challenge.js";
 import type { AttestConfig } from "./config.js";
 import { receiveEvidence, type EvidenceBody } from "./evidence.js";
 import type { HealthChange } from "./health.js";
 import type { Judgement, JudgementCache } from "./judge.js";
+import type { QuoteVerifier } from "./quote-verifier.js";
 import { imaFailureCode, type ImaSummary, type ImaTracker, type ImaWrite } from "./ima.js";
 import { hostPolicies, policySelection, policySets, refOf, type PolicyOutcome, type PolicySet } from "./policies.js";
 import { requireHostTrusted } from "../trust/host-trust.js";
 import { recordVerdict } from "./record-verdict.js";
 import { signToken, type PolicyRef } from "../tokens/tokens.js";
-import { verifyQuoteSet, withoutImaPcr } from "../verify/attestation.js";
+import { withoutImaPcr } from "../verify/attestation.js";
 
 export interface AttestDeps {
   store: Store;
@@ -31,6 +30,8 @@ export interface AttestDeps {
   now: () => number;
   /** replayLog + evaluatePolicies results of unchanged boots */
   judgements: JudgementCache;
+  /** verifyQuoteSet, on worker threads or inline */
+  quotes: QuoteVerifier;
   /** IMA state per host and boot (stored with each verdict; cached per instance) */
   ima: ImaTracker;
   /** called after a verdict changed a host's health (e.g. to deliver webhooks at once) */
@@ -61,19 +62,6 @@ export interface AttestationResult {
 
 /** Failures of evidence that the TPM did sign over the fresh nonce: these are the host's verdict. */
 const HOST_FAILURES = new Set(["ERR_PCR_DIGEST_MISMATCH", "ERR_PCR_SELECTION_MISMATCH", "ERR_QUOTES_INCONSISTENT"]);
-
-// Stored AK publics are immutable per Name: parse each once.
-const akPublics = new Map<string, TpmtPublic>();
-function akPublic(name: Buffer, pub: Buffer): TpmtPublic {
-  const key = name.toString("hex");
-  let p = akPublics.get(key);
-  if (!p) {
-    p = decodeTpmtPublic(pub);
-    if (akPublics.size > 100_000) akPublics.clear();
-    akPublics.set(key, p);
-  }
-  return p;
-}
 
 async function audited<T>(store: Store, at: number, actor: string, subject: string | null, fn: () => Promise<T>): Promise<T> {
   try {
@@ -117,7 +105,7 @@ export async function attest(d: AttestDeps, body: EvidenceBody): Promise<Attesta
   let failure: TpmTrustError | undefined;
   const quoted = await audited(d.store, at, actor, host.name, async () => {
     try {
-      return verifyQuoteSet(ev, akPublic(bound.ak.name, bound.ak.public), required);
+      return await d.quotes.verify({ akName: bound.ak.name, akPublic: bound.ak.public, quotes: ev.quotes, nonce: ev.nonce, pcrs: ev.pcrs, required });
     } catch (e) {
       if (isTpmTrustError(e) && HOST_FAILURES.has(e.code)) {
         failure = e;

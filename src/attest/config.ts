@@ -24,6 +24,8 @@ export interface AttestConfig {
   issuer: string;
   /** judgements of unchanged boots (log, PCR values, policy versions) kept per process; 0 disables */
   judgementCacheSize: number;
+  /** worker threads that verify quotes (0: on the event loop's thread) */
+  verifyThreads: number;
   /**
    * Public endpoints, counted per client address in the database per `limitWindowMs` (so across
    * instances): attestation challenges, activations started, and stored nonces minted by
@@ -50,6 +52,7 @@ export const DEFAULT_ATTEST_CONFIG: AttestConfig = {
   webhookTimeoutMs: 5_000,
   issuer: DEFAULT_TOKEN_ISSUER,
   judgementCacheSize: 10_000,
+  verifyThreads: 0,
   challengeLimit: 600,
   activationLimit: 60,
   nonceLimit: 300,

@@ -10,6 +10,7 @@ import { attest, type AttestDeps } from "../../src/attest/attest.js";
 import { attestConfig } from "../../src/attest/config.js";
 import { ImaTracker } from "../../src/attest/ima.js";
 import { JudgementCache } from "../../src/attest/judge.js";
+import { quoteVerifier } from "../../src/attest/quote-verifier.js";
 import { addPolicy, removePolicy } from "../../src/attest/policies.js";
 import type { EvidenceBody } from "../../src/attest/evidence.js";
 import { learnBaseline } from "../../src/policy/baseline.js";
@@ -19,7 +20,10 @@ import { readLog } from "../helpers/attest-host.js";
 import { BACKENDS, rawSql, type Backend } from "../helpers/store.js";
 import { addFleetBaseline, evidenceJson, FLEET_CLASS, preQuotes, seedHosts, softHost, type SoftHost } from "../helpers/software-fleet.js";
 
-const deps = (store: Store): AttestDeps => ({ store, cfg: attestConfig(), now: Date.now, judgements: new JudgementCache(100), ima: new ImaTracker() });
+// quotes verified on a worker thread, as `serve` does by default
+const quotes = quoteVerifier(1);
+after(() => quotes.close());
+const deps = (store: Store): AttestDeps => ({ store, cfg: attestConfig(), now: Date.now, judgements: new JudgementCache(100), quotes, ima: new ImaTracker() });
 
 for (const [dialect, make] of BACKENDS) {
   describe(`attestation hot path on ${dialect}`, () => {

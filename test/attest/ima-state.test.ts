@@ -15,6 +15,7 @@ import { attestConfig } from "../../src/attest/config.js";
 import type { EvidenceBody } from "../../src/attest/evidence.js";
 import { ImaTracker } from "../../src/attest/ima.js";
 import { JudgementCache } from "../../src/attest/judge.js";
+import { quoteVerifier } from "../../src/attest/quote-verifier.js";
 import { startServer, type RunningServer } from "../../src/server/serve.js";
 import type { Store } from "../../src/store/index.js";
 import { addImaClass, IMA_BOOT, IMA_LATER, imaEvidence, imaEvil, imaHost, imaList, type ImaRound } from "../helpers/ima-fleet.js";
@@ -150,7 +151,7 @@ describe("two service instances on one PostgreSQL", () => {
         },
       },
     }) as Store;
-    const deps = (store: Store) => ({ store, cfg: attestConfig(), now: Date.now, judgements: new JudgementCache(10), ima: new ImaTracker() });
+    const deps = (store: Store) => ({ store, cfg: attestConfig(), now: Date.now, judgements: new JudgementCache(10), quotes: quoteVerifier(0), ima: new ImaTracker() });
     const evil = imaEvil("/usr/bin/raced");
     const evilRound = { extended: [...IMA_BOOT, evil], sent: imaList([evil]), startIndex: IMA_BOOT.length };
     const evilBody = imaEvidence(h, await challenge(a, h), evilRound) as unknown as EvidenceBody;

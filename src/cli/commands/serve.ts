@@ -4,6 +4,7 @@ import { resolveDbUrl } from "../../store/index.js";
 import { startServer } from "../../server/serve.js";
 import { readInput } from "../files.js";
 import { ADMIT_MODES, SETTINGS, type AdmitMode } from "../../attest/settings.js";
+import { defaultVerifyThreads } from "../../attest/quote-verifier.js";
 import { action } from "../run.js";
 import { localOnly } from "../admin-client.js";
 
@@ -32,6 +33,7 @@ export function register(program: Command): void {
     .option("--sweep-interval <seconds>", "how often silent hosts and due webhook deliveries are looked for", seconds, 5)
     .option("--token-ttl <seconds>", "attestation token lifetime", seconds, 600)
     .option("--judgement-cache <entries>", "judgements of unchanged boots kept in memory (0: replay every log)", nonNegativeInt, 10_000)
+    .option("--verify-threads <n>", "worker threads that verify quotes, beside the thread serving requests and the database (0: that thread verifies too)", nonNegativeInt, defaultVerifyThreads())
     .option("--challenge-limit <n>", "attestation challenges per client address per minute, across instances (0: no limit)", nonNegativeInt, 600)
     .option("--audit-witness <seconds>", "how often the newest audit checkpoint is logged when it moved: keep it outside the database for audit verify --checkpoint", seconds, 600)
     .option("--audit-checkpoint <seconds>", "how often new audit entries are integrated into the Merkle tree and a checkpoint signed (0: never)", nonNegativeInt, 5)
@@ -52,6 +54,7 @@ export function register(program: Command): void {
         sweepInterval: number;
         tokenTtl: number;
         judgementCache: number;
+        verifyThreads: number;
         challengeLimit: number;
         activationLimit: number;
         auditWitness: number;
@@ -79,6 +82,7 @@ export function register(program: Command): void {
             sweepMs: o.sweepInterval * 1000,
             tokenTtlMs: o.tokenTtl * 1000,
             judgementCacheSize: o.judgementCache,
+            verifyThreads: o.verifyThreads,
             challengeLimit: o.challengeLimit,
             activationLimit: o.activationLimit,
             ...(o.admit ? { admission: { mode: o.admit, defaultClass: o.defaultClass ?? null } } : {}),

@@ -12,6 +12,7 @@ import { issueChallenge } from "../../attest/challenge.js";
 import type { EvidenceBody } from "../../attest/evidence.js";
 import { JudgementCache } from "../../attest/judge.js";
 import { ImaTracker } from "../../attest/ima.js";
+import { quoteVerifier } from "../../attest/quote-verifier.js";
 import { counted, metrics, timeAttestation } from "../metrics.js";
 
 const tags = ["attestation"];
@@ -60,6 +61,8 @@ const RESULT = {
 const attestations: RouteModule = (app, { store, now, attest: cfg, monitor }) => {
   const judgements = new JudgementCache(cfg.judgementCacheSize);
   const ima = new ImaTracker();
+  const quotes = quoteVerifier(cfg.verifyThreads);
+  app.addHook("onClose", () => quotes.close());
 
   app.post<{ Body: { akNameHex: string; banks?: string[] } }>(
     "/v1/attestations/challenge",
@@ -134,7 +137,7 @@ const attestations: RouteModule = (app, { store, now, attest: cfg, monitor }) =>
         response: { 200: RESULT },
       },
     },
-    async (req) => timeAttestation(() => attest({ store, cfg, now, judgements, ima, onHealthChange: () => monitor.kick() }, req.body)),
+    async (req) => timeAttestation(() => attest({ store, cfg, now, judgements, quotes, ima, onHealthChange: () => monitor.kick() }, req.body)),
   );
 
   app.get<{ Params: { id: string } }>(

@@ -1,0 +1,156 @@
+/**
+ * The quote checks of an attestation (verifyQuoteSet: the AK's key imported, each signature
+ * verified, the PCR digest recomputed) on worker threads, so that the service's event loop, which
+ * also runs every database statement, spends its core on the rest. They are most of an
+ * attestation's CPU that needs nothing from the store. Jobs carry bytes and plain values only;
+ * a job's answer is verifyQuoteSet's, or the same typed error, whichever thread ran it.
+ */
+import { availableParallelism } from "node:os";
+import { Worker } from "node:worker_threads";
+import { TpmTrustError, type ErrorCode } from "../errors.js";
+import { decodeTpmtPublic } from "../tpm/structures.js";
+import type { TpmtPublic } from "../tpm/types.js";
+import type { PcrValues } from "../verify/eventlog/types.js";
+import { verifyQuoteSet, type QuotedPcrs, type Selection, type SignedQuote } from "../verify/attestation.js";
+
+/** What verifyQuoteSet needs of one attestation, as a worker receives it. */
+export interface QuoteJob {
+  /** the bound AK's Name and marshalled TPMT_PUBLIC, as stored */
+  akName: Uint8Array;
+  akPublic: Uint8Array;
+  quotes: SignedQuote[];
+  nonce: Uint8Array;
+  pcrs: PcrValues;
+  required: Selection;
+}
+
+/** A job's answer across a thread: the result, or the typed error verifyQuoteSet threw. */
+export type QuoteAnswer = { ok: QuotedPcrs } | { error: { code: ErrorCode; message: string; details?: Record<string, unknown> } } | { internal: string };
+
+// Stored AK publics are immutable per Name: each is parsed (and its key imported, see
+// src/crypto/keys.ts) once per thread while it is kept.
+const AK_PUBLICS = 100_000;
+const akPublics = new Map<string, TpmtPublic>();
+function akPublic(name: Uint8Array, pub: Uint8Array): TpmtPublic {
+  const key = Buffer.from(name.buffer, name.byteOffset, name.byteLength).toString("hex");
+  let p = akPublics.get(key);
+  if (!p) {
+    p = decodeTpmtPublic(Buffer.from(pub.buffer, pub.byteOffset, pub.byteLength));
+    if (akPublics.size >= AK_PUBLICS) akPublics.clear();
+    akPublics.set(key, p);
+  }
+  return p;
+}
+
+/** Runs one job on this thread. */
+function runQuoteJob(job: QuoteJob): QuotedPcrs {
+  return verifyQuoteSet({ quotes: job.quotes, nonce: job.nonce, pcrs: job.pcrs }, akPublic(job.akName, job.akPublic), job.required);
+}
+
+/** Runs one job on this thread, its outcome as a value to post back. */
+export function answerQuoteJob(job: QuoteJob): QuoteAnswer {
+  try {
+    return { ok: runQuoteJob(asBuffers(job)) };
+  } catch (e) {
+    if (e instanceof TpmTrustError) return { error: { code: e.code, message: e.message, ...(e.details ? { details: e.details } : {}) } };
+    return { internal: e instanceof Error ? e.message : String(e) };
+  }
+}
+
+/**
+ * A structured clone's Uint8Arrays as Buffers again (the parsers and verifiers use Buffer's
+ * methods), without copying; plain objects and arrays are walked, everything else kept.
+ */
+function asBuffers<T>(v: T): T {
+  if (v instanceof Uint8Array) return (Buffer.isBuffer(v) ? v : Buffer.from(v.buffer, v.byteOffset, v.byteLength)) as T;
+  if (Array.isArray(v)) {
+    for (let i = 0; i < v.length; i++) v[i] = asBuffers(v[i]);
+    return v;
+  }
+  if (v !== null && typeof v === "object" && Object.getPrototypeOf(v) === Object.prototype) {
+    const o = v as Record<string, unknown>;
+    for (const k of Object.keys(o)) o[k] = asBuffers(o[k]);
+  }
+  return v;
+}
+
+export interface QuoteVerifier {
+  /** verifyQuoteSet's result for the job, or its typed error */
+  verify(job: QuoteJob): Promise<QuotedPcrs>;
+  /** stops the threads; jobs still running fail */
+  close(): Promise<void>;
+}
+
+/** `serve --verify-threads` by default: the cores the event loop does not use, at most 4. */
+export function defaultVerifyThreads(): number {
+  return Math.min(4, availableParallelism() - 1);
+}
+
+/** Runs jobs on `threads` worker threads, or on the calling thread when `threads` is 0. */
+export function quoteVerifier(threads: number): QuoteVerifier {
+  if (threads <= 0) {
+    return {
+      verify: async (job) => runQuoteJob(job),
+      close: async () => undefined,
+    };
+  }
+  const slots = Array.from({ length: threads }, () => startWorker());
+  let closed = false;
+  let nextId = 0;
+
+  function startWorker(): Slot {
+    const here = import.meta.url;
+    // the compiled worker sits beside this module (dist/attest/ or dist/bundle/); run from the
+    // sources (tsx), the thread registers tsx before it loads the worker's
+    const worker = here.endsWith(".ts")
+      ? new Worker(`import(${JSON.stringify(import.meta.resolve("tsx/esm/api"))}).then((t) => { t.register(); return import(${JSON.stringify(new URL("./quote-worker.ts", here).href)}); });`, { eval: true })
+      : new Worker(new URL("./quote-worker.js", here));
+    const slot: Slot = { worker, pending: new Map() };
+    worker.unref();
+    worker.on("message", ({ id, answer }: { id: number; answer: QuoteAnswer }) => {
+      const p = slot.pending.get(id);
+      if (!p) return;
+      slot.pending.delete(id);
+      if (slot.pending.size === 0) worker.unref();
+      if ("ok" in answer) p.resolve(asBuffers(answer.ok));
+      else if ("error" in answer) p.reject(new TpmTrustError(answer.error.code, answer.error.message, answer.error.details && asBuffers(answer.error.details)));
+      else p.reject(new Error(`quote verification thread: ${answer.internal}`));
+    });
+    // a thread that fails or exits fails its jobs and is replaced (not once closed)
+    const lost = (why: string) => {
+      for (const p of slot.pending.values()) p.reject(new Error(closed ? CLOSED : `quote verification thread ${why}`));
+      slot.pending.clear();
+      const i = slots.indexOf(slot);
+      if (i >= 0) slots[i] = startWorker();
+    };
+    worker.on("error", (e) => lost(`failed: ${e.message}`));
+    worker.on("exit", (code) => lost(`exited with ${code}`));
+    return slot;
+  }
+
+  return {
+    verify(job) {
+      if (closed) return Promise.reject(new Error(CLOSED));
+      // one AK's jobs go to one thread, which keeps its parsed public and key
+      const slot = slots[job.akName[job.akName.length - 1] % slots.length];
+      const id = nextId++;
+      return new Promise<QuotedPcrs>((resolve, reject) => {
+        slot.pending.set(id, { resolve, reject });
+        slot.worker.ref();
+        slot.worker.postMessage({ id, job });
+      });
+    },
+    async close() {
+      closed = true;
+      const all = slots.splice(0);
+      await Promise.all(all.map((s) => s.worker.terminate()));
+    },
+  };
+}
+
+const CLOSED = "quote verification threads are closed";
+
+interface Slot {
+  worker: Worker;
+  pending: Map<number, { resolve: (r: QuotedPcrs) => void; reject: (e: Error) => void }>;
+}
