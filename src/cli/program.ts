@@ -38,11 +38,13 @@ const MODULES: Record<string, () => Promise<{ register: Register }>> = {
 };
 
 /**
- * Modules that never load @peculiar/x509. Every other one gets the reflect-metadata polyfill that
- * @peculiar/x509 (through tsyringe) needs before it loads: loaded here, once, by the CLI's entry
- * point, and skipped by the one-shot offline commands, for which it is a third of the start-up.
+ * The modules of the one-shot offline commands, which operators script once per file (`verify`,
+ * `tpm inspect`, `makecredential`, `eventlog`): the build also bundles them apart, as CommonJS run
+ * with V8's code cache (src/cli/one-shot.ts). They never load @peculiar/x509; every other module gets
+ * the reflect-metadata polyfill that @peculiar/x509 (through tsyringe) needs before it loads: loaded
+ * here, once, by the CLI's entry point, and skipped by these, for which it is a third of the start-up.
  */
-const WITHOUT_X509 = new Set<keyof typeof MODULES>(["verify", "credential", "eventlog"]);
+const ONE_SHOT = new Set<keyof typeof MODULES>(["verify", "credential", "eventlog"]);
 
 /** Top-level command → the modules that define it or add subcommands to it, in registration order. */
 const COMMANDS: Record<string, (keyof typeof MODULES)[]> = {
@@ -73,18 +75,29 @@ const COMMANDS: Record<string, (keyof typeof MODULES)[]> = {
   status: ["status"],
 };
 
-/** Builds the command tree for `argv`: none for --version, all modules for help, completion or an unknown command. */
+/** The modules the command tree for `argv` needs: none for --version, all for help, completion or an unknown command. */
+function modulesFor(argv: readonly string[]): (keyof typeof MODULES)[] {
+  const args = argv.slice(2);
+  if (isVersionOnly(args)) return [];
+  const first = args.find((a) => !a.startsWith("-"));
+  return first !== undefined && COMMANDS[first] ? COMMANDS[first] : (Object.keys(MODULES) as (keyof typeof MODULES)[]);
+}
+
+/** Whether `argv` runs a command of the one-shot modules only (not --version, which loads none). */
+export function isOneShot(argv: readonly string[]): boolean {
+  const names = modulesFor(argv);
+  return names.length > 0 && names.every((name) => ONE_SHOT.has(name));
+}
+
+/** Builds the command tree for `argv`. */
 export async function buildProgram(argv: readonly string[] = process.argv): Promise<Command> {
   const program = new Command("tpmtrust")
     .description("TPM 2.0 attestation authority: EK trust, host attestation, key attestation CA, provisioning, key release")
     .version(VERSION)
     .exitOverride()
     .showHelpAfterError();
-  const args = argv.slice(2);
-  const first = args.find((a) => !a.startsWith("-"));
-  const versionOnly = isVersionOnly(args);
-  const names = versionOnly ? [] : first !== undefined && COMMANDS[first] ? COMMANDS[first] : (Object.keys(MODULES) as (keyof typeof MODULES)[]);
-  if (names.some((name) => !WITHOUT_X509.has(name))) await import("reflect-metadata");
+  const names = modulesFor(argv);
+  if (names.some((name) => !ONE_SHOT.has(name))) await import("reflect-metadata");
   for (const name of names) (await MODULES[name]()).register(program);
   return program;
 }

@@ -1,6 +1,7 @@
 import type { Command } from "commander";
 import { readInput } from "../files.js";
 import { action, printJson } from "../run.js";
+import { writeStdout } from "../stdout.js";
 // replay needs only these two; show and diff load interpretation, verification and policy when run
 import { parseEventLog } from "../../verify/eventlog/parse.js";
 import { replayEventLog } from "../../verify/eventlog/replay.js";
@@ -42,7 +43,7 @@ export function register(program: Command): void {
         const log = loadEventLog(file);
         if (!o.json) {
           const { describeEvent } = await import("../../policy/events.js");
-          process.stdout.write(showText(log, describeEvent));
+          writeStdout(showText(log, describeEvent));
           return 0;
         }
         const { interpretEvents } = await import("../../verify/eventlog/interpret.js");
@@ -78,7 +79,7 @@ export function register(program: Command): void {
         for (const b of r.unsupportedBanks) lines.push(`bank ${b}: not replayed (algorithm not supported here)`);
         for (const i of r.incomplete) lines.push(`${i.bank} PCR ${i.pcr}: not replayed (record ${i.record} has no ${i.bank} digest)`);
         for (const q of log.quirks) lines.push(`quirk ${q.name} at offset ${q.offset}: ${q.detail}`);
-        process.stdout.write(lines.join("\n") + "\n");
+        writeStdout(lines.join("\n") + "\n");
         return 0;
       }),
     );
@@ -94,7 +95,7 @@ export function register(program: Command): void {
         const pcrs = [...new Set([...logA.events, ...logB.events].map((e) => e.pcr).filter((p) => p < 24))].sort((x, y) => x - y);
         const result = evaluateBaseline(learnBaseline("A", [logA], pcrs), selfVerifyEventLog(logB));
         if (o.json) printJson({ same: result.pass, diffs: result.diffs });
-        else process.stdout.write((result.pass ? "the logs measure the same events\n" : formatResult(result).replace(/^FAIL A: /, "B differs from A: ")) + `${UNVERIFIED_NOTE}\n`);
+        else writeStdout((result.pass ? "the logs measure the same events\n" : formatResult(result).replace(/^FAIL A: /, "B differs from A: ")) + `${UNVERIFIED_NOTE}\n`);
         return result.pass ? 0 : 1;
       }),
     );

@@ -2,6 +2,7 @@ import { Command, Option } from "commander";
 import { TpmTrustError, exitCodeForCode, isTpmTrustError } from "../../errors.js";
 import { readInput, hexArg } from "../files.js";
 import { action, printJson } from "../run.js";
+import { writeStdout } from "../stdout.js";
 import { parseAttestInput, parseKeyInput, parsePcrsInput, type KeyInput } from "../../verify/inputs.js";
 import { decodeTpmtSignature } from "../../tpm/structures.js";
 import { signatureFromRaw, RAW_SIGNATURE_SCHEMES } from "../../crypto/signature.js";
@@ -94,7 +95,7 @@ async function report(o: { json?: boolean }, run: () => Promise<Record<string, u
   try {
     const facts = await run();
     if (o.json) printJson({ verified: true, code: "OK", message: "verified", ...facts });
-    else process.stdout.write(`verified\n${Array.isArray(facts.unchecked) ? `unchecked: ${JSON.stringify(facts.unchecked)}\n` : ""}`);
+    else writeStdout(`verified\n${Array.isArray(facts.unchecked) ? `unchecked: ${JSON.stringify(facts.unchecked)}\n` : ""}`);
     return 0;
   } catch (e) {
     if (!isTpmTrustError(e) || !o.json) throw e;
