@@ -151,3 +151,11 @@ export class TpmTrustError extends Error {
 export function isTpmTrustError(e: unknown): e is TpmTrustError {
   return e instanceof TpmTrustError;
 }
+
+/**
+ * A refusal whose failure is itself to be audited: a typed error, but not the audit log's own
+ * (ERR_AUDIT_WRITE_FAILED: its entry could not be written, so a second one would fail too).
+ */
+export function isAuditableFailure(e: unknown): e is TpmTrustError {
+  return e instanceof TpmTrustError && e.code !== "ERR_AUDIT_WRITE_FAILED";
+}

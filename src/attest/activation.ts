@@ -8,7 +8,7 @@
  * stored. Every decision is audited.
  */
 import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
-import { TpmTrustError, isTpmTrustError } from "../errors.js";
+import { TpmTrustError, isAuditableFailure, isTpmTrustError } from "../errors.js";
 import { makeCredential } from "../crypto/credential.js";
 import type { Store } from "../store/index.js";
 import { TPM_ALG, algName } from "../tpm/constants.js";
@@ -112,7 +112,7 @@ export async function startActivation(store: Store, input: StartActivation, o: {
     });
     return { activationId: a.id, credentialBlob: blob.credentialBlob, encryptedSecret: blob.secret, akName: ak.name, expiresAt: a.expiresAt };
   } catch (e) {
-    if (isTpmTrustError(e) && e.code !== "ERR_AUDIT_WRITE_FAILED") {
+    if (isAuditableFailure(e)) {
       await store.audit.append({ actor, action: "ak.activation.start", subject, outcome: "failure", details: { ...details, code: e.code, reason: e.message }, at: o.now });
     }
     throw e;
@@ -171,7 +171,7 @@ export async function completeActivation(store: Store, id: string, secret: Buffe
     });
     return { host: a.hostName, akName: a.akName, ...(akCertificate ? { akCertificate } : { akCertificateError: certError! }) };
   } catch (e) {
-    if (isTpmTrustError(e) && e.code !== "ERR_AUDIT_WRITE_FAILED") {
+    if (isAuditableFailure(e)) {
       await store.audit.append({ actor, action: "ak.activation.complete", subject, outcome: "failure", details: { activationId: id, code: e.code, reason: e.message }, at: o.now });
     }
     throw e;

@@ -8,7 +8,7 @@
  * (`ek-<first 16 hex digits>`), so no caller chooses a name. Audited as host.admit either way. The
  * activation that follows still needs ActivateCredential in the TPM holding this EK to bind an AK.
  */
-import { isTpmTrustError } from "../errors.js";
+import { isAuditableFailure, isTpmTrustError } from "../errors.js";
 import type { Host, Store } from "../store/index.js";
 import type { ParsedCertificate } from "../verify/ek/index.js";
 import { evaluateEk, requireForPolicy } from "../trust/trust.js";
@@ -58,7 +58,7 @@ export async function admitByEkCertChain(store: Store, ev: AdmissionEvidence, o:
       return again;
     }
   } catch (e) {
-    if (isTpmTrustError(e) && e.code !== "ERR_AUDIT_WRITE_FAILED") await store.audit.append({ actor, action: "host.admit", subject, outcome: "failure", details: { ...details, code: e.code, reason: e.message }, at: o.now });
+    if (isAuditableFailure(e)) await store.audit.append({ actor, action: "host.admit", subject, outcome: "failure", details: { ...details, code: e.code, reason: e.message }, at: o.now });
     throw e;
   }
 }

@@ -4,7 +4,7 @@
  * has passed. CRL numbers increase monotonically across instances (store.ca.publishCrl).
  */
 import * as x509 from "@peculiar/x509";
-import { TpmTrustError } from "../errors.js";
+import { TpmTrustError, isAuditableFailure } from "../errors.js";
 import type { CaAuthority, Crl, IssuedCert, NewAuditEntry, Repos, Store } from "../store/index.js";
 import { loadAuthority } from "./authority.js";
 import { DAY_MS, toSecond, type Signer } from "./signing.js";
@@ -92,7 +92,7 @@ export async function revokeCertificate(store: Store, serial: string, o: { reaso
       return (await tx.ca.getCert(s))!;
     });
   } catch (e) {
-    if (e instanceof TpmTrustError && e.code !== "ERR_AUDIT_WRITE_FAILED") await store.audit.append(entry("failure", { code: e.code, reason: e.message }));
+    if (isAuditableFailure(e)) await store.audit.append(entry("failure", { code: e.code, reason: e.message }));
     throw e;
   }
 }

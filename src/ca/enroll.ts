@@ -19,7 +19,7 @@
  * (event 53), each with the reason code. A certificate is stored in one transaction with its
  * `ca.certificate.issue` entry (and its event 22): when they cannot be written, nothing is issued.
  */
-import { TpmTrustError, isTpmTrustError } from "../errors.js";
+import { TpmTrustError, isAuditableFailure, isTpmTrustError } from "../errors.js";
 import type { Host, Repos, Store } from "../store/index.js";
 import { parseCsr, verifyCsrSignature, type ParsedCsr } from "../verify/csr.js";
 import type { AikInfo, HardwareKeyInfo } from "../verify/ek-info.js";
@@ -201,7 +201,7 @@ export async function decideEnrollment<T>(store: Store, req: EnrollRequest, c: E
     return await finish({ template, mode, csr, names, policies, host, verified, models, failure, attestationError, facts });
   } catch (e) {
     if (!isTpmTrustError(e)) throw e;
-    if (attestationError && e.code !== "ERR_AUDIT_WRITE_FAILED") await auditEnrollment(store, req, c, "ca.attestation.error", "failure", attestationError);
+    if (attestationError && isAuditableFailure(e)) await auditEnrollment(store, req, c, "ca.attestation.error", "failure", attestationError);
     const hresult = (e.details?.hresult as string | undefined) ?? (stage === "attestation" || e.code === "ERR_ATTESTATION_REQUIRED" ? HRESULT_KEY_ATTESTATION : undefined);
     throw await auditDenied(store, req, c, e, { stage, facts, hresult });
   }
