@@ -24,7 +24,7 @@ export interface AttestConfig {
   issuer: string;
   /** judgements of unchanged boots (log, PCR values, policy versions) kept per process; 0 disables */
   judgementCacheSize: number;
-  /** worker threads that verify quotes (0: on the event loop's thread) */
+  /** worker threads that verify quotes while the event loop is busy (0: always on the event loop's thread) */
   verifyThreads: number;
   /**
    * Public endpoints, counted per client address in the database per `limitWindowMs` (so across

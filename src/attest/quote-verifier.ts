@@ -1,11 +1,12 @@
 /**
  * The quote checks of an attestation (verifyQuoteSet: the AK's key imported, each signature
- * verified, the PCR digest recomputed) on worker threads, so that the service's event loop, which
- * also runs every database statement, spends its core on the rest. They are most of an
- * attestation's CPU that needs nothing from the store. Jobs carry bytes and plain values only;
- * a job's answer is verifyQuoteSet's, or the same typed error, whichever thread ran it.
+ * verified, the PCR digest recomputed) on worker threads while the service's event loop, which
+ * also runs every database statement, is the bottleneck. They are most of an attestation's CPU that
+ * needs nothing from the store. Jobs carry bytes and plain values only; a job's answer is
+ * verifyQuoteSet's, or the same typed error, whichever thread ran it.
  */
-import { availableParallelism } from "node:os";
+import { availableParallelism, cpus } from "node:os";
+import { performance } from "node:perf_hooks";
 import { Worker } from "node:worker_threads";
 import { TpmTrustError, type ErrorCode } from "../errors.js";
 import { decodeTpmtPublic } from "../tpm/structures.js";
@@ -86,14 +87,49 @@ export function defaultVerifyThreads(): number {
   return Math.min(4, availableParallelism() - 1);
 }
 
-/** Runs jobs on `threads` worker threads, or on the calling thread when `threads` is 0. */
-export function quoteVerifier(threads: number): QuoteVerifier {
-  if (threads <= 0) {
-    return {
-      verify: async (job) => runQuoteJob(job),
-      close: async () => undefined,
-    };
-  }
+export interface OffloadOptions {
+  /**
+   * "busy" (the default): a job goes to a thread only while this thread's event loop was busy
+   * (over 80% of the last 100 ms) and the machine had a core to spare (a quarter of one idle over
+   * that time); otherwise it runs here, where it costs less CPU in all (no messages). A thread
+   * helps when the event loop is the bottleneck, and only takes CPU away from the rest (e.g. a
+   * PostgreSQL on the same machine) when the cores are. "always": every job goes to a thread.
+   */
+  offload?: "busy" | "always";
+  /** called per job with where it ran */
+  onVerified?: (ranOn: "event-loop" | "worker") => void;
+}
+
+const WINDOW_MS = 100;
+const BUSY_LOOP = 0.8;
+const SPARE_CORE = 0.25;
+
+/** Whether the event loop is busy and a core is spare, judged over windows of WINDOW_MS. */
+function offloadWhenBusy(): () => boolean {
+  const idleMs = () => cpus().reduce((t, c) => t + c.times.idle, 0);
+  let loop = performance.eventLoopUtilization();
+  let idle = idleMs();
+  let at = performance.now();
+  let offload = false;
+  return () => {
+    const now = performance.now();
+    if (now - at < WINDOW_MS) return offload;
+    const l = performance.eventLoopUtilization();
+    const i = idleMs();
+    offload = performance.eventLoopUtilization(l, loop).utilization > BUSY_LOOP && (i - idle) / (now - at) > SPARE_CORE;
+    [loop, idle, at] = [l, i, now];
+    return offload;
+  };
+}
+
+/** Runs jobs on up to `threads` worker threads (see OffloadOptions), or always on the calling thread when `threads` is 0. */
+export function quoteVerifier(threads: number, o: OffloadOptions = {}): QuoteVerifier {
+  const here = async (job: QuoteJob) => {
+    o.onVerified?.("event-loop");
+    return runQuoteJob(job);
+  };
+  if (threads <= 0) return { verify: here, close: async () => undefined };
+  const offload = o.offload === "always" ? () => true : offloadWhenBusy();
   const slots = Array.from({ length: threads }, () => startWorker());
   let closed = false;
   let nextId = 0;
@@ -131,6 +167,8 @@ export function quoteVerifier(threads: number): QuoteVerifier {
   return {
     verify(job) {
       if (closed) return Promise.reject(new Error(CLOSED));
+      if (!offload()) return here(job);
+      o.onVerified?.("worker");
       // one AK's jobs go to one thread, which keeps its parsed public and key
       const slot = slots[job.akName[job.akName.length - 1] % slots.length];
       const id = nextId++;

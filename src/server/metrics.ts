@@ -38,6 +38,7 @@ export const metrics = {
   auditWriteFailures: counter("tpmtrust_audit_write_failures_total", "audit entries that could not be written (the decision each was to record failed), by action", ["action"]),
   trustSweeps: counter("tpmtrust_trust_sweeps_total", "trust sweeps this instance ran to their end (EK trust of every host re-checked after a trust change, at start and periodically)", []),
   trustSweepJudged: counter("tpmtrust_trust_sweep_judged_total", "hosts whose EK trust a trust sweep evaluated afresh (the others' cached evaluations still held)", []),
+  quoteVerifications: counter("tpmtrust_quote_verifications_total", "attestations whose quotes were verified on the event loop's thread or on a worker thread (serve --verify-threads)", ["thread"]),
   storeConnectionErrors: counter("tpmtrust_store_connection_errors_total", "PostgreSQL pool and connection errors", []),
   /** refreshed per scrape from the store's own count (Store.stats) */
   storeRoundTrips: counter("tpmtrust_store_round_trips_total", "queries sent to the database (on PostgreSQL each one round trip), transaction control included", []),

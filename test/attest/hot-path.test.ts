@@ -20,8 +20,8 @@ import { readLog } from "../helpers/attest-host.js";
 import { BACKENDS, rawSql, type Backend } from "../helpers/store.js";
 import { addFleetBaseline, evidenceJson, FLEET_CLASS, preQuotes, seedHosts, softHost, type SoftHost } from "../helpers/software-fleet.js";
 
-// quotes verified on a worker thread, as `serve` does by default
-const quotes = quoteVerifier(1);
+// quotes verified on a worker thread, as `serve` does while its event loop is busy
+const quotes = quoteVerifier(1, { offload: "always" });
 after(() => quotes.close());
 const deps = (store: Store): AttestDeps => ({ store, cfg: attestConfig(), now: Date.now, judgements: new JudgementCache(100), quotes, ima: new ImaTracker() });
 

@@ -1,7 +1,7 @@
 /**
  * Quotes verified on worker threads (`serve --verify-threads`) give exactly verifyQuoteSet's answer
  * on the calling thread: the same result with Buffers, or the same typed error, for good evidence
- * and for every kind of forgery.
+ * and for every kind of forgery. An idle event loop verifies them itself.
  */
 import { after, describe, test } from "node:test";
 import assert from "node:assert/strict";
@@ -31,7 +31,8 @@ const flipped = (b64: string, at: number) => {
 
 describe("quote verification threads", () => {
   const inline = quoteVerifier(0);
-  const threads = quoteVerifier(2);
+  const ran: string[] = [];
+  const threads = quoteVerifier(2, { offload: "always", onVerified: (t) => ran.push(t) });
   after(() => threads.close());
 
   const outcome = (p: Promise<unknown>) =>
@@ -50,6 +51,22 @@ describe("quote verification threads", () => {
     assert.ok(Buffer.isBuffer(r.pcrs.sha256[0]));
     assert.ok(Buffer.isBuffer(r.attests[0].extraData));
     assert.equal(r.attests[0].clockInfo.clock, 1234n);
+    assert.equal(ran.at(-1), "worker");
+  });
+
+  test("an event loop not (yet) found busy verifies on its own thread, with the same answers", async () => {
+    const seen: string[] = [];
+    const [good, replayed] = [job(host), job(host, undefined, { nonce: Buffer.alloc(32, 8) })];
+    // both asked at once, before the verifier has measured its event loop at all
+    const idle = quoteVerifier(1, { onVerified: (t) => seen.push(t) });
+    try {
+      const [r, bad] = await Promise.all([idle.verify(good), outcome(idle.verify(replayed))]);
+      assert.deepEqual(r, await inline.verify(job(host)));
+      assert.equal((bad as { code?: string }).code, "ERR_NONCE_MISMATCH");
+      assert.deepEqual(seen, ["event-loop", "event-loop"]);
+    } finally {
+      await idle.close();
+    }
   });
 
   const forgeries: [string, string, () => QuoteJob][] = [
@@ -75,7 +92,7 @@ describe("quote verification threads", () => {
   });
 
   test("closed: a job still running fails, and so does a new one", async () => {
-    const v = quoteVerifier(1);
+    const v = quoteVerifier(1, { offload: "always" });
     const running = v.verify(job(host));
     await v.close();
     await assert.rejects(running, /closed/);

@@ -119,6 +119,8 @@ test("attestations count by verdict and reason with their latency; registrations
     assert.equal(delta(after, 'tpmtrust_attestations_total{verdict="pass",reason="none"}'), 1);
     assert.equal(delta(after, 'tpmtrust_attestations_total{verdict="rejected",reason="ERR_NONCE_REUSED"}'), 1);
     assert.equal(delta(after, 'tpmtrust_attestation_duration_seconds_count{verdict="pass"}'), 1);
+    // both quotes were verified (the replay is refused only when its verdict is recorded), on whichever thread
+    assert.equal(delta(after, 'tpmtrust_quote_verifications_total{thread="event-loop"}') + delta(after, 'tpmtrust_quote_verifications_total{thread="worker"}'), 2);
     assert.equal(delta(after, 'tpmtrust_attestation_challenges_total{outcome="success",reason="none"}'), 1);
     assert.equal(delta(after, `tpmtrust_host_additions_total{outcome="failure",reason="${badHost.body.code}"}`), 1);
     assert.equal(delta(after, `tpmtrust_activations_total{stage="start",outcome="failure",reason="${badActivation.body.code}"}`), 1);

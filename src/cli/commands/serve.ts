@@ -33,7 +33,7 @@ export function register(program: Command): void {
     .option("--sweep-interval <seconds>", "how often silent hosts and due webhook deliveries are looked for", seconds, 5)
     .option("--token-ttl <seconds>", "attestation token lifetime", seconds, 600)
     .option("--judgement-cache <entries>", "judgements of unchanged boots kept in memory (0: replay every log)", nonNegativeInt, 10_000)
-    .option("--verify-threads <n>", "worker threads that verify quotes, beside the thread serving requests and the database (0: that thread verifies too)", nonNegativeInt, defaultVerifyThreads())
+    .option("--verify-threads <n>", "worker threads that verify quotes while the thread serving requests and the database is busy and a core is spare (0: that thread verifies all)", nonNegativeInt, defaultVerifyThreads())
     .option("--challenge-limit <n>", "attestation challenges per client address per minute, across instances (0: no limit)", nonNegativeInt, 600)
     .option("--audit-witness <seconds>", "how often the newest audit checkpoint is logged when it moved: keep it outside the database for audit verify --checkpoint", seconds, 600)
     .option("--audit-checkpoint <seconds>", "how often new audit entries are integrated into the Merkle tree and a checkpoint signed (0: never)", nonNegativeInt, 5)

@@ -61,7 +61,7 @@ const RESULT = {
 const attestations: RouteModule = (app, { store, now, attest: cfg, monitor }) => {
   const judgements = new JudgementCache(cfg.judgementCacheSize);
   const ima = new ImaTracker();
-  const quotes = quoteVerifier(cfg.verifyThreads);
+  const quotes = quoteVerifier(cfg.verifyThreads, { onVerified: (thread) => metrics.quoteVerifications.inc({ thread }) });
   app.addHook("onClose", () => quotes.close());
 
   app.post<{ Body: { akNameHex: string; banks?: string[] } }>(
