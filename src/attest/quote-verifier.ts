@@ -135,29 +135,33 @@ export function quoteVerifier(threads: number, o: OffloadOptions = {}): QuoteVer
   let nextId = 0;
 
   function startWorker(): Slot {
-    const here = import.meta.url;
+    const url = import.meta.url;
     // the compiled worker sits beside this module (dist/attest/ or dist/bundle/); run from the
     // sources (tsx), the thread registers tsx before it loads the worker's
-    const worker = here.endsWith(".ts")
-      ? new Worker(`import(${JSON.stringify(import.meta.resolve("tsx/esm/api"))}).then((t) => { t.register(); return import(${JSON.stringify(new URL("./quote-worker.ts", here).href)}); });`, { eval: true })
-      : new Worker(new URL("./quote-worker.js", here));
-    const slot: Slot = { worker, pending: new Map() };
+    const worker = url.endsWith(".ts")
+      ? new Worker(`import(${JSON.stringify(import.meta.resolve("tsx/esm/api"))}).then((t) => { t.register(); return import(${JSON.stringify(new URL("./quote-worker.ts", url).href)}); });`, { eval: true })
+      : new Worker(new URL("./quote-worker.js", url));
+    const slot: Slot = { worker, pending: new Map(), answered: false };
     worker.unref();
     worker.on("message", ({ id, answer }: { id: number; answer: QuoteAnswer }) => {
       const p = slot.pending.get(id);
       if (!p) return;
       slot.pending.delete(id);
+      slot.answered = true;
       if (slot.pending.size === 0) worker.unref();
       if ("ok" in answer) p.resolve(asBuffers(answer.ok));
       else if ("error" in answer) p.reject(new TpmTrustError(answer.error.code, answer.error.message, answer.error.details && asBuffers(answer.error.details)));
       else p.reject(new Error(`quote verification thread: ${answer.internal}`));
     });
-    // a thread that fails or exits fails its jobs and is replaced (not once closed)
+    // a thread that fails or exits fails its jobs and is replaced (not once closed); one that
+    // never answered (it could not load) is not: without threads, jobs run on the event loop
     const lost = (why: string) => {
       for (const p of slot.pending.values()) p.reject(new Error(closed ? CLOSED : `quote verification thread ${why}`));
       slot.pending.clear();
       const i = slots.indexOf(slot);
-      if (i >= 0) slots[i] = startWorker();
+      if (i < 0) return;
+      if (slot.answered) slots[i] = startWorker();
+      else slots.splice(i, 1);
     };
     worker.on("error", (e) => lost(`failed: ${e.message}`));
     worker.on("exit", (code) => lost(`exited with ${code}`));
@@ -167,7 +171,7 @@ export function quoteVerifier(threads: number, o: OffloadOptions = {}): QuoteVer
   return {
     verify(job) {
       if (closed) return Promise.reject(new Error(CLOSED));
-      if (!offload()) return here(job);
+      if (slots.length === 0 || !offload()) return here(job);
       o.onVerified?.("worker");
       // one AK's jobs go to one thread, which keeps its parsed public and key
       const slot = slots[job.akName[job.akName.length - 1] % slots.length];
@@ -191,4 +195,6 @@ const CLOSED = "quote verification threads are closed";
 interface Slot {
   worker: Worker;
   pending: Map<number, { resolve: (r: QuotedPcrs) => void; reject: (e: Error) => void }>;
+  /** it has answered a job: it loaded */
+  answered: boolean;
 }
