@@ -86,10 +86,12 @@ test("`tpmtrust serve` binds 127.0.0.1, prints its URL and stops gracefully on S
     child.kill("SIGTERM");
     assert.equal(await exited, 0);
   }
-  const bad = spawn(process.execPath, [bin, "serve", "--listen", "nonsense"], { stdio: ["ignore", "pipe", "pipe"] });
-  let err = "";
-  bad.stderr.on("data", (c) => (err += c));
-  const code = await new Promise<number | null>((r) => bad.once("exit", (c) => r(c)));
-  assert.equal(code, 2);
-  assert.match(err, /ERR_USAGE/);
+  for (const args of [["--listen", "nonsense"], ["--verify-threads", "100000"], ["--verify-threads", "-1"]]) {
+    const bad = spawn(process.execPath, [bin, "serve", ...args], { stdio: ["ignore", "pipe", "pipe"] });
+    let err = "";
+    bad.stderr.on("data", (c) => (err += c));
+    const code = await new Promise<number | null>((r) => bad.once("exit", (c) => r(c)));
+    assert.equal(code, 2, args.join(" "));
+    assert.match(err, /ERR_USAGE/, args.join(" "));
+  }
 });

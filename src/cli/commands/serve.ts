@@ -19,6 +19,9 @@ function nonNegativeInt(v: string): number {
   return Number(v);
 }
 
+/** each thread is a V8 isolate of its own (tens of MB): beyond the cores, more only cost memory */
+const MAX_VERIFY_THREADS = 64;
+
 export function register(program: Command): void {
   localOnly(program.command("serve").description("run the attestation service (HTTP API, dashboard at /ui)"), "runs the service itself")
     .option("--db <file|url>", "SQLite file or postgres:// URL (default $TPMTRUST_DB or .tpmtrust/tpmtrust.db)")
@@ -65,6 +68,7 @@ export function register(program: Command): void {
         if (o.defaultClass !== undefined && o.admit === undefined) throw new TpmTrustError("ERR_USAGE", "--default-class goes with --admit");
         if (o.admit === "ek-cert-chain" && o.defaultClass === undefined) throw new TpmTrustError("ERR_USAGE", "--admit ek-cert-chain needs --default-class CLASS: the hardware class admitted hosts join");
         if (o.defaultClass !== undefined) SETTINGS["default-class"].parse(o.defaultClass);
+        if (o.verifyThreads > MAX_VERIFY_THREADS) throw new TpmTrustError("ERR_USAGE", `--verify-threads is at most ${MAX_VERIFY_THREADS}`);
         if (!!o.tlsCert !== !!o.tlsKey) throw new TpmTrustError("ERR_USAGE", "--tls-cert and --tls-key go together");
         const tls = o.tlsCert && o.tlsKey ? { cert: readInput(o.tlsCert, "--tls-cert"), key: readInput(o.tlsKey, "--tls-key") } : undefined;
         const s = await startServer({
