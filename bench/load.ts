@@ -95,22 +95,24 @@ export interface LoadReport {
   /**
    * The service process's CPU (user + system, all its threads; not PostgreSQL's processes) over
    * the run: per attestation answered, and as a share of one core; and its main thread's share of
-   * one core. That thread runs the requests and the database statements (quotes are verified on
-   * worker threads, `serve --verify-threads`), so its share near 1 means the service, not the
-   * generator, sets the pace.
+   * one core. That thread runs the requests and the database statements (quotes go to worker
+   * threads while it is busy, `serve --verify-threads`), so its share near 1 means the service,
+   * not the generator, sets the pace.
    */
   server: { cpuMsPerAttestation: number; cpuShareOfOneCore: number; mainThreadShareOfOneCore: number };
   /** with --db postgres: the cluster's processes' CPU over the run (on the same machine, the two cores are shared) */
   database?: { cpuMsPerAttestation: number; cpuShareOfOneCore: number };
 }
 
-/**
- * CPU time (user + system) a process has used, or with `thread` one of its threads (its main
- * thread's id is the process's), in ms (Linux: /proc/PID/stat fields 14 and 15, in clock ticks of 10 ms).
- */
+/** A /proc stat file's parent pid and CPU time (user + system) in ms (Linux: fields 4, 14 and 15; clock ticks of 10 ms). */
+function procStat(path: string): { ppid: number; cpuMs: number } {
+  const fields = readFileSync(path, "utf8").replace(/^.*\) /s, "").split(" ");
+  return { ppid: Number(fields[1]), cpuMs: (Number(fields[11]) + Number(fields[12])) * 10 };
+}
+
+/** CPU time (ms) a process has used, or with `thread` one of its threads (its main thread's id is the process's). */
 function cpuMsOf(pid: number, thread?: number): number {
-  const fields = readFileSync(thread === undefined ? `/proc/${pid}/stat` : `/proc/${pid}/task/${thread}/stat`, "utf8").replace(/^.*\) /s, "").split(" ");
-  return (Number(fields[11]) + Number(fields[12])) * 10;
+  return procStat(thread === undefined ? `/proc/${pid}/stat` : `/proc/${pid}/task/${thread}/stat`).cpuMs;
 }
 
 /** CPU time (ms) of a PostgreSQL cluster's processes now running: its postmaster's children (backends, writers). */
@@ -119,8 +121,8 @@ function clusterCpuMs(postmaster: number): number {
   for (const pid of readdirSync("/proc")) {
     if (!/^\d+$/.test(pid)) continue;
     try {
-      const fields = readFileSync(`/proc/${pid}/stat`, "utf8").replace(/^.*\) /s, "").split(" ");
-      if (Number(fields[1]) === postmaster) ms += (Number(fields[11]) + Number(fields[12])) * 10;
+      const stat = procStat(`/proc/${pid}/stat`);
+      if (stat.ppid === postmaster) ms += stat.cpuMs;
     } catch {
       // ended meanwhile
     }
@@ -261,6 +263,11 @@ export async function runLoad(o: LoadOptions, log: (msg: string) => void = () =>
       const windowS = o.seconds / Math.max(1, Math.round(o.seconds / 10));
       const windows: LoadWindow[] = [];
       const sampleAt = (ms: number) => mainCpuAt.reduce((best, x) => (Math.abs(x.ms - ms) < Math.abs(best.ms - ms) ? x : best));
+      /** the main thread's share of a core between the samples nearest to two times */
+      const mainShare = (a: number, b: number) => {
+        const [from, to] = [sampleAt(a), sampleAt(b)];
+        return to.ms > from.ms ? (to.cpuMs - from.cpuMs) / (to.ms - from.ms) : 0;
+      };
       for (let from = 0; from < o.seconds - 1e-9; from += windowS) {
         const [a, b] = [from * 1000, (from + windowS) * 1000];
         const scheduled = done.filter((x) => x.dueMs >= a && x.dueMs < b);
@@ -276,7 +283,7 @@ export async function runLoad(o: LoadOptions, log: (msg: string) => void = () =>
           p50Ms: percentile(lat, 50),
           p99Ms: percentile(lat, 99),
           sendLagP99Ms: percentile(lag, 99),
-          serverMainThreadShare: ((from: { ms: number; cpuMs: number }, to: { ms: number; cpuMs: number }) => (to.ms > from.ms ? (to.cpuMs - from.cpuMs) / (to.ms - from.ms) : 0))(sampleAt(a), sampleAt(b)),
+          serverMainThreadShare: mainShare(a, b),
         });
       }
       const latencies = done.map((x) => x.doneMs - x.dueMs).sort((p, q) => p - q);
